@@ -1,0 +1,49 @@
+"""What `bnbench list` shows: the configs in a folder and the runs under a results folder, as plain rows."""
+from pathlib import Path
+from typing import Optional
+
+from . import store
+from .config import SHIPPED, load_config
+from .errors import BnbenchError
+from .trials import expand
+
+
+def config_rows(folder: Optional[Path]) -> list[dict]:
+    """One row per *.yaml config; an invalid config gets its error message instead of its fields."""
+    if folder is None:
+        folder = Path("configs") if Path("configs").is_dir() else Path(str(SHIPPED))
+    if not folder.is_dir():
+        raise BnbenchError(f"--configs: '{folder}' is not a folder")
+    rows = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            config, _ = load_config(str(path))
+        except BnbenchError as e:
+            rows.append({"file": path.name, "error": str(e)})
+            continue
+        model = config.model.kind + ("" if config.model.kind == "mlp" else f" {config.model.channels}") + \
+            f" {config.model.hidden}"
+        rows.append({"file": path.name, "name": config.name, "dataset": config.dataset.name, "model": model,
+                     "variants": ", ".join(v.name for v in config.variants),
+                     "seeds": ", ".join(map(str, config.seeds)), "epochs": config.training.epochs,
+                     "sweep": ", ".join(f"{k} x{len(v)}" for k, v in config.sweep.items()),
+                     "trials": len(expand(config))})
+    return rows
+
+
+def run_rows(results: Path) -> list[dict]:
+    """One row per run folder under `results` (newest first); unreadable runs say why."""
+    if not results.exists():
+        return []
+    rows = []
+    for run_dir in store.find_runs([results]):
+        try:
+            meta = store.read_meta(run_dir)
+        except BnbenchError as e:
+            rows.append({"run": str(run_dir), "error": str(e)})
+            continue
+        rows.append({"name": run_dir.parent.name, "run": run_dir.name, "started": meta.get("started", "?"),
+                     "status": store.run_status(run_dir, meta),
+                     "trials": f"{meta.get('trials_done', '?')}/{meta.get('trials_total', '?')}",
+                     "device": f"{meta.get('device', '?')} ({meta.get('device_name', '')})"})
+    return rows

@@ -1,0 +1,89 @@
+"""The `bnbench` command: parses arguments, calls the library, prints what it returns."""
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import BnbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Does Batch Normalization help this network, how much, how surely, and how fast?")
+console = Console()
+errors = Console(stderr=True)
+
+
+def user_errors(command):
+    """Turn a BnbenchError into one line on stderr and exit status 2 (130 after Ctrl-C); bugs keep tracebacks."""
+    from .runner import Interrupted
+
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except Interrupted as e:
+            errors.print(f"{e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(130)
+        except BnbenchError as e:
+            errors.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
+            raise typer.Exit(2)
+    return wrapper
+
+
+def _seeds(text: Optional[str]) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise BnbenchError(f"--seeds {text}: expected comma-separated integers, e.g. --seeds 1,2,3") from None
+
+
+@app.command()
+@user_errors
+def run(
+    config: str = typer.Argument(..., help="Config file, shipped config name (see `bnbench list`), or with "
+                                           "--resume a run folder."),
+    set_: List[str] = typer.Option([], "--set", "-s", help="Override a field: --set training.epochs=1 (repeatable; "
+                                                           "values are YAML)."),
+    seeds: Optional[str] = typer.Option(None, help="Seeds to run, comma-separated: --seeds 1,2,3."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:N or mps."),
+    out: Path = typer.Option(Path("results"), help="Results folder; the run goes to OUT/<name>/<run id>/."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Train this many trials at once, in worker processes."),
+    resume: bool = typer.Option(False, help="Continue a stopped run: CONFIG is its run folder, or the config "
+                                            "whose newest partial run to continue."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No 'Loss after mini-batch N' lines."),
+):
+    """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
+    from .config import load_config
+    from .progress import RichReporter
+    from .runner import latest_partial_run, resume_experiment, run_experiment
+
+    overrides = {"set": list(set_), "seeds": _seeds(seeds), "device": device}
+    with RichReporter(console, quiet) as reporter:
+        if resume and (Path(config) / "meta.json").exists():
+            run_dir = resume_experiment(Path(config), jobs=jobs, argv=sys.argv, reporter=reporter)
+        elif resume:
+            cfg, _ = load_config(config, tuple(set_), overrides["seeds"], device)
+            run_dir = resume_experiment(latest_partial_run(out, cfg.name), jobs=jobs, argv=sys.argv, reporter=reporter)
+        else:
+            cfg, source = load_config(config, tuple(set_), overrides["seeds"], device)
+            run_dir = run_experiment(cfg, source, out, overrides=overrides, jobs=jobs, argv=sys.argv,
+                                     reporter=reporter)
+    console.print(f"done: {run_dir}", highlight=False)
+
+
+@app.command("list")
+@user_errors
+def list_(
+    configs: Optional[Path] = typer.Option(None, help="Folder of configs [default: ./configs if present, else the "
+                                                      "shipped ones]."),
+    results: Path = typer.Option(Path("results"), help="Results folder to list runs from."),
+):
+    """List the experiment configs and the runs stored under the results folder."""
+    from .report import configs_table, runs_table
+
+    console.print(configs_table(configs))
+    console.print(runs_table(results))

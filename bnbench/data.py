@@ -1,0 +1,187 @@
+"""Data sets, decoded once into uint8 tensors, and the seeded batch order.
+
+Images are held as uint8 [N, C, H, W] (CIFAR-10: 150 MB) and scaled like `ToTensor()` (x / 255) one batch at a
+time, so the training loop does no per-sample PIL work and worker processes can share one uint8 copy.
+Decoding an image folder is cached next to the data (invalidated when any file's name, size or mtime changes).
+"""
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .config import DatasetConfig
+from .errors import BnbenchError
+from .seeding import generator
+
+TORCHVISION = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # uint8 [N, C, H, W]
+    y: torch.Tensor  # int64 [N]
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    test: Split
+    classes: list[str]
+    mean: Optional[torch.Tensor] = None  # [C], set when the config asks for normalisation
+    std: Optional[torch.Tensor] = None
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to(self, device: torch.device) -> "Dataset":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Dataset(self.name, Split(move(self.train.x), move(self.train.y)),
+                       Split(move(self.test.x), move(self.test.y)), self.classes, move(self.mean), move(self.std))
+
+    def share_memory(self) -> "Dataset":
+        for t in (self.train.x, self.train.y, self.test.x, self.test.y, self.mean, self.std):
+            if t is not None:
+                t.share_memory_()
+        return self
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> float model inputs, exactly as ToTensor() (and Normalize, when configured)."""
+        x = x.float().div_(255)
+        if self.mean is not None:
+            x = x.sub_(self.mean[:, None, None]).div_(self.std[:, None, None])
+        return x
+
+
+def batch_order(n: int, seed: int, epoch: int, shuffle: bool) -> torch.Tensor:
+    """The order of the training examples in `epoch` (1-based): a function of (seed, epoch) only."""
+    if not shuffle:
+        return torch.arange(n)
+    return torch.randperm(n, generator=generator(seed, "batches", epoch))
+
+
+def load_dataset(cfg: DatasetConfig) -> Dataset:
+    loader = {"digits": _digits, "imagefolder": _imagefolder}.get(cfg.name, _torchvision)
+    data = loader(cfg)
+    if cfg.normalize:
+        x = data.train.x.float().div_(255)
+        data.mean, data.std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    return data
+
+
+# ---- loaders -----------------------------------------------------------------------------------------------------
+
+def _digits(cfg: DatasetConfig) -> Dataset:
+    """scikit-learn's bundled 8x8 digits (no network): 0..16 rescaled to uint8, a fixed stratified 80/20 split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
+    x_tr, x_te, y_tr, y_te = train_test_split(x, bunch.target, test_size=0.2, random_state=0, stratify=bunch.target)
+    split = lambda a, b: Split(torch.from_numpy(a), torch.from_numpy(b).long())  # noqa: E731
+    return Dataset("digits", split(x_tr, y_tr), split(x_te, y_te), [str(c) for c in bunch.target_names])
+
+
+def _torchvision(cfg: DatasetConfig) -> Dataset:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, TORCHVISION[cfg.name])
+    splits = []
+    for train in (True, False):
+        try:
+            ds = cls(cfg.root, train=train, download=cfg.download)
+        except Exception as e:  # torchvision raises RuntimeError, URLError, OSError, ... for missing data
+            how = ("download failed: " + str(e).splitlines()[0]) if cfg.download else "dataset.download is false"
+            raise BnbenchError(
+                f"dataset.root: {cfg.name} not found under '{Path(cfg.root).resolve()}' ({how}); put the "
+                f"torchvision files there, allow the download, or use dataset.name=imagefolder") from None
+        x = torch.as_tensor(np.asarray(ds.data))
+        x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)  # CIFAR is NHWC, MNIST NHW
+        splits.append(Split(x.contiguous(), torch.as_tensor(ds.targets, dtype=torch.long)))
+    return Dataset(cfg.name, splits[0], splits[1], list(ds.classes))
+
+
+def _imagefolder(cfg: DatasetConfig) -> Dataset:
+    """`root/train/<class>/*` and `root/test/<class>/*`; class index = position of the sorted folder name."""
+    root = Path(cfg.root)
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            raise BnbenchError(f"dataset.root: '{root.resolve() / split}' does not exist; an imagefolder root holds "
+                               f"train/<class>/* and test/<class>/*")
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise BnbenchError(f"dataset.root: '{root / 'train'}' has no class folders")
+    return Dataset(root.name, _folder_split(root / "train", classes), _folder_split(root / "test", classes), classes)
+
+
+def _folder_split(folder: Path, classes: list[str]) -> Split:
+    unknown = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in classes)
+    if unknown:
+        raise BnbenchError(f"dataset.root: '{folder}' has class folders not in train/: {unknown}")
+    files = [(f, label) for label, c in enumerate(classes) if (folder / c).is_dir()
+             for f in sorted((folder / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise BnbenchError(f"dataset.root: no images under '{folder}' (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    fingerprint = hashlib.sha1("\n".join(f"{f.relative_to(folder)}|{s.st_size}|{s.st_mtime_ns}" for f, _ in files
+                                         for s in [f.stat()]).encode()).hexdigest()[:16]
+    for cache in _cache_paths(folder, fingerprint):
+        if cache.is_file():
+            try:
+                saved = torch.load(cache, weights_only=True)
+                return Split(saved["x"], saved["y"])
+            except Exception:  # a damaged cache is rebuilt, never trusted
+                pass
+    split = _decode(files)
+    _save_cache(split, _cache_paths(folder, fingerprint))
+    return split
+
+
+def _decode(files: list[tuple[Path, int]]) -> Split:
+    from PIL import Image
+
+    arrays = []
+    mode = None
+    for f, _ in files:
+        try:
+            with Image.open(f) as img:
+                mode = mode or ("L" if img.mode in ("L", "1", "I;16") else "RGB")
+                arrays.append(np.asarray(img.convert(mode)))
+        except OSError as e:
+            raise BnbenchError(f"dataset.root: cannot read image '{f}' ({e})") from None
+        if arrays[-1].shape != arrays[0].shape:
+            raise BnbenchError(f"dataset.root: '{f}' is {arrays[-1].shape[1]}x{arrays[-1].shape[0]}, but "
+                               f"'{files[0][0]}' is {arrays[0].shape[1]}x{arrays[0].shape[0]}; all images must "
+                               f"share one size")
+    x = torch.from_numpy(np.stack(arrays))
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    return Split(x.contiguous(), torch.tensor([label for _, label in files], dtype=torch.long))
+
+
+def _cache_paths(folder: Path, fingerprint: str) -> list[Path]:
+    name = f"{folder.name}-{fingerprint}.pt"
+    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bnbench"
+    return [folder.parent / ".bnbench-cache" / name, home / name]
+
+
+def _save_cache(split: Split, paths: list[Path]) -> None:
+    """Write the first cache location that is writable; caching is an optimisation, so failures are ignored."""
+    for path in paths:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save({"x": split.x, "y": split.y}, tmp)
+            os.replace(tmp, path)
+            return
+        except OSError:
+            continue

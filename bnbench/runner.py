@@ -1,0 +1,338 @@
+"""Running an experiment: trials -> data + model -> train -> store, in this process or in N workers.
+
+Workers only train; they send progress, and each finished epoch's results with the model/optimizer state, to
+this process, which alone writes the run folder (rows first, then the checkpoint, then meta.json).
+A trial's outcome depends only on its config and seed, never on which worker or in what order it runs.
+"""
+import os
+import platform
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Optional, Protocol
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+import yaml
+
+from . import store
+from .config import Config, dump, load_config, validate
+from .data import Dataset, load_dataset
+from .errors import BnbenchError
+from .train import EpochResult, Progress, Trainer, resolve_device
+from .trials import Trial, expand
+
+
+class Interrupted(BnbenchError):
+    """Ctrl-C: the run was stopped cleanly and can be resumed."""
+
+
+class Reporter(Protocol):
+    def started(self, run_dir: Path, trials: list[Trial], done: dict[int, int]) -> None: ...
+    def progress(self, p: Progress) -> None: ...
+    def epoch_done(self, trial: Trial, result: EpochResult) -> None: ...
+
+
+class Silent:
+    def started(self, run_dir, trials, done): pass
+    def progress(self, p): pass
+    def epoch_done(self, trial, result): pass
+
+
+@dataclass
+class TrialState:
+    """What the run folder says about one trial (from its checkpoint)."""
+    epochs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    diverged_step: Optional[int] = None
+    last_finite_loss: Optional[float] = None
+    status: str = "pending"
+
+    def record(self, result: EpochResult, epochs_total: int) -> None:
+        self.epochs, self.steps = result.epoch, self.steps + len(result.losses)
+        self.seconds += result.seconds
+        finite = result.losses[np.isfinite(result.losses)]
+        if len(finite):
+            self.last_finite_loss = float(finite[-1])
+        if result.diverged_step is not None:
+            self.diverged_step, self.status = result.diverged_step, "diverged"
+        else:
+            self.status = "complete" if result.epoch >= epochs_total else "running"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("complete", "diverged")
+
+
+@dataclass
+class Run:
+    dir: Path
+    config: Config
+    trials: list[Trial]
+    meta: dict
+    states: dict[int, TrialState] = field(default_factory=dict)
+
+
+# ---- public entry points -----------------------------------------------------------------------------------------
+
+def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict, jobs: int = 1,
+                   argv: Optional[list[str]] = None, reporter: Reporter = Silent()) -> Path:
+    """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder."""
+    device = resolve_device(config.device)
+    data = load_dataset(config.dataset)
+    trials = expand(config)
+    run_dir = store.new_run_dir(out, config.name)
+    lock = store.RunLock(run_dir).acquire()
+    try:
+        store.atomic_write(run_dir / "config.yaml", dump(config))
+        for name, columns in (("batches.csv", store.BATCH_COLUMNS), ("epochs.csv", store.EPOCH_COLUMNS)):
+            store.atomic_write(run_dir / name, store.header(trials, columns))
+        meta = _environment(device) | {"source": str(source.resolve()), "overrides": overrides,
+                                       "command": argv or [], "started": _now(), "ended": None, "status": "running"}
+        run = Run(run_dir, config, trials, meta, {t.index: TrialState() for t in trials})
+        _execute(run, data, device, jobs, reporter)
+    finally:
+        lock.release()
+    return run_dir
+
+
+def resume_experiment(run_dir: Path, *, jobs: int = 1, argv: Optional[list[str]] = None,
+                      reporter: Reporter = Silent()) -> Path:
+    """Continue a stopped run: finished trials are kept, others restart from their last finished epoch."""
+    meta = store.read_meta(run_dir)
+    config = validate(store_config(run_dir), str(run_dir / "config.yaml"))
+    _refuse_if_changed(meta, config)
+    lock = store.RunLock(run_dir).acquire()
+    try:
+        trials = expand(config)
+        run = Run(run_dir, config, trials, meta, {t.index: _state_from_checkpoint(run_dir, t) for t in trials})
+        store.rewrite_rows(run_dir, trials, {i: s.epochs for i, s in run.states.items()})
+        meta.update(status="running", ended=None, resumed=meta.get("resumed", []) + [_now()])
+        device = resolve_device(config.device)
+        _execute(run, load_dataset(config.dataset), device, jobs, reporter)
+    finally:
+        lock.release()
+    return run_dir
+
+
+def latest_partial_run(out: Path, name: str) -> Path:
+    """The newest run of experiment `name` under `out` that is not complete (for `run CONFIG --resume`)."""
+    folder = out / name
+    runs = sorted((p for p in folder.iterdir() if (p / "meta.json").is_file()), reverse=True) if folder.is_dir() else []
+    for run_dir in runs:
+        if store.run_status(run_dir, store.read_meta(run_dir)) == "partial":
+            return run_dir
+    raise BnbenchError(f"--resume: no partial run of '{name}' under '{folder}'; start one without --resume")
+
+
+def store_config(run_dir: Path) -> dict:
+    path = run_dir / "config.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise BnbenchError(f"{path}: missing; is '{run_dir}' a bnbench run folder?") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise BnbenchError(f"{path}: not readable YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise BnbenchError(f"{path}: expected a mapping of config fields")
+    return raw
+
+
+# ---- execution ---------------------------------------------------------------------------------------------------
+
+def _execute(run: Run, data: Dataset, device: torch.device, jobs: int, reporter: Reporter) -> None:
+    pending = [t for t in run.trials if not run.states[t.index].finished]
+    store.write_meta(run.dir, _meta(run))
+    reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+    try:
+        if jobs <= 1 or len(pending) <= 1:
+            _train_here(run, pending, data, device, reporter)
+        else:
+            _train_in_workers(run, pending, data, device, min(jobs, len(pending)), reporter)
+    except KeyboardInterrupt:
+        run.meta.update(status="partial", ended=_now())
+        store.write_meta(run.dir, _meta(run))
+        raise Interrupted(f"interrupted; nothing finished is lost. Resume with: bnbench run --resume {run.dir}") \
+            from None
+    except BaseException:
+        run.meta.update(status="failed", ended=_now())
+        store.write_meta(run.dir, _meta(run))
+        raise
+    store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+    run.meta.update(status="complete", ended=_now())
+    store.write_meta(run.dir, _meta(run))
+
+
+def _record(run: Run, trial: Trial, result: EpochResult, state: dict) -> None:
+    """Rows, then checkpoint, then meta: a crash between any two leaves a consistent, resumable folder."""
+    trial_state = run.states[trial.index]
+    store.append_epoch(run.dir, trial, result, first_step=trial_state.steps)
+    trial_state.record(result, trial.config.training.epochs)
+    store.save_checkpoint(run.dir, trial, state | {"summary": vars(trial_state).copy()})
+    store.write_meta(run.dir, _meta(run))
+
+
+def _train_here(run: Run, pending: list[Trial], data: Dataset, device: torch.device, reporter: Reporter) -> None:
+    data = data.to(device)
+    for trial in pending:
+        for result, state in _train_trial(trial, data, device, store.load_checkpoint(run.dir, trial), reporter.progress):
+            _record(run, trial, result, state)
+            reporter.epoch_done(trial, result)
+
+
+def _train_trial(trial: Trial, data: Dataset, device: torch.device, checkpoint: Optional[dict], on_progress):
+    """Yield (epoch result, checkpoint state) for each remaining epoch of one trial; stop at divergence."""
+    trainer = Trainer(trial, data, device)
+    if checkpoint is not None:
+        trainer.load_state_dict(checkpoint)
+    while trainer.epoch < trial.config.training.epochs:
+        result = trainer.train_epoch(on_progress)
+        yield result, trainer.state_dict()
+        if result.diverged_step is not None:
+            return
+
+
+def _train_in_workers(run: Run, pending: list[Trial], data: Dataset, device: torch.device, jobs: int,
+                      reporter: Reporter) -> None:
+    ctx = mp.get_context("spawn")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    for trial in pending:
+        tasks.put((trial.index, store.load_checkpoint(run.dir, trial)))
+    threads = max(1, torch.get_num_threads() // jobs)
+    workers = [ctx.Process(target=_worker, args=(run.config, data.share_memory(), str(device), threads, tasks, results),
+                           daemon=True) for _ in range(jobs)]
+    for w in workers:
+        tasks.put(None)
+        w.start()
+    try:
+        remaining = len(pending)
+        while remaining:
+            try:
+                message = results.get(timeout=1.0)
+            except queue.Empty:
+                if not any(w.is_alive() for w in workers):
+                    raise RuntimeError("all bnbench workers exited before finishing their trials")
+                continue
+            kind, payload = message[0], message[1:]
+            if kind == "progress":
+                reporter.progress(payload[0])
+            elif kind == "epoch":
+                trial = run.trials[payload[0]]
+                _record(run, trial, payload[1], payload[2])
+                reporter.epoch_done(trial, payload[1])
+            elif kind == "done":
+                remaining -= 1
+            else:
+                raise RuntimeError(f"a bnbench worker failed:\n{payload[0]}")
+    finally:
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
+        for w in workers:
+            w.join()
+
+
+def _worker(config: Config, data: Dataset, device: str, threads: int, tasks, results) -> None:
+    """Worker process: train the trials it takes from `tasks`; Ctrl-C is left to the main process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    trials = expand(config)
+    device = torch.device(device)
+    data = data.to(device)
+    try:
+        for index, checkpoint in iter(tasks.get, None):
+            for result, state in _train_trial(trials[index], data, device, checkpoint,
+                                              lambda p: results.put(("progress", p))):
+                results.put(("epoch", index, result, state))
+            results.put(("done", index))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
+
+
+# ---- resume checks -----------------------------------------------------------------------------------------------
+
+def _state_from_checkpoint(run_dir: Path, trial: Trial) -> TrialState:
+    checkpoint = store.load_checkpoint(run_dir, trial)
+    return TrialState(**checkpoint["summary"]) if checkpoint else TrialState()
+
+
+def _refuse_if_changed(meta: dict, stored: Config) -> None:
+    """Resuming from a config file that was edited since the run began would mix two experiments."""
+    source = meta.get("source")
+    if not source or not Path(source).is_file():
+        return
+    overrides = meta.get("overrides", {})
+    current, _ = load_config(source, tuple(overrides.get("set", [])), overrides.get("seeds"),
+                             overrides.get("device"))
+    changed = _diff(stored.model_dump(mode="json"), current.model_dump(mode="json"))
+    if changed:
+        raise BnbenchError(f"{source}: changed since the run began ({'; '.join(changed)}); "
+                           f"restore it or start a new run")
+
+
+def _diff(a, b, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in _diff(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
+    return [] if a == b else [f"{path}: {a!r} -> {b!r}"]
+
+
+# ---- meta.json ---------------------------------------------------------------------------------------------------
+
+def _meta(run: Run) -> dict:
+    trials = [{"key": t.key, **t.labels, **vars(run.states[t.index])} for t in run.trials]
+    done = sum(s.finished for s in run.states.values())
+    return run.meta | {"trials_done": done, "trials_total": len(run.trials), "trials": trials}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _environment(device: torch.device) -> dict:
+    def version(package):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = _cpu_name()
+    return {"bnbench": version("bnbench"), "torch": torch.__version__, "torchvision": version("torchvision"),
+            "python": sys.version.split()[0], "platform": platform.platform(), "host": socket.gethostname(),
+            "device": str(device), "device_name": name, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "git_commit": _git_commit()}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> Optional[str]:
+    """The commit of the bnbench checkout that ran this (with '+dirty' for uncommitted changes), if any."""
+    here = Path(__file__).parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain"], capture_output=True, text=True,
+                               timeout=5).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None

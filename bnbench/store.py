@@ -1,0 +1,200 @@
+"""The run folder: `<out>/<name>/<run id>/` with config.yaml, meta.json, batches.csv, epochs.csv, checkpoints/.
+
+Only the main process writes here. Every epoch appends its rows (flushed and fsynced) before the trial's
+checkpoint is replaced, so after a crash the checkpoint never claims an epoch whose rows are missing; resuming
+drops rows beyond each trial's checkpoint and a run's last act is to sort rows into trial order, so a resumed
+or parallel run's files equal those of one uninterrupted sequential run, byte for byte.
+"""
+import csv
+import fcntl
+import io
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from .errors import BnbenchError
+from .train import EpochResult
+from .trials import Trial
+
+BATCH_COLUMNS = ["epoch", "batch", "step", "loss"]
+EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def new_run_dir(out: Path, name: str) -> Path:
+    """A fresh folder named by the start time; two runs started in the same second get different suffixes."""
+    parent = out / name
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BnbenchError(f"--out: cannot create '{parent}' ({e.strerror or e}); choose a writable folder") from None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        path = parent / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise BnbenchError(f"--out: cannot write in '{parent}' ({e.strerror or e}); choose a writable folder") from None
+    raise BnbenchError(f"--out: too many runs started this second in '{parent}'")
+
+
+# ---- locking -----------------------------------------------------------------------------------------------------
+
+class RunLock:
+    """An exclusive flock on `<run>/lock`: the kernel drops it when the holder dies, so a stale lock never blocks."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "lock"
+        self.file = None
+
+    def acquire(self) -> "RunLock":
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise BnbenchError(f"{self.path.parent}: in use by {holder}; wait for it to finish or stop it") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        f.flush()
+        self.file = f
+        return self
+
+    def release(self) -> None:
+        if self.file:
+            self.file.close()
+            self.file = None
+
+    def held_elsewhere(self) -> bool:
+        """True while some live process holds the lock (used to tell 'running' from 'partial')."""
+        if not self.path.exists():
+            return False
+        with open(self.path) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return False
+            except BlockingIOError:
+                return True
+
+
+# ---- writing -----------------------------------------------------------------------------------------------------
+
+def _fields(values: list[Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(values)
+    return buf.getvalue()
+
+
+def header(trials: list[Trial], columns: list[str]) -> str:
+    return _fields(list(trials[0].labels) + columns) + "\n"
+
+
+def append_epoch(run_dir: Path, trial: Trial, result: EpochResult, first_step: int) -> None:
+    """Append one epoch's rows to batches.csv and epochs.csv, durably, before the checkpoint moves on."""
+    prefix = _fields(list(trial.labels.values()))
+    steps = range(first_step + 1, first_step + len(result.losses) + 1)
+    rows = "".join(f"{prefix},{result.epoch},{b},{s},{loss:.9g}\n"
+                   for b, (s, loss) in enumerate(zip(steps, result.losses.tolist()), start=1))
+    epoch_row = (f"{prefix},{result.epoch},{result.train_loss:.9g},{result.train_acc:.9g},"
+                 f"{result.test_loss:.9g},{result.test_acc:.9g},{result.seconds:.4f}\n")
+    for name, text in (("batches.csv", rows), ("epochs.csv", epoch_row)):
+        with open(run_dir / name, "a") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def save_checkpoint(run_dir: Path, trial: Trial, state: dict) -> None:
+    folder = run_dir / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(folder / f"{trial.key}.pt", buf.getvalue())
+
+
+def load_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
+    path = run_dir / "checkpoints" / f"{trial.key}.pt"
+    return torch.load(path, weights_only=False) if path.is_file() else None
+
+
+def rewrite_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]) -> None:
+    """Keep each trial's rows up to epoch keep_epochs[trial.index], in trial order; drop any torn last line.
+
+    Used when resuming (rows past a checkpoint are recomputed) and at the end of a run (rows sorted into trial
+    order, so that --jobs and resumes do not change the file).
+    """
+    n_labels = len(trials[0].labels)
+    order = {tuple(str(v) for v in _parse(_fields(list(t.labels.values())))): t.index for t in trials}
+    for name in ("batches.csv", "epochs.csv"):
+        path = run_dir / name
+        text = path.read_text() if path.exists() else ""
+        lines = text.split("\n")
+        head, body = lines[0], lines[1:-1]  # the last element is "" or a torn line without its newline
+        groups: dict[int, list[str]] = {t.index: [] for t in trials}
+        for line in body:
+            fields = _parse(line)
+            index = order.get(tuple(fields[:n_labels]))
+            if index is not None and len(fields) > n_labels and int(fields[n_labels]) <= keep_epochs.get(index, 0):
+                groups[index].append(line)
+        atomic_write(path, "\n".join([head] + [line for t in trials for line in groups[t.index]]) + "\n")
+
+
+def _parse(line: str) -> list[str]:
+    return next(csv.reader([line]), [])
+
+
+# ---- meta ----------------------------------------------------------------------------------------------------------
+
+def write_meta(run_dir: Path, meta: dict) -> None:
+    atomic_write(run_dir / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def read_meta(run_dir: Path) -> dict:
+    path = run_dir / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BnbenchError(f"{path}: missing; is '{run_dir}' a bnbench run folder?") from None
+    except (OSError, ValueError) as e:
+        raise BnbenchError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise BnbenchError(f"{path}: expected a JSON object")
+    return meta
+
+
+def run_status(run_dir: Path, meta: dict) -> str:
+    """complete, running (a live process holds the lock), or partial (stopped or crashed; resumable)."""
+    if meta.get("status") == "complete":
+        return "complete"
+    return "running" if RunLock(run_dir).held_elsewhere() else "partial"
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Run folders (holding meta.json or config.yaml) at or below `paths`, newest first."""
+    found = set()
+    for path in paths:
+        if not path.exists():
+            raise BnbenchError(f"{path}: no such folder")
+        for marker in ("meta.json", "config.yaml"):
+            found.update(p.parent for p in ([path / marker] if (path / marker).exists() else path.rglob(marker))
+                         if "checkpoints" not in p.parts)
+    return sorted(found, key=lambda p: (p.name, str(p)), reverse=True)

@@ -1,0 +1,151 @@
+"""Training one trial, one epoch at a time (the eager engine).
+
+The hot loop does only what a user would miss: gather a batch by index from the device-resident uint8 data,
+forward, backward, a fused optimizer step, and keep the loss on the device. Losses are read back every `tick`
+batches (progress, "Loss after mini-batch N" windows, divergence check), never per step.
+"""
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import OptimizerConfig
+from .data import Dataset, batch_order
+from .errors import BnbenchError
+from .models import build_model
+from .trials import Trial
+
+EVAL_CHUNK = 2000
+
+
+@dataclass
+class Progress:
+    trial: int  # trial index
+    epoch: int
+    batch: int  # batches done in this epoch
+    batches: int  # batches in the epoch
+    running_loss: float  # mean loss since the previous event
+    window_loss: Optional[float] = None  # mean of the last `log_every` batches, at multiples of log_every
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    losses: np.ndarray  # float32, one per mini-batch; ends at the diverged step if the loss became NaN/inf
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    seconds: float
+    diverged_step: Optional[int] = None  # global 1-based step of the first non-finite loss
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if not available.get(name.split(":")[0], lambda: True)():
+        raise BnbenchError(f"device: '{name}' is not available on this machine; use device: auto or cpu")
+    return torch.device(name)
+
+
+def make_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
+    params = list(params)
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[cfg.name]
+    kwargs = {"lr": cfg.lr}
+    if cfg.weight_decay is not None:
+        kwargs["weight_decay"] = cfg.weight_decay
+    if cfg.name == "sgd":
+        kwargs["momentum"] = cfg.momentum
+    try:  # fused: the whole update in one kernel; foreach where the device has no fused kernel
+        return cls(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError):
+        return cls(params, foreach=True, **kwargs)
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    """Like DataLoader(drop_last=False), except that a last batch of one example is dropped (BN cannot train on it)."""
+    return n // batch_size + (n % batch_size > 1) if batch_size > 1 else n
+
+
+class Trainer:
+    def __init__(self, trial: Trial, data: Dataset, device: torch.device):
+        cfg = trial.config
+        self.trial, self.data, self.device = trial, data, device
+        self.model = build_model(cfg.model, trial.variant, data.input_shape, data.num_classes, trial.seed).to(device)
+        self.optimizer = make_optimizer(cfg.optimizer, self.model.parameters())
+        self.epoch = 0  # epochs finished
+        self.step = 0  # optimizer steps taken
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "epoch": self.epoch, "step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.step = state["epoch"], state["step"]
+
+    def train_epoch(self, on_progress: Callable[[Progress], None] = lambda p: None) -> EpochResult:
+        cfg = self.trial.config.training
+        start = time.perf_counter()
+        epoch = self.epoch + 1
+        n = len(self.data.train.y)
+        batches = batches_per_epoch(n, cfg.batch_size)
+        order = batch_order(n, self.trial.seed, epoch, cfg.shuffle).to(self.device)
+        tick = math.gcd(100, cfg.log_every) if cfg.log_every else 100
+        self.model.train()
+        losses, done, correct = [], [], torch.zeros((), dtype=torch.long, device=self.device)
+        diverged = None
+        for i in range(batches):
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            losses.append(self._step(idx, correct))
+            if (i + 1) % tick == 0 or i + 1 == batches:
+                done.append(torch.stack(losses).float().cpu())
+                losses.clear()
+                bad = (~torch.isfinite(done[-1])).nonzero()
+                if len(bad):
+                    diverged = i + 2 - len(done[-1]) + int(bad[0])  # batch number within the epoch
+                    break
+                on_progress(self._progress(epoch, i + 1, batches, done))
+        trained = torch.cat(done)[:diverged].numpy()
+        self.epoch, self.step = epoch, self.step + len(trained)
+        test_loss, test_acc = self.evaluate()
+        seen = min(len(trained) * cfg.batch_size, n)
+        return EpochResult(epoch, trained, float(np.mean(trained)), correct.item() / seen, test_loss, test_acc,
+                           time.perf_counter() - start, None if diverged is None else self.step)
+
+    def _step(self, idx: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
+        x, y = self.data.inputs(self.data.train.x[idx]), self.data.train.y[idx]
+        out = self.model(x)
+        loss = F.cross_entropy(out, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        correct += (out.argmax(1) == y).sum()
+        return loss.detach()
+
+    def _progress(self, epoch: int, batch: int, batches: int, done: list[torch.Tensor]) -> Progress:
+        every = self.trial.config.training.log_every
+        window = None
+        if every and batch % every == 0:
+            window = float(torch.cat(done)[batch - every:batch].mean())
+        return Progress(self.trial.index, epoch, batch, batches, float(done[-1].mean()), window)
+
+    @torch.inference_mode()
+    def evaluate(self) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy on the test split, in eval mode (BN uses its running statistics)."""
+        self.model.eval()
+        x, y = self.data.test.x, self.data.test.y
+        total, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
+        for s in range(0, len(y), EVAL_CHUNK):
+            out = self.model(self.data.inputs(x[s:s + EVAL_CHUNK]))
+            total += F.cross_entropy(out, y[s:s + EVAL_CHUNK], reduction="sum")
+            correct += (out.argmax(1) == y[s:s + EVAL_CHUNK]).sum()
+        return total.item() / len(y), correct.item() / len(y)
