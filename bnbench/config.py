@@ -238,6 +238,8 @@ def load_config(ref: str, overrides: tuple[str, ...] = (), seeds: Optional[list[
     """Read, override and validate a config; returns it with the file it came from."""
     path = resolve(ref)
     raw = copy.deepcopy(read_yaml(path))
+    if any(o.startswith("variants.") for o in overrides):  # `--set variants.1.name=x` edits the default list too
+        raw.setdefault("variants", [v.model_dump() for v in DEFAULT_VARIANTS])
     try:
         for text in overrides:
             parts, value = parse_override(text)

@@ -1,0 +1,24 @@
+import os
+
+import pytest
+import yaml
+
+os.environ["COLUMNS"] = "250"  # rich tables in CliRunner output: wide enough not to truncate cells
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a config dict to a YAML file and return its path."""
+    def write(raw, name="exp.yaml"):
+        path = tmp_path / name
+        path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw))
+        return path
+    return write
+
+
+@pytest.fixture
+def digits_config():
+    """A small digits experiment: 2 variants x 2 seeds, 2 epochs."""
+    return {"name": "t-digits", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
+            "optimizer": {"name": "adam", "lr": 1.0e-3},
+            "training": {"epochs": 2, "batch_size": 16, "log_every": 20}}

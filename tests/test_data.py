@@ -1,0 +1,96 @@
+"""Data loading: digits, image folders (decoded once, cached), ToTensor scaling, batch order."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bnbench.config import DatasetConfig
+from bnbench.data import batch_order, load_dataset
+from bnbench.errors import BnbenchError
+
+
+def write_folder(root, classes=("cat", "airplane", "dog"), per_class=3, size=(6, 5), mode="RGB"):
+    rng = np.random.default_rng(0)
+    pixels = {}
+    for split in ("train", "test"):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+                array = rng.integers(0, 256, shape, dtype=np.uint8)
+                Image.fromarray(array, mode).save(root / split / c / f"{i}.png")
+                pixels[(split, c, i)] = array
+    return pixels
+
+
+def test_imagefolder_decodes_labels_by_sorted_class_name(tmp_path):
+    pixels = write_folder(tmp_path / "imgs")
+    data = load_dataset(DatasetConfig(name="imagefolder", root=str(tmp_path / "imgs")))
+    assert data.classes == ["airplane", "cat", "dog"]
+    assert data.train.x.dtype == torch.uint8 and data.train.x.shape == (9, 3, 5, 6)
+    assert data.train.y.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert torch.equal(data.train.x[3], torch.from_numpy(pixels[("train", "cat", 0)]).permute(2, 0, 1))
+    assert data.input_shape == (3, 5, 6) and data.num_classes == 3
+
+
+def test_inputs_match_torchvision_to_tensor(tmp_path):
+    from torchvision.transforms import ToTensor
+
+    write_folder(tmp_path / "imgs")
+    data = load_dataset(DatasetConfig(name="imagefolder", root=str(tmp_path / "imgs")))
+    expected = ToTensor()(Image.open(tmp_path / "imgs" / "train" / "dog" / "1.png"))
+    assert torch.equal(data.inputs(data.train.x[7:8])[0], expected)
+
+
+def test_grayscale_folder_has_one_channel(tmp_path):
+    write_folder(tmp_path / "g", mode="L")
+    assert load_dataset(DatasetConfig(name="imagefolder", root=str(tmp_path / "g"))).input_shape == (1, 5, 6)
+
+
+def test_decoded_folder_is_cached_and_invalidated_on_change(tmp_path):
+    root = tmp_path / "imgs"
+    write_folder(root)
+    load_dataset(DatasetConfig(name="imagefolder", root=str(root)))
+    caches = sorted((root / ".bnbench-cache").iterdir())
+    assert len(caches) == 2  # train and test
+    Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(root / "train" / "dog" / "0.png")
+    os.utime(root / "train" / "dog" / "0.png", ns=(1, 1))
+    data = load_dataset(DatasetConfig(name="imagefolder", root=str(root)))
+    assert int(data.train.x[6].sum()) == 0  # the changed image, not the cached one
+    assert len(list((root / ".bnbench-cache").iterdir())) == 3
+
+
+def test_mixed_sizes_and_missing_root_are_user_errors(tmp_path):
+    root = tmp_path / "imgs"
+    write_folder(root)
+    Image.fromarray(np.zeros((7, 7, 3), np.uint8)).save(root / "train" / "cat" / "9.png")
+    with pytest.raises(BnbenchError, match="all images must share one size"):
+        load_dataset(DatasetConfig(name="imagefolder", root=str(root)))
+    with pytest.raises(BnbenchError, match=r"dataset.root: '.*nowhere/train' does not exist"):
+        load_dataset(DatasetConfig(name="imagefolder", root=str(tmp_path / "nowhere")))
+
+
+def test_absent_torchvision_dataset_says_where_it_looked(tmp_path):
+    with pytest.raises(BnbenchError, match=r"dataset.root: cifar10 not found under .*download is false"):
+        load_dataset(DatasetConfig(name="cifar10", root=str(tmp_path), download=False))
+
+
+def test_digits_split_is_fixed_and_scaled_to_uint8():
+    a, b = load_dataset(DatasetConfig(name="digits")), load_dataset(DatasetConfig(name="digits"))
+    assert a.train.x.shape == (1437, 1, 8, 8) and a.test.x.shape == (360, 1, 8, 8)
+    assert torch.equal(a.train.x, b.train.x) and int(a.train.x.max()) == 255
+
+
+def test_normalize_standardises_with_train_statistics():
+    data = load_dataset(DatasetConfig(name="digits", normalize=True))
+    x = data.inputs(data.train.x)
+    assert abs(x.mean().item()) < 1e-5 and abs(x.std().item() - 1) < 1e-3
+
+
+def test_batch_order_depends_only_on_seed_and_epoch():
+    assert torch.equal(batch_order(100, 7, 1, True), batch_order(100, 7, 1, True))
+    assert not torch.equal(batch_order(100, 7, 1, True), batch_order(100, 7, 2, True))
+    assert not torch.equal(batch_order(100, 7, 1, True), batch_order(100, 8, 1, True))
+    assert torch.equal(batch_order(5, 7, 1, False), torch.arange(5))
