@@ -75,6 +75,44 @@ def run(
     console.print(f"done: {run_dir}", highlight=False)
 
 
+@app.command()
+@user_errors
+def compare(
+    paths: List[Path] = typer.Argument(..., help="Results folders (searched for runs) or run folders."),
+    format_: str = typer.Option("table", "--format", "-f", help="table, markdown, csv, json or latex."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of printing."),
+    plot: Optional[Path] = typer.Option(None, help="Also save a figure (FILE.png): training loss vs step and test "
+                                                   "accuracy per epoch."),
+    windows: bool = typer.Option(False, help="The tutorial's layout: mean loss per log_every mini-batches of one "
+                                             "epoch, variants side by side."),
+    epoch: Optional[int] = typer.Option(None, min=1, help="Compare at this epoch [default: the last]."),
+    baseline: Optional[str] = typer.Option(None, help="Variant to compare with [default: each run's baseline]."),
+    metric: List[str] = typer.Option([], "--metric", "-m", help="Show only these (repeatable): train_loss, "
+                                                                "test_loss, test_acc, best_acc, steps, seconds."),
+):
+    """Compare each variant with the baseline over seeds: losses, accuracy, paired differences, steps to target."""
+    from .compare import compare_runs
+    from .report import comparison_output, plain_text
+
+    comparisons, skipped = compare_runs(paths, baseline, epoch)
+    for warning in skipped:
+        errors.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
+    rendered = comparison_output(comparisons, format_, metric, windows)
+    if plot is not None:
+        from .plots import save_plot
+        save_plot(comparisons, plot)
+    if output is not None:
+        try:
+            output.write_text(rendered if isinstance(rendered, str) else plain_text(rendered))
+        except OSError as e:
+            raise BnbenchError(f"--output {output}: cannot write ({e.strerror or e})") from None
+    elif isinstance(rendered, str):
+        typer.echo(rendered, nl=False)
+    else:
+        for table in rendered:
+            console.print(table)
+
+
 @app.command("list")
 @user_errors
 def list_(

@@ -49,11 +49,16 @@ class Dataset:
         return Dataset(self.name, Split(move(self.train.x), move(self.train.y)),
                        Split(move(self.test.x), move(self.test.y)), self.classes, move(self.mean), move(self.std))
 
-    def share_memory(self) -> "Dataset":
-        for t in (self.train.x, self.train.y, self.test.x, self.test.y, self.mean, self.std):
-            if t is not None:
-                t.share_memory_()
-        return self
+    def save(self, path: Path) -> Path:
+        torch.save({"name": self.name, "classes": self.classes, "mean": self.mean, "std": self.std,
+                    "train": (self.train.x, self.train.y), "test": (self.test.x, self.test.y)}, path)
+        return path
+
+    @staticmethod
+    def load(path: Path) -> "Dataset":
+        """Memory-map a saved data set: processes that load one file share its pages."""
+        d = torch.load(path, mmap=True, weights_only=True)
+        return Dataset(d["name"], Split(*d["train"]), Split(*d["test"]), d["classes"], d["mean"], d["std"])
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images -> float model inputs, exactly as ToTensor() (and Normalize, when configured)."""

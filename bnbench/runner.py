@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -172,85 +173,92 @@ def _execute(run: Run, data: Dataset, device: torch.device, jobs: int, reporter:
     store.write_meta(run.dir, _meta(run))
 
 
-def _record(run: Run, trial: Trial, result: EpochResult, state: dict) -> None:
+def _record(run: Run, trial: Trial, result: EpochResult, state: bytes) -> None:
     """Rows, then checkpoint, then meta: a crash between any two leaves a consistent, resumable folder."""
     trial_state = run.states[trial.index]
     store.append_epoch(run.dir, trial, result, first_step=trial_state.steps)
     trial_state.record(result, trial.config.training.epochs)
-    store.save_checkpoint(run.dir, trial, state | {"summary": vars(trial_state).copy()})
+    store.save_checkpoint(run.dir, trial, state, vars(trial_state))
     store.write_meta(run.dir, _meta(run))
 
 
 def _train_here(run: Run, pending: list[Trial], data: Dataset, device: torch.device, reporter: Reporter) -> None:
     data = data.to(device)
     for trial in pending:
-        for result, state in _train_trial(trial, data, device, store.load_checkpoint(run.dir, trial), reporter.progress):
+        for result, state in _train_trial(run.dir, trial, data, device, reporter.progress):
             _record(run, trial, result, state)
             reporter.epoch_done(trial, result)
 
 
-def _train_trial(trial: Trial, data: Dataset, device: torch.device, checkpoint: Optional[dict], on_progress):
-    """Yield (epoch result, checkpoint state) for each remaining epoch of one trial; stop at divergence."""
+def _train_trial(run_dir: Path, trial: Trial, data: Dataset, device: torch.device, on_progress):
+    """Yield (epoch result, serialized trainer state) for each remaining epoch of one trial; stop at divergence."""
     trainer = Trainer(trial, data, device)
+    checkpoint = store.load_checkpoint(run_dir, trial)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
     while trainer.epoch < trial.config.training.epochs:
         result = trainer.train_epoch(on_progress)
-        yield result, trainer.state_dict()
+        yield result, store.serialize(trainer.state_dict())
         if result.diverged_step is not None:
             return
 
 
 def _train_in_workers(run: Run, pending: list[Trial], data: Dataset, device: torch.device, jobs: int,
                       reporter: Reporter) -> None:
+    """Spawned workers map one uint8 copy of the data set from a temporary file (shared page cache) and send
+    back only plain data and bytes, so no tensor crosses a process boundary."""
     ctx = mp.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     for trial in pending:
-        tasks.put((trial.index, store.load_checkpoint(run.dir, trial)))
+        tasks.put(trial.index)
     threads = max(1, torch.get_num_threads() // jobs)
-    workers = [ctx.Process(target=_worker, args=(run.config, data.share_memory(), str(device), threads, tasks, results),
-                           daemon=True) for _ in range(jobs)]
-    for w in workers:
-        tasks.put(None)
-        w.start()
-    try:
-        remaining = len(pending)
-        while remaining:
-            try:
-                message = results.get(timeout=1.0)
-            except queue.Empty:
-                if not any(w.is_alive() for w in workers):
-                    raise RuntimeError("all bnbench workers exited before finishing their trials")
-                continue
-            kind, payload = message[0], message[1:]
-            if kind == "progress":
-                reporter.progress(payload[0])
-            elif kind == "epoch":
-                trial = run.trials[payload[0]]
-                _record(run, trial, payload[1], payload[2])
-                reporter.epoch_done(trial, payload[1])
-            elif kind == "done":
-                remaining -= 1
-            else:
-                raise RuntimeError(f"a bnbench worker failed:\n{payload[0]}")
-    finally:
+    with tempfile.TemporaryDirectory(prefix="bnbench-") as tmp:
+        data_file = data.save(Path(tmp) / "data.pt")
+        workers = [ctx.Process(target=_worker, args=(run.dir, run.config, data_file, str(device), threads, tasks,
+                                                     results), daemon=True) for _ in range(jobs)]
         for w in workers:
-            if w.is_alive():
-                w.terminate()
-        for w in workers:
-            w.join()
+            tasks.put(None)
+            w.start()
+        try:
+            _collect(run, results, workers, len(pending), reporter)
+        finally:
+            for w in workers:
+                if w.is_alive():
+                    w.terminate()
+            for w in workers:
+                w.join()
 
 
-def _worker(config: Config, data: Dataset, device: str, threads: int, tasks, results) -> None:
+def _collect(run: Run, results, workers, remaining: int, reporter: Reporter) -> None:
+    while remaining:
+        try:
+            kind, *payload = results.get(timeout=1.0)
+        except queue.Empty:
+            if not any(w.is_alive() for w in workers):
+                raise RuntimeError("all bnbench workers exited before finishing their trials")
+            continue
+        if kind == "progress":
+            reporter.progress(payload[0])
+        elif kind == "epoch":
+            trial = run.trials[payload[0]]
+            _record(run, trial, payload[1], payload[2])
+            reporter.epoch_done(trial, payload[1])
+        elif kind == "done":
+            remaining -= 1
+        else:
+            raise RuntimeError(f"a bnbench worker failed:\n{payload[0]}")
+
+
+def _worker(run_dir: Path, config: Config, data_file: Path, device: str, threads: int, tasks, results) -> None:
     """Worker process: train the trials it takes from `tasks`; Ctrl-C is left to the main process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     trials = expand(config)
     device = torch.device(device)
-    data = data.to(device)
+    data = Dataset.load(data_file).to(device)
     try:
-        for index, checkpoint in iter(tasks.get, None):
-            for result, state in _train_trial(trials[index], data, device, checkpoint,
+        for index in iter(tasks.get, None):
+            for result, state in _train_trial(run_dir, trials[index], data, device,
                                               lambda p: results.put(("progress", p))):
                 results.put(("epoch", index, result, state))
             results.put(("done", index))
@@ -261,8 +269,8 @@ def _worker(config: Config, data: Dataset, device: str, threads: int, tasks, res
 # ---- resume checks -----------------------------------------------------------------------------------------------
 
 def _state_from_checkpoint(run_dir: Path, trial: Trial) -> TrialState:
-    checkpoint = store.load_checkpoint(run_dir, trial)
-    return TrialState(**checkpoint["summary"]) if checkpoint else TrialState()
+    summary = store.checkpoint_summary(run_dir, trial)
+    return TrialState(**summary) if summary else TrialState()
 
 
 def _refuse_if_changed(meta: dict, stored: Config) -> None:

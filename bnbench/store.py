@@ -123,17 +123,33 @@ def append_epoch(run_dir: Path, trial: Trial, result: EpochResult, first_step: i
             os.fsync(f.fileno())
 
 
-def save_checkpoint(run_dir: Path, trial: Trial, state: dict) -> None:
-    folder = run_dir / "checkpoints"
-    folder.mkdir(exist_ok=True)
+def serialize(state: dict) -> bytes:
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write(folder / f"{trial.key}.pt", buf.getvalue())
+    return buf.getvalue()
+
+
+def save_checkpoint(run_dir: Path, trial: Trial, state: bytes, summary: dict) -> None:
+    """The trainer state (already serialized, possibly by a worker) and the trial's summary, atomically."""
+    folder = run_dir / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    atomic_write(folder / f"{trial.key}.pt", serialize({"summary": summary, "state": state}))
+
+
+def _read_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
+    path = run_dir / "checkpoints" / f"{trial.key}.pt"
+    return torch.load(path, weights_only=True) if path.is_file() else None
+
+
+def checkpoint_summary(run_dir: Path, trial: Trial) -> Optional[dict]:
+    checkpoint = _read_checkpoint(run_dir, trial)
+    return checkpoint and checkpoint["summary"]
 
 
 def load_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
-    path = run_dir / "checkpoints" / f"{trial.key}.pt"
-    return torch.load(path, weights_only=False) if path.is_file() else None
+    """The trainer state of a trial's last finished epoch, or None if it has not finished one."""
+    checkpoint = _read_checkpoint(run_dir, trial)
+    return checkpoint and torch.load(io.BytesIO(checkpoint["state"]), weights_only=True)
 
 
 def rewrite_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]) -> None:

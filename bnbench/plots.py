@@ -1,0 +1,75 @@
+"""`bnbench compare --plot`: training loss vs step and test accuracy per epoch, one row of two panels per run.
+
+Uses matplotlib's object API with the Agg canvas (no pyplot, no display), so it works headless and leaves the
+global backend alone.
+"""
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from .compare import Comparison
+from .errors import BnbenchError
+
+
+def save_plot(comparisons: list[Comparison], path: Path) -> None:
+    figure = Figure(figsize=(13, 4.6 * len(comparisons)), layout="constrained")
+    FigureCanvasAgg(figure)
+    rows = figure.subfigures(len(comparisons), 1, squeeze=False)[:, 0]
+    for row, comparison in zip(rows, comparisons):
+        row.suptitle(comparison.title, fontweight="bold")
+        loss, accuracy = row.subplots(1, 2, width_ratios=[3, 2])
+        _loss_panel(loss, comparison)
+        _accuracy_panel(accuracy, comparison)
+    try:
+        figure.savefig(path, dpi=110)
+    except (OSError, ValueError) as e:
+        raise BnbenchError(f"--plot {path}: cannot save ({e}); use a writable path ending in .png") from None
+
+
+def _label(comparison: Comparison, keys: tuple) -> str:
+    """'batchnorm (baseline), optimizer.lr=0.001'; variants with diverged seeds say how many were left out."""
+    *point, variant = keys
+    row = comparison.table[comparison.table.variant == variant]
+    for path, value in zip(comparison.points, point):
+        row = row[row[path] == value]
+    parts = [variant + " (baseline)" * (variant == comparison.baseline), *(f"{p}={v}" for p, v in
+                                                                           zip(comparison.points, point))]
+    diverged = row.diverged.iloc[0].count("diverged") if len(row) else 0
+    return ", ".join(parts) + (f" ({diverged} diverged seed{'s' * (diverged > 1)} left out)" if diverged else "")
+
+
+def _loss_panel(ax, comparison: Comparison) -> None:
+    curves, keys = comparison.loss_curves, comparison.points + ["variant"]
+    for group, curve in curves.groupby(keys, sort=False):
+        line, = ax.plot(curve.step, curve.loss_mean, linewidth=1.2, label=_label(comparison, group))
+        ax.fill_between(curve.step, curve.loss_mean - curve.loss_std.fillna(0),
+                        curve.loss_mean + curve.loss_std.fillna(0), color=line.get_color(), alpha=0.2, linewidth=0)
+    base = comparison.table[comparison.table.baseline.astype(bool)]
+    for target in base.train_loss_mean.dropna().unique():
+        ax.axhline(target, color="0.3", linestyle=":", linewidth=1)
+    if len(base):
+        ax.plot([], [], color="0.3", linestyle=":", label=f"target: {comparison.baseline}'s final train loss")
+    window = ", ".join(dict.fromkeys(str(w) for w in comparison.table.smoothing))
+    ax.set(xlabel="training step (mini-batch)", ylabel=f"training loss (mean of last {window} batches)",
+           title="training loss, mean ± std over seeds")
+    if (curves.loss_mean > 0).all():  # log scale: the late, small differences stay visible; plain tick labels
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def _accuracy_panel(ax, comparison: Comparison) -> None:
+    curves = comparison.accuracy_curves
+    for group, curve in curves.groupby(comparison.points + ["variant"], sort=False):
+        line, = ax.plot(curve.epoch, curve.acc_mean, marker="o", label=_label(comparison, group))
+        ax.fill_between(curve.epoch, curve.acc_mean - curve.acc_std.fillna(0),
+                        curve.acc_mean + curve.acc_std.fillna(0), color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy, mean ± std over seeds")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
