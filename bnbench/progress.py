@@ -47,14 +47,14 @@ class RichReporter:
                         rate=rate, description=f"{trial.key} epoch {p.epoch}/{epochs}")
         if p.window_loss is not None and not self.quiet:
             self.console.print(f"{trial.key} epoch {p.epoch}: Loss after mini-batch {p.batch:5d}: "
-                               f"{p.window_loss:.3f}", highlight=False)
+                               f"{p.window_loss:.3f}", highlight=False, soft_wrap=True)
 
     def epoch_done(self, trial: Trial, result: EpochResult) -> None:
         epochs = trial.config.training.epochs
         status = f"  [red]diverged at step {result.diverged_step}[/]" if result.diverged_step is not None else ""
         self.console.print(f"{trial.key} epoch {result.epoch}/{epochs}: train loss {result.train_loss:.4f}, "
                            f"test loss {result.test_loss:.4f}, test acc {100 * result.test_acc:.2f}% "
-                           f"({result.seconds:.1f} s){status}", highlight=False)
+                           f"({result.seconds:.1f} s){status}", highlight=False, soft_wrap=True)
         if result.epoch >= epochs or result.diverged_step is not None:
             task = self.tasks.pop(trial.index, None)
             self.clock.pop(trial.index, None)

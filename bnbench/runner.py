@@ -32,6 +32,12 @@ from .train import EpochResult, Progress, Trainer, resolve_device
 from .trials import Trial, expand
 
 
+# Every trial trains on one CPU thread, in-process or in a worker: the thread count changes the order of float
+# sums inside a matmul, so fixing it makes results independent of --jobs. Parallelism comes from --jobs
+# (trials side by side), which is where it pays for models this small.
+TRIAL_THREADS = 1
+
+
 class Interrupted(BnbenchError):
     """Ctrl-C: the run was stopped cleanly and can be resumed."""
 
@@ -184,6 +190,7 @@ def _record(run: Run, trial: Trial, result: EpochResult, state: bytes) -> None:
 
 def _train_here(run: Run, pending: list[Trial], data: Dataset, device: torch.device, reporter: Reporter) -> None:
     data = data.to(device)
+    torch.set_num_threads(TRIAL_THREADS)
     for trial in pending:
         for result, state in _train_trial(run.dir, trial, data, device, reporter.progress):
             _record(run, trial, result, state)
@@ -211,11 +218,9 @@ def _train_in_workers(run: Run, pending: list[Trial], data: Dataset, device: tor
     tasks, results = ctx.Queue(), ctx.Queue()
     for trial in pending:
         tasks.put(trial.index)
-    threads = max(1, torch.get_num_threads() // jobs)
     with tempfile.TemporaryDirectory(prefix="bnbench-") as tmp:
         data_file = data.save(Path(tmp) / "data.pt")
-        workers = [ctx.Process(target=_worker, args=(run.dir, run.config, data_file, str(device), threads, tasks,
-                                                     results), daemon=True) for _ in range(jobs)]
+        workers = [ctx.Process(target=_worker, args=(run.dir, run.config, data_file, str(device), tasks, results), daemon=True) for _ in range(jobs)]
         for w in workers:
             tasks.put(None)
             w.start()
@@ -249,10 +254,10 @@ def _collect(run: Run, results, workers, remaining: int, reporter: Reporter) -> 
             raise RuntimeError(f"a bnbench worker failed:\n{payload[0]}")
 
 
-def _worker(run_dir: Path, config: Config, data_file: Path, device: str, threads: int, tasks, results) -> None:
+def _worker(run_dir: Path, config: Config, data_file: Path, device: str, tasks, results) -> None:
     """Worker process: train the trials it takes from `tasks`; Ctrl-C is left to the main process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(threads)
+    torch.set_num_threads(TRIAL_THREADS)
     trials = expand(config)
     device = torch.device(device)
     data = Dataset.load(data_file).to(device)
