@@ -197,12 +197,17 @@ def read_yaml(path: Path) -> dict:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise BnbenchError(f"{path}: malformed YAML: {where}{getattr(e, 'problem', None) or e}") from None
+        raise BnbenchError(f"{path}: malformed YAML: {yaml_problem(e)}") from None
     if not isinstance(raw, dict):
         raise BnbenchError(f"{path}: expected a mapping of config fields at the top level, got {type(raw).__name__}")
     return raw
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error as one line: 'line 3, column 7: <problem>'."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return where + " ".join(str(getattr(error, "problem", None) or error).split())
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -218,7 +223,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         return parts, yaml.safe_load(value)
     except yaml.YAMLError as e:
-        raise BnbenchError(f"--set {text}: value is not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise BnbenchError(f"--set {text}: value is not valid YAML ({yaml_problem(e)})") from None
 
 
 def validate(raw: dict, source: str) -> Config:

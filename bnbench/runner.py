@@ -25,9 +25,10 @@ import torch.multiprocessing as mp
 import yaml
 
 from . import store
-from .config import Config, dump, load_config, validate
+from .config import Config, dump, load_config, validate, yaml_problem
 from .data import Dataset, load_dataset
 from .errors import BnbenchError
+from .models import build_model
 from .train import EpochResult, Progress, Trainer, resolve_device
 from .trials import Trial, expand
 
@@ -97,6 +98,7 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict, 
     device = resolve_device(config.device)
     data = load_dataset(config.dataset)
     trials = expand(config)
+    _check_models(trials, data)
     run_dir = store.new_run_dir(out, config.name)
     lock = store.RunLock(run_dir).acquire()
     try:
@@ -110,6 +112,12 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict, 
     finally:
         lock.release()
     return run_dir
+
+
+def _check_models(trials: list[Trial], data: Dataset) -> None:
+    """Build each distinct model once, so that a model that cannot fit the data fails before a run folder exists."""
+    for trial in {(t.variant.name, str(t.config.model)): t for t in trials}.values():
+        build_model(trial.config.model, trial.variant, data.input_shape, data.num_classes, trial.seed)
 
 
 def resume_experiment(run_dir: Path, *, jobs: int = 1, argv: Optional[list[str]] = None,
@@ -147,8 +155,10 @@ def store_config(run_dir: Path) -> dict:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise BnbenchError(f"{path}: missing; is '{run_dir}' a bnbench run folder?") from None
-    except (OSError, yaml.YAMLError) as e:
-        raise BnbenchError(f"{path}: not readable YAML ({e})") from None
+    except OSError as e:
+        raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise BnbenchError(f"{path}: not readable YAML ({yaml_problem(e)})") from None
     if not isinstance(raw, dict):
         raise BnbenchError(f"{path}: expected a mapping of config fields")
     return raw
