@@ -21,6 +21,12 @@ and the step is the first at which the smoothed loss is at or below it; speedup 
 much the measure moves without any real difference. Per variant: the mean step and mean speedup over the seeds
 that reached the target, and target_reached of target_pairs.
 
+A comparison's table has one row per sweep point x variant: experiment, run, status, partial (not complete),
+the sweep paths, variant, baseline (True on its row), seeds (that did not diverge), pairs (seeds paired with the
+baseline), epoch (compared) and epochs (configured); per metric m: m_mean, m_std, m_delta, m_ci_low, m_ci_high,
+m_p, m_wins; best_epoch (mean); steps (mean total), steps_to_target, speedup, target_reached, target_pairs,
+smoothing (the window); diverged ("seed 1 diverged at step 312; ...") and missing (seeds without rows yet).
+
 Grouping: each run is compared on its own. Runs of one experiment are listed together, newest first, but never
 pooled: a trial's result depends only on its config and seed, so pooling two runs of one config counts the same
 trials twice, and pooling runs with different configs mixes two experiments.
@@ -72,7 +78,7 @@ class Comparison:
     """One run measured against its baseline."""
     results: Results
     baseline: str
-    table: pd.DataFrame  # one row per sweep point x variant; the columns are described in the module docstring
+    table: pd.DataFrame  # one row per sweep point x variant, columns as in the module docstring
     trials: pd.DataFrame  # one row per trial: its own numbers; `ok` = finished epoch E without diverging
     curves: pd.DataFrame  # the smoothed training loss of the `ok` trials, per step through epoch E
 
@@ -271,6 +277,7 @@ def _trial(labels: list[str], values: tuple) -> str:
 # ---- comparing one run -------------------------------------------------------------------------------------------
 
 def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optional[int] = None) -> Comparison:
+    """Measure every variant of one run against `baseline` (default: the run's), at `epoch` (default: the last)."""
     config = results.config
     baseline = baseline or config.baseline
     names = [v.name for v in config.variants]

@@ -46,11 +46,10 @@ def _loss_panel(ax, comparison: Comparison) -> None:
         line, = ax.plot(curve.step, curve.loss_mean, linewidth=1.2, label=_label(comparison, group))
         ax.fill_between(curve.step, curve.loss_mean - curve.loss_std.fillna(0),
                         curve.loss_mean + curve.loss_std.fillna(0), color=line.get_color(), alpha=0.2, linewidth=0)
-    base = comparison.table[comparison.table.baseline.astype(bool)]
-    for target in base.train_loss_mean.dropna().unique():
-        ax.axhline(target, color="0.3", linestyle=":", linewidth=1)
-    if len(base):
-        ax.plot([], [], color="0.3", linestyle=":", label=f"target: {comparison.baseline}'s final train loss")
+    targets = comparison.table.loc[comparison.table.baseline.astype(bool), "train_loss_mean"].dropna()
+    for i, target in enumerate(targets):
+        ax.axhline(target, color="0.3", linestyle=":", linewidth=1,
+                   label=f"target: {comparison.baseline}'s final train loss" if i == 0 else None)
     window = ", ".join(dict.fromkeys(str(w) for w in comparison.table.smoothing))
     ax.set(xlabel="training step (mini-batch)", ylabel=f"training loss (mean of last {window} batches)",
            title="training loss, mean ± std over seeds")
@@ -60,7 +59,7 @@ def _loss_panel(ax, comparison: Comparison) -> None:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend(ax)
 
 
 def _accuracy_panel(ax, comparison: Comparison) -> None:
@@ -72,4 +71,9 @@ def _accuracy_panel(ax, comparison: Comparison) -> None:
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy, mean ± std over seeds")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend(ax)
+
+
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:  # every trial of the run may have diverged
+        ax.legend(fontsize="small")

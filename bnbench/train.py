@@ -69,6 +69,36 @@ def make_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
         return cls(params, foreach=True, **kwargs)
 
 
+def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """`optimizer.step`, minus its per-call bookkeeping where that is safe.
+
+    For the fused Adam/AdamW the trainer builds, once the first step has created the state, this calls the same
+    fused kernel with the same arguments as torch/optim/adam.py's `_fused_adam`, so the arithmetic is identical;
+    it saves ~130 us of Python per step (0.32 -> 0.19 ms for the tutorial MLP on the 2-core CPU), an eighth of
+    the whole step. Any other optimizer or setting calls step().
+    """
+    group = optimizer.param_groups[0]
+    if not (isinstance(optimizer, torch.optim.Adam) and len(optimizer.param_groups) == 1 and group.get("fused")
+            and not (group["amsgrad"] or group["maximize"] or group["capturable"] or group["differentiable"])
+            and not isinstance(group["lr"], torch.Tensor)):
+        return optimizer.step
+    params = group["params"]
+    kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") else torch._fused_adam_
+
+    def step() -> None:
+        if len(optimizer.state) < len(params) or any(p.grad is None for p in params):
+            optimizer.step()
+            return
+        states = [optimizer.state[p] for p in params]
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1)
+        beta1, beta2 = group["betas"]
+        kernel(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+               [], steps, amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+               eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+    return step
+
+
 def batches_per_epoch(n: int, batch_size: int) -> int:
     """Like DataLoader(drop_last=False), except that a last batch of one example is dropped (BN cannot train on it)."""
     return n // batch_size + (n % batch_size > 1) if batch_size > 1 else n
@@ -79,7 +109,9 @@ class Trainer:
         cfg = trial.config
         self.trial, self.data, self.device = trial, data, device
         self.model = build_model(cfg.model, trial.variant, data.input_shape, data.num_classes, trial.seed).to(device)
-        self.optimizer = make_optimizer(cfg.optimizer, self.model.parameters())
+        self.params = list(self.model.parameters())
+        self.optimizer = make_optimizer(cfg.optimizer, self.params)
+        self.optimizer_step = fast_step(self.optimizer)
         self.epoch = 0  # epochs finished
         self.step = 0  # optimizer steps taken
 
@@ -122,12 +154,15 @@ class Trainer:
                            time.perf_counter() - start, None if diverged is None else self.step)
 
     def _step(self, idx: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
-        x, y = self.data.inputs(self.data.train.x[idx]), self.data.train.y[idx]
+        # index_select: ~4 us for a CIFAR batch where advanced indexing takes ~26 us (2-core CPU)
+        x = self.data.inputs(self.data.train.x.index_select(0, idx))
+        y = self.data.train.y.index_select(0, idx)
         out = self.model(x)
         loss = F.cross_entropy(out, y)
-        self.optimizer.zero_grad(set_to_none=True)
+        for p in self.params:  # = optimizer.zero_grad(set_to_none=True), without its per-call bookkeeping
+            p.grad = None
         loss.backward()
-        self.optimizer.step()
+        self.optimizer_step()
         correct += (out.argmax(1) == y).sum()
         return loss.detach()
 

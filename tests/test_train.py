@@ -1,0 +1,34 @@
+"""The eager engine's shortcuts change speed, never numbers."""
+import pytest
+import torch
+
+from bnbench.config import ModelConfig, OptimizerConfig, VariantConfig
+from bnbench.models import build_model
+from bnbench.train import batches_per_epoch, fast_step, make_optimizer
+
+
+@pytest.mark.parametrize("name, weight_decay", [("adam", None), ("adam", 0.01), ("adamw", None), ("sgd", None)])
+def test_fast_step_is_bitwise_optimizer_step(name, weight_decay):
+    cfg = OptimizerConfig(name=name, lr=1e-2, weight_decay=weight_decay)
+    models = [build_model(ModelConfig(hidden=[16]), VariantConfig(name="bn"), (1, 8, 8), 10, seed=0) for _ in "ab"]
+    optimizers = [make_optimizer(cfg, m.parameters()) for m in models]
+    steps = [optimizers[0].step, fast_step(optimizers[1])]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        x, y = torch.rand(8, 1, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g)
+        for model, step in zip(models, steps):
+            for p in model.parameters():
+                p.grad = None
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            step()
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(optimizers[0].state.values(), optimizers[1].state.values()):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_batches_per_epoch_keeps_partial_batches_but_never_a_single_example():
+    assert batches_per_epoch(50000, 10) == 5000
+    assert batches_per_epoch(1437, 16) == 90  # 89 full + one of 13
+    assert batches_per_epoch(1441, 16) == 90  # 90 full + one of 1, dropped (BN cannot normalise one example)
+    assert batches_per_epoch(7, 1) == 7
