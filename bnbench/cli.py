@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from .errors import BnbenchError
+from .errors import BnbenchError, Interrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Does Batch Normalization help this network, how much, how surely, and how fast?")
@@ -17,8 +17,6 @@ errors = Console(stderr=True)
 
 def user_errors(command):
     """Turn a BnbenchError into one line on stderr and exit status 2 (130 after Ctrl-C); bugs keep tracebacks."""
-    from .runner import Interrupted
-
     @wraps(command)
     def wrapper(*args, **kwargs):
         try:

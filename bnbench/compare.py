@@ -45,7 +45,6 @@ from scipy import stats
 from . import store
 from .config import Config, validate
 from .errors import BnbenchError
-from .runner import store_config
 
 METRICS = {  # key: (label, higher is better)
     "train_loss": ("final train loss", False),
@@ -171,7 +170,7 @@ def compare_runs(paths: list[Path], baseline: Optional[str] = None,
 
 def load_run(run_dir: Path) -> Results:
     """Read and check a run folder; any damage raises one BnbenchError naming the file and line."""
-    config = validate(store_config(run_dir), str(run_dir / "config.yaml"))
+    config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
     status = store.run_status(run_dir, store.read_meta(run_dir))
     labels = KEYS + list(config.sweep)
     batches = _read_csv(run_dir / "batches.csv", labels, ["epoch", "batch", "step"], ["loss"])

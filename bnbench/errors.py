@@ -6,3 +6,7 @@ The CLI prints its message as a single line and exits non-zero; anything else is
 
 class BnbenchError(Exception):
     """A mistake the user can fix; the message names the file or field and says how."""
+
+
+class Interrupted(BnbenchError):
+    """Ctrl-C: the run was stopped cleanly and can be resumed."""

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,19 +23,19 @@ from typing import Optional, Protocol
 import numpy as np
 import torch
 import torch.multiprocessing as mp
-import yaml
 
 from . import store
-from .config import Config, dump, load_config, validate, yaml_problem
+from .config import Config, dump, load_config, validate
 from .data import Dataset, load_dataset
-from .errors import BnbenchError
+from .errors import BnbenchError, Interrupted
 from .models import build_model
 from .train import EpochResult, Progress, Trainer, resolve_device
 from .trials import Trial, expand
 
 
-def _configure_cpu() -> None:
-    """Settings for every process that trains, in-process or a worker.
+@contextmanager
+def _cpu_settings():
+    """Settings for training, in-process or in a worker; restored afterwards (they are process-wide).
 
     One thread per trial: the thread count changes the order of float sums inside a matmul, so fixing it makes
     results independent of --jobs; parallelism comes from --jobs (trials side by side), which is where it pays
@@ -42,12 +43,14 @@ def _configure_cpu() -> None:
     made the plain MLP's step 2.3x slower (2.4 vs 1.06 ms on the 2-core CPU); values below 1e-38 change nothing
     a loss can show.
     """
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
-
-
-class Interrupted(BnbenchError):
-    """Ctrl-C: the run was stopped cleanly and can be resumed."""
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(False)
 
 
 class Reporter(Protocol):
@@ -131,7 +134,7 @@ def resume_experiment(run_dir: Path, *, jobs: int = 1, argv: Optional[list[str]]
                       reporter: Reporter = Silent()) -> Path:
     """Continue a stopped run: finished trials are kept, others restart from their last finished epoch."""
     meta = store.read_meta(run_dir)
-    config = validate(store_config(run_dir), str(run_dir / "config.yaml"))
+    config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
     _refuse_if_changed(meta, config)
     lock = store.RunLock(run_dir).acquire()
     try:
@@ -154,21 +157,6 @@ def latest_partial_run(out: Path, name: str) -> Path:
         if store.run_status(run_dir, store.read_meta(run_dir)) == "partial":
             return run_dir
     raise BnbenchError(f"--resume: no partial run of '{name}' under '{folder}'; start one without --resume")
-
-
-def store_config(run_dir: Path) -> dict:
-    path = run_dir / "config.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise BnbenchError(f"{path}: missing; is '{run_dir}' a bnbench run folder?") from None
-    except OSError as e:
-        raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
-    except yaml.YAMLError as e:
-        raise BnbenchError(f"{path}: not readable YAML ({yaml_problem(e)})") from None
-    if not isinstance(raw, dict):
-        raise BnbenchError(f"{path}: expected a mapping of config fields")
-    return raw
 
 
 # ---- execution ---------------------------------------------------------------------------------------------------
@@ -207,11 +195,11 @@ def _record(run: Run, trial: Trial, result: EpochResult, state: bytes) -> None:
 
 def _train_here(run: Run, pending: list[Trial], data: Dataset, device: torch.device, reporter: Reporter) -> None:
     data = data.to(device)
-    _configure_cpu()
-    for trial in pending:
-        for result, state in _train_trial(run.dir, trial, data, device, reporter.progress):
-            _record(run, trial, result, state)
-            reporter.epoch_done(trial, result)
+    with _cpu_settings():
+        for trial in pending:
+            for result, state in _train_trial(run.dir, trial, data, device, reporter.progress):
+                _record(run, trial, result, state)
+                reporter.epoch_done(trial, result)
 
 
 def _train_trial(run_dir: Path, trial: Trial, data: Dataset, device: torch.device, on_progress):
@@ -274,16 +262,16 @@ def _collect(run: Run, results, workers, remaining: int, reporter: Reporter) -> 
 def _worker(run_dir: Path, config: Config, data_file: Path, device: str, tasks, results) -> None:
     """Worker process: train the trials it takes from `tasks`; Ctrl-C is left to the main process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _configure_cpu()
     trials = expand(config)
     device = torch.device(device)
     data = Dataset.load(data_file).to(device)
     try:
-        for index in iter(tasks.get, None):
-            for result, state in _train_trial(run_dir, trials[index], data, device,
-                                              lambda p: results.put(("progress", p))):
-                results.put(("epoch", index, result, state))
-            results.put(("done", index))
+        with _cpu_settings():
+            for index in iter(tasks.get, None):
+                for result, state in _train_trial(run_dir, trials[index], data, device,
+                                                  lambda p: results.put(("progress", p))):
+                    results.put(("epoch", index, result, state))
+                results.put(("done", index))
     except BaseException:
         results.put(("error", traceback.format_exc()))
 

@@ -13,13 +13,16 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import torch
+import yaml
 
+from .config import yaml_problem
 from .errors import BnbenchError
-from .train import EpochResult
 from .trials import Trial
+
+if TYPE_CHECKING:  # torch is imported only where checkpoints are touched, so `compare` and `list` start fast
+    from .train import EpochResult
 
 BATCH_COLUMNS = ["epoch", "batch", "step", "loss"]
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
@@ -108,7 +111,7 @@ def header(trials: list[Trial], columns: list[str]) -> str:
     return _fields(list(trials[0].labels) + columns) + "\n"
 
 
-def append_epoch(run_dir: Path, trial: Trial, result: EpochResult, first_step: int) -> None:
+def append_epoch(run_dir: Path, trial: Trial, result: "EpochResult", first_step: int) -> None:
     """Append one epoch's rows to batches.csv and epochs.csv, durably, before the checkpoint moves on."""
     prefix = _fields(list(trial.labels.values()))
     steps = range(first_step + 1, first_step + len(result.losses) + 1)
@@ -124,6 +127,8 @@ def append_epoch(run_dir: Path, trial: Trial, result: EpochResult, first_step: i
 
 
 def serialize(state: dict) -> bytes:
+    import torch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
@@ -137,6 +142,8 @@ def save_checkpoint(run_dir: Path, trial: Trial, state: bytes, summary: dict) ->
 
 
 def _read_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
+    import torch
+
     path = run_dir / "checkpoints" / f"{trial.key}.pt"
     return torch.load(path, weights_only=True) if path.is_file() else None
 
@@ -148,6 +155,8 @@ def checkpoint_summary(run_dir: Path, trial: Trial) -> Optional[dict]:
 
 def load_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
     """The trainer state of a trial's last finished epoch, or None if it has not finished one."""
+    import torch
+
     checkpoint = _read_checkpoint(run_dir, trial)
     return checkpoint and torch.load(io.BytesIO(checkpoint["state"]), weights_only=True)
 
@@ -176,6 +185,22 @@ def rewrite_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]
 
 def _parse(line: str) -> list[str]:
     return next(csv.reader([line]), [])
+
+
+def read_config(run_dir: Path) -> dict:
+    """The run's resolved config.yaml as a raw mapping (validate it with config.validate)."""
+    path = run_dir / "config.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise BnbenchError(f"{path}: missing; is '{run_dir}' a bnbench run folder?") from None
+    except OSError as e:
+        raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise BnbenchError(f"{path}: not readable YAML ({yaml_problem(e)})") from None
+    if not isinstance(raw, dict):
+        raise BnbenchError(f"{path}: expected a mapping of config fields")
+    return raw
 
 
 # ---- meta ----------------------------------------------------------------------------------------------------------
