@@ -165,8 +165,10 @@ class StackedTrainer:
         weight, bias = layer["weight"], layer["bias"]
         trials = len(weight)
         if isinstance(module, nn.Conv2d):
-            return _dense_grad(F.conv2d(h, weight.flatten(0, 1), bias.flatten(), module.stride, module.padding,
-                                        module.dilation, groups=trials))
+            width = h.shape[1] // trials
+            return torch.cat([_dense_grad(F.conv2d(h[:, k * width:(k + 1) * width], weight[k], bias[k],
+                                                   module.stride, module.padding, module.dilation))
+                              for k in range(trials)], 1)
         out = torch.baddbmm(bias.unsqueeze(1), h.view(len(h), trials, -1).transpose(0, 1), weight.mT)
         return _dense_grad(out).transpose(0, 1).reshape(len(h), -1)  # [K, B, O] -> [B, K*O]
 

@@ -55,7 +55,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(cfg: OptimizerConfig, params, capturable: bool = False) -> torch.optim.Optimizer:
     params = list(params)
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[cfg.name]
     kwargs = {"lr": cfg.lr}
@@ -63,6 +63,8 @@ def make_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
         kwargs["weight_decay"] = cfg.weight_decay
     if cfg.name == "sgd":
         kwargs["momentum"] = cfg.momentum
+    elif capturable:
+        kwargs["capturable"] = True
     try:  # fused: the whole update in one kernel; foreach where the device has no fused kernel
         return cls(params, fused=True, **kwargs)
     except (RuntimeError, TypeError):
@@ -104,13 +106,50 @@ def batches_per_epoch(n: int, batch_size: int) -> int:
     return n // batch_size + (n % batch_size > 1) if batch_size > 1 else n
 
 
+class LossLog:
+    """One epoch's per-batch losses, read back from the device a tick at a time (never per step): progress events,
+    the tutorial's "Loss after mini-batch N" windows, and where the loss first became NaN/inf."""
+
+    def __init__(self, trial: Trial, epoch: int, batches: int, on_progress: Callable[[Progress], None]):
+        self.trial, self.epoch, self.batches, self.on_progress = trial, epoch, batches, on_progress
+        self.chunks: list[torch.Tensor] = []
+        self.count = 0
+        self.diverged: Optional[int] = None  # batch number (1-based) of the first non-finite loss
+
+    @property
+    def tick(self) -> int:
+        every = self.trial.config.training.log_every
+        return math.gcd(100, every) if every else 100
+
+    def add(self, chunk: torch.Tensor) -> bool:
+        """Take the next losses; False once one is not finite (training should stop there)."""
+        chunk = chunk.float().cpu()
+        self.chunks.append(chunk)
+        bad = (~torch.isfinite(chunk)).nonzero()
+        if len(bad):
+            self.diverged = self.count + int(bad[0]) + 1
+            return False
+        self.count += len(chunk)
+        every = self.trial.config.training.log_every
+        window = None
+        if every and self.count % every == 0:
+            window = float(torch.cat(self.chunks)[self.count - every:self.count].mean())
+        self.on_progress(Progress(self.trial.index, self.epoch, self.count, self.batches, float(chunk.mean()), window))
+        return True
+
+    def losses(self) -> np.ndarray:
+        return torch.cat(self.chunks)[:self.diverged].numpy()
+
+
 class Trainer:
+    capturable = False  # the graph engine needs an optimizer whose step can be captured
+
     def __init__(self, trial: Trial, data: Dataset, device: torch.device):
         cfg = trial.config
         self.trial, self.data, self.device = trial, data, device
         self.model = build_model(cfg.model, trial.variant, data.input_shape, data.num_classes, trial.seed).to(device)
         self.params = list(self.model.parameters())
-        self.optimizer = make_optimizer(cfg.optimizer, self.params)
+        self.optimizer = make_optimizer(cfg.optimizer, self.params, capturable=self.capturable)
         self.optimizer_step = fast_step(self.optimizer)
         self.epoch = 0  # epochs finished
         self.step = 0  # optimizer steps taken
@@ -129,29 +168,28 @@ class Trainer:
         start = time.perf_counter()
         epoch = self.epoch + 1
         n = len(self.data.train.y)
-        batches = batches_per_epoch(n, cfg.batch_size)
+        log = LossLog(self.trial, epoch, batches_per_epoch(n, cfg.batch_size), on_progress)
         order = batch_order(n, self.trial.seed, epoch, cfg.shuffle).to(self.device)
-        tick = math.gcd(100, cfg.log_every) if cfg.log_every else 100
         self.model.train()
-        losses, done, correct = [], [], torch.zeros((), dtype=torch.long, device=self.device)
-        diverged = None
-        for i in range(batches):
-            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            losses.append(self._step(idx, correct))
-            if (i + 1) % tick == 0 or i + 1 == batches:
-                done.append(torch.stack(losses).float().cpu())
-                losses.clear()
-                bad = (~torch.isfinite(done[-1])).nonzero()
-                if len(bad):
-                    diverged = i + 2 - len(done[-1]) + int(bad[0])  # batch number within the epoch
-                    break
-                on_progress(self._progress(epoch, i + 1, batches, done))
-        trained = torch.cat(done)[:diverged].numpy()
+        correct = self._train_batches(order, log)
+        trained = log.losses()
         self.epoch, self.step = epoch, self.step + len(trained)
         test_loss, test_acc = self.evaluate()
         seen = min(len(trained) * cfg.batch_size, n)
         return EpochResult(epoch, trained, float(np.mean(trained)), correct.item() / seen, test_loss, test_acc,
-                           time.perf_counter() - start, None if diverged is None else self.step)
+                           time.perf_counter() - start, None if log.diverged is None else self.step)
+
+    def _train_batches(self, order: torch.Tensor, log: LossLog) -> torch.Tensor:
+        """Train on the epoch's batches in `order`, feeding `log`; returns the count of correct predictions."""
+        size = self.trial.config.training.batch_size
+        losses, correct = [], torch.zeros((), dtype=torch.long, device=self.device)
+        for i in range(log.batches):
+            losses.append(self._step(order[i * size:(i + 1) * size], correct))
+            if len(losses) == log.tick or i + 1 == log.batches:
+                if not log.add(torch.stack(losses)):
+                    break
+                losses.clear()
+        return correct
 
     def _step(self, idx: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
         # index_select: ~4 us for a CIFAR batch where advanced indexing takes ~26 us (2-core CPU)
@@ -165,13 +203,6 @@ class Trainer:
         self.optimizer_step()
         correct += (out.argmax(1) == y).sum()
         return loss.detach()
-
-    def _progress(self, epoch: int, batch: int, batches: int, done: list[torch.Tensor]) -> Progress:
-        every = self.trial.config.training.log_every
-        window = None
-        if every and batch % every == 0:
-            window = float(torch.cat(done)[batch - every:batch].mean())
-        return Progress(self.trial.index, epoch, batch, batches, float(done[-1].mean()), window)
 
     @torch.inference_mode()
     def evaluate(self) -> tuple[float, float]:

@@ -1,0 +1,119 @@
+"""The CUDA-graph engine (`training.engine: graph`): training steps captured once, then replayed.
+
+The tutorial's model is tiny and its batch is 10 images, so on a GPU an eager step is a few dozen tiny kernel
+launches and the GPU waits on Python (about 1.7 ms per step on an H100, issue 6). Here up to REPLAY steps (the
+batch gather from the device-resident data, forward, backward, the capturable Adam update, the loss written into
+a device buffer) are captured into one CUDA graph and replayed; a step reads its batch position from a device
+counter, so nothing on the host changes between replays. Evaluation, and a last batch of another size, stay eager.
+The arithmetic is the eager engine's (tests/test_graph.py compares them where a GPU is present).
+"""
+import torch
+import torch.nn.functional as F
+
+from .data import Dataset
+from .errors import BnbenchError
+from .train import LossLog, Trainer, batches_per_epoch
+from .trials import Trial
+
+REPLAY = 50  # steps per graph: enough to hide launch latency, few enough for progress and divergence checks
+WARMUP = 3  # eager steps before capture (CUDA libraries initialise lazily; capture must not see that)
+
+
+class GraphTrainer(Trainer):
+    capturable = True
+
+    def __init__(self, trial: Trial, data: Dataset, device: torch.device):
+        if device.type != "cuda":
+            raise BnbenchError(f"training.engine: graph needs a CUDA device, not '{device}'; use eager or stacked")
+        if trial.config.optimizer.name == "sgd":
+            raise BnbenchError("training.engine: graph supports adam and adamw; use eager or stacked for sgd")
+        super().__init__(trial, data, device)
+        size = trial.config.training.batch_size
+        n = len(data.train.y)
+        self.order = torch.zeros(n, dtype=torch.long, device=device)
+        self.cursor = torch.zeros((), dtype=torch.long, device=device)  # batch position within the epoch
+        self.losses = torch.zeros(batches_per_epoch(n, size), device=device)
+        self.correct = torch.zeros((), dtype=torch.long, device=device)
+        self.offsets = torch.arange(size, device=device)
+        self.stream = torch.cuda.Stream(device)
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy into the tensors the graphs were captured with (load_state_dict would replace the optimizer's)."""
+        if not self.graphs:
+            return super().load_state_dict(state)
+        self.model.load_state_dict(state["model"])
+        saved = state["optimizer"]["state"]
+        for i, p in enumerate(self.params):
+            for key, value in self.optimizer.state[p].items():
+                value.copy_(saved[i][key])
+        self.epoch, self.step = state["epoch"], state["step"]
+
+    def _train_batches(self, order: torch.Tensor, log: LossLog) -> torch.Tensor:
+        size = self.trial.config.training.batch_size
+        full = len(order) // size  # batches of the full size; a smaller last one is trained eagerly
+        self.order.copy_(order)
+        self.cursor.zero_()
+        self.correct.zero_()
+        replay = min(REPLAY, log.tick)  # divides log.tick (a divisor of 100), so checks land on replay boundaries
+        done = read = 0  # batches trained, batches whose losses went to the log
+        while done < full:
+            steps = replay if full - done >= replay else 1
+            self._graph(steps).replay()
+            done += steps
+            if done - read == log.tick or done == full:
+                if not log.add(self.losses[read:done]):
+                    return self.correct
+                read = done
+        if log.batches > full:
+            loss = self._step(order[full * size:], self.correct)
+            log.add(loss.view(1))
+        return self.correct
+
+    def _static_step(self) -> None:
+        """One training step whose every input lives at a fixed device address (capturable)."""
+        size = self.trial.config.training.batch_size
+        idx = self.order.index_select(0, self.cursor * size + self.offsets)
+        x = self.data.inputs(self.data.train.x.index_select(0, idx))
+        y = self.data.train.y.index_select(0, idx)
+        out = self.model(x)
+        loss = F.cross_entropy(out, y)
+        for p in self.params:
+            p.grad = None
+        loss.backward()
+        self.optimizer.step()
+        self.losses.index_copy_(0, self.cursor.view(1), loss.detach().view(1))
+        self.correct += (out.argmax(1) == y).sum()
+        self.cursor += 1
+
+    def _graph(self, steps: int) -> torch.cuda.CUDAGraph:
+        if steps not in self.graphs:
+            if not self.graphs:
+                self._warm_up()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=self.stream):
+                for _ in range(steps):
+                    self._static_step()
+            self.graphs[steps] = graph
+        return self.graphs[steps]
+
+    def _warm_up(self) -> None:
+        """Run WARMUP real steps on the capture stream, then undo them: model, BN statistics, optimizer state and
+        counters are put back in place, so the warm-up changes no number."""
+        model = {k: v.clone() for k, v in self.model.state_dict().items()}
+        counters = [t.clone() for t in (self.cursor, self.correct, self.losses)]
+        fresh = not self.optimizer.state
+        saved = {p: {k: v.clone() for k, v in self.optimizer.state[p].items()} for p in self.params} if not fresh else {}
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self.stream):
+            for _ in range(WARMUP):
+                self._static_step()
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)
+        with torch.no_grad():
+            for key, value in self.model.state_dict().items():
+                value.copy_(model[key])
+            for tensor, value in zip((self.cursor, self.correct, self.losses), counters):
+                tensor.copy_(value)
+            for p in self.params:  # a fresh Adam state is all zeros (step 0, both moments 0)
+                for key, value in self.optimizer.state[p].items():
+                    value.copy_(torch.zeros_like(value) if fresh else saved[p][key])

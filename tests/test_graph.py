@@ -1,0 +1,60 @@
+"""The CUDA-graph engine gives the eager engine's numbers (needs a GPU; skipped elsewhere)."""
+import copy
+
+import pytest
+import torch
+
+from bnbench.config import Config
+from bnbench.data import load_dataset
+from bnbench.errors import BnbenchError
+from bnbench.graph import GraphTrainer
+from bnbench.train import Trainer
+from bnbench.trials import expand
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="the graph engine needs a CUDA device")
+VARIANTS = [{"name": "plain", "norm": "none"}, {"name": "before", "norm": "batchnorm"},
+            {"name": "after", "norm": "batchnorm", "placement": "after_activation"}]
+
+
+def trials(kind="mlp", log_every=20):
+    model = {"kind": kind, "hidden": [32, 16], "channels": [8, 16]}
+    config = Config(name="g", seeds=[0, 1], dataset={"name": "digits"}, model=model, variants=VARIANTS,
+                    optimizer={"name": "adam", "lr": 3e-3}, training={"epochs": 2, "batch_size": 16,
+                                                                       "log_every": log_every})
+    return expand(config)
+
+
+@cuda
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_graph_engine_matches_eager(kind):
+    device = torch.device("cuda")
+    data = load_dataset(Config(name="d", dataset={"name": "digits"}).dataset).to(device)
+    for trial in trials(kind):
+        eager, graph = Trainer(trial, data, device), GraphTrainer(trial, data, device)
+        for _ in range(2):
+            a, b = eager.train_epoch(), graph.train_epoch()
+            torch.testing.assert_close(torch.from_numpy(b.losses), torch.from_numpy(a.losses), rtol=1e-5, atol=1e-6)
+            assert b.test_loss == pytest.approx(a.test_loss, rel=1e-5)
+        for key, value in eager.model.state_dict().items():
+            torch.testing.assert_close(graph.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+
+
+@cuda
+def test_graph_checkpoint_resumes_in_place():
+    device = torch.device("cuda")
+    data = load_dataset(Config(name="d", dataset={"name": "digits"}).dataset).to(device)
+    trial = trials()[1]
+    one = GraphTrainer(trial, data, device)
+    one.train_epoch()
+    state = copy.deepcopy(one.state_dict())
+    second = one.train_epoch()
+    other = GraphTrainer(trial, data, device)
+    other.train_epoch()  # captures its graphs, then gets the checkpoint copied in place
+    other.load_state_dict(state)
+    torch.testing.assert_close(torch.from_numpy(other.train_epoch().losses), torch.from_numpy(second.losses))
+
+
+def test_graph_engine_refuses_the_cpu():
+    data = load_dataset(Config(name="d", dataset={"name": "digits"}).dataset)
+    with pytest.raises(BnbenchError, match="graph needs a CUDA device"):
+        GraphTrainer(trials()[0], data, torch.device("cpu"))
