@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from .data import Dataset
-from .errors import BnbenchError
 from .train import LossLog, Trainer, batches_per_epoch
 from .trials import Trial
 
@@ -23,10 +22,8 @@ class GraphTrainer(Trainer):
     capturable = True
 
     def __init__(self, trial: Trial, data: Dataset, device: torch.device):
-        if device.type != "cuda":
-            raise BnbenchError(f"training.engine: graph needs a CUDA device, not '{device}'; use eager or stacked")
-        if trial.config.optimizer.name == "sgd":
-            raise BnbenchError("training.engine: graph supports adam and adamw; use eager or stacked for sgd")
+        if device.type != "cuda" or trial.config.optimizer.name == "sgd":
+            raise ValueError("GraphTrainer: needs a CUDA device and adam or adamw (runner.choose_engine checks)")
         super().__init__(trial, data, device)
         size = trial.config.training.batch_size
         n = len(data.train.y)

@@ -8,6 +8,7 @@ from bnbench.config import Config
 from bnbench.data import load_dataset
 from bnbench.errors import BnbenchError
 from bnbench.graph import GraphTrainer
+from bnbench.runner import choose_engine
 from bnbench.train import Trainer
 from bnbench.trials import expand
 
@@ -54,7 +55,11 @@ def test_graph_checkpoint_resumes_in_place():
     torch.testing.assert_close(torch.from_numpy(other.train_epoch().losses), torch.from_numpy(second.losses))
 
 
-def test_graph_engine_refuses_the_cpu():
-    data = load_dataset(Config(name="d", dataset={"name": "digits"}).dataset)
-    with pytest.raises(BnbenchError, match="graph needs a CUDA device"):
-        GraphTrainer(trials()[0], data, torch.device("cpu"))
+def test_graph_engine_refuses_the_cpu_and_sgd():
+    config = trials()[0].config
+    with pytest.raises(BnbenchError, match="training.engine: graph needs a CUDA device, not 'cpu'"):
+        choose_engine(config.with_values({"training.engine": "graph"}), torch.device("cpu"))
+    with pytest.raises(BnbenchError, match="graph supports adam and adamw"):
+        choose_engine(config.with_values({"training.engine": "graph", "optimizer.name": "sgd"}), torch.device("cuda"))
+    assert choose_engine(config, torch.device("cpu")) == "eager"
+    assert choose_engine(config, torch.device("cuda")) == "graph"

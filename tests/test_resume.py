@@ -153,3 +153,16 @@ def test_two_runs_of_one_config_get_separate_folders(config_file, tmp_path):
     runs = list((tmp_path / "crash").iterdir())
     assert len(runs) == 2
     assert runs[0].joinpath("batches.csv").read_text() == runs[1].joinpath("batches.csv").read_text()
+
+
+def test_stacked_run_killed_between_trials_of_a_group_resumes_exactly(config_file, tmp_path):
+    """A stacked group records its trials one by one; a kill in between leaves them an epoch apart."""
+    stacked = ["--set", "training.engine=stacked"]
+    finish("run", config_file, "--out", tmp_path / "reference", "-q", *stacked)
+    reference = {name: (run_dir_of(tmp_path / "reference") / name).read_text()
+                 for name in ("batches.csv", "epochs.csv")}
+    out = tmp_path / "killed"
+    run_dir = kill_when(bnbench("run", config_file, "--out", out, "-q", *stacked), out,
+                        lambda d: rows(d / "epochs.csv") >= 2 and rows(d / "epochs.csv") % 4 != 0)
+    finish("run", run_dir, "--resume", "-q")
+    assert same_files(run_dir, reference)
