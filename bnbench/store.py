@@ -187,20 +187,25 @@ def _parse(line: str) -> list[str]:
     return next(csv.reader([line]), [])
 
 
-def read_config(run_dir: Path) -> dict:
-    """The run's resolved config.yaml as a raw mapping (validate it with config.validate)."""
-    path = run_dir / "config.yaml"
+def _read_mapping(path: Path, parse, kind: str, expected: str) -> dict:
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = parse(path.read_text())
     except FileNotFoundError:
-        raise BnbenchError(f"{path}: missing; is '{run_dir}' a bnbench run folder?") from None
+        raise BnbenchError(f"{path}: missing; is '{path.parent}' a bnbench run folder?") from None
     except OSError as e:
         raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
     except yaml.YAMLError as e:
-        raise BnbenchError(f"{path}: not readable YAML ({yaml_problem(e)})") from None
+        raise BnbenchError(f"{path}: not readable {kind} ({yaml_problem(e)})") from None
+    except ValueError as e:
+        raise BnbenchError(f"{path}: not readable {kind} ({e})") from None
     if not isinstance(raw, dict):
-        raise BnbenchError(f"{path}: expected a mapping of config fields")
+        raise BnbenchError(f"{path}: expected {expected}")
     return raw
+
+
+def read_config(run_dir: Path) -> dict:
+    """The run's resolved config.yaml as a raw mapping (validate it with config.validate)."""
+    return _read_mapping(run_dir / "config.yaml", yaml.safe_load, "YAML", "a mapping of config fields")
 
 
 # ---- meta ----------------------------------------------------------------------------------------------------------
@@ -210,16 +215,7 @@ def write_meta(run_dir: Path, meta: dict) -> None:
 
 
 def read_meta(run_dir: Path) -> dict:
-    path = run_dir / "meta.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BnbenchError(f"{path}: missing; is '{run_dir}' a bnbench run folder?") from None
-    except (OSError, ValueError) as e:
-        raise BnbenchError(f"{path}: not readable JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise BnbenchError(f"{path}: expected a JSON object")
-    return meta
+    return _read_mapping(run_dir / "meta.json", json.loads, "JSON", "a JSON object")
 
 
 def run_status(run_dir: Path, meta: dict) -> str:
