@@ -20,9 +20,11 @@ BATCHES = 3 * 2 * 2 * (1437 // 4 + 1)
 
 
 def bnbench(*args, **kwargs):
-    env = os.environ | {"OMP_NUM_THREADS": "1"}  # same thread count in every process: bitwise-identical math
-    return subprocess.Popen([sys.executable, "-m", "bnbench", *map(str, args)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
+    # SIGINT back to its default: a test run started in the background inherits it ignored, and Python then
+    # installs no KeyboardInterrupt handler
+    return subprocess.Popen([sys.executable, "-m", "bnbench", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def finish(*args):
