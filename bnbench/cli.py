@@ -22,11 +22,11 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except Interrupted as e:
-            errors.print(f"{e}", highlight=False, soft_wrap=True)
-            raise typer.Exit(130)
+            errors.print(f"{e}", highlight=False, soft_wrap=True, markup=False)
+            raise typer.Exit(130) from None
         except BnbenchError as e:
             errors.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
     return wrapper
 
 

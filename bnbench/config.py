@@ -135,7 +135,7 @@ class Config(Strict):
 def _check_path(parts: list[str], what: str) -> None:
     """Raise ValueError unless `parts` is a path through the Config schema (list items by index)."""
     model, done = Config, []
-    for i, part in enumerate(parts):
+    for part in parts:
         if model is None:
             raise ValueError(f"{what} path '{'.'.join(parts)}': '{'.'.join(done)}' has no fields")
         if model is list:

@@ -315,7 +315,7 @@ def _collect(run: Run, results, workers, remaining: int, reporter: Reporter) -> 
             kind, *payload = results.get(timeout=1.0)
         except queue.Empty:
             if not any(w.is_alive() for w in workers):
-                raise RuntimeError("all bnbench workers exited before finishing their trials")
+                raise RuntimeError("all bnbench workers exited before finishing their trials") from None
             continue
         if kind == "progress":
             reporter.progress(payload[0])
