@@ -24,7 +24,6 @@ import json
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -124,21 +123,11 @@ class StackedTrainer:
                 if not self._stack:
                     break
         self.epoch = epoch
-        results = [self._finish(k, logs[k], correct[k]) for k in sorted(logs)]
+        results = [self._trainers[k].finish_epoch(logs[k], correct[k], start) for k in sorted(logs)]
         seconds = time.perf_counter() - start  # the group's wall time, for every trial in it
         for result in results:
             result.seconds = seconds
         return results
-
-    def _finish(self, k: int, log: LossLog, correct: int) -> EpochResult:
-        """Trial k's result, with the bookkeeping of `Trainer.train_epoch` (the caller sets `seconds`)."""
-        trainer = self._trainers[k]
-        trained = log.losses()
-        trainer.epoch, trainer.step = log.epoch, trainer.step + len(trained)
-        test_loss, test_acc = trainer.evaluate()
-        seen = min(len(trained) * self.training.batch_size, len(self.data.train.y))
-        return EpochResult(log.epoch, trained, float(np.mean(trained)), correct / seen, test_loss, test_acc, 0.0,
-                           None if log.diverged is None else trainer.step)
 
     def _step(self, idx: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
         """One optimizer step of every stacked trial on its own batch idx[k]; returns the K losses."""

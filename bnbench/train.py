@@ -172,11 +172,16 @@ class Trainer:
         order = batch_order(n, self.trial.seed, epoch, cfg.shuffle).to(self.device)
         self.model.train()
         correct = self._train_batches(order, log)
+        return self.finish_epoch(log, correct.item(), start)
+
+    def finish_epoch(self, log: LossLog, correct: int, start: float) -> EpochResult:
+        """The epoch's result once its batches are trained (also for the stacked engine's trials): the counters
+        move on, then the test split is evaluated."""
         trained = log.losses()
-        self.epoch, self.step = epoch, self.step + len(trained)
+        self.epoch, self.step = log.epoch, self.step + len(trained)
         test_loss, test_acc = self.evaluate()
-        seen = min(len(trained) * cfg.batch_size, n)
-        return EpochResult(epoch, trained, float(np.mean(trained)), correct.item() / seen, test_loss, test_acc,
+        seen = min(len(trained) * self.trial.config.training.batch_size, len(self.data.train.y))
+        return EpochResult(log.epoch, trained, float(np.mean(trained)), correct / seen, test_loss, test_acc,
                            time.perf_counter() - start, None if log.diverged is None else self.step)
 
     def _train_batches(self, order: torch.Tensor, log: LossLog) -> torch.Tensor:
