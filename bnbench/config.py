@@ -111,6 +111,13 @@ class Config(Strict):
             raise ValueError(f"baseline '{self.baseline}' is not a variant; choose one of {names}")
         return self
 
+    @model_validator(mode="after")
+    def _batch_for_bn(self):
+        sizes = self.sweep.get("training.batch_size", [self.training.batch_size])
+        if 1 in sizes and any(v.norm == "batchnorm" for v in self.variants):
+            raise ValueError("training.batch_size: BatchNorm cannot train on batches of 1 example; use 2 or more")
+        return self
+
     def sweep_points(self) -> list[dict[str, Any]]:
         """The cartesian product of the sweep, one dict {dotted path: value} per point ([{}] without a sweep)."""
         keys = list(self.sweep)
@@ -263,16 +270,18 @@ def _explain(error: ValidationError) -> str:
     errors = error.errors()
     first = errors[0]
     loc = [str(p) for p in first["loc"]]
-    field = ".".join(loc) or "(top level)"
+    field = ".".join(loc)
     if first["type"] == "extra_forbidden":
         parent = _model_at(loc[:-1])
         message = f"unknown key '{loc[-1]}'{_suggest(loc[-1], parent.model_fields if parent else [])}"
     elif first["type"] == "missing":
         message = "is required"
+    elif not loc:  # a check across fields (a model validator): its message names the fields, the input is all
+        message = first["msg"].removeprefix("Value error, ")
     else:
         message = f"{first['msg'].removeprefix('Value error, ')} (got {first.get('input')!r})"
     more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
-    return f"{field}: {message}{more}"
+    return f"{message}{more}" if not loc else f"{field}: {message}{more}"
 
 
 def _model_at(loc: list[str]):

@@ -140,7 +140,7 @@ def _folder_split(folder: Path, classes: list[str]) -> Split:
                          key=lambda e: e.name) if (folder / c).is_dir() else []
         for e in entries:
             stat = e.stat()
-            files.append((Path(e.path), label))
+            files.append((e.path, label))
             listing.append(f"{c}/{e.name}|{stat.st_size}|{stat.st_mtime_ns}")
     if not files:
         raise BnbenchError(f"dataset.root: no images under '{folder}' (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -148,7 +148,7 @@ def _folder_split(folder: Path, classes: list[str]) -> Split:
     for cache in _cache_paths(folder, fingerprint):
         if cache.is_file():
             try:
-                saved = torch.load(cache, weights_only=True)
+                saved = torch.load(cache, mmap=True, weights_only=True)  # pages shared with --jobs workers
                 return Split(saved["x"], saved["y"])
             except Exception:  # a damaged cache is rebuilt, never trusted
                 pass
@@ -157,7 +157,7 @@ def _folder_split(folder: Path, classes: list[str]) -> Split:
     return split
 
 
-def _decode(files: list[tuple[Path, int]]) -> Split:
+def _decode(files: list[tuple[str, int]]) -> Split:
     from PIL import Image
 
     arrays = []

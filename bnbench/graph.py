@@ -63,7 +63,9 @@ class GraphTrainer(Trainer):
                     return self.correct
                 read = done
         if log.batches > full:
-            loss = self._step(order[full * size:], self.correct)
+            y = self.data.train.y.index_select(0, order[full * size:])
+            loss, out = self._step(order[full * size:], y)
+            self.correct += (out.argmax(1) == y).sum()
             log.add(loss.view(1))
         return self.correct
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Union
 
 import numpy as np
 import torch
@@ -285,16 +285,17 @@ def _train_here(run: Run, units: list[list[Trial]], data: Dataset, device: torch
 
 def _train_in_workers(run: Run, units: list[list[Trial]], data: Dataset, device: torch.device, engine: str,
                       jobs: int, reporter: Reporter) -> None:
-    """Workers map one uint8 copy of the data set from a temporary file (shared page cache) and send back only
-    plain data and bytes, so no tensor crosses a process boundary. On the CPU they are forked (no second torch
-    import: 1.6 s less per run), as DataLoader workers are; CUDA cannot be forked, so there they are spawned."""
+    """Workers share one uint8 copy of the data set and send back only plain data and bytes, so no tensor crosses
+    a process boundary. On the CPU they are forked (no second torch import: 1.6 s less per run), as DataLoader
+    workers are, and read the parent's tensors (the cache file's mapped pages, or copy-on-write memory that
+    nobody writes). CUDA cannot be forked: spawned workers map a temporary copy of the data (shared page cache)."""
     ctx = mp.get_context("fork" if device.type == "cpu" else "spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     for unit in units:
         tasks.put([t.index for t in unit])
     with tempfile.TemporaryDirectory(prefix="bnbench-") as tmp:
-        data_file = data.save(Path(tmp) / "data.pt")
-        workers = [ctx.Process(target=_worker, args=(run.dir, run.config, data_file, str(device), engine, tasks,
+        shared = data if ctx.get_start_method() == "fork" else data.save(Path(tmp) / "data.pt")
+        workers = [ctx.Process(target=_worker, args=(run.dir, run.config, shared, str(device), engine, tasks,
                                                      results), daemon=True) for _ in range(jobs)]
         for w in workers:
             tasks.put(None)
@@ -329,12 +330,14 @@ def _collect(run: Run, results, workers, remaining: int, reporter: Reporter) -> 
             raise RuntimeError(f"a bnbench worker failed:\n{payload[0]}")
 
 
-def _worker(run_dir: Path, config: Config, data_file: Path, device: str, engine: str, tasks, results) -> None:
-    """Worker process: train the units it takes from `tasks`; Ctrl-C is left to the main process."""
+def _worker(run_dir: Path, config: Config, shared: Union[Dataset, Path], device: str, engine: str, tasks,
+            results) -> None:
+    """Worker process: train the units it takes from `tasks`; Ctrl-C is left to the main process. `shared` is the
+    data set (forked workers) or the file that holds it (spawned ones)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     trials = expand(config)
     device = torch.device(device)
-    data = Dataset.load(data_file).to(device)
+    data = (Dataset.load(shared) if isinstance(shared, Path) else shared).to(device)
     try:
         with _cpu_settings():
             for indices in iter(tasks.get, None):
