@@ -193,8 +193,8 @@ def _execute(run: Run, data: Dataset, device: torch.device, engine: str, jobs: i
 def choose_engine(config: Config, device: torch.device) -> str:
     """`training.engine`, with auto resolved: graph on CUDA (adam/adamw), else eager.
 
-    On the CPU eager is the fastest engine per trial until a stacked group has about 6 trials (stacked: 0.90 ms
-    per trial-step at 2 trials, 0.54 at 6, 0.50 at 20, vs 0.78 eager; tutorial MLP, one thread), and --jobs
+    On the CPU eager is about as fast per trial as a stacked group of 6 or more trials (stacked: 0.96 ms per
+    trial-step at 2 trials, 0.56 at 6, 0.61 at 20, vs 0.66 eager; tutorial MLP, one thread), and --jobs
     multiplies eager's throughput by the cores; so stacked is opted into, not chosen.
     """
     engine = config.training.engine

@@ -2,8 +2,9 @@
 trained at once as one batched model.
 
 Why: a model this small leaves an accelerator idle between kernel launches, so K models cost about what one
-does when every layer runs once for all of them. On the 2-core CPU (one thread) it saves per-op overhead from
-about K=4 on: a tutorial-MLP step costs 0.50-0.54 ms per trial at K=6..20 vs 0.78 ms eager, but 1.3 ms at K=1.
+does when every layer runs once for all of them. On the 2-core CPU (one thread) the eager engine's hand-written
+MLP backward (`direct`) leaves it little to win: a tutorial-MLP step costs 0.56-0.61 ms per trial at K=6..20 vs
+0.66 ms eager, and 0.96 ms at K=2.
 The contract is equivalence with the eager `Trainer`; on the CPU the weights are bitwise equal
 (tests/test_stacked.py):
 

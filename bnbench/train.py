@@ -1,8 +1,9 @@
 """Training one trial, one epoch at a time (the eager engine).
 
 The hot loop does only what a user would miss: gather a batch by index from the device-resident uint8 data,
-forward, backward, a fused optimizer step, and keep the loss on the device. Losses are read back every `tick`
-batches (progress, "Loss after mini-batch N" windows, divergence check), never per step.
+forward, backward (by hand for the MLP on the CPU, see `direct`; autograd otherwise), a fused optimizer step, and
+keep the loss and logits on the device. Losses and correct predictions are read back every `tick` batches
+(progress, "Loss after mini-batch N" windows, divergence check), never per step.
 """
 import math
 import time
