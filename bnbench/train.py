@@ -230,7 +230,7 @@ class Trainer:
         for p in self.params:  # = optimizer.zero_grad(set_to_none=True), without its per-call bookkeeping
             p.grad = None
         loss.backward()
-        return loss.detach(), out
+        return loss.detach(), out.detach()  # kept for a tick: without its graph (a CNN's would hold MBs per step)
 
     @torch.inference_mode()
     def evaluate(self) -> tuple[float, float]:

@@ -4,9 +4,11 @@ import io
 import pytest
 import torch
 
-from bnbench.config import ModelConfig, OptimizerConfig, VariantConfig
+from bnbench.config import Config, DatasetConfig, ModelConfig, OptimizerConfig, VariantConfig
+from bnbench.data import load_dataset
 from bnbench.models import build_model
-from bnbench.train import batches_per_epoch, fast_step, make_optimizer
+from bnbench.train import Trainer, batches_per_epoch, fast_step, make_optimizer
+from bnbench.trials import expand
 
 
 @pytest.mark.parametrize("name, weight_decay", [("adam", None), ("adam", 0.01), ("adamw", None), ("sgd", None)])
@@ -39,3 +41,17 @@ def test_batches_per_epoch_keeps_partial_batches_but_never_a_single_example():
     assert batches_per_epoch(1437, 16) == 90  # 89 full + one of 13
     assert batches_per_epoch(1441, 16) == 90  # 90 full + one of 1, dropped (BN cannot normalise one example)
     assert batches_per_epoch(7, 1) == 7
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_a_step_hands_back_loss_and_logits_without_their_autograd_graph(kind):
+    """The trainer keeps a tick's logits (100 steps) for the accuracy count: with their graphs attached, a CNN's
+    saved activations would pile up."""
+    data = load_dataset(DatasetConfig(name="digits"))
+    config = Config(name="t", dataset=DatasetConfig(name="digits"), model=ModelConfig(kind=kind, channels=[4]))
+    trainer = Trainer(expand(config)[0], data, torch.device("cpu"))
+    idx = torch.arange(10)
+    loss, logits = trainer._step(idx, data.train.y[idx])
+    assert logits.shape == (10, 10) and loss.shape == ()
+    assert not loss.requires_grad and not logits.requires_grad and logits.grad_fn is None
+    assert all(p.grad is not None for p in trainer.params)
