@@ -42,7 +42,8 @@ def _plain(m: nn.Module) -> bool:
 
 class DirectGradients:
     """`(x, y) -> (loss, logits)` that leaves every parameter's `.grad` set, as
-    `loss = F.cross_entropy(model(x), y); loss.backward()` would (with the gradients set to None before)."""
+    `loss = F.cross_entropy(model(x), y); loss.backward()` would in training mode (with the gradients set to
+    None before): BN normalises with the batch's statistics and updates its running ones."""
 
     def __init__(self, model: nn.Sequential):
         layers = list(model)

@@ -91,24 +91,23 @@ def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     params = group["params"]
     kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") else torch._fused_adam_
 
-    counters: list[torch.Tensor] = []  # [the tensor, its views (the states' step counters)]
+    counter, views = None, []  # one tensor, and its views: the states' step counters
 
     def step() -> None:
+        nonlocal counter, views
         if len(optimizer.state) < len(params) or any(p.grad is None for p in params):
             optimizer.step()
             return
         states = [optimizer.state[p] for p in params]
-        steps = [s["step"] for s in states]
-        if not counters or any(a is not b for a, b in zip(steps, counters[1])):
-            counters[:] = [torch.stack(steps)]
-            counters.append(list(counters[0].unbind()))
-            for state, view in zip(states, counters[1]):
+        if len(views) != len(states) or any(s["step"] is not v for s, v in zip(states, views)):
+            counter = torch.stack([s["step"] for s in states])
+            views = list(counter.unbind())
+            for state, view in zip(states, views):
                 state["step"] = view
-            steps = counters[1]
-        counters[0].add_(1)
+        counter.add_(1)
         beta1, beta2 = group["betas"]
         kernel(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-               [], steps, amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+               [], views, amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
                eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
     return step
 
