@@ -54,7 +54,6 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs" / "mlp.yaml"
 BATCH_SIZE = 10
 VARIANTS = {"batchnorm": True, "plain": False}  # bnbench's variant names in configs/mlp.yaml -> BN layers or not
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
 # ---- the data ------------------------------------------------------------------------------------------------------
@@ -73,6 +72,8 @@ def data_kind(root: Path) -> str:
 def train_size(root: Path, kind: str) -> int:
     if kind == "cifar10":
         return 50_000
+    from bnbench.data import IMAGE_SUFFIXES
+
     return sum(1 for c in (root / "train").iterdir() if c.is_dir() and not c.name.startswith(".")
                for f in c.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
 

@@ -8,7 +8,6 @@ counter, so nothing on the host changes between replays. Evaluation, and a last 
 The arithmetic is the eager engine's (tests/test_graph.py compares them where a GPU is present).
 """
 import torch
-import torch.nn.functional as F
 
 from .data import Dataset
 from .train import LossLog, Trainer, batches_per_epoch
@@ -75,13 +74,9 @@ class GraphTrainer(Trainer):
         idx = self.order.index_select(0, self.cursor * size + self.offsets)
         x = self.data.inputs(self.data.train.x.index_select(0, idx))
         y = self.data.train.y.index_select(0, idx)
-        out = self.model(x)
-        loss = F.cross_entropy(out, y)
-        for p in self.params:
-            p.grad = None
-        loss.backward()
+        loss, out = self.gradients(x, y)  # autograd: the direct path is CPU-only
         self.optimizer.step()
-        self.losses.index_copy_(0, self.cursor.view(1), loss.detach().view(1))
+        self.losses.index_copy_(0, self.cursor.view(1), loss.view(1))
         self.correct += (out.argmax(1) == y).sum()
         self.cursor += 1
 

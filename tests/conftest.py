@@ -2,6 +2,9 @@ import os
 
 import pytest
 import yaml
+from typer.testing import CliRunner
+
+from bnbench.cli import app
 
 os.environ["COLUMNS"] = "250"  # rich tables in CliRunner output: wide enough not to truncate cells
 
@@ -22,3 +25,14 @@ def digits_config():
     return {"name": "t-digits", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
             "optimizer": {"name": "adam", "lr": 1.0e-3},
             "training": {"epochs": 2, "batch_size": 16, "log_every": 20}}
+
+
+@pytest.fixture
+def run_config(write_config):
+    """`bnbench run` of a config dict into OUT, quietly; asserts success, returns (run folder, output)."""
+    def run(config, out, *args):
+        result = CliRunner().invoke(app, ["run", str(write_config(config)), "--out", str(out), "-q", *args])
+        assert result.exit_code == 0, result.output
+        (run_dir,) = (out / config["name"]).iterdir()
+        return run_dir, result.output
+    return run

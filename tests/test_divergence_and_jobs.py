@@ -3,24 +3,12 @@ import json
 
 import numpy as np
 import pandas as pd
-from typer.testing import CliRunner
-
-from bnbench.cli import app
-
-runner = CliRunner()
 
 
-def run(write_config, config, out, *args):
-    result = runner.invoke(app, ["run", str(write_config(config)), "--out", str(out), "-q", *args])
-    assert result.exit_code == 0, result.output
-    (run_dir,) = (out / config["name"]).iterdir()
-    return run_dir, result.output
-
-
-def test_a_diverging_trial_stops_and_the_others_go_on(tmp_path, write_config, digits_config):
+def test_a_diverging_trial_stops_and_the_others_go_on(tmp_path, run_config, digits_config):
     # SGD at lr 1e6: the plain MLP's loss overflows within a few steps; at lr 1e-3 everything trains.
     config = digits_config | {"seeds": [0], "optimizer": {"name": "sgd"}, "sweep": {"optimizer.lr": [1e6, 1e-3]}}
-    run_dir, output = run(write_config, config, tmp_path)
+    run_dir, output = run_config(config, tmp_path)
     meta = json.loads((run_dir / "meta.json").read_text())
     trials = {(t["variant"], t["optimizer.lr"]): t for t in meta["trials"]}
     assert meta["status"] == "complete"
@@ -38,10 +26,10 @@ def test_a_diverging_trial_stops_and_the_others_go_on(tmp_path, write_config, di
     assert (batches["optimizer.lr"] == 1e-3).sum() == 2 * 2 * 90
 
 
-def test_jobs_2_writes_exactly_what_jobs_1_writes(tmp_path, write_config, digits_config):
+def test_jobs_2_writes_exactly_what_jobs_1_writes(tmp_path, run_config, digits_config):
     config = digits_config | {"sweep": {"optimizer.lr": [1e-3, 3e-3]}}  # 8 trials
-    one, _ = run(write_config, config, tmp_path / "one", "--jobs", "1")
-    two, _ = run(write_config, config, tmp_path / "two", "--jobs", "2")
+    one, _ = run_config(config, tmp_path / "one", "--jobs", "1")
+    two, _ = run_config(config, tmp_path / "two", "--jobs", "2")
     assert (one / "batches.csv").read_text() == (two / "batches.csv").read_text()
     e1, e2 = (pd.read_csv(d / "epochs.csv").drop(columns="seconds") for d in (one, two))
     pd.testing.assert_frame_equal(e1, e2, check_exact=True)

@@ -12,17 +12,10 @@ VARIANTS = [{"name": "plain", "norm": "none"}, {"name": "bn", "norm": "batchnorm
             {"name": "after", "norm": "batchnorm", "placement": "after_activation"}]
 
 
-def run(write_config, config, out, *args):
-    result = runner.invoke(app, ["run", str(write_config(config)), "--out", str(out), "-q", *args])
-    assert result.exit_code == 0, result.output
-    (run_dir,) = (out / config["name"]).iterdir()
-    return run_dir
-
-
-def test_stacked_run_equals_eager_run(tmp_path, write_config, digits_config):
+def test_stacked_run_equals_eager_run(tmp_path, run_config, digits_config):
     config = digits_config | {"variants": VARIANTS, "sweep": {"optimizer.lr": [1e-3, 3e-3]}}  # 12 trials
-    eager = run(write_config, config, tmp_path / "eager")
-    stacked = run(write_config, config, tmp_path / "stacked", "--set", "training.engine=stacked")
+    eager = run_config(config, tmp_path / "eager")[0]
+    stacked = run_config(config, tmp_path / "stacked", "--set", "training.engine=stacked")[0]
     b1, b2 = (pd.read_csv(d / "batches.csv") for d in (eager, stacked))
     pd.testing.assert_frame_equal(b1.drop(columns="loss"), b2.drop(columns="loss"))
     np.testing.assert_allclose(b2.loss, b1.loss, rtol=1e-5)  # the batched mean sums in another order
@@ -32,10 +25,10 @@ def test_stacked_run_equals_eager_run(tmp_path, write_config, digits_config):
     assert json.loads((eager / "meta.json").read_text())["engine"] == "eager"
 
 
-def test_stacked_in_workers_equals_stacked_here(tmp_path, write_config, digits_config):
+def test_stacked_in_workers_equals_stacked_here(tmp_path, run_config, digits_config):
     config = digits_config | {"sweep": {"model.hidden": [[32], [16, 8]]}}  # two stackable groups
-    one = run(write_config, config, tmp_path / "one", "--set", "training.engine=stacked")
-    two = run(write_config, config, tmp_path / "two", "--set", "training.engine=stacked", "--jobs", "2")
+    one = run_config(config, tmp_path / "one", "--set", "training.engine=stacked")[0]
+    two = run_config(config, tmp_path / "two", "--set", "training.engine=stacked", "--jobs", "2")[0]
     assert (one / "batches.csv").read_text() == (two / "batches.csv").read_text()
 
 
