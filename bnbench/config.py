@@ -55,6 +55,7 @@ class TrainingConfig(Strict):
     batch_size: PositiveInt = 10
     shuffle: bool = True
     log_every: NonNegativeInt = 500  # 0: no "Loss after mini-batch N" lines
+    eval_every: Optional[PositiveInt] = None  # steps between test-set evaluations; None: at epoch ends only
     engine: Literal["auto", "eager", "graph", "stacked"] = "auto"
 
 

@@ -52,11 +52,15 @@ class GraphTrainer(Trainer):
         self.cursor.zero_()
         self.correct.zero_()
         replay = min(REPLAY, log.tick)  # divides log.tick (a divisor of 100), so checks land on replay boundaries
+        every = self.trial.config.training.eval_every
         done = read = 0  # batches trained, batches whose losses went to the log
         while done < full:
             steps = replay if full - done >= replay else 1
+            if every:  # a graph ends at each evaluation step (graphs of other lengths are captured as needed)
+                steps = min(steps, every - (self.step + done) % every, read + log.tick - done)
             self._graph(steps).replay()
             done += steps
+            self.evaluate_if_due(done)
             if done - read == log.tick or done == full:
                 if not log.add(self.losses[read:done]):
                     return self.correct

@@ -117,7 +117,7 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict, 
     lock = store.RunLock(run_dir).acquire()
     try:
         store.atomic_write(run_dir / "config.yaml", dump(config))
-        for name, columns in (("batches.csv", store.BATCH_COLUMNS), ("epochs.csv", store.EPOCH_COLUMNS)):
+        for name, columns in store.ROW_FILES.items():
             store.atomic_write(run_dir / name, store.header(trials, columns))
         meta = _environment(device) | {"source": str(source.resolve()), "overrides": overrides,
                                        "command": argv or [], "started": _now(), "ended": None, "status": "running"}

@@ -111,8 +111,12 @@ class StackedTrainer:
         orders = torch.stack([batch_order(n, self.trials[k].seed, epoch, cfg.shuffle) for k in self._stack])
         orders, counts = orders.to(self.device), torch.zeros(len(orders), dtype=torch.long, device=self.device)
         tick, losses = logs[self._stack[0]].tick, []
+        for k in self._stack:
+            self._trainers[k].evals = []
         for i in range(batches):
             losses.append(self._step(orders[:, i * cfg.batch_size:(i + 1) * cfg.batch_size], counts))
+            for k in self._stack:  # each trial's eager model shares its tensors: evaluation is the eager code
+                self._trainers[k].evaluate_if_due(i + 1)
             if len(losses) == tick or i + 1 == batches:
                 columns = torch.stack(losses).float().cpu().T.contiguous()  # [K, batches since the last tick]
                 losses.clear()

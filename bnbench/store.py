@@ -1,4 +1,5 @@
-"""The run folder: `<out>/<name>/<run id>/` with config.yaml, meta.json, batches.csv, epochs.csv, checkpoints/.
+"""The run folder: `<out>/<name>/<run id>/` with config.yaml, meta.json, batches.csv, epochs.csv, evals.csv,
+checkpoints/.
 
 Only the main process writes here. Every epoch appends its rows (flushed and fsynced) before the trial's
 checkpoint is replaced, so after a crash the checkpoint never claims an epoch whose rows are missing; resuming
@@ -26,6 +27,9 @@ if TYPE_CHECKING:  # torch is imported only where checkpoints are touched, so `c
 
 BATCH_COLUMNS = ["epoch", "batch", "step", "loss"]
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
+EVAL_COLUMNS = ["epoch", "step", "test_loss", "test_acc"]  # every training.eval_every steps and at epoch ends
+ROW_FILES = {"batches.csv": BATCH_COLUMNS, "epochs.csv": EPOCH_COLUMNS, "evals.csv": EVAL_COLUMNS}
+OPTIONAL = {"evals.csv"}  # runs made before bnbench wrote it have none (compare reads epochs.csv instead)
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -119,7 +123,10 @@ def append_epoch(run_dir: Path, trial: Trial, result: "EpochResult", first_step:
                    for b, (s, loss) in enumerate(zip(steps, result.losses.tolist()), start=1))
     epoch_row = (f"{prefix},{result.epoch},{result.train_loss:.9g},{result.train_acc:.9g},"
                  f"{result.test_loss:.9g},{result.test_acc:.9g},{result.seconds:.4f}\n")
-    for name, text in (("batches.csv", rows), ("epochs.csv", epoch_row)):
+    evals = "".join(f"{prefix},{result.epoch},{step},{loss:.9g},{acc:.9g}\n" for step, loss, acc in result.evals)
+    for name, text in (("batches.csv", rows), ("epochs.csv", epoch_row), ("evals.csv", evals)):
+        if name in OPTIONAL and not (run_dir / name).exists():
+            continue
         with open(run_dir / name, "a") as f:
             f.write(text)
             f.flush()
@@ -169,8 +176,10 @@ def rewrite_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]
     """
     n_labels = len(trials[0].labels)
     order = {tuple(str(v) for v in _parse(_fields(list(t.labels.values())))): t.index for t in trials}
-    for name in ("batches.csv", "epochs.csv"):
+    for name in ROW_FILES:
         path = run_dir / name
+        if name in OPTIONAL and not path.exists():
+            continue
         text = path.read_text() if path.exists() else ""
         lines = text.split("\n")
         head, body = lines[0], lines[1:-1]  # the last element is "" or a torn line without its newline

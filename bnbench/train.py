@@ -7,7 +7,7 @@ keep the loss and logits on the device. Losses and correct predictions are read 
 """
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -44,6 +44,7 @@ class EpochResult:
     test_acc: float
     seconds: float
     diverged_step: Optional[int] = None  # global 1-based step of the first non-finite loss
+    evals: list[tuple[int, float, float]] = field(default_factory=list)  # (step, test loss, test acc), in order
 
 
 def resolve_device(name: str) -> torch.device:
@@ -165,6 +166,7 @@ class Trainer:
         self.gradients = DirectGradients(self.model) if supported(self.model, device) else self._autograd
         self.epoch = 0  # epochs finished
         self.step = 0  # optimizer steps taken
+        self.evals: list[tuple[int, float, float]] = []  # this epoch's evaluations so far (training.eval_every)
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -183,18 +185,27 @@ class Trainer:
         log = LossLog(self.trial, epoch, batches_per_epoch(n, cfg.batch_size), on_progress)
         order = batch_order(n, self.trial.seed, epoch, cfg.shuffle).to(self.device)
         self.model.train()
+        self.evals = []
         correct = self._train_batches(order, log)
         return self.finish_epoch(log, correct.item(), start)
 
     def finish_epoch(self, log: LossLog, correct: int, start: float) -> EpochResult:
         """The epoch's result once its batches are trained (also for the stacked engine's trials): the counters
-        move on, then the test split is evaluated."""
+        move on, then the test split is evaluated. Evaluations made past a divergence (the loss is checked a
+        tick at a time) are dropped; the epoch's last step is always evaluated."""
         trained = log.losses()
         self.epoch, self.step = log.epoch, self.step + len(trained)
         test_loss, test_acc = self.evaluate()
+        evals = [e for e in self.evals if e[0] < self.step] + [(self.step, test_loss, test_acc)]
         seen = min(len(trained) * self.trial.config.training.batch_size, len(self.data.train.y))
         return EpochResult(log.epoch, trained, float(np.mean(trained)), correct / seen, test_loss, test_acc,
-                           time.perf_counter() - start, None if log.diverged is None else self.step)
+                           time.perf_counter() - start, None if log.diverged is None else self.step, evals)
+
+    def evaluate_if_due(self, done: int) -> None:
+        """Evaluate after `done` steps of this epoch if `training.eval_every` divides the global step count."""
+        every, step = self.trial.config.training.eval_every, self.step + done
+        if every and step % every == 0:
+            self.evals.append((step, *self.evaluate()))
 
     def _train_batches(self, order: torch.Tensor, log: LossLog) -> torch.Tensor:
         """Train on the epoch's batches in `order`, feeding `log`; returns the count of correct predictions
@@ -204,6 +215,7 @@ class Trainer:
         losses, logits, correct = [], [], torch.zeros((), dtype=torch.long, device=self.device)
         for i in range(log.batches):
             loss, out = self._step(order[i * size:(i + 1) * size], labels[i * size:(i + 1) * size])
+            self.evaluate_if_due(i + 1)
             losses.append(loss)
             logits.append(out)
             if len(losses) == log.tick or i + 1 == log.batches:
@@ -233,7 +245,9 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate(self) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy on the test split, in eval mode (BN uses its running statistics)."""
+        """Mean cross-entropy and accuracy on the test split, in eval mode (BN uses its running statistics); the
+        model's mode is restored, and nothing training uses (weights, BN statistics, random streams) changes."""
+        training = self.model.training
         self.model.eval()
         x, y = self.data.test.x, self.data.test.y
         total, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
@@ -241,4 +255,5 @@ class Trainer:
             out = self.model(self.data.inputs(x[s:s + EVAL_CHUNK]))
             total += F.cross_entropy(out, y[s:s + EVAL_CHUNK], reduction="sum")
             correct += (out.argmax(1) == y[s:s + EVAL_CHUNK]).sum()
+        self.model.train(training)
         return total.item() / len(y), correct.item() / len(y)

@@ -17,25 +17,29 @@ VARIANTS = [{"name": "plain", "norm": "none"}, {"name": "before", "norm": "batch
             {"name": "after", "norm": "batchnorm", "placement": "after_activation"}]
 
 
-def trials(kind="mlp", log_every=20):
+def trials(kind="mlp", log_every=20, eval_every=None):
     model = {"kind": kind, "hidden": [32, 16], "channels": [8, 16]}
     config = Config(name="g", seeds=[0, 1], dataset={"name": "digits"}, model=model, variants=VARIANTS,
                     optimizer={"name": "adam", "lr": 3e-3}, training={"epochs": 2, "batch_size": 16,
-                                                                       "log_every": log_every})
+                                                                       "log_every": log_every,
+                                                                       "eval_every": eval_every})
     return expand(config)
 
 
 @cuda
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
-def test_graph_engine_matches_eager(kind):
+@pytest.mark.parametrize("kind,eval_every", [("mlp", None), ("cnn", None), ("mlp", 7)])
+def test_graph_engine_matches_eager(kind, eval_every):
+    """eval_every=7 cuts the 50-step graphs at every evaluation: graphs of other lengths, same numbers."""
     device = torch.device("cuda")
     data = load_dataset(Config(name="d", dataset={"name": "digits"}).dataset).to(device)
-    for trial in trials(kind):
+    for trial in trials(kind, eval_every=eval_every):
         eager, graph = Trainer(trial, data, device), GraphTrainer(trial, data, device)
         for _ in range(2):
             a, b = eager.train_epoch(), graph.train_epoch()
             torch.testing.assert_close(torch.from_numpy(b.losses), torch.from_numpy(a.losses), rtol=1e-5, atol=1e-6)
             assert b.test_loss == pytest.approx(a.test_loss, rel=1e-5)
+            assert [e[0] for e in b.evals] == [e[0] for e in a.evals]
+            assert [e[1] for e in b.evals] == pytest.approx([e[1] for e in a.evals], rel=1e-5)
         for key, value in eager.model.state_dict().items():
             torch.testing.assert_close(graph.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
 

@@ -15,7 +15,7 @@ from bnbench.cli import app
 from bnbench.store import RunLock
 
 CONFIG = {"name": "crash", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-          "optimizer": {"name": "adam", "lr": 1.0e-3}, "training": {"epochs": 3, "batch_size": 4, "log_every": 0}}
+          "optimizer": {"name": "adam", "lr": 1.0e-3}, "training": {"epochs": 3, "batch_size": 4, "log_every": 0, "eval_every": 100}}
 BATCHES = 3 * 2 * 2 * (1437 // 4 + 1)
 
 
@@ -35,7 +35,7 @@ def finish(*args):
 
 
 def same_files(run_dir, reference):
-    """batches.csv byte for byte; epochs.csv too, but for its last column (wall seconds)."""
+    """batches.csv and evals.csv byte for byte; epochs.csv too, but for its last column (wall seconds)."""
     for name, text in reference.items():
         drop = (lambda t: [line.rsplit(",", 1)[0] for line in t.splitlines()]) if name == "epochs.csv" else str
         assert drop((run_dir / name).read_text()) == drop(text), name
@@ -63,7 +63,7 @@ def reference(config_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
     finish("run", config_file, "--out", out, "-q")
     run_dir = run_dir_of(out)
-    return {name: (run_dir / name).read_text() for name in ("batches.csv", "epochs.csv")}
+    return {name: (run_dir / name).read_text() for name in ("batches.csv", "epochs.csv", "evals.csv")}
 
 
 def kill_when(process, run_dir_parent, ready, tear=False):
@@ -162,7 +162,7 @@ def test_stacked_run_killed_between_trials_of_a_group_resumes_exactly(config_fil
     stacked = ["--set", "training.engine=stacked"]
     finish("run", config_file, "--out", tmp_path / "reference", "-q", *stacked)
     reference = {name: (run_dir_of(tmp_path / "reference") / name).read_text()
-                 for name in ("batches.csv", "epochs.csv")}
+                 for name in ("batches.csv", "epochs.csv", "evals.csv")}
     out = tmp_path / "killed"
     run_dir = kill_when(bnbench("run", config_file, "--out", out, "-q", *stacked), out,
                         lambda d: rows(d / "epochs.csv") % 4 != 0 or rows(d / "epochs.csv") >= 8)

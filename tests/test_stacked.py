@@ -49,7 +49,7 @@ def cpu_settings():
 def config(model="mlp", optimizer="adam", lrs=(1e-3, 3e-3), variants=VARIANTS, **extra) -> Config:
     return Config(name="stacked", seeds=[0, 1], dataset={"name": "digits"}, model=MODELS[model], device="cpu",
                   variants=variants, optimizer={"name": optimizer}, sweep={"optimizer.lr": list(lrs), **extra},
-                  training={"epochs": 3, "batch_size": 16, "log_every": 20})
+                  training={"epochs": 3, "batch_size": 16, "log_every": 20, "eval_every": 25})
 
 
 def recorder():
@@ -64,6 +64,8 @@ def assert_same_results(eager, stacked):
         np.testing.assert_allclose(s.losses, e.losses, rtol=RTOL, atol=0, equal_nan=True)
         np.testing.assert_allclose([s.train_loss, s.test_loss], [e.train_loss, e.test_loss], rtol=RTOL, equal_nan=True)
         assert (s.train_acc, s.test_acc) == (e.train_acc, e.test_acc)
+        assert [step for step, *_ in s.evals] == [step for step, *_ in e.evals]  # eval_every 25 and epoch ends
+        np.testing.assert_allclose(np.array(s.evals), np.array(e.evals), rtol=RTOL, equal_nan=True)
 
 
 def assert_same_state(eager: dict, stacked: dict):

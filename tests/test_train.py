@@ -55,3 +55,25 @@ def test_a_step_hands_back_loss_and_logits_without_their_autograd_graph(kind):
     assert logits.shape == (10, 10) and loss.shape == ()
     assert not loss.requires_grad and not logits.requires_grad and logits.grad_fn is None
     assert all(p.grad is not None for p in trainer.params)
+
+
+def test_evaluating_every_n_steps_changes_no_training_number():
+    """training.eval_every: test-set evaluations at every 7th global step and at each epoch's end, in eval mode,
+    with the model handed back in training mode and the same losses, weights and BN statistics to the bit."""
+    data = load_dataset(DatasetConfig(name="digits"))
+    trainers = {}
+    for every in (None, 7):
+        config = Config(name="t", dataset=DatasetConfig(name="digits"), optimizer={"lr": 1e-3},
+                        training={"epochs": 2, "batch_size": 16, "eval_every": every})
+        trainers[every] = Trainer(expand(config)[0], data, torch.device("cpu"))  # batchnorm, seed 42
+    plain, evaluated = ([t.train_epoch() for _ in range(2)] for t in trainers.values())
+    for a, b in zip(plain, evaluated):
+        assert a.losses.tobytes() == b.losses.tobytes() and (a.test_loss, a.test_acc) == (b.test_loss, b.test_acc)
+    assert all(torch.equal(a, b) for a, b in zip(trainers[None].model.state_dict().values(),
+                                                 trainers[7].model.state_dict().values()))
+    assert trainers[7].model.training
+    assert [e[0] for e in plain[0].evals] == [90] and [e[0] for e in plain[1].evals] == [180]  # epoch ends only
+    assert [e[0] for e in evaluated[0].evals] == list(range(7, 90, 7)) + [90]
+    assert [e[0] for e in evaluated[1].evals] == list(range(91, 180, 7)) + [180]
+    assert evaluated[1].evals[-1][1:] == (evaluated[1].test_loss, evaluated[1].test_acc)
+    assert len({acc for _, _, acc in evaluated[0].evals}) > 3  # the model changes between evaluations
