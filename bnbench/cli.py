@@ -79,36 +79,37 @@ def compare(
     paths: List[Path] = typer.Argument(..., help="Results folders (searched for runs) or run folders."),
     format_: str = typer.Option("table", "--format", "-f", help="table, markdown, csv, json or latex."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of printing."),
-    plot: Optional[Path] = typer.Option(None, help="Also save a figure (FILE.png): training loss vs step and test "
-                                                   "accuracy per epoch."),
+    plot: Optional[Path] = typer.Option(None, help="Also save a figure (FILE.png, .pdf or .svg): training loss vs "
+                                                   "step and test accuracy per epoch."),
     windows: bool = typer.Option(False, help="The tutorial's layout: mean loss per log_every mini-batches of one "
                                              "epoch, variants side by side."),
     epoch: Optional[int] = typer.Option(None, min=1, help="Compare at this epoch [default: the last]."),
     baseline: Optional[str] = typer.Option(None, help="Variant to compare with [default: each run's baseline]."),
     metric: List[str] = typer.Option([], "--metric", "-m", help="Show only these (repeatable): train_loss, "
-                                                                "test_loss, test_acc, best_acc, steps, seconds."),
+                                                                "test_loss, test_acc, best_acc, steps, steps_acc, "
+                                                                "seconds."),
 ):
-    """Compare each variant with the baseline over seeds: losses, accuracy, paired differences, steps to target."""
+    """Compare each variant with the baseline over seeds: verdict, paired differences with Holm-adjusted p-values,
+    steps to target."""
     from .compare import compare_runs
-    from .report import comparison_output, plain_text
+    from .report import comparison_output
 
     comparisons, skipped = compare_runs(paths, baseline, epoch)
     for warning in skipped:
         errors.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
-    rendered = comparison_output(comparisons, format_, metric, windows)
+    rendered = comparison_output(comparisons, format_, metric, windows, width=None if output else _width())
     if plot is not None:
         from .plots import save_plot
         save_plot(comparisons, plot)
+        errors.print(f"plot: {plot}", highlight=False, soft_wrap=True, markup=False)
     if output is not None:
         try:
-            output.write_text(rendered if isinstance(rendered, str) else plain_text(rendered))
+            output.write_text(rendered)
         except OSError as e:
             raise BnbenchError(f"--output {output}: cannot write ({e.strerror or e})") from None
-    elif isinstance(rendered, str):
-        typer.echo(rendered, nl=False)
+        errors.print(f"wrote: {output}", highlight=False, soft_wrap=True, markup=False)
     else:
-        for table in rendered:
-            console.print(table)
+        typer.echo(rendered, nl=False)
 
 
 @app.command("list")
@@ -121,5 +122,9 @@ def list_(
     """List the experiment configs and the runs stored under the results folder."""
     from .report import configs_table, runs_table
 
-    console.print(configs_table(configs))
-    console.print(runs_table(results))
+    typer.echo(configs_table(configs, _width()) + "\n" + runs_table(results, _width()), nl=False)
+
+
+def _width() -> Optional[int]:
+    """The terminal's width for text tables; None when output goes to a pipe or file: nothing is wrapped then."""
+    return console.width if console.is_terminal else None

@@ -5,34 +5,41 @@ sweep point that did not diverge has finished, so a partial run is compared on a
 another):
   train_loss   mean per-batch training loss over epoch E, from batches.csv (the tutorial's number)
   test_loss, test_acc   epochs.csv at epoch E; accuracies in percent
-  best_acc     the highest test accuracy over epochs 1..E; best_epoch: the first epoch that reached it
+  best_acc     the highest test accuracy over epochs 1..E; best_epoch: the first epoch that reached it. The epoch
+               is chosen on the test set itself, so this number is optimistic (labelled so wherever it is shown)
   seconds      wall seconds of the trial's epochs 1..E
 Per variant: mean ± std over its seeds. Δ = mean of paired differences, seed s of the variant minus seed s of the
-baseline (same initial weights, same batch order), with a 95% t-interval and the paired t-test's p-value
-(scipy.stats.ttest_rel); "wins" counts the seeds where the variant is better (lower loss or seconds, higher
-accuracy). With one pair there is no interval (NaN). A trial whose loss became NaN/inf within epochs 1..E is
-left out of every statistic and named in `diverged`; a seed whose baseline diverged has no pair.
+baseline (same initial weights, same batch order), with a 95% t-interval and the paired t-test's p-value, and
+the same p-values Holm-adjusted per metric across the run's variant x sweep-point comparisons (see `stats`);
+"wins" counts the seeds where the variant is better. Wall seconds get Δ only: trials that share cores slow each
+other, so their seconds are no paired measurement. A trial whose loss became NaN/inf within epochs 1..E is left
+out of every statistic and counted (diverged_seeds); a seed whose baseline diverged has no pair.
 
-Steps to target: the training loss of each trial is smoothed by a trailing mean over `training.log_every`
-batches (the batches of one epoch when log_every is 0), across epoch boundaries; the first `log_every - 1`
-steps have no full window and never count. For seed s, the target is the baseline's final train loss for seed s
-and the step is the first at which the smoothed loss is at or below it; speedup = the baseline's total steps
-(through epoch E) for seed s ÷ that step. The baseline is measured the same way, against itself, which shows how
-much the measure moves without any real difference. Per variant: the mean step and mean speedup over the seeds
-that reached the target, and target_reached of target_pairs.
+Steps to target (the BN paper's "fewer steps to the same result"), two measures, each judged the same way for
+the baseline and the variant of one seed (stats.first_reach, stats.speed_ratio):
+  steps      target: the baseline's final train loss (epoch E's mean); curve: the per-batch training loss,
+             smoothed by a trailing mean over `log_every` batches (one epoch's when 0), across epochs.
+  steps_acc  target: the baseline's best test accuracy over its evaluations through epoch E (evals.csv: every
+             `eval_every` steps and at epoch ends); curve: test accuracy in eval mode at those steps.
+Speedup of seed s = T_baseline / T_variant, the steps at which each first met the target: the baseline's own is
+exactly 1, a slower variant's is below 1; a crossing at a curve's first point and a variant that never reaches
+the target give bounds, and across seeds the geometric mean comes with a t-interval on the log ratios (or is a
+bound itself), with how many seeds reached the target.
 
-A comparison's table has one row per sweep point x variant: experiment, run, status, partial (not complete),
-the sweep paths, variant, baseline (True on its row), seeds (that did not diverge), pairs (seeds paired with the
-baseline), epoch (compared) and epochs (configured); per metric m: m_mean, m_std, m_delta, m_ci_low, m_ci_high,
-m_p, m_wins; best_epoch (mean); steps (mean total), steps_to_target, speedup, target_reached, target_pairs,
-smoothing (the window); diverged ("seed 1 diverged at step 312; ...") and missing (seeds without rows yet).
+A comparison's table has one row per sweep point x variant: experiment, run, status, partial, the sweep paths,
+variant, baseline (True on its row), seeds (that did not diverge), pairs, trials (seeds with results),
+diverged_seeds, epoch (compared), epochs (configured); per metric m: m_mean, m_std, m_delta and, for tested
+metrics, m_ci_low, m_ci_high, m_p, m_p_holm, m_tests (how many p-values Holm adjusted for), m_wins, m_note (why
+an interval is missing or unreliable); best_epoch; per steps measure t: t_at (mean step of the seeds that
+crossed), t_speedup, t_bound ('' exact, '≥'/'≤' a bound, 'n/a'), t_ci_low, t_ci_high, t_p, t_p_holm, t_tests,
+t_pairs, t_na, t_reached, t_note; steps_total, smoothing; diverged ("seed 1 diverged at step 312; ...") and
+missing (seeds without rows yet); verdict (one quotable line, see `verdict`).
 
 Grouping: each run is compared on its own. Runs of one experiment are listed together, newest first, but never
 pooled: a trial's result depends only on its config and seed, so pooling two runs of one config counts the same
 trials twice, and pooling runs with different configs mixes two experiments.
 """
 import io
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -40,26 +47,40 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from . import store
 from .config import Config, validate
 from .errors import BnbenchError
+from .stats import ADVISED_SEEDS, ALPHA, first_reach, geometric_speedup, holm, mean_interval, speed_ratio
 
-METRICS = {  # key: (label, higher is better)
-    "train_loss": ("final train loss", False),
-    "test_loss": ("final test loss", False),
-    "test_acc": ("final test acc %", True),
-    "best_acc": ("best test acc %", True),
-    "seconds": ("seconds per trial", False),
+METRICS = {  # key: (label, higher is better, paired test)
+    "train_loss": ("final train loss", False, True),
+    "test_loss": ("final test loss", False, True),
+    "test_acc": ("final test acc %", True, True),
+    "best_acc": ("best test acc % (optimistic)", True, True),
+    "seconds": ("seconds per trial", False, False),
 }
-STATS = ["mean", "std", "delta", "ci_low", "ci_high", "p", "wins"]  # columns f"{metric}_{stat}" of a table
-STEPS_COLUMNS = ["steps", "steps_to_target", "speedup", "target_reached", "target_pairs", "smoothing"]
-CONFIDENCE = 0.95
+TARGETS = {  # steps measure: (what the target is, as "<baseline>'s ...")
+    "steps": "final train loss",
+    "steps_acc": "best test acc",
+}
+TESTED = ["ci_low", "ci_high", "p", "p_holm", "tests", "wins", "note"]
+TARGET_STATS = ["at", "speedup", "bound", "ci_low", "ci_high", "p", "p_holm", "tests", "pairs", "na", "reached",
+                "note"]
 KEYS = ["variant", "seed"]
 NAN_TEXT = ["nan", "NaN", "-nan"]  # how a diverged loss is written; an empty field is damage, not NaN
-COUNTS = ["seeds", "pairs", "epoch", "epochs", "target_reached", "target_pairs", "smoothing",
-          *(f"{m}_wins" for m in METRICS)]
+COUNTS = ["seeds", "pairs", "trials", "diverged_seeds", "epoch", "epochs", "smoothing",
+          *(f"{m}_{s}" for m, (_, _, tested) in METRICS.items() if tested for s in ("wins", "tests")),
+          *(f"{t}_{s}" for t in TARGETS for s in ("tests", "pairs", "na", "reached"))]
+
+
+def metric_columns(metric: str) -> list[str]:
+    """The table's columns of one --metric choice."""
+    if metric in TARGETS:
+        return [f"{metric}_{s}" for s in TARGET_STATS]
+    tested = METRICS[metric][2]
+    return [f"{metric}_{s}" for s in ["mean", "std", "delta", *TESTED * tested]] + ["best_epoch"] * (
+        metric == "best_acc")
 
 
 @dataclass
@@ -70,6 +91,7 @@ class Results:
     status: str  # complete, running or partial
     batches: pd.DataFrame  # sweep columns are kept as the text bnbench wrote
     epochs: pd.DataFrame
+    evals: pd.DataFrame  # evals.csv; for runs made before it existed, the epoch ends from epochs.csv
 
 
 @dataclass
@@ -179,7 +201,33 @@ def load_run(run_dir: Path) -> Results:
     _check_trials(run_dir / "batches.csv", batches, config)
     _check_trials(run_dir / "epochs.csv", epochs, config)
     _check_rows(run_dir, batches, epochs, labels)
-    return Results(run_dir, config, status, batches, epochs)
+    return Results(run_dir, config, status, batches, epochs, _evals(run_dir, config, batches, epochs, labels))
+
+
+def _evals(run_dir: Path, config: Config, batches: pd.DataFrame, epochs: pd.DataFrame,
+           labels: list[str]) -> pd.DataFrame:
+    """evals.csv, checked against epochs.csv (same epochs per trial, steps increasing); without it (older runs),
+    one evaluation per epoch end: epochs.csv's test numbers at the epoch's last step."""
+    path = run_dir / "evals.csv"
+    if not path.exists():
+        ends = batches.groupby(labels + ["epoch"], sort=False).step.max().reset_index()
+        return ends.merge(epochs[labels + ["epoch", "test_loss", "test_acc"]], on=labels + ["epoch"])
+    evals = _read_csv(path, labels, ["epoch", "step"], ["test_loss", "test_acc"])
+    _check_trials(path, evals, config)
+    by_trial = evals.groupby(labels, sort=False)
+    backwards = (by_trial.step.diff() <= 0).to_numpy()
+    if backwards.any():
+        line = int(np.argmax(backwards))
+        raise BnbenchError(f"{path}: line {line + 2}: step {evals.step.iloc[line]} does not follow the step before "
+                           f"it; rows were deleted, repeated or reordered")
+    have = by_trial.epoch.max().reindex(epochs.groupby(labels, sort=False).epoch.max().index).fillna(0).astype(int)
+    want = epochs.groupby(labels, sort=False).epoch.max()
+    differ = have != want
+    if differ.any():
+        trial = differ.idxmax()
+        raise BnbenchError(f"{path}: {_trial(labels, trial)} has {have[trial]} epochs here but {want[trial]} in "
+                           f"epochs.csv; one of the files was truncated or edited")
+    return evals
 
 
 def _read_csv(path: Path, labels: list[str], ints: list[str], floats: list[str]) -> pd.DataFrame:
@@ -289,13 +337,18 @@ def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optiona
         if rows.empty:
             continue  # a partial run that never reached this sweep point
         resolved = config.with_values(point)
-        t, c = _trials(results, resolved, text, rows, _select(results.epochs, text), baseline, epoch)
+        t, c = _trials(results, resolved, text, rows, _select(results.epochs, text), _select(results.evals, text),
+                       baseline, epoch)
         tables += _summarise(t, resolved, baseline, text)
         trials.append(t.reset_index().assign(**text))
         curves.append(c.assign(**text))
     if not tables:
         raise BnbenchError(f"{results.dir / 'batches.csv'}: no finished epochs yet; wait for the run or resume it")
-    table = pd.DataFrame(tables).astype({c: "Int64" for c in COUNTS})
+    table = pd.DataFrame(tables)
+    _adjust(table)
+    table = table.astype({c: "Int64" for c in COUNTS})
+    table["verdict"] = [None if row["baseline"] else verdict(row, baseline, list(config.sweep))
+                        for row in table.to_dict("records")]
     table.insert(0, "experiment", config.name)
     table.insert(1, "run", str(results.dir))
     table.insert(2, "status", results.status)
@@ -312,7 +365,8 @@ def _select(frame: pd.DataFrame, point: dict[str, str]) -> pd.DataFrame:
 
 
 def _trials(results: Results, config: Config, point: dict[str, str], batches: pd.DataFrame,
-            epochs: pd.DataFrame, baseline: str, epoch: Optional[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+            epochs: pd.DataFrame, evals: pd.DataFrame, baseline: str,
+            epoch: Optional[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-trial numbers of one sweep point (indexed by variant, seed) and the `ok` trials' smoothed losses."""
     finite = np.isfinite(batches.loss.to_numpy())
     reached = epochs.groupby(KEYS).epoch.max()
@@ -323,14 +377,13 @@ def _trials(results: Results, config: Config, point: dict[str, str], batches: pd
     if len(behind):
         trial, done = _trial(KEYS + list(point), (*behind.index[0], *point.values())), int(behind.iloc[0])
         raise BnbenchError(f"--epoch {last}: {results.dir}: {trial} has only {done} epoch{'s' * (done != 1)}")
-    batches, epochs = batches[batches.epoch <= last], epochs[epochs.epoch <= last]
+    batches, epochs, evals = (f[f.epoch <= last] for f in (batches, epochs, evals))
     window = config.training.log_every or int(batches.batch.max())
     rows = batches.assign(final=batches.loss.where(batches.epoch == last),
                           bad=batches.step.where(~np.isfinite(batches.loss)))
     by_trial = rows.groupby(KEYS, sort=False)  # one grouping, reused: its groups are numbered in this order
     found = by_trial.agg(train_loss=("final", "mean"), steps=("step", "max"), diverged_step=("bad", "min"))
     smooth = by_trial.loss.rolling(window, min_periods=window).mean().droplevel(KEYS).reindex(rows.index).to_numpy()
-    group = by_trial.ngroup().to_numpy()
 
     trials = found.reindex(pd.MultiIndex.from_product([[v.name for v in config.variants], config.seeds], names=KEYS))
     trials.insert(0, "epoch", last)
@@ -344,19 +397,47 @@ def _trials(results: Results, config: Config, point: dict[str, str], batches: pd
     trials["ok"] = trials.steps.notna() & trials.diverged_step.isna()
     trials["smoothing"] = window
 
+    loss_curves = {key: (g.step.to_numpy(), smooth[by_trial.indices[key]]) for key, g in by_trial}
+    acc_curves = {key: (g.step.to_numpy(), 100 * g.test_acc.to_numpy()) for key, g in evals.groupby(KEYS)}
     base = trials.loc[baseline]
-    target = rows.seed.map(base.train_loss.where(base.ok)).to_numpy()
-    reached = pd.Series(np.where(smooth <= target, rows.step, np.nan)).groupby(group).min().to_numpy()
-    trials["steps_to_target"] = pd.Series(reached, index=found.index).where(trials.ok)
-    trials["speedup"] = trials.index.get_level_values("seed").map(base.steps.where(base.ok)) / trials.steps_to_target
+    _steps_to_target(trials, baseline, "steps", loss_curves, base.train_loss.where(base.ok), higher=False)
+    best_eval = pd.Series({seed: np.nanmax(values) for (variant, seed), (_, values) in acc_curves.items()
+                           if variant == baseline}, dtype=float)
+    _steps_to_target(trials, baseline, "steps_acc", acc_curves, best_eval.reindex(base.index).where(base.ok),
+                     higher=True)
 
+    group = by_trial.ngroup().to_numpy()
     keep = trials.ok.reindex(found.index).to_numpy()[group] & ~np.isnan(smooth)  # ok trials, full windows
     curves = rows.loc[keep, KEYS + ["step"]].assign(loss=smooth[keep])
     return trials, curves
 
 
+def _steps_to_target(trials: pd.DataFrame, baseline: str, measure: str, curves: dict, targets: pd.Series,
+                     higher: bool) -> None:
+    """Columns `{measure}_reach`/`_step` (when each trial first met its seed's target, see stats.first_reach) and
+    `_relation`/`_ratio` (the baseline's step / the trial's, see stats.speed_ratio), for one target measure.
+    A trial is judged on its curve through the compared epoch, up to a divergence; the budget is the baseline's
+    total steps."""
+    reach = {key: first_reach(*curves[key], targets.get(key[1], np.nan), higher) if key in curves else None
+             for key in trials.index}
+    trials[f"{measure}_reach"] = [r[0] if r else None for r in reach.values()]
+    trials[f"{measure}_step"] = [r[1] if r else np.nan for r in reach.values()]
+    ratios = []
+    for (variant, seed), r in reach.items():
+        base, budget = reach.get((baseline, seed)), trials.steps.get((baseline, seed))
+        if r is None or base is None or not trials.ok.get((baseline, seed)):
+            ratios.append(("n/a", np.nan))
+        elif variant == baseline:
+            ratios.append(("n/a", np.nan) if base[0] == "never" else ("=", 1.0))
+        else:
+            ratios.append(speed_ratio(base, r, int(budget)))
+    trials[f"{measure}_relation"] = [kind for kind, _ in ratios]
+    trials[f"{measure}_ratio"] = [value for _, value in ratios]
+
+
 def _summarise(trials: pd.DataFrame, config: Config, baseline: str, point: dict[str, str]) -> list[dict]:
-    """One row per variant: mean/std over its `ok` seeds, paired Δ against the baseline, steps to target."""
+    """One row per variant: mean/std over its `ok` seeds, paired Δ against the baseline, divergence counts, and
+    steps to target across seeds."""
     base = trials.loc[baseline]
     base_ok = base.index[base.ok]
     rows = []
@@ -364,18 +445,18 @@ def _summarise(trials: pd.DataFrame, config: Config, baseline: str, point: dict[
         own = trials.loc[variant]
         ok = own[own.ok]
         pairs = ok.index.intersection(base_ok)
+        ran = own.index[own.steps.notna()]
         row = {**point, "variant": variant, "baseline": variant == baseline, "seeds": len(ok),
                "pairs": None if variant == baseline else len(pairs), "epoch": int(own.epoch.iloc[0]),
-               "epochs": config.training.epochs}
-        for metric, (_, higher) in METRICS.items():
+               "epochs": config.training.epochs, "trials": len(ran), "diverged_seeds": int(own.diverged_step.notna().sum())}
+        for metric, (_, higher, tested) in METRICS.items():
             row[f"{metric}_mean"], row[f"{metric}_std"] = ok[metric].mean(), ok[metric].std()
             if variant != baseline:
-                row.update(_paired(metric, own.loc[pairs, metric], base.loc[pairs, metric], higher))
+                row.update(_paired(metric, own.loc[pairs, metric], base.loc[pairs, metric], higher, tested))
         row["best_epoch"] = ok.best_epoch.mean()
-        reached = own.loc[pairs, "steps_to_target"].dropna()
-        row.update(steps=ok.steps.mean(), steps_to_target=reached.mean(),
-                   speedup=own.loc[reached.index, "speedup"].mean(), target_reached=len(reached),
-                   target_pairs=len(pairs), smoothing=int(own.smoothing.iloc[0]))
+        row.update(steps_total=ok.steps.mean(), smoothing=int(own.smoothing.iloc[0]))
+        for measure in TARGETS:
+            row.update(_speedup(measure, own.loc[ran], variant == baseline))
         row["diverged"] = "; ".join(f"seed {seed} diverged at step {int(step)}"
                                     for seed, step in own.diverged_step.dropna().items())
         row["missing"] = ", ".join(str(s) for s in own.index[own.steps.isna()])
@@ -383,19 +464,92 @@ def _summarise(trials: pd.DataFrame, config: Config, baseline: str, point: dict[
     return rows
 
 
-def _paired(metric: str, variant: pd.Series, baseline: pd.Series, higher: bool) -> dict:
-    """Mean paired difference, its t-interval and paired t-test p-value (NaN below two pairs), and wins."""
+def _paired(metric: str, variant: pd.Series, baseline: pd.Series, higher: bool, tested: bool) -> dict:
+    """Mean paired difference, with (for tested metrics) its t-interval, p-value, the note on them, and wins."""
     d = (variant - baseline).to_numpy()
-    low = high = p = np.nan
-    if len(d) >= 2 and not np.any(d):
-        low = high = 0.0
-        p = 1.0  # identical results: no evidence of a difference (scipy's t is 0/0 here)
-    elif len(d) >= 2:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # near-constant differences: scipy warns, result holds
-            test = stats.ttest_rel(variant.to_numpy(), baseline.to_numpy())
-        interval = test.confidence_interval(CONFIDENCE)
-        low, high, p = float(interval.low), float(interval.high), float(test.pvalue)
+    summary = mean_interval(d)
+    if not tested:
+        return {f"{metric}_delta": summary["mean"]}
     wins = int(np.sum(d > 0 if higher else d < 0)) if len(d) else None
-    return {f"{metric}_delta": d.mean() if len(d) else np.nan, f"{metric}_ci_low": low, f"{metric}_ci_high": high,
-            f"{metric}_p": p, f"{metric}_wins": wins}
+    return {f"{metric}_delta": summary["mean"], f"{metric}_ci_low": summary["ci_low"],
+            f"{metric}_ci_high": summary["ci_high"], f"{metric}_p": summary["p"], f"{metric}_wins": wins,
+            f"{metric}_note": summary["note"]}
+
+
+def _speedup(measure: str, own: pd.DataFrame, baseline: bool) -> dict:
+    """A variant's steps to target across its seeds: the geometric mean speedup (or a bound), interval, p, how
+    many seeds reached the target, and the mean step of those that crossed it after their first point. The
+    baseline is 1 by definition, on the seeds where it met its own target."""
+    summary = geometric_speedup(list(zip(own[f"{measure}_relation"], own[f"{measure}_ratio"])))
+    if baseline and summary["pairs"]:
+        summary.update(speedup=1.0, ci_low=np.nan, ci_high=np.nan, p=np.nan, note="")
+    exact = own.loc[own[f"{measure}_reach"] == "at", f"{measure}_step"]
+    return {f"{measure}_at": exact.mean() if len(exact) else np.nan,
+            **{f"{measure}_{k}": v for k, v in summary.items()}}
+
+
+def _adjust(table: pd.DataFrame) -> None:
+    """Holm-adjusted p-values per metric, across the run's variant x sweep-point comparisons; the count of tests
+    each was adjusted for."""
+    for name in [m for m, (_, _, tested) in METRICS.items() if tested] + list(TARGETS):
+        column = f"{name}_p"
+        adjusted, tests = holm(table[column].to_numpy(dtype=float))
+        table[f"{name}_p_holm"] = adjusted
+        table[f"{name}_tests"] = tests
+
+
+# ---- the verdict -------------------------------------------------------------------------------------------------
+
+def verdict(row: dict, baseline: str, points: list[str]) -> str:
+    """One line a person can quote for a variant (x sweep point) against the baseline: test accuracy's Δ with its
+    interval, raw and Holm-adjusted p, wins; the speedups to both targets; and the conclusion, which follows the
+    Holm-adjusted p-values ("better"/"worse"/"faster"/"slower" only below ALPHA after adjustment)."""
+    where = "".join(f" @ {path}={row[path]}" for path in points)
+    parts = [f"{row['variant']}{where} vs {baseline}:"]
+    if not row["pairs"]:
+        reason = f"{row['diverged_seeds']}/{row['trials']} seeds diverged" if row["diverged_seeds"] else \
+            "no seed paired with the baseline"
+        return " ".join(parts + [f"nothing to compare ({reason})"])
+    claims = [_accuracy_claim(row)] + [_speed_claim(row, t, f"{baseline}'s {what}") for t, what in TARGETS.items()]
+    claims = [c for c in claims if c]
+    diverged = [f"{row['variant']} diverged on {row['diverged_seeds']}/{row['trials']} seeds"] * bool(
+        row["diverged_seeds"])
+    return " ".join(parts) + " " + "; ".join(claims + diverged + [_conclusion(row)])
+
+
+def _accuracy_claim(row: dict) -> str:
+    d = row["test_acc_delta"]
+    text = f"test acc {d:+.2f} pts"
+    if not np.isnan(row["test_acc_ci_low"]):
+        text += f" [{row['test_acc_ci_low']:+.2f}, {row['test_acc_ci_high']:+.2f}] 95% CI"
+    if not np.isnan(row["test_acc_p"]):
+        text += (f", p={row['test_acc_p']:.2g} (Holm p={row['test_acc_p_holm']:.2g}, "
+                 f"{row['test_acc_tests']} test{'s' * (row['test_acc_tests'] != 1)})")
+    text += f", wins {row['test_acc_wins']}/{row['pairs']}"
+    return text + (f" ({row['test_acc_note']})" if row["test_acc_note"] else "")
+
+
+def _speed_claim(row: dict, measure: str, target: str) -> str:
+    speedup, bound = row[f"{measure}_speedup"], row[f"{measure}_bound"]
+    reached = f"{row[f'{measure}_reached']}/{row[f'{measure}_pairs'] + row[f'{measure}_na']} seeds reached it"
+    if bound == "n/a" or np.isnan(speedup):
+        why = row[f"{measure}_note"] or "no seed with a number"
+        return f"speedup to {target}: n/a ({why}; {reached})"
+    text = f"speedup {bound}{speedup:.2f}×"
+    if not np.isnan(row[f"{measure}_ci_low"]):
+        text += f" [{row[f'{measure}_ci_low']:.2f}, {row[f'{measure}_ci_high']:.2f}]"
+    return f"{text} to {target} ({reached})"
+
+
+def _conclusion(row: dict) -> str:
+    """What the Holm-adjusted p-values support, and whether more seeds are needed."""
+    found = []
+    if row["test_acc_p_holm"] < ALPHA:
+        found.append("better test acc" if row["test_acc_delta"] > 0 else "worse test acc")
+    p_speed = row["steps_p_holm"]
+    if p_speed < ALPHA:
+        found.append("faster to the target loss" if row["steps_speedup"] > 1 else "slower to the target loss")
+    text = ", ".join(found) + f" (Holm p < {ALPHA:g})" if found else "no difference shown after Holm"
+    if row["pairs"] < ADVISED_SEEDS:
+        text += f"; only {row['pairs']} pair{'s' * (row['pairs'] != 1)}: run ≥ {ADVISED_SEEDS} seeds"
+    return text

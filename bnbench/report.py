@@ -1,68 +1,58 @@
-"""Rendering: rich tables for `list` and `compare`, and the export formats. Nothing here computes results."""
-import io
+"""Rendering: text tables for `list` and `compare`, and the export formats. Nothing here computes results.
+
+Text tables go through `layout`: a boxed table where it fits the terminal, records where it does not, never a
+number or name split across lines, nothing wrapped when the output is not a terminal (width None).
+"""
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from .catalog import config_rows, run_rows
-from .compare import METRICS, STATS, STEPS_COLUMNS, Comparison
+from .compare import METRICS, TARGETS, Comparison, metric_columns
 from .errors import BnbenchError
+from .layout import Grid, render
 
 
-def _table(title: str, rows: list[dict], columns: list[str], empty: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
+def _list_grid(title: str, rows: list[dict], columns: list[str], empty: str) -> Grid:
+    cells = []
     for row in rows:
         if "error" in row:
-            table.add_row(row.get("file") or row.get("run"), f"[red]{row['error']}[/]", *[""] * (len(columns) - 2))
+            cells.append([[row.get("file") or row.get("run")], [row["error"]], *[[""]] * (len(columns) - 2)])
         else:
-            table.add_row(*(str(row.get(c, "")) for c in columns))
-    if not rows:
-        table.add_row(empty, *[""] * (len(columns) - 1))
-    return table
+            cells.append([[str(row.get(c, ""))] for c in columns])
+    return Grid(title, columns, cells or [[[empty], *[[""]] * (len(columns) - 1)]])
 
 
-def configs_table(folder: Optional[Path]) -> Table:
-    return _table("Configs", config_rows(folder),
-                  ["file", "name", "dataset", "model", "variants", "seeds", "epochs", "sweep", "trials"], "(none)")
+def configs_table(folder: Optional[Path], width: Optional[int]) -> str:
+    return render(_list_grid("Configs", config_rows(folder),
+                             ["file", "name", "dataset", "model", "variants", "seeds", "epochs", "sweep", "trials"],
+                             "(none)"), width)
 
 
-def runs_table(results: Path) -> Table:
-    return _table(f"Runs under {results}", run_rows(results),
-                  ["name", "run", "started", "status", "trials", "device"], "(no runs yet)")
+def runs_table(results: Path, width: Optional[int]) -> str:
+    return render(_list_grid(f"Runs under {results}", run_rows(results),
+                             ["name", "run", "started", "status", "trials", "device"], "(no runs yet)"), width)
 
 
 # ---- compare -------------------------------------------------------------------------------------------------------
 
 FORMATS = ["table", "markdown", "csv", "json", "latex"]
-SHOWN = ["train_loss", "test_loss", "test_acc", "best_acc", "steps", "seconds"]  # --metric choices, column order
+SHOWN = ["train_loss", "test_loss", "test_acc", "best_acc", "steps", "steps_acc", "seconds"]  # --metric choices
 DIGITS = {"train_loss": 4, "test_loss": 4, "test_acc": 2, "best_acc": 2, "seconds": 2}
-TEX = {"±": r"$\pm$", "Δ": r"$\Delta$", "×": r"$\times$", "÷": r"$\div$", "·": r"$\cdot$", "−": "-"}
-
-
-@dataclass
-class Grid:
-    """A table as text cells (each a list of lines), before it becomes rich, markdown or LaTeX."""
-    title: str
-    header: list[str]
-    rows: list[list[list[str]]]
-    caption: str
+TEX = {"±": r"$\pm$", "Δ": r"$\Delta$", "×": r"$\times$", "÷": r"$\div$", "·": r"$\cdot$", "−": "-", "≥": r"$\geq$",
+       "≤": r"$\leq$"}
 
 
 def comparison_output(comparisons: list[Comparison], fmt: str = "table", metrics: list[str] = (),
-                      windows: bool = False) -> str | list[Table]:
-    """What `bnbench compare` shows: rich tables for "table", else the text of that export format.
+                      windows: bool = False, width: Optional[int] = None) -> str:
+    """What `bnbench compare` shows, as text: for "table", laid out for a terminal `width` columns wide (None:
+    not a terminal, nothing wrapped); else the text of that export format.
 
     Every format shows the same numbers: csv and json at full precision, one row per variant (or per window
-    with `windows`); the others rounded, with the same rows and columns.
+    with `windows`); the others rounded, with the same rows and columns, and the verdict lines on top.
     """
     if fmt not in FORMATS:
         raise BnbenchError(f"--format {fmt}: unknown format; choose one of {', '.join(FORMATS)}")
@@ -76,22 +66,13 @@ def comparison_output(comparisons: list[Comparison], fmt: str = "table", metrics
         return frame.to_csv(index=False) if fmt == "csv" else json.dumps(_records(frame), indent=2) + "\n"
     grids = [_windows_grid(c) if windows else _comparison_grid(c, shown) for c in comparisons]
     if fmt == "table":
-        return [_rich(g) for g in grids]
+        return "\n".join(render(g, width) for g in grids)
     return "\n".join(_markdown(g) if fmt == "markdown" else _latex(g) for g in grids)
 
 
-def plain_text(renderables: list, width: int = 200) -> str:
-    """Rich renderables as plain text, for `compare --output FILE` with the table format."""
-    console = Console(file=io.StringIO(), width=width, color_system=None)
-    for renderable in renderables:
-        console.print(renderable)
-    return console.file.getvalue()
-
-
 def _columns(table: pd.DataFrame, shown: list[str]) -> pd.DataFrame:
-    hidden = [f"{m}_{s}" for m in METRICS if m not in shown for s in STATS]
-    hidden += ["best_epoch"] * ("best_acc" not in shown) + STEPS_COLUMNS * ("steps" not in shown)
-    return table.drop(columns=hidden)
+    hidden = {c for m in SHOWN if m not in shown for c in metric_columns(m)}
+    return table.drop(columns=[c for c in table.columns if c in hidden])
 
 
 def _windows_frame(c: Comparison) -> pd.DataFrame:
@@ -116,24 +97,34 @@ def _short(x: float) -> str:
     return f"{x:.1f}".removesuffix(".0")
 
 
+def _p(x: float) -> str:
+    return "-" if pd.isna(x) else f"{x:.2g}"
+
+
 def _comparison_grid(c: Comparison, shown: list[str]) -> Grid:
-    header = ["variant", *c.points, "seeds",
-              *(METRICS[m][0] if m in METRICS else "steps to target" for m in shown)]
+    header = ["variant", *c.points, "seeds", *(_header(c, m) for m in shown)]
     rows = []
     for row in c.table.to_dict("records"):
         cells = [_variant_cell(row), *([row[p]] for p in c.points), [str(row["seeds"])]]
-        rows.append(cells + [_steps_cell(row) if m == "steps" else _metric_cell(row, m) for m in shown])
-    return Grid(c.title, header, rows, _caption(c))
+        rows.append(cells + [_steps_cell(row, m) if m in TARGETS else _metric_cell(row, m) for m in shown])
+    lead = [v for v in c.table.verdict if isinstance(v, str)]
+    return Grid(c.title, header, rows, _caption(c, shown), lead)
+
+
+def _header(c: Comparison, metric: str) -> str:
+    return f"steps to {c.baseline}'s {TARGETS[metric]}" if metric in TARGETS else METRICS[metric][0]
 
 
 def _variant_cell(row: dict) -> list[str]:
     lines = [row["variant"]] + ["(baseline)"] * bool(row["baseline"])
-    lines += row["diverged"].split("; ") if row["diverged"] else []
+    if row["diverged_seeds"]:
+        lines.append(f"diverged {row['diverged_seeds']}/{row['trials']} seeds")
+        lines += row["diverged"].split("; ")
     return lines + ([f"no results yet: seed {row['missing']}"] if row["missing"] else [])
 
 
 def _metric_cell(row: dict, metric: str) -> list[str]:
-    n, digits = row["seeds"], DIGITS[metric]
+    n, digits, tested = row["seeds"], DIGITS[metric], METRICS[metric][2]
     if not n:
         return ["all seeds diverged" if row["diverged"] else "no results"]
     lines = [_num(row[f"{metric}_mean"], digits) + (f" ± {_num(row[f'{metric}_std'], digits)}" if n >= 2 else "")]
@@ -144,30 +135,59 @@ def _metric_cell(row: dict, metric: str) -> list[str]:
         return lines
     if not pairs:
         return lines + ["Δ: no paired seed"]
-    lines.append(f"Δ {_num(row[f'{metric}_delta'], digits, sign=True)}")
-    if pairs == 1:
-        return lines + ["1 seed: no interval"]
-    low, high = (_num(row[f"{metric}_ci_{end}"], digits, sign=True) for end in ("low", "high"))
-    return lines + [f"[{low}, {high}]", f"p={row[f'{metric}_p']:.2g}, wins {row[f'{metric}_wins']}/{pairs}"]
+    lines.append(f"Δ {_num(row[f'{metric}_delta'], digits, sign=True)} ({pairs} pair{'s' * (pairs != 1)})")
+    if not tested:
+        return lines
+    if not pd.isna(row[f"{metric}_ci_low"]):
+        low, high = (_num(row[f"{metric}_ci_{end}"], digits, sign=True) for end in ("low", "high"))
+        lines.append(f"[{low}, {high}]")
+    if not pd.isna(row[f"{metric}_p"]):
+        lines.append(f"p={_p(row[f'{metric}_p'])}, Holm {_p(row[f'{metric}_p_holm'])} ({row[f'{metric}_tests']})")
+    lines.append(f"wins {row[f'{metric}_wins']}/{pairs}")
+    return lines + ([row[f"{metric}_note"]] if row[f"{metric}_note"] else [])
 
 
-def _steps_cell(row: dict) -> list[str]:
-    pairs, reached = row["target_pairs"], row["target_reached"]
-    if not pairs:
+def _steps_cell(row: dict, measure: str) -> list[str]:
+    total = row[f"{measure}_pairs"] + row[f"{measure}_na"]
+    if not total:
         return ["-"]
-    if not reached:
-        return ["not reached"]
-    lines = [f"step {_short(row['steps_to_target'])}", f"speedup {row['speedup']:.2f}×"]
-    return lines + ([f"not reached {pairs - reached}/{pairs}"] if reached < pairs else [])
+    speedup, bound = row[f"{measure}_speedup"], row[f"{measure}_bound"]
+    at = [] if pd.isna(row[f"{measure}_at"]) else [f"step {_short(row[f'{measure}_at'])}"]
+    if row["baseline"]:
+        return ["1.00× (reference)" if not pd.isna(speedup) else "n/a: never met its own target", *at]
+    if bound == "n/a" or pd.isna(speedup):
+        lines = ["n/a"]
+    else:
+        lines = [f"{bound}{speedup:.2f}×" + (" (slower)" if speedup < 1 and bound != "≥" else "")]
+        if not pd.isna(row[f"{measure}_ci_low"]):
+            lines.append(f"[{row[f'{measure}_ci_low']:.2f}, {row[f'{measure}_ci_high']:.2f}]")
+        if not pd.isna(row[f"{measure}_p"]):
+            lines.append(f"p={_p(row[f'{measure}_p'])}, Holm {_p(row[f'{measure}_p_holm'])} "
+                         f"({row[f'{measure}_tests']})")
+    lines.append(f"reached {row[f'{measure}_reached']}/{total}")
+    lines += at
+    return lines + ([row[f"{measure}_note"]] if row[f"{measure}_note"] else [])
 
 
-def _caption(c: Comparison) -> str:
+def _caption(c: Comparison, shown: list[str]) -> str:
     t, base = c.table, c.baseline
     epochs = ", ".join(dict.fromkeys(f"{e} of {n}" for e, n in zip(t.epoch, t.epochs)))
     window = ", ".join(dict.fromkeys(str(w) for w in t.smoothing))
-    return (f"Mean ± std over seeds at epoch {epochs}. Δ = variant − {base} on the same seed, its 95% t-interval, "
-            f"paired t-test p, and seeds won. Steps to target: first step at which the training loss (mean of the "
-            f"last {window} batches) reaches {base}'s final train loss; speedup = {base}'s steps ÷ that step.")
+    every = c.results.config.training.eval_every
+    text = (f"Mean ± std over seeds at epoch {epochs}. Δ = variant − {base} on the same seed (n pairs), its 95% "
+            f"t-interval, paired t-test p and Holm-adjusted p (per metric, across the run's comparisons; the "
+            f"number of tests in brackets), seeds won.")
+    if "best_acc" in shown:
+        text += " Best test acc: its epoch is chosen on the test set, so it is optimistic."
+    if "seconds" in shown:
+        text += " Seconds: Δ only (trials that share cores are no paired measurement)."
+    if any(m in TARGETS for m in shown):
+        text += (f" Steps to target: speedup = {base}'s step ÷ the variant's, per seed, at the first step each meets "
+                 f"the target (training loss: mean of the last {window} batches; test acc: evaluated every "
+                 f"{f'{every} steps' if every else 'epoch'} in eval mode); geometric mean over seeds with a "
+                 f"t-interval on log ratios; ≥/≤ mark bounds (a target met at the first measured point, or never); "
+                 f"step = mean step at which the seeds that crossed it did.")
+    return text
 
 
 def _windows_grid(c: Comparison) -> Grid:
@@ -189,21 +209,13 @@ def _windows_grid(c: Comparison) -> Grid:
 
 # ---- formats -----------------------------------------------------------------------------------------------------
 
-def _rich(g: Grid) -> Table:
-    table = Table(title=Text(g.title, style="bold"), caption=Text(g.caption), title_justify="left",
-                  caption_justify="left", show_lines=True)
-    for column in g.header:
-        table.add_column(column, overflow="fold")  # a narrow terminal wraps numbers, never hides them behind "…"
-    for row in g.rows:
-        table.add_row(*(Text("\n".join(cell)) for cell in row))
-    return table
-
-
 def _markdown(g: Grid) -> str:
     def line(cells):
         return "| " + " | ".join(c.replace("|", r"\|") for c in cells) + " |"
     rows = [line("<br>".join(cell) for cell in row) for row in g.rows]
-    return "\n".join([f"### {g.title}", "", line(g.header), "|" + "---|" * len(g.header), *rows, "", g.caption, ""])
+    lead = [f"- {paragraph}" for paragraph in g.lead] + [""] * bool(g.lead)
+    return "\n".join([f"### {g.title}", "", *lead, line(g.header), "|" + "---|" * len(g.header), *rows, "", g.caption,
+                      ""])
 
 
 def _tex(text: str) -> str:
@@ -222,5 +234,5 @@ def _latex(g: Grid) -> str:
         lines = [_tex(line) for line in lines]
         return lines[0] if len(lines) == 1 else r"\begin{tabular}[t]{@{}l@{}}" + r" \\ ".join(lines) + r"\end{tabular}"
     rows = [" & ".join(cell(c) for c in row) + r" \\ \hline" for row in g.rows]
-    return "\n".join([f"% {g.title}", f"% {g.caption}", r"\begin{tabular}{" + "l" * len(g.header) + "}", r"\hline",
+    return "\n".join([f"% {g.title}", *(f"% {paragraph}" for paragraph in g.lead), f"% {g.caption}", r"\begin{tabular}{" + "l" * len(g.header) + "}", r"\hline",
                       " & ".join(_tex(h) for h in g.header) + r" \\ \hline", *rows, r"\end{tabular}", ""])

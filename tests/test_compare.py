@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 
 from bnbench.cli import app
 from bnbench.compare import compare_runs
-from bnbench.report import comparison_output
+from bnbench.layout import natural_width, tokens
+from bnbench.report import SHOWN, _comparison_grid, comparison_output
+from bnbench.stats import holm
 
 runner = CliRunner()
 T_975_DF1 = math.tan(math.pi * 0.475)  # 97.5% quantiles of Student's t: 1 d.o.f. is Cauchy,
@@ -99,44 +101,127 @@ def test_means_and_paired_difference_with_t_interval_by_hand(synthetic):
     assert t.loc["bn", "best_acc_mean"] == pytest.approx(90.0) and t.loc["bn", "best_epoch"] == 1
     assert t.loc["plain", "best_epoch"] == 2 and t.loc["bn", "best_acc_wins"] == 3
     assert t.loc["bn", "test_loss_delta"] == pytest.approx(np.mean([0.4 - 0.7, 0.41 - 0.65, 0.42 - 0.6]))
-    assert t.loc["bn", "seconds_mean"] == pytest.approx(5.0) and t.loc["bn", "seconds_wins"] == 0
+    assert t.loc["bn", "seconds_mean"] == pytest.approx(5.0) and t.loc["bn", "seconds_delta"] == pytest.approx(3.0)
+    assert "seconds_p" not in t.columns and "seconds_ci_low" not in t.columns  # wall time: Δ only, no test
+    assert t.loc["bn", "train_loss_p_holm"] == t.loc["bn", "train_loss_p"] and t.loc["bn", "train_loss_tests"] == 1
+    assert t.loc["bn", "train_loss_note"] == ""  # 3 pairs with spread: a trusted interval
     assert pd.isna(t.loc["plain", "train_loss_delta"]) and pd.isna(t.loc["plain", "pairs"])
     assert not t.loc["bn", "partial"] and t.loc["bn", "epoch"] == 2
 
 
-def test_identical_results_give_a_zero_interval_and_p_one(tmp_path):
+@pytest.mark.parametrize("shift", [0.0, 1.0])
+def test_differences_without_spread_have_no_interval_and_no_p(tmp_path, shift):
+    """d = [0, 0] or [1, 1]: the t statistic is 0/0 or x/0; no interval and no p-value, said in words."""
     same = {"losses": [[1.0, 0.5]], "acc": [0.9]}
-    run = write_run(tmp_path, {("bn", 0): same, ("plain", 0): same, ("bn", 1): same, ("plain", 1): same})
-    t = rows(compare_runs([run])[0])
-    assert (t.loc["bn", "train_loss_delta"], t.loc["bn", "train_loss_ci_low"], t.loc["bn", "train_loss_p"]) == (0, 0, 1)
-    assert t.loc["bn", "train_loss_wins"] == 0
+    moved = {"losses": [[1.0 + shift, 0.5 + shift]], "acc": [0.9]}
+    run = write_run(tmp_path, {("bn", 0): moved, ("plain", 0): same, ("bn", 1): moved, ("plain", 1): same})
+    (comparison,), _ = compare_runs([run])
+    t = rows([comparison])
+    assert t.loc["bn", "train_loss_delta"] == pytest.approx(shift)
+    assert pd.isna(t.loc["bn", "train_loss_ci_low"]) and pd.isna(t.loc["bn", "train_loss_p"])
+    assert pd.isna(t.loc["bn", "train_loss_p_holm"]) and t.loc["bn", "train_loss_tests"] == 0
+    assert t.loc["bn", "train_loss_note"] == "no spread: interval undefined" and t.loc["bn", "train_loss_wins"] == 0
+    assert "no spread: interval undefined" in comparison_output([comparison], "markdown", ["train_loss"])
 
 
-def test_steps_to_target_and_speedup_on_a_constructed_curve(tmp_path):
-    """plain: 10 batches at 1.0 then 10 at 0.5 -> target 0.5, 20 steps. bn seed 0: 1.0 x3 then 0.2: the mean of
-    2 batches first reaches 0.5 at step 5 (speedup 4). bn seed 1 stays at 0.9: never."""
-    plain = {"losses": [[1.0] * 10, [0.5] * 10], "acc": [0.5, 0.6]}
-    trials = {("bn", 0): {"losses": [[1.0] * 3 + [0.2] * 7, [0.2] * 10], "acc": [0.5, 0.6]},
-              ("bn", 1): {"losses": [[0.9] * 10, [0.9] * 10], "acc": [0.5, 0.6]},
-              ("plain", 0): plain, ("plain", 1): plain}
-    t = rows(compare_runs([write_run(tmp_path / "a", trials, log_every=2)])[0])
-    assert t.loc["bn", "steps_to_target"] == 5 and t.loc["bn", "speedup"] == 4
-    assert (t.loc["bn", "target_reached"], t.loc["bn", "target_pairs"], t.loc["bn", "smoothing"]) == (1, 2, 2)
-    assert t.loc["plain", "steps_to_target"] == 12  # its own target, measured the same way: (0.5 + 0.5) / 2 at 12
-    # log_every 0: one epoch (10 batches); bn seed 0 has its first full window at step 10: 0.44 <= 0.5
-    t = rows(compare_runs([write_run(tmp_path / "b", trials, log_every=0)])[0])
-    assert t.loc["bn", "steps_to_target"] == 10 and t.loc["bn", "speedup"] == 2 and t.loc["bn", "smoothing"] == 10
-    assert t.loc["plain", "steps_to_target"] == 20 and t.loc["plain", "speedup"] == 1  # "at or below" the target
-    text = comparison_output(compare_runs([tmp_path / "a"])[0], "markdown", ["steps"])
-    assert "step 5<br>speedup 4.00×<br>not reached 1/2" in text
+def test_two_pairs_are_flagged_and_the_verdict_asks_for_five_seeds(tmp_path):
+    trials = {(v, s): {"losses": [[1.0] * 4], "acc": [0.80 + 0.05 * (v == "bn") + 0.01 * s * (v == "bn")]}
+              for v in ("bn", "plain") for s in (0, 1)}
+    (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
+    t = rows([comparison])
+    assert t.loc["bn", "test_acc_note"] == "2 pairs: interval unreliable"
+    half = T_975_DF1 * np.std([5.0, 6.0], ddof=1) / math.sqrt(2)  # 1 degree of freedom: t = 12.7
+    assert t.loc["bn", "test_acc_ci_low"] == pytest.approx(5.5 - half)
+    assert "2 pairs: interval unreliable" in t.loc["bn", "verdict"]
+    assert t.loc["bn", "verdict"].endswith("only 2 pairs: run ≥ 5 seeds")
 
 
-def test_never_reached_says_so(tmp_path):
+def curve(drop_at: int, steps: int = 20, high: float = 1.0, low: float = 0.5) -> dict:
+    """Two epochs of steps/2 batches: the loss is `high` until step `drop_at`, then `low`."""
+    losses = [high if i < drop_at else low for i in range(1, steps + 1)]
+    return {"losses": [losses[:steps // 2], losses[steps // 2:]], "acc": [0.5, 0.6]}
+
+
+def test_steps_to_target_judges_both_curves_the_same_way(tmp_path):
+    """Target: plain's final train loss (epoch 2's mean); window 2. Per seed, T = the first step whose mean of the
+    last 2 losses is at or below it; speedup = T_plain / T_bn.
+    seed 0, faster: plain 1.0 then 0.5 from step 12 (target 0.5, T 13); bn drops at step 5 (T 6): 13/6.
+    seed 1, slower: plain drops at step 5 (target 0.5, T 6), bn at step 9 (T 10): 6/10, shown as such.
+    seed 2, equal: both drop at step 8 (T 9): exactly 1."""
+    trials = {("bn", 0): curve(5), ("plain", 0): curve(12), ("bn", 1): curve(9), ("plain", 1): curve(5),
+              ("bn", 2): curve(8), ("plain", 2): curve(8)}
+    (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
+    per_seed = comparison.trials.set_index(["variant", "seed"])
+    assert per_seed.loc["bn", "steps_step"].tolist() == [6, 10, 9]
+    assert per_seed.loc["plain", "steps_step"].tolist() == [13, 6, 9]
+    ratios = [13 / 6, 6 / 10, 1.0]
+    assert per_seed.loc["bn", "steps_ratio"].tolist() == pytest.approx(ratios)
+    assert per_seed.loc["plain", "steps_ratio"].tolist() == [1.0, 1.0, 1.0]  # the baseline never beats itself
+    t = rows([comparison])
+    logs = np.log(ratios)
+    half = T_975_DF2 * logs.std(ddof=1) / math.sqrt(3)
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(np.exp(logs.mean()))  # geometric mean
+    assert t.loc["bn", "steps_ci_low"] == pytest.approx(np.exp(logs.mean() - half))
+    assert t.loc["bn", "steps_ci_high"] == pytest.approx(np.exp(logs.mean() + half))
+    assert t.loc["bn", "steps_bound"] == "" and (t.loc["bn", "steps_reached"], t.loc["bn", "steps_pairs"]) == (3, 3)
+    assert t.loc["plain", "steps_speedup"] == 1.0 and t.loc["plain", "steps_at"] == pytest.approx(28 / 3)
+    markdown = comparison_output([comparison], "markdown", ["steps"])
+    assert f"{np.exp(logs.mean()):.2f}×<br>[" in markdown and "1.00× (reference)" in markdown
+
+
+def test_a_slower_variant_shows_a_speedup_below_one(tmp_path):
+    trials = {("bn", s): curve(9) for s in (0, 1, 2)} | {("plain", s): curve(5 + s) for s in (0, 1, 2)}
+    t = rows(compare_runs([write_run(tmp_path, trials)])[0])
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(np.exp(np.mean(np.log([6 / 10, 7 / 10, 8 / 10]))))
+    assert "(slower)" in comparison_output(compare_runs([tmp_path])[0], "markdown", ["steps"])
+
+
+def test_bounds_first_window_never_and_no_target(tmp_path):
+    """seed 0: bn is at 0.5 from step 1, so its first full window (step 2) already meets the target: T_bn <= 2,
+    speedup >= 13/2. seed 1: bn never gets below 0.9: speedup < T_plain / 20 = 6/20. seed 2: both meet the target
+    in their first window: no ratio at all (n/a)."""
+    trials = {("bn", 0): curve(1), ("plain", 0): curve(12), ("bn", 1): curve(30, low=0.9, high=0.9),
+              ("plain", 1): curve(5), ("bn", 2): curve(1), ("plain", 2): curve(1)}
+    (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
+    per_seed = comparison.trials.set_index(["variant", "seed"]).loc["bn"]
+    assert per_seed.steps_reach.tolist() == ["within", "never", "within"]
+    assert per_seed.steps_relation.tolist() == ["≥", "<", "n/a"] and per_seed.steps_ratio[0] == 13 / 2
+    assert per_seed.steps_ratio[1] == pytest.approx(6 / 20)
+    t = rows([comparison])
+    assert t.loc["bn", "steps_bound"] == "n/a" and pd.isna(t.loc["bn", "steps_speedup"])  # bounds both ways
+    assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_na"], t.loc["bn", "steps_reached"]) == (2, 1, 1)
+    # without the seed that never reached it, the mean is a lower bound
+    only = write_run(tmp_path / "b", {k: v for k, v in trials.items() if k[1] == 0} | {("bn", 3): curve(5),
+                                                                                     ("plain", 3): curve(12)})
+    t = rows(compare_runs([only])[0])
+    assert t.loc["bn", "steps_bound"] == "≥" and t.loc["bn", "steps_speedup"] == pytest.approx(
+        np.sqrt(13 / 2 * 13 / 6))
+    assert "≥" in t.loc["bn", "verdict"] and pd.isna(t.loc["bn", "steps_ci_low"])
+
+
+def test_never_reached_is_an_upper_bound_counted_never_dropped(tmp_path):
     trials = {("bn", 0): {"losses": [[1.0] * 4, [0.9] * 4], "acc": [0.5, 0.6]},
               ("plain", 0): {"losses": [[1.0] * 4, [0.5] * 4], "acc": [0.5, 0.6]}}
     comparisons, _ = compare_runs([write_run(tmp_path, trials)])
-    assert rows(comparisons).loc["bn", "target_reached"] == 0
-    assert "| not reached |" in comparison_output(comparisons, "markdown", ["steps"])
+    t = rows(comparisons)
+    assert (t.loc["bn", "steps_reached"], t.loc["bn", "steps_pairs"], t.loc["bn", "steps_bound"]) == (0, 1, "≤")
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(6 / 8)  # plain meets 0.5 at step 6 of 8
+    assert "≤0.75× (slower)<br>reached 0/1" in comparison_output(comparisons, "markdown", ["steps"])
+
+
+def test_steps_to_the_baselines_best_test_accuracy(tmp_path):
+    """Without evals.csv (older runs) the evaluations are the epoch ends: plain's best is 0.7 at epoch 3 (step
+    12); bn reaches it at epoch 2 (step 8): 1.5x; a bn seed already there at epoch 1 gives a bound (>= 12/4)."""
+    losses = [[1.0] * 4] * 3
+    trials = {("bn", 0): {"losses": losses, "acc": [0.5, 0.7, 0.7]}, ("plain", 0): {"losses": losses,
+                                                                                    "acc": [0.5, 0.6, 0.7]},
+              ("bn", 1): {"losses": losses, "acc": [0.8, 0.8, 0.8]}, ("plain", 1): {"losses": losses,
+                                                                                    "acc": [0.5, 0.6, 0.7]}}
+    (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
+    per_seed = comparison.trials.set_index(["variant", "seed"]).loc["bn"]
+    assert per_seed.steps_acc_relation.tolist() == ["=", "≥"] and per_seed.steps_acc_ratio.tolist() == [1.5, 3.0]
+    t = rows([comparison])
+    assert t.loc["bn", "steps_acc_bound"] == "≥" and t.loc["bn", "steps_acc_speedup"] == pytest.approx(np.sqrt(4.5))
 
 
 def test_diverged_trials_are_named_and_left_out(tmp_path):
@@ -154,7 +239,8 @@ def test_diverged_trials_are_named_and_left_out(tmp_path):
     assert pd.isna(t.loc["bn", "train_loss_ci_low"]) and pd.isna(t.loc["bn", "train_loss_p"])
     assert t.loc["bn", "epoch"] == 2  # the last epoch of the trials that did not diverge
     text = comparison_output([comparison], "markdown")
-    assert "bn<br>seed 1 diverged at step 6" in text and "1 seed: no interval" in text
+    assert "bn<br>diverged 1/3 seeds<br>seed 1 diverged at step 6" in text and "1 pair: no interval" in text
+    assert t.loc["bn", "diverged_seeds"] == 1 and "bn diverged on 1/3 seeds" in t.loc["bn", "verdict"]
     assert "nan" not in text.lower()
     left_out = comparison.trials.loc[~comparison.trials.ok, ["variant", "seed"]]
     assert sorted(map(tuple, left_out.values.tolist())) == [("bn", 1), ("plain", 2)]
@@ -167,7 +253,7 @@ def test_one_seed_gives_no_interval(tmp_path):
     assert t.loc["bn", "train_loss_delta"] == pytest.approx(-0.1)
     assert pd.isna(t.loc["bn", "train_loss_std"]) and pd.isna(t.loc["bn", "train_loss_ci_high"])
     markdown = comparison_output(comparisons, "markdown")
-    assert "1 seed: no interval" in markdown and "±" not in markdown.split("\n\n")[1]
+    assert "1 pair: no interval" in markdown and "±" not in markdown.split("\n\n")[2]
     csv = pd.read_csv(io.StringIO(comparison_output(comparisons, "csv")))
     assert csv.train_loss_ci_low.isna().all() and csv.seeds.tolist() == [1, 1]
 
@@ -223,11 +309,13 @@ def test_every_format_carries_the_same_numbers(synthetic, tmp_path):
     table = comparisons[0].table
     csv = pd.read_csv(io.StringIO(comparison_output(comparisons, "csv")))
     records = json.loads(comparison_output(comparisons, "json"))
-    for column in ["train_loss_mean", "train_loss_ci_low", "train_loss_p", "test_acc_delta", "speedup", "seeds"]:
+    for column in ["train_loss_mean", "train_loss_ci_low", "train_loss_p", "train_loss_p_holm", "test_acc_delta",
+                   "steps_speedup", "steps_ci_low", "seeds"]:
         assert csv[column].tolist() == pytest.approx(table[column].astype(float).tolist(), nan_ok=True)
         assert [r[column] if r[column] is not None else np.nan for r in records] == \
             pytest.approx(table[column].astype(float).tolist(), nan_ok=True)
-    assert {"seeds", "pairs", "train_loss_ci_low", "train_loss_ci_high"} <= set(csv.columns)
+    assert {"seeds", "pairs", "train_loss_ci_low", "train_loss_ci_high", "verdict"} <= set(csv.columns)
+    assert csv.verdict[0] == table.verdict[0] and records[0]["verdict"] == table.verdict[0]
     bn = table.set_index("variant").loc["bn"]
     expected = [bn.train_loss_mean, bn.train_loss_std, bn.train_loss_delta, bn.train_loss_ci_low,
                 bn.train_loss_ci_high, bn.train_loss_p]
@@ -240,9 +328,10 @@ def test_every_format_carries_the_same_numbers(synthetic, tmp_path):
     plain = (tmp_path / "table.txt").read_text()
     lines = plain.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("│ bn "))
-    rich_cell = " ".join(line.split("│")[3] for line in lines[start:start + 4])
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("│"))
+    rich_cell = " ".join(line.split("│")[3] for line in lines[start:end])
     for text in (cell, tex_cell, rich_cell):
-        numbers = [float(x) for x in re.findall(NUMBER, text)]
+        numbers = [float(x) for x in re.findall(NUMBER, re.sub(r"\(\d+ pairs?\)", "", text))]
         assert numbers[:6] == pytest.approx(expected, abs=6e-3), text
     assert r"\begin{tabular}" in latex and r"$\pm$" in latex and r"$\Delta$" in latex
 
@@ -263,6 +352,7 @@ def digits_runs(tmp_path_factory):
 def test_real_runs_compare_with_the_numbers_of_their_csvs(digits_runs, tmp_path):
     result = invoke("compare", digits_runs, "--plot", tmp_path / "quick.png", "--format", "csv")
     assert result.exit_code == 0, result.output
+    assert f"plot: {tmp_path / 'quick.png'}" in result.stderr
     csv = pd.read_csv(io.StringIO(result.stdout))
     assert csv.experiment.unique().tolist() == ["quick-digits"] and csv.run.nunique() == 2
     newest = csv[csv.run == csv.run.iloc[0]].set_index("variant")
@@ -280,7 +370,7 @@ def test_real_runs_compare_with_the_numbers_of_their_csvs(digits_runs, tmp_path)
     epochs = pd.read_csv(run_dir / "epochs.csv")
     acc = 100 * epochs[epochs.epoch == 2].groupby("variant").test_acc.mean()
     assert older.loc["batchnorm", "test_acc_mean"] == pytest.approx(acc["batchnorm"])
-    assert older.loc["plain", "baseline"] and older.loc["plain", "steps"] == 2 * 144
+    assert older.loc["plain", "baseline"] and older.loc["plain", "steps_total"] == 2 * 144
     png = (tmp_path / "quick.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
 
@@ -289,7 +379,7 @@ def test_real_run_table_and_markdown(digits_runs):
     result = invoke("compare", digits_runs)
     assert result.exit_code == 0, result.output
     assert result.stdout.count("quick-digits · digits, mlp [64, 32]") == 2 and "(baseline)" in result.stdout
-    assert "1 seed: no interval" in result.stdout and "wins" in result.stdout
+    assert "1 pair: no interval" in result.stdout and "wins" in result.stdout
     result = invoke("compare", digits_runs, "--format", "markdown", "--baseline", "batchnorm")
     assert result.exit_code == 0 and "| batchnorm<br>(baseline) |" in result.stdout
 
@@ -352,3 +442,56 @@ def test_runs_are_grouped_by_experiment_newest_first(tmp_path):
     comparisons, _ = compare_runs([tmp_path])
     assert [(c.name, c.results.dir.name) for c in comparisons] == [
         ("beta", "20250301-000000"), ("alpha", "20250201-000000"), ("alpha", "20250101-000000")]
+
+
+# ---- many comparisons ---------------------------------------------------------------------------------------------
+
+def test_holm_adjustment_by_hand():
+    adjusted, m = holm(np.array([0.01, 0.04, np.nan, 0.03, 0.5]))
+    assert m == 4  # the undefined p-value is not a test
+    # sorted: 0.01, 0.03, 0.04, 0.5 -> 4 * 0.01, max(0.04, 3 * 0.03), max(0.09, 2 * 0.04), max(0.09, 1 * 0.5)
+    assert adjusted[[0, 3, 1, 4]].tolist() == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert np.isnan(adjusted[2])
+    assert holm(np.array([0.6, 0.7]))[0].tolist() == [1.0, 1.0]  # capped at 1
+
+
+def test_p_values_are_adjusted_across_variants_and_sweep_points(tmp_path):
+    """2 variants x 2 sweep points = 4 tests per metric; each row's Holm p is computed by hand from the 4 raw ones."""
+    trials = {}
+    for lr, shift in (("0.001", 0.0), ("0.01", 0.02)):
+        for s in range(3):
+            trials[("plain", s, lr)] = {"losses": [[1.0] * 4], "acc": [0.80 + 0.01 * s]}
+            trials[("bn", s, lr)] = {"losses": [[1.0] * 4], "acc": [0.85 + shift + 0.013 * s * (1 + s)]}
+            trials[("gn", s, lr)] = {"losses": [[1.0] * 4], "acc": [0.81 + 0.02 * (s == 1) - shift]}
+    (comparison,), _ = compare_runs([write_run(tmp_path, trials, sweep={"optimizer.lr": [0.001, 0.01]})])
+    t = comparison.table[~comparison.table.baseline]
+    raw = t.test_acc_p.to_numpy()
+    order = np.argsort(raw)
+    expected = np.maximum.accumulate(np.minimum(1, (4 - np.arange(4)) * raw[order]))
+    assert t.test_acc_p_holm.to_numpy()[order] == pytest.approx(expected)
+    assert (t.test_acc_tests == 4).all() and (t.test_acc_p_holm >= t.test_acc_p).all()
+    assert all("Holm p=" in v and "4 tests" in v for v in t.verdict)
+
+
+# ---- layout ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("width", [60, 80, 120, 200, None])
+def test_the_table_reads_at_any_width_and_never_splits_a_cell(digits_runs, width):
+    """Every line fits (widths 60-200) or nothing is wrapped at all (piped: None); every cell line's tokens, the
+    run id and the verdict's tokens appear whole on one line."""
+    comparisons, _ = compare_runs([digits_runs])
+    text = comparison_output(comparisons, "table", width=width)
+    lines = text.splitlines()
+    if width is not None:
+        assert max(map(len, lines)) <= width
+    for c in comparisons:
+        grid = _comparison_grid(c, SHOWN)
+        words = [w for row in grid.rows for cell in row for line in cell for w in tokens(line)]
+        words += tokens(grid.title) + [w for v in grid.lead for w in tokens(v)] + [c.results.dir.name]
+        for word in words:
+            assert any(word in line for line in lines), (word, width)
+        if width is None:
+            assert all(any(line in out for out in lines) for row in grid.rows for cell in row for line in cell)
+            assert grid.title in lines and all(v in lines for v in grid.lead)
+    fits = width is None or all(natural_width(_comparison_grid(c, SHOWN)) <= width for c in comparisons)
+    assert ("┃" in text) == fits  # boxed where it fits, records below
