@@ -24,7 +24,7 @@ import yaml
 
 from bnbench.compare import compare_runs
 from bnbench.plots import save_plot
-from bnbench.report import FORMATS, comparison_output, plain_text
+from bnbench.report import FORMATS, comparison_output
 
 VARIANTS, SEEDS, EPOCHS = ["batchnorm", "plain"], [0, 1, 2, 3, 4], 5
 
@@ -90,9 +90,7 @@ def main() -> None:
         def render():
             fresh, _ = compare_runs([folder])
             for fmt in FORMATS:
-                output = comparison_output(fresh, fmt)
-                if fmt == "table":
-                    plain_text(output)  # rich lays the tables out only when they are printed
+                comparison_output(fresh, fmt, width=80)  # the table at 80 columns: measured and laid out
             comparison_output(fresh, "markdown", windows=True)
         render_and_compare = best(args.repeat, render)
         plot = best(1, lambda: save_plot(comparisons, folder / "speed.png"))

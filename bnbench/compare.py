@@ -139,13 +139,14 @@ class Comparison:
 
     @cached_property
     def accuracy_curves(self) -> pd.DataFrame:
-        """Test accuracy (%) per epoch through epoch E: mean and std over the `ok` seeds of each variant."""
+        """Test accuracy (%) at each evaluation step through epoch E: mean and std over the `ok` seeds of each
+        variant."""
         ok = self.trials.loc[self.trials.ok, self.points + KEYS + ["epoch"]].rename(columns={"epoch": "last"})
-        rows = self.results.epochs.merge(ok, on=self.points + KEYS)
+        rows = self.results.evals.merge(ok, on=self.points + KEYS)
         rows = rows[rows.epoch <= rows["last"]].assign(acc=lambda d: 100 * d.test_acc)
-        out = (rows.groupby(self.points + ["variant", "epoch"]).acc
+        out = (rows.groupby(self.points + ["variant", "step"]).acc
                .agg(acc_mean="mean", acc_std="std", seeds="size").reset_index())
-        return self._ordered(out, ["epoch"])
+        return self._ordered(out, ["step"])
 
     def _ordered(self, frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         """Rows in the config's order of sweep points and variants (groupby sorts them by name)."""
@@ -397,8 +398,10 @@ def _trials(results: Results, config: Config, point: dict[str, str], batches: pd
     trials["ok"] = trials.steps.notna() & trials.diverged_step.isna()
     trials["smoothing"] = window
 
-    loss_curves = {key: (g.step.to_numpy(), smooth[by_trial.indices[key]]) for key, g in by_trial}
-    acc_curves = {key: (g.step.to_numpy(), 100 * g.test_acc.to_numpy()) for key, g in evals.groupby(KEYS)}
+    steps = rows.step.to_numpy()
+    loss_curves = {key: (steps[i], smooth[i]) for key, i in by_trial.indices.items()}
+    eval_steps, accuracy = evals.step.to_numpy(), 100 * evals.test_acc.to_numpy()
+    acc_curves = {key: (eval_steps[i], accuracy[i]) for key, i in evals.groupby(KEYS).indices.items()}
     base = trials.loc[baseline]
     _steps_to_target(trials, baseline, "steps", loss_curves, base.train_loss.where(base.ok), higher=False)
     best_eval = pd.Series({seed: np.nanmax(values) for (variant, seed), (_, values) in acc_curves.items()
@@ -546,9 +549,9 @@ def _conclusion(row: dict) -> str:
     found = []
     if row["test_acc_p_holm"] < ALPHA:
         found.append("better test acc" if row["test_acc_delta"] > 0 else "worse test acc")
-    p_speed = row["steps_p_holm"]
-    if p_speed < ALPHA:
-        found.append("faster to the target loss" if row["steps_speedup"] > 1 else "slower to the target loss")
+    for measure, target in (("steps", "the target loss"), ("steps_acc", "the target acc")):
+        if row[f"{measure}_p_holm"] < ALPHA:
+            found.append(f"{'faster' if row[f'{measure}_speedup'] > 1 else 'slower'} to {target}")
     text = ", ".join(found) + f" (Holm p < {ALPHA:g})" if found else "no difference shown after Holm"
     if row["pairs"] < ADVISED_SEEDS:
         text += f"; only {row['pairs']} pair{'s' * (row['pairs'] != 1)}: run ≥ {ADVISED_SEEDS} seeds"

@@ -84,7 +84,8 @@ def _wrap_tokens(text: str, width: Optional[int], indent: str, hanging: str) -> 
 
 
 def _table(grid: Grid) -> Table:
-    table = Table(show_lines=True)  # Text, not str: cells are never read as markup
+    multiline = any(len(cell) > 1 for row in grid.rows for cell in row)
+    table = Table(show_lines=multiline)  # Text, not str: cells are never read as markup
     for column in grid.header:
         table.add_column(Text(column))
     for row in grid.rows:

@@ -1,4 +1,4 @@
-"""`bnbench compare --plot`: training loss vs step and test accuracy per epoch, one row of two panels per run.
+"""`bnbench compare --plot`: training loss and test accuracy vs step, one row of two panels per run.
 
 Uses matplotlib's object API with the Agg canvas (no pyplot, no display), so it works headless and leaves the
 global backend alone.
@@ -65,11 +65,16 @@ def _loss_panel(ax, comparison: Comparison) -> None:
 def _accuracy_panel(ax, comparison: Comparison) -> None:
     curves = comparison.accuracy_curves
     for group, curve in curves.groupby(comparison.points + ["variant"], sort=False):
-        line, = ax.plot(curve.epoch, curve.acc_mean, marker="o", label=_label(comparison, group))
-        ax.fill_between(curve.epoch, curve.acc_mean - curve.acc_std.fillna(0),
+        line, = ax.plot(curve.step, curve.acc_mean, marker="o", markersize=3, label=_label(comparison, group))
+        ax.fill_between(curve.step, curve.acc_mean - curve.acc_std.fillna(0),
                         curve.acc_mean + curve.acc_std.fillna(0), color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy, mean ± std over seeds")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    baseline = curves[curves.variant == comparison.baseline]
+    for i, (_, curve) in enumerate(baseline.groupby(comparison.points, sort=False) if comparison.points else
+                                   [(None, baseline)]):
+        ax.axhline(curve.acc_mean.max(), color="0.3", linestyle=":", linewidth=1,
+                   label=f"{comparison.baseline}'s best (of its mean curve)" if i == 0 else None)
+    ax.set(xlabel="training step (mini-batch)", ylabel="test accuracy (%), eval mode",
+           title="test accuracy, mean ± std over seeds")
     ax.grid(True, alpha=0.3)
     _legend(ax)
 

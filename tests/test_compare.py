@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from bnbench.cli import app
 from bnbench.compare import compare_runs
 from bnbench.layout import natural_width, tokens
-from bnbench.report import SHOWN, _comparison_grid, comparison_output
+from bnbench.report import SHOWN, _comparison_grid, comparison_output, configs_table, runs_table
 from bnbench.stats import holm
 
 runner = CliRunner()
@@ -495,3 +495,13 @@ def test_the_table_reads_at_any_width_and_never_splits_a_cell(digits_runs, width
             assert grid.title in lines and all(v in lines for v in grid.lead)
     fits = width is None or all(natural_width(_comparison_grid(c, SHOWN)) <= width for c in comparisons)
     assert ("┃" in text) == fits  # boxed where it fits, records below
+
+
+@pytest.mark.parametrize("width", [40, 80, None])
+def test_list_never_truncates_run_ids_or_names(digits_runs, width):
+    text = runs_table(digits_runs, width) + configs_table(None, width)
+    lines = text.splitlines()
+    for run_dir in (digits_runs / "quick-digits").iterdir():
+        assert any(run_dir.name in line for line in lines)
+    assert any("quick-digits" in line for line in lines) and any("placement-cifar10" in line for line in lines)
+    assert width is None or all(len(line) <= width or len(tokens(line)) == 1 for line in lines)
