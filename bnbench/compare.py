@@ -418,14 +418,15 @@ def _trials(results: Results, config: Config, point: dict[str, str], batches: pd
 def _steps_to_target(trials: pd.DataFrame, baseline: str, measure: str, curves: dict, targets: pd.Series,
                      higher: bool) -> None:
     """Columns `{measure}_reach`/`_step` (when each trial first met its seed's target, see stats.first_reach) and
-    `_relation`/`_ratio` (the baseline's step / the trial's, see stats.speed_ratio), for one target measure.
+    `_relation`/`_ratio`/`_why` (the baseline's step / the trial's, see stats.speed_ratio, and why there is none),
+    for one target measure.
     A trial is judged on its curve through the compared epoch, up to a divergence; the budget is the baseline's
     total steps."""
     reach = {key: first_reach(*curves[key], targets.get(key[1], np.nan), higher) if key in curves else None
              for key in trials.index}
     trials[f"{measure}_reach"] = [r[0] if r else None for r in reach.values()]
     trials[f"{measure}_step"] = [r[1] if r else np.nan for r in reach.values()]
-    ratios = []
+    ratios, why = [], []
     for (variant, seed), r in reach.items():
         base, budget = reach.get((baseline, seed)), trials.steps.get((baseline, seed))
         if r is None or base is None or not trials.ok.get((baseline, seed)):
@@ -434,8 +435,13 @@ def _steps_to_target(trials: pd.DataFrame, baseline: str, measure: str, curves: 
             ratios.append(("n/a", np.nan) if base[0] == "never" else ("=", 1.0))
         else:
             ratios.append(speed_ratio(base, r, int(budget)))
+        why.append("" if ratios[-1][0] != "n/a" else "no results" if r is None else
+                   f"{baseline} diverged" if base is None or not trials.ok.get((baseline, seed)) else
+                   f"{baseline} never met its own target" if base[0] == "never" else
+                   "both met it at their first measured point")
     trials[f"{measure}_relation"] = [kind for kind, _ in ratios]
     trials[f"{measure}_ratio"] = [value for _, value in ratios]
+    trials[f"{measure}_why"] = why  # why a seed has no ratio
 
 
 def _summarise(trials: pd.DataFrame, config: Config, baseline: str, point: dict[str, str]) -> list[dict]:
@@ -451,7 +457,8 @@ def _summarise(trials: pd.DataFrame, config: Config, baseline: str, point: dict[
         ran = own.index[own.steps.notna()]
         row = {**point, "variant": variant, "baseline": variant == baseline, "seeds": len(ok),
                "pairs": None if variant == baseline else len(pairs), "epoch": int(own.epoch.iloc[0]),
-               "epochs": config.training.epochs, "trials": len(ran), "diverged_seeds": int(own.diverged_step.notna().sum())}
+               "epochs": config.training.epochs, "trials": len(ran),
+               "diverged_seeds": int(own.diverged_step.notna().sum())}
         for metric, (_, higher, tested) in METRICS.items():
             row[f"{metric}_mean"], row[f"{metric}_std"] = ok[metric].mean(), ok[metric].std()
             if variant != baseline:
@@ -486,6 +493,10 @@ def _speedup(measure: str, own: pd.DataFrame, baseline: bool) -> dict:
     summary = geometric_speedup(list(zip(own[f"{measure}_relation"], own[f"{measure}_ratio"])))
     if baseline and summary["pairs"]:
         summary.update(speedup=1.0, ci_low=np.nan, ci_high=np.nan, p=np.nan, note="")
+    if summary["na"]:
+        reasons = own.loc[own[f"{measure}_relation"] == "n/a", f"{measure}_why"].value_counts()
+        na = "n/a on " + ", ".join(f"{n} seed{'s' * (n != 1)}: {why}" for why, n in reasons.items())
+        summary["note"] = f"{summary['note']}; {na}" if summary["pairs"] and summary["note"] else na
     exact = own.loc[own[f"{measure}_reach"] == "at", f"{measure}_step"]
     return {f"{measure}_at": exact.mean() if len(exact) else np.nan,
             **{f"{measure}_{k}": v for k, v in summary.items()}}
@@ -536,8 +547,7 @@ def _speed_claim(row: dict, measure: str, target: str) -> str:
     speedup, bound = row[f"{measure}_speedup"], row[f"{measure}_bound"]
     reached = f"{row[f'{measure}_reached']}/{row[f'{measure}_pairs'] + row[f'{measure}_na']} seeds reached it"
     if bound == "n/a" or np.isnan(speedup):
-        why = row[f"{measure}_note"] or "no seed with a number"
-        return f"speedup to {target}: n/a ({why}; {reached})"
+        return f"speedup to {target}: n/a ({row[f'{measure}_note']}; {reached})"
     text = f"speedup {bound}{speedup:.2f}×"
     if not np.isnan(row[f"{measure}_ci_low"]):
         text += f" [{row[f'{measure}_ci_low']:.2f}, {row[f'{measure}_ci_high']:.2f}]"

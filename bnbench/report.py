@@ -154,7 +154,8 @@ def _steps_cell(row: dict, measure: str) -> list[str]:
     speedup, bound = row[f"{measure}_speedup"], row[f"{measure}_bound"]
     at = [] if pd.isna(row[f"{measure}_at"]) else [f"step {_short(row[f'{measure}_at'])}"]
     if row["baseline"]:
-        return ["1.00× (reference)" if not pd.isna(speedup) else "n/a: never met its own target", *at]
+        note = [row[f"{measure}_note"]] if row[f"{measure}_note"] else []
+        return ["1.00× (reference)" if not pd.isna(speedup) else "n/a", *at, *note]
     if bound == "n/a" or pd.isna(speedup):
         lines = ["n/a"]
     else:
@@ -234,5 +235,6 @@ def _latex(g: Grid) -> str:
         lines = [_tex(line) for line in lines]
         return lines[0] if len(lines) == 1 else r"\begin{tabular}[t]{@{}l@{}}" + r" \\ ".join(lines) + r"\end{tabular}"
     rows = [" & ".join(cell(c) for c in row) + r" \\ \hline" for row in g.rows]
-    return "\n".join([f"% {g.title}", *(f"% {paragraph}" for paragraph in g.lead), f"% {g.caption}", r"\begin{tabular}{" + "l" * len(g.header) + "}", r"\hline",
+    return "\n".join([f"% {g.title}", *(f"% {paragraph}" for paragraph in g.lead), f"% {g.caption}",
+                      r"\begin{tabular}{" + "l" * len(g.header) + "}", r"\hline",
                       " & ".join(_tex(h) for h in g.header) + r" \\ \hline", *rows, r"\end{tabular}", ""])

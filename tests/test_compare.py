@@ -190,6 +190,8 @@ def test_bounds_first_window_never_and_no_target(tmp_path):
     t = rows([comparison])
     assert t.loc["bn", "steps_bound"] == "n/a" and pd.isna(t.loc["bn", "steps_speedup"])  # bounds both ways
     assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_na"], t.loc["bn", "steps_reached"]) == (2, 1, 1)
+    assert t.loc["bn", "steps_note"] == "bounds both ways: no mean; n/a on 1 seed: both met it at their first " \
+                                        "measured point"
     # without the seed that never reached it, the mean is a lower bound
     only = write_run(tmp_path / "b", {k: v for k, v in trials.items() if k[1] == 0} | {("bn", 3): curve(5),
                                                                                      ("plain", 3): curve(12)})
@@ -505,3 +507,17 @@ def test_list_never_truncates_run_ids_or_names(digits_runs, width):
         assert any(run_dir.name in line for line in lines)
     assert any("quick-digits" in line for line in lines) and any("placement-cifar10" in line for line in lines)
     assert width is None or all(len(line) <= width or len(tokens(line)) == 1 for line in lines)
+
+
+def test_a_target_the_baseline_never_meets_is_na_with_the_reason(tmp_path):
+    """Window 3 over epochs of 4 batches does not divide them: every mean of 3 batches of plain's curve is at least
+    (1 + 1 + 0.2) / 3 = 0.73, above its epoch-2 mean 0.6, so no seed has a ratio."""
+    plain = {"losses": [[1.0] * 4, [0.2, 1.0, 1.0, 0.2]], "acc": [0.5, 0.6]}
+    trials = {("bn", 0): curve(2, steps=8), ("plain", 0): plain}
+    (comparison,), _ = compare_runs([write_run(tmp_path, trials, log_every=3)])
+    t = rows([comparison])
+    assert pd.isna(t.loc["bn", "steps_speedup"]) and t.loc["bn", "steps_na"] == 1
+    assert t.loc["bn", "steps_note"] == "n/a on 1 seed: plain never met its own target"
+    assert pd.isna(t.loc["plain", "steps_speedup"])
+    assert "speedup to plain's final train loss: n/a (n/a on 1 seed: plain never met its own target" in \
+        t.loc["bn", "verdict"]

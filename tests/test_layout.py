@@ -76,7 +76,8 @@ def test_wrap_is_greedy_with_indent_and_hanging():
 
 
 def test_wrap_gives_a_token_wider_than_the_line_a_line_of_its_own():
-    assert wrap(f"error: {PATH} (read at start)", 40, "  ", "    ") == ["  error:", f"    {PATH}", "    (read at start)"]
+    assert wrap(f"error: {PATH} (read at start)", 40, "  ", "    ") == ["  error:", f"    {PATH}",
+                                                                     "    (read at start)"]
     assert wrap("abcdef gh", 3) == ["abcdef", "gh"]
 
 
@@ -176,7 +177,8 @@ def test_compact_layout_reads_as_records():
     grid = Grid("t [a, b]", ["variant", "seeds", "loss", "steps"],
                 [[["plain", "(baseline)"], ["5"], ["1.6795 ± 0.0101"], []],
                  [["bn"], ["5"], ["1.5847 ± 0.0062", "Δ -0.0948 [-0.1939, +0.0042]", "wins 5/5"], [""]]],
-                caption="Mean ± std over seeds at epoch 10 of 10.", lead=["Verdict: bn is faster (1.47× [1.21, 1.78])."])
+                caption="Mean ± std over seeds at epoch 10 of 10.",
+                lead=["Verdict: bn is faster (1.47× [1.21, 1.78])."])
     assert render(grid, 34) == (
         "t [a, b]\n"
         "Verdict: bn is faster\n"

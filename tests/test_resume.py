@@ -15,7 +15,8 @@ from bnbench.cli import app
 from bnbench.store import RunLock
 
 CONFIG = {"name": "crash", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-          "optimizer": {"name": "adam", "lr": 1.0e-3}, "training": {"epochs": 3, "batch_size": 4, "log_every": 0, "eval_every": 100}}
+          "optimizer": {"name": "adam", "lr": 1.0e-3},
+          "training": {"epochs": 3, "batch_size": 4, "log_every": 0, "eval_every": 100}}
 BATCHES = 3 * 2 * 2 * (1437 // 4 + 1)
 
 
