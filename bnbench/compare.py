@@ -491,6 +491,7 @@ def _speedup(measure: str, own: pd.DataFrame, baseline: bool) -> dict:
     many seeds reached the target, and the mean step of those that crossed it after their first point. The
     baseline is 1 by definition, on the seeds where it met its own target."""
     summary = geometric_speedup(list(zip(own[f"{measure}_relation"], own[f"{measure}_ratio"])))
+    summary["reached"] = int(own[f"{measure}_reach"].isin(["at", "within"]).sum())  # with or without a ratio
     if baseline and summary["pairs"]:
         summary.update(speedup=1.0, ci_low=np.nan, ci_high=np.nan, p=np.nan, note="")
     if summary["na"]:

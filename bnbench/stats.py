@@ -103,12 +103,11 @@ def speed_ratio(base: tuple[str, int], variant: tuple[str, int], budget: int) ->
 def geometric_speedup(ratios: list[tuple[str, float]]) -> dict:
     """Across seeds: the geometric mean of the per-seed ratios, with a t-interval and p-value on their logs when
     every ratio is a number. With bounds among them the mean is a bound in their direction ("≥" or "≤"); with
-    bounds both ways, none. Ratios that are "n/a" are left out and counted."""
+    bounds both ways, none. Ratios that are "n/a" are left out and counted (pairs: those with a ratio; na)."""
     usable = [(kind, r) for kind, r in ratios if kind != "n/a"]
     kinds = {kind for kind, _ in usable}
     out = {"speedup": np.nan, "bound": "", "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
-           "pairs": len(usable), "na": len(ratios) - len(usable),
-           "reached": sum(kind in ("=", "≥", "≤") for kind, _ in usable), "note": note(len(usable), None)}
+           "pairs": len(usable), "na": len(ratios) - len(usable), "note": note(len(usable), None)}
     if not usable:
         return out
     logs = np.log([r for _, r in usable])
