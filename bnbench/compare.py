@@ -346,6 +346,10 @@ def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optiona
     if not tables:
         raise BnbenchError(f"{results.dir / 'batches.csv'}: no finished epochs yet; wait for the run or resume it")
     table = pd.DataFrame(tables)
+    for metric, (_, _, tested) in METRICS.items():  # a run of one variant has no paired columns yet
+        for stat in ["delta", *[s for s in TESTED if s not in ("p_holm", "tests")] * tested]:
+            if f"{metric}_{stat}" not in table:
+                table[f"{metric}_{stat}"] = "" if stat == "note" else np.nan
     _adjust(table)
     table = table.astype({c: "Int64" for c in COUNTS})
     table["verdict"] = [None if row["baseline"] else verdict(row, baseline, list(config.sweep))
@@ -432,11 +436,12 @@ def _steps_to_target(trials: pd.DataFrame, baseline: str, measure: str, curves: 
         if r is None or base is None or not trials.ok.get((baseline, seed)):
             ratios.append(("n/a", np.nan))
         elif variant == baseline:
-            ratios.append(("n/a", np.nan) if base[0] == "never" else ("=", 1.0))
+            ratios.append(("n/a", np.nan) if base[0] in ("never", "undefined") else ("=", 1.0))
         else:
             ratios.append(speed_ratio(base, r, int(budget)))
         why.append("" if ratios[-1][0] != "n/a" else "no results" if r is None else
                    f"{baseline} diverged" if base is None or not trials.ok.get((baseline, seed)) else
+                   "no full smoothing window" if "undefined" in (base[0], r[0]) else
                    f"{baseline} never met its own target" if base[0] == "never" else
                    "both met it at their first measured point")
     trials[f"{measure}_relation"] = [kind for kind, _ in ratios]

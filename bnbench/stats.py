@@ -72,11 +72,11 @@ def holm(p: np.ndarray) -> tuple[np.ndarray, int]:
 def first_reach(steps: np.ndarray, values: np.ndarray, target: float, higher: bool) -> tuple[str, int]:
     """When a curve first meets `target`: ("at", step); ("within", s) if it already does at its first defined
     point s, so all we know is "at or before s"; ("never", last step) if it never does. NaN values are
-    undefined points (e.g. before a smoothing window is full); a curve with none defined never reaches."""
+    undefined points (e.g. before a smoothing window is full); with none defined, or no target: ("undefined", 0)."""
     values = np.asarray(values, dtype=float)
     defined = np.flatnonzero(~np.isnan(values))
     if not len(defined) or np.isnan(target):
-        return "never", int(steps[-1]) if len(steps) else 0
+        return "undefined", 0  # no point to judge (e.g. fewer steps than the smoothing window), or no target
     met = (values >= target) if higher else (values <= target)
     hits = defined[met[defined]]
     if not len(hits):
@@ -91,7 +91,7 @@ def speed_ratio(base: tuple[str, int], variant: tuple[str, int], budget: int) ->
     from a variant that never reached the target within `budget` steps, "n/a" when nothing can be said (the
     baseline never met its own target, or both met it at their first defined point)."""
     (bk, bt), (vk, vt) = base, variant
-    if bk == "never" or (bk == "within" and vk == "within"):
+    if "undefined" in (bk, vk) or bk == "never" or (bk == "within" and vk == "within"):
         return "n/a", np.nan
     if vk == "never":
         return "<", bt / budget

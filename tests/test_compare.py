@@ -522,3 +522,16 @@ def test_a_target_the_baseline_never_meets_is_na_with_the_reason(tmp_path):
     assert pd.isna(t.loc["plain", "steps_speedup"])
     assert "speedup to plain's final train loss: n/a (n/a on 1 seed: plain never met its own target" in \
         t.loc["bn", "verdict"]
+
+
+def test_a_run_of_one_variant_shows_its_numbers_without_deltas(tmp_path):
+    """Also a window longer than the run (log_every 500, 8 steps): no smoothed point, said so."""
+    trials = {("bn", s): {"losses": [[1.0 - 0.1 * s] * 4, [0.5] * 4], "acc": [0.5, 0.6]} for s in (0, 1)}
+    run = write_run(tmp_path, trials, baseline="bn", log_every=500)
+    (comparison,), _ = compare_runs([run])
+    t = rows([comparison])
+    assert t.loc["bn", "train_loss_mean"] == 0.5 and pd.isna(t.loc["bn", "train_loss_delta"])
+    assert t.loc["bn", "steps_note"] == "n/a on 2 seeds: no full smoothing window"
+    for args in ([], ["--windows"], ["--plot", tmp_path / "one.png"], ["--format", "json"]):
+        result = invoke("compare", run, *args)
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
