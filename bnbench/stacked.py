@@ -139,7 +139,10 @@ class StackedTrainer:
         x = self.data.inputs(self.data.train.x.index_select(0, idx.flatten()))  # [K*B, C, H, W]
         y = self.data.train.y.index_select(0, idx.T.flatten()).view(idx.T.shape)  # [B, K]
         out = self._forward(x.view(*idx.shape, *x.shape[1:]))  # [B, K, classes]
-        losses = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view_as(y).mean(0)
+        # each trial's mean over its own contiguous row: summed in an order that does not depend on how many
+        # trials share the stack (a column mean over [B, K] did, so a resumed, regrouped run differed in the
+        # last bit)
+        losses = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view_as(y).T.contiguous().mean(1)
         for stacked, _ in self._leaves:
             stacked.grad = None
         losses.sum().backward()

@@ -198,7 +198,9 @@ class Trainer:
         test_loss, test_acc = self.evaluate()
         evals = [e for e in self.evals if e[0] < self.step] + [(self.step, test_loss, test_acc)]
         seen = min(len(trained) * self.trial.config.training.batch_size, len(self.data.train.y))
-        return EpochResult(log.epoch, trained, float(np.mean(trained)), correct / seen, test_loss, test_acc,
+        # on a diverged epoch predictions were counted through the end of the tick, past the rows kept: no number
+        accuracy = correct / seen if log.diverged is None else float("nan")
+        return EpochResult(log.epoch, trained, float(np.mean(trained)), accuracy, test_loss, test_acc,
                            time.perf_counter() - start, None if log.diverged is None else self.step, evals)
 
     def evaluate_if_due(self, done: int) -> None:

@@ -24,6 +24,10 @@ def test_a_diverging_trial_stops_and_the_others_go_on(tmp_path, run_config, digi
     assert np.isfinite(rows.loss.iloc[:-1]).all()
     assert plain["last_finite_loss"] == np.float32(rows.loss.iloc[-2])
     assert (batches["optimizer.lr"] == 1e-3).sum() == 2 * 2 * 90
+    epochs = pd.read_csv(run_dir / "epochs.csv")
+    accuracy = epochs.set_index(["variant", "optimizer.lr"]).train_acc
+    assert np.isnan(accuracy["plain", 1e6])  # not a number over batches past the divergence (was 130 %, 510 %)
+    assert accuracy.drop(("plain", 1e6)).between(0, 1).all()
 
 
 def test_jobs_2_writes_exactly_what_jobs_1_writes(tmp_path, run_config, digits_config):
