@@ -23,7 +23,7 @@ def user_errors(command):
             return command(*args, **kwargs)
         except Interrupted as e:
             errors.print(f"{e}", highlight=False, soft_wrap=True, markup=False)
-            raise typer.Exit(130) from None
+            raise typer.Exit(e.code) from None
         except BnbenchError as e:
             errors.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
             raise typer.Exit(2) from None
@@ -57,15 +57,21 @@ def run(
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
     from .config import load_config
     from .progress import RichReporter
-    from .runner import latest_partial_run, resume_experiment, run_experiment
+    from .runner import is_complete, latest_partial_run, resume_experiment, run_experiment
 
     overrides = {"set": list(set_), "seeds": _seeds(seeds), "device": device}
+    run_folder = (Path(config) / "meta.json").exists()
+    if run_folder and not resume:
+        raise BnbenchError(f"{config}: is a run folder; to continue it: bnbench run --resume {config}")
+    if run_folder and is_complete(Path(config)):
+        console.print(f"nothing to do: {config} is complete", highlight=False, soft_wrap=True, markup=False)
+        return
     with RichReporter(console, quiet) as reporter:
-        if resume and (Path(config) / "meta.json").exists():
+        if run_folder:
             run_dir = resume_experiment(Path(config), jobs=jobs, argv=sys.argv, reporter=reporter)
         elif resume:
             cfg, _ = load_config(config, tuple(set_), overrides["seeds"], device)
-            run_dir = resume_experiment(latest_partial_run(out, cfg.name), jobs=jobs, argv=sys.argv, reporter=reporter)
+            run_dir = resume_experiment(latest_partial_run(out, cfg), jobs=jobs, argv=sys.argv, reporter=reporter)
         else:
             cfg, source = load_config(config, tuple(set_), overrides["seeds"], device)
             run_dir = run_experiment(cfg, source, out, overrides=overrides, jobs=jobs, argv=sys.argv,

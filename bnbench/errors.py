@@ -9,4 +9,9 @@ class BnbenchError(Exception):
 
 
 class Interrupted(BnbenchError):
-    """Ctrl-C: the run was stopped cleanly and can be resumed."""
+    """Ctrl-C or SIGTERM: the run was stopped cleanly and can be resumed. `code` is the exit status (128 + the
+    signal's number, as a shell reports a process killed by it)."""
+
+    def __init__(self, message: str, code: int = 130):
+        super().__init__(message)
+        self.code = code

@@ -60,3 +60,7 @@ class RichReporter:
             self.clock.pop(trial.index, None)
             if task is not None:
                 self.bar.remove_task(task)
+
+    def note(self, message: str) -> None:
+        """Something the run did that the user should know (a capped --jobs, a trial trained again)."""
+        self.console.print(f"note: {message}", highlight=False, soft_wrap=True, markup=False)

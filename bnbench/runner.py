@@ -4,10 +4,12 @@ Workers only train; they send progress, and each finished epoch's results with t
 this process, which alone writes the run folder (rows first, then the checkpoint, then meta.json).
 A trial's outcome depends only on its config and seed, never on which worker or in what order it runs.
 """
+import ctypes
 import itertools
 import os
 import platform
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,12 +62,14 @@ class Reporter(Protocol):
     def started(self, run_dir: Path, trials: list[Trial], done: dict[int, int]) -> None: ...
     def progress(self, p: Progress) -> None: ...
     def epoch_done(self, trial: Trial, result: EpochResult) -> None: ...
+    def note(self, message: str) -> None: ...
 
 
 class Silent:
     def started(self, run_dir, trials, done): pass
     def progress(self, p): pass
     def epoch_done(self, trial, result): pass
+    def note(self, message): pass
 
 
 @dataclass
@@ -113,19 +117,40 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict, 
     trials = expand(config)
     _check_models(trials, data)
     engine = choose_engine(config, device)
-    run_dir = store.new_run_dir(out, config.name)
-    lock = store.RunLock(run_dir).acquire()
+    meta = _environment(device) | {"source": str(source.resolve()), "overrides": overrides, "command": argv or [],
+                                   "config": config.model_dump(mode="json"), "started": _now(), "ended": None,
+                                   "status": "running"}
+    run_dir, lock = _create_run_dir(out, config, trials, meta)
     try:
-        store.atomic_write(run_dir / "config.yaml", dump(config))
-        for name, columns in store.ROW_FILES.items():
-            store.atomic_write(run_dir / name, store.header(trials, columns))
-        meta = _environment(device) | {"source": str(source.resolve()), "overrides": overrides,
-                                       "command": argv or [], "started": _now(), "ended": None, "status": "running"}
         run = Run(run_dir, config, trials, meta, {t.index: TrialState() for t in trials})
         _execute(run, data, device, engine, jobs, reporter)
     finally:
         lock.release()
     return run_dir
+
+
+def _create_run_dir(out: Path, config: Config, trials: list[Trial], meta: dict) -> tuple[Path, store.RunLock]:
+    """The run folder, locked, with config.yaml, meta.json and the CSV headers: written in a hidden sibling and
+    renamed into place, so that a folder under its run id is always complete (an early Ctrl-C leaves none)."""
+    run_dir = store.new_run_dir(out, config.name)  # reserves the name: an empty folder
+    staging = run_dir.with_name(f".{run_dir.name}.new")
+    lock = None
+    try:
+        staging.mkdir()
+        lock = store.RunLock(staging).acquire()
+        store.atomic_write(staging / "config.yaml", dump(config))
+        store.write_meta(staging, meta | {"trials_done": 0, "trials_total": len(trials)})
+        for name, columns in store.ROW_FILES.items():
+            store.atomic_write(staging / name, store.header(trials, columns))
+        os.replace(staging, run_dir)  # over the empty reserved folder, atomically
+        lock.moved(run_dir)
+        return run_dir, lock
+    except BaseException:
+        if lock:
+            lock.release()
+        shutil.rmtree(staging, ignore_errors=True)
+        run_dir.rmdir()
+        raise
 
 
 def _check_models(trials: list[Trial], data: Dataset) -> None:
@@ -136,15 +161,18 @@ def _check_models(trials: list[Trial], data: Dataset) -> None:
 
 def resume_experiment(run_dir: Path, *, jobs: int = 1, argv: Optional[list[str]] = None,
                       reporter: Reporter = Silent()) -> Path:
-    """Continue a stopped run: finished trials are kept, others restart from their last finished epoch."""
+    """Continue a stopped run: finished trials are kept, others restart from their last finished epoch; a trial
+    whose rows or checkpoint are damaged or missing is trained again from its start."""
     meta = store.read_meta(run_dir)
     config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
-    _refuse_if_changed(meta, config)
+    _refuse_if_changed(run_dir, meta, config)
     lock = store.RunLock(run_dir).acquire()
     try:
+        store.remove_temporaries(run_dir)
         trials = expand(config)
-        run = Run(run_dir, config, trials, meta, {t.index: _state_from_checkpoint(run_dir, t) for t in trials})
-        store.rewrite_rows(run_dir, trials, {i: s.epochs for i, s in run.states.items()})
+        run = Run(run_dir, config, trials, meta, {t.index: _state_from_checkpoint(run_dir, t, reporter)
+                                                  for t in trials})
+        _repair_rows(run, reporter)
         meta.update(status="running", ended=None, resumed=meta.get("resumed", []) + [_now()])
         device = resolve_device(config.device)
         _execute(run, load_dataset(config.dataset), device, choose_engine(config, device), jobs, reporter)
@@ -153,14 +181,27 @@ def resume_experiment(run_dir: Path, *, jobs: int = 1, argv: Optional[list[str]]
     return run_dir
 
 
-def latest_partial_run(out: Path, name: str) -> Path:
-    """The newest run of experiment `name` under `out` that is not complete (for `run CONFIG --resume`)."""
-    folder = out / name
+def is_complete(run_dir: Path) -> bool:
+    """A finished run, for `--resume`: there is nothing to do, and nothing is written."""
+    return store.run_status(run_dir, store.read_meta(run_dir)) == "complete"
+
+
+def latest_partial_run(out: Path, config: Config) -> Path:
+    """The newest run under `out` that is not complete and was started with this resolved config (for
+    `run CONFIG --resume`; a run of the same experiment with other settings is not it)."""
+    folder = out / config.name
     runs = sorted((p for p in folder.iterdir() if (p / "meta.json").is_file()), reverse=True) if folder.is_dir() else []
-    for run_dir in runs:
-        if store.run_status(run_dir, store.read_meta(run_dir)) == "partial":
+    partial = [r for r in runs if store.run_status(r, store.read_meta(r)) == "partial"]
+    wanted = config.model_dump(mode="json")
+    for run_dir in partial:
+        if store.read_config(run_dir) == wanted:
             return run_dir
-    raise BnbenchError(f"--resume: no partial run of '{name}' under '{folder}'; start one without --resume")
+    hint = ""
+    if partial:
+        hint = (f" (the newest partial run, {partial[0]}, has other settings: "
+                f"{'; '.join(_diff(store.read_config(partial[0]), wanted)[:3])}; resume it by its folder)")
+    raise BnbenchError(f"--resume: no partial run of '{config.name}' with this config under '{folder}'{hint}; "
+                       f"start one without --resume")
 
 
 # ---- execution ---------------------------------------------------------------------------------------------------
@@ -169,25 +210,76 @@ def _execute(run: Run, data: Dataset, device: torch.device, engine: str, jobs: i
     pending = [t for t in run.trials if not run.states[t.index].finished]
     units = _units(run, pending, engine)
     run.meta["engine"] = engine
+    jobs = _cap_jobs(jobs, len(units), reporter)
     store.write_meta(run.dir, _meta(run))
     reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+    resume = f"bnbench run --resume {run.dir}"
     try:
-        if jobs <= 1 or len(units) <= 1:
-            _train_here(run, units, data, device, engine, reporter)
-        else:
-            _train_in_workers(run, units, data, device, engine, min(jobs, len(units)), reporter)
+        with _sigterm_as_interrupt():
+            if jobs <= 1:
+                _train_here(run, units, data, device, engine, reporter)
+            else:
+                _train_in_workers(run, units, data, device, engine, jobs, reporter)
+            left = [t.key for t in run.trials if not run.states[t.index].finished]
+            if left:
+                raise RuntimeError(f"bnbench: trials left untrained at the end of the run: {', '.join(left)}")
+            store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+    except _Terminated:
+        _stopped(run, "partial")
+        raise Interrupted(f"terminated (SIGTERM); nothing finished is lost. Resume with: {resume}", 143) from None
     except KeyboardInterrupt:
-        run.meta.update(status="partial", ended=_now())
-        store.write_meta(run.dir, _meta(run))
-        raise Interrupted(f"interrupted; nothing finished is lost. Resume with: bnbench run --resume {run.dir}") \
-            from None
+        _stopped(run, "partial")
+        raise Interrupted(f"interrupted; nothing finished is lost. Resume with: {resume}") from None
+    except OSError as e:  # writing the run folder failed: a full disk, a lost mount
+        _stopped(run, "partial")
+        raise BnbenchError(f"{run.dir}: cannot write ({e.strerror or e}); every finished epoch is saved: free "
+                           f"space or fix the folder, then resume with: {resume}") from None
+    except WorkerDied as e:
+        _stopped(run, "partial")
+        raise BnbenchError(f"{e}; nothing finished is lost. Resume with: {resume}") from None
     except BaseException:
-        run.meta.update(status="failed", ended=_now())
-        store.write_meta(run.dir, _meta(run))
+        _stopped(run, "failed")
         raise
-    store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
     run.meta.update(status="complete", ended=_now())
     store.write_meta(run.dir, _meta(run))
+
+
+def _stopped(run: Run, status: str) -> None:
+    """Record how the run ended, if the folder can still be written (it may be why it stopped)."""
+    run.meta.update(status=status, ended=_now())
+    try:
+        store.write_meta(run.dir, _meta(run))
+    except OSError:
+        pass
+
+
+def _cap_jobs(jobs: int, units: int, reporter: Reporter) -> int:
+    """More worker processes than cores (or than trials to train) only cost memory and time."""
+    cores = os.cpu_count() or 1
+    if jobs > cores:
+        reporter.note(f"--jobs {jobs}: using {cores} worker processes, one per CPU core")
+    return max(1, min(jobs, cores, units))
+
+
+class _Terminated(Exception):
+    """SIGTERM (what Slurm and Kubernetes send before killing a job), raised in the main thread."""
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Stop on SIGTERM as on Ctrl-C: meta.json says partial and the run resumes. Only in the main thread (where
+    Python delivers signals); elsewhere the default stays."""
+    def handler(signum, frame):
+        raise _Terminated()
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def choose_engine(config: Config, device: torch.device) -> str:
@@ -310,15 +402,21 @@ def _train_in_workers(run: Run, units: list[list[Trial]], data: Dataset, device:
                 w.join()
 
 
+class WorkerDied(Exception):
+    """A worker process ended without finishing its trials (killed: the OOM killer, a signal)."""
+
+
 def _collect(run: Run, results, workers, remaining: int, reporter: Reporter) -> None:
+    taken: dict[int, list[int]] = {}  # worker pid -> the trials it is training
     while remaining:
         try:
             kind, *payload = results.get(timeout=1.0)
         except queue.Empty:
-            if not any(w.is_alive() for w in workers):
-                raise RuntimeError("all bnbench workers exited before finishing their trials") from None
+            _check_workers(run, workers, taken)
             continue
-        if kind == "progress":
+        if kind == "taken":
+            taken[payload[0]] = payload[1]
+        elif kind == "progress":
             reporter.progress(payload[0])
         elif kind == "epoch":
             trial = run.trials[payload[0]]
@@ -330,17 +428,33 @@ def _collect(run: Run, results, workers, remaining: int, reporter: Reporter) -> 
             raise RuntimeError(f"a bnbench worker failed:\n{payload[0]}")
 
 
+def _check_workers(run: Run, workers, taken: dict[int, list[int]]) -> None:
+    """Raise WorkerDied, naming the trials and the signal, if a worker died with trials unfinished."""
+    for w in workers:
+        busy = [i for i in taken.get(w.pid, []) if not run.states[i].finished]
+        if w.exitcode is not None and w.exitcode != 0 and busy:
+            cause = (f"killed by {signal.Signals(-w.exitcode).name}" if w.exitcode < 0 else f"exit status {w.exitcode}")
+            hint = " (the kernel's OOM killer sends SIGKILL when memory runs out)" * (w.exitcode == -signal.SIGKILL)
+            keys = ", ".join(run.trials[i].key for i in busy)
+            raise WorkerDied(f"worker process {w.pid} died ({cause}{hint}) while training {keys}")
+    if not any(w.is_alive() for w in workers):
+        raise RuntimeError("all bnbench workers exited before finishing their trials")
+
+
 def _worker(run_dir: Path, config: Config, shared: Union[Dataset, Path], device: str, engine: str, tasks,
             results) -> None:
     """Worker process: train the units it takes from `tasks`; Ctrl-C is left to the main process. `shared` is the
     data set (forked workers) or the file that holds it (spawned ones)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    store.RunLock.close_inherited()
     trials = expand(config)
     device = torch.device(device)
     data = (Dataset.load(shared) if isinstance(shared, Path) else shared).to(device)
     try:
         with _cpu_settings():
             for indices in iter(tasks.get, None):
+                results.put(("taken", os.getpid(), indices))
                 unit = [trials[i] for i in indices]
                 for trial, result, state in _train_unit(run_dir, unit, data, device, engine,
                                                         lambda p: results.put(("progress", p))):
@@ -351,15 +465,63 @@ def _worker(run_dir: Path, config: Config, shared: Union[Dataset, Path], device:
         results.put(("error", traceback.format_exc()))
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this worker SIGKILL when its parent dies (SIGKILL, SIGTERM, a crash), so that no
+    orphan trains on, holds the terminal, or keeps memory; elsewhere, nothing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
 # ---- resume checks -----------------------------------------------------------------------------------------------
 
-def _state_from_checkpoint(run_dir: Path, trial: Trial) -> TrialState:
-    summary = store.checkpoint_summary(run_dir, trial)
+def _state_from_checkpoint(run_dir: Path, trial: Trial, reporter: Reporter) -> TrialState:
+    """The trial's state from its checkpoint; a damaged checkpoint is dropped and the trial starts over."""
+    try:
+        summary = store.checkpoint_summary(run_dir, trial)
+    except BnbenchError as e:
+        reporter.note(f"{e}: {trial.key} is trained again from its start")
+        store.drop_checkpoint(run_dir, trial)
+        summary = None
     return TrialState(**summary) if summary else TrialState()
 
 
-def _refuse_if_changed(meta: dict, stored: Config) -> None:
-    """Resuming from a config file that was edited since the run began would mix two experiments."""
+def _repair_rows(run: Run, reporter: Reporter) -> None:
+    """Cut every trial's rows back to its checkpoint, then check them against it: a trial whose rows are missing
+    or damaged (a truncated or edited CSV) loses its rows and checkpoint and is trained again from its start, so
+    that a resumed run never reports rows it does not have."""
+    kept = store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+    broken = []
+    for trial in run.trials:
+        state = run.states[trial.index]
+        epochs = list(range(1, state.epochs + 1))
+        rows = {name: found[trial.index] for name, found in kept.items()}
+        if (len(rows["batches.csv"]) != state.steps or sorted(set(rows["batches.csv"])) != epochs
+                or rows["epochs.csv"] != epochs or sorted(set(rows.get("evals.csv", epochs))) != epochs):
+            broken.append(trial)
+    for trial in broken:
+        reporter.note(f"{run.dir}: the rows of {trial.key} do not match its checkpoint (a CSV was truncated or "
+                      f"edited); it is trained again from its start")
+        store.drop_checkpoint(run.dir, trial)
+        run.states[trial.index] = TrialState()
+    if broken:
+        store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+        run.meta["retrained"] = run.meta.get("retrained", []) + [t.key for t in broken]
+
+
+def _refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
+    """Resuming with other settings than the run began with would mix two experiments: refuse when the run's
+    config.yaml was edited (meta.json keeps the resolved config it started with) or its source file changed."""
+    started = meta.get("config")
+    if started is not None:
+        edited = _diff(started, stored.model_dump(mode="json"))
+        if edited:
+            raise BnbenchError(f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(edited)}; "
+                               f"as started -> as now); restore it or start a new run")
     source = meta.get("source")
     if not source or not Path(source).is_file():
         return
@@ -368,11 +530,12 @@ def _refuse_if_changed(meta: dict, stored: Config) -> None:
                              overrides.get("device"))
     changed = _diff(stored.model_dump(mode="json"), current.model_dump(mode="json"))
     if changed:
-        raise BnbenchError(f"{source}: changed since the run began ({'; '.join(changed)}); "
-                           f"restore it or start a new run")
+        raise BnbenchError(f"{source}: changed since the run began ({'; '.join(changed)}; in the run -> in the "
+                           f"file now); restore it or start a new run")
 
 
 def _diff(a, b, path: str = "") -> list[str]:
+    """'training.epochs: 10 -> 12' for each field that differs between two resolved configs."""
     if isinstance(a, dict) and isinstance(b, dict):
         return [d for k in sorted(set(a) | set(b), key=str)
                 for d in _diff(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]

@@ -33,12 +33,18 @@ OPTIONAL = {"evals.csv"}  # runs made before bnbench wrote it have none (compare
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write a temporary file beside `path`, then rename it over `path`; a failed write (a full disk) leaves the
+    old file and no temporary one."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def new_run_dir(out: Path, name: str) -> Path:
@@ -64,11 +70,23 @@ def new_run_dir(out: Path, name: str) -> Path:
 # ---- locking -----------------------------------------------------------------------------------------------------
 
 class RunLock:
-    """An exclusive flock on `<run>/lock`: the kernel drops it when the holder dies, so a stale lock never blocks."""
+    """An exclusive flock on `<run>/lock`: the kernel drops it when the holder dies, so a stale lock never blocks.
+
+    A forked worker inherits the open lock file, and the kernel keeps the lock while any copy is open: workers
+    call `close_inherited` first, so that a lock never outlives the process that took it."""
+
+    held: list = []  # the lock files this process opened (a forked child has copies of them)
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / "lock"
         self.file = None
+
+    @classmethod
+    def close_inherited(cls) -> None:
+        """In a forked child: close its copies of the parent's lock files (the parent's lock stays held)."""
+        for f in cls.held:
+            f.close()
+        cls.held.clear()
 
     def acquire(self) -> "RunLock":
         f = open(self.path, "a+")
@@ -84,10 +102,16 @@ class RunLock:
         f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
         f.flush()
         self.file = f
+        self.held.append(f)
         return self
+
+    def moved(self, run_dir: Path) -> None:
+        """The folder holding the lock was renamed (the lock itself moves with the open file)."""
+        self.path = run_dir / "lock"
 
     def release(self) -> None:
         if self.file:
+            self.held.remove(self.file)
             self.file.close()
             self.file = None
 
@@ -149,15 +173,29 @@ def save_checkpoint(run_dir: Path, trial: Trial, state: bytes, summary: dict) ->
 
 
 def _read_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
+    import pickle
+
     import torch
 
     path = run_dir / "checkpoints" / f"{trial.key}.pt"
-    return torch.load(path, weights_only=True) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as e:
+        raise BnbenchError(f"{path}: damaged checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
+            from None
 
 
 def checkpoint_summary(run_dir: Path, trial: Trial) -> Optional[dict]:
     checkpoint = _read_checkpoint(run_dir, trial)
+    if checkpoint is not None and not (isinstance(checkpoint, dict) and isinstance(checkpoint.get("summary"), dict)):
+        raise BnbenchError(f"{run_dir / 'checkpoints' / (trial.key + '.pt')}: damaged checkpoint (no summary)")
     return checkpoint and checkpoint["summary"]
+
+
+def drop_checkpoint(run_dir: Path, trial: Trial) -> None:
+    (run_dir / "checkpoints" / f"{trial.key}.pt").unlink(missing_ok=True)
 
 
 def load_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
@@ -168,32 +206,57 @@ def load_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
     return checkpoint and torch.load(io.BytesIO(checkpoint["state"]), weights_only=True)
 
 
-def rewrite_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]) -> None:
-    """Keep each trial's rows up to epoch keep_epochs[trial.index], in trial order; drop any torn last line.
+def rewrite_rows(run_dir: Path, trials: list[Trial],
+                 keep_epochs: dict[int, int]) -> dict[str, dict[int, list[int]]]:
+    """Keep each trial's rows up to epoch keep_epochs[trial.index], in trial order, under the right header; drop a
+    torn last line and any row that is not one of ours (another trial's labels, a wrong number of fields, a field
+    that is not a number).
+    Returns, per file and trial, the epoch of each row kept, for the caller to check against the checkpoints.
 
     Used when resuming (rows past a checkpoint are recomputed) and at the end of a run (rows sorted into trial
     order, so that --jobs and resumes do not change the file).
     """
     n_labels = len(trials[0].labels)
     order = {tuple(str(v) for v in _parse(_fields(list(t.labels.values())))): t.index for t in trials}
-    for name in ROW_FILES:
+    kept = {}
+    for name, columns in ROW_FILES.items():
         path = run_dir / name
         if name in OPTIONAL and not path.exists():
             continue
-        text = path.read_text() if path.exists() else ""
-        lines = text.split("\n")
-        head, body = lines[0], lines[1:-1]  # the last element is "" or a torn line without its newline
+        lines = path.read_text(errors="replace").split("\n") if path.exists() else [""]
         groups: dict[int, list[str]] = {t.index: [] for t in trials}
-        for line in body:
+        kept[name] = {t.index: [] for t in trials}
+        for line in lines[1:-1]:  # the header is written anew; the last element is "" or a torn line
             fields = _parse(line)
             index = order.get(tuple(fields[:n_labels]))
-            if index is not None and len(fields) > n_labels and int(fields[n_labels]) <= keep_epochs.get(index, 0):
+            values = fields[n_labels:]
+            if (index is not None and len(values) == len(columns) and all(map(_is_number, values))
+                    and values[0].isdigit() and int(values[0]) <= keep_epochs.get(index, 0)):
                 groups[index].append(line)
-        atomic_write(path, "\n".join([head] + [line for t in trials for line in groups[t.index]]) + "\n")
+                kept[name][index].append(int(values[0]))
+        atomic_write(path, header(trials, columns) + "".join(line + "\n" for t in trials for line in groups[t.index]))
+    return kept
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def remove_temporaries(run_dir: Path) -> None:
+    """Drop the temporary files of atomic writes that a killed process left behind."""
+    for path in [*run_dir.glob(".*.tmp*"), *run_dir.glob("checkpoints/.*.tmp*")]:
+        path.unlink(missing_ok=True)
 
 
 def _parse(line: str) -> list[str]:
-    return next(csv.reader([line]), [])
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error:  # a NUL byte or a stray quote: not a row of ours
+        return []
 
 
 def _read_mapping(path: Path, parse, kind: str, expected: str) -> dict:
@@ -235,12 +298,14 @@ def run_status(run_dir: Path, meta: dict) -> str:
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
-    """Run folders (holding meta.json or config.yaml) at or below `paths`, newest first."""
+    """Run folders (holding meta.json or config.yaml) at or below `paths`, newest first; hidden folders below a
+    path (a run still being set up, `.<run id>.new`) are not runs yet."""
     found = set()
     for path in paths:
         if not path.exists():
             raise BnbenchError(f"{path}: no such folder")
         for marker in ("meta.json", "config.yaml"):
             found.update(p.parent for p in ([path / marker] if (path / marker).exists() else path.rglob(marker))
-                         if "checkpoints" not in p.parts)
+                         if "checkpoints" not in p.parts
+                         and not any(part.startswith(".") for part in p.relative_to(path).parts))
     return sorted(found, key=lambda p: (p.name, str(p)), reverse=True)

@@ -131,8 +131,25 @@ def test_changed_config_refuses_to_resume(config_file, tmp_path):
     edited.write_text(yaml.safe_dump(CONFIG | {"training": CONFIG["training"] | {"epochs": 4}}))
     result = CliRunner().invoke(app, ["run", str(run_dir), "--resume"])
     assert result.exit_code == 2
-    assert "changed since the run began (training.epochs: 3 -> 4)" in result.output
+    assert f"{edited}: changed since the run began (training.epochs: 3 -> 4; in the run -> in the file now)" in \
+        result.output.replace("\n", "")
     assert "Traceback" not in result.output
+
+
+def test_an_edited_run_config_refuses_to_resume_even_without_its_source(config_file, tmp_path):
+    """meta.json keeps the resolved config the run started with; the source file may be gone."""
+    source = tmp_path / "gone.yaml"
+    source.write_text(yaml.safe_dump(CONFIG))
+    run_dir = kill_when(bnbench("run", source, "--out", tmp_path, "-q"), tmp_path,
+                        lambda d: rows(d / "batches.csv") > 0)
+    source.unlink()
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["training"]["epochs"] = 12
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["run", str(run_dir), "--resume"])
+    assert result.exit_code == 2, result.output
+    assert f"{run_dir / 'config.yaml'}: edited since the run began (training.epochs: 3 -> 12; as started -> as " \
+           f"now)" in result.output.replace("\n", "")
 
 
 def test_a_held_lock_refuses_and_a_dead_holder_does_not_block(config_file, tmp_path):
@@ -167,5 +184,186 @@ def test_stacked_run_killed_between_trials_of_a_group_resumes_exactly(config_fil
     out = tmp_path / "killed"
     run_dir = kill_when(bnbench("run", config_file, "--out", out, "-q", *stacked), out,
                         lambda d: rows(d / "epochs.csv") % 4 != 0 or rows(d / "epochs.csv") >= 8)
+    finish("run", run_dir, "--resume", "-q")
+    assert same_files(run_dir, reference)
+
+
+# ---- damaged folders, signals, workers -----------------------------------------------------------------------------
+
+def stopped_run(config_file, tmp_path, ready=lambda d: rows(d / "epochs.csv") >= 6):
+    """A run SIGKILLed when `ready` (default: half of its 12 trial-epochs done)."""
+    return kill_when(bnbench("run", config_file, "--out", tmp_path, "-q"), tmp_path, ready)
+
+
+def cut(name, keep):
+    """Damage: keep only `keep(text)` of a run file."""
+    def damage(run_dir):
+        path = run_dir / name
+        path.write_text(keep(path.read_text()))
+    return damage
+
+
+@pytest.mark.parametrize("damage, retrained", [
+    (cut("batches.csv", lambda t: t[:int(0.4 * len(t))]), True),
+    (lambda d: (d / "batches.csv").unlink(), True),
+    (cut("batches.csv", lambda t: "a,b,c\n" + t.split("\n", 1)[1]), False),  # the header is written anew
+    (cut("batches.csv", lambda t: t.replace(",1,5,5,", ",1,x,\0,", 1)), True),
+    (cut("epochs.csv", lambda t: t.rsplit("\n", 3)[0] + "\n"), True),
+    (cut("evals.csv", lambda t: "\n".join(t.split("\n")[:4])), True),
+    (lambda d: min((d / "checkpoints").glob("*.pt")).write_bytes(b"garbage"), True),
+    (lambda d: min((d / "checkpoints").glob("*.pt")).write_bytes(b""), True),
+], ids=["batches-truncated", "batches-deleted", "header-replaced", "garbage-value", "epochs-cut", "evals-cut",
+        "checkpoint-garbage", "checkpoint-empty"])
+def test_resume_over_damaged_files_retrains_what_is_missing(config_file, reference, tmp_path, damage, retrained):
+    """Rows are checked against every trial's checkpoint: a trial with missing or damaged rows (or checkpoint)
+    is trained again from its start, with a note; the files then equal an uninterrupted run's."""
+    run_dir = stopped_run(config_file, tmp_path)
+    damage(run_dir)
+    output = finish("run", run_dir, "--resume", "-q")
+    assert "Traceback" not in output
+    assert ("is trained again from its start" in output.replace("\n", " ")) == retrained
+    assert same_files(run_dir, reference)
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "complete"
+
+
+def test_sigterm_stops_like_ctrl_c_with_exit_143(config_file, reference, tmp_path):
+    process = bnbench("run", config_file, "--out", tmp_path, "-q")
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("crash/*/checkpoints/*.pt")):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    run_dir = run_dir_of(tmp_path)
+    assert process.returncode == 143, output
+    assert "terminated (SIGTERM)" in output and "Traceback" not in output
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"
+    finish("run", run_dir, "--resume", "-q")
+    assert same_files(run_dir, reference)
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                                           text=True).stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
+
+
+def test_workers_die_with_a_killed_parent_and_the_run_resumes(config_file, reference, tmp_path):
+    """SIGKILL of the parent of a --jobs 2 run: the workers (which used to live on as orphans holding the lock)
+    die too, the lock is free, and the run resumes."""
+    process = bnbench("run", config_file, "--out", tmp_path, "-q", "--jobs", "2")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (list(tmp_path.glob("crash/*/batches.csv")) and
+                                          rows(next(tmp_path.glob("crash/*/batches.csv"))) > 0):
+        time.sleep(0.01)
+    workers = children(process.pid)
+    assert len(workers) >= 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(alive(w) for w in workers):
+        time.sleep(0.05)
+    assert not any(alive(w) for w in workers)
+    run_dir = run_dir_of(tmp_path)
+    finish("run", run_dir, "--resume", "-q")
+    assert same_files(run_dir, reference)
+
+
+def test_a_killed_worker_is_named_with_its_trials_and_the_run_resumes(config_file, reference, tmp_path):
+    process = bnbench("run", config_file, "--out", tmp_path, "-q", "--jobs", "2")
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("crash/*/checkpoints/*.pt")):
+        time.sleep(0.01)
+    victim = children(process.pid)[0]
+    os.kill(victim, signal.SIGKILL)  # as the OOM killer would
+    output, _ = process.communicate(timeout=120)
+    run_dir = run_dir_of(tmp_path)
+    assert process.returncode == 2, output
+    one_line = output.replace("\n", "")
+    assert f"worker process {victim} died (killed by SIGKILL" in one_line and "while training " in one_line
+    assert f"Resume with: bnbench run --resume {run_dir}" in one_line and "Traceback" not in output
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"
+    finish("run", run_dir, "--resume", "-q")
+    assert same_files(run_dir, reference)
+
+
+def test_resume_of_a_complete_run_changes_nothing_and_a_run_folder_needs_resume(config_file, tmp_path):
+    finish("run", config_file, "--out", tmp_path, "-q")
+    run_dir = run_dir_of(tmp_path)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    result = CliRunner().invoke(app, ["run", str(run_dir), "--resume"])
+    assert result.exit_code == 0 and f"nothing to do: {run_dir} is complete" in result.output.replace("\n", "")
+    assert before == {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    result = CliRunner().invoke(app, ["run", str(run_dir)])
+    assert result.exit_code == 2 and f"to continue it: bnbench run --resume {run_dir}" in \
+        result.output.replace("\n", "")
+
+
+def test_config_resume_matches_the_resolved_config_not_only_the_name(config_file, tmp_path):
+    stopped_run(config_file, tmp_path, lambda d: rows(d / "batches.csv") > 0)  # a 3-epoch run, stopped
+    result = CliRunner().invoke(app, ["run", str(config_file), "--out", str(tmp_path), "--resume",
+                                      "--set", "training.epochs=1"])
+    assert result.exit_code == 2
+    message = result.output.replace("\n", "")
+    assert "no partial run of 'crash' with this config" in message and "training.epochs: 3 -> 1" in message
+
+
+def test_jobs_above_the_core_count_are_capped_and_said(config_file, tmp_path):
+    output = finish("run", config_file, "--out", tmp_path, "-q", "--jobs", "64",
+                    "--set", "training.epochs=1")
+    assert f"note: --jobs 64: using {os.cpu_count()} worker processes, one per CPU core" in output
+
+
+def test_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch):
+    """Everything before training is written in a hidden folder and renamed into place: a run folder is never
+    half made (an early Ctrl-C used to leave one that neither resumed nor compared)."""
+    from bnbench import runner, store
+    from bnbench.config import Config
+    from bnbench.trials import expand
+
+    config = Config.model_validate(CONFIG)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "write_meta", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner._create_run_dir(tmp_path, config, expand(config), {})
+    assert list((tmp_path / "crash").iterdir()) == []
+    monkeypatch.undo()
+    run_dir, lock = runner._create_run_dir(tmp_path, config, expand(config), {"status": "running"})
+    lock.release()
+    assert sorted(p.name for p in run_dir.iterdir()) == ["batches.csv", "config.yaml", "epochs.csv", "evals.csv",
+                                                         "lock", "meta.json"]
+    assert [p.name for p in (tmp_path / "crash").iterdir()] == [run_dir.name]
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes(config_file, reference, tmp_path, monkeypatch):
+    import errno
+
+    from bnbench import store
+
+    real, calls = store.save_checkpoint, []
+
+    def full(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(store, "save_checkpoint", full)
+    result = CliRunner().invoke(app, ["run", str(config_file), "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    run_dir = run_dir_of(tmp_path)
+    assert f"{run_dir}: cannot write (No space left on device)" in result.output.replace("\n", "")
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"
+    assert not list(run_dir.rglob(".*tmp*"))
+    monkeypatch.undo()
     finish("run", run_dir, "--resume", "-q")
     assert same_files(run_dir, reference)
