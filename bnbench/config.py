@@ -6,18 +6,42 @@ mistake into one `BnbenchError` line: "<file>: <field>: <what is wrong> (<fix>)"
 import copy
 import difflib
 import itertools
+import math
+import re
+import reprlib
+import shlex
+from collections.abc import Hashable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError,
                       field_validator, model_validator)
 
 from .errors import BnbenchError
 
 SHIPPED = resources.files("bnbench") / "configs"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_NAME_CHARS = 100  # names become folder and file names (255 bytes at most on common file systems)
+MAX_CONFIG_BYTES = 256 * 1024  # a config is a few hundred bytes; PyYAML parses 30 to 100 KB a second
+MAX_YAML_DEPTH = 20  # a config nests 5 levels at most
+MAX_ALIAS_NODES = 10_000  # YAML nodes that aliases may repeat, in all (a "billion laughs" repeats 10^9)
+MAX_TRIALS = 10_000  # variants x seeds x sweep points of one run
+
+
+def _file_name(name: str) -> str:
+    """Experiment and variant names become folder and file names: plain ASCII, short."""
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ValueError("String should match the name rule: only ASCII letters, digits, '_', '.' and '-', "
+                         "starting with a letter or digit")
+    if len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"is {len(name)} characters long; use at most {MAX_NAME_CHARS} (it names files)")
+    return name
+
+
+Name = Annotated[str, AfterValidator(_file_name)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Strict(BaseModel):
@@ -38,16 +62,16 @@ class ModelConfig(Strict):
 
 
 class VariantConfig(Strict):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: Name
     norm: Literal["none", "batchnorm"] = "batchnorm"
     placement: Literal["before_activation", "after_activation"] = "before_activation"
 
 
 class OptimizerConfig(Strict):
     name: Literal["adam", "sgd", "adamw"] = "adam"
-    lr: PositiveFloat = 1.0e-4
+    lr: FiniteFloat = Field(1.0e-4, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
-    weight_decay: Optional[float] = Field(None, ge=0)  # None: the optimizer's own default
+    weight_decay: Optional[FiniteFloat] = Field(None, ge=0)  # None: the optimizer's own default
 
 
 class TrainingConfig(Strict):
@@ -62,10 +86,16 @@ class TrainingConfig(Strict):
 DEFAULT_VARIANTS = [VariantConfig(name="batchnorm", norm="batchnorm", placement="before_activation"),
                     VariantConfig(name="plain", norm="none")]
 NOT_SWEEPABLE = {"name", "seeds", "variants", "baseline", "sweep"}
+SWEEPABLE = "model.*, optimizer.*, training.* but training.engine"
+PER_RUN = {  # what the runner sets up once per run: path -> (why, option and argument that set it)
+    "dataset": ("the data set is loaded once per run", "--set", "{path}={value}"),
+    "training.engine": ("one engine trains all trials of a run", "--set", "{path}={value}"),
+    "device": ("all trials of a run share one device", "--device", "{value}"),
+}
 
 
 class Config(Strict):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: Name
     seeds: list[NonNegativeInt] = Field(default=[42], min_length=1)
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = ModelConfig()
@@ -89,6 +119,9 @@ class Config(Strict):
         names = [v.name for v in variants]
         if len(set(names)) != len(names):
             raise ValueError(f"variant names must be unique, got {names}")
+        if len({n.casefold() for n in names}) != len(names):
+            raise ValueError(f"variant names must differ in more than case (they name checkpoint files, and macOS "
+                             f"and Windows ignore case), got {names}")
         return variants
 
     @field_validator("sweep")
@@ -96,11 +129,23 @@ class Config(Strict):
     def _sweep_paths(cls, sweep):
         for path, values in sweep.items():
             if path.split(".")[0] in NOT_SWEEPABLE:
-                raise ValueError(f"'{path}' cannot be swept (sweepable: dataset.*, model.*, optimizer.*, training.*)")
+                raise ValueError(f"'{path}' cannot be swept (sweepable: {SWEEPABLE})")
             _check_path(path.split("."), "sweep")
+            _refuse_per_run(path, values)
             if not values:
                 raise ValueError(f"'{path}' has no values")
         return sweep
+
+    @model_validator(mode="after")
+    def _bounded_trials(self):
+        """Count the trials from the list lengths before any is built: listing 3 million sweep points took minutes."""
+        points = math.prod(len(values) for values in self.sweep.values())
+        trials = len(self.variants) * len(self.seeds) * points
+        if trials > MAX_TRIALS:
+            raise ValueError(f"variants x seeds x sweep points = {len(self.variants):,} x {len(self.seeds):,} x "
+                             f"{points:,} = {trials:,} trials, more than the {MAX_TRIALS:,} one run may hold; "
+                             f"sweep fewer values or split the sweep into several runs")
+        return self
 
     @model_validator(mode="after")
     def _baseline(self):
@@ -119,23 +164,50 @@ class Config(Strict):
             raise ValueError("training.batch_size: BatchNorm cannot train on batches of 1 example; use 2 or more")
         return self
 
+    @model_validator(mode="after")
+    def _layer_for_bn(self):
+        """An mlp without hidden layers has no BN layer: its BN variants would be the plain network, unnoticed."""
+        bn = [v.name for v in self.variants if v.norm == "batchnorm"]
+        if self.model.kind == "mlp" and not self.model.hidden and bn:
+            raise ValueError(f"model.hidden: [] leaves the mlp no hidden layer to normalise, so variant '{bn[0]}' "
+                             f"would be the plain network; add a width (e.g. model.hidden: [64]) or use norm: none")
+        return self
+
     def sweep_points(self) -> list[dict[str, Any]]:
         """The cartesian product of the sweep, one dict {dotted path: value} per point ([{}] without a sweep)."""
         keys = list(self.sweep)
         return [dict(zip(keys, values)) for values in itertools.product(*(self.sweep[k] for k in keys))]
 
     def with_values(self, point: dict[str, Any]) -> "Config":
-        """This config with dotted-path values set (a sweep point); validated again."""
-        raw = self.model_dump()
+        """This config with dotted-path values set (a sweep point); validated again, all but the sweep itself,
+        which was checked with this config (validating it at every point made listing N points cost N x N)."""
+        raw = self.model_dump(exclude={"sweep"})
         for path, value in point.items():
             _set_path(raw, path.split("."), value)
-        return Config.model_validate(raw)
+        return Config.model_validate(raw).model_copy(update={"sweep": self.sweep})
 
     def get(self, path: str) -> Any:
         node = self
         for part in path.split("."):
             node = node[int(part)] if isinstance(node, list) else getattr(node, part)
         return node
+
+
+def _refuse_per_run(path: str, values: list) -> None:
+    """Sweeping what the runner sets up once per run would be ignored silently: every point would get the first."""
+    for fixed, (why, option, argument) in PER_RUN.items():
+        if path == fixed or path.startswith(fixed + "."):
+            example = argument.format(path=path, value=_flow(values[0]) if values else "VALUE")
+            raise ValueError(f"'{path}' cannot be swept: {why}; make one run per value instead, e.g. "
+                             f"{option} {shlex.quote(example)}")
+        if fixed.startswith(path + "."):
+            raise ValueError(f"'{path}' cannot be swept as a whole: it holds {fixed}, and {why}; sweep the other "
+                             f"fields one by one (sweepable: {SWEEPABLE})")
+
+
+def _flow(value: Any) -> str:
+    """A value as one line of YAML, as --set takes it."""
+    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("\n...\n").strip()
 
 
 # ---- dotted paths ------------------------------------------------------------------------------------------------
@@ -152,7 +224,8 @@ def _check_path(parts: list[str], what: str) -> None:
             model, done = VariantConfig, done + [part]
             continue
         if part not in model.model_fields:
-            raise ValueError(f"{what} path '{'.'.join(parts)}': unknown key '{part}'{_suggest(part, model.model_fields)}")
+            path = ".".join(parts)
+            raise ValueError(f"{what} path {path!r}: unknown key {part!r}{_suggest(part, model.model_fields)}")
         annotation = model.model_fields[part].annotation
         model = (annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel)
                  else list if part == "variants" else None)
@@ -198,17 +271,106 @@ def resolve(ref: str) -> Path:
 
 
 def read_yaml(path: Path) -> dict:
+    text = _read_text(path)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
-    try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as e:
-        raise BnbenchError(f"{path}: malformed YAML: {yaml_problem(e)}") from None
+        kind = "" if isinstance(e, YAMLLimit) else "malformed YAML: "
+        raise BnbenchError(f"{path}: {kind}{yaml_problem(e)}") from None
     if not isinstance(raw, dict):
         raise BnbenchError(f"{path}: expected a mapping of config fields at the top level, got {type(raw).__name__}")
     return raw
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text; a larger file than any config is refused before PyYAML spends minutes on it."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise BnbenchError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB, more than any config needs; "
+                           f"pass the YAML config file (a few hundred bytes), not data")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise BnbenchError(f"{path}: line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text (a binary file, or "
+                           f"another encoding such as Latin-1?); save the config as UTF-8") from None
+
+
+class YAMLLimit(yaml.MarkedYAMLError):
+    """Valid YAML that no config needs and that would cost time or memory: refused while it is composed."""
+
+    def __init__(self, problem: str, mark):
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, refusing what a config never needs: duplicate keys (YAML forbids them; PyYAML keeps the
+    last), nesting deeper than MAX_YAML_DEPTH, recursive aliases, and aliases that repeat more than MAX_ALIAS_NODES
+    nodes in all. A "billion laughs" document is 1 KB of anchors and aliases; PyYAML builds it cheaply as shared
+    objects, but validating it visits every repeat (6 GB). So each node's expanded size and depth are measured
+    as it is composed, and every alias is charged its target's expanded size."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth, self._repeated = 0, 0
+        self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, expanded depth)
+
+    def compose_node(self, parent, index):
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._charge_alias(node, mark)
+            return node
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise YAMLLimit(f"YAML nested deeper than {MAX_YAML_DEPTH} levels; a config needs 5", mark)
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        children = [self._measured[id(c)] for c in _children(node)]
+        self._measured[id(node)] = (1 + sum(n for n, _ in children), 1 + max((d for _, d in children), default=0))
+        return node
+
+    def _charge_alias(self, node, mark) -> None:
+        if id(node) not in self._measured:
+            raise YAMLLimit("YAML alias inside the node it refers to (a recursive alias); write the value out", mark)
+        nodes, depth = self._measured[id(node)]
+        self._repeated += nodes
+        if self._repeated > MAX_ALIAS_NODES:
+            raise YAMLLimit(f"YAML aliases repeat more than {MAX_ALIAS_NODES:,} nodes in all; write the values "
+                            f"out, or alias fewer or smaller nodes", mark)
+        if self._depth + depth > MAX_YAML_DEPTH:
+            raise YAMLLimit(f"YAML aliases nest deeper than {MAX_YAML_DEPTH} levels; write the values out", mark)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}  # key -> its first key node
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden by the keys beside it
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and seen.setdefault(key, key_node) is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key].start_mark.line + 1}); keep one",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
+
+
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load within bnbench's limits (see BoundedLoader)."""
+    loader = BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def yaml_problem(error: yaml.YAMLError) -> str:
@@ -229,21 +391,24 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except ValueError as e:
         raise BnbenchError(f"--set {text}: {e}") from None
     try:
-        return parts, yaml.safe_load(value)
+        return parts, load_yaml(value)
     except yaml.YAMLError as e:
         raise BnbenchError(f"--set {text}: value is not valid YAML ({yaml_problem(e)})") from None
 
 
 def validate(raw: dict, source: str) -> Config:
+    """A raw config as a Config, with every trial checked (each sweep point valid, each trial's file name distinct
+    and short enough), so that no mistake surfaces after the data set is loaded."""
+    from .trials import expand  # trials builds on this module
+
     try:
         config = Config.model_validate(raw)
-        for point in config.sweep_points():
-            config.with_values(point)
+        expand(config)
         return config
     except ValidationError as e:
         raise BnbenchError(f"{source}: {_explain(e)}") from None
     except ValueError as e:
-        raise BnbenchError(f"{source}: sweep: {e}") from None
+        raise BnbenchError(f"{source}: {e}") from None
 
 
 def load_config(ref: str, overrides: tuple[str, ...] = (), seeds: Optional[list[int]] = None,
@@ -274,15 +439,24 @@ def _explain(error: ValidationError) -> str:
     field = ".".join(loc)
     if first["type"] == "extra_forbidden":
         parent = _model_at(loc[:-1])
-        message = f"unknown key '{loc[-1]}'{_suggest(loc[-1], parent.model_fields if parent else [])}"
+        message = f"unknown key {loc[-1]!r}{_suggest(loc[-1], parent.model_fields if parent else [])}"
     elif first["type"] == "missing":
         message = "is required"
     elif not loc:  # a check across fields (a model validator): its message names the fields, the input is all
         message = first["msg"].removeprefix("Value error, ")
     else:
-        message = f"{first['msg'].removeprefix('Value error, ')} (got {first.get('input')!r})"
+        message = f"{first['msg'].removeprefix('Value error, ')} (got {brief(first.get('input'))})"
     more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
     return f"{message}{more}" if not loc else f"{field}: {message}{more}"
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxlevel = 60, 60, 8, 8, 3
+
+
+def brief(value: Any) -> str:
+    """repr(value), cut to fit one line of a message (a sweep may list thousands of values)."""
+    return _BRIEF.repr(value)
 
 
 def _model_at(loc: list[str]):

@@ -19,6 +19,8 @@ from .seeding import generator
 
 TORCHVISION = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+GREY_MODES = ("L", "1", "I;16")
+DECODER = "2"  # part of the cache fingerprint: version 1 decoded a split in its first file's mode
 
 
 @dataclass
@@ -118,7 +120,10 @@ def _torchvision(cfg: DatasetConfig) -> Dataset:
 
 
 def _imagefolder(cfg: DatasetConfig) -> Dataset:
-    """`root/train/<class>/*` and `root/test/<class>/*`; class index = position of the sorted folder name."""
+    """`root/train/<class>/*` and `root/test/<class>/*`; class index = position of the sorted folder name.
+
+    One channel if every image of both splits is greyscale, else RGB (see `_decode`); train and test images must
+    share one size, checked here rather than by the model after a whole epoch."""
     root = Path(cfg.root)
     for split in ("train", "test"):
         if not (root / split).is_dir():
@@ -127,10 +132,27 @@ def _imagefolder(cfg: DatasetConfig) -> Dataset:
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise BnbenchError(f"dataset.root: '{root / 'train'}' has no class folders")
-    return Dataset(root.name, _folder_split(root / "train", classes), _folder_split(root / "test", classes), classes)
+    (train, train_file), (test, test_file) = (_folder_split(root / split, classes) for split in ("train", "test"))
+    if train.x.shape[2:] != test.x.shape[2:]:
+        raise BnbenchError(f"dataset.root: test image '{test_file}' is {_size(test.x)}, but train image "
+                           f"'{train_file}' is {_size(train.x)}; train and test images must share one size")
+    channels = max(train.x.shape[1], test.x.shape[1])
+    return Dataset(root.name, _with_channels(train, channels), _with_channels(test, channels), classes)
 
 
-def _folder_split(folder: Path, classes: list[str]) -> Split:
+def _size(x: torch.Tensor) -> str:
+    return f"{x.shape[3]}x{x.shape[2]}"
+
+
+def _with_channels(split: Split, channels: int) -> Split:
+    """A greyscale split as RGB (each grey value in R, G and B, as PIL converts) when the other split is in colour."""
+    if split.x.shape[1] == channels:
+        return split
+    return Split(split.x.expand(-1, channels, -1, -1).contiguous(), split.y)
+
+
+def _folder_split(folder: Path, classes: list[str]) -> tuple[Split, str]:
+    """The decoded split (from the cache when its files are unchanged) and its first file, for messages."""
     unknown = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in classes)
     if unknown:
         raise BnbenchError(f"dataset.root: '{folder}' has class folders not in train/: {unknown}")
@@ -144,35 +166,37 @@ def _folder_split(folder: Path, classes: list[str]) -> Split:
             listing.append(f"{c}/{e.name}|{stat.st_size}|{stat.st_mtime_ns}")
     if not files:
         raise BnbenchError(f"dataset.root: no images under '{folder}' (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    fingerprint = hashlib.sha1("\n".join(listing).encode()).hexdigest()[:16]
+    fingerprint = hashlib.sha1("\n".join([DECODER, *listing]).encode()).hexdigest()[:16]
     for cache in _cache_paths(folder, fingerprint):
         if cache.is_file():
             try:
                 saved = torch.load(cache, mmap=True, weights_only=True)  # pages shared with --jobs workers
-                return Split(saved["x"], saved["y"])
+                return Split(saved["x"], saved["y"]), files[0][0]
             except Exception:  # a damaged cache is rebuilt, never trusted
                 pass
     split = _decode(files)
     _save_cache(split, _cache_paths(folder, fingerprint))
-    return split
+    return split, files[0][0]
 
 
 def _decode(files: list[tuple[str, int]]) -> Split:
+    """Greyscale files (PIL modes L, 1, I;16) decode as one channel, all others as RGB; one colour file makes the
+    whole split RGB, its greyscale files each grey value in R, G and B (as PIL's convert("RGB") does)."""
     from PIL import Image
 
     arrays = []
-    mode = None
     for f, _ in files:
         try:
             with Image.open(f) as img:
-                mode = mode or ("L" if img.mode in ("L", "1", "I;16") else "RGB")
-                arrays.append(np.asarray(img.convert(mode)))
+                arrays.append(np.asarray(img.convert("L" if img.mode in GREY_MODES else "RGB")))
         except OSError as e:
             raise BnbenchError(f"dataset.root: cannot read image '{f}' ({e})") from None
-        if arrays[-1].shape != arrays[0].shape:
+        if arrays[-1].shape[:2] != arrays[0].shape[:2]:
             raise BnbenchError(f"dataset.root: '{f}' is {arrays[-1].shape[1]}x{arrays[-1].shape[0]}, but "
                                f"'{files[0][0]}' is {arrays[0].shape[1]}x{arrays[0].shape[0]}; all images must "
                                f"share one size")
+    if any(a.ndim == 3 for a in arrays):
+        arrays = [a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays]
     x = torch.from_numpy(np.stack(arrays))
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     return Split(x.contiguous(), torch.tensor([label for _, label in files], dtype=torch.long))

@@ -182,8 +182,11 @@ def resume_experiment(run_dir: Path, *, jobs: int = 1, argv: Optional[list[str]]
 
 
 def is_complete(run_dir: Path) -> bool:
-    """A finished run, for `--resume`: there is nothing to do, and nothing is written."""
-    return store.run_status(run_dir, store.read_meta(run_dir)) == "complete"
+    """A finished run, for `--resume`: there is nothing to do, and nothing is written. A damaged folder raises
+    what resuming it would (its config must be readable and valid), so "nothing to do" never hides damage."""
+    meta = store.read_meta(run_dir)
+    validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
+    return store.run_status(run_dir, meta) == "complete"
 
 
 def latest_partial_run(out: Path, config: Config) -> Path:

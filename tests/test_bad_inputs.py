@@ -152,7 +152,7 @@ def test_resume_without_a_partial_run(tmp_path, results):
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(GOOD))
     result = runner.invoke(app, ["run", str(good), "--resume", "--out", str(results)])
-    assert_one_clear_line(result, "--resume: no partial run of 'good' under")
+    assert_one_clear_line(result, "--resume: no partial run of 'good' with this config under")
 
 
 @pytest.mark.parametrize("args, expected", [
