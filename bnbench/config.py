@@ -75,11 +75,12 @@ class OptimizerConfig(Strict):
 
 
 class TrainingConfig(Strict):
-    epochs: PositiveInt = 5
-    batch_size: PositiveInt = 10
+    """Counts are bounded far above any real run, so that no counter can overflow a 64-bit tensor or a format."""
+    epochs: PositiveInt = Field(5, le=100_000)
+    batch_size: PositiveInt = Field(10, le=10_000_000)
     shuffle: bool = True
-    log_every: NonNegativeInt = 500  # 0: no "Loss after mini-batch N" lines
-    eval_every: Optional[PositiveInt] = None  # steps between test-set evaluations; None: at epoch ends only
+    log_every: NonNegativeInt = Field(500, le=10**9)  # 0: no "Loss after mini-batch N" lines
+    eval_every: Optional[PositiveInt] = Field(None, le=10**9)  # steps between test evaluations; None: epoch ends
     engine: Literal["auto", "eager", "graph", "stacked"] = "auto"
 
 
@@ -96,7 +97,7 @@ PER_RUN = {  # what the runner sets up once per run: path -> (why, option and ar
 
 class Config(Strict):
     name: Name
-    seeds: list[NonNegativeInt] = Field(default=[42], min_length=1)
+    seeds: list[Annotated[NonNegativeInt, Field(lt=2**63)]] = Field(default=[42], min_length=1)
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = ModelConfig()
     variants: list[VariantConfig] = Field(default=DEFAULT_VARIANTS, min_length=1)

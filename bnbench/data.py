@@ -153,7 +153,8 @@ def _with_channels(split: Split, channels: int) -> Split:
 
 def _folder_split(folder: Path, classes: list[str]) -> tuple[Split, str]:
     """The decoded split (from the cache when its files are unchanged) and its first file, for messages."""
-    unknown = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in classes)
+    unknown = sorted(p.name for p in folder.iterdir()  # hidden folders (.ipynb_checkpoints) are skipped, as in train/
+                     if p.is_dir() and p.name not in classes and not p.name.startswith("."))
     if unknown:
         raise BnbenchError(f"dataset.root: '{folder}' has class folders not in train/: {unknown}")
     files, listing = [], []  # os.scandir and plain strings: pathlib cost 2 s per CIFAR-10 listing

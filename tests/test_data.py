@@ -35,6 +35,15 @@ def test_imagefolder_decodes_labels_by_sorted_class_name(tmp_path):
     assert data.input_shape == (3, 5, 6) and data.num_classes == 3
 
 
+def test_hidden_folders_are_skipped_in_both_splits(tmp_path):
+    """A notebook's .ipynb_checkpoints in test/ was an error, while the same folder in train/ was skipped."""
+    write_folder(tmp_path / "imgs")
+    for split in ("train", "test"):
+        (tmp_path / "imgs" / split / ".ipynb_checkpoints").mkdir()
+    data = load_dataset(DatasetConfig(name="imagefolder", root=str(tmp_path / "imgs")))
+    assert data.classes == ["airplane", "cat", "dog"] and len(data.test.y) == 9
+
+
 def test_inputs_match_torchvision_to_tensor(tmp_path):
     from torchvision.transforms import ToTensor
 

@@ -199,3 +199,16 @@ def test_test_images_of_another_size_fail_before_training(tmp_path):
                           f"dataset.root: test image '{tmp_path / 'imgs' / 'test' / 'a' / '0.png'}' is 7x6, but train "
                           f"image '{tmp_path / 'imgs' / 'train' / 'a' / '0.png'}' is 8x8; train and test images must "
                           f"share one size")
+
+
+@pytest.mark.parametrize("override, field", [
+    ("training.epochs=9223372036854775808", "training.epochs"),
+    ("training.batch_size=9223372036854775808", "training.batch_size"),
+    ("training.eval_every=1e30", "training.eval_every"),
+    ("seeds=[9223372036854775808]", "seeds.0"),
+])
+def test_counts_that_would_overflow_are_refused(tmp_path, override, field):
+    """A 2**63 epoch count ran on and printed itself as -9223372036854775808 where a 64-bit integer wrapped."""
+    result = CliRunner().invoke(app, ["run", "quick", "--out", str(tmp_path), "-q", "--set", override])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert field in result.output and not (tmp_path / "quick-digits").exists()
