@@ -1,15 +1,30 @@
-"""How long `bnbench compare` takes on 10 runs of 25,000 mini-batch rows each (the bar: well under 3 s on 2 cores).
+"""How long `bnbench compare` takes on many runs (the bars, on 2 cores: 300 runs compared in under 10 s and plotted
+in under 30 s).
 
 Writes synthetic runs into a temporary folder: 2 variants x 5 seeds x 5 epochs x 500 batches = 25,000 rows of
-batches.csv per run (--rows changes the batches per epoch), noisy decreasing losses, one run in ten with a
-diverged trial. Then times, in this process, best of --repeat:
-  compare   find the runs, read each CSV once, check them and compute every statistic (compare_runs)
+batches.csv per run (--rows changes the batches per epoch; 7,200 is quick.yaml's size), evaluations every 50 steps,
+noisy decreasing losses and accuracies, trials in a finished run's order, a diverged trial in the first run. Then
+times, in this process, best of --repeat:
+  compare   find the runs, read each CSV once, check them and compute every statistic (compare_runs; from
+            compare.POOL_FROM runs on, in one worker process per CPU)
   render    the table, markdown, csv, json and latex outputs, and the --windows table
-  plot      the --plot PNG (one row of panels per run)
-and once, as a child process, the whole command `python -m bnbench compare FOLDER --format csv`: start-up and
-imports (torch among them) included.
+  plot      the --plot PNGs: the first plots.MAX_RUNS runs, plots.PER_PAGE a page
+and once each, as a child process, the whole `python -m bnbench compare FOLDER` with --format csv, with the boxed
+table (to a pipe), and with --format csv --plot FILE.png: start-up and imports included.
+
+Seconds on the 2-core AMD EPYC VM, other sessions keeping about one core busy, before -> after round 2 of the
+reliability work (config parsed once per distinct config.yaml, rows numbered by trial once and worked on as
+arrays instead of grouped per metric, the table built column by column, runs shared out over the CPUs; plots in
+pages of fixed layout instead of one constrained-layout figure with a row per run):
+  runs x rows      compare         command: csv    table           --plot
+  10 x 25,000      1.38 -> 0.34    3.73 -> 2.30    4.40 -> 2.65    11.5 -> 8.3
+  50 x 7,200       5.09 -> 1.00    7.21 -> 2.77    9.24 -> 3.33    > 20 min -> 10.8 (20 runs drawn)
+  300 x 7,200      39.4 -> 5.95    42.7 -> 8.03    47.6 -> 12.5    > 30 min -> 16.1 (20 runs drawn)
+(the "> 20 min" and "> 30 min" as reported in the issue). Of the 300-run table command, about 4 s is laying out
+300 boxed tables (report, layout) and about 2.5 s is scipy (importing scipy.stats, and its t-tests).
 
 Run: python benchmarks/compare_speed.py [--runs 10] [--rows 25000] [--repeat 3]
+     python benchmarks/compare_speed.py --runs 300 --rows 7200 --repeat 1
 """
 import argparse
 import subprocess
@@ -23,10 +38,10 @@ import pandas as pd
 import yaml
 
 from bnbench.compare import compare_runs
-from bnbench.plots import save_plot
+from bnbench.plots import MAX_RUNS, PER_PAGE, save_plot
 from bnbench.report import FORMATS, comparison_output
 
-VARIANTS, SEEDS, EPOCHS = ["batchnorm", "plain"], [0, 1, 2, 3, 4], 5
+VARIANTS, SEEDS, EPOCHS, EVAL_EVERY = ["batchnorm", "plain"], [0, 1, 2, 3, 4], 5, 50
 
 
 def write_run(folder: Path, index: int, batches: int) -> None:
@@ -34,14 +49,15 @@ def write_run(folder: Path, index: int, batches: int) -> None:
     run_dir.mkdir(parents=True)
     config = {"name": "speed", "seeds": SEEDS, "dataset": {"name": "digits"}, "baseline": "plain",
               "variants": [{"name": "batchnorm"}, {"name": "plain", "norm": "none"}],
-              "training": {"epochs": EPOCHS, "batch_size": 10, "log_every": 100}, "device": "cpu"}
+              "training": {"epochs": EPOCHS, "batch_size": 10, "log_every": 100, "eval_every": EVAL_EVERY},
+              "device": "cpu"}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     (run_dir / "meta.json").write_text('{"status": "complete"}\n')
     rng = np.random.default_rng(index)
     steps = np.arange(1, EPOCHS * batches + 1)
-    batch_rows, epoch_rows = [], []
-    for variant in VARIANTS:
-        for seed in SEEDS:
+    batch_rows, epoch_rows, eval_rows = [], [], []
+    for seed in SEEDS:  # trials in the order a finished run's files hold them
+        for variant in VARIANTS:
             rate = 3e-3 if variant == "batchnorm" else 1.5e-3
             loss = 2.3 * np.exp(-rate * steps) + 0.1 + rng.normal(0, 0.05, len(steps)) ** 2
             if index == 0 and variant == "plain" and seed == 4:
@@ -54,10 +70,16 @@ def write_run(folder: Path, index: int, batches: int) -> None:
             means = batch_rows[-1].groupby("epoch").loss.mean().to_numpy()
             epoch_rows.append(pd.DataFrame({"variant": variant, "seed": seed, "epoch": np.arange(1, done + 1),
                                             "train_loss": means, "train_acc": 0.9, "test_loss": means * 1.1,
-                                            "test_acc": np.linspace(0.8, 0.95, done) - 0.01 * seed,
+                                            "test_acc": np.linspace(0.8, 0.95, done) + rng.normal(0, 0.01, done),
                                             "seconds": rng.uniform(1, 2, done)}))
+            at = np.union1d(np.arange(EVAL_EVERY, n + 1, EVAL_EVERY), [*np.arange(1, done) * batches, n])
+            # every EVAL_EVERY steps and at each epoch's last step, the diverged one's too
+            acc = 0.95 - 0.15 * np.exp(-rate * at) + rng.normal(0, 0.01, len(at))
+            eval_rows.append(pd.DataFrame({"variant": variant, "seed": seed, "epoch": (at - 1) // batches + 1,
+                                           "step": at, "test_loss": loss[at - 1] * 1.1, "test_acc": acc}))
     pd.concat(batch_rows).to_csv(run_dir / "batches.csv", index=False, float_format="%.9g", na_rep="nan")
     pd.concat(epoch_rows).to_csv(run_dir / "epochs.csv", index=False, float_format="%.9g", na_rep="nan")
+    pd.concat(eval_rows).to_csv(run_dir / "evals.csv", index=False, float_format="%.9g", na_rep="nan")
 
 
 def best(repeat: int, action) -> float:
@@ -69,10 +91,18 @@ def best(repeat: int, action) -> float:
     return min(times)
 
 
+def command(*args: str) -> float:
+    """Wall seconds of `python -m bnbench compare ARGS` in a child process, output to a pipe (no terminal)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bnbench", "compare", *args], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--rows", type=int, default=25_000, help="batches.csv rows per run")
+    parser.add_argument("--rows", type=int, default=25_000, help="batches.csv rows per run (7,200: quick.yaml's)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     batches = args.rows // (len(VARIANTS) * len(SEEDS) * EPOCHS)
@@ -94,15 +124,17 @@ def main() -> None:
             comparison_output(fresh, "markdown", windows=True)
         render_and_compare = best(args.repeat, render)
         plot = best(1, lambda: save_plot(comparisons, folder / "speed.png"))
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bnbench", "compare", str(folder), "--format", "csv"], check=True,
-                       stdout=subprocess.DEVNULL)
-        command = time.perf_counter() - start
-    print(f"compare (read + statistics):          {compare:6.2f} s")
-    print(f"render all formats + windows:         {render_and_compare - compare:6.2f} s")
-    print(f"plot ({args.runs} rows of panels):            {plot:6.2f} s")
-    print(f"`python -m bnbench compare --format csv`: {command:6.2f} s (process start and imports included)")
-
+        csv, table = command(str(folder), "--format", "csv"), command(str(folder))
+        plotted = command(str(folder), "--format", "csv", "--plot", str(folder / "speed.png"))
+    drawn = min(args.runs, MAX_RUNS)
+    for label, seconds in [("compare (read + statistics)", compare),
+                           ("render all formats + windows", render_and_compare - compare),
+                           (f"plot ({drawn} runs, {PER_PAGE} a page)", plot),
+                           ("`python -m bnbench compare --format csv`", csv),
+                           ("`python -m bnbench compare` (table)", table),
+                           ("`... --format csv --plot speed.png`", plotted)]:
+        print(f"{label + ':':<42}{seconds:6.2f} s")
+    print("(commands: process start and imports included)")
 
 if __name__ == "__main__":
     main()

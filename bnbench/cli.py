@@ -44,6 +44,8 @@ def _seeds(text: Optional[str]) -> Optional[list[int]]:
 def run(
     config: str = typer.Argument(..., help="Config file, shipped config name (see `bnbench list`), or with "
                                            "--resume a run folder."),
+    run_folder: Optional[Path] = typer.Argument(None, help="With --resume after a CONFIG: the run folder of that "
+                                                           "config to continue."),
     set_: List[str] = typer.Option([], "--set", "-s", help="Override a field: --set training.epochs=1 (repeatable; "
                                                            "values are YAML)."),
     seeds: Optional[str] = typer.Option(None, help="Seeds to run, comma-separated: --seeds 1,2,3."),
@@ -60,14 +62,16 @@ def run(
     from .runner import is_complete, latest_partial_run, resume_experiment, run_experiment
 
     overrides = {"set": list(set_), "seeds": _seeds(seeds), "device": device}
-    run_folder = (Path(config) / "meta.json").exists()
-    if run_folder and not resume:
+    if run_folder is not None:
+        config = _run_folder_of(config, run_folder, resume)
+    is_run = (Path(config) / "meta.json").exists()
+    if is_run and not resume:
         raise BnbenchError(f"{config}: is a run folder; to continue it: bnbench run --resume {config}")
-    if run_folder and is_complete(Path(config)):
+    if is_run and is_complete(Path(config)):
         console.print(f"nothing to do: {config} is complete", highlight=False, soft_wrap=True, markup=False)
         return
     with RichReporter(console, quiet) as reporter:
-        if run_folder:
+        if is_run:
             run_dir = resume_experiment(Path(config), jobs=jobs, argv=sys.argv, reporter=reporter)
         elif resume:
             cfg, _ = load_config(config, tuple(set_), overrides["seeds"], device)
@@ -85,8 +89,9 @@ def compare(
     paths: List[Path] = typer.Argument(..., help="Results folders (searched for runs) or run folders."),
     format_: str = typer.Option("table", "--format", "-f", help="table, markdown, csv, json or latex."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of printing."),
-    plot: Optional[Path] = typer.Option(None, help="Also save a figure (FILE.png, .pdf or .svg): training loss vs "
-                                                   "step and test accuracy per epoch."),
+    plot: Optional[Path] = typer.Option(None, help="Also draw training loss and test accuracy vs step: FILE.png, "
+                                                   ".pdf or .svg; 5 runs a page (FILE-2.png, ...; a PDF holds the "
+                                                   "pages), at most the first 20 runs."),
     windows: bool = typer.Option(False, help="The tutorial's layout: mean loss per log_every mini-batches of one "
                                              "epoch, variants side by side."),
     epoch: Optional[int] = typer.Option(None, min=1, help="Compare at this epoch [default: the last]."),
@@ -100,14 +105,20 @@ def compare(
     from .compare import compare_runs
     from .report import comparison_output
 
+    if plot is not None:
+        from .plots import check_path
+        check_path(plot)  # before the comparison, which can take a while
     comparisons, skipped = compare_runs(paths, baseline, epoch)
     for warning in skipped:
         errors.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
     rendered = comparison_output(comparisons, format_, metric, windows, width=None if output else _width())
     if plot is not None:
-        from .plots import save_plot
-        save_plot(comparisons, plot)
-        errors.print(f"plot: {plot}", highlight=False, soft_wrap=True, markup=False)
+        from .plots import MAX_RUNS, PER_PAGE, save_plot
+        for file in save_plot(comparisons, plot):
+            errors.print(f"plot: {file}", highlight=False, soft_wrap=True, markup=False)
+        if len(comparisons) > MAX_RUNS:
+            errors.print(f"plot: drew the first {MAX_RUNS} of {len(comparisons)} runs ({PER_PAGE} a page); to draw "
+                         f"others, pass their folders", highlight=False, soft_wrap=True, markup=False)
     if output is not None:
         try:
             output.write_text(rendered)
@@ -129,6 +140,22 @@ def list_(
     from .report import configs_table, runs_table
 
     typer.echo(configs_table(configs, _width()) + "\n" + runs_table(results, _width()), nl=False)
+
+
+def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:
+    """`run CONFIG --resume RUN_DIR`: RUN_DIR, once it is a run folder of CONFIG's experiment."""
+    from .config import load_config
+    from .store import read_config
+
+    if not resume:
+        raise BnbenchError(f"{run_folder}: a second argument is a run folder to continue; add --resume")
+    if not (run_folder / "meta.json").exists():
+        raise BnbenchError(f"{run_folder}: not a run folder (no meta.json); pass RESULTS/<name>/<run id>")
+    name = load_config(config)[0].name
+    if read_config(run_folder).get("name") != name:
+        raise BnbenchError(f"{run_folder}: a run of '{read_config(run_folder).get('name')}', not of {config} "
+                           f"('{name}'); pass a run folder of that config, or the run folder alone")
+    return str(run_folder)
 
 
 def _width() -> Optional[int]:

@@ -35,18 +35,31 @@ crossed), t_speedup, t_bound ('' exact, '≥'/'≤' a bound, 'n/a'), t_ci_low, t
 t_pairs, t_na, t_reached, t_note; steps_total, smoothing; diverged ("seed 1 diverged at step 312; ...") and
 missing (seeds without rows yet); verdict (one quotable line, see `verdict`).
 
+Reading: each run is checked whole, and any mismatch between its files is damage, except while it is being
+written (status running): then it is compared on what it has finished, each trial on the epochs that batches.csv,
+epochs.csv and evals.csv all hold in full (see `_snapshot`). Rows are numbered by trial once (`Layout`) and
+worked on as arrays, trial by trial, so that a folder of hundreds of runs compares in seconds
+(benchmarks/compare_speed.py).
+
 Grouping: each run is compared on its own. Runs of one experiment are listed together, newest first, but never
 pooled: a trial's result depends only on its config and seed, so pooling two runs of one config counts the same
 trials twice, and pooling runs with different configs mixes two experiments.
 """
 import io
+import multiprocessing
+import os
+import signal
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pandas as pd
+import yaml
+from pandas.api.indexers import BaseIndexer
 
 from . import store
 from .config import Config, validate
@@ -68,7 +81,10 @@ TESTED = ["ci_low", "ci_high", "p", "p_holm", "tests", "wins", "note"]
 TARGET_STATS = ["at", "speedup", "bound", "ci_low", "ci_high", "p", "p_holm", "tests", "pairs", "na", "reached",
                 "note"]
 KEYS = ["variant", "seed"]
+POOL_FROM = 16  # runs; fewer are compared in this process (starting workers would cost more than it saves)
 NAN_TEXT = ["nan", "NaN", "-nan"]  # how a diverged loss is written; an empty field is damage, not NaN
+PAIRED = [f"{m}_{s}" for m, (_, _, tested) in METRICS.items()
+          for s in ["delta", *[s for s in TESTED if s not in ("p_holm", "tests")] * tested]]
 COUNTS = ["seeds", "pairs", "trials", "diverged_seeds", "epoch", "epochs", "smoothing",
           *(f"{m}_{s}" for m, (_, _, tested) in METRICS.items() if tested for s in ("wins", "tests")),
           *(f"{t}_{s}" for t in TARGETS for s in ("tests", "pairs", "na", "reached"))]
@@ -85,13 +101,18 @@ def metric_columns(metric: str) -> list[str]:
 
 @dataclass
 class Results:
-    """A run folder, each file read once."""
+    """A run folder, each file read once. Rows are sorted by trial (file order within one), with the trial's number
+    (see Layout) in `trial`; the index is the row's position in its file."""
     dir: Path
-    config: Config
+    layout: "Layout"
     status: str  # complete, running or partial
     batches: pd.DataFrame  # sweep columns are kept as the text bnbench wrote
     epochs: pd.DataFrame
     evals: pd.DataFrame  # evals.csv; for runs made before it existed, the epoch ends from epochs.csv
+
+    @property
+    def config(self) -> Config:
+        return self.layout.config
 
 
 @dataclass
@@ -100,8 +121,18 @@ class Comparison:
     results: Results
     baseline: str
     table: pd.DataFrame  # one row per sweep point x variant, columns as in the module docstring
-    trials: pd.DataFrame  # one row per trial: its own numbers; `ok` = finished epoch E without diverging
-    curves: pd.DataFrame  # the smoothed training loss of the `ok` trials, per step through epoch E
+    parts: list[tuple[dict, dict]]  # per sweep point, the columns of `trials` and of `curves`
+
+    @cached_property
+    def trials(self) -> pd.DataFrame:
+        """One row per trial: its own numbers; `ok` = finished epoch E without diverging. Made when first asked
+        for: most comparisons are only printed."""
+        return _joined([pd.DataFrame(trials) for trials, _ in self.parts])
+
+    @cached_property
+    def curves(self) -> pd.DataFrame:
+        """The smoothed training loss of the `ok` trials, per step through epoch E."""
+        return _joined([pd.DataFrame(curves) for _, curves in self.parts])
 
     @property
     def name(self) -> str:
@@ -120,8 +151,8 @@ class Comparison:
     def windows(self) -> pd.DataFrame:
         """The tutorial's "Loss after mini-batch N" lines for epoch E: per trial, the mean loss of each full
         window of `smoothing` batches; per variant and window, mean, std and count over the `ok` seeds."""
-        ok = self.trials.loc[self.trials.ok, self.points + KEYS + ["epoch", "smoothing"]]
-        rows = self.results.batches.merge(ok, on=self.points + KEYS + ["epoch"])
+        ok = self.trials.loc[self.trials.ok, ["trial", "epoch", "smoothing"]]
+        rows = self.results.batches.merge(ok, on=["trial", "epoch"])
         rows["window"] = (rows.batch - 1) // rows.smoothing + 1
         per_trial = rows.groupby(self.points + KEYS + ["epoch", "smoothing", "window"]).loss.agg(["mean", "size"])
         full = per_trial[per_trial["size"] == per_trial.index.get_level_values("smoothing")]
@@ -141,8 +172,8 @@ class Comparison:
     def accuracy_curves(self) -> pd.DataFrame:
         """Test accuracy (%) at each evaluation step through epoch E: mean and std over the `ok` seeds of each
         variant."""
-        ok = self.trials.loc[self.trials.ok, self.points + KEYS + ["epoch"]].rename(columns={"epoch": "last"})
-        rows = self.results.evals.merge(ok, on=self.points + KEYS)
+        ok = self.trials.loc[self.trials.ok, ["trial", "epoch"]].rename(columns={"epoch": "last"})
+        rows = self.results.evals.merge(ok, on="trial")
         rows = rows[rows.epoch <= rows["last"]].assign(acc=lambda d: 100 * d.test_acc)
         out = (rows.groupby(self.points + ["variant", "step"]).acc
                .agg(acc_mean="mean", acc_std="std", seeds="size").reset_index())
@@ -159,6 +190,10 @@ class Comparison:
         return frame.reset_index(drop=True)
 
 
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
 def describe(config: Config) -> str:
     """'digits, mlp [64, 32]': the data set and model, for titles."""
     model = config.model
@@ -172,16 +207,18 @@ def compare_runs(paths: list[Path], baseline: Optional[str] = None,
                  epoch: Optional[int] = None) -> tuple[list[Comparison], list[str]]:
     """Compare every run found under `paths`: grouped by experiment, newest run first, plus one warning per run
     that could not be compared. Raises BnbenchError when there is nothing to compare."""
+    for path in paths:
+        if path.is_file():
+            in_run = any((path.parent / marker).is_file() for marker in ("meta.json", "config.yaml"))
+            raise BnbenchError(f"{path}: is a file; pass " + (f"its run folder, {path.parent}" if in_run else
+                               "a results folder (e.g. results) or a run folder (results/<name>/<run id>)"))
     run_dirs = store.find_runs(paths)
     if not run_dirs:
         raise BnbenchError(f"{', '.join(map(str, paths))}: no bnbench runs found (no folder holds config.yaml "
                            f"or meta.json); pass a results folder or run folders")
-    comparisons, skipped = [], []
-    for run_dir in run_dirs:
-        try:
-            comparisons.append(compare_run(load_run(run_dir), baseline, epoch))
-        except BnbenchError as e:
-            skipped.append(f"skipped {run_dir}: {e}")
+    outcomes = _each_run(run_dirs, partial(_compare_one, baseline=baseline, epoch=epoch))
+    comparisons = [outcome for outcome in outcomes if isinstance(outcome, Comparison)]
+    skipped = [outcome for outcome in outcomes if isinstance(outcome, str)]
     if not comparisons:
         more = f" (and {len(skipped) - 1} more runs that cannot be compared)" if len(skipped) > 1 else ""
         raise BnbenchError(skipped[0].partition(": ")[2] + more)
@@ -189,63 +226,152 @@ def compare_runs(paths: list[Path], baseline: Optional[str] = None,
     return sorted(comparisons, key=lambda c: names.index(c.name)), skipped
 
 
+def _compare_one(run_dir: Path, baseline: Optional[str], epoch: Optional[int]) -> Comparison | str:
+    """The run's comparison, or why it was skipped."""
+    try:
+        return compare_run(load_run(run_dir), baseline, epoch)
+    except BnbenchError as e:
+        return f"skipped {run_dir}: {e}"
+
+
+def _each_run(run_dirs: list[Path], compare) -> list:
+    """`compare` of each run, in order. From POOL_FROM runs on, shared out over the CPUs by forked worker
+    processes: a run takes some 20 ms of pandas and scipy, which hold the GIL, so threads would not help. On
+    Ctrl-C the main process stops them, dropping the runs not yet started."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if cpus < 2 or len(run_dirs) < POOL_FROM or "fork" not in multiprocessing.get_all_start_methods():
+        return [compare(run_dir) for run_dir in run_dirs]
+    pool = ProcessPoolExecutor(cpus, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker)
+    try:
+        return list(pool.map(compare, run_dirs, chunksize=8))
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _start_worker() -> None:
+    """In a forked worker: Ctrl-C is for the main process to handle, and its run locks are not the worker's to
+    keep (a lock stays held while any copy of its file is open)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    store.RunLock.close_inherited()
+
+
 # ---- reading one run ---------------------------------------------------------------------------------------------
 
-def load_run(run_dir: Path) -> Results:
-    """Read and check a run folder; any damage raises one BnbenchError naming the file and line."""
-    config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
-    status = store.run_status(run_dir, store.read_meta(run_dir))
-    labels = KEYS + list(config.sweep)
-    batches = _read_csv(run_dir / "batches.csv", labels, ["epoch", "batch", "step"], ["loss"])
-    epochs = _read_csv(run_dir / "epochs.csv", labels, ["epoch"], ["train_loss", "train_acc", "test_loss",
-                                                                    "test_acc", "seconds"])
-    _check_trials(run_dir / "batches.csv", batches, config)
-    _check_trials(run_dir / "epochs.csv", epochs, config)
-    _check_rows(run_dir, batches, epochs, labels)
-    return Results(run_dir, config, status, batches, epochs, _evals(run_dir, config, batches, epochs, labels))
+ROWS = {  # file: its integer and float columns after the trial's labels, in the order the runner appends them
+    "batches.csv": (["epoch", "batch", "step"], ["loss"]),
+    "epochs.csv": (["epoch"], ["train_loss", "train_acc", "test_loss", "test_acc", "seconds"]),
+    "evals.csv": (["epoch", "step"], ["test_loss", "test_acc"]),
+}
 
 
-def _evals(run_dir: Path, config: Config, batches: pd.DataFrame, epochs: pd.DataFrame,
-           labels: list[str]) -> pd.DataFrame:
-    """evals.csv, checked against epochs.csv (same epochs per trial, steps increasing); without it (older runs),
-    one evaluation per epoch end: epochs.csv's test numbers at the epoch's last step."""
-    path = run_dir / "evals.csv"
-    if not path.exists():
-        ends = batches.groupby(labels + ["epoch"], sort=False).step.max().reset_index()
-        return ends.merge(epochs[labels + ["epoch", "test_loss", "test_acc"]], on=labels + ["epoch"])
-    evals = _read_csv(path, labels, ["epoch", "step"], ["test_loss", "test_acc"])
-    _check_trials(path, evals, config)
-    by_trial = evals.groupby(labels, sort=False)
-    backwards = (by_trial.step.diff() <= 0).to_numpy()
-    if backwards.any():
-        line = int(np.argmax(backwards))
-        raise BnbenchError(f"{path}: line {line + 2}: step {evals.step.iloc[line]} does not follow the step before "
-                           f"it; rows were deleted, repeated or reordered")
-    have = by_trial.epoch.max().reindex(epochs.groupby(labels, sort=False).epoch.max().index).fillna(0).astype(int)
-    want = epochs.groupby(labels, sort=False).epoch.max()
-    differ = have != want
-    if differ.any():
-        trial = differ.idxmax()
-        raise BnbenchError(f"{path}: {_trial(labels, trial)} has {have[trial]} epochs here but {want[trial]} in "
-                           f"epochs.csv; one of the files was truncated or edited")
-    return evals
+@dataclass(frozen=True)
+class Layout:
+    """What config.yaml says about a run's rows, worked out once per distinct config (see `_layout`): the trials,
+    numbered in the runner's order (sweep point, then seed, then variant), and each sweep point's config and
+    values as the CSVs spell them."""
+    config: Config
+    points: list[dict[str, str]]
+    resolved: list[Config]
+    numbers: dict[tuple, int]  # (variant, seed, *sweep values as text) -> trial number
+
+    @classmethod
+    def of(cls, config: Config) -> "Layout":
+        points = _point_texts(config)
+        keys = [(v.name, s, *p.values()) for p in points for s in config.seeds for v in config.variants]
+        return cls(config, points, [config.with_values(p) for p in config.sweep_points()],
+                   {key: number for number, key in enumerate(keys)})
+
+    @property
+    def labels(self) -> list[str]:
+        return KEYS + list(self.config.sweep)
+
+    @property
+    def per_point(self) -> int:
+        return len(self.config.seeds) * len(self.config.variants)
+
+    @property
+    def size(self) -> int:
+        return len(self.points) * self.per_point
+
+    def point_trials(self, point: int) -> np.ndarray:
+        """Sweep point `point`'s trial numbers, variant by variant, seeds within: the order of compare's tables."""
+        variants = np.arange(len(self.config.variants))[:, None]
+        return point * self.per_point + (np.arange(len(self.config.seeds)) * len(variants) + variants).ravel()
+
+    def describe(self, number: int) -> str:
+        """'trial plain seed 2 optimizer.lr=0.001', for messages."""
+        point, rest = divmod(number, self.per_point)
+        seed, variant = divmod(rest, len(self.config.variants))
+        return _trial(self.labels, (self.config.variants[variant].name, self.config.seeds[seed],
+                                    *self.points[point].values()))
 
 
-def _read_csv(path: Path, labels: list[str], ints: list[str], floats: list[str]) -> pd.DataFrame:
+def _layout(run_dir: Path) -> Layout:
+    """config.yaml's layout, cached by the file's text: the runs of one experiment share one, and parsing YAML is
+    a good part of reading a small run. A config that does not load takes the uncached path, whose error names
+    the file."""
+    path = run_dir / "config.yaml"
     try:
-        data = path.read_bytes()
+        return _layout_of(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError, BnbenchError):
+        return Layout.of(validate(store.read_config(run_dir), str(path)))
+
+
+@lru_cache(maxsize=64)
+def _layout_of(text: str) -> Layout:
+    return Layout.of(validate(yaml.safe_load(text), "config.yaml"))
+
+
+def load_run(run_dir: Path) -> Results:
+    """Read and check a run folder; any damage raises one BnbenchError naming the file and line.
+
+    A run being written (status running) is read as a snapshot of what it has finished (see `_snapshot`); any
+    other run must be whole, and a mismatch between its files is damage."""
+    layout = _layout(run_dir)
+    before = _status(run_dir)
+    data = {name: _read_bytes(run_dir / name) for name in reversed(ROWS)}  # the reverse of the writing order
+    status = before if before == "running" else _status(run_dir)  # a run resumed while we read is live too
+    frames = {name: _parse(run_dir / name, data[name], layout, live=status == "running")
+              for name in ROWS if data[name] is not None}
+    if status == "running":
+        _snapshot(frames)
+    batches, epochs = _by_trial(frames["batches.csv"]), _by_trial(frames["epochs.csv"])
+    _check_rows(run_dir, batches, epochs, layout)
+    return Results(run_dir, layout, status, batches, epochs,
+                   _evals(run_dir, frames.get("evals.csv"), batches, epochs, layout))
+
+
+def _status(run_dir: Path) -> str:
+    return store.run_status(run_dir, store.read_meta(run_dir))
+
+
+def _read_bytes(path: Path) -> Optional[bytes]:
+    """The file's bytes; None for a missing evals.csv (runs made before it existed)."""
+    try:
+        return path.read_bytes()
     except FileNotFoundError:
+        if path.name in store.OPTIONAL:
+            return None
         raise BnbenchError(f"{path}: missing; the run has written no results") from None
     except OSError as e:
         raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def _parse(path: Path, data: bytes, layout: Layout, live: bool) -> pd.DataFrame:
+    """One CSV's rows in file order, typed and checked, with each row's trial number in `trial`. In a live run
+    a last line without its newline is one still being written, and is left out."""
+    ints, floats = ROWS[path.name]
+    labels = layout.labels
     expected = labels + ints + floats
     if not data.strip():
         raise BnbenchError(f"{path}: empty; expected the header line '{','.join(expected)}'")
     if not data.endswith(b"\n"):
-        raise BnbenchError(f"{path}: the last line is cut off (truncated file?); restore the file or re-run")
+        if not live:
+            raise BnbenchError(f"{path}: the last line is cut off (truncated file?); restore the file or re-run")
+        data = data[:data.rfind(b"\n") + 1]
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype={c: str for c in labels if c != "seed"}, keep_default_na=False,
-                            na_values={c: NAN_TEXT for c in floats})
+        frame = pd.read_csv(io.BytesIO(data), dtype={c: object for c in labels if c != "seed"},
+                            keep_default_na=False, na_values={c: NAN_TEXT for c in floats})
     except (pd.errors.ParserError, ValueError) as e:
         raise BnbenchError(f"{path}: not a valid CSV ({str(e).strip()}); restore the file or re-run") from None
     missing = [c for c in expected if c not in frame.columns]
@@ -255,12 +381,15 @@ def _read_csv(path: Path, labels: list[str], ints: list[str], floats: list[str])
         raise BnbenchError(f"{path}: {what}; expected the columns {','.join(expected)} (from config.yaml)")
     for column in ["seed", *ints, *floats]:
         frame[column] = _numbers(path, frame[column], integer=column not in floats)
+    frame["trial"] = _trial_numbers(path, frame, layout)
     return frame
 
 
 def _numbers(path: Path, column: pd.Series, integer: bool) -> pd.Series:
+    if column.dtype == ("int64" if integer else "float64"):
+        return column  # parsed cleanly: NaN only from NAN_TEXT
     if pd.api.types.is_integer_dtype(column) or (not integer and pd.api.types.is_float_dtype(column)):
-        return column.astype("int64" if integer else "float64")  # parsed cleanly: NaN only from NAN_TEXT
+        return column.astype("int64" if integer else "float64")
     values = pd.to_numeric(column, errors="coerce")
     bad = values.isna() | (values % 1 != 0) if integer else values.isna() & column.notna()  # NaN: read from NAN_TEXT
     if bad.any():
@@ -277,43 +406,123 @@ def _point_texts(config: Config) -> list[dict[str, str]]:
     return [{path: text(config.with_values(point).get(path)) for path in point} for point in config.sweep_points()]
 
 
-def _check_trials(path: Path, frame: pd.DataFrame, config: Config) -> None:
-    """Every row must belong to a trial of config.yaml."""
-    labels = KEYS + list(config.sweep)
-    expected = pd.DataFrame([{"variant": v.name, "seed": s, **p} for p in _point_texts(config)
-                             for s in config.seeds for v in config.variants], columns=labels)
-    known = frame[labels].merge(expected.assign(_known=True), on=labels, how="left")["_known"].notna().to_numpy()
-    if not known.all():
-        line = int(np.argmax(~known))
-        trial = _trial(labels, tuple(frame[labels].iloc[line]))
+def _trial_numbers(path: Path, frame: pd.DataFrame, layout: Layout) -> np.ndarray:
+    """Each row's trial number (see Layout); every row must belong to a trial of config.yaml. The labels are
+    looked up once per distinct combination, not per row."""
+    combined, uniques = np.zeros(len(frame), dtype=np.int64), []
+    for column in layout.labels:
+        codes, values = pd.factorize(frame[column].to_numpy())
+        combined = combined * len(values) + codes
+        uniques.append(values)
+    keys, inverse = np.unique(combined, return_inverse=True)
+    digits = []
+    for values in reversed(uniques):  # each distinct combination's labels, back from its mixed-radix number
+        keys, digit = np.divmod(keys, len(values))
+        digits.insert(0, values[digit])
+    numbers = np.array([layout.numbers.get(key, -1) for key in zip(*digits)], dtype=np.int64)[inverse.ravel()]
+    if (numbers < 0).any():
+        line = int(np.argmax(numbers < 0))
+        trial = _trial(layout.labels, tuple(frame[layout.labels].iloc[line]))
         raise BnbenchError(f"{path}: line {line + 2}: {trial} is not in config.yaml; the file was edited or "
                            f"belongs to another run")
+    return numbers
 
 
-def _check_rows(run_dir: Path, batches: pd.DataFrame, epochs: pd.DataFrame, labels: list[str]) -> None:
+def _snapshot(frames: dict[str, pd.DataFrame]) -> None:
+    """Keep, per trial of a live run, the epochs that every file holds in full: what the run has finished.
+
+    The runner appends a trial's epoch to batches.csv, then epochs.csv, then evals.csv, and a reader may see any
+    prefix of each. load_run reads them in the reverse order, so an epoch in epochs.csv is whole in batches.csv,
+    read later. evals.csv, read first, may hold part of an epoch: its last evaluation is at the epoch's last
+    step, so the epoch is whole there once that row is. An epoch not yet in every file waits for the next read."""
+    def keys(frame: pd.DataFrame) -> np.ndarray:
+        return frame.trial.to_numpy() * 2 ** 32 + frame.epoch.to_numpy()
+
+    batches, epochs, evals = (frames.get(name) for name in ROWS)
+    whole = np.intersect1d(keys(batches), keys(epochs))
+    if evals is not None:
+        ends = batches.groupby(["trial", "epoch"]).step.max().rename("end")
+        ended = evals.join(ends, on=["trial", "epoch"]).end.to_numpy() == evals.step.to_numpy()
+        whole = np.intersect1d(whole, keys(evals)[ended])
+    for name, frame in frames.items():
+        frames[name] = frame[np.isin(keys(frame), whole)]
+
+
+def _by_trial(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by trial, file order within one; the index stays each row's position in the file. A finished
+    run's files are in trial order already."""
+    trial = frame.trial.to_numpy()
+    return frame if (trial[1:] >= trial[:-1]).all() else frame.iloc[np.argsort(trial, kind="stable")]
+
+
+def _spans(frame: pd.DataFrame, trials: int) -> np.ndarray:
+    """Where each trial's rows start in a frame sorted by trial: trial i's are rows spans[i]:spans[i + 1]."""
+    return np.searchsorted(frame.trial.to_numpy(), np.arange(trials + 1))
+
+
+def _first(frame: pd.DataFrame, mask: np.ndarray) -> int:
+    """The position (in `frame`) of the earliest row in the file among those in `mask`."""
+    rows = np.flatnonzero(mask)
+    return int(rows[np.argmin(frame.index.to_numpy()[rows])])
+
+
+def _per_trial_max(frame: pd.DataFrame, column: str, trials: int) -> np.ndarray:
+    out = np.zeros(trials, dtype=np.int64)
+    np.maximum.at(out, frame.trial.to_numpy(), frame[column].to_numpy())
+    return out
+
+
+def _check_numbering(path: Path, frame: pd.DataFrame, column: str, trials: int) -> None:
+    """`column` runs 1, 2, 3, ... within each trial."""
+    values = frame[column].to_numpy()
+    order = np.arange(len(frame)) - _spans(frame, trials)[frame.trial.to_numpy()] + 1
+    wrong = values != order
+    if wrong.any():
+        i = _first(frame, wrong)
+        raise BnbenchError(f"{path}: line {frame.index[i] + 2}: {column} {values[i]} should be {order[i]}; rows "
+                           f"were deleted, repeated or reordered")
+
+
+def _check_rows(run_dir: Path, batches: pd.DataFrame, epochs: pd.DataFrame, layout: Layout) -> None:
     """Steps and epochs run 1, 2, 3, ... per trial, only a trial's last loss may be NaN/inf, and both files
     hold the same epochs of each trial."""
-    trials = {"batches.csv": batches.groupby(labels, sort=False), "epochs.csv": epochs.groupby(labels, sort=False)}
-    for (name, by_trial), column in zip(trials.items(), ("step", "epoch")):
-        order = by_trial.cumcount().to_numpy() + 1
-        wrong = by_trial.obj[column].to_numpy() != order
-        if wrong.any():
-            line = int(np.argmax(wrong))
-            raise BnbenchError(f"{run_dir / name}: line {line + 2}: {column} {by_trial.obj[column].iloc[line]} "
-                               f"should be {order[line]}; rows were deleted, repeated or reordered")
-    last = trials["batches.csv"].step.transform("max").to_numpy()
+    _check_numbering(run_dir / "batches.csv", batches, "step", layout.size)
+    _check_numbering(run_dir / "epochs.csv", epochs, "epoch", layout.size)
+    last = np.diff(_spans(batches, layout.size))[batches.trial.to_numpy()]  # steps are 1..n: the last is n
     early = ~np.isfinite(batches.loss.to_numpy()) & (batches.step.to_numpy() != last)
     if early.any():
-        line = int(np.argmax(early))
-        raise BnbenchError(f"{run_dir / 'batches.csv'}: line {line + 2}: the loss is not finite but the trial goes "
-                           f"on; the file was edited")
-    both = pd.concat({"batches": trials["batches.csv"].epoch.max(), "epochs": trials["epochs.csv"].epoch.max()},
-                     axis=1).fillna(0).astype(int)
-    differ = both["batches"] != both["epochs"]
+        raise BnbenchError(f"{run_dir / 'batches.csv'}: line {batches.index[_first(batches, early)] + 2}: the loss "
+                           f"is not finite but the trial goes on; the file was edited")
+    ran, done = _per_trial_max(batches, "epoch", layout.size), _per_trial_max(epochs, "epoch", layout.size)
+    differ = ran != done
     if differ.any():
-        trial = differ.idxmax()
-        raise BnbenchError(f"{run_dir / 'epochs.csv'}: {_trial(labels, trial)} has {both.epochs[trial]} epochs here "
-                           f"but {both.batches[trial]} in batches.csv; one of the files was truncated or edited")
+        trial = int(np.argmax(differ))
+        raise BnbenchError(f"{run_dir / 'epochs.csv'}: {layout.describe(trial)} has {done[trial]} epochs here but "
+                           f"{ran[trial]} in batches.csv; one of the files was truncated or edited")
+
+
+def _evals(run_dir: Path, evals: Optional[pd.DataFrame], batches: pd.DataFrame, epochs: pd.DataFrame,
+           layout: Layout) -> pd.DataFrame:
+    """evals.csv, checked against epochs.csv (same epochs per trial, steps increasing); without it (older runs),
+    one evaluation per epoch end: epochs.csv's test numbers at the epoch's last step."""
+    if evals is None:
+        ends = batches.groupby(["trial", "epoch"]).step.max().reset_index()
+        return ends.merge(epochs[layout.labels + ["trial", "epoch", "test_loss", "test_acc"]], on=["trial", "epoch"])
+    path = run_dir / "evals.csv"
+    evals = _by_trial(evals)
+    trial, step = evals.trial.to_numpy(), evals.step.to_numpy()
+    backwards = np.append(False, (trial[1:] == trial[:-1]) & (step[1:] <= step[:-1]))
+    if backwards.any():
+        i = _first(evals, backwards)
+        raise BnbenchError(f"{path}: line {evals.index[i] + 2}: step {step[i]} does not follow the step before it; "
+                           f"rows were deleted, repeated or reordered")
+    have, want = _per_trial_max(evals, "epoch", layout.size), _per_trial_max(epochs, "epoch", layout.size)
+    differ = (want > 0) & (have != want)
+    if differ.any():
+        trial = int(np.argmax(differ))
+        raise BnbenchError(f"{path}: {layout.describe(trial)} has {have[trial]} epochs here but {want[trial]} in "
+                           f"epochs.csv; one of the files was truncated or edited")
+    return evals
 
 
 def _trial(labels: list[str], values: tuple) -> str:
@@ -326,196 +535,263 @@ def _trial(labels: list[str], values: tuple) -> str:
 
 def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optional[int] = None) -> Comparison:
     """Measure every variant of one run against `baseline` (default: the run's), at `epoch` (default: the last)."""
-    config = results.config
+    config, layout = results.config, results.layout
     baseline = baseline or config.baseline
     names = [v.name for v in config.variants]
     if baseline not in names:
         raise BnbenchError(f"--baseline {baseline}: not a variant of {results.dir} (its variants: "
                            f"{', '.join(names)}); choose one of those")
-    tables, trials, curves = [], [], []
-    for point, text in zip(config.sweep_points(), _point_texts(config)):
-        rows = _select(results.batches, text)
-        if rows.empty:
+    spans = {name: _spans(getattr(results, name), layout.size) for name in ("batches", "epochs", "evals")}
+    tables, parts = [], []
+    for point, text in enumerate(layout.points):
+        numbers = layout.point_trials(point)
+        if not (spans["batches"][numbers + 1] - spans["batches"][numbers]).any():
             continue  # a partial run that never reached this sweep point
-        resolved = config.with_values(point)
-        t, c = _trials(results, resolved, text, rows, _select(results.epochs, text), _select(results.evals, text),
-                       baseline, epoch)
-        tables += _summarise(t, resolved, baseline, text)
-        trials.append(t.reset_index().assign(**text))
-        curves.append(c.assign(**text))
+        t, curves = _trials(results, point, spans, baseline, epoch)
+        tables += _summarise(t, layout.resolved[point], baseline, text)
+        parts.append(({**t, **text, "trial": numbers}, curves))
     if not tables:
         raise BnbenchError(f"{results.dir / 'batches.csv'}: no finished epochs yet; wait for the run or resume it")
-    table = pd.DataFrame(tables)
-    for metric, (_, _, tested) in METRICS.items():  # a run of one variant has no paired columns yet
-        for stat in ["delta", *[s for s in TESTED if s not in ("p_holm", "tests")] * tested]:
-            if f"{metric}_{stat}" not in table:
-                table[f"{metric}_{stat}"] = "" if stat == "note" else np.nan
-    _adjust(table)
-    table = table.astype({c: "Int64" for c in COUNTS})
-    table["verdict"] = [None if row["baseline"] else verdict(row, baseline, list(config.sweep))
-                        for row in table.to_dict("records")]
-    table.insert(0, "experiment", config.name)
-    table.insert(1, "run", str(results.dir))
-    table.insert(2, "status", results.status)
-    table.insert(3, "partial", results.status != "complete")
-    return Comparison(results, baseline, table, pd.concat(trials, ignore_index=True),
-                      pd.concat(curves, ignore_index=True))
+    return Comparison(results, baseline, _table(results, tables, baseline), parts)
 
 
-def _select(frame: pd.DataFrame, point: dict[str, str]) -> pd.DataFrame:
-    mask = np.ones(len(frame), dtype=bool)
-    for path, value in point.items():
-        mask &= (frame[path] == value).to_numpy()
-    return frame[mask] if point else frame
+
+def _table(results: Results, rows: list[dict], baseline: str) -> pd.DataFrame:
+    """The table from its rows (columns in the order they first appear): the paired columns that a run of one
+    variant lacks, Holm-adjusted p-values, verdicts, counts as nullable integers. Built column by column: this
+    is a good part of the time per run."""
+    columns = {c: [row.get(c, np.nan) for row in rows] for c in dict.fromkeys(k for row in rows for k in row)}
+    for column in PAIRED:  # a run of one variant has no paired columns yet
+        columns.setdefault(column, ["" if column.endswith("_note") else np.nan] * len(rows))
+    for name in [m for m, (_, _, tested) in METRICS.items() if tested] + list(TARGETS):
+        adjusted, tests = holm(np.array(columns[f"{name}_p"], dtype=float))  # per metric, across the run's rows
+        columns[f"{name}_p_holm"], columns[f"{name}_tests"] = list(adjusted), [tests] * len(rows)
+    points = list(results.config.sweep)
+    columns["verdict"] = [None if row["baseline"] else verdict(dict(zip(columns, values)), baseline, points)
+                          for row, values in zip(rows, zip(*columns.values()))]
+    return pd.DataFrame({"experiment": results.config.name, "run": str(results.dir), "status": results.status,
+                         "partial": results.status != "complete",
+                         **{c: _typed(c, v) for c, v in columns.items()}})
 
 
-def _trials(results: Results, config: Config, point: dict[str, str], batches: pd.DataFrame,
-            epochs: pd.DataFrame, evals: pd.DataFrame, baseline: str,
-            epoch: Optional[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-trial numbers of one sweep point (indexed by variant, seed) and the `ok` trials' smoothed losses."""
-    finite = np.isfinite(batches.loss.to_numpy())
-    reached = epochs.groupby(KEYS).epoch.max()
-    diverged = batches.loc[~finite, KEYS].set_index(KEYS).index
-    steady = reached.drop(diverged, errors="ignore")
-    last = epoch or int(steady.min() if len(steady) else reached.max())
-    behind = steady[steady < last]
-    if len(behind):
-        trial, done = _trial(KEYS + list(point), (*behind.index[0], *point.values())), int(behind.iloc[0])
-        raise BnbenchError(f"--epoch {last}: {results.dir}: {trial} has only {done} epoch{'s' * (done != 1)}")
-    batches, epochs, evals = (f[f.epoch <= last] for f in (batches, epochs, evals))
-    window = config.training.log_every or int(batches.batch.max())
-    rows = batches.assign(final=batches.loss.where(batches.epoch == last),
-                          bad=batches.step.where(~np.isfinite(batches.loss)))
-    by_trial = rows.groupby(KEYS, sort=False)  # one grouping, reused: its groups are numbered in this order
-    found = by_trial.agg(train_loss=("final", "mean"), steps=("step", "max"), diverged_step=("bad", "min"))
-    smooth = by_trial.loss.rolling(window, min_periods=window).mean().droplevel(KEYS).reindex(rows.index).to_numpy()
+def _typed(column: str, values: list):
+    """A table column as an array of its type: pandas' own inference from lists is much of a table's cost."""
+    if column in COUNTS:
+        return _counts(values)
+    if all(isinstance(v, (float, np.floating)) for v in values):
+        return np.array(values, dtype=float)
+    return values
 
-    trials = found.reindex(pd.MultiIndex.from_product([[v.name for v in config.variants], config.seeds], names=KEYS))
-    trials.insert(0, "epoch", last)
-    final = epochs[epochs.epoch == last].set_index(KEYS)
-    trials["test_loss"] = final.test_loss
-    trials["test_acc"] = 100 * final.test_acc
-    best = epochs.sort_values(["test_acc", "epoch"], ascending=[False, True]).drop_duplicates(KEYS).set_index(KEYS)
-    trials["best_acc"] = 100 * best.test_acc
-    trials["best_epoch"] = best.epoch
-    trials["seconds"] = epochs.groupby(KEYS).seconds.sum()
-    trials["ok"] = trials.steps.notna() & trials.diverged_step.isna()
-    trials["smoothing"] = window
 
-    steps = rows.step.to_numpy()
-    loss_curves = {key: (steps[i], smooth[i]) for key, i in by_trial.indices.items()}
-    eval_steps, accuracy = evals.step.to_numpy(), 100 * evals.test_acc.to_numpy()
-    acc_curves = {key: (eval_steps[i], accuracy[i]) for key, i in evals.groupby(KEYS).indices.items()}
-    base = trials.loc[baseline]
-    _steps_to_target(trials, baseline, "steps", loss_curves, base.train_loss.where(base.ok), higher=False)
-    best_eval = pd.Series({seed: np.nanmax(values) for (variant, seed), (_, values) in acc_curves.items()
-                           if variant == baseline}, dtype=float)
-    _steps_to_target(trials, baseline, "steps_acc", acc_curves, best_eval.reindex(base.index).where(base.ok),
+def _counts(values: list) -> pd.api.extensions.ExtensionArray:
+    """Whole numbers, None or NaN where there is none, as pandas' nullable Int64 (far quicker than pd.array)."""
+    missing = np.array([v is None or v != v for v in values])
+    return pd.arrays.IntegerArray(np.array([0 if m else v for v, m in zip(values, missing)], dtype=np.int64), missing)
+
+
+class _Trailing(BaseIndexer):
+    """Windows of the last `window_size` rows that stop at the first row of each row's trial (`first`): one
+    rolling mean over many trials gives each trial's own trailing means."""
+
+    def get_window_bounds(self, num_values=0, min_periods=None, center=None, closed=None, step=None):
+        end = np.arange(1, num_values + 1, dtype=np.int64)
+        return np.maximum(end - self.window_size, self.first).astype(np.int64), end
+
+
+def _rows(frame: pd.DataFrame, spans: np.ndarray, first: int, count: int, columns: list[str]) -> dict:
+    """Columns of trials first..first+count-1 (rows sorted by trial), as arrays; `trial` counts from 0."""
+    lo, hi = spans[first], spans[first + count]
+    return {"trial": frame.trial.to_numpy()[lo:hi] - first, **{c: frame[c].to_numpy()[lo:hi] for c in columns}}
+
+
+def _until(rows: dict, epoch: int) -> dict:
+    keep = rows["epoch"] <= epoch
+    return {name: values[keep] for name, values in rows.items()}
+
+
+def _mean_per_trial(values: np.ndarray, trials: np.ndarray, count: int) -> np.ndarray:
+    """Per trial 0..count-1, the mean of `values`, NaN skipped (NaN for a trial without any). pandas' compensated
+    sum: a curve of equal losses then meets its own mean exactly, as the rolling mean gives it."""
+    return pd.Series(values).groupby(trials).mean().reindex(np.arange(count)).to_numpy(dtype=float)
+
+
+def _sum_per_trial(values: np.ndarray, trials: np.ndarray, count: int) -> np.ndarray:
+    """Per trial 0..count-1, the sum of `values`, NaN skipped (NaN for a trial without rows)."""
+    sums = np.bincount(trials, weights=np.where(np.isnan(values), 0, values), minlength=count)
+    return np.where(np.bincount(trials, minlength=count) > 0, sums, np.nan)
+
+
+def _trials(results: Results, point: int, spans: dict, baseline: str,
+            epoch: Optional[int]) -> tuple[dict, dict]:
+    """Per-trial numbers of one sweep point, as columns in the table's order (variant by variant, seeds within),
+    and the `ok` trials' smoothed losses. Here trials are numbered s * variants + v, the runner's order."""
+    layout = results.layout
+    config, first, count = layout.resolved[point], point * layout.per_point, layout.per_point
+    seeds, names = np.array(config.seeds), np.array([v.name for v in config.variants], dtype=object)
+    b = _rows(results.batches, spans["batches"], first, count, ["epoch", "batch", "step", "loss"])
+    e = _rows(results.epochs, spans["epochs"], first, count, ["epoch", "test_loss", "test_acc", "seconds"])
+    v = _rows(results.evals, spans["evals"], first, count, ["epoch", "step", "test_acc"])
+    order = layout.point_trials(point) - first
+    last = _compared_epoch(results, b, e, order, first, epoch)
+    b, e, v = _until(b, last), _until(e, last), _until(v, last)
+    window = config.training.log_every or int(b["batch"].max())
+    t = _own_numbers(b, e, last, count, window)
+    smooth = pd.Series(b["loss"]).rolling(_Trailing(window_size=window, first=np.searchsorted(b["trial"], b["trial"])),
+                                          min_periods=window).mean().to_numpy()
+    loss_curves = _curves(b["trial"], b["step"], smooth, count)
+    acc_curves = _curves(v["trial"], v["step"], 100 * v["test_acc"], count)
+    base = np.arange(count) // len(names) * len(names) + list(names).index(baseline)  # the same seed's baseline
+    best_eval = np.array([np.nanmax(acc_curves[k][1]) if k in acc_curves else np.nan for k in range(count)])
+    _steps_to_target(t, "steps", loss_curves, np.where(t["ok"][base], t["train_loss"][base], np.nan), base,
+                     baseline, higher=False)
+    _steps_to_target(t, "steps_acc", acc_curves, np.where(t["ok"][base], best_eval[base], np.nan), base, baseline,
                      higher=True)
+    keep = t["ok"][b["trial"]] & ~np.isnan(smooth)  # ok trials, full windows
+    kept = b["trial"][keep]
+    curves = {"variant": names[kept % len(names)], "seed": seeds[kept // len(names)], "step": b["step"][keep],
+              "loss": smooth[keep], **layout.points[point]}
+    return {"variant": names[order % len(names)], "seed": seeds[order // len(names)],
+            **{name: values[order] for name, values in t.items()}}, curves
 
-    group = by_trial.ngroup().to_numpy()
-    keep = trials.ok.reindex(found.index).to_numpy()[group] & ~np.isnan(smooth)  # ok trials, full windows
-    curves = rows.loc[keep, KEYS + ["step"]].assign(loss=smooth[keep])
-    return trials, curves
+
+def _compared_epoch(results: Results, b: dict, e: dict, order: np.ndarray, first: int,
+                    epoch: Optional[int]) -> int:
+    """`epoch`, or the last epoch every trial that did not diverge has finished; a trial short of it is an error."""
+    count = len(order)
+    rows = np.bincount(b["trial"], minlength=count)
+    diverged = (rows > 0) & ~np.isfinite(b["loss"][np.maximum(np.cumsum(rows) - 1, 0)])  # only a last loss may be
+    reached = np.bincount(e["trial"], minlength=count)  # epochs run 1..n
+    steady = (reached > 0) & ~diverged
+    last = epoch or int(reached[steady].min() if steady.any() else reached.max())
+    behind = [k for k in order if steady[k] and reached[k] < last]
+    if behind:
+        done = int(reached[behind[0]])
+        raise BnbenchError(f"--epoch {last}: {results.dir}: {results.layout.describe(first + behind[0])} has only "
+                           f"{done} epoch{'s' * (done != 1)}")
+    return last
 
 
-def _steps_to_target(trials: pd.DataFrame, baseline: str, measure: str, curves: dict, targets: pd.Series,
+def _own_numbers(b: dict, e: dict, last: int, count: int, window: int) -> dict:
+    """Each trial's numbers through epoch `last` (rows already cut there), NaN for a trial without rows."""
+    finite, final = np.isfinite(b["loss"]), b["epoch"] == last
+    steps, stopped = np.zeros(count), np.full(count, np.inf)
+    np.maximum.at(steps, b["trial"], b["step"])
+    np.minimum.at(stopped, b["trial"][~finite], b["step"][~finite])
+    t = {"epoch": np.full(count, last), "train_loss": _mean_per_trial(b["loss"][final], b["trial"][final], count),
+         "steps": np.where(steps > 0, steps, np.nan), "diverged_step": np.where(np.isinf(stopped), np.nan, stopped)}
+    at_last = e["epoch"] == last
+    for column, scale in (("test_loss", 1), ("test_acc", 100)):
+        t[column] = np.full(count, np.nan)
+        t[column][e["trial"][at_last]] = scale * e[column][at_last]
+    best = np.lexsort((e["epoch"], -e["test_acc"], e["trial"]))  # per trial: highest accuracy, earliest epoch
+    best = best[np.append(True, e["trial"][best][1:] != e["trial"][best][:-1])] if len(best) else best
+    t["best_acc"], t["best_epoch"] = np.full(count, np.nan), np.full(count, np.nan)
+    t["best_acc"][e["trial"][best]] = 100 * e["test_acc"][best]
+    t["best_epoch"][e["trial"][best]] = e["epoch"][best]
+    t["seconds"] = _sum_per_trial(e["seconds"], e["trial"], count)
+    t["ok"] = ~np.isnan(t["steps"]) & np.isnan(t["diverged_step"])
+    t["smoothing"] = np.full(count, window)
+    return t
+
+
+def _curves(trials: np.ndarray, steps: np.ndarray, values: np.ndarray, count: int) -> dict:
+    """{trial: (steps, values)} for the trials with rows (rows sorted by trial)."""
+    at = np.searchsorted(trials, np.arange(count + 1))
+    return {k: (steps[at[k]:at[k + 1]], values[at[k]:at[k + 1]]) for k in range(count) if at[k + 1] > at[k]}
+
+
+def _steps_to_target(t: dict, measure: str, curves: dict, targets: np.ndarray, base: np.ndarray, baseline: str,
                      higher: bool) -> None:
     """Columns `{measure}_reach`/`_step` (when each trial first met its seed's target, see stats.first_reach) and
     `_relation`/`_ratio`/`_why` (the baseline's step / the trial's, see stats.speed_ratio, and why there is none),
-    for one target measure.
+    for one target measure; `base[k]` is trial k's baseline trial (same seed).
     A trial is judged on its curve through the compared epoch, up to a divergence; the budget is the baseline's
     total steps."""
-    reach = {key: first_reach(*curves[key], targets.get(key[1], np.nan), higher) if key in curves else None
-             for key in trials.index}
-    trials[f"{measure}_reach"] = [r[0] if r else None for r in reach.values()]
-    trials[f"{measure}_step"] = [r[1] if r else np.nan for r in reach.values()]
+    reach = [first_reach(*curves[k], targets[k], higher) if k in curves else None for k in range(len(targets))]
     ratios, why = [], []
-    for (variant, seed), r in reach.items():
-        base, budget = reach.get((baseline, seed)), trials.steps.get((baseline, seed))
-        if r is None or base is None or not trials.ok.get((baseline, seed)):
+    for k, r in enumerate(reach):
+        own_base, base_ok = reach[base[k]], t["ok"][base[k]]
+        if r is None or own_base is None or not base_ok:
             ratios.append(("n/a", np.nan))
-        elif variant == baseline:
-            ratios.append(("n/a", np.nan) if base[0] in ("never", "undefined") else ("=", 1.0))
+        elif base[k] == k:
+            ratios.append(("n/a", np.nan) if own_base[0] in ("never", "undefined") else ("=", 1.0))
         else:
-            ratios.append(speed_ratio(base, r, int(budget)))
+            ratios.append(speed_ratio(own_base, r, int(t["steps"][base[k]])))
         why.append("" if ratios[-1][0] != "n/a" else "no results" if r is None else
-                   f"{baseline} diverged" if base is None or not trials.ok.get((baseline, seed)) else
-                   "no full smoothing window" if "undefined" in (base[0], r[0]) else
-                   f"{baseline} never met its own target" if base[0] == "never" else
+                   f"{baseline} diverged" if own_base is None or not base_ok else
+                   "no full smoothing window" if "undefined" in (own_base[0], r[0]) else
+                   f"{baseline} never met its own target" if own_base[0] == "never" else
                    "both met it at their first measured point")
-    trials[f"{measure}_relation"] = [kind for kind, _ in ratios]
-    trials[f"{measure}_ratio"] = [value for _, value in ratios]
-    trials[f"{measure}_why"] = why  # why a seed has no ratio
+    t[f"{measure}_reach"] = np.array([r[0] if r else None for r in reach], dtype=object)
+    t[f"{measure}_step"] = np.array([r[1] if r else np.nan for r in reach], dtype=float)
+    t[f"{measure}_relation"] = np.array([kind for kind, _ in ratios], dtype=object)
+    t[f"{measure}_ratio"] = np.array([value for _, value in ratios], dtype=float)
+    t[f"{measure}_why"] = np.array(why, dtype=object)  # why a seed has no ratio
 
 
-def _summarise(trials: pd.DataFrame, config: Config, baseline: str, point: dict[str, str]) -> list[dict]:
+def _mean_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and sample std, NaN left out (as pandas does); NaN where there are too few values."""
+    values = values[~np.isnan(values)]
+    return (values.mean() if len(values) else np.nan), (values.std(ddof=1) if len(values) > 1 else np.nan)
+
+
+def _summarise(t: dict, config: Config, baseline: str, point: dict[str, str]) -> list[dict]:
     """One row per variant: mean/std over its `ok` seeds, paired Δ against the baseline, divergence counts, and
-    steps to target across seeds."""
-    base = trials.loc[baseline]
-    base_ok = base.index[base.ok]
+    steps to target across seeds. `t` holds each trial's numbers, variant by variant, seeds within."""
+    n, names = len(config.seeds), [v.name for v in config.variants]
+    base = slice(names.index(baseline) * n, (names.index(baseline) + 1) * n)
     rows = []
-    for variant in (v.name for v in config.variants):
-        own = trials.loc[variant]
-        ok = own[own.ok]
-        pairs = ok.index.intersection(base_ok)
-        ran = own.index[own.steps.notna()]
-        row = {**point, "variant": variant, "baseline": variant == baseline, "seeds": len(ok),
-               "pairs": None if variant == baseline else len(pairs), "epoch": int(own.epoch.iloc[0]),
-               "epochs": config.training.epochs, "trials": len(ran),
-               "diverged_seeds": int(own.diverged_step.notna().sum())}
+    for i, variant in enumerate(names):
+        own = {name: values[i * n:(i + 1) * n] for name, values in t.items()}
+        ok, ran = own["ok"], ~np.isnan(own["steps"])
+        pairs = ok & t["ok"][base]
+        row = {**point, "variant": variant, "baseline": variant == baseline, "seeds": int(ok.sum()),
+               "pairs": None if variant == baseline else int(pairs.sum()), "epoch": int(own["epoch"][0]),
+               "epochs": config.training.epochs, "trials": int(ran.sum()),
+               "diverged_seeds": int((~np.isnan(own["diverged_step"])).sum())}
         for metric, (_, higher, tested) in METRICS.items():
-            row[f"{metric}_mean"], row[f"{metric}_std"] = ok[metric].mean(), ok[metric].std()
+            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(own[metric][ok])
             if variant != baseline:
-                row.update(_paired(metric, own.loc[pairs, metric], base.loc[pairs, metric], higher, tested))
-        row["best_epoch"] = ok.best_epoch.mean()
-        row.update(steps_total=ok.steps.mean(), smoothing=int(own.smoothing.iloc[0]))
+                row.update(_paired(metric, own[metric][pairs], t[metric][base][pairs], higher, tested))
+        row["best_epoch"] = _mean_std(own["best_epoch"][ok])[0]
+        row.update(steps_total=_mean_std(own["steps"][ok])[0], smoothing=int(own["smoothing"][0]))
         for measure in TARGETS:
-            row.update(_speedup(measure, own.loc[ran], variant == baseline))
+            row.update(_speedup(measure, {name: values[ran] for name, values in own.items()}, variant == baseline))
         row["diverged"] = "; ".join(f"seed {seed} diverged at step {int(step)}"
-                                    for seed, step in own.diverged_step.dropna().items())
-        row["missing"] = ", ".join(str(s) for s in own.index[own.steps.isna()])
+                                    for seed, step in zip(own["seed"], own["diverged_step"]) if not np.isnan(step))
+        row["missing"] = ", ".join(str(seed) for seed in own["seed"][~ran])
         rows.append(row)
     return rows
 
 
-def _paired(metric: str, variant: pd.Series, baseline: pd.Series, higher: bool, tested: bool) -> dict:
+def _paired(metric: str, variant: np.ndarray, baseline: np.ndarray, higher: bool, tested: bool) -> dict:
     """Mean paired difference, with (for tested metrics) its t-interval, p-value, the note on them, and wins."""
-    d = (variant - baseline).to_numpy()
-    summary = mean_interval(d)
+    d = variant - baseline
     if not tested:
-        return {f"{metric}_delta": summary["mean"]}
+        return {f"{metric}_delta": d.mean() if len(d) else np.nan}
+    summary = mean_interval(d)
     wins = int(np.sum(d > 0 if higher else d < 0)) if len(d) else None
     return {f"{metric}_delta": summary["mean"], f"{metric}_ci_low": summary["ci_low"],
             f"{metric}_ci_high": summary["ci_high"], f"{metric}_p": summary["p"], f"{metric}_wins": wins,
             f"{metric}_note": summary["note"]}
 
 
-def _speedup(measure: str, own: pd.DataFrame, baseline: bool) -> dict:
+def _speedup(measure: str, own: dict, baseline: bool) -> dict:
     """A variant's steps to target across its seeds: the geometric mean speedup (or a bound), interval, p, how
     many seeds reached the target, and the mean step of those that crossed it after their first point. The
     baseline is 1 by definition, on the seeds where it met its own target."""
-    summary = geometric_speedup(list(zip(own[f"{measure}_relation"], own[f"{measure}_ratio"])))
-    summary["reached"] = int(own[f"{measure}_reach"].isin(["at", "within"]).sum())  # with or without a ratio
+    relation, reach = own[f"{measure}_relation"], own[f"{measure}_reach"]
+    summary = geometric_speedup(list(zip(relation, own[f"{measure}_ratio"])))
+    summary["reached"] = sum(r in ("at", "within") for r in reach)  # with or without a ratio
     if baseline and summary["pairs"]:
         summary.update(speedup=1.0, ci_low=np.nan, ci_high=np.nan, p=np.nan, note="")
     if summary["na"]:
-        reasons = own.loc[own[f"{measure}_relation"] == "n/a", f"{measure}_why"].value_counts()
-        na = "n/a on " + ", ".join(f"{n} seed{'s' * (n != 1)}: {why}" for why, n in reasons.items())
+        reasons = Counter(own[f"{measure}_why"][relation == "n/a"]).most_common()
+        na = "n/a on " + ", ".join(f"{n} seed{'s' * (n != 1)}: {why}" for why, n in reasons)
         summary["note"] = f"{summary['note']}; {na}" if summary["pairs"] and summary["note"] else na
-    exact = own.loc[own[f"{measure}_reach"] == "at", f"{measure}_step"]
+    exact = own[f"{measure}_step"][reach == "at"]
     return {f"{measure}_at": exact.mean() if len(exact) else np.nan,
             **{f"{measure}_{k}": v for k, v in summary.items()}}
-
-
-def _adjust(table: pd.DataFrame) -> None:
-    """Holm-adjusted p-values per metric, across the run's variant x sweep-point comparisons; the count of tests
-    each was adjusted for."""
-    for name in [m for m, (_, _, tested) in METRICS.items() if tested] + list(TARGETS):
-        column = f"{name}_p"
-        adjusted, tests = holm(table[column].to_numpy(dtype=float))
-        table[f"{name}_p_holm"] = adjusted
-        table[f"{name}_tests"] = tests
 
 
 # ---- the verdict -------------------------------------------------------------------------------------------------

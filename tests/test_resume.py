@@ -367,3 +367,13 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(config_file, reference, tmp
     monkeypatch.undo()
     finish("run", run_dir, "--resume", "-q")
     assert same_files(run_dir, reference)
+
+
+def test_config_and_run_folder_both_given_to_resume(config_file, reference, tmp_path):
+    run_dir = stopped_run(config_file, tmp_path, lambda d: rows(d / "epochs.csv") >= 2)
+    result = CliRunner().invoke(app, ["run", str(config_file), str(run_dir)])
+    assert result.exit_code == 2 and "add --resume" in result.output
+    result = CliRunner().invoke(app, ["run", "quick", str(run_dir), "--resume"])
+    assert result.exit_code == 2 and "a run of 'crash', not of quick" in result.output.replace("\n", "")
+    finish("run", config_file, run_dir, "--resume", "-q")
+    assert same_files(run_dir, reference)
