@@ -11,7 +11,6 @@ from typing import Optional
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -94,9 +93,12 @@ def _table(grid: Grid) -> Table:
 
 
 def natural_width(grid: Grid) -> int:
-    """Terminal cells the boxed table needs so that no cell wraps (title and caption are wrapped apart)."""
-    console = Console(width=1_000_000)
-    return Measurement.get(console, console.options, _table(grid)).maximum
+    """Terminal cells the boxed table needs so that no cell wraps (title and caption are wrapped apart): each
+    column's widest line, one space of padding either side and a border, plus the last border. Counted, not
+    measured by rich: measuring costs as much as drawing (a comparison of 300 runs spent seconds on it);
+    tests/test_layout.py checks the count against the drawn table."""
+    columns = [[name, *(line for row in grid.rows for line in row[i])] for i, name in enumerate(grid.header)]
+    return sum(max(map(cell_len, column)) + 3 for column in columns) + 1
 
 
 def _boxed(grid: Grid, width: int) -> list[str]:

@@ -7,11 +7,10 @@ trust (t(0.975, 1) = 12.7), so such results carry a note. Steps to a target are 
 discrete steps, from its first defined point on: a crossing at that first point is a bound ("at or before"),
 a curve that never crosses is a bound ("after the last step"), and a ratio of two bounds may be no number at all.
 """
-import warnings
 from typing import Optional
 
 import numpy as np
-from scipy import stats
+from scipy.special import stdtr, stdtrit
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
@@ -34,18 +33,18 @@ def note(pairs: int, spread: Optional[float]) -> str:
 
 def mean_interval(d: np.ndarray) -> dict:
     """Mean of `d`, its 95% t-interval and the two-sided one-sample t-test p-value against 0 (NaN where the note
-    says there is none). For paired differences this is scipy's ttest_rel; for log ratios, ttest_1samp."""
+    says there is none): for paired differences, scipy.stats.ttest_rel's numbers; for log ratios, ttest_1samp's.
+    Written out with Student's t distribution from scipy.special: the same formulas, without scipy.stats' import
+    (0.9 s) and its per-call overhead (1 ms; a comparison of 300 runs makes thousands of these)."""
     d = np.asarray(d, dtype=float)
     n = len(d)
     spread = float(np.std(d, ddof=1)) if n >= 2 else None
-    out = {"mean": float(d.mean()) if n else np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
-           "note": note(n, spread)}
+    mean = float(d.mean()) if n else np.nan
+    out = {"mean": mean, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan, "note": note(n, spread)}
     if n >= 2 and spread:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # near-constant differences: scipy warns, result holds
-            test = stats.ttest_1samp(d, 0.0)
-        interval = test.confidence_interval(CONFIDENCE)
-        out.update(ci_low=float(interval.low), ci_high=float(interval.high), p=float(test.pvalue))
+        se = spread / np.sqrt(n)
+        half = float(stdtrit(n - 1, 1 - ALPHA / 2)) * se
+        out.update(ci_low=mean - half, ci_high=mean + half, p=float(2 * stdtr(n - 1, -abs(mean / se))))
     return out
 
 

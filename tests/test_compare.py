@@ -535,3 +535,19 @@ def test_a_run_of_one_variant_shows_its_numbers_without_deltas(tmp_path):
     for args in ([], ["--windows"], ["--plot", tmp_path / "one.png"], ["--format", "json"]):
         result = invoke("compare", run, *args)
         assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+
+
+def test_t_interval_and_p_equal_scipy_stats():
+    """stats.mean_interval writes the one-sample t-test out (scipy.special); it must give scipy.stats' numbers."""
+    from scipy import stats as scipy_stats
+
+    from bnbench.stats import mean_interval
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 5, 10):
+        for _ in range(50):
+            d = rng.normal(rng.normal(), rng.uniform(0.01, 3), n)
+            test = scipy_stats.ttest_1samp(d, 0.0)
+            ci, ours = test.confidence_interval(0.95), mean_interval(d)
+            assert (ours["p"], ours["ci_low"], ours["ci_high"]) == pytest.approx((test.pvalue, ci.low, ci.high),
+                                                                               rel=1e-9)
