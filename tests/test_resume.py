@@ -107,16 +107,20 @@ def test_killed_twice_then_resumed_by_folder(config_file, reference, tmp_path):
     assert same_files(run_dir, reference)
 
 
-def test_ctrl_c_stops_cleanly_and_says_how_to_resume(config_file, reference, tmp_path):
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                              (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_and_sigterm_stop_cleanly_and_say_how_to_resume(config_file, reference, tmp_path, sig, code, said):
+    """SIGTERM is what Slurm and Kubernetes send on pre-emption: it stops like Ctrl-C (it used to leave meta.json
+    'running'), with the shell's exit status for it."""
     process = bnbench("run", config_file, "--out", tmp_path, "-q")
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob("crash/*/checkpoints/*.pt")):
         time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     output, _ = process.communicate(timeout=60)
     run_dir = run_dir_of(tmp_path)
-    assert process.returncode == 130
-    assert f"Resume with: bnbench run --resume {run_dir}" in output.replace("\n", "")
+    assert process.returncode == code, output
+    assert said in output and f"Resume with: bnbench run --resume {run_dir}" in output.replace("\n", "")
     assert "Traceback" not in output
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"
     finish("run", run_dir, "--resume", "-q")
@@ -224,21 +228,6 @@ def test_resume_over_damaged_files_retrains_what_is_missing(config_file, referen
     assert ("is trained again from its start" in output.replace("\n", " ")) == retrained
     assert same_files(run_dir, reference)
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "complete"
-
-
-def test_sigterm_stops_like_ctrl_c_with_exit_143(config_file, reference, tmp_path):
-    process = bnbench("run", config_file, "--out", tmp_path, "-q")
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(tmp_path.glob("crash/*/checkpoints/*.pt")):
-        time.sleep(0.01)
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=60)
-    run_dir = run_dir_of(tmp_path)
-    assert process.returncode == 143, output
-    assert "terminated (SIGTERM)" in output and "Traceback" not in output
-    assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"
-    finish("run", run_dir, "--resume", "-q")
-    assert same_files(run_dir, reference)
 
 
 def children(pid: int) -> list[int]:
