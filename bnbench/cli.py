@@ -151,10 +151,10 @@ def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:
         raise BnbenchError(f"{run_folder}: a second argument is a run folder to continue; add --resume")
     if not (run_folder / "meta.json").exists():
         raise BnbenchError(f"{run_folder}: not a run folder (no meta.json); pass RESULTS/<name>/<run id>")
-    name = load_config(config)[0].name
-    if read_config(run_folder).get("name") != name:
-        raise BnbenchError(f"{run_folder}: a run of '{read_config(run_folder).get('name')}', not of {config} "
-                           f"('{name}'); pass a run folder of that config, or the run folder alone")
+    name, found = load_config(config)[0].name, read_config(run_folder).get("name")
+    if found != name:
+        raise BnbenchError(f"{run_folder}: a run of '{found}', not of {config} ('{name}'); pass a run folder of that "
+                           f"config, or the run folder alone")
     return str(run_folder)
 
 

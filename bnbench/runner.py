@@ -196,13 +196,14 @@ def latest_partial_run(out: Path, config: Config) -> Path:
     runs = sorted((p for p in folder.iterdir() if (p / "meta.json").is_file()), reverse=True) if folder.is_dir() else []
     partial = [r for r in runs if store.run_status(r, store.read_meta(r)) == "partial"]
     wanted = config.model_dump(mode="json")
-    for run_dir in partial:
-        if store.read_config(run_dir) == wanted:
+    configs = {run_dir: store.read_config(run_dir) for run_dir in partial}  # each read once
+    for run_dir, started in configs.items():
+        if started == wanted:
             return run_dir
     hint = ""
     if partial:
         hint = (f" (the newest partial run, {partial[0]}, has other settings: "
-                f"{'; '.join(_diff(store.read_config(partial[0]), wanted)[:3])}; resume it by its folder)")
+                f"{'; '.join(_diff(configs[partial[0]], wanted)[:3])}; resume it by its folder)")
     raise BnbenchError(f"--resume: no partial run of '{config.name}' with this config under '{folder}'{hint}; "
                        f"start one without --resume")
 
