@@ -55,16 +55,53 @@ class DatasetConfig(Strict):
     normalize: bool = False  # per-channel standardisation with the train split's mean/std
 
 
+NORMS = ("none", "batchnorm", "layernorm", "groupnorm", "instancenorm")
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # torchvision models bnbench builds
+VGGS = ("vgg11", "vgg13", "vgg16", "vgg19")
+
+
 class ModelConfig(Strict):
-    kind: Literal["mlp", "cnn"] = "mlp"
+    """The built-in mlp and cnn, a torchvision classification model by name, or the user's own `factory`."""
+    kind: Literal["mlp", "cnn", "torchvision", "factory"] = "mlp"
     hidden: list[PositiveInt] = [64, 32]  # mlp: hidden widths; cnn: widths of the MLP head
     channels: list[PositiveInt] = [32, 64]  # cnn only: one 3x3 conv + 2x2 max-pool per entry
+    name: str | None = None  # torchvision: resnet18 | resnet34 | resnet50 | ... | vgg11 | ... (see models.py)
+    width: PositiveInt = Field(64, le=4096)  # torchvision: channels of the first stage (64: torchvision's own)
+    stem: Literal["cifar", "imagenet"] = "cifar"  # resnets: 3x3 conv without max-pool, or torchvision's 7x7/2 + pool
+    factory: str | None = None  # factory: "module.path:callable", called with num_classes, in_shape, norm_layer
+    kwargs: dict[str, Any] = {}  # factory: further keyword arguments
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self):
+        if self.kind == "torchvision" and self.name not in RESNETS + VGGS:
+            raise ValueError(f"model.name: {brief(self.name)} is not a torchvision model bnbench builds; choose one "
+                             f"of {', '.join(RESNETS + VGGS)}")
+        if self.kind == "factory" and not re.fullmatch(r"[\w.]+:[\w.]+", self.factory or ""):
+            raise ValueError(f"model.factory: expected 'module.path:callable' (e.g. my_nets:make_net), got "
+                             f"{brief(self.factory)}")
+        for field, kind in (("name", "torchvision"), ("factory", "factory")):
+            if getattr(self, field) is not None and self.kind != kind:
+                raise ValueError(f"model.{field} is for model.kind: {kind}, not {self.kind}; remove it or set kind")
+        if self.kwargs and self.kind != "factory":
+            raise ValueError(f"model.kwargs is for model.kind: factory, not {self.kind}; remove it")
+        return self
+
+    def norms(self) -> tuple[str, ...]:
+        """The norm kinds this model can be built with (a VGG comes as vggN and vggN_bn only)."""
+        return ("none", "batchnorm") if self.kind == "torchvision" and self.name in VGGS else NORMS
 
 
 class VariantConfig(Strict):
     name: Name
-    norm: Literal["none", "batchnorm"] = "batchnorm"
+    norm: Literal[NORMS] = "batchnorm"
     placement: Literal["before_activation", "after_activation"] = "before_activation"
+    groups: PositiveInt | None = None  # groupnorm: groups (default 32), clipped to a divisor of each width
+
+    @model_validator(mode="after")
+    def _groups_for_groupnorm(self):
+        if self.groups is not None and self.norm != "groupnorm":
+            raise ValueError(f"variant '{self.name}': groups is for norm: groupnorm, not {self.norm}; remove it")
+        return self
 
 
 class OptimizerConfig(Strict):
@@ -167,11 +204,30 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _layer_for_bn(self):
-        """An mlp without hidden layers has no BN layer: its BN variants would be the plain network, unnoticed."""
-        bn = [v.name for v in self.variants if v.norm == "batchnorm"]
-        if self.model.kind == "mlp" and not self.model.hidden and bn:
-            raise ValueError(f"model.hidden: [] leaves the mlp no hidden layer to normalise, so variant '{bn[0]}' "
-                             f"would be the plain network; add a width (e.g. model.hidden: [64]) or use norm: none")
+        """An mlp without hidden layers has no layer to normalise: its norm variants would be the plain network,
+        unnoticed; so would an mlp's instancenorm (a dense feature has no positions to normalise over)."""
+        normed = [v for v in self.variants if v.norm != "none"]
+        if self.model.kind == "mlp" and not self.model.hidden and normed:
+            raise ValueError(f"model.hidden: [] leaves the mlp no hidden layer to normalise, so variant "
+                             f"'{normed[0].name}' would be the plain network; add a width (e.g. model.hidden: [64]) "
+                             f"or use norm: none")
+        instance = [v.name for v in normed if v.norm == "instancenorm"]
+        if self.model.kind == "mlp" and instance:
+            raise ValueError(f"variant '{instance[0]}': instancenorm normalises each channel over its image positions, "
+                             f"and an mlp's features have none; use it with model.kind: cnn, or use layernorm")
+        return self
+
+    @model_validator(mode="after")
+    def _model_takes_norms(self):
+        """torchvision models and factories put their norm layers where their authors did: only the norm kind is
+        the variant's, and a VGG only comes with and without BatchNorm."""
+        for v in self.variants:
+            if v.placement != "before_activation" and self.model.kind in ("torchvision", "factory"):
+                raise ValueError(f"variant '{v.name}': placement is for the mlp and cnn; a {self.model.kind} model "
+                                 f"places its norm layers itself (remove placement)")
+            if v.norm not in self.model.norms():
+                raise ValueError(f"variant '{v.name}': {self.model.name} cannot take norm: {v.norm}; it takes "
+                                 f"{', '.join(self.model.norms())}")
         return self
 
     def sweep_points(self) -> list[dict[str, Any]]:

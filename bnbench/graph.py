@@ -9,12 +9,22 @@ The arithmetic is the eager engine's (tests/test_graph.py compares them where a 
 """
 import torch
 
+from .config import Config
 from .data import Dataset
 from .train import LossLog, Trainer, batches_per_epoch
 from .trials import Trial
 
 REPLAY = 50  # steps per graph: enough to hide launch latency, few enough for progress and divergence checks
 WARMUP = 3  # eager steps before capture (CUDA libraries initialise lazily; capture must not see that)
+
+
+def unsupported(config: Config) -> str | None:
+    """Why the graph engine cannot train `config`'s model (None: it can). A CUDA graph replays fixed kernels, so
+    a model whose forward branches on its data (`if x.sum() > 0`, `.item()`) cannot be captured; the built-ins and
+    bnbench's torchvision models never do, a factory's model may."""
+    if config.model.kind == "factory":
+        return "a factory's model may branch on its data, which a CUDA graph cannot capture"
+    return None
 
 
 class GraphTrainer(Trainer):

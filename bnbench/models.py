@@ -1,33 +1,84 @@
-"""The networks: the tutorial's MLP and a small CNN, each with or without BatchNorm, BN before or after ReLU.
+"""The networks: the built-in MLP and CNN, torchvision's classification models, and the user's own factory, each
+built once per variant with that variant's normalisation layer.
 
-BatchNorm1d follows every hidden Linear, BatchNorm2d every Conv2d (BN2d normalises each channel over batch and
-space; BN1d each feature over the batch). Weights are initialised per layer from the trial's seed (see
-`seeding`), with PyTorch's default distribution, so all variants of one seed share their Linear/Conv weights.
+Built-ins: a norm layer follows every hidden Linear and every Conv2d, before or after the ReLU (`placement`):
+
+    norm          after a Conv2d ([N, C, H, W])                 after a hidden Linear ([N, F])
+    batchnorm     BatchNorm2d(C): per channel, over batch+space  BatchNorm1d(F): per feature, over the batch
+    layernorm     GroupNorm(1, C): per example, over C, H, W     LayerNorm(F): per example, over F
+    groupnorm     GroupNorm(g, C)                               GroupNorm(g, F)
+    instancenorm  InstanceNorm2d(C, affine=True)                none (a feature has no positions; mlp: refused)
+
+g is the variant's `groups` (default 32), clipped to the largest divisor of the width that is not above it.
+LayerNorm of conv features is GroupNorm(1, C), the GroupNorm paper's LN: statistics over (C, H, W) per example,
+a scale and shift per channel (nn.LayerNorm([C, H, W]) would learn one per position and fix the input size).
+
+torchvision (`kind: torchvision`): the ResNets take the norm through torchvision's own `norm_layer` argument
+(nn.Identity for none); a VGG is vggN_bn with BatchNorm and vggN without (built as vggN_bn with nn.Identity
+in place of each BatchNorm2d: vggN's computation, vggN_bn's layer names). `width` scales every layer (64 is
+torchvision's model, layer for layer); the first conv takes the data's channels; `stem: cifar` replaces a ResNet's
+7x7/2 conv and max-pool by a 3x3/1 conv (the usual CIFAR ResNet). Factories (`kind: factory`) are called as
+`make_net(num_classes=..., in_shape=(C, H, W), norm_layer=..., **kwargs)`, torchvision's convention.
+
+Initial weights (the same-seed guarantee, see `init_weights`): the built-ins draw each Linear/Conv2d from a
+generator seeded by (seed, its rank among those layers), the scheme every earlier result was made with; for
+torchvision and factory models every module with its own parameters and a `reset_parameters` (Linear, Conv,
+Embedding, ...) is reset, PyTorch's default init for its type, under the global RNG seeded by (seed, its
+qualified name): swapping the norm keeps the other modules' names, so shared layers start identical. Norm layers
+start at their defaults (scale 1, shift 0).
 """
+import hashlib
+import importlib
 import itertools
 import math
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.models import resnet, vgg
 
 from .config import ModelConfig, VariantConfig, brief
 from .errors import BnbenchError
-from .seeding import generator
+from .seeding import derive_seed, generator
 
 WEIGHTED = (nn.Linear, nn.Conv2d)
 MAX_PARAMETERS = 500_000_000  # 2 GB of float32 weights, 6 GB more with Adam's state and the gradients
+GROUPS = 32  # GroupNorm's default number of groups (Wu & He's)
+RESNETS = {"resnet18": (resnet.BasicBlock, [2, 2, 2, 2]), "resnet34": (resnet.BasicBlock, [3, 4, 6, 3]),
+           "resnet50": (resnet.Bottleneck, [3, 4, 6, 3]), "resnet101": (resnet.Bottleneck, [3, 4, 23, 3]),
+           "resnet152": (resnet.Bottleneck, [3, 8, 36, 3])}  # torchvision's resnetN(): block, blocks per stage
+VGGS = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}  # torchvision's layer tables (vgg.cfgs)
+
+
+class BnbenchWarning(UserWarning):
+    """A config that runs but cannot answer its question (e.g. a factory that ignores its norm layer)."""
 
 
 def build_model(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int,
-                seed: int) -> nn.Sequential:
+                seed: int) -> nn.Module:
+    if cfg.kind == "torchvision":
+        return _seeded(lambda: _torchvision(cfg, variant, input_shape, num_classes), seed)
+    if cfg.kind == "factory":
+        return _seeded(lambda: _factory(cfg, variant, input_shape, num_classes), seed)
+    return _builtin(cfg, variant, input_shape, num_classes, seed)
+
+
+# ---- the built-in mlp and cnn ------------------------------------------------------------------------------------
+
+def _builtin(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int,
+             seed: int) -> nn.Sequential:
     convs, linears = _layer_sizes(cfg, input_shape, num_classes)
     _refuse_huge(cfg, variant, input_shape, convs, linears)
     layers: list[nn.Module] = []
     for channels, out in convs:
-        layers += [nn.Conv2d(channels, out, 3, padding=1), *_activation(variant, out, nn.BatchNorm2d), nn.MaxPool2d(2)]
+        layers += [nn.Conv2d(channels, out, 3, padding=1), *_activation(variant, _norm(variant, out, conv=True)),
+                   nn.MaxPool2d(2)]
     layers.append(nn.Flatten())
     for features, out in linears[:-1]:
-        layers += [nn.Linear(features, out), *_activation(variant, out, nn.BatchNorm1d)]
+        layers += [nn.Linear(features, out), *_activation(variant, _norm(variant, out, conv=False))]
     layers.append(nn.Linear(*linears[-1]))
     model = nn.Sequential(*layers)
     init_weights(model, seed)
@@ -53,7 +104,7 @@ def _refuse_huge(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[in
                  convs: list[tuple[int, int]], linears: list[tuple[int, int]]) -> None:
     """A model too big for memory fails in the allocator with a traceback (or swaps for an hour): count first."""
     weights = sum(9 * c * out + out for c, out in convs) + sum(f * out + out for f, out in linears)
-    normalised = sum(out for _, out in convs + linears[:-1]) if variant.norm == "batchnorm" else 0
+    normalised = sum(out for _, out in convs + linears[:-1]) if variant.norm != "none" else 0
     count = weights + 2 * normalised
     if count > MAX_PARAMETERS:
         layers = f"hidden {brief(cfg.hidden)}" + (f", channels {brief(cfg.channels)}" if convs else "")
@@ -62,18 +113,38 @@ def _refuse_huge(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[in
                            f"more than the {MAX_PARAMETERS:,} bnbench builds; use narrower {fields}")
 
 
-def _activation(variant: VariantConfig, width: int, norm: type) -> list[nn.Module]:
-    if variant.norm == "none":
-        return [nn.ReLU()]
+def _activation(variant: VariantConfig, norm: list[nn.Module]) -> list[nn.Module]:
     if variant.placement == "before_activation":
-        return [norm(width), nn.ReLU()]
-    return [nn.ReLU(), norm(width)]
+        return [*norm, nn.ReLU()]
+    return [nn.ReLU(), *norm]
+
+
+def _norm(variant: VariantConfig, width: int, conv: bool) -> list[nn.Module]:
+    """The variant's norm layer for `width` conv channels or dense features (see the module's table)."""
+    norm = variant.norm
+    if norm == "none" or (norm == "instancenorm" and not conv):
+        return []
+    if norm == "batchnorm":
+        return [nn.BatchNorm2d(width) if conv else nn.BatchNorm1d(width)]
+    if norm == "layernorm":
+        return [nn.GroupNorm(1, width) if conv else nn.LayerNorm(width)]
+    if norm == "groupnorm":
+        return [nn.GroupNorm(groups(variant, width), width)]
+    return [nn.InstanceNorm2d(width, affine=True)]
+
+
+def groups(variant: VariantConfig, width: int) -> int:
+    """The variant's GroupNorm groups (default 32) clipped to the largest divisor of `width` not above them."""
+    wanted = min(variant.groups or GROUPS, width)
+    return next(g for g in range(wanted, 0, -1) if width % g == 0)
 
 
 @torch.no_grad()
 def init_weights(model: nn.Module, seed: int) -> None:
-    """PyTorch's default init (U(±1/sqrt(fan_in)) for weight and bias), drawn from a generator per layer."""
-    for i, layer in enumerate(m for m in model.modules() if isinstance(m, WEIGHTED)):
+    """The built-ins' init: PyTorch's default distribution (U(±1/sqrt(fan_in)) for weight and bias), drawn from a
+    generator seeded by (seed, the layer's rank among the Linear/Conv2d layers). The rank, not the Sequential
+    index, is the key that is the same in every variant (a norm layer shifts the indices)."""
+    for i, layer in enumerate(weighted_layers(model)):
         g = generator(seed, "init", i)
         bound = 1 / math.sqrt(layer.weight[0].numel())
         layer.weight.copy_(torch.empty_like(layer.weight).uniform_(-bound, bound, generator=g))
@@ -83,3 +154,173 @@ def init_weights(model: nn.Module, seed: int) -> None:
 
 def weighted_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, WEIGHTED)]
+
+
+# ---- any module tree: seeded by qualified name -------------------------------------------------------------------
+
+def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """Build a model with the global RNG seeded by (seed, "build") (so parameters that no `reset_parameters`
+    covers are still the same for one seed), then reset its layers by name; the caller's RNG state is kept."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "build"))
+        model = build()
+        reset_by_name(model, seed)
+    return model
+
+
+@torch.no_grad()
+def reset_by_name(model: nn.Module, seed: int) -> None:
+    """Each module with its own parameters and a `reset_parameters` is reset (PyTorch's default init for its type)
+    under the global RNG seeded by (seed, "init", its qualified name), so a layer's initial weights depend on its
+    name and nothing else: not on the layers before it, nor on the norm a variant swapped in beside it."""
+    for name, module in model.named_modules():
+        if hasattr(module, "reset_parameters") and next(module.parameters(recurse=False), None) is not None:
+            torch.manual_seed(derive_seed(seed, "init", name_key(name)))
+            module.reset_parameters()
+
+
+def name_key(name: str) -> int:
+    """A module's qualified name as an integer word for `derive_seed` (a 128-bit digest: no two names collide)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=16).digest(), "little")
+
+
+class _NormLayer:
+    """The variant's norm for [N, C, H, W] features, as torchvision's `norm_layer(C)`; counts its calls, so that a
+    model that never calls it (and so equals the plain one) is noticed."""
+
+    def __init__(self, variant: VariantConfig):
+        self.variant, self.calls = variant, 0
+
+    def __call__(self, channels: int) -> nn.Module:
+        self.calls += 1
+        norm = _norm(self.variant, channels, conv=True)
+        return norm[0] if norm else nn.Identity()
+
+
+# ---- torchvision -------------------------------------------------------------------------------------------------
+
+def _torchvision(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
+                 num_classes: int) -> nn.Module:
+    build = _resnet if cfg.name in RESNETS else _vgg
+    with torch.device("meta"):  # a dry run without memory first: a wide resnet152 would fill it
+        model = build(cfg, variant, input_shape, num_classes)
+        count = sum(p.numel() for p in model.parameters())
+        if count > MAX_PARAMETERS:
+            raise BnbenchError(f"model: {cfg.name} at width {cfg.width} makes {count:,} parameters, more than the "
+                               f"{MAX_PARAMETERS:,} bnbench builds; use a smaller model.width")
+        try:
+            model(torch.zeros(2, *input_shape))
+        except ValueError as e:  # e.g. InstanceNorm of a 1x1 feature map, which normalises one value to 0
+            raise BnbenchError(f"model: {cfg.name} cannot train on {'x'.join(map(str, input_shape))} inputs with "
+                               f"norm: {variant.norm} ({e}); use larger images or another norm") from None
+    return build(cfg, variant, input_shape, num_classes)
+
+
+class _ScaledResNet(resnet.ResNet):
+    """torchvision's ResNet with its stage widths scaled to `width` (64, 128, 256, 512 at width 64)."""
+
+    def __init__(self, width: int, *args, **kwargs):
+        self.width = width
+        super().__init__(*args, **kwargs)
+
+    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
+        if planes == 64:  # the first stage: it follows the stem, which gets `width` channels
+            self.inplanes = self.width
+        return super()._make_layer(block, planes * self.width // 64, blocks, stride, dilate)
+
+
+def _resnet(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
+            num_classes: int) -> nn.Module:
+    block, layers = RESNETS[cfg.name]
+    norm_layer = _NormLayer(variant)
+    model = _ScaledResNet(cfg.width, block, layers, num_classes=num_classes, norm_layer=norm_layer)
+    channels, width = input_shape[0], cfg.width
+    if cfg.stem == "cifar":
+        model.conv1 = nn.Conv2d(channels, width, 3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    else:
+        model.conv1 = nn.Conv2d(channels, width, 7, stride=2, padding=3, bias=False)
+    model.bn1 = norm_layer(width)
+    model.fc = nn.Linear(8 * width * block.expansion, num_classes)
+    return model
+
+
+def _vgg(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """torchvision's VGG from its own layer table and `make_layers`, scaled to `width` (the classifier's 4096
+    hidden units scale with it); five 2x2 max-pools need inputs of 32x32 or more."""
+    layout = vgg.cfgs[VGGS[cfg.name]]
+    if min(input_shape[1:]) < 32:
+        raise BnbenchError(f"model.name: {cfg.name} max-pools five times and needs inputs of at least 32x32, not "
+                           f"{input_shape[1]}x{input_shape[2]}; use a resnet (stem: cifar) or model.kind: cnn")
+    features = vgg.make_layers([v if v == "M" else v * cfg.width // 64 for v in layout], batch_norm=True)
+    for i, layer in enumerate(features):  # vggN is vggN_bn without its BatchNorm2d: Identity keeps the names
+        if isinstance(layer, nn.BatchNorm2d) and variant.norm == "none":
+            features[i] = nn.Identity()
+    model = vgg.VGG(features, num_classes=num_classes)
+    model.features[0] = nn.Conv2d(input_shape[0], cfg.width, 3, padding=1)
+    hidden = 64 * cfg.width
+    for i, (n_in, n_out) in zip((0, 3, 6), [(8 * cfg.width * 7 * 7, hidden), (hidden, hidden), (hidden, num_classes)]):
+        model.classifier[i] = nn.Linear(n_in, n_out)
+    return model
+
+
+# ---- factories ---------------------------------------------------------------------------------------------------
+
+def _factory(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
+             num_classes: int) -> nn.Module:
+    make = load_factory(cfg.factory)
+    norm_layer = _NormLayer(variant)
+    try:
+        model = make(num_classes=num_classes, in_shape=input_shape, norm_layer=norm_layer, **cfg.kwargs)
+    except Exception as e:  # noqa: BLE001 (the user's code: one line, theirs to fix)
+        raise BnbenchError(f"model.factory: {cfg.factory}(num_classes={num_classes}, in_shape={input_shape}, "
+                           f"norm_layer=..., **model.kwargs) raised {type(e).__name__}: {e}") from None
+    if not isinstance(model, nn.Module):
+        raise BnbenchError(f"model.factory: {cfg.factory} returned a {type(model).__name__}, not a torch nn.Module")
+    _check_output(model, cfg.factory, input_shape, num_classes)
+    if variant.norm != "none" and norm_layer.calls == 0:
+        warnings.warn(f"model.factory: {cfg.factory} never called norm_layer, so variant '{variant.name}' "
+                      f"(norm: {variant.norm}) builds the same network as norm: none; pass norm_layer on to the "
+                      f"layers that should use it", BnbenchWarning, stacklevel=2)
+    return model
+
+
+def load_factory(ref: str) -> Callable[..., nn.Module]:
+    """'package.module:callable', imported from the working directory or the environment."""
+    module_name, _, attribute = ref.partition(":")
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        raise BnbenchError(f"model.factory: cannot import '{module_name}' ({e}); run bnbench from the folder that "
+                           f"holds it, or install it") from None
+    except Exception as e:  # noqa: BLE001 (the user's module)
+        raise BnbenchError(f"model.factory: importing '{module_name}' raised {type(e).__name__}: {e}") from None
+    make = module
+    for part in attribute.split("."):
+        if not hasattr(make, part):
+            raise BnbenchError(f"model.factory: module '{module_name}' ({module.__file__}) has no '{attribute}'")
+        make = getattr(make, part)
+    if not callable(make):
+        raise BnbenchError(f"model.factory: {ref} is a {type(make).__name__}, not a callable that returns a model")
+    return make
+
+
+def _check_output(model: nn.Module, ref: str, input_shape: tuple[int, int, int], num_classes: int) -> None:
+    """A forward pass of two zero images in eval mode (nothing is updated): the logits must be (2, num_classes)."""
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, *input_shape))
+    except Exception as e:  # noqa: BLE001 (the user's forward)
+        raise BnbenchError(f"model.factory: {ref}'s model fails on a batch of shape {(2, *input_shape)} "
+                           f"({type(e).__name__}: {e})") from None
+    finally:
+        model.train(training)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != (2, num_classes):
+        raise BnbenchError(f"model.factory: {ref}'s model returns {shape} for a batch of 2, not (batch, num_classes) = "
+                           f"(2, {num_classes}); end it with a layer of {num_classes} outputs (the logits)")

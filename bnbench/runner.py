@@ -33,7 +33,9 @@ from .data import Dataset, load_dataset
 from .errors import BnbenchError, Interrupted
 from .models import build_model
 from .graph import GraphTrainer
+from .graph import unsupported as graph_unsupported
 from .stacked import StackedTrainer
+from .stacked import unsupported as stacked_unsupported
 from .train import EpochResult, Progress, Trainer, resolve_device
 from .trials import Trial, expand
 
@@ -295,12 +297,21 @@ def choose_engine(config: Config, device: torch.device) -> str:
     """
     engine = config.training.engine
     if engine == "auto":
-        return "graph" if device.type == "cuda" and config.optimizer.name != "sgd" else "eager"
+        wanted = "graph" if device.type == "cuda" and config.optimizer.name != "sgd" else "eager"
+        return "eager" if engine_note(config, wanted) else wanted
     if engine == "graph" and device.type != "cuda":
         raise BnbenchError(f"training.engine: graph needs a CUDA device, not '{device}'; use eager or stacked")
     if engine == "graph" and config.optimizer.name == "sgd":
         raise BnbenchError("training.engine: graph supports adam and adamw; use eager or stacked for sgd")
-    return engine
+    return "eager" if engine_note(config, engine) else engine
+
+
+def engine_note(config: Config, engine: str) -> str | None:
+    """Why `engine` cannot train this config's model, so that eager trains it instead (for meta.json); None if it
+    can. (The eager engine's own hand-written MLP backward picks itself per model: `direct.supported`.)"""
+    unsupported = {"graph": graph_unsupported, "stacked": stacked_unsupported}.get(engine)
+    reason = unsupported(config) if unsupported else None
+    return f"{engine} -> eager: {reason}" if reason else None
 
 
 def _units(run: Run, pending: list[Trial], engine: str) -> list[list[Trial]]:

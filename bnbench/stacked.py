@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import Config
 from .data import Dataset, batch_order
 from .train import EpochResult, LossLog, Progress, Trainer, batches_per_epoch, fast_step, make_optimizer
 from .trials import Trial
@@ -244,6 +245,17 @@ class StackedTrainer:
                 for p in trainer.params:
                     if p in optimizer.state:
                         trainer.optimizer.state[p] = optimizer.state[p]
+
+
+def unsupported(config: Config) -> str | None:
+    """Why the trials of `config` cannot be stacked (None: they can). The stacked forward walks the built-in
+    Sequential with BatchNorm handled per trial slice; other module trees would need torch.func's vmap, whose
+    batched kernels sum in other orders than eager's (no bitwise equality) and which cannot update BatchNorm's
+    running statistics in place."""
+    if config.model.kind not in ("mlp", "cnn"):
+        return f"stacked trains the built-in mlp and cnn, not a {config.model.kind} model"
+    other = sorted({v.norm for v in config.variants} - {"none", "batchnorm"})
+    return f"stacked trains norm: batchnorm and none, not {', '.join(other)}" if other else None
 
 
 def _stack_order(trials: list[Trial]) -> list[int]:
