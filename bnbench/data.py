@@ -2,13 +2,14 @@
 
 Images are held as uint8 [N, C, H, W] (CIFAR-10: 150 MB) and scaled like `ToTensor()` (x / 255) one batch at a
 time, so the training loop does no per-sample PIL work and worker processes can share one uint8 copy.
-Decoding an image folder is cached next to the data (invalidated when any file's name, size or mtime changes).
+Decoding an image folder is cached next to the data (invalidated when any file's name, size or mtime changes),
+the digits split in the user's cache folder.
 """
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from .seeding import generator
 TORCHVISION = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 GREY_MODES = ("L", "1", "I;16")
+Loading = Callable[[str, int, int], None]
 DECODER = "2"  # part of the cache fingerprint: version 1 decoded a split in its first file's mode
 
 
@@ -77,9 +79,12 @@ def batch_order(n: int, seed: int, epoch: int, shuffle: bool) -> torch.Tensor:
     return torch.randperm(n, generator=generator(seed, "batches", epoch))
 
 
-def load_dataset(cfg: DatasetConfig) -> Dataset:
-    loader = {"digits": _digits, "imagefolder": _imagefolder}.get(cfg.name, _torchvision)
-    data = loader(cfg)
+def load_dataset(cfg: DatasetConfig, loading: Optional[Loading] = None) -> Dataset:
+    """The data set of `cfg`; `loading(what, done, total)` hears how a first decode of an image folder goes."""
+    if cfg.name == "imagefolder":
+        data = _imagefolder(cfg, loading or (lambda *_: None))
+    else:
+        data = (_digits if cfg.name == "digits" else _torchvision)(cfg)
     if cfg.normalize:
         x = data.train.x.float().div_(255)
         data.mean, data.std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-6)
@@ -89,7 +94,18 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
 # ---- loaders -----------------------------------------------------------------------------------------------------
 
 def _digits(cfg: DatasetConfig) -> Dataset:
-    """scikit-learn's bundled 8x8 digits (no network): 0..16 rescaled to uint8, a fixed stratified 80/20 split."""
+    """scikit-learn's bundled 8x8 digits (no network): 0..16 rescaled to uint8, a fixed stratified 80/20 split.
+
+    The result is cached per scikit-learn version: importing sklearn (and the scipy.stats it pulls in) takes 2.5 s
+    on a 2-core machine, most of a quick run's start; the cached file loads in milliseconds."""
+    from importlib.metadata import version
+
+    cache = _cache_home() / f"digits-scikit-learn-{version('scikit-learn')}.pt"
+    if cache.is_file():
+        try:
+            return Dataset.load(cache)
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            pass
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -97,7 +113,9 @@ def _digits(cfg: DatasetConfig) -> Dataset:
     x = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
     x_tr, x_te, y_tr, y_te = train_test_split(x, bunch.target, test_size=0.2, random_state=0, stratify=bunch.target)
     split = lambda a, b: Split(torch.from_numpy(a), torch.from_numpy(b).long())  # noqa: E731
-    return Dataset("digits", split(x_tr, y_tr), split(x_te, y_te), [str(c) for c in bunch.target_names])
+    data = Dataset("digits", split(x_tr, y_tr), split(x_te, y_te), [str(c) for c in bunch.target_names])
+    _save_cache(data.save, [cache])
+    return data
 
 
 def _torchvision(cfg: DatasetConfig) -> Dataset:
@@ -119,7 +137,7 @@ def _torchvision(cfg: DatasetConfig) -> Dataset:
     return Dataset(cfg.name, splits[0], splits[1], list(ds.classes))
 
 
-def _imagefolder(cfg: DatasetConfig) -> Dataset:
+def _imagefolder(cfg: DatasetConfig, loading: Loading) -> Dataset:
     """`root/train/<class>/*` and `root/test/<class>/*`; class index = position of the sorted folder name.
 
     One channel if every image of both splits is greyscale, else RGB (see `_decode`); train and test images must
@@ -132,7 +150,8 @@ def _imagefolder(cfg: DatasetConfig) -> Dataset:
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise BnbenchError(f"dataset.root: '{root / 'train'}' has no class folders")
-    (train, train_file), (test, test_file) = (_folder_split(root / split, classes) for split in ("train", "test"))
+    (train, train_file), (test, test_file) = (_folder_split(root / split, classes, loading)
+                                              for split in ("train", "test"))
     if train.x.shape[2:] != test.x.shape[2:]:
         raise BnbenchError(f"dataset.root: test image '{test_file}' is {_size(test.x)}, but train image "
                            f"'{train_file}' is {_size(train.x)}; train and test images must share one size")
@@ -151,7 +170,7 @@ def _with_channels(split: Split, channels: int) -> Split:
     return Split(split.x.expand(-1, channels, -1, -1).contiguous(), split.y)
 
 
-def _folder_split(folder: Path, classes: list[str]) -> tuple[Split, str]:
+def _folder_split(folder: Path, classes: list[str], loading: Loading) -> tuple[Split, str]:
     """The decoded split (from the cache when its files are unchanged) and its first file, for messages."""
     unknown = sorted(p.name for p in folder.iterdir()  # hidden folders (.ipynb_checkpoints) are skipped, as in train/
                      if p.is_dir() and p.name not in classes and not p.name.startswith("."))
@@ -175,18 +194,20 @@ def _folder_split(folder: Path, classes: list[str]) -> tuple[Split, str]:
                 return Split(saved["x"], saved["y"]), files[0][0]
             except Exception:  # a damaged cache is rebuilt, never trusted
                 pass
-    split = _decode(files)
-    _save_cache(split, _cache_paths(folder, fingerprint))
+    split = _decode(files, lambda done: loading(f"decoding {folder} (once, then cached)", done, len(files)))
+    _save_cache(lambda path: torch.save({"x": split.x, "y": split.y}, path), _cache_paths(folder, fingerprint))
     return split, files[0][0]
 
 
-def _decode(files: list[tuple[str, int]]) -> Split:
+def _decode(files: list[tuple[str, int]], decoded: Callable[[int], None]) -> Split:
     """Greyscale files (PIL modes L, 1, I;16) decode as one channel, all others as RGB; one colour file makes the
     whole split RGB, its greyscale files each grey value in R, G and B (as PIL's convert("RGB") does)."""
     from PIL import Image
 
     arrays = []
-    for f, _ in files:
+    for i, (f, _) in enumerate(files):
+        if i % 1000 == 0:
+            decoded(i)
         try:
             with Image.open(f) as img:
                 arrays.append(np.asarray(img.convert("L" if img.mode in GREY_MODES else "RGB")))
@@ -196,6 +217,7 @@ def _decode(files: list[tuple[str, int]]) -> Split:
             raise BnbenchError(f"dataset.root: '{f}' is {arrays[-1].shape[1]}x{arrays[-1].shape[0]}, but "
                                f"'{files[0][0]}' is {arrays[0].shape[1]}x{arrays[0].shape[0]}; all images must "
                                f"share one size")
+    decoded(len(files))
     if any(a.ndim == 3 for a in arrays):
         arrays = [a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays]
     x = torch.from_numpy(np.stack(arrays))
@@ -203,19 +225,23 @@ def _decode(files: list[tuple[str, int]]) -> Split:
     return Split(x.contiguous(), torch.tensor([label for _, label in files], dtype=torch.long))
 
 
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bnbench"
+
+
 def _cache_paths(folder: Path, fingerprint: str) -> list[Path]:
     name = f"{folder.name}-{fingerprint}.pt"
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bnbench"
-    return [folder.parent / ".bnbench-cache" / name, home / name]
+    return [folder.parent / ".bnbench-cache" / name, _cache_home() / name]
 
 
-def _save_cache(split: Split, paths: list[Path]) -> None:
-    """Write the first cache location that is writable; caching is an optimisation, so failures are ignored."""
+def _save_cache(save: Callable[[Path], object], paths: list[Path]) -> None:
+    """Write the first cache location that is writable (atomically: `save` writes a temporary file); caching is an
+    optimisation, so failures are ignored."""
     for path in paths:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save({"x": split.x, "y": split.y}, tmp)
+            save(tmp)
             os.replace(tmp, path)
             return
         except OSError:

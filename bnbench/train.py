@@ -5,7 +5,9 @@ forward, backward (by hand for the MLP on the CPU, see `direct`; autograd otherw
 keep the loss and logits on the device. Losses and correct predictions are read back every `tick` batches
 (progress, "Loss after mini-batch N" windows, divergence check), never per step.
 """
+import inspect
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -58,7 +60,26 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _skip_dynamo_import() -> None:
+    """Spare every run (and every --jobs worker) the 2-4 s import of torch._dynamo.
+
+    torch.optim wraps `add_param_group`, `zero_grad`, `state_dict` and `load_state_dict` in `torch._disable_dynamo`,
+    whose first call imports torch._dynamo only to make the method opaque to `torch.compile`
+    (torch/_compile.py caches the result on the function as `__dynamo_disable`). bnbench never compiles, so while
+    nothing in the process has imported torch._dynamo, each method is cached as its own "disabled" form: the
+    wrapper then calls the very same function, so no arithmetic changes (the bitwise engine and resume tests run
+    through it). Once torch._dynamo is imported (a user's own code compiling), torch's wrappers work as usual."""
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in ("add_param_group", "zero_grad", "state_dict", "load_state_dict"):
+        method = getattr(torch.optim.Optimizer, name)
+        fn = getattr(method, "__wrapped__", None)
+        if fn is not None and getattr(fn, "__dynamo_disable", None) is None:
+            fn.__dynamo_disable = fn
+
+
 def make_optimizer(cfg: OptimizerConfig, params, capturable: bool = False) -> torch.optim.Optimizer:
+    _skip_dynamo_import()
     params = list(params)
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[cfg.name]
     kwargs = {"lr": cfg.lr}
@@ -74,6 +95,19 @@ def make_optimizer(cfg: OptimizerConfig, params, capturable: bool = False) -> to
         return cls(params, foreach=True, **kwargs)
 
 
+def plain_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """`optimizer.step()` without its wrappers, which add a profiler record, step hooks (bnbench registers none)
+    and, in `_use_grad_for_differentiable`, torch.compile graph breaks that import torch._dynamo (2-4 s) on the
+    first call. What is left is the optimizer's own update, run under no_grad as that wrapper runs it for an
+    optimizer that is not `differentiable` (bnbench never makes one): the same arithmetic."""
+    update = inspect.unwrap(type(optimizer).step, stop=lambda f: f.__code__.co_name == "step")
+
+    def step() -> None:
+        with torch.no_grad():
+            update(optimizer)
+    return step
+
+
 def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     """`optimizer.step`, minus its per-call bookkeeping where that is safe.
 
@@ -82,22 +116,23 @@ def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     it saves ~130 us of Python per step (0.32 -> 0.19 ms for the tutorial MLP on the 2-core CPU), an eighth of
     the whole step. The parameters' step counters become views of one tensor, so that one add_ counts a step for
     all of them (`_foreach_add_` on ten 0-d tensors took ~50 us); they are re-made whenever the state holds other
-    tensors (a loaded state dict). Any other optimizer or setting calls step().
+    tensors (a loaded state dict). Any other optimizer or setting calls `plain_step`.
     """
     group = optimizer.param_groups[0]
     if not (isinstance(optimizer, torch.optim.Adam) and len(optimizer.param_groups) == 1 and group.get("fused")
             and not (group["amsgrad"] or group["maximize"] or group["capturable"] or group["differentiable"])
             and not isinstance(group["lr"], torch.Tensor)):
-        return optimizer.step
+        return plain_step(optimizer)
     params = group["params"]
     kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") else torch._fused_adam_
 
     counter, views = None, []  # one tensor, and its views: the states' step counters
+    first_step = plain_step(optimizer)
 
     def step() -> None:
         nonlocal counter, views
         if len(optimizer.state) < len(params) or any(p.grad is None for p in params):
-            optimizer.step()
+            first_step()
             return
         states = [optimizer.state[p] for p in params]
         if len(views) != len(states) or any(s["step"] is not v for s, v in zip(states, views)):

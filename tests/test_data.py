@@ -92,6 +92,19 @@ def test_digits_split_is_fixed_and_scaled_to_uint8():
     assert torch.equal(a.train.x, b.train.x) and int(a.train.x.max()) == 255
 
 
+def test_digits_cache_equals_scikit_learn_split_and_a_damaged_one_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fresh = load_dataset(DatasetConfig(name="digits"))  # from scikit-learn, writes the cache
+    (cache,) = (tmp_path / "bnbench").glob("digits-scikit-learn-*.pt")
+    cached = load_dataset(DatasetConfig(name="digits"))
+    for a, b in [(fresh.train, cached.train), (fresh.test, cached.test)]:
+        assert a.x.dtype == b.x.dtype == torch.uint8 and torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert cached.classes == fresh.classes
+    cache.write_bytes(b"not a tensor file")
+    rebuilt = load_dataset(DatasetConfig(name="digits"))
+    assert torch.equal(rebuilt.test.x, fresh.test.x) and cache.stat().st_size > 1000
+
+
 def test_normalize_standardises_with_train_statistics():
     data = load_dataset(DatasetConfig(name="digits", normalize=True))
     x = data.inputs(data.train.x)

@@ -1,5 +1,7 @@
 """The eager engine's shortcuts change speed, never numbers."""
 import io
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -77,3 +79,16 @@ def test_evaluating_every_n_steps_changes_no_training_number():
     assert [e[0] for e in evaluated[1].evals] == list(range(91, 180, 7)) + [180]
     assert evaluated[1].evals[-1][1:] == (evaluated[1].test_loss, evaluated[1].test_acc)
     assert len({acc for _, _, acc in evaluated[0].evals}) > 3  # the model changes between evaluations
+
+
+def test_a_run_never_imports_torch_dynamo(tmp_path):
+    """torch.optim's torch.compile hooks would import torch._dynamo (2-4 s a process); bnbench skips them (see
+    `train.plain_step`), and the bitwise tests above show the arithmetic is optimizer.step()'s."""
+    script = ("import sys; from bnbench.config import load_config; from bnbench.runner import run_experiment; "
+              "cfg, source = load_config('quick', ('training.epochs=1', 'optimizer.name=sgd'), [0]); "
+              f"run_experiment(cfg, source, __import__('pathlib').Path({str(tmp_path)!r}), overrides={{}}); "
+              "cfg, source = load_config('quick', ('training.epochs=1',), [0]); "
+              f"run_experiment(cfg, source, __import__('pathlib').Path({str(tmp_path)!r}), overrides={{}}); "
+              "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
