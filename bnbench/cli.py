@@ -95,7 +95,11 @@ def compare(
     windows: bool = typer.Option(False, help="The tutorial's layout: mean loss per log_every mini-batches of one "
                                              "epoch, variants side by side."),
     epoch: Optional[int] = typer.Option(None, min=1, help="Compare at this epoch [default: the last]."),
-    baseline: Optional[str] = typer.Option(None, help="Variant to compare with [default: each run's baseline]."),
+    baseline: Optional[str] = typer.Option(None, help="Variant to compare with [default: each run's baseline]; "
+                                                      "VARIANT@RUN: that variant of run RUN (its folder or run id) "
+                                                      "for every run, paired on the seeds both have."),
+    no_pool: bool = typer.Option(False, "--no-pool", help="Compare every run on its own [default: runs whose "
+                                                          "configs differ only in seeds are pooled]."),
     metric: List[str] = typer.Option([], "--metric", "-m", help="Show only these (repeatable): train_loss, "
                                                                 "test_loss, test_acc, best_acc, steps, steps_acc, "
                                                                 "seconds."),
@@ -108,7 +112,7 @@ def compare(
     if plot is not None:
         from .plots import check_path
         check_path(plot)  # before the comparison, which can take a while
-    comparisons, skipped = compare_runs(paths, baseline, epoch)
+    comparisons, skipped = compare_runs(paths, baseline, epoch, pool=not no_pool)
     for warning in skipped:
         errors.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
     rendered = comparison_output(comparisons, format_, metric, windows, width=None if output else _width())

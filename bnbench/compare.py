@@ -41,11 +41,20 @@ epochs.csv and evals.csv all hold in full (see `_snapshot`). Rows are numbered b
 worked on as arrays, trial by trial, so that a folder of hundreds of runs compares in seconds
 (benchmarks/compare_speed.py).
 
-Grouping: each run is compared on its own. Runs of one experiment are listed together, newest first, but never
-pooled: a trial's result depends only on its config and seed, so pooling two runs of one config counts the same
-trials twice, and pooling runs with different configs mixes two experiments.
+Grouping (see `_groups`, `pool`): runs of one experiment are listed together, newest first. Runs whose resolved
+configs (config.yaml) differ only in `seeds` are pooled into one comparison: a trial's result depends only on its
+config and seed, and pairing is per seed, so their trials are one experiment. Each seed's trials are taken whole
+from the newest run that has finished all of them (every epoch, or diverged); a seed in several runs is taken
+once, from the newest, and a note says so; a partial run adds only its finished seeds, and a note names the rest
+(when no run of a group has finished a seed, each is compared on its own, on what it has finished).
+Runs that differ in anything else are never pooled. `pool=False` compares every run on its own.
+
+A baseline from another run (`VARIANT@RUN`, see `against`): the variants of every other run are paired, seed by
+seed, with that run's VARIANT trials, on the seeds both have (a note lists them); the runs must use the same data
+set, share a seed, and, if the baseline's run has a sweep, have the same sweep points.
 """
 import io
+import json
 import multiprocessing
 import os
 import signal
@@ -62,7 +71,7 @@ import yaml
 from pandas.api.indexers import BaseIndexer
 
 from . import store
-from .config import Config, validate
+from .config import Config, diff, validate
 from .errors import BnbenchError
 from .stats import ADVISED_SEEDS, ALPHA, first_reach, geometric_speedup, holm, mean_interval, speed_ratio
 
@@ -109,10 +118,18 @@ class Results:
     batches: pd.DataFrame  # sweep columns are kept as the text bnbench wrote
     epochs: pd.DataFrame
     evals: pd.DataFrame  # evals.csv; for runs made before it existed, the epoch ends from epochs.csv
+    sources: tuple[Path, ...] = ()  # the run folders it was combined from (pooled, or a baseline's), newest first
+    notes: tuple[str, ...] = ()  # what combining them did (seeds taken, left out, paired)
+    label: str = ""  # how titles name a combined run ("runs A + B (pooled)"); "" for "run <run id>"
 
     @property
     def config(self) -> Config:
         return self.layout.config
+
+    @property
+    def runs(self) -> str:
+        """The run folder, or the folders it was combined from."""
+        return "; ".join(map(str, self.sources or [self.dir]))
 
 
 @dataclass
@@ -140,8 +157,9 @@ class Comparison:
 
     @property
     def title(self) -> str:
-        mark = "" if self.results.status == "complete" else f" [{self.results.status}]"
-        return f"{self.name} · {describe(self.results.config)} · run {self.results.dir.name}{mark}"
+        results = self.results
+        mark = "" if results.status == "complete" else f" [{results.status}]"
+        return f"{self.name} · {describe(results.config)} · {results.label or f'run {results.dir.name}'}{mark}"
 
     @property
     def points(self) -> list[str]:
@@ -203,10 +221,12 @@ def describe(config: Config) -> str:
 
 # ---- many runs ---------------------------------------------------------------------------------------------------
 
-def compare_runs(paths: list[Path], baseline: Optional[str] = None,
-                 epoch: Optional[int] = None) -> tuple[list[Comparison], list[str]]:
+def compare_runs(paths: list[Path], baseline: Optional[str] = None, epoch: Optional[int] = None,
+                 pool: bool = True) -> tuple[list[Comparison], list[str]]:
     """Compare every run found under `paths`: grouped by experiment, newest run first, plus one warning per run
-    that could not be compared. Raises BnbenchError when there is nothing to compare."""
+    that could not be compared. Runs whose configs differ only in seeds are pooled unless `pool` is False (see
+    the module docstring). `baseline` is a variant name, or VARIANT@RUN: that variant of run RUN (a run folder or
+    run id) as every run's baseline. Raises BnbenchError when there is nothing to compare."""
     for path in paths:
         if path.is_file():
             in_run = any((path.parent / marker).is_file() for marker in ("meta.json", "config.yaml"))
@@ -216,7 +236,20 @@ def compare_runs(paths: list[Path], baseline: Optional[str] = None,
     if not run_dirs:
         raise BnbenchError(f"{', '.join(map(str, paths))}: no bnbench runs found (no folder holds config.yaml "
                            f"or meta.json); pass a results folder or run folders")
-    outcomes = _each_run(run_dirs, partial(_compare_one, baseline=baseline, epoch=epoch))
+    variant, _, at = (baseline or "").partition("@")
+    reference, outcomes = None, []
+    if at:
+        reference = load_run(store.find_run(at, run_dirs))
+        variant = variant or reference.config.baseline
+        if reference.dir in run_dirs:  # its own variants against VARIANT, as usual
+            outcomes.append([_compare_one(reference.dir, variant, epoch)])
+        run_dirs = [d for d in run_dirs if d != reference.dir]
+    groups = _groups(run_dirs) if pool else [[d] for d in run_dirs]
+    if reference is not None:
+        _check_pairs(reference, variant, groups)
+    outcomes += _each_run(groups, partial(_compare_group, baseline=variant or None, epoch=epoch,
+                                          reference=reference))
+    outcomes = [outcome for group in outcomes for outcome in group]
     comparisons = [outcome for outcome in outcomes if isinstance(outcome, Comparison)]
     skipped = [outcome for outcome in outcomes if isinstance(outcome, str)]
     if not comparisons:
@@ -224,6 +257,49 @@ def compare_runs(paths: list[Path], baseline: Optional[str] = None,
         raise BnbenchError(skipped[0].partition(": ")[2] + more)
     names = list(dict.fromkeys(c.name for c in comparisons))
     return sorted(comparisons, key=lambda c: names.index(c.name)), skipped
+
+
+def _groups(run_dirs: list[Path]) -> list[list[Path]]:
+    """The runs (newest first) in groups whose configs differ only in seeds; a run whose config cannot be read
+    is a group of its own (comparing it says why)."""
+    groups: dict = {}
+    for run_dir in run_dirs:
+        try:
+            key = json.dumps(_layout(run_dir).config.model_dump(mode="json", exclude={"seeds"}), sort_keys=True)
+        except BnbenchError:
+            key = run_dir
+        groups.setdefault(key, []).append(run_dir)
+    return list(groups.values())
+
+
+def _compare_group(run_dirs: list[Path], baseline: Optional[str], epoch: Optional[int],
+                   reference: Optional[Results]) -> list:
+    """The comparison of one group of runs (pooled when there are several), or of each run: Comparisons, and for
+    each run that could not be compared, why."""
+    if len(run_dirs) == 1 and reference is None:
+        return [_compare_one(run_dirs[0], baseline, epoch)]
+    loaded, skipped = [], []
+    for run_dir in run_dirs:
+        try:
+            loaded.append(load_run(run_dir))
+        except BnbenchError as e:
+            skipped.append(f"skipped {run_dir}: {e}")
+    if len(loaded) > 1 and not any(_finished_seeds(results) for results in loaded):
+        runs = loaded  # nothing to pool: each run on what it has finished, as without pooling
+    else:
+        runs = [pooled(loaded)] if len(loaded) > 1 else loaded
+    return [_compare_results(results, baseline, epoch, reference) for results in runs] + skipped
+
+
+def _compare_results(results: Results, baseline: Optional[str], epoch: Optional[int],
+                     reference: Optional[Results]) -> Comparison | str:
+    """The comparison of a run (against `reference`'s variant `baseline`, if given), or why it was skipped."""
+    try:
+        if reference is not None:
+            results, baseline = against(results, reference, baseline or reference.config.baseline), None
+        return compare_run(results, baseline, epoch)
+    except BnbenchError as e:
+        return f"skipped {results.runs}: {e}"
 
 
 def _compare_one(run_dir: Path, baseline: Optional[str], epoch: Optional[int]) -> Comparison | str:
@@ -234,18 +310,18 @@ def _compare_one(run_dir: Path, baseline: Optional[str], epoch: Optional[int]) -
         return f"skipped {run_dir}: {e}"
 
 
-def _each_run(run_dirs: list[Path], compare) -> list:
-    """`compare` of each run, in order. From POOL_FROM runs on, shared out over the CPUs by forked worker
-    processes: a run takes some 20 ms of pandas and scipy, which hold the GIL, so threads would not help. On
+def _each_run(run_dirs: list, compare) -> list:
+    """`compare` of each run (or group of runs), in order. From POOL_FROM on, shared out over the CPUs by forked
+    worker processes: a run takes some 20 ms of pandas and scipy, which hold the GIL, so threads would not help. On
     Ctrl-C the main process stops them, dropping the runs not yet started."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     if cpus < 2 or len(run_dirs) < POOL_FROM or "fork" not in multiprocessing.get_all_start_methods():
         return [compare(run_dir) for run_dir in run_dirs]
-    pool = ProcessPoolExecutor(cpus, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker)
+    workers = ProcessPoolExecutor(cpus, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker)
     try:
-        return list(pool.map(compare, run_dirs, chunksize=8))
+        return list(workers.map(compare, run_dirs, chunksize=8))
     finally:
-        pool.shutdown(cancel_futures=True)
+        workers.shutdown(cancel_futures=True)
 
 
 def _start_worker() -> None:
@@ -275,11 +351,16 @@ class Layout:
     numbers: dict[tuple, int]  # (variant, seed, *sweep values as text) -> trial number
 
     @classmethod
-    def of(cls, config: Config) -> "Layout":
+    def of(cls, config: Config, resolved: Optional[list[Config]] = None) -> "Layout":
+        """`resolved`: each sweep point's config, when known (a combined run's, see `pooled` and `against`)."""
         points = _point_texts(config)
         keys = [(v.name, s, *p.values()) for p in points for s in config.seeds for v in config.variants]
-        return cls(config, points, [config.with_values(p) for p in config.sweep_points()],
+        return cls(config, points, resolved or [config.with_values(p) for p in config.sweep_points()],
                    {key: number for number, key in enumerate(keys)})
+
+    def changed(self, **fields) -> "Layout":
+        """The layout of this run's config with `fields` replaced (not validated again: a combined run's)."""
+        return Layout.of(self.config.model_copy(update=fields), [c.model_copy(update=fields) for c in self.resolved])
 
     @property
     def labels(self) -> list[str]:
@@ -531,6 +612,131 @@ def _trial(labels: list[str], values: tuple) -> str:
                                                                        zip(labels[2:], values[2:]))])
 
 
+# ---- runs combined ------------------------------------------------------------------------------------------------
+
+def pooled(runs: list[Results]) -> Results:
+    """One run made of `runs` (newest first), whose configs differ only in seeds: each seed's trials from the newest
+    run that finished all of them, with notes on what was taken from where and what was left out. At least one
+    run must have finished a seed."""
+    finished = {r.dir: _finished_seeds(r) for r in runs}
+    taken: dict[int, Results] = {}
+    for results in runs:
+        for seed in finished[results.dir]:
+            taken.setdefault(seed, results)
+    used = [r for r in runs if r in taken.values()]
+    seeds = sorted(taken)
+    layout = runs[0].layout.changed(seeds=seeds)
+    parts = [(r, _mapping(r.layout, layout, lambda key, r=r: key if taken.get(key[1]) is r else None), {})
+             for r in used]
+    notes = [f"pooled {len(used)} runs whose configs differ only in seeds: " + "; ".join(
+        f"seed{'s' * (len(own) > 1)} {_seed_list(own)} from {r.dir.name}"
+        for r in used for own in [[s for s in seeds if taken[s] is r]])]
+    for i, results in enumerate(runs):
+        newer = [s for s in results.config.seeds if s in taken and taken[s] in runs[:i]]
+        if newer:
+            notes.append(f"seed{'s' * (len(newer) > 1)} {_seed_list(newer)} of {results.dir.name} also in a newer "
+                         f"run: taken from the newest")
+        unfinished = [s for s in results.config.seeds if s not in finished[results.dir] and s not in newer]
+        if unfinished:
+            notes.append(f"{results.dir.name} is {results.status}: its unfinished seed{'s' * (len(unfinished) > 1)} "
+                         f"{_seed_list(unfinished)} left out (pooling uses finished trials only)")
+    return Results(used[0].dir, layout, "complete", *_frames(parts), sources=tuple(r.dir for r in used),
+                   notes=tuple(notes), label=f"runs {' + '.join(r.dir.name for r in used)} (pooled)")
+
+
+def against(results: Results, reference: Results, variant: str) -> Results:
+    """`results` with `reference`'s `variant` trials added as the baseline variant VARIANT@<run id>, on the seeds
+    both have; a baseline run without a sweep pairs with every sweep point of `results`, one with a sweep with
+    the same point of `results` (see `_check_pairs`)."""
+    name = f"{variant}@{reference.dir.name}"
+    seeds = [s for s in results.config.seeds if s in set(reference.config.seeds)]
+    base = next(v for v in reference.config.variants if v.name == variant).model_copy(update={"name": name})
+    layout = results.layout.changed(seeds=seeds, variants=[*results.config.variants, base], baseline=name)
+    parts = [(results, _mapping(results.layout, layout, lambda key: key), {})]
+
+    def rename(key: tuple, point: tuple) -> Optional[tuple]:  # the reference's baseline trials of a sweep point
+        same = not reference.config.sweep or tuple(key[2:]) == point
+        return (name, key[1], *point) if key[0] == variant and same else None
+
+    for point in results.layout.points:
+        parts.append((reference, _mapping(reference.layout, layout, partial(rename, point=tuple(point.values()))),
+                      {"variant": name, **point}))
+    left = [s for s in results.config.seeds if s not in seeds]
+    notes = [f"baseline {name}: {variant} of {reference.runs}, paired on seed{'s' * (len(seeds) > 1)} "
+             f"{_seed_list(seeds)}" + (f"; seed{'s' * (len(left) > 1)} {_seed_list(left)} of {results.dir.name} not "
+                                       f"in {reference.dir.name}: left out" if left else "")]
+    statuses = {results.status, reference.status}
+    status = "complete" if statuses == {"complete"} else "running" if "running" in statuses else "partial"
+    return Results(results.dir, layout, status, *_frames(parts), sources=(*(results.sources or [results.dir]),
+                   reference.dir), notes=(*results.notes, *notes),
+                   label=f"{results.label or f'run {results.dir.name}'} vs {name}")
+
+
+def _check_pairs(reference: Results, variant: str, groups: list[list[Path]]) -> None:
+    """Refuse, in one line, a baseline from another run that some run cannot be paired with."""
+    names = [v.name for v in reference.config.variants]
+    if variant not in names:
+        raise BnbenchError(f"--baseline {variant}@{reference.dir.name}: not a variant of {reference.dir} (its "
+                           f"variants: {', '.join(names)}); choose one of those")
+    for group in groups:
+        try:
+            layouts = [_layout(run_dir) for run_dir in group]
+        except BnbenchError:
+            continue  # comparing it says why
+        config, seeds = layouts[0].config, sorted({s for layout in layouts for s in layout.config.seeds})
+        where = f"--baseline {variant}@{reference.dir.name}: {group[0]}"
+        data = diff(reference.config.dataset.model_dump(mode="json"), config.dataset.model_dump(mode="json"),
+                    "dataset")
+        if data:
+            raise BnbenchError(f"{where}: other data than the baseline's run ({'; '.join(data)}); compare runs on "
+                               f"the same data set")
+        if not set(seeds) & set(reference.config.seeds):
+            raise BnbenchError(f"{where}: no seed in common with the baseline's run (seeds {_seed_list(seeds)} vs "
+                               f"{_seed_list(reference.config.seeds)}), so nothing pairs; run the same seeds")
+        if reference.config.sweep and reference.layout.points != layouts[0].points:
+            raise BnbenchError(f"{where}: the baseline's run sweeps {', '.join(reference.config.sweep)}, this run "
+                               f"has other sweep points; use a baseline from a run without a sweep or with the same")
+
+
+def _finished_seeds(results: Results) -> list[int]:
+    """The seeds all of whose trials (every variant and sweep point) ran every epoch or diverged."""
+    layout = results.layout
+    spans = _spans(results.batches, layout.size)
+    last_loss = results.batches.loss.to_numpy()[np.maximum(spans[1:] - 1, 0)] if len(results.batches) else \
+        np.zeros(layout.size)
+    diverged = (spans[1:] > spans[:-1]) & ~np.isfinite(last_loss)
+    needed = np.repeat([c.training.epochs for c in layout.resolved], layout.per_point)
+    done = (_per_trial_max(results.epochs, "epoch", layout.size) >= needed) | diverged
+    per_seed = done.reshape(len(layout.points), len(layout.config.seeds), -1).all(axis=(0, 2))
+    return [seed for seed, ok in zip(layout.config.seeds, per_seed) if ok]
+
+
+def _mapping(own: Layout, combined: Layout, rename) -> np.ndarray:
+    """Each trial number of `own` -> the number in `combined` of its key `rename(key)` (-1: None or not there)."""
+    numbers = np.full(own.size, -1)
+    for key, number in own.numbers.items():
+        numbers[number] = combined.numbers.get(rename(key), -1)
+    return numbers
+
+
+def _frames(parts: list[tuple]) -> list[pd.DataFrame]:
+    """Batches, epochs and evals of a combined run from (results, mapping, labels) parts: each part's trials that
+    the mapping keeps, renumbered, their label columns set to `labels`, sorted by trial."""
+    out = []
+    for name in ("batches", "epochs", "evals"):
+        frames = []
+        for results, numbers, labels in parts:
+            frame = getattr(results, name)
+            trial = numbers[frame.trial.to_numpy()]
+            frames.append(frame[trial >= 0].assign(trial=trial[trial >= 0], **labels))
+        out.append(_by_trial(pd.concat(frames, ignore_index=True)))
+    return out
+
+
+def _seed_list(seeds) -> str:
+    return ", ".join(map(str, seeds))
+
+
 # ---- comparing one run -------------------------------------------------------------------------------------------
 
 def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optional[int] = None) -> Comparison:
@@ -569,8 +775,8 @@ def _table(results: Results, rows: list[dict], baseline: str) -> pd.DataFrame:
     points = list(results.config.sweep)
     columns["verdict"] = [None if row["baseline"] else verdict(dict(zip(columns, values)), baseline, points)
                           for row, values in zip(rows, zip(*columns.values()))]
-    return pd.DataFrame({"experiment": results.config.name, "run": str(results.dir), "status": results.status,
-                         "partial": results.status != "complete",
+    return pd.DataFrame({"experiment": results.config.name, "run": results.runs, "status": results.status,
+                         "partial": results.status != "complete", "notes": "; ".join(results.notes),
                          **{c: _typed(c, v) for c, v in columns.items()}})
 
 

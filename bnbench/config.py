@@ -530,3 +530,11 @@ def _model_at(loc: list[str]):
 
 def dump(config: Config) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def diff(a: Any, b: Any, path: str = "") -> list[str]:
+    """'training.epochs: 10 -> 12' for each field that differs between two configs as mappings (model_dump)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in diff(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
+    return [] if a == b else [f"{path}: {a!r} -> {b!r}"]

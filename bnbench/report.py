@@ -76,8 +76,9 @@ def _columns(table: pd.DataFrame, shown: list[str]) -> pd.DataFrame:
 
 
 def _windows_frame(c: Comparison) -> pd.DataFrame:
-    return c.windows.assign(experiment=c.name, run=str(c.results.dir), status=c.results.status)[
-        ["experiment", "run", "status", *c.windows.columns]]
+    return c.windows.assign(experiment=c.name, run=c.results.runs, status=c.results.status,
+                            notes="; ".join(c.results.notes))[["experiment", "run", "status", "notes",
+                                                               *c.windows.columns]]
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -107,8 +108,13 @@ def _comparison_grid(c: Comparison, shown: list[str]) -> Grid:
     for row in c.table.to_dict("records"):
         cells = [_variant_cell(row), *([row[p]] for p in c.points), [str(row["seeds"])]]
         rows.append(cells + [_steps_cell(row, m) if m in TARGETS else _metric_cell(row, m) for m in shown])
-    lead = [v for v in c.table.verdict if isinstance(v, str)]
+    lead = _notes(c) + [v for v in c.table.verdict if isinstance(v, str)]
     return Grid(c.title, header, rows, _caption(c, shown), lead)
+
+
+def _notes(c: Comparison) -> list[str]:
+    """What combining runs did (pooled seeds, a baseline from another run), as lead paragraphs."""
+    return [f"note: {note}" for note in c.results.notes]
 
 
 def _header(c: Comparison, metric: str) -> str:
@@ -205,7 +211,7 @@ def _windows_grid(c: Comparison) -> Grid:
     caption = (f"Mean loss of each {window} mini-batches of epoch {epochs} (the tutorial's \"Loss after mini-batch "
                f"N\" lines), mean ± std over seeds." + (f" Left out: {'; '.join(left_out)}." if left_out else "")
                + ("" if rows else f" No full window of {window} batches in epoch {epochs}."))
-    return Grid(f"{c.title} · epoch {epochs}", header, rows, caption)
+    return Grid(f"{c.title} · epoch {epochs}", header, rows, caption, _notes(c))
 
 
 # ---- formats -----------------------------------------------------------------------------------------------------

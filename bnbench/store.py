@@ -309,3 +309,27 @@ def find_runs(paths: list[Path]) -> list[Path]:
                          if "checkpoints" not in p.parts
                          and not any(part.startswith(".") for part in p.relative_to(path).parts))
     return sorted(found, key=lambda p: (p.name, str(p)), reverse=True)
+
+
+def find_run(ref: str, run_dirs: list[Path]) -> Path:
+    """The run that `ref` names: a run folder (as found among `run_dirs` when it is one of them), or a run id
+    ('20260101-120000', or '<name>/<run id>') of one of `run_dirs` or of a run in the results folders that hold
+    them."""
+    path = Path(ref)
+    if (path / "meta.json").is_file() or (path / "config.yaml").is_file():
+        return next((d for d in run_dirs if d.resolve() == path.resolve()), path)
+    matches = _named(ref, run_dirs)
+    if not matches:
+        results = list(dict.fromkeys(d.parent.parent for d in run_dirs))
+        matches = _named(ref, find_runs(results))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise BnbenchError(f"{ref}: names {len(matches)} runs ({', '.join(map(str, matches[:3]))}); pass its folder")
+    raise BnbenchError(f"{ref}: not a run folder, nor the id of a run under "
+                       f"{', '.join(map(str, dict.fromkeys(d.parent.parent for d in run_dirs)))}; pass its folder "
+                       f"(results/<name>/<run id>)")
+
+
+def _named(ref: str, run_dirs: list[Path]) -> list[Path]:
+    return [d for d in run_dirs if d.name == ref or d.as_posix().endswith("/" + ref.strip("/"))]

@@ -442,7 +442,7 @@ def test_runs_are_grouped_by_experiment_newest_first(tmp_path):
     write_run(tmp_path, one, name="alpha", run_id="20250101-000000")
     write_run(tmp_path, one, name="beta", run_id="20250301-000000")
     write_run(tmp_path, one, name="alpha", run_id="20250201-000000")
-    comparisons, _ = compare_runs([tmp_path])
+    comparisons, _ = compare_runs([tmp_path], pool=False)  # the two alpha runs would be pooled (tests/test_pool.py)
     assert [(c.name, c.results.dir.name) for c in comparisons] == [
         ("beta", "20250301-000000"), ("alpha", "20250201-000000"), ("alpha", "20250101-000000")]
 
