@@ -42,8 +42,15 @@ def run_rows(results: Path) -> list[dict]:
         except BnbenchError as e:
             rows.append({"run": str(run_dir), "error": str(e)})
             continue
-        rows.append({"name": run_dir.parent.name, "run": run_dir.name, "started": meta.get("started", "?"),
-                     "status": store.run_status(run_dir, meta),
+        try:
+            config = store.read_config(run_dir)  # as now (a run may have grown), else as it started
+        except BnbenchError:
+            config = meta.get("config") or {}
+        rows.append({"name": run_dir.parent.name, "run": run_dir.name, "path": str(run_dir),
+                     "started": meta.get("started", "?"), "status": store.run_status(run_dir, meta),
                      "trials": f"{meta.get('trials_done', '?')}/{meta.get('trials_total', '?')}",
+                     "seeds": ", ".join(map(str, config.get("seeds", []))) or "?",
+                     "epochs": (config.get("training") or {}).get("epochs", "?"),
+                     "overrides": store.overrides_text(meta),
                      "device": f"{meta.get('device', '?')} ({meta.get('device_name', '')})"})
     return rows

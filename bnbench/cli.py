@@ -139,11 +139,29 @@ def list_(
     configs: Optional[Path] = typer.Option(None, help="Folder of configs [default: ./configs if present, else the "
                                                       "shipped ones]."),
     results: Path = typer.Option(Path("results"), help="Results folder to list runs from."),
+    format_: str = typer.Option("table", "--format", "-f", help="table or json (both lists, every field)."),
 ):
-    """List the experiment configs and the runs stored under the results folder."""
-    from .report import configs_table, runs_table
+    """List the experiment configs and the runs stored under the results folder (status, seeds, epochs, the
+    options each run was started with)."""
+    from .report import list_output
 
-    typer.echo(configs_table(configs, _width()) + "\n" + runs_table(results, _width()), nl=False)
+    typer.echo(list_output(configs, results, format_, _width()), nl=False)
+
+
+@app.command()
+@user_errors
+def show(
+    run_ref: str = typer.Argument(..., metavar="RUN", help="A run folder, or a run id ('<run id>' or "
+                                                           "'<name>/<run id>') under --results."),
+    results: Path = typer.Option(Path("results"), help="Results folder to look for a run id in."),
+    format_: str = typer.Option("table", "--format", "-f", help="table or json (every field)."),
+):
+    """One run: status, engine and device, where its config came from and how it differs from that file, each
+    trial's progress and final numbers, and the verdict."""
+    from .report import show_output
+    from .show import find, summary
+
+    typer.echo(show_output(summary(find(run_ref, results)), format_, _width()), nl=False)
 
 
 def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:

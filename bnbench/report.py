@@ -34,7 +34,48 @@ def configs_table(folder: Optional[Path], width: Optional[int]) -> str:
 
 def runs_table(results: Path, width: Optional[int]) -> str:
     return render(_list_grid(f"Runs under {results}", run_rows(results),
-                             ["name", "run", "started", "status", "trials", "device"], "(no runs yet)"), width)
+                             ["name", "run", "started", "status", "trials", "seeds", "epochs", "overrides", "device"],
+                             "(no runs yet)"), width)
+
+
+def list_output(configs: Optional[Path], results: Path, fmt: str, width: Optional[int]) -> str:
+    """What `bnbench list` shows: the two tables, or (json) {"configs": [...], "runs": [...]} with every field."""
+    if fmt == "json":
+        return json.dumps({"configs": config_rows(configs), "runs": run_rows(results)}, indent=2) + "\n"
+    if fmt != "table":
+        raise BnbenchError(f"--format {fmt}: unknown format; choose table or json")
+    return configs_table(configs, width) + "\n" + runs_table(results, width)
+
+
+# ---- show --------------------------------------------------------------------------------------------------------
+
+def show_output(summary: dict, fmt: str, width: Optional[int]) -> str:
+    """What `bnbench show` prints for one run (see show.summary): text, or json with every field."""
+    if fmt == "json":
+        return json.dumps(summary, indent=2) + "\n"
+    if fmt != "table":
+        raise BnbenchError(f"--format {fmt}: unknown format; choose table or json")
+    s = summary
+    ended = f", ended {s['ended']}" if s["ended"] else ""
+    resumed = f", resumed {len(s['resumed'])}×" if s["resumed"] else ""
+    lead = [f"status: {s['status']} (started {s['started']}{ended}{resumed})",
+            f"engine: {s['engine'] or '?'} · device: {s['device'] or '?'} ({s['device_name'] or '?'})",
+            f"config: {s['source'] or '(not recorded)'}: {s['source_state']}",
+            f"overrides: {s['overrides'] or '(none)'}",
+            "differs from the config file: " + ("; ".join(s["from_source"]) or "nowhere")]
+    if s["edited"]:
+        lead.append(f"config.yaml edited since the run began: {'; '.join(s['edited'])} (as started -> as now)")
+    lead += [f"verdict: {v}" for v in s["verdicts"]] + ([f"cannot compare: {s['problem']}"] if s["problem"] else [])
+    points = [k for k in (s["trials"][0] if s["trials"] else {}) if "." in k]  # sweep paths are dotted
+    header = ["variant", "seed", *points, "status", "epochs", "steps", "seconds", "train loss", "test loss",
+              "test acc %"]
+    rows = [[[t["variant"]], [str(t["seed"])], *([str(t[p])] for p in points), [t["status"]],
+             [f"{t['epochs']}/{t['epochs_total']}"], [str(t["steps"])], [_num(t["seconds"], 2)],
+             [_num(t["train_loss"], 4)], [_num(t["test_loss"], 4)], [_num(t["test_acc"], 2)]] for t in s["trials"]]
+    caption = ("Per trial: epochs finished of configured, steps, wall seconds, and the numbers of its last finished "
+               "epoch (train loss: mean mini-batch loss of that epoch; test: in eval mode).")
+    return render(Grid(f"{s['experiment']} · run {s['run']}", header, rows or [[["(no trials)"]] + [[""]] * 9],
+                       caption, lead), width)
 
 
 # ---- compare -------------------------------------------------------------------------------------------------------

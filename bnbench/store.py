@@ -290,6 +290,18 @@ def read_meta(run_dir: Path) -> dict:
     return _read_mapping(run_dir / "meta.json", json.loads, "JSON", "a JSON object")
 
 
+def overrides_text(meta: dict) -> str:
+    """The options a run was started with on top of its config file, as typed: '--set training.epochs=1 --seeds
+    0,1' ('' for none)."""
+    overrides = meta.get("overrides") or {}
+    parts = [f"--set {text}" for text in overrides.get("set") or []]
+    if overrides.get("seeds") is not None:
+        parts.append("--seeds " + ",".join(map(str, overrides["seeds"])))
+    if overrides.get("device"):
+        parts.append(f"--device {overrides['device']}")
+    return " ".join(parts)
+
+
 def run_status(run_dir: Path, meta: dict) -> str:
     """complete, running (a live process holds the lock), or partial (stopped or crashed; resumable)."""
     if meta.get("status") == "complete":

@@ -1,0 +1,109 @@
+"""`bnbench show RUN`: what one run folder holds, as plain data (report.show_output renders it).
+
+Where the run's config came from and how it differs from that file (meta.json keeps the source file, the
+overrides and the resolved config the run started with), its status, engine and device, each trial's progress and
+final numbers (from the CSVs, read and checked as `compare` reads them), and the verdict lines of its comparison.
+"""
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import store
+from .compare import compare_run, load_run
+from .config import Config, diff, load_config, validate
+from .errors import BnbenchError
+
+TRIAL_NUMBERS = ["train_loss", "test_loss", "test_acc"]
+
+
+def find(ref: str, results: Path) -> Path:
+    """The run folder `ref` names: a run folder, or a run id ('<run id>' or '<name>/<run id>') under `results`."""
+    path = Path(ref)
+    if (path / "meta.json").is_file():
+        return path
+    if path.is_dir():
+        raise BnbenchError(f"{ref}: not a run folder (no meta.json); pass RESULTS/<name>/<run id> or a run id")
+    if not results.is_dir():
+        raise BnbenchError(f"{ref}: not a run folder, and --results {results} does not exist to look for a run id")
+    return store.find_run(ref, store.find_runs([results]))
+
+
+def summary(run_dir: Path) -> dict:
+    """Everything `show` prints about a run, JSON-ready."""
+    meta = store.read_meta(run_dir)
+    config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
+    out = {"run": str(run_dir), "experiment": config.name, "status": store.run_status(run_dir, meta),
+           "started": meta.get("started"), "ended": meta.get("ended"), "resumed": meta.get("resumed", []),
+           "engine": meta.get("engine"), "device": meta.get("device"), "device_name": meta.get("device_name"),
+           "source": meta.get("source"), "overrides": store.overrides_text(meta),
+           **_config_changes(run_dir, meta, config.model_dump(mode="json"))}
+    try:
+        results = load_run(run_dir)
+    except BnbenchError as e:
+        return out | {"trials": [], "verdicts": [], "problem": str(e)}
+    out["trials"] = _trials(results)
+    try:
+        table = compare_run(results).table
+        out["verdicts"], out["problem"] = [v for v in table.verdict if isinstance(v, str)], None
+    except BnbenchError as e:
+        out["verdicts"], out["problem"] = [], str(e)
+    return out
+
+
+def _config_changes(run_dir: Path, meta: dict, resolved: dict) -> dict:
+    """`from_source`: fields where the run's resolved config differs from its source file (what the overrides
+    changed), as 'field: in the file -> in the run'; `source_state`: whether the file is as the run began
+    ('unchanged'), or why not; `edited`: fields of config.yaml edited since the run began."""
+    started = _current(meta.get("config"))
+    edited = diff(started, resolved) if started is not None else []
+    source, overrides = meta.get("source"), meta.get("overrides") or {}
+    if not source:
+        return {"from_source": [], "source_state": "not recorded", "edited": edited}
+    if not Path(source).is_file():
+        return {"from_source": [], "source_state": f"missing: {source} no longer exists", "edited": edited}
+    try:
+        plain = load_config(source)[0].model_dump(mode="json")
+        now = load_config(source, tuple(overrides.get("set") or ()), overrides.get("seeds"),
+                          overrides.get("device"))[0].model_dump(mode="json")
+    except BnbenchError as e:
+        return {"from_source": [], "source_state": f"no longer loads: {e}", "edited": edited}
+    changed = diff(started or resolved, now)
+    state = "unchanged" if not changed else f"changed since the run began ({'; '.join(changed)}; run -> file now)"
+    return {"from_source": diff(plain, resolved), "source_state": state, "edited": edited}
+
+
+def _current(raw: Optional[dict]) -> Optional[dict]:
+    """A config as recorded by an older bnbench, with the fields added since at their defaults (so that they do
+    not read as differences); as recorded if it no longer validates."""
+    try:
+        return Config.model_validate(raw).model_dump(mode="json") if raw is not None else None
+    except ValueError:
+        return raw
+
+
+def _trials(results) -> list[dict]:
+    """Per trial, in the runner's order: its labels, status, epochs, steps and seconds so far, and the numbers of
+    its last finished epoch."""
+    layout = results.layout
+    b, e = results.batches, results.epochs
+    spans_b, spans_e = (np.searchsorted(f.trial.to_numpy(), np.arange(layout.size + 1)) for f in (b, e))
+    labels = {number: key for key, number in layout.numbers.items()}
+    needed = np.repeat([c.training.epochs for c in layout.resolved], layout.per_point)
+    rows = []
+    for k in range(layout.size):
+        own_b, own_e = b.iloc[spans_b[k]:spans_b[k + 1]], e.iloc[spans_e[k]:spans_e[k + 1]]
+        variant, seed, *values = labels[k]
+        diverged = len(own_b) > 0 and not np.isfinite(own_b.loss.iloc[-1])
+        epochs = int(own_e.epoch.max()) if len(own_e) else 0
+        status = ("diverged" if diverged else "complete" if epochs >= needed[k] else
+                  "pending" if not len(own_b) else "stopped" if results.status == "partial" else "running")
+        last = own_e.iloc[-1] if len(own_e) else None
+        rows.append({"variant": variant, "seed": int(seed), **dict(zip(layout.config.sweep, values)),
+                     "status": status, "epochs": epochs, "epochs_total": int(needed[k]),
+                     "steps": int(own_b.step.max()) if len(own_b) else 0,
+                     "seconds": float(own_e.seconds.sum()) if len(own_e) else 0.0,
+                     **{n: None if last is None or np.isnan(last[n]) else float(last[n]) * (100 if n == "test_acc"
+                                                                                           else 1)
+                        for n in TRIAL_NUMBERS}})
+    return rows
