@@ -90,8 +90,10 @@ def compare(
     format_: str = typer.Option("table", "--format", "-f", help="table, markdown, csv, json or latex."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of printing."),
     plot: Optional[Path] = typer.Option(None, help="Also draw training loss and test accuracy vs step: FILE.png, "
-                                                   ".pdf or .svg; 5 runs a page (FILE-2.png, ...; a PDF holds the "
-                                                   "pages), at most the first 20 runs."),
+                                                   ".pdf or .svg (FILE alone: FILE.png); 5 runs a page (FILE-2.png, "
+                                                   "...; a PDF holds the pages), at most the first 20 runs."),
+    title: Optional[str] = typer.Option(None, help="With --plot: the figure's title [default: each run's]."),
+    dpi: int = typer.Option(110, min=10, max=600, help="With --plot: resolution of a PNG (PDF and SVG are vector)."),
     windows: bool = typer.Option(False, help="The tutorial's layout: mean loss per log_every mini-batches of one "
                                              "epoch, variants side by side."),
     epoch: Optional[int] = typer.Option(None, min=1, help="Compare at this epoch [default: the last]."),
@@ -111,14 +113,14 @@ def compare(
 
     if plot is not None:
         from .plots import check_path
-        check_path(plot)  # before the comparison, which can take a while
+        plot = check_path(plot)  # before the comparison, which can take a while
     comparisons, skipped = compare_runs(paths, baseline, epoch, pool=not no_pool)
     for warning in skipped:
         errors.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
     rendered = comparison_output(comparisons, format_, metric, windows, width=None if output else _width())
     if plot is not None:
         from .plots import MAX_RUNS, PER_PAGE, save_plot
-        for file in save_plot(comparisons, plot):
+        for file in save_plot(comparisons, plot, title, dpi):
             errors.print(f"plot: {file}", highlight=False, soft_wrap=True, markup=False)
         if len(comparisons) > MAX_RUNS:
             errors.print(f"plot: drew the first {MAX_RUNS} of {len(comparisons)} runs ({PER_PAGE} a page); to draw "

@@ -9,11 +9,12 @@ Uses matplotlib's object API with the Agg canvas (no pyplot, no display), so it 
 global backend alone.
 """
 from pathlib import Path
+from typing import Optional
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .compare import Comparison
 from .errors import BnbenchError
@@ -21,54 +22,87 @@ from .errors import BnbenchError
 FORMATS = ["png", "pdf", "svg"]
 PER_PAGE = 5
 MAX_RUNS = 20
-ROW_INCHES, WIDTH_INCHES, DPI = 4.6, 13, 110
+ROW_INCHES, WIDTH_INCHES, TITLE_INCHES, DPI = 4.6, 13, 0.5, 110
+BASELINE_COLOUR = "black"
+COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+           "tab:cyan"]  # the other variants, in the config's order (tab10 without its grey: the target lines')
+DASHES = ["-", "--", "-.", (0, (3, 1, 1, 1, 1, 1))]  # sweep points; ":" is the target lines'
 
 
-def check_path(path: Path) -> None:
-    """Refuse a --plot path that cannot be written, before anything is compared: a folder, a name whose extension
-    is not one of FORMATS (matplotlib takes the format from it), a folder that does not exist."""
+def check_path(path: Path) -> Path:
+    """The file --plot writes: `path`, or FILE.png for a name without an extension. Refuses, before anything is
+    compared, a path that cannot be written: a folder, an extension that is not one of FORMATS (matplotlib takes
+    the format from it), a folder that does not exist."""
     formats = ", ".join(f".{f}" for f in FORMATS[:-1]) + f" or .{FORMATS[-1]}"
     if path.is_dir():
         raise BnbenchError(f"--plot {path}: is a folder; name a file in it, e.g. {path / 'compare.png'}")
     if not path.suffix:
-        raise BnbenchError(f"--plot {path}: no extension to take the format from; name a {formats} file, e.g. "
-                           f"{path}.png")
+        path = path.with_name(f"{path.name}.{FORMATS[0]}")
     if path.suffix.lower()[1:] not in FORMATS:
         raise BnbenchError(f"--plot {path}: unknown format '{path.suffix}'; use {formats}")
     if not path.parent.is_dir():
         raise BnbenchError(f"--plot {path}: folder {path.parent} does not exist; create it or choose another")
+    return path
 
 
-def save_plot(comparisons: list[Comparison], path: Path) -> list[Path]:
-    """Draw the first MAX_RUNS comparisons, PER_PAGE a page; returns the files written."""
-    check_path(path)
+def save_plot(comparisons: list[Comparison], path: Path, title: Optional[str] = None,
+              dpi: int = DPI) -> list[Path]:
+    """Draw the first MAX_RUNS comparisons, PER_PAGE a page, under `title` (default: each run's); `dpi` for PNG.
+    Returns the files written."""
+    path = check_path(path)
     shown = comparisons[:MAX_RUNS]
     pages = [shown[i:i + PER_PAGE] for i in range(0, len(shown), PER_PAGE)]
     try:
         if path.suffix.lower() == ".pdf":
             with PdfPages(path) as pdf:
                 for page in pages:
-                    pdf.savefig(_page(page))
+                    pdf.savefig(_page(page, title))
             return [path]
         files = [path.with_name(f"{path.stem}-{i + 1}{path.suffix}") if i else path for i in range(len(pages))]
         for page, file in zip(pages, files):
-            _page(page).savefig(file, dpi=DPI)
+            _page(page, title).savefig(file, dpi=dpi)
         return files
     except OSError as e:
         raise BnbenchError(f"--plot {path}: cannot save ({e.strerror or e}); choose a writable path") from None
 
 
-def _page(comparisons: list[Comparison]) -> Figure:
-    """One row of panels per comparison, under its title."""
-    figure = Figure(figsize=(WIDTH_INCHES, ROW_INCHES * len(comparisons)))
+def _page(comparisons: list[Comparison], title: Optional[str]) -> Figure:
+    """One row of panels per comparison, under its title; `title` replaces a lone run's, and heads a page of
+    several."""
+    several = title is not None and len(comparisons) > 1
+    head = TITLE_INCHES * several
+    figure = Figure(figsize=(WIDTH_INCHES, ROW_INCHES * len(comparisons) + head))
     FigureCanvasAgg(figure)
-    for row, comparison in zip(figure.subfigures(len(comparisons), 1, squeeze=False)[:, 0], comparisons):
-        row.suptitle(comparison.title, fontweight="bold")
+    rows = figure.subfigures(len(comparisons) + several, 1, squeeze=False,
+                             height_ratios=[head] * several + [ROW_INCHES] * len(comparisons))[:, 0]
+    if several:
+        rows[0].suptitle(title, fontweight="bold", fontsize="x-large", va="center", y=0.5)
+        rows = rows[1:]
+    for row, comparison in zip(rows, comparisons):
+        row.suptitle(title if title is not None and len(comparisons) == 1 else comparison.title, fontweight="bold")
         loss, accuracy = row.subplots(1, 2, width_ratios=[3, 2])
         row.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.84, wspace=0.18)
-        _loss_panel(loss, comparison)
-        _accuracy_panel(accuracy, comparison)
+        styles = _styles(comparison)
+        _loss_panel(loss, comparison, styles)
+        _accuracy_panel(accuracy, comparison, styles)
+        last = max(1, *(c.step.max() for c in (comparison.loss_curves, comparison.accuracy_curves) if len(c)))
+        for ax in (loss, accuracy):  # step 0 to the last, whole-number ticks: one evaluation gives no range
+            ax.set_xlim(0, last)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
     return figure
+
+
+def _styles(comparison: Comparison) -> dict:
+    """(sweep values..., variant) -> line colour and style: the baseline always BASELINE_COLOUR, the other variants
+    COLOURS in the config's order, sweep points told apart by the line's dashes, so that one variant has one
+    colour in every figure of the run."""
+    names = [v.name for v in comparison.results.config.variants if v.name != comparison.baseline]
+    keys = comparison.table[comparison.points + ["variant"]].itertuples(index=False, name=None)
+    points = list(dict.fromkeys(tuple(key[:-1]) for key in keys))
+    return {(*point, variant): {"color": BASELINE_COLOUR if variant == comparison.baseline else
+                                COLOURS[names.index(variant) % len(COLOURS)],
+                                "linestyle": DASHES[points.index(point) % len(DASHES)]}
+            for point in points for variant in [comparison.baseline, *names]}
 
 
 def _label(comparison: Comparison, keys: tuple) -> str:
@@ -83,10 +117,11 @@ def _label(comparison: Comparison, keys: tuple) -> str:
     return ", ".join(parts) + (f" ({diverged} diverged seed{'s' * (diverged > 1)} left out)" if diverged else "")
 
 
-def _loss_panel(ax, comparison: Comparison) -> None:
+def _loss_panel(ax, comparison: Comparison, styles: dict) -> None:
     curves, keys = comparison.loss_curves, comparison.points + ["variant"]
     for group, curve in curves.groupby(keys, sort=False):
-        line, = ax.plot(curve.step, curve.loss_mean, linewidth=1.2, label=_label(comparison, group))
+        line, = ax.plot(curve.step, curve.loss_mean, linewidth=1.2, label=_label(comparison, group),
+                        **styles[group])
         ax.fill_between(curve.step, curve.loss_mean - curve.loss_std.fillna(0),
                         curve.loss_mean + curve.loss_std.fillna(0), color=line.get_color(), alpha=0.2, linewidth=0)
     targets = comparison.table.loc[comparison.table.baseline.astype(bool), "train_loss_mean"].dropna()
@@ -105,10 +140,11 @@ def _loss_panel(ax, comparison: Comparison) -> None:
     _legend(ax)
 
 
-def _accuracy_panel(ax, comparison: Comparison) -> None:
+def _accuracy_panel(ax, comparison: Comparison, styles: dict) -> None:
     curves = comparison.accuracy_curves
     for group, curve in curves.groupby(comparison.points + ["variant"], sort=False):
-        line, = ax.plot(curve.step, curve.acc_mean, marker="o", markersize=3, label=_label(comparison, group))
+        line, = ax.plot(curve.step, curve.acc_mean, marker="o", markersize=3, label=_label(comparison, group),
+                        **styles[group])
         ax.fill_between(curve.step, curve.acc_mean - curve.acc_std.fillna(0),
                         curve.acc_mean + curve.acc_std.fillna(0), color=line.get_color(), alpha=0.2, linewidth=0)
     baseline = curves[curves.variant == comparison.baseline]
