@@ -301,8 +301,6 @@ def test_a_pdf_holds_every_page(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("plot, message", [
     ("{tmp}", "--plot {tmp}: is a folder; name a file in it, e.g. {tmp}/compare.png"),
-    ("{tmp}/figure", "--plot {tmp}/figure: no extension to take the format from; name a .png, .pdf or .svg file, "
-                     "e.g. {tmp}/figure.png"),
     ("{tmp}/figure.jpg", "--plot {tmp}/figure.jpg: unknown format '.jpg'; use .png, .pdf or .svg"),
     ("{tmp}/no/figure.png", "--plot {tmp}/no/figure.png: folder {tmp}/no does not exist"),
 ])
