@@ -1,0 +1,130 @@
+"""The user's own network (`model.kind: factory`): the contract, its errors, and the same-seed weights."""
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from bnbench.cli import app
+from bnbench.config import Config, ModelConfig, VariantConfig
+from bnbench.errors import BnbenchError
+from bnbench.models import BnbenchWarning, build_model
+from bnbench.runner import choose_engine, engine_note
+
+NET = '''
+from torch import nn
+
+
+def make_net(num_classes, in_shape, norm_layer, width=16):
+    """Two conv blocks and a linear head; norm_layer(C) goes after each conv."""
+    channels = in_shape[0]
+    return nn.Sequential(
+        nn.Conv2d(channels, width, 3, padding=1, bias=False), norm_layer(width), nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, padding=1, bias=False), norm_layer(2 * width), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, num_classes),
+    )
+
+
+def ignores_norm(num_classes, in_shape, norm_layer):
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_shape[0] * in_shape[1] * in_shape[2], num_classes))
+
+
+def wrong_shape(num_classes, in_shape, norm_layer):
+    return nn.Flatten()
+
+
+def not_a_module(num_classes, in_shape, norm_layer):
+    return [nn.Linear(1, 1)]
+
+
+def raises(num_classes, in_shape, norm_layer):
+    raise RuntimeError("out of ideas")
+
+
+NOT_CALLABLE = 3
+'''
+
+
+@pytest.fixture
+def nets(tmp_path, monkeypatch):
+    """A module `user_nets_<test>` in a temporary working directory, as a user's file next to their config."""
+    name = f"user_nets_{abs(hash(str(tmp_path)))}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(NET))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def build(ref, norm="batchnorm", seed=0, **kwargs):
+    cfg = ModelConfig(kind="factory", factory=ref, kwargs=kwargs)
+    return build_model(cfg, VariantConfig(name=norm, norm=norm), (1, 8, 8), 10, seed)
+
+
+def test_factory_gets_the_variants_norm_and_its_kwargs(nets):
+    types = {norm: [type(m) for m in build(f"{nets}:make_net", norm, width=4)][1]
+             for norm in ("batchnorm", "groupnorm", "layernorm", "instancenorm", "none")}
+    assert types == {"batchnorm": nn.BatchNorm2d, "groupnorm": nn.GroupNorm, "layernorm": nn.GroupNorm,
+                     "instancenorm": nn.InstanceNorm2d, "none": nn.Identity}
+    assert build(f"{nets}:make_net", width=4)[0].out_channels == 4
+
+
+def test_factory_shared_weights_are_identical_across_norms_and_differ_by_seed(nets):
+    def convs_and_head(model):
+        return [model[0].weight, model[3].weight, model[8].weight, model[8].bias]
+    reference = convs_and_head(build(f"{nets}:make_net", "none", seed=9))
+    for norm in ("batchnorm", "groupnorm", "layernorm"):
+        torch.rand(10)
+        assert all(torch.equal(a, b) for a, b in zip(convs_and_head(build(f"{nets}:make_net", norm, seed=9)),
+                                                     reference))
+    assert not any(torch.equal(a, b) for a, b in zip(convs_and_head(build(f"{nets}:make_net", "none", seed=10)),
+                                                     reference))
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("no_such_module_xyz:make_net", "cannot import 'no_such_module_xyz'"),
+    ("{nets}:make_nett", "has no 'make_nett'"),
+    ("{nets}:NOT_CALLABLE", "is a int, not a callable"),
+    ("{nets}:not_a_module", "returned a list, not a torch nn.Module"),
+    ("{nets}:wrong_shape", r"returns \(2, 64\) for a batch of 2, not \(batch, num_classes\) = \(2, 10\)"),
+    ("{nets}:raises", "raised RuntimeError: out of ideas"),
+])
+def test_factory_errors_are_one_line(nets, ref, message):
+    with pytest.raises(BnbenchError, match=message):
+        build(ref.format(nets=nets))
+
+
+def test_a_factory_that_ignores_norm_layer_is_warned_about(nets):
+    with pytest.warns(BnbenchWarning, match="never called norm_layer, so variant 'batchnorm'"):
+        build(f"{nets}:ignores_norm")
+    build(f"{nets}:ignores_norm", norm="none")  # nothing to ignore
+
+
+def test_factory_reference_is_checked_with_the_config():
+    with pytest.raises(ValueError, match="expected 'module.path:callable'"):
+        Config(name="x", model={"kind": "factory", "factory": "my_nets.make_net"})
+    with pytest.raises(ValueError, match="model.kwargs is for model.kind: factory"):
+        Config(name="x", model={"kind": "cnn", "kwargs": {"width": 3}})
+
+
+def test_factory_run_from_the_cli(nets, tmp_path, write_config):
+    raw = {"name": "mine", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
+           "model": {"kind": "factory", "factory": f"{nets}:make_net", "kwargs": {"width": 8}},
+           "variants": [{"name": "bn", "norm": "batchnorm"}, {"name": "plain", "norm": "none"}],
+           "optimizer": {"name": "adam", "lr": 3e-3}, "training": {"epochs": 2, "batch_size": 16, "log_every": 0}}
+    result = CliRunner().invoke(app, ["run", str(write_config(raw)), "--out", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "out" / "mine").iterdir()
+    rows = [line.split(",") for line in (run_dir / "epochs.csv").read_text().splitlines()[1:]]
+    assert len(rows) == 4 and max(float(r[6]) for r in rows) > 0.5
+    raw["model"] = {"kind": "factory", "factory": f"{nets}:wrong_shape"}
+    result = CliRunner().invoke(app, ["run", str(write_config(raw)), "--out", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 2 and result.output.strip().startswith("error: model.factory:")
+    assert len(result.output.strip().splitlines()) == 1 and "(2, 64)" in result.output
+
+
+def test_graph_engine_does_not_capture_a_factory_model():
+    config = Config(name="x", model={"kind": "factory", "factory": "m:f"}, training={"engine": "graph"})
+    assert choose_engine(config, torch.device("cuda")) == "eager"
+    assert "cannot capture" in engine_note(config, "graph")
+    assert engine_note(Config(name="x", model={"kind": "torchvision", "name": "resnet18"}), "graph") is None
