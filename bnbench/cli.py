@@ -57,11 +57,13 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No 'Loss after mini-batch N' lines."),
 ):
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
+    from .backends import Placement
     from .config import load_config
     from .progress import RichReporter
     from .runner import is_complete, latest_partial_run, resume_experiment, run_experiment
 
     overrides = {"set": list(set_), "seeds": _seeds(seeds), "device": device}
+    placement = Placement(jobs=jobs)
     if run_folder is not None:
         config = _run_folder_of(config, run_folder, resume)
     is_run = (Path(config) / "meta.json").exists()
@@ -72,13 +74,14 @@ def run(
         return
     with RichReporter(console, quiet) as reporter:
         if is_run:
-            run_dir = resume_experiment(Path(config), jobs=jobs, argv=sys.argv, reporter=reporter)
+            run_dir = resume_experiment(Path(config), placement=placement, argv=sys.argv, reporter=reporter)
         elif resume:
             cfg, _ = load_config(config, tuple(set_), overrides["seeds"], device)
-            run_dir = resume_experiment(latest_partial_run(out, cfg), jobs=jobs, argv=sys.argv, reporter=reporter)
+            run_dir = resume_experiment(latest_partial_run(out, cfg), placement=placement, argv=sys.argv,
+                                        reporter=reporter)
         else:
             cfg, source = load_config(config, tuple(set_), overrides["seeds"], device)
-            run_dir = run_experiment(cfg, source, out, overrides=overrides, jobs=jobs, argv=sys.argv,
+            run_dir = run_experiment(cfg, source, out, overrides=overrides, placement=placement, argv=sys.argv,
                                      reporter=reporter)
     console.print(f"done: {run_dir}", highlight=False)
 

@@ -1,63 +1,38 @@
-"""Running an experiment: trials -> data + model -> train -> store, in this process or in N workers.
+"""Running an experiment: trials -> data + model -> train -> store; where units train is a backend's business
+(`bnbench.backends`: this process, worker processes).
 
-Workers only train; they send progress, and each finished epoch's results with the model/optimizer state, to
-this process, which alone writes the run folder (rows first, then the checkpoint, then meta.json).
-A trial's outcome depends only on its config and seed, never on which worker or in what order it runs.
+Backends only train; they hand back progress, and each finished epoch's results with the model/optimizer state,
+to this process, which alone writes the run folder (rows first, then the checkpoint, then meta.json).
+A trial's outcome depends only on its config and seed, never on where or in what order it runs.
 """
-import ctypes
 import itertools
 import os
 import platform
-import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Optional, Protocol, Union
+from typing import Optional, Protocol
 
 import numpy as np
 import torch
-import torch.multiprocessing as mp
 
-from . import store
+from . import backends, store
 from .config import Config, dump, load_config, validate
 from .data import Dataset, load_dataset
 from .errors import BnbenchError, Interrupted
-from .models import build_model
-from .graph import GraphTrainer
 from .graph import unsupported as graph_unsupported
+from .models import build_model
 from .stacked import StackedTrainer
 from .stacked import unsupported as stacked_unsupported
-from .train import EpochResult, Progress, Trainer, resolve_device
+from .train import EpochResult, Progress, resolve_device
 from .trials import Trial, expand
-
-
-@contextmanager
-def _cpu_settings():
-    """Settings for training, in-process or in a worker; restored afterwards (they are process-wide).
-
-    One thread per trial: the thread count changes the order of float sums inside a matmul, so fixing it makes
-    results independent of --jobs; parallelism comes from --jobs (trials side by side), which is where it pays
-    for models this small. Flushing denormals to zero: without BN, Adam's tiny second moments go denormal and
-    made the plain MLP's step 2.3x slower (2.4 vs 1.06 ms on the 2-core CPU); values below 1e-38 change nothing
-    a loss can show.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.set_flush_denormal(False)
 
 
 class Reporter(Protocol):
@@ -111,8 +86,9 @@ class Run:
 
 # ---- public entry points -----------------------------------------------------------------------------------------
 
-def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict, jobs: int = 1,
-                   argv: Optional[list[str]] = None, reporter: Reporter = Silent()) -> Path:
+def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict,
+                   placement: backends.Placement = backends.Placement(), argv: Optional[list[str]] = None,
+                   reporter: Reporter = Silent()) -> Path:
     """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder."""
     device = resolve_device(config.device)
     data = load_dataset(config.dataset)
@@ -125,7 +101,7 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict, 
     run_dir, lock = _create_run_dir(out, config, trials, meta)
     try:
         run = Run(run_dir, config, trials, meta, {t.index: TrialState() for t in trials})
-        _execute(run, data, device, engine, jobs, reporter)
+        _execute(run, data, device, engine, placement, reporter)
     finally:
         lock.release()
     return run_dir
@@ -161,8 +137,8 @@ def _check_models(trials: list[Trial], data: Dataset) -> None:
         build_model(trial.config.model, trial.variant, data.input_shape, data.num_classes, trial.seed)
 
 
-def resume_experiment(run_dir: Path, *, jobs: int = 1, argv: Optional[list[str]] = None,
-                      reporter: Reporter = Silent()) -> Path:
+def resume_experiment(run_dir: Path, *, placement: backends.Placement = backends.Placement(),
+                      argv: Optional[list[str]] = None, reporter: Reporter = Silent()) -> Path:
     """Continue a stopped run: finished trials are kept, others restart from their last finished epoch; a trial
     whose rows or checkpoint are damaged or missing is trained again from its start."""
     meta = store.read_meta(run_dir)
@@ -177,7 +153,7 @@ def resume_experiment(run_dir: Path, *, jobs: int = 1, argv: Optional[list[str]]
         _repair_rows(run, reporter)
         meta.update(status="running", ended=None, resumed=meta.get("resumed", []) + [_now()])
         device = resolve_device(config.device)
-        _execute(run, load_dataset(config.dataset), device, choose_engine(config, device), jobs, reporter)
+        _execute(run, load_dataset(config.dataset), device, choose_engine(config, device), placement, reporter)
     finally:
         lock.release()
     return run_dir
@@ -212,20 +188,18 @@ def latest_partial_run(out: Path, config: Config) -> Path:
 
 # ---- execution ---------------------------------------------------------------------------------------------------
 
-def _execute(run: Run, data: Dataset, device: torch.device, engine: str, jobs: int, reporter: Reporter) -> None:
+def _execute(run: Run, data: Dataset, device: torch.device, engine: str, placement: backends.Placement,
+             reporter: Reporter) -> None:
     pending = [t for t in run.trials if not run.states[t.index].finished]
     units = _units(run, pending, engine)
     run.meta["engine"] = engine
-    jobs = _cap_jobs(jobs, len(units), reporter)
+    backend = backends.choose(placement, len(units), reporter.note)
     store.write_meta(run.dir, _meta(run))
     reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
     resume = f"bnbench run --resume {run.dir}"
     try:
         with _sigterm_as_interrupt():
-            if jobs <= 1:
-                _train_here(run, units, data, device, engine, reporter)
-            else:
-                _train_in_workers(run, units, data, device, engine, jobs, reporter)
+            backend.train(backends.Job(run.dir, run.config, data, device, engine), units, _Recorder(run, reporter))
             left = [t.key for t in run.trials if not run.states[t.index].finished]
             if left:
                 raise RuntimeError(f"bnbench: trials left untrained at the end of the run: {', '.join(left)}")
@@ -240,7 +214,7 @@ def _execute(run: Run, data: Dataset, device: torch.device, engine: str, jobs: i
         _stopped(run, "partial")
         raise BnbenchError(f"{run.dir}: cannot write ({e.strerror or e}); every finished epoch is saved: free "
                            f"space or fix the folder, then resume with: {resume}") from None
-    except WorkerDied as e:
+    except backends.WorkerDied as e:
         _stopped(run, "partial")
         raise BnbenchError(f"{e}; nothing finished is lost. Resume with: {resume}") from None
     except BaseException:
@@ -257,14 +231,6 @@ def _stopped(run: Run, status: str) -> None:
         store.write_meta(run.dir, _meta(run))
     except OSError:
         pass
-
-
-def _cap_jobs(jobs: int, units: int, reporter: Reporter) -> int:
-    """More worker processes than cores (or than trials to train) only cost memory and time."""
-    cores = os.cpu_count() or 1
-    if jobs > cores:
-        reporter.note(f"--jobs {jobs}: using {cores} worker processes, one per CPU core")
-    return max(1, min(jobs, cores, units))
 
 
 class _Terminated(Exception):
@@ -323,173 +289,24 @@ def _units(run: Run, pending: list[Trial], engine: str) -> list[list[Trial]]:
     return [list(unit) for group in StackedTrainer.compatible(pending)
             for _, unit in itertools.groupby(sorted(group, key=epochs), key=epochs)]
 
+@dataclass
+class _Recorder:
+    """What the backend hands back, written down: rows, then checkpoint, then meta, so that a crash between any
+    two leaves a consistent, resumable folder."""
+    run: Run
+    reporter: Reporter
 
-class _Single:
-    """One trial's Trainer behind StackedTrainer's group interface, so that one loop drives every engine."""
+    def progress(self, p: Progress) -> None:
+        self.reporter.progress(p)
 
-    def __init__(self, trainer: Trainer):
-        self.trainer, self.trials, self.diverged = trainer, [trainer.trial], False
-
-    @property
-    def epoch(self) -> int:
-        return self.trainer.epoch
-
-    @property
-    def active(self) -> list[Trial]:
-        return [] if self.diverged else self.trials
-
-    def train_epoch(self, on_progress) -> list[EpochResult]:
-        result = self.trainer.train_epoch(on_progress)
-        self.diverged = result.diverged_step is not None
-        return [result]
-
-    def state_dicts(self) -> list[dict]:
-        return [self.trainer.state_dict()]
-
-    def load_state_dicts(self, states: list[dict]) -> None:
-        self.trainer.load_state_dict(states[0])
-
-
-def _trainer(engine: str, unit: list[Trial], data: Dataset, device: torch.device):
-    if engine == "stacked":
-        return StackedTrainer(unit, data, device)
-    return _Single((GraphTrainer if engine == "graph" else Trainer)(unit[0], data, device))
-
-
-def _train_unit(run_dir: Path, unit: list[Trial], data: Dataset, device: torch.device, engine: str, on_progress):
-    """Yield (trial, epoch result, serialized trainer state) for each remaining epoch of a unit's trials; a trial
-    stops at divergence."""
-    trainer = _trainer(engine, unit, data, device)
-    checkpoints = [store.load_checkpoint(run_dir, t) for t in unit]
-    if checkpoints[0] is not None:  # a unit's trials are at one epoch: all have a checkpoint or none
-        trainer.load_state_dicts(checkpoints)
-    while trainer.active and trainer.epoch < unit[0].config.training.epochs:
-        active = trainer.active
-        results = trainer.train_epoch(on_progress)
-        states = trainer.state_dicts()
-        for trial, result in zip(active, results):
-            yield trial, result, store.serialize(states[unit.index(trial)])
-
-
-def _record(run: Run, trial: Trial, result: EpochResult, state: bytes) -> None:
-    """Rows, then checkpoint, then meta: a crash between any two leaves a consistent, resumable folder."""
-    trial_state = run.states[trial.index]
-    store.append_epoch(run.dir, trial, result, first_step=trial_state.steps)
-    trial_state.record(result, trial.config.training.epochs)
-    store.save_checkpoint(run.dir, trial, state, vars(trial_state))
-    store.write_meta(run.dir, _meta(run))
-
-
-def _train_here(run: Run, units: list[list[Trial]], data: Dataset, device: torch.device, engine: str,
-                reporter: Reporter) -> None:
-    data = data.to(device)
-    with _cpu_settings():
-        for unit in units:
-            for trial, result, state in _train_unit(run.dir, unit, data, device, engine, reporter.progress):
-                _record(run, trial, result, state)
-                reporter.epoch_done(trial, result)
-
-
-def _train_in_workers(run: Run, units: list[list[Trial]], data: Dataset, device: torch.device, engine: str,
-                      jobs: int, reporter: Reporter) -> None:
-    """Workers share one uint8 copy of the data set and send back only plain data and bytes, so no tensor crosses
-    a process boundary. On the CPU they are forked (no second torch import: 1.6 s less per run), as DataLoader
-    workers are, and read the parent's tensors (the cache file's mapped pages, or copy-on-write memory that
-    nobody writes). CUDA cannot be forked: spawned workers map a temporary copy of the data (shared page cache)."""
-    ctx = mp.get_context("fork" if device.type == "cpu" else "spawn")
-    tasks, results = ctx.Queue(), ctx.Queue()
-    for unit in units:
-        tasks.put([t.index for t in unit])
-    with tempfile.TemporaryDirectory(prefix="bnbench-") as tmp:
-        shared = data if ctx.get_start_method() == "fork" else data.save(Path(tmp) / "data.pt")
-        workers = [ctx.Process(target=_worker, args=(run.dir, run.config, shared, str(device), engine, tasks,
-                                                     results), daemon=True) for _ in range(jobs)]
-        for w in workers:
-            tasks.put(None)
-            w.start()
-        try:
-            _collect(run, results, workers, sum(map(len, units)), reporter)
-        finally:
-            for w in workers:
-                if w.is_alive():
-                    w.terminate()
-            for w in workers:
-                w.join()
-
-
-class WorkerDied(Exception):
-    """A worker process ended without finishing its trials (killed: the OOM killer, a signal)."""
-
-
-def _collect(run: Run, results, workers, remaining: int, reporter: Reporter) -> None:
-    taken: dict[int, list[int]] = {}  # worker pid -> the trials it is training
-    while remaining:
-        try:
-            kind, *payload = results.get(timeout=1.0)
-        except queue.Empty:
-            _check_workers(run, workers, taken)
-            continue
-        if kind == "taken":
-            taken[payload[0]] = payload[1]
-        elif kind == "progress":
-            reporter.progress(payload[0])
-        elif kind == "epoch":
-            trial = run.trials[payload[0]]
-            _record(run, trial, payload[1], payload[2])
-            reporter.epoch_done(trial, payload[1])
-        elif kind == "done":
-            remaining -= 1
-        else:
-            raise RuntimeError(f"a bnbench worker failed:\n{payload[0]}")
-
-
-def _check_workers(run: Run, workers, taken: dict[int, list[int]]) -> None:
-    """Raise WorkerDied, naming the trials and the signal, if a worker died with trials unfinished."""
-    for w in workers:
-        busy = [i for i in taken.get(w.pid, []) if not run.states[i].finished]
-        if w.exitcode is not None and w.exitcode != 0 and busy:
-            cause = (f"killed by {signal.Signals(-w.exitcode).name}" if w.exitcode < 0 else f"exit status {w.exitcode}")
-            hint = " (the kernel's OOM killer sends SIGKILL when memory runs out)" * (w.exitcode == -signal.SIGKILL)
-            keys = ", ".join(run.trials[i].key for i in busy)
-            raise WorkerDied(f"worker process {w.pid} died ({cause}{hint}) while training {keys}")
-    if not any(w.is_alive() for w in workers):
-        raise RuntimeError("all bnbench workers exited before finishing their trials")
-
-
-def _worker(run_dir: Path, config: Config, shared: Union[Dataset, Path], device: str, engine: str, tasks,
-            results) -> None:
-    """Worker process: train the units it takes from `tasks`; Ctrl-C is left to the main process. `shared` is the
-    data set (forked workers) or the file that holds it (spawned ones)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
-    store.RunLock.close_inherited()
-    trials = expand(config)
-    device = torch.device(device)
-    data = (Dataset.load(shared) if isinstance(shared, Path) else shared).to(device)
-    try:
-        with _cpu_settings():
-            for indices in iter(tasks.get, None):
-                results.put(("taken", os.getpid(), indices))
-                unit = [trials[i] for i in indices]
-                for trial, result, state in _train_unit(run_dir, unit, data, device, engine,
-                                                        lambda p: results.put(("progress", p))):
-                    results.put(("epoch", trial.index, result, state))
-                for i in indices:
-                    results.put(("done", i))
-    except BaseException:
-        results.put(("error", traceback.format_exc()))
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel sends this worker SIGKILL when its parent dies (SIGKILL, SIGTERM, a crash), so that no
-    orphan trains on, holds the terminal, or keeps memory; elsewhere, nothing."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os._exit(1)
+    def epoch_done(self, index: int, result: EpochResult, state: bytes) -> None:
+        run, trial = self.run, self.run.trials[index]
+        trial_state = run.states[index]
+        store.append_epoch(run.dir, trial, result, first_step=trial_state.steps)
+        trial_state.record(result, trial.config.training.epochs)
+        store.save_checkpoint(run.dir, trial, state, vars(trial_state))
+        store.write_meta(run.dir, _meta(run))
+        self.reporter.epoch_done(trial, result)
 
 
 # ---- resume checks -----------------------------------------------------------------------------------------------
