@@ -51,7 +51,15 @@ def run(
     seeds: Optional[str] = typer.Option(None, help="Seeds to run, comma-separated: --seeds 1,2,3."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:N or mps."),
     out: Path = typer.Option(Path("results"), help="Results folder; the run goes to OUT/<name>/<run id>/."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Train this many trials at once, in worker processes."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Train this many trials at once, in worker processes "
+                                                            "(--backend local)."),
+    backend: str = typer.Option("local", help="Where trials train: local (this process, or --jobs worker "
+                                              "processes) or ray (Ray tasks; pip install 'bnbench[ray]')."),
+    address: Optional[str] = typer.Option(None, help="With --backend ray: the Ray cluster, HOST:PORT or auto (the "
+                                                     "cluster of this machine) [default: a Ray instance of its own]."),
+    gpus_per_trial: Optional[float] = typer.Option(None, help="With --backend ray: GPUs each trial reserves; 0.25 "
+                                                              "packs 4 on a GPU (bookkeeping, not isolation) "
+                                                              "[default: 1 for device cuda, else 0]."),
     resume: bool = typer.Option(False, help="Continue a stopped run: CONFIG is its run folder, or the config "
                                             "whose newest partial run to continue."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No 'Loss after mini-batch N' lines."),
@@ -63,7 +71,7 @@ def run(
     from .runner import is_complete, latest_partial_run, resume_experiment, run_experiment
 
     overrides = {"set": list(set_), "seeds": _seeds(seeds), "device": device}
-    placement = Placement(jobs=jobs)
+    placement = Placement(backend, jobs, address, gpus_per_trial)
     if run_folder is not None:
         config = _run_folder_of(config, run_folder, resume)
     is_run = (Path(config) / "meta.json").exists()

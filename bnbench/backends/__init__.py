@@ -1,5 +1,5 @@
 """Where a run's units train: one interface, one module per place (local: this process; workers: forked worker
-processes).
+processes; ray: Ray tasks, on this machine or a cluster).
 
 A unit is what one trainer trains at once: one trial, or a stacked group. A backend trains the units it is given
 and hands back, in the calling thread and as they happen, each progress event and each finished epoch (the
@@ -17,6 +17,7 @@ import torch
 from .. import store
 from ..config import Config
 from ..data import Dataset
+from ..errors import BnbenchError
 from ..graph import GraphTrainer
 from ..stacked import StackedTrainer
 from ..train import EpochResult, Progress, Trainer
@@ -49,12 +50,35 @@ class WorkerDied(Exception):
 
 @dataclass(frozen=True)
 class Placement:
-    """Where the user asked a run's units to train."""
+    """Where the user asked a run's units to train; checked when made, before a run folder exists."""
+    backend: str = "local"  # local: this process or `jobs` worker processes; ray: Ray tasks
     jobs: int = 1  # worker processes on this machine (1: this process)
+    address: Optional[str] = None  # ray: the cluster's address (None: a Ray instance started for the run)
+    gpus_per_trial: Optional[float] = None  # ray: GPUs each unit reserves (None: 1 for a CUDA run, else 0)
+
+    def __post_init__(self):
+        if self.backend not in ("local", "ray"):
+            raise BnbenchError(f"--backend {self.backend}: expected local or ray")
+        if self.backend == "local":
+            for option, value in (("--address", self.address), ("--gpus-per-trial", self.gpus_per_trial)):
+                if value is not None:
+                    raise BnbenchError(f"{option}: only with --backend ray")
+            return
+        if self.jobs != 1:
+            raise BnbenchError(f"--jobs {self.jobs}: not used with --backend ray (Ray runs as many trials at once "
+                               f"as the cluster's CPUs and GPUs hold: 1 CPU and --gpus-per-trial each); leave it out")
+        if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
+            raise BnbenchError(f"--gpus-per-trial {self.gpus_per_trial}: expected 0 or more, e.g. 0.25")
+        from .ray import import_ray
+        import_ray()  # not installed: one line saying how to install it
 
 
 def choose(placement: Placement, units: int, note: Callable[[str], None]) -> Backend:
-    """This process for one job (or one unit), else `jobs` worker processes, at most one per core."""
+    """Ray tasks for --backend ray; else this process for one job (or one unit), or `jobs` worker processes, at
+    most one per core."""
+    if placement.backend == "ray":
+        from .ray import Ray
+        return Ray(placement.address, placement.gpus_per_trial, note)
     from .local import Local
     from .workers import Workers, cap_jobs
 
