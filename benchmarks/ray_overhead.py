@@ -2,7 +2,8 @@
 
   connect    ray.init to the cluster at --address (or, without one, starting a Ray instance of its own)
   trial      one quick.yaml trial (digits, 5 epochs, one thread) through the in-process backend, then through the
-             Ray backend: seconds to the first progress event and to the end; the difference is the overhead
+             Ray backend twice (a new worker process, then the same one again): seconds to the first progress
+             event and to the end; the difference is the overhead
   stream     a generator task yields 20 (timestamp, checkpoint bytes) pairs, 50 ms apart; latency = arrival at
              the driver - the task's timestamp (one machine, one clock): the median, for checkpoints the size of
              quick.yaml's MLP and of the tutorial's CIFAR-10 MLP
@@ -74,7 +75,8 @@ def main():
     trials = expand(config)[:1]
     with tempfile.TemporaryDirectory() as tmp:
         job = Job(Path(tmp), config, load_dataset(config.dataset), torch.device("cpu"), "eager")
-        for name, backend in (("local", Local()), ("ray", Ray(args.address, None, print))):
+        ray_backend = Ray(args.address, None, print)
+        for name, backend in (("local", Local()), ("ray", ray_backend), ("again", ray_backend)):
             clock = Clock()
             backend.train(job, [trials], clock)
             print(f"trial     {name:5s} first progress {clock.first:6.2f} s, 5 epochs done {clock.last:6.2f} s")
