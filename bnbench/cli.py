@@ -9,10 +9,24 @@ from rich.console import Console
 
 from .errors import BnbenchError, Interrupted
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="Does Batch Normalization help this network, how much, how surely, and how fast?")
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]},
+                  help="Does Batch Normalization help this network, how much, how surely, and how fast?",
+                  epilog="Start with: bnbench run quick (seconds, no download), then bnbench compare results/.")
 console = Console()
 errors = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+        typer.echo(f"bnbench {version('bnbench')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """Does Batch Normalization help this network, how much, how surely, and how fast?"""
 
 
 def user_errors(command):
@@ -31,44 +45,61 @@ def user_errors(command):
 
 
 def _seeds(text: Optional[str]) -> Optional[list[int]]:
+    """--seeds 1,2,5-8 -> [1, 2, 5, 6, 7, 8]: integers and inclusive ranges, comma-separated, in the given order."""
     if text is None:
         return None
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise BnbenchError(f"--seeds {text}: expected comma-separated integers, e.g. --seeds 1,2,3") from None
+    seeds = []
+    for part in (p.strip() for p in text.split(",")):
+        first, dash, last = part.partition("-")
+        try:
+            seeds += list(range(int(first), int(last) + 1)) if dash else [int(part)]
+        except ValueError:
+            raise BnbenchError(f"--seeds {text}: '{part}' is not a seed or a range; use integers and ranges, "
+                               f"e.g. --seeds 0-9 or --seeds 1,2,5-8") from None
+        if dash and int(last) < int(first):
+            raise BnbenchError(f"--seeds {text}: the range '{part}' runs backwards; write it low-high")
+    return seeds
 
 
-@app.command()
+@app.command(short_help="Train an experiment's trials (variants x seeds x sweep points) into a run folder.",
+             epilog="\b\nExamples:\n  bnbench run quick\n  bnbench run configs/mlp.yaml --seeds 0-4 --set "
+                    "training.epochs=1\n  bnbench run --resume results/quick-digits/20261127-120150 --seeds 5-9")
 @user_errors
 def run(
-    config: str = typer.Argument(..., help="Config file, shipped config name (see `bnbench list`), or with "
+    config: str = typer.Argument(..., metavar="CONFIG", help="Config file, shipped config name (see `bnbench list`), or with "
                                            "--resume a run folder."),
-    run_folder: Optional[Path] = typer.Argument(None, help="With --resume after a CONFIG: the run folder of that "
+    run_folder: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="With --resume after a CONFIG: the run folder of that "
                                                            "config to continue."),
-    set_: List[str] = typer.Option([], "--set", "-s", help="Override a field: --set training.epochs=1 (repeatable; "
+    set_: List[str] = typer.Option([], "--set", "-s", metavar="PATH=VALUE", help="Override a field: --set training.epochs=1 (repeatable; "
                                                            "values are YAML)."),
-    seeds: Optional[str] = typer.Option(None, help="Seeds to run, comma-separated: --seeds 1,2,3."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:N or mps."),
-    out: Path = typer.Option(Path("results"), help="Results folder; the run goes to OUT/<name>/<run id>/."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Train this many trials at once, in worker processes "
+    seeds: Optional[str] = typer.Option(None, metavar="SEEDS", help="Seeds to run: --seeds 1,2,3, --seeds 0-9, --seeds 1,2,5-8. With "
+                                                   "--resume: seeds to add to the run."),
+    device: Optional[str] = typer.Option(None, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps."),
+    out: Path = typer.Option(Path("results"), metavar="DIR", help="Results folder; the run goes to OUT/<name>/<run id>/."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N", help="Train this many trials at once, in worker processes "
                                                             "(--backend local)."),
-    backend: str = typer.Option("local", help="Where trials train: local (this process, or --jobs worker "
+    backend: str = typer.Option("local", metavar="local|ray", help="Where trials train: local (this process, or --jobs worker "
                                               "processes) or ray (Ray tasks; pip install 'bnbench[ray]')."),
-    address: Optional[str] = typer.Option(None, help="With --backend ray: the Ray cluster, HOST:PORT or auto (the "
+    address: Optional[str] = typer.Option(None, metavar="ADDRESS", help="With --backend ray: the Ray cluster, HOST:PORT or auto (the "
                                                      "cluster of this machine) [default: a Ray instance of its own]."),
-    gpus_per_trial: Optional[float] = typer.Option(None, help="With --backend ray: GPUs each trial reserves; 0.25 "
+    gpus_per_trial: Optional[float] = typer.Option(None, metavar="GPUS", help="With --backend ray: GPUs each trial reserves; 0.25 "
                                                               "packs 4 on a GPU (bookkeeping, not isolation) "
                                                               "[default: 1 for device cuda, else 0]."),
-    resume: bool = typer.Option(False, help="Continue a stopped run: CONFIG is its run folder, or the config "
-                                            "whose newest partial run to continue."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No 'Loss after mini-batch N' lines."),
+    resume: bool = typer.Option(False, help="Continue a stopped run, or grow a run folder (--seeds to add, --set "
+                                            "training.epochs=N): CONFIG is the run folder, or the config whose "
+                                            "newest partial run to continue."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only notes and the verdict (run.log in the run "
+                                                            "folder always has every line)."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False, help="-v: a line per epoch; -vv: and the "
+                                                                        "tutorial's 'Loss after mini-batch N' lines."),
 ):
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
     from .backends import Placement
     from .config import load_config
+    from .log import NOTE, TRIAL
     from .progress import RichReporter
-    from .runner import is_complete, latest_partial_run, resume_experiment, run_experiment
+    from .runner import grows, is_complete, latest_partial_run, resume_experiment, run_experiment
+    from .show import summary
 
     overrides = {"set": list(set_), "seeds": _seeds(seeds), "device": device}
     placement = Placement(backend, jobs, address, gpus_per_trial)
@@ -77,12 +108,14 @@ def run(
     is_run = (Path(config) / "meta.json").exists()
     if is_run and not resume:
         raise BnbenchError(f"{config}: is a run folder; to continue it: bnbench run --resume {config}")
-    if is_run and is_complete(Path(config)):
+    epochs = _growth(Path(config), set_, device) if is_run else None
+    if is_run and not grows(Path(config), overrides["seeds"], epochs) and is_complete(Path(config)):
         console.print(f"nothing to do: {config} is complete", highlight=False, soft_wrap=True, markup=False)
         return
-    with RichReporter(console, quiet) as reporter:
+    with RichReporter(console, NOTE if quiet else TRIAL + verbose) as reporter:
         if is_run:
-            run_dir = resume_experiment(Path(config), placement=placement, argv=sys.argv, reporter=reporter)
+            run_dir = resume_experiment(Path(config), placement=placement, argv=sys.argv, reporter=reporter,
+                                        seeds=overrides["seeds"], epochs=epochs)
         elif resume:
             cfg, _ = load_config(config, tuple(set_), overrides["seeds"], device)
             run_dir = resume_experiment(latest_partial_run(out, cfg), placement=placement, argv=sys.argv,
@@ -91,29 +124,52 @@ def run(
             cfg, source = load_config(config, tuple(set_), overrides["seeds"], device)
             run_dir = run_experiment(cfg, source, out, overrides=overrides, placement=placement, argv=sys.argv,
                                      reporter=reporter)
-    console.print(f"done: {run_dir}", highlight=False)
+    for line in summary(run_dir)["verdicts"]:
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    console.print(f"done: {run_dir}\nnext: bnbench compare {run_dir}", highlight=False, soft_wrap=True, markup=False)
 
 
-@app.command()
+def _growth(run_dir: Path, set_: list[str], device: Optional[str]) -> Optional[int]:
+    """On `--resume RUN`: the epochs that `--set training.epochs=N` asks for; any other option that would change
+    the trials already trained is refused (seeds are added by --seeds)."""
+    from .config import parse_override
+
+    if device is not None:
+        raise BnbenchError(f"--device {device}: {run_dir} continues on the device it started with; to train on "
+                           f"another, start a new run")
+    epochs = None
+    for text in set_:
+        path, value = parse_override(text)
+        if path != ["training", "epochs"] or not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise BnbenchError(f"--set {text}: would change the trials {run_dir} has trained; a run grows only by "
+                               f"--set training.epochs=N (more epochs) and --seeds (more seeds); start a new run")
+        epochs = value
+    return epochs
+
+
+@app.command(short_help="Compare each variant with the baseline across seeds: verdict, intervals, p-values.",
+             epilog="\b\nExamples:\n  bnbench compare results/\n  bnbench compare results/mlp-cifar10 --format "
+                    "markdown --plot mlp.png\n  bnbench compare RUN_B --baseline plain@RUN_A")
 @user_errors
 def compare(
-    paths: List[Path] = typer.Argument(..., help="Results folders (searched for runs) or run folders."),
-    format_: str = typer.Option("table", "--format", "-f", help="table, markdown, csv, json or latex."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of printing."),
-    plot: Optional[Path] = typer.Option(None, help="Also draw training loss and test accuracy vs step: FILE.png, "
+    paths: List[Path] = typer.Argument(..., metavar="PATH...", help="Results folders (searched for runs) or run folders."),
+    format_: str = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table, markdown, csv, json or "
+                                                                                  "latex."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to this file instead of printing."),
+    plot: Optional[Path] = typer.Option(None, metavar="FILE", help="Also draw training loss and test accuracy vs step: FILE.png, "
                                                    ".pdf or .svg (FILE alone: FILE.png); 5 runs a page (FILE-2.png, "
                                                    "...; a PDF holds the pages), at most the first 20 runs."),
-    title: Optional[str] = typer.Option(None, help="With --plot: the figure's title [default: each run's]."),
-    dpi: int = typer.Option(110, min=10, max=600, help="With --plot: resolution of a PNG (PDF and SVG are vector)."),
+    title: Optional[str] = typer.Option(None, metavar="TEXT", help="With --plot: the figure's title [default: each run's]."),
+    dpi: int = typer.Option(110, min=10, max=600, metavar="N", help="With --plot: resolution of a PNG (PDF and SVG are vector)."),
     windows: bool = typer.Option(False, help="The tutorial's layout: mean loss per log_every mini-batches of one "
                                              "epoch, variants side by side."),
-    epoch: Optional[int] = typer.Option(None, min=1, help="Compare at this epoch [default: the last]."),
-    baseline: Optional[str] = typer.Option(None, help="Variant to compare with [default: each run's baseline]; "
+    epoch: Optional[int] = typer.Option(None, min=1, metavar="N", help="Compare at this epoch [default: the last]."),
+    baseline: Optional[str] = typer.Option(None, metavar="VARIANT[@RUN]", help="Variant to compare with [default: each run's baseline]; "
                                                       "VARIANT@RUN: that variant of run RUN (its folder or run id) "
                                                       "for every run, paired on the seeds both have."),
     no_pool: bool = typer.Option(False, "--no-pool", help="Compare every run on its own [default: runs whose "
                                                           "configs differ only in seeds are pooled]."),
-    metric: List[str] = typer.Option([], "--metric", "-m", help="Show only these (repeatable): train_loss, "
+    metric: List[str] = typer.Option([], "--metric", "-m", metavar="NAME", help="Show only these (repeatable): train_loss, "
                                                                 "test_loss, test_acc, best_acc, steps, steps_acc, "
                                                                 "seconds."),
 ):
@@ -146,13 +202,14 @@ def compare(
         typer.echo(rendered, nl=False)
 
 
-@app.command("list")
+@app.command("list", short_help="List the configs and the runs under the results folder.",
+             epilog="\b\nExamples:\n  bnbench list\n  bnbench list --format json")
 @user_errors
 def list_(
-    configs: Optional[Path] = typer.Option(None, help="Folder of configs [default: ./configs if present, else the "
+    configs: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder of configs [default: ./configs if present, else the "
                                                       "shipped ones]."),
-    results: Path = typer.Option(Path("results"), help="Results folder to list runs from."),
-    format_: str = typer.Option("table", "--format", "-f", help="table or json (both lists, every field)."),
+    results: Path = typer.Option(Path("results"), metavar="DIR", help="Results folder to list runs from."),
+    format_: str = typer.Option("table", "--format", "-f", metavar="table|json", help="table or json (both lists, every field)."),
 ):
     """List the experiment configs and the runs stored under the results folder (status, seeds, epochs, the
     options each run was started with)."""
@@ -161,13 +218,15 @@ def list_(
     typer.echo(list_output(configs, results, format_, _width()), nl=False)
 
 
-@app.command()
+@app.command(short_help="One run: status, settings, each trial, the verdict.",
+             epilog="\b\nExamples:\n  bnbench show results/quick-digits/20261127-120150\n  bnbench show "
+                    "20261127-120150 --format json")
 @user_errors
 def show(
     run_ref: str = typer.Argument(..., metavar="RUN", help="A run folder, or a run id ('<run id>' or "
                                                            "'<name>/<run id>') under --results."),
-    results: Path = typer.Option(Path("results"), help="Results folder to look for a run id in."),
-    format_: str = typer.Option("table", "--format", "-f", help="table or json (every field)."),
+    results: Path = typer.Option(Path("results"), metavar="DIR", help="Results folder to look for a run id in."),
+    format_: str = typer.Option("table", "--format", "-f", metavar="table|json", help="table or json (every field)."),
 ):
     """One run: status, engine and device, where its config came from and how it differs from that file, each
     trial's progress and final numbers, and the verdict."""

@@ -28,6 +28,7 @@ from .config import Config, dump, load_config, validate
 from .data import Dataset, load_dataset
 from .errors import BnbenchError, Interrupted
 from .graph import unsupported as graph_unsupported
+from .log import RunLog
 from .models import build_model
 from .stacked import StackedTrainer
 from .stacked import unsupported as stacked_unsupported
@@ -36,14 +37,16 @@ from .trials import Trial, expand
 
 
 class Reporter(Protocol):
-    def started(self, run_dir: Path, trials: list[Trial], done: dict[int, int]) -> None: ...
+    def loading(self, what: str, done: int, total: int) -> None: ...
+    def started(self, run_dir: Path, trials: list[Trial], done: dict[int, int], train_size: int) -> None: ...
     def progress(self, p: Progress) -> None: ...
     def epoch_done(self, trial: Trial, result: EpochResult) -> None: ...
     def note(self, message: str) -> None: ...
 
 
 class Silent:
-    def started(self, run_dir, trials, done): pass
+    def loading(self, what, done, total): pass
+    def started(self, run_dir, trials, done, train_size): pass
     def progress(self, p): pass
     def epoch_done(self, trial, result): pass
     def note(self, message): pass
@@ -91,7 +94,7 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict,
                    reporter: Reporter = Silent()) -> Path:
     """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder."""
     device = resolve_device(config.device)
-    data = load_dataset(config.dataset)
+    data = load_dataset(config.dataset, reporter.loading)
     trials = expand(config)
     _check_models(trials, data)
     engine = choose_engine(config, device)
@@ -99,10 +102,12 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict,
                                    "config": config.model_dump(mode="json"), "started": _now(), "ended": None,
                                    "status": "running"}
     run_dir, lock = _create_run_dir(out, config, trials, meta)
+    log = RunLog(run_dir, reporter)
     try:
         run = Run(run_dir, config, trials, meta, {t.index: TrialState() for t in trials})
-        _execute(run, data, device, engine, placement, reporter)
+        _execute(run, data, device, engine, placement, log)
     finally:
+        log.close()
         lock.release()
     return run_dir
 
@@ -138,25 +143,75 @@ def _check_models(trials: list[Trial], data: Dataset) -> None:
 
 
 def resume_experiment(run_dir: Path, *, placement: backends.Placement = backends.Placement(),
-                      argv: Optional[list[str]] = None, reporter: Reporter = Silent()) -> Path:
+                      argv: Optional[list[str]] = None, reporter: Reporter = Silent(),
+                      seeds: Optional[list[int]] = None, epochs: Optional[int] = None) -> Path:
     """Continue a stopped run: finished trials are kept, others restart from their last finished epoch; a trial
-    whose rows or checkpoint are damaged or missing is trained again from its start."""
+    whose rows or checkpoint are damaged or missing is trained again from its start.
+
+    `seeds` and `epochs` grow the run: the trials of seeds it lacks, and the epochs past every trial's last one,
+    are trained into the same folder, which then holds what one run started with them would (a trial's numbers
+    depend only on its config and seed, and its checkpoint continues exactly: tested)."""
     meta = store.read_meta(run_dir)
     config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
     _refuse_if_changed(run_dir, meta, config)
     lock = store.RunLock(run_dir).acquire()
+    log = None
     try:
         store.remove_temporaries(run_dir)
+        log = RunLog(run_dir, reporter)
+        config = _grow(run_dir, meta, config, seeds or [], epochs, log)
         trials = expand(config)
-        run = Run(run_dir, config, trials, meta, {t.index: _state_from_checkpoint(run_dir, t, reporter)
+        run = Run(run_dir, config, trials, meta, {t.index: _state_from_checkpoint(run_dir, t, log)
                                                   for t in trials})
-        _repair_rows(run, reporter)
+        _repair_rows(run, log)
         meta.update(status="running", ended=None, resumed=meta.get("resumed", []) + [_now()])
         device = resolve_device(config.device)
-        _execute(run, load_dataset(config.dataset), device, choose_engine(config, device), placement, reporter)
+        _execute(run, load_dataset(config.dataset, reporter.loading), device, choose_engine(config, device),
+                 placement, log)
     finally:
+        if log:
+            log.close()
         lock.release()
     return run_dir
+
+
+def grows(run_dir: Path, seeds: Optional[list[int]] = None, epochs: Optional[int] = None) -> bool:
+    """Whether `seeds`/`epochs` add anything to the run (for `--resume` of a complete run: else nothing to do)."""
+    config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
+    return bool(set(seeds or []) - set(config.seeds)) or (epochs is not None and epochs != config.training.epochs)
+
+
+def _grow(run_dir: Path, meta: dict, config: Config, seeds: list[int], epochs: Optional[int],
+          reporter: Reporter) -> Config:
+    """The run's config with `seeds` it lacks appended and training.epochs = `epochs`, written to config.yaml and
+    meta.json (the resolved config, and the overrides, so that the source-file check keeps holding)."""
+    added = [s for s in dict.fromkeys(seeds) if s not in config.seeds]
+    current = config.training.epochs
+    if epochs is not None and epochs < current:
+        raise BnbenchError(f"--set training.epochs={epochs}: {run_dir} trains {current} epochs; a run grows but "
+                           f"never drops trained epochs; compare an earlier epoch with: bnbench compare {run_dir} "
+                           f"--epoch {epochs}")
+    if not added and epochs in (None, current):
+        return config
+    raw = config.model_dump(mode="json")
+    raw["seeds"] = config.seeds + added
+    raw["training"]["epochs"] = epochs or current
+    grown = validate(raw, str(run_dir / "config.yaml"))
+    expand(grown)  # a key too long for a file name is refused before anything is written
+    overrides = dict(meta.get("overrides") or {})
+    if added:
+        overrides["seeds"] = grown.seeds
+    if epochs not in (None, current):
+        overrides["set"] = [*overrides.get("set", []), f"training.epochs={epochs}"]
+    change = {"at": _now(), "seeds_added": added, "epochs": [current, grown.training.epochs]}
+    meta.update(config=grown.model_dump(mode="json"), overrides=overrides,
+                grown=meta.get("grown", []) + [change])
+    store.write_meta(run_dir, meta)
+    store.atomic_write(run_dir / "config.yaml", dump(grown))
+    what = [f"added seeds {', '.join(map(str, added))}"] * bool(added)
+    what += [f"epochs {current} -> {grown.training.epochs}"] * (grown.training.epochs != current)
+    reporter.note(f"{run_dir}: {'; '.join(what)}")
+    return grown
 
 
 def is_complete(run_dir: Path) -> bool:
@@ -195,7 +250,7 @@ def _execute(run: Run, data: Dataset, device: torch.device, engine: str, placeme
     run.meta["engine"] = engine
     backend = backends.choose(placement, len(units), reporter.note)
     store.write_meta(run.dir, _meta(run))
-    reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+    reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()}, len(data.train.y))
     resume = f"bnbench run --resume {run.dir}"
     try:
         with _sigterm_as_interrupt():
@@ -319,7 +374,10 @@ def _state_from_checkpoint(run_dir: Path, trial: Trial, reporter: Reporter) -> T
         reporter.note(f"{e}: {trial.key} is trained again from its start")
         store.drop_checkpoint(run_dir, trial)
         summary = None
-    return TrialState(**summary) if summary else TrialState()
+    state = TrialState(**summary) if summary else TrialState()
+    if state.status == "complete" and state.epochs < trial.config.training.epochs:  # the run grew by epochs
+        state.status = "running"
+    return state
 
 
 def _repair_rows(run: Run, reporter: Reporter) -> None:

@@ -1,0 +1,75 @@
+"""The run's text lines, and `run.log`: every one of them, in the run folder.
+
+Four kinds of line, each shown on the terminal from a verbosity level up (`bnbench run -q`, default, `-v`, `-vv`):
+notes (always), one line per finished trial (default), per-epoch summaries (-v), and the tutorial's
+"Loss after mini-batch N" lines (-vv), the seed experiment's own output. `RunLog` appends all four to RUN/run.log
+whatever the terminal shows, so a quiet terminal loses nothing.
+"""
+import time
+from pathlib import Path
+
+from .train import EpochResult, Progress
+from .trials import Trial
+
+NOTE, TRIAL, EPOCH, LOSS = 0, 1, 2, 3  # the verbosity from which each kind of line is printed
+
+
+def loss_line(trial: Trial, p: Progress) -> str:
+    return f"{trial.key} epoch {p.epoch}: Loss after mini-batch {p.batch:5d}: {p.window_loss:.3f}"
+
+
+def epoch_line(trial: Trial, result: EpochResult) -> str:
+    diverged = f"  diverged at step {result.diverged_step}" if result.diverged_step is not None else ""
+    return (f"{trial.key} epoch {result.epoch}/{trial.config.training.epochs}: train loss {result.train_loss:.4f}, "
+            f"test loss {result.test_loss:.4f}, test acc {100 * result.test_acc:.2f}% ({result.seconds:.1f} s)"
+            f"{diverged}")
+
+
+def trial_line(trial: Trial, result: EpochResult) -> str:
+    """The last epoch of a trial (or the one it diverged in): what the trial ended with."""
+    if result.diverged_step is not None:
+        return f"{trial.key}: diverged at step {result.diverged_step} (epoch {result.epoch}), stopped"
+    return (f"{trial.key}: done, {result.epoch} epochs, train loss {result.train_loss:.4f}, test acc "
+            f"{100 * result.test_acc:.2f}%")
+
+
+def finishes(trial: Trial, result: EpochResult) -> bool:
+    return result.epoch >= trial.config.training.epochs or result.diverged_step is not None
+
+
+class RunLog:
+    """A reporter that appends every line to RUN/run.log (with the time), then passes each event on to `inner`."""
+
+    def __init__(self, run_dir: Path, inner):
+        self.inner = inner
+        self.file = open(run_dir / "run.log", "a", encoding="utf-8", buffering=1)
+
+    def _write(self, line: str) -> None:
+        self.file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+    def close(self) -> None:
+        self.file.close()
+
+    def loading(self, what: str, done: int, total: int) -> None:
+        self.inner.loading(what, done, total)
+
+    def started(self, run_dir: Path, trials: list[Trial], done: dict[int, int], train_size: int) -> None:
+        finished = sum(1 for t in trials if done.get(t.index, 0) >= t.config.training.epochs)
+        self.trials = trials
+        self._write(f"{'resumed' if any(done.values()) else 'started'}: {len(trials)} trials, {finished} done")
+        self.inner.started(run_dir, trials, done, train_size)
+
+    def progress(self, p: Progress) -> None:
+        if p.window_loss is not None:
+            self._write(loss_line(self.trials[p.trial], p))
+        self.inner.progress(p)
+
+    def epoch_done(self, trial: Trial, result: EpochResult) -> None:
+        self._write(epoch_line(trial, result))
+        if finishes(trial, result):
+            self._write(trial_line(trial, result))
+        self.inner.epoch_done(trial, result)
+
+    def note(self, message: str) -> None:
+        self._write(f"note: {message}")
+        self.inner.note(message)
