@@ -66,32 +66,35 @@ def _seeds(text: Optional[str]) -> Optional[list[int]]:
                     "training.epochs=1\n  bnbench run --resume results/quick-digits/20261127-120150 --seeds 5-9")
 @user_errors
 def run(
-    config: str = typer.Argument(..., metavar="CONFIG", help="Config file, shipped config name (see `bnbench list`), or with "
-                                           "--resume a run folder."),
-    run_folder: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="With --resume after a CONFIG: the run folder of that "
-                                                           "config to continue."),
-    set_: List[str] = typer.Option([], "--set", "-s", metavar="PATH=VALUE", help="Override a field: --set training.epochs=1 (repeatable; "
-                                                           "values are YAML)."),
-    seeds: Optional[str] = typer.Option(None, metavar="SEEDS", help="Seeds to run: --seeds 1,2,3, --seeds 0-9, --seeds 1,2,5-8. With "
-                                                   "--resume: seeds to add to the run."),
+    config: str = typer.Argument(..., metavar="CONFIG",
+        help="Config file, shipped config name (see `bnbench list`), or with --resume a run folder."),
+    run_folder: Optional[Path] = typer.Argument(None, metavar="RUN_DIR",
+        help="With --resume after a CONFIG: the run folder of that config to continue."),
+    set_: List[str] = typer.Option([], "--set", "-s", metavar="PATH=VALUE",
+        help="Override a field: --set training.epochs=1 (repeatable; values are YAML)."),
+    seeds: Optional[str] = typer.Option(None, metavar="SEEDS",
+        help="Seeds to run: --seeds 1,2,3, --seeds 0-9, --seeds 1,2,5-8. With --resume: seeds to add to the run."),
     device: Optional[str] = typer.Option(None, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps."),
-    out: Path = typer.Option(Path("results"), metavar="DIR", help="Results folder; the run goes to OUT/<name>/<run id>/."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N", help="Train this many trials at once, in worker processes "
-                                                            "(--backend local)."),
-    backend: str = typer.Option("local", metavar="local|ray", help="Where trials train: local (this process, or --jobs worker "
-                                              "processes) or ray (Ray tasks; pip install 'bnbench[ray]')."),
-    address: Optional[str] = typer.Option(None, metavar="ADDRESS", help="With --backend ray: the Ray cluster, HOST:PORT or auto (the "
-                                                     "cluster of this machine) [default: a Ray instance of its own]."),
-    gpus_per_trial: Optional[float] = typer.Option(None, metavar="GPUS", help="With --backend ray: GPUs each trial reserves; 0.25 "
-                                                              "packs 4 on a GPU (bookkeeping, not isolation) "
-                                                              "[default: 1 for device cuda, else 0]."),
+    out: Path = typer.Option(Path("results"), metavar="DIR",
+        help="Results folder; the run goes to OUT/<name>/<run id>/."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N",
+        help="Train this many trials at once, in worker processes (--backend local)."),
+    backend: str = typer.Option("local", metavar="local|ray",
+        help="Where trials train: local (this process, or --jobs worker processes) or ray (Ray tasks; pip install "
+             "'bnbench[ray]')."),
+    address: Optional[str] = typer.Option(None, metavar="ADDRESS",
+        help="With --backend ray: the Ray cluster, HOST:PORT or auto (the cluster of this machine) [default: a Ray"
+             " instance of its own]."),
+    gpus_per_trial: Optional[float] = typer.Option(None, metavar="GPUS",
+        help="With --backend ray: GPUs each trial reserves; 0.25 packs 4 on a GPU (bookkeeping, not isolation) "
+             "[default: 1 for device cuda, else 0]."),
     resume: bool = typer.Option(False, help="Continue a stopped run, or grow a run folder (--seeds to add, --set "
                                             "training.epochs=N): CONFIG is the run folder, or the config whose "
                                             "newest partial run to continue."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only notes and the verdict (run.log in the run "
                                                             "folder always has every line)."),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False, help="-v: a line per epoch; -vv: and the "
-                                                                        "tutorial's 'Loss after mini-batch N' lines."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
+        help="-v: a line per epoch; -vv: and the tutorial's 'Loss after mini-batch N' lines."),
 ):
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
     from .backends import Placement
@@ -152,26 +155,29 @@ def _growth(run_dir: Path, set_: list[str], device: Optional[str]) -> Optional[i
                     "markdown --plot mlp.png\n  bnbench compare RUN_B --baseline plain@RUN_A")
 @user_errors
 def compare(
-    paths: List[Path] = typer.Argument(..., metavar="PATH...", help="Results folders (searched for runs) or run folders."),
+    paths: List[Path] = typer.Argument(..., metavar="PATH...",
+        help="Results folders (searched for runs) or run folders."),
     format_: str = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table, markdown, csv, json or "
                                                                                   "latex."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to this file instead of printing."),
-    plot: Optional[Path] = typer.Option(None, metavar="FILE", help="Also draw training loss and test accuracy vs step: FILE.png, "
-                                                   ".pdf or .svg (FILE alone: FILE.png); 5 runs a page (FILE-2.png, "
-                                                   "...; a PDF holds the pages), at most the first 20 runs."),
-    title: Optional[str] = typer.Option(None, metavar="TEXT", help="With --plot: the figure's title [default: each run's]."),
-    dpi: int = typer.Option(110, min=10, max=600, metavar="N", help="With --plot: resolution of a PNG (PDF and SVG are vector)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+        help="Write to this file instead of printing."),
+    plot: Optional[Path] = typer.Option(None, metavar="FILE",
+        help="Also draw training loss and test accuracy vs step: FILE.png, .pdf or .svg (FILE alone: FILE.png); 5 "
+             "runs a page (FILE-2.png, ...; a PDF holds the pages), at most the first 20 runs."),
+    title: Optional[str] = typer.Option(None, metavar="TEXT",
+        help="With --plot: the figure's title [default: each run's]."),
+    dpi: int = typer.Option(110, min=10, max=600, metavar="N",
+        help="With --plot: resolution of a PNG (PDF and SVG are vector)."),
     windows: bool = typer.Option(False, help="The tutorial's layout: mean loss per log_every mini-batches of one "
                                              "epoch, variants side by side."),
     epoch: Optional[int] = typer.Option(None, min=1, metavar="N", help="Compare at this epoch [default: the last]."),
-    baseline: Optional[str] = typer.Option(None, metavar="VARIANT[@RUN]", help="Variant to compare with [default: each run's baseline]; "
-                                                      "VARIANT@RUN: that variant of run RUN (its folder or run id) "
-                                                      "for every run, paired on the seeds both have."),
+    baseline: Optional[str] = typer.Option(None, metavar="VARIANT[@RUN]",
+        help="Variant to compare with [default: each run's baseline]; VARIANT@RUN: that variant of run RUN (its "
+             "folder or run id) for every run, paired on the seeds both have."),
     no_pool: bool = typer.Option(False, "--no-pool", help="Compare every run on its own [default: runs whose "
                                                           "configs differ only in seeds are pooled]."),
-    metric: List[str] = typer.Option([], "--metric", "-m", metavar="NAME", help="Show only these (repeatable): train_loss, "
-                                                                "test_loss, test_acc, best_acc, steps, steps_acc, "
-                                                                "seconds."),
+    metric: List[str] = typer.Option([], "--metric", "-m", metavar="NAME",
+        help="Show only these (repeatable): train_loss, test_loss, test_acc, best_acc, steps, steps_acc, seconds."),
 ):
     """Compare each variant with the baseline over seeds: verdict, paired differences with Holm-adjusted p-values,
     steps to target."""
@@ -206,10 +212,11 @@ def compare(
              epilog="\b\nExamples:\n  bnbench list\n  bnbench list --format json")
 @user_errors
 def list_(
-    configs: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder of configs [default: ./configs if present, else the "
-                                                      "shipped ones]."),
+    configs: Optional[Path] = typer.Option(None, metavar="DIR",
+        help="Folder of configs [default: ./configs if present, else the shipped ones]."),
     results: Path = typer.Option(Path("results"), metavar="DIR", help="Results folder to list runs from."),
-    format_: str = typer.Option("table", "--format", "-f", metavar="table|json", help="table or json (both lists, every field)."),
+    format_: str = typer.Option("table", "--format", "-f", metavar="table|json",
+        help="table or json (both lists, every field)."),
 ):
     """List the experiment configs and the runs stored under the results folder (status, seeds, epochs, the
     options each run was started with)."""

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import backends, store
-from .config import Config, dump, load_config, validate
+from .config import Config, diff, dump, load_config, validate
 from .data import Dataset, load_dataset
 from .errors import BnbenchError, Interrupted
 from .graph import unsupported as graph_unsupported
@@ -236,7 +236,7 @@ def latest_partial_run(out: Path, config: Config) -> Path:
     hint = ""
     if partial:
         hint = (f" (the newest partial run, {partial[0]}, has other settings: "
-                f"{'; '.join(_diff(configs[partial[0]], wanted)[:3])}; resume it by its folder)")
+                f"{'; '.join(diff(configs[partial[0]], wanted)[:3])}; resume it by its folder)")
     raise BnbenchError(f"--resume: no partial run of '{config.name}' with this config under '{folder}'{hint}; "
                        f"start one without --resume")
 
@@ -408,7 +408,7 @@ def _refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
     config.yaml was edited (meta.json keeps the resolved config it started with) or its source file changed."""
     started = meta.get("config")
     if started is not None:
-        edited = _diff(started, stored.model_dump(mode="json"))
+        edited = diff(started, stored.model_dump(mode="json"))
         if edited:
             raise BnbenchError(f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(edited)}; "
                                f"as started -> as now); restore it or start a new run")
@@ -418,18 +418,10 @@ def _refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
     overrides = meta.get("overrides", {})
     current, _ = load_config(source, tuple(overrides.get("set", [])), overrides.get("seeds"),
                              overrides.get("device"))
-    changed = _diff(stored.model_dump(mode="json"), current.model_dump(mode="json"))
+    changed = diff(stored.model_dump(mode="json"), current.model_dump(mode="json"))
     if changed:
         raise BnbenchError(f"{source}: changed since the run began ({'; '.join(changed)}; in the run -> in the "
                            f"file now); restore it or start a new run")
-
-
-def _diff(a, b, path: str = "") -> list[str]:
-    """'training.epochs: 10 -> 12' for each field that differs between two resolved configs."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b), key=str)
-                for d in _diff(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
-    return [] if a == b else [f"{path}: {a!r} -> {b!r}"]
 
 
 # ---- meta.json ---------------------------------------------------------------------------------------------------
