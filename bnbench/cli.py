@@ -1,5 +1,6 @@
 """The `bnbench` command: parses arguments, calls the library, prints what it returns."""
 import sys
+import warnings
 from functools import wraps
 from pathlib import Path
 from typing import List, Optional
@@ -27,6 +28,7 @@ def _print_version(value: bool) -> None:
 def main(_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                        help="Print the version and exit.")):
     """Does Batch Normalization help this network, how much, how surely, and how fast?"""
+    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, as every message here
 
 
 def user_errors(command):

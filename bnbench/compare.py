@@ -213,9 +213,10 @@ def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def describe(config: Config) -> str:
-    """'digits, mlp [64, 32]': the data set and model, for titles."""
+    """'digits, mlp [64, 32]', 'cifar10, torchvision resnet18 width 64': the data set and model, for titles."""
     model = config.model
-    layers = f"{model.channels} + {model.hidden}" if model.kind == "cnn" else f"{model.hidden}"
+    layers = {"mlp": f"{model.hidden}", "cnn": f"{model.channels} + {model.hidden}",
+              "torchvision": f"{model.name} width {model.width}", "factory": f"{model.factory}"}[model.kind]
     return f"{config.dataset.name}, {model.kind} {layers}"
 
 

@@ -38,7 +38,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import resnet, vgg
 
 from .config import ModelConfig, VariantConfig, brief
 from .errors import BnbenchError
@@ -47,10 +46,6 @@ from .seeding import derive_seed, generator
 WEIGHTED = (nn.Linear, nn.Conv2d)
 MAX_PARAMETERS = 500_000_000  # 2 GB of float32 weights, 6 GB more with Adam's state and the gradients
 GROUPS = 32  # GroupNorm's default number of groups (Wu & He's)
-RESNETS = {"resnet18": (resnet.BasicBlock, [2, 2, 2, 2]), "resnet34": (resnet.BasicBlock, [3, 4, 6, 3]),
-           "resnet50": (resnet.Bottleneck, [3, 4, 6, 3]), "resnet101": (resnet.Bottleneck, [3, 4, 23, 3]),
-           "resnet152": (resnet.Bottleneck, [3, 8, 36, 3])}  # torchvision's resnetN(): block, blocks per stage
-VGGS = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}  # torchvision's layer tables (vgg.cfgs)
 
 
 class BnbenchWarning(UserWarning):
@@ -201,9 +196,11 @@ class _NormLayer:
 
 def _torchvision(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
                  num_classes: int) -> nn.Module:
-    build = _resnet if cfg.name in RESNETS else _vgg
+    from . import zoo  # torchvision.models imports torch._dynamo (2-4 s): paid only by runs of its models
+
+    build = zoo.resnet if cfg.name in zoo.RESNETS else zoo.vgg
     with torch.device("meta"):  # a dry run without memory first: a wide resnet152 would fill it
-        model = build(cfg, variant, input_shape, num_classes)
+        model = build(cfg, variant, _NormLayer(variant), input_shape, num_classes)
         count = sum(p.numel() for p in model.parameters())
         if count > MAX_PARAMETERS:
             raise BnbenchError(f"model: {cfg.name} at width {cfg.width} makes {count:,} parameters, more than the "
@@ -213,55 +210,7 @@ def _torchvision(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[in
         except ValueError as e:  # e.g. InstanceNorm of a 1x1 feature map, which normalises one value to 0
             raise BnbenchError(f"model: {cfg.name} cannot train on {'x'.join(map(str, input_shape))} inputs with "
                                f"norm: {variant.norm} ({e}); use larger images or another norm") from None
-    return build(cfg, variant, input_shape, num_classes)
-
-
-class _ScaledResNet(resnet.ResNet):
-    """torchvision's ResNet with its stage widths scaled to `width` (64, 128, 256, 512 at width 64)."""
-
-    def __init__(self, width: int, *args, **kwargs):
-        self.width = width
-        super().__init__(*args, **kwargs)
-
-    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
-        if planes == 64:  # the first stage: it follows the stem, which gets `width` channels
-            self.inplanes = self.width
-        return super()._make_layer(block, planes * self.width // 64, blocks, stride, dilate)
-
-
-def _resnet(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
-            num_classes: int) -> nn.Module:
-    block, layers = RESNETS[cfg.name]
-    norm_layer = _NormLayer(variant)
-    model = _ScaledResNet(cfg.width, block, layers, num_classes=num_classes, norm_layer=norm_layer)
-    channels, width = input_shape[0], cfg.width
-    if cfg.stem == "cifar":
-        model.conv1 = nn.Conv2d(channels, width, 3, stride=1, padding=1, bias=False)
-        model.maxpool = nn.Identity()
-    else:
-        model.conv1 = nn.Conv2d(channels, width, 7, stride=2, padding=3, bias=False)
-    model.bn1 = norm_layer(width)
-    model.fc = nn.Linear(8 * width * block.expansion, num_classes)
-    return model
-
-
-def _vgg(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-    """torchvision's VGG from its own layer table and `make_layers`, scaled to `width` (the classifier's 4096
-    hidden units scale with it); five 2x2 max-pools need inputs of 32x32 or more."""
-    layout = vgg.cfgs[VGGS[cfg.name]]
-    if min(input_shape[1:]) < 32:
-        raise BnbenchError(f"model.name: {cfg.name} max-pools five times and needs inputs of at least 32x32, not "
-                           f"{input_shape[1]}x{input_shape[2]}; use a resnet (stem: cifar) or model.kind: cnn")
-    features = vgg.make_layers([v if v == "M" else v * cfg.width // 64 for v in layout], batch_norm=True)
-    for i, layer in enumerate(features):  # vggN is vggN_bn without its BatchNorm2d: Identity keeps the names
-        if isinstance(layer, nn.BatchNorm2d) and variant.norm == "none":
-            features[i] = nn.Identity()
-    model = vgg.VGG(features, num_classes=num_classes)
-    model.features[0] = nn.Conv2d(input_shape[0], cfg.width, 3, padding=1)
-    hidden = 64 * cfg.width
-    for i, (n_in, n_out) in zip((0, 3, 6), [(8 * cfg.width * 7 * 7, hidden), (hidden, hidden), (hidden, num_classes)]):
-        model.classifier[i] = nn.Linear(n_in, n_out)
-    return model
+    return build(cfg, variant, _NormLayer(variant), input_shape, num_classes)
 
 
 # ---- factories ---------------------------------------------------------------------------------------------------

@@ -97,12 +97,14 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict,
     data = load_dataset(config.dataset, reporter.loading)
     trials = expand(config)
     _check_models(trials, data)
-    engine = choose_engine(config, device)
+    engine, note = choose_engine(config, device), engine_note(config, requested_engine(config, device))
     meta = _environment(device) | {"source": str(source.resolve()), "overrides": overrides, "command": argv or [],
                                    "config": config.model_dump(mode="json"), "started": _now(), "ended": None,
-                                   "status": "running"}
+                                   "status": "running", "engine_note": note}
     run_dir, lock = _create_run_dir(out, config, trials, meta)
     log = RunLog(run_dir, reporter)
+    if note:
+        log.note(note)
     try:
         run = Run(run_dir, config, trials, meta, {t.index: TrialState() for t in trials})
         _execute(run, data, device, engine, placement, log)
@@ -229,7 +231,8 @@ def latest_partial_run(out: Path, config: Config) -> Path:
     runs = sorted((p for p in folder.iterdir() if (p / "meta.json").is_file()), reverse=True) if folder.is_dir() else []
     partial = [r for r in runs if store.run_status(r, store.read_meta(r)) == "partial"]
     wanted = config.model_dump(mode="json")
-    configs = {run_dir: store.read_config(run_dir) for run_dir in partial}  # each read once
+    configs = {run_dir: _resolved(store.read_config(run_dir), run_dir / "config.yaml")  # each read once
+               for run_dir in partial}
     for run_dir, started in configs.items():
         if started == wanted:
             return run_dir
@@ -310,6 +313,13 @@ def _sigterm_as_interrupt():
 
 
 def choose_engine(config: Config, device: torch.device) -> str:
+    """The engine that trains this run: the one asked for (`requested_engine`), or eager where that one cannot
+    train the model (`engine_note` says why, in meta.json)."""
+    wanted = requested_engine(config, device)
+    return "eager" if engine_note(config, wanted) else wanted
+
+
+def requested_engine(config: Config, device: torch.device) -> str:
     """`training.engine`, with auto resolved: graph on CUDA (adam/adamw), else eager.
 
     On the CPU eager is about as fast per trial as a stacked group of 6 or more trials (stacked: 0.96 ms per
@@ -318,13 +328,12 @@ def choose_engine(config: Config, device: torch.device) -> str:
     """
     engine = config.training.engine
     if engine == "auto":
-        wanted = "graph" if device.type == "cuda" and config.optimizer.name != "sgd" else "eager"
-        return "eager" if engine_note(config, wanted) else wanted
+        return "graph" if device.type == "cuda" and config.optimizer.name != "sgd" else "eager"
     if engine == "graph" and device.type != "cuda":
         raise BnbenchError(f"training.engine: graph needs a CUDA device, not '{device}'; use eager or stacked")
     if engine == "graph" and config.optimizer.name == "sgd":
         raise BnbenchError("training.engine: graph supports adam and adamw; use eager or stacked for sgd")
-    return "eager" if engine_note(config, engine) else engine
+    return engine
 
 
 def engine_note(config: Config, engine: str) -> str | None:
@@ -407,8 +416,8 @@ def _refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
     """Resuming with other settings than the run began with would mix two experiments: refuse when the run's
     config.yaml was edited (meta.json keeps the resolved config it started with) or its source file changed."""
     started = meta.get("config")
-    if started is not None:
-        edited = diff(started, stored.model_dump(mode="json"))
+    if started is not None:  # validated: fields added to bnbench since the run began take their defaults
+        edited = diff(_resolved(started, run_dir / "meta.json"), stored.model_dump(mode="json"))
         if edited:
             raise BnbenchError(f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(edited)}; "
                                f"as started -> as now); restore it or start a new run")
@@ -422,6 +431,12 @@ def _refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
     if changed:
         raise BnbenchError(f"{source}: changed since the run began ({'; '.join(changed)}; in the run -> in the "
                            f"file now); restore it or start a new run")
+
+
+def _resolved(raw: dict, source: Path) -> dict:
+    """A run's stored config as this bnbench resolves it, every default written out (a run started by an older
+    bnbench lacks the fields added since)."""
+    return validate(raw, str(source)).model_dump(mode="json")
 
 
 # ---- meta.json ---------------------------------------------------------------------------------------------------

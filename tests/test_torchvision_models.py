@@ -9,7 +9,8 @@ from torch import nn
 
 from bnbench.config import Config, ModelConfig, VariantConfig
 from bnbench.errors import BnbenchError
-from bnbench.models import RESNETS, VGGS, build_model, name_key
+from bnbench.models import build_model, name_key
+from bnbench.zoo import RESNETS, VGGS
 from bnbench.runner import choose_engine
 from bnbench.seeding import derive_seed
 
@@ -98,9 +99,9 @@ def test_vgg_pair_shares_its_weights_and_only_bn_differs():
 
 
 def test_vgg_at_width_64_has_torchvisions_layers():
-    from bnbench.models import _vgg
+    from bnbench.zoo import vgg
     with torch.device("meta"):
-        ours = _vgg(ModelConfig(kind="torchvision", name="vgg11"), VariantConfig(name="bn"), (3, 32, 32), 10)
+        ours = vgg(ModelConfig(kind="torchvision", name="vgg11"), VariantConfig(name="bn"), None, (3, 32, 32), 10)
         theirs = torchvision.models.vgg11_bn(num_classes=10)
     assert str(ours) == str(theirs)
 
