@@ -64,7 +64,7 @@ RUN_CASES = [
     ("set-no-equals", GOOD, ["--set", "training.epochs"], "expected PATH=VALUE"),
     ("set-bad-yaml", GOOD, ["--set", "model.hidden=[1,"], "value is not valid YAML"),
     ("set-bad-value", GOOD, ["--set", "training.shuffle=maybe"], "training.shuffle: Input should be a valid boolean"),
-    ("seeds-garbage", GOOD, ["--seeds", "1,two"], "expected comma-separated integers"),
+    ("seeds-garbage", GOOD, ["--seeds", "1,two"], "'two' is not a seed or a range"),
     ("device-unknown", GOOD, ["--device", "tpu"], "device: String should match pattern"),
     ("device-absent", GOOD, ["--device", "mps"], "device: 'mps' is not available on this machine"),
     ("data-root-missing", config_with(dataset={"name": "imagefolder", "root": "/nonexistent/x"}), [],
