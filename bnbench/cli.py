@@ -104,7 +104,7 @@ def run(
     from .log import NOTE, TRIAL
     from .progress import RichReporter
     from .runner import grows, is_complete, latest_partial_run, resume_experiment, run_experiment
-    from .show import summary
+    from .verdict import Verdicts
 
     overrides = {"set": list(set_), "seeds": _seeds(seeds), "device": device}
     placement = Placement(backend, jobs, address, gpus_per_trial)
@@ -117,19 +117,24 @@ def run(
     if is_run and not grows(Path(config), overrides["seeds"], epochs) and is_complete(Path(config)):
         console.print(f"nothing to do: {config} is complete", highlight=False, soft_wrap=True, markup=False)
         return
-    with RichReporter(console, NOTE if quiet else TRIAL + verbose) as reporter:
-        if is_run:
-            run_dir = resume_experiment(Path(config), placement=placement, argv=sys.argv, reporter=reporter,
-                                        seeds=overrides["seeds"], epochs=epochs)
-        elif resume:
-            cfg, _ = load_config(config, tuple(set_), overrides["seeds"], device)
-            run_dir = resume_experiment(latest_partial_run(out, cfg), placement=placement, argv=sys.argv,
-                                        reporter=reporter)
-        else:
-            cfg, source = load_config(config, tuple(set_), overrides["seeds"], device)
-            run_dir = run_experiment(cfg, source, out, overrides=overrides, placement=placement, argv=sys.argv,
-                                     reporter=reporter)
-    for line in summary(run_dir)["verdicts"]:
+    verdicts = Verdicts()
+    try:
+        with RichReporter(console, NOTE if quiet else TRIAL + verbose) as reporter:
+            if is_run:
+                run_dir = resume_experiment(Path(config), placement=placement, argv=sys.argv, reporter=reporter,
+                                            seeds=overrides["seeds"], epochs=epochs)
+            elif resume:
+                cfg, _ = load_config(config, tuple(set_), overrides["seeds"], device)
+                run_dir = resume_experiment(latest_partial_run(out, cfg), placement=placement, argv=sys.argv,
+                                            reporter=reporter)
+            else:
+                cfg, source = load_config(config, tuple(set_), overrides["seeds"], device)
+                run_dir = run_experiment(cfg, source, out, overrides=overrides, placement=placement,
+                                         argv=sys.argv, reporter=reporter)
+        lines = verdicts.lines(run_dir)
+    finally:
+        verdicts.close()
+    for line in lines:
         console.print(line, highlight=False, soft_wrap=True, markup=False)
     console.print(f"done: {run_dir}\nnext: bnbench compare {run_dir}", highlight=False, soft_wrap=True, markup=False)
 

@@ -235,6 +235,10 @@ def children(pid: int) -> list[int]:
                                            text=True).stdout.split()]
 
 
+def comm(pid: int) -> str:
+    return open(f"/proc/{pid}/comm").read().strip()
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -264,12 +268,29 @@ def test_workers_die_with_a_killed_parent_and_the_run_resumes(config_file, refer
     assert same_files(run_dir, reference)
 
 
+def test_the_verdict_process_ends_with_its_run(config_file, tmp_path):
+    """`run` forks a process that imports pandas for the closing verdict while the run trains: it must not
+    outlive the run, killed or finished."""
+    process = bnbench("run", config_file, "--out", tmp_path, "-q")
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("crash/*/batches.csv")):
+        time.sleep(0.01)
+    helpers = children(process.pid)
+    assert [comm(p) for p in helpers] == ["bnbench-verdict"]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(alive(p) for p in helpers):
+        time.sleep(0.05)
+    assert not any(alive(p) for p in helpers)
+
+
 def test_a_killed_worker_is_named_with_its_trials_and_the_run_resumes(config_file, reference, tmp_path):
     process = bnbench("run", config_file, "--out", tmp_path, "-q", "--jobs", "2")
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob("crash/*/checkpoints/*.pt")):
         time.sleep(0.01)
-    victim = children(process.pid)[0]
+    victim = [p for p in children(process.pid) if comm(p) != "bnbench-verdict"][0]  # a worker, not run's verdict
     os.kill(victim, signal.SIGKILL)  # as the OOM killer would
     output, _ = process.communicate(timeout=120)
     run_dir = run_dir_of(tmp_path)

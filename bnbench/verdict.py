@@ -1,0 +1,60 @@
+"""The verdict lines `bnbench run` ends with, worked out by a process forked as the run starts.
+
+`show.summary` needs pandas and scipy (0.7-0.9 s of imports on 2 cores, a fifth of a quick run's fixed cost);
+imported in a forked child while the run trains, they cost the run nothing on a machine with a core to spare.
+The child is forked before the run starts its lock, threads or workers; it ignores Ctrl-C (the run handles
+it) and ends when this process does (its pipe closes). Whatever goes wrong in it, the lines are worked out here.
+"""
+import ctypes
+import multiprocessing as mp
+import signal
+from pathlib import Path
+
+
+class Verdicts:
+    def __init__(self):
+        context = mp.get_context("fork")
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, self.pipe), daemon=True)
+        self.process.start()
+        child.close()
+
+    def lines(self, run_dir: Path) -> list[str]:
+        try:
+            self.pipe.send(str(run_dir))
+            lines = self.pipe.recv()
+        except (EOFError, OSError):  # the child died
+            lines = None
+        finally:
+            self.close()
+        if lines is None:
+            from .show import summary
+            lines = summary(run_dir)["verdicts"]
+        return lines
+
+    def close(self) -> None:
+        """Once the lines are in, or when the run ends without them; again does nothing."""
+        self.pipe.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def _serve(pipe, parent_end) -> None:
+    parent_end.close()  # else this process holds its own pipe open, and never sees the run's end
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # Linux: named in ps and top (and told apart from --jobs workers)
+        ctypes.CDLL(None).prctl(15, b"bnbench-verdict")  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+    from .show import summary  # the imports, while the run trains
+
+    try:
+        run_dir = pipe.recv()
+    except EOFError:  # the run ended without asking (an error, Ctrl-C)
+        return
+    try:
+        lines = summary(Path(run_dir))["verdicts"]
+    except Exception:  # worked out again in the parent, where a bug shows its traceback
+        lines = None
+    pipe.send(lines)
