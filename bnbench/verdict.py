@@ -1,18 +1,23 @@
 """The verdict lines `bnbench run` ends with, worked out by a process forked as the run starts.
 
 `show.summary` needs pandas and scipy (0.7-0.9 s of imports on 2 cores, a fifth of a quick run's fixed cost);
-imported in a forked child while the run trains, they cost the run nothing on a machine with a core to spare.
+imported in a forked child while the run trains, they cost the run nothing on a machine with a core to spare
+(Linux; elsewhere the lines are worked out here, after the run).
 The child is forked before the run starts its lock, threads or workers; it ignores Ctrl-C (the run handles
 it) and ends when this process does (its pipe closes). Whatever goes wrong in it, the lines are worked out here.
 """
 import ctypes
 import multiprocessing as mp
 import signal
+import sys
 from pathlib import Path
 
 
 class Verdicts:
     def __init__(self):
+        self.process = None
+        if sys.platform != "linux":  # forking after torch's import is only known safe on Linux
+            return
         context = mp.get_context("fork")
         self.pipe, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, self.pipe), daemon=True)
@@ -20,13 +25,15 @@ class Verdicts:
         child.close()
 
     def lines(self, run_dir: Path) -> list[str]:
-        try:
-            self.pipe.send(str(run_dir))
-            lines = self.pipe.recv()
-        except (EOFError, OSError):  # the child died
-            lines = None
-        finally:
-            self.close()
+        lines = None
+        if self.process is not None:
+            try:
+                self.pipe.send(str(run_dir))
+                lines = self.pipe.recv()
+            except (EOFError, OSError):  # the child died
+                pass
+            finally:
+                self.close()
         if lines is None:
             from .show import summary
             lines = summary(run_dir)["verdicts"]
@@ -34,6 +41,8 @@ class Verdicts:
 
     def close(self) -> None:
         """Once the lines are in, or when the run ends without them; again does nothing."""
+        if self.process is None:
+            return
         self.pipe.close()
         self.process.join(timeout=5)
         if self.process.is_alive():

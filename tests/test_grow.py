@@ -128,3 +128,19 @@ def test_version_and_short_help():
     assert ok("--version").strip() == f"bnbench {version('bnbench')}"
     assert "run [OPTIONS] {CONFIG} [RUN_DIR]" in ok("run", "-h") and "<list[str]>" not in ok("run", "-h")
     assert "--install-completion" in ok("-h")
+
+
+def test_verdict_lines_come_from_the_forked_process_or_from_here(whole, monkeypatch):
+    from bnbench import verdict
+    from bnbench.show import summary
+
+    expected = summary(whole)["verdicts"]
+    assert expected and expected[0].startswith("batchnorm vs plain:")
+    assert verdict.Verdicts().lines(whole) == expected
+    dying = verdict.Verdicts()
+    dying.process.kill()
+    dying.process.join()
+    assert dying.lines(whole) == expected  # worked out here instead
+    monkeypatch.setattr(verdict.sys, "platform", "darwin")
+    elsewhere = verdict.Verdicts()
+    assert elsewhere.process is None and elsewhere.lines(whole) == expected
