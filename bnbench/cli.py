@@ -134,8 +134,8 @@ def run(
         lines = verdicts.lines(run_dir)
     finally:
         verdicts.close()
-    for line in lines:
-        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    for line in lines:  # wrapped at words on a terminal, whole in a pipe
+        console.print(line, highlight=False, soft_wrap=not console.is_terminal, markup=False)
     console.print(f"done: {run_dir}\nnext: bnbench compare {run_dir}", highlight=False, soft_wrap=True, markup=False)
 
 

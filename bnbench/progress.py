@@ -32,7 +32,8 @@ class RichReporter:
 
     def _print(self, level: int, line: str) -> None:
         if self.verbosity >= level:
-            self.console.print(line, highlight=False, soft_wrap=True, markup=False)
+            # a terminal wraps long lines (notes) at words; a pipe gets each line whole
+            self.console.print(line, highlight=False, soft_wrap=not self.console.is_terminal, markup=False)
 
     def loading(self, what: str, done: int, total: int) -> None:
         """The one-time decode of an image folder (a first CIFAR-10 run: ~25 s of 60,000 JPEGs)."""

@@ -247,6 +247,13 @@ def alive(pid: int) -> bool:
     return not open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
 
 
+def all_die(pids: list[int], within: float = 10) -> bool:
+    deadline = time.time() + within
+    while time.time() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return not any(alive(p) for p in pids)
+
+
 def test_workers_die_with_a_killed_parent_and_the_run_resumes(config_file, reference, tmp_path):
     """SIGKILL of the parent of a --jobs 2 run: the workers (which used to live on as orphans holding the lock)
     die too, the lock is free, and the run resumes."""
@@ -259,10 +266,7 @@ def test_workers_die_with_a_killed_parent_and_the_run_resumes(config_file, refer
     assert len(workers) >= 2
     process.send_signal(signal.SIGKILL)
     process.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline and any(alive(w) for w in workers):
-        time.sleep(0.05)
-    assert not any(alive(w) for w in workers)
+    assert all_die(workers)
     run_dir = run_dir_of(tmp_path)
     finish("run", run_dir, "--resume", "-q")
     assert same_files(run_dir, reference)
@@ -279,10 +283,7 @@ def test_the_verdict_process_ends_with_its_run(config_file, tmp_path):
     assert [comm(p) for p in helpers] == ["bnbench-verdict"]
     process.send_signal(signal.SIGKILL)
     process.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline and any(alive(p) for p in helpers):
-        time.sleep(0.05)
-    assert not any(alive(p) for p in helpers)
+    assert all_die(helpers)
 
 
 def test_a_killed_worker_is_named_with_its_trials_and_the_run_resumes(config_file, reference, tmp_path):
