@@ -44,7 +44,10 @@ def same_files(run_dir, reference):
 
 
 def rows(path):
-    return path.read_text().count("\n") - 1 if path.exists() else 0
+    try:  # polled while the run writes: a staging folder is renamed into place between any two calls
+        return path.read_text().count("\n") - 1
+    except FileNotFoundError:
+        return 0
 
 
 def run_dir_of(out):
