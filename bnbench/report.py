@@ -58,7 +58,8 @@ def show_output(summary: dict, fmt: str, width: Optional[int]) -> str:
     s = summary
     ended = f", ended {s['ended']}" if s["ended"] else ""
     resumed = f", resumed {len(s['resumed'])}×" if s["resumed"] else ""
-    lead = [f"status: {s['status']} (started {s['started']}{ended}{resumed})",
+    damage = f", damaged: {s['damage']}" if s["damage"] else ""
+    lead = [f"status: {s['status']}{damage} (started {s['started']}{ended}{resumed})",
             f"engine: {s['engine'] or '?'} · device: {s['device'] or '?'} ({s['device_name'] or '?'})",
             f"config: {s['source'] or '(not recorded)'}: {s['source_state']}",
             f"overrides: {s['overrides'] or '(none)'}",
@@ -66,6 +67,7 @@ def show_output(summary: dict, fmt: str, width: Optional[int]) -> str:
     if s["edited"]:
         lead.append(f"config.yaml edited since the run began: {'; '.join(s['edited'])} (as started -> as now)")
     lead += [f"verdict: {v}" for v in s["verdicts"]] + ([f"cannot compare: {s['problem']}"] if s["problem"] else [])
+    lead += [f"{'repair' if s['damage'] else 'continue'} with: {s['next']}"] if s["next"] else []
     points = [k for k in (s["trials"][0] if s["trials"] else {}) if "." in k]  # sweep paths are dotted
     header = ["variant", "seed", *points, "status", "epochs", "steps", "seconds", "train loss", "test loss",
               "test acc %"]
@@ -74,8 +76,9 @@ def show_output(summary: dict, fmt: str, width: Optional[int]) -> str:
              [_num(t["train_loss"], 4)], [_num(t["test_loss"], 4)], [_num(t["test_acc"], 2)]] for t in s["trials"]]
     caption = ("Per trial: epochs finished of configured, steps, wall seconds, and the numbers of its last finished "
                "epoch (train loss: mean mini-batch loss of that epoch; test: in eval mode).")
-    return render(Grid(f"{s['experiment']} · run {s['run']}", header, rows or [[["(no trials)"]] + [[""]] * 9],
-                       caption, lead), width)
+    if not rows:  # the rows could not be read: `problem` says why
+        return render(Grid(f"{s['experiment']} · run {s['run']}", ["trials"], [[["none readable"]]], "", lead), width)
+    return render(Grid(f"{s['experiment']} · run {s['run']}", header, rows, caption, lead), width)
 
 
 # ---- compare -------------------------------------------------------------------------------------------------------

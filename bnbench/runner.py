@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import backends, store
-from .config import Config, diff, dump, load_config, validate
+from .config import Config, diff, dump, load_config, parse_override, validate
 from .data import Dataset, load_dataset
 from .errors import BnbenchError, Interrupted
 from .graph import unsupported as graph_unsupported
@@ -117,24 +117,21 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict,
 def _create_run_dir(out: Path, config: Config, trials: list[Trial], meta: dict) -> tuple[Path, store.RunLock]:
     """The run folder, locked, with config.yaml, meta.json and the CSV headers: written in a hidden sibling and
     renamed into place, so that a folder under its run id is always complete (an early Ctrl-C leaves none)."""
-    run_dir = store.new_run_dir(out, config.name)  # reserves the name: an empty folder
-    staging = run_dir.with_name(f".{run_dir.name}.new")
-    lock = None
+    staging, run_dir, lock = store.stage_run_dir(out, config.name)
     try:
-        staging.mkdir()
-        lock = store.RunLock(staging).acquire()
         store.atomic_write(staging / "config.yaml", dump(config))
         store.write_meta(staging, meta | {"trials_done": 0, "trials_total": len(trials)})
         for name, columns in store.ROW_FILES.items():
             store.atomic_write(staging / name, store.header(trials, columns))
-        os.replace(staging, run_dir)  # over the empty reserved folder, atomically
+        os.rename(staging, run_dir)
         lock.moved(run_dir)
         return run_dir, lock
-    except BaseException:
-        if lock:
-            lock.release()
+    except BaseException as e:
+        lock.release()
         shutil.rmtree(staging, ignore_errors=True)
-        run_dir.rmdir()
+        if isinstance(e, OSError):
+            raise BnbenchError(f"--out {out}: cannot write the run folder ({e.strerror or e}); free space or "
+                               f"choose another folder") from None
         raise
 
 
@@ -155,26 +152,49 @@ def resume_experiment(run_dir: Path, *, placement: backends.Placement = backends
     depend only on its config and seed, and its checkpoint continues exactly: tested)."""
     meta = store.read_meta(run_dir)
     config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
-    _refuse_if_changed(run_dir, meta, config)
     lock = store.RunLock(run_dir).acquire()
     log = None
     try:
-        store.remove_temporaries(run_dir)
+        config = _finish_grow(run_dir, meta, config)
+        _refuse_if_changed(run_dir, meta, config)
+        grown = _grown(run_dir, config, seeds or [], epochs)
         log = RunLog(run_dir, reporter)
-        config = _grow(run_dir, meta, config, seeds or [], epochs, log)
-        trials = expand(config)
-        run = Run(run_dir, config, trials, meta, {t.index: _state_from_checkpoint(run_dir, t, log)
-                                                  for t in trials})
-        _repair_rows(run, log)
-        meta.update(status="running", ended=None, resumed=meta.get("resumed", []) + [_now()])
+        with _preparing(run_dir):
+            store.remove_temporaries(run_dir)
+            # before any file changes: from here on a stop leaves the run partial, never "complete"
+            meta.update(status="running", ended=None, resumed=store.typed_field(meta, "resumed", list, []) + [_now()])
+            store.write_meta(run_dir, meta)
+            if grown:
+                _grow(run_dir, meta, config, grown, log)
+                config = grown
+            trials = expand(config)
+            run = Run(run_dir, config, trials, meta, _trial_states(run_dir, trials, meta, log))
+            _repair_rows(run, log)
+            data = load_dataset(config.dataset, reporter.loading)
         device = resolve_device(config.device)
-        _execute(run, load_dataset(config.dataset, reporter.loading), device, choose_engine(config, device),
-                 placement, log)
+        _execute(run, data, device, choose_engine(config, device), placement, log)
     finally:
         if log:
             log.close()
         lock.release()
     return run_dir
+
+
+@contextmanager
+def _preparing(run_dir: Path):
+    """While a run folder is made ready to resume: Ctrl-C, SIGTERM, a full disk or a lost mount end it with one
+    line and the resume command (meta.json already says the run is not complete)."""
+    resume = f"bnbench run --resume {run_dir}"
+    try:
+        with _sigterm_as_interrupt():
+            yield
+    except _Terminated:
+        raise Interrupted(f"terminated (SIGTERM); nothing finished is lost. Resume with: {resume}", 143) from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; nothing finished is lost. Resume with: {resume}") from None
+    except OSError as e:
+        raise BnbenchError(f"{run_dir}: cannot write ({e.strerror or e}); free space or fix the folder, then "
+                           f"resume with: {resume}") from None
 
 
 def grows(run_dir: Path, seeds: Optional[list[int]] = None, epochs: Optional[int] = None) -> bool:
@@ -183,10 +203,9 @@ def grows(run_dir: Path, seeds: Optional[list[int]] = None, epochs: Optional[int
     return bool(set(seeds or []) - set(config.seeds)) or (epochs is not None and epochs != config.training.epochs)
 
 
-def _grow(run_dir: Path, meta: dict, config: Config, seeds: list[int], epochs: Optional[int],
-          reporter: Reporter) -> Config:
-    """The run's config with `seeds` it lacks appended and training.epochs = `epochs`, written to config.yaml and
-    meta.json (the resolved config, and the overrides, so that the source-file check keeps holding)."""
+def _grown(run_dir: Path, config: Config, seeds: list[int], epochs: Optional[int]) -> Optional[Config]:
+    """The run's config with `seeds` it lacks appended and training.epochs = `epochs` (None: nothing grows);
+    what cannot grow is refused here, before anything is written."""
     added = [s for s in dict.fromkeys(seeds) if s not in config.seeds]
     current = config.training.epochs
     if epochs is not None and epochs < current:
@@ -194,41 +213,77 @@ def _grow(run_dir: Path, meta: dict, config: Config, seeds: list[int], epochs: O
                            f"never drops trained epochs; compare an earlier epoch with: bnbench compare {run_dir} "
                            f"--epoch {epochs}")
     if not added and epochs in (None, current):
-        return config
+        return None
     raw = config.model_dump(mode="json")
     raw["seeds"] = config.seeds + added
     raw["training"]["epochs"] = epochs or current
     grown = validate(raw, str(run_dir / "config.yaml"))
     expand(grown)  # a key too long for a file name is refused before anything is written
-    overrides = dict(meta.get("overrides") or {})
+    return grown
+
+
+def _grow(run_dir: Path, meta: dict, config: Config, grown: Config, reporter: Reporter) -> None:
+    """Write the grown config to meta.json (the resolved config, and the overrides, so that the source-file
+    check keeps holding) and to config.yaml, in that order (`_finish_grow` completes a grow stopped between)."""
+    added = [s for s in grown.seeds if s not in config.seeds]
+    current = config.training.epochs
+    overrides = dict(store.typed_field(meta, "overrides", dict, {}))
     if added:
         overrides["seeds"] = grown.seeds
-    if epochs not in (None, current):
-        overrides["set"] = [*overrides.get("set", []), f"training.epochs={epochs}"]
+    if grown.training.epochs != current:  # replaces an earlier grow's: the run has one epoch count
+        earlier = [t for t in overrides.get("set") or [] if parse_override(t)[0] != ["training", "epochs"]]
+        overrides["set"] = [*earlier, f"training.epochs={grown.training.epochs}"]
     change = {"at": _now(), "seeds_added": added, "epochs": [current, grown.training.epochs]}
-    meta.update(config=grown.model_dump(mode="json"), overrides=overrides,
-                grown=meta.get("grown", []) + [change])
+    meta.update(config=grown.model_dump(mode="json"), overrides=overrides, grown=store.typed_field(meta, "grown", list, []) + [change])
     store.write_meta(run_dir, meta)
     store.atomic_write(run_dir / "config.yaml", dump(grown))
     what = [f"added seeds {', '.join(map(str, added))}"] * bool(added)
     what += [f"epochs {current} -> {grown.training.epochs}"] * (grown.training.epochs != current)
     reporter.note(f"{run_dir}: {'; '.join(what)}")
-    return grown
+
+
+def _finish_grow(run_dir: Path, meta: dict, config: Config) -> Config:
+    """A grow stopped between its two writes (meta.json, then config.yaml) left config.yaml as it was before the
+    grow: write the grown config that meta.json holds (else the run would refuse its own config as edited)."""
+    grown, changes = meta.get("config"), store.typed_field(meta, "grown", list, [])
+    if not (isinstance(grown, dict) and changes and isinstance(changes[-1], dict)):
+        return config
+    last = changes[-1]
+    try:
+        raw = validate(grown, str(run_dir / "meta.json")).model_dump(mode="json")
+        raw["seeds"] = [s for s in raw["seeds"] if s not in last["seeds_added"]]
+        raw["training"]["epochs"] = last["epochs"][0]
+        before = validate(raw, str(run_dir / "meta.json")).model_dump(mode="json")
+    except (BnbenchError, KeyError, TypeError, IndexError):  # not a grow this bnbench wrote: the edit check tells
+        return config
+    if before != config.model_dump(mode="json") or before == grown:
+        return config
+    store.atomic_write(run_dir / "config.yaml", dump(validate(grown, str(run_dir / "meta.json"))))
+    return validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
 
 
 def is_complete(run_dir: Path) -> bool:
-    """A finished run, for `--resume`: there is nothing to do, and nothing is written. A damaged folder raises
-    what resuming it would (its config must be readable and valid), so "nothing to do" never hides damage."""
+    """A finished, intact run, for `--resume`: there is nothing to do, and nothing is written. Every trial's rows
+    are checked against its checkpoint as resuming checks them, so "nothing to do" never hides damage (rows cut
+    out of a CSV: resuming retrains those trials); an unreadable config raises what resuming it would."""
     meta = store.read_meta(run_dir)
-    validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
-    return store.run_status(run_dir, meta) == "complete"
+    config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
+    if store.run_status(run_dir, meta) != "complete":
+        return False
+    trials = expand(config)
+    states = _trial_states(run_dir, trials, meta, Silent(), repair=False)
+    texts, kept = store.kept_rows(run_dir, trials, {i: s.epochs for i, s in states.items()})
+    untouched = all((run_dir / name).exists() and store.read_regular(run_dir / name) == text.encode()
+                    for name, text in texts.items())
+    return (untouched and not _mismatched(trials, states, kept) and all(s.finished for s in states.values()))
 
 
 def latest_partial_run(out: Path, config: Config) -> Path:
     """The newest run under `out` that is not complete and was started with this resolved config (for
     `run CONFIG --resume`; a run of the same experiment with other settings is not it)."""
     folder = out / config.name
-    runs = sorted((p for p in folder.iterdir() if (p / "meta.json").is_file()), reverse=True) if folder.is_dir() else []
+    runs = sorted((p for p in folder.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file()),
+                  reverse=True) if folder.is_dir() else []
     partial = [r for r in runs if store.run_status(r, store.read_meta(r)) == "partial"]
     wanted = config.model_dump(mode="json")
     configs = {run_dir: _resolved(store.read_config(run_dir), run_dir / "config.yaml")  # each read once
@@ -252,32 +307,36 @@ def _execute(run: Run, data: Dataset, device: torch.device, engine: str, placeme
     units = _units(run, pending, engine)
     run.meta["engine"] = engine
     backend = backends.choose(placement, len(units), reporter.note)
-    store.write_meta(run.dir, _meta(run))
-    reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()}, len(data.train.y))
     resume = f"bnbench run --resume {run.dir}"
-    try:
-        with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt():  # later signals are ignored while the stop is recorded
+        try:
+            store.write_meta(run.dir, _meta(run))
+            reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()}, len(data.train.y))
             backend.train(backends.Job(run.dir, run.config, data, device, engine), units, _Recorder(run, reporter))
             left = [t.key for t in run.trials if not run.states[t.index].finished]
             if left:
                 raise RuntimeError(f"bnbench: trials left untrained at the end of the run: {', '.join(left)}")
             store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
-    except _Terminated:
-        _stopped(run, "partial")
-        raise Interrupted(f"terminated (SIGTERM); nothing finished is lost. Resume with: {resume}", 143) from None
-    except KeyboardInterrupt:
-        _stopped(run, "partial")
-        raise Interrupted(f"interrupted; nothing finished is lost. Resume with: {resume}") from None
-    except OSError as e:  # writing the run folder failed: a full disk, a lost mount
-        _stopped(run, "partial")
-        raise BnbenchError(f"{run.dir}: cannot write ({e.strerror or e}); every finished epoch is saved: free "
-                           f"space or fix the folder, then resume with: {resume}") from None
-    except backends.WorkerDied as e:
-        _stopped(run, "partial")
-        raise BnbenchError(f"{e}; nothing finished is lost. Resume with: {resume}") from None
-    except BaseException:
-        _stopped(run, "failed")
-        raise
+        except _Terminated:
+            _stopped(run, "partial")
+            raise Interrupted(f"terminated (SIGTERM); nothing finished is lost. Resume with: {resume}",
+                              143) from None
+        except KeyboardInterrupt:
+            _stopped(run, "partial")
+            raise Interrupted(f"interrupted; nothing finished is lost. Resume with: {resume}") from None
+        except OSError as e:  # writing the run folder failed: a full disk, a lost mount
+            _stopped(run, "partial")
+            raise BnbenchError(f"{run.dir}: cannot write ({e.strerror or e}); every finished epoch is saved: free "
+                               f"space or fix the folder, then resume with: {resume}") from None
+        except backends.WorkerDied as e:
+            _stopped(run, "partial")
+            raise BnbenchError(f"{e}; nothing finished is lost. Resume with: {resume}") from None
+        except BnbenchError:  # the user can fix it (a factory that builds another model on resume): resumable
+            _stopped(run, "partial")
+            raise
+        except BaseException:
+            _stopped(run, "failed")
+            raise
     run.meta.update(status="complete", ended=_now())
     store.write_meta(run.dir, _meta(run))
 
@@ -297,19 +356,29 @@ class _Terminated(Exception):
 
 @contextmanager
 def _sigterm_as_interrupt():
-    """Stop on SIGTERM as on Ctrl-C: meta.json says partial and the run resumes. Only in the main thread (where
-    Python delivers signals); elsewhere the default stays."""
+    """Stop on SIGTERM as on Ctrl-C: meta.json says partial and the run resumes. The first of them stops the run;
+    the ones after it are ignored until the block ends, so that a second Ctrl-C cannot cut short the stop (ending
+    the workers, recording the run) and print a traceback from the middle of it. A signal this process was
+    started ignoring (nohup, a background job) stays ignored. Only in the main thread (where Python delivers
+    signals); elsewhere the defaults stay."""
+    taken = []
+
     def handler(signum, frame):
-        raise _Terminated()
+        if not taken:
+            taken.append(signum)
+            raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated()
+
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)
+                    if signal.getsignal(s) != signal.SIG_IGN}
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, before in previous.items():
+            signal.signal(s, before)
 
 
 def choose_engine(config: Config, device: torch.device) -> str:
@@ -359,6 +428,7 @@ class _Recorder:
     two leaves a consistent, resumable folder."""
     run: Run
     reporter: Reporter
+    fell_back: bool = False  # whether a trial's engine failed and eager trained on (told once a run)
 
     def progress(self, p: Progress) -> None:
         self.reporter.progress(p)
@@ -369,24 +439,89 @@ class _Recorder:
         store.append_epoch(run.dir, trial, result, first_step=trial_state.steps)
         trial_state.record(result, trial.config.training.epochs)
         store.save_checkpoint(run.dir, trial, state, vars(trial_state))
+        if result.fallback:
+            self._fallback(trial, result.fallback)
         store.write_meta(run.dir, _meta(run))
         self.reporter.epoch_done(trial, result)
+
+    def _fallback(self, trial: Trial, why: str) -> None:
+        """meta.json's `engine_fallback` names each trial whose engine failed (then eager trained it on); the first
+        is a note, as the others most likely failed alike."""
+        self.run.meta.setdefault("engine_fallback", {})[trial.key] = why
+        if not self.fell_back:
+            self.reporter.note(f"{trial.key}: {why}; eager trains it on from its last finished epoch (meta.json's "
+                               f"engine_fallback lists every trial this happens to)")
+        self.fell_back = True
 
 
 # ---- resume checks -----------------------------------------------------------------------------------------------
 
-def _state_from_checkpoint(run_dir: Path, trial: Trial, reporter: Reporter) -> TrialState:
-    """The trial's state from its checkpoint; a damaged checkpoint is dropped and the trial starts over."""
+def _trial_states(run_dir: Path, trials: list[Trial], meta: dict, reporter: Reporter,
+                  repair: bool = True) -> dict[int, TrialState]:
+    """Each trial's state, from its checkpoint. A trial whose checkpoint is gone or damaged starts over (with a
+    note; `repair` drops a damaged one), unless meta.json records it finished for this config: then its rows,
+    which `_repair_rows` checks against that record, are its result (a run whose checkpoints were deleted to
+    free space stays complete)."""
+    recorded = {r.get("key"): r for r in store.typed_field(meta, "trials", list, []) if isinstance(r, dict)}
+    states = {}
+    for trial in trials:
+        try:
+            summary = store.checkpoint_summary(run_dir, trial)
+            problem = None if summary else f"{run_dir / 'checkpoints' / trial.key}.pt: missing"
+        except BnbenchError as e:
+            summary, problem = None, str(e)
+            if repair:
+                store.drop_checkpoint(run_dir, trial)
+        state = TrialState(**summary) if summary else _finished(recorded.get(trial.key), trial) or TrialState()
+        if state.status == "complete" and state.epochs < trial.config.training.epochs:  # the run grew by epochs
+            state.status = "running"
+        record = recorded.get(trial.key)
+        had_one = summary is None and isinstance(record, dict) and record.get("epochs", 0) != 0
+        if problem and not state.finished and (not problem.endswith(": missing") or had_one):
+            reporter.note(f"{problem}: {trial.key} is trained again from its start")
+        elif problem and not problem.endswith(": missing"):
+            reporter.note(f"{problem}: {trial.key} has finished, and its rows are checked against meta.json")
+        states[trial.index] = state
+    return states
+
+
+def _finished(record: Optional[dict], trial: Trial) -> Optional[TrialState]:
+    """meta.json's record of a trial that finished all of this config's epochs (or diverged), else None."""
     try:
-        summary = store.checkpoint_summary(run_dir, trial)
-    except BnbenchError as e:
-        reporter.note(f"{e}: {trial.key} is trained again from its start")
-        store.drop_checkpoint(run_dir, trial)
-        summary = None
-    state = TrialState(**summary) if summary else TrialState()
-    if state.status == "complete" and state.epochs < trial.config.training.epochs:  # the run grew by epochs
-        state.status = "running"
-    return state
+        state = TrialState(**{k: record[k] for k in vars(TrialState())})
+    except (TypeError, KeyError):  # no record, or not one this bnbench wrote
+        return None
+    done = state.status == "diverged" or (state.status == "complete"
+                                          and state.epochs >= trial.config.training.epochs)
+    return state if done and isinstance(state.epochs, int) and isinstance(state.steps, int) else None
+
+
+def _mismatched(trials: list[Trial], states: dict[int, TrialState],
+                kept: dict[str, dict[int, list[int]]]) -> list[Trial]:
+    """The trials whose rows (each row's epoch, per file, as `store.kept_rows` kept them) are not exactly the
+    epochs and steps of their state."""
+    wrong = []
+    for trial in trials:
+        state = states[trial.index]
+        epochs = list(range(1, state.epochs + 1))
+        rows = {name: found[trial.index] for name, found in kept.items()}
+        batches = rows.get("batches.csv", [])
+        evals = _eval_epochs(batches, trial.config.training.eval_every)
+        if (len(batches) != state.steps or sorted(set(batches)) != epochs or rows.get("epochs.csv", []) != epochs
+                or rows.get("evals.csv", evals) != evals):
+            wrong.append(trial)
+    return wrong
+
+
+def _eval_epochs(batch_epochs: list[int], every: Optional[int]) -> list[int]:
+    """The epoch of each evals.csv row that a trial with these batches.csv rows (the epoch of each) has: one at
+    every multiple of `every` steps inside an epoch, and one at its last step."""
+    epochs, end = [], 0
+    for epoch in sorted(set(batch_epochs)):
+        start, end = end, end + batch_epochs.count(epoch)
+        inside = (end - 1) // every - start // every if every else 0
+        epochs += [epoch] * (inside + 1)
+    return epochs
 
 
 def _repair_rows(run: Run, reporter: Reporter) -> None:
@@ -394,14 +529,7 @@ def _repair_rows(run: Run, reporter: Reporter) -> None:
     or damaged (a truncated or edited CSV) loses its rows and checkpoint and is trained again from its start, so
     that a resumed run never reports rows it does not have."""
     kept = store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
-    broken = []
-    for trial in run.trials:
-        state = run.states[trial.index]
-        epochs = list(range(1, state.epochs + 1))
-        rows = {name: found[trial.index] for name, found in kept.items()}
-        if (len(rows["batches.csv"]) != state.steps or sorted(set(rows["batches.csv"])) != epochs
-                or rows["epochs.csv"] != epochs or sorted(set(rows.get("evals.csv", epochs))) != epochs):
-            broken.append(trial)
+    broken = _mismatched(run.trials, run.states, kept)
     for trial in broken:
         reporter.note(f"{run.dir}: the rows of {trial.key} do not match its checkpoint (a CSV was truncated or "
                       f"edited); it is trained again from its start")
@@ -409,7 +537,7 @@ def _repair_rows(run: Run, reporter: Reporter) -> None:
         run.states[trial.index] = TrialState()
     if broken:
         store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
-        run.meta["retrained"] = run.meta.get("retrained", []) + [t.key for t in broken]
+        run.meta["retrained"] = store.typed_field(run.meta, "retrained", list, []) + [t.key for t in broken]
 
 
 def _refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
@@ -424,7 +552,7 @@ def _refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
     source = meta.get("source")
     if not source or not Path(source).is_file():
         return
-    overrides = meta.get("overrides", {})
+    overrides = store.typed_field(meta, "overrides", dict, {})
     current, _ = load_config(source, tuple(overrides.get("set", [])), overrides.get("seeds"),
                              overrides.get("device"))
     changed = diff(stored.model_dump(mode="json"), current.model_dump(mode="json"))

@@ -34,15 +34,16 @@ def summary(run_dir: Path) -> dict:
     meta = store.read_meta(run_dir)
     config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
     out = {"run": str(run_dir), "experiment": config.name, "status": store.run_status(run_dir, meta),
-           "started": meta.get("started"), "ended": meta.get("ended"), "resumed": meta.get("resumed", []),
-           "engine": meta.get("engine"), "device": meta.get("device"), "device_name": meta.get("device_name"),
-           "source": meta.get("source"), "overrides": store.overrides_text(meta),
+           "started": meta.get("started"), "ended": meta.get("ended"),
+           "resumed": store.typed_field(meta, "resumed", list, []), "engine": meta.get("engine"), "device": meta.get("device"), "device_name": meta.get("device_name"),
+           "source": store.typed_field(meta, "source", str), "overrides": store.overrides_text(meta),
            **_config_changes(run_dir, meta, config.model_dump(mode="json"))}
     try:
         results = load_run(run_dir)
     except BnbenchError as e:
-        return out | {"trials": [], "verdicts": [], "problem": str(e)}
+        return out | {"trials": [], "verdicts": [], "problem": str(e)} | _next(out, str(e))
     out["trials"] = _trials(results)
+    out |= _next(out, _missing(out["trials"], meta.get("trials")))
     try:
         table = compare_run(results).table
         out["verdicts"], out["problem"] = [v for v in table.verdict if isinstance(v, str)], None
@@ -51,15 +52,38 @@ def summary(run_dir: Path) -> dict:
     return out
 
 
+def _missing(trials: list[dict], recorded) -> Optional[str]:
+    """Which trials' rows fall short of a complete run's: unfinished, or fewer steps than meta.json records for
+    them (its list is in the same trial order)."""
+    recorded = recorded if isinstance(recorded, list) and len(recorded) == len(trials) else [{}] * len(trials)
+    short = [f"{t['variant']}-s{t['seed']}" for t, r in zip(trials, recorded)
+             if t["status"] not in ("complete", "diverged")
+             or (isinstance(r, dict) and isinstance(r.get("steps"), int) and r["steps"] != t["steps"])]
+    if not short:
+        return None
+    return (f"the rows of {len(short)} trial{'s' * (len(short) > 1)} ({', '.join(short[:4])}{', ...' * (len(short) > 4)}) "
+            f"fall short of what meta.json records")
+
+
+def _next(out: dict, problem: Optional[str]) -> dict:
+    """`damage`: why a run that says complete does not hold a complete run's rows (None: it does, or it is not
+    complete); `next`: the command that continues (partial) or repairs (damaged) it, else None."""
+    damaged = out["status"] == "complete" and bool(problem)
+    resumable = damaged or out["status"] == "partial"
+    return {"damage": problem if damaged else None, "next": f"bnbench run --resume {out['run']}" if resumable else None}
+
+
 def _config_changes(run_dir: Path, meta: dict, resolved: dict) -> dict:
     """`from_source`: fields where the run's resolved config differs from its source file (what the overrides
     changed), as 'field: in the file -> in the run'; `source_state`: whether the file is as the run began
     ('unchanged'), or why not; `edited`: fields of config.yaml edited since the run began."""
     started = _current(meta.get("config"))
     edited = diff(started, resolved) if started is not None else []
-    source, overrides = meta.get("source"), meta.get("overrides") or {}
+    source, overrides = store.typed_field(meta, "source", str), store.overrides(meta)
     if not source:
         return {"from_source": [], "source_state": "not recorded", "edited": edited}
+    if overrides is None:
+        return {"from_source": [], "source_state": "not checked: meta.json's overrides are damaged", "edited": edited}
     if not Path(source).is_file():
         return {"from_source": [], "source_state": f"missing: {source} no longer exists", "edited": edited}
     try:

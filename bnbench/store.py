@@ -11,6 +11,7 @@ import fcntl
 import io
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -47,24 +48,59 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         raise
 
 
-def new_run_dir(out: Path, name: str) -> Path:
-    """A fresh folder named by the start time; two runs started in the same second get different suffixes."""
+def stage_run_dir(out: Path, name: str) -> tuple[Path, Path, "RunLock"]:
+    """(staging folder, run folder, the staging folder's lock): a fresh run id named by the start time (two runs
+    started in the same second get different suffixes), reserved by creating the hidden, locked staging folder
+    `.<run id>.new`, to be renamed to `<run id>` once complete. Staging folders that a killed process left are
+    removed first."""
     parent = out / name
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise BnbenchError(f"--out: cannot create '{parent}' ({e.strerror or e}); choose a writable folder") from None
+    remove_stale_staging(parent)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
-        path = parent / (stamp if n == 0 else f"{stamp}-{n}")
+        run_dir = parent / (stamp if n == 0 else f"{stamp}-{n}")
+        staging = run_dir.with_name(f".{run_dir.name}.new")
+        if run_dir.exists():
+            continue
         try:
-            path.mkdir()
-            return path
+            staging.mkdir()
         except FileExistsError:
             continue
         except OSError as e:
-            raise BnbenchError(f"--out: cannot write in '{parent}' ({e.strerror or e}); choose a writable folder") from None
+            raise BnbenchError(f"--out: cannot write in '{parent}' ({e.strerror or e}); choose a writable folder") \
+                from None
+        if run_dir.exists():  # a run of the same second renamed its staging folder between the two checks
+            staging.rmdir()
+            continue
+        try:
+            return staging, run_dir, RunLock(staging).acquire()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     raise BnbenchError(f"--out: too many runs started this second in '{parent}'")
+
+
+STALE_SECONDS = 60  # a staging folder without its lock file yet is another process's for at most this long
+
+
+def remove_stale_staging(parent: Path) -> None:
+    """Remove the staging folders (`.<run id>.new`) of runs killed while being set up: no live process holds
+    their lock (a folder too new to hold a lock file yet is left alone)."""
+    for staging in parent.glob(".*.new"):
+        lock = staging / "lock"
+        try:
+            if not lock.exists():
+                if time.time() - staging.stat().st_mtime > STALE_SECONDS:
+                    shutil.rmtree(staging, ignore_errors=True)
+                continue
+            with open(lock) as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(staging, ignore_errors=True)
+        except (BlockingIOError, FileNotFoundError):  # in use, or removed by another process meanwhile
+            continue
 
 
 # ---- locking -----------------------------------------------------------------------------------------------------
@@ -116,8 +152,9 @@ class RunLock:
             self.file = None
 
     def held_elsewhere(self) -> bool:
-        """True while some live process holds the lock (used to tell 'running' from 'partial')."""
-        if not self.path.exists():
+        """True while some live process holds the lock (used to tell 'running' from 'partial'). Only a regular file
+        is one of ours (opening a named pipe would wait for a writer forever)."""
+        if not self.path.is_file():
             return False
         with open(self.path) as f:
             try:
@@ -165,6 +202,12 @@ def serialize(state: dict) -> bytes:
     return buf.getvalue()
 
 
+def deserialize(data: bytes) -> dict:
+    import torch
+
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
 def save_checkpoint(run_dir: Path, trial: Trial, state: bytes, summary: dict) -> None:
     """The trainer state (already serialized, possibly by a worker) and the trial's summary, atomically."""
     folder = run_dir / "checkpoints"
@@ -200,30 +243,39 @@ def drop_checkpoint(run_dir: Path, trial: Trial) -> None:
 
 def load_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
     """The trainer state of a trial's last finished epoch, or None if it has not finished one."""
-    import torch
-
     checkpoint = _read_checkpoint(run_dir, trial)
-    return checkpoint and torch.load(io.BytesIO(checkpoint["state"]), weights_only=True)
+    return checkpoint and deserialize(checkpoint["state"])
 
 
 def rewrite_rows(run_dir: Path, trials: list[Trial],
                  keep_epochs: dict[int, int]) -> dict[str, dict[int, list[int]]]:
-    """Keep each trial's rows up to epoch keep_epochs[trial.index], in trial order, under the right header; drop a
-    torn last line and any row that is not one of ours (another trial's labels, a wrong number of fields, a field
-    that is not a number).
-    Returns, per file and trial, the epoch of each row kept, for the caller to check against the checkpoints.
+    """Keep each trial's rows up to epoch keep_epochs[trial.index] (see `kept_rows`), in trial order, under the
+    right header. Returns, per file and trial, the epoch of each row kept, for the caller to check against the
+    checkpoints.
 
     Used when resuming (rows past a checkpoint are recomputed) and at the end of a run (rows sorted into trial
     order, so that --jobs and resumes do not change the file).
     """
+    texts, kept = kept_rows(run_dir, trials, keep_epochs)
+    for name, text in texts.items():
+        atomic_write(run_dir / name, text)
+    return kept
+
+
+def kept_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]
+              ) -> tuple[dict[str, str], dict[str, dict[int, list[int]]]]:
+    """What `rewrite_rows` would write, without writing: per file, its new text (header and each trial's rows up
+    to epoch keep_epochs[trial.index], in trial order; a torn last line and any row that is not one of ours --
+    another trial's labels, a wrong number of fields, a field that is not a number -- dropped), and per file and
+    trial the epoch of each row kept. A file whose text equals its new text holds nothing that resuming drops."""
     n_labels = len(trials[0].labels)
     order = {tuple(str(v) for v in _parse(_fields(list(t.labels.values())))): t.index for t in trials}
-    kept = {}
+    texts, kept = {}, {}
     for name, columns in ROW_FILES.items():
         path = run_dir / name
         if name in OPTIONAL and not path.exists():
             continue
-        lines = path.read_text(errors="replace").split("\n") if path.exists() else [""]
+        lines = read_regular(path).decode(errors="replace").split("\n") if path.exists() else [""]
         groups: dict[int, list[str]] = {t.index: [] for t in trials}
         kept[name] = {t.index: [] for t in trials}
         for line in lines[1:-1]:  # the header is written anew; the last element is "" or a torn line
@@ -234,8 +286,8 @@ def rewrite_rows(run_dir: Path, trials: list[Trial],
                     and values[0].isdigit() and int(values[0]) <= keep_epochs.get(index, 0)):
                 groups[index].append(line)
                 kept[name][index].append(int(values[0]))
-        atomic_write(path, header(trials, columns) + "".join(line + "\n" for t in trials for line in groups[t.index]))
-    return kept
+        texts[name] = header(trials, columns) + "".join(line + "\n" for t in trials for line in groups[t.index])
+    return texts, kept
 
 
 def _is_number(text: str) -> bool:
@@ -259,9 +311,17 @@ def _parse(line: str) -> list[str]:
         return []
 
 
+def read_regular(path: Path) -> bytes:
+    """A run file's bytes. Anything else in its place (a named pipe, a device, a folder) is refused in one line
+    before it is opened: opening a pipe waits for a writer forever, and reading a device may never end."""
+    if path.exists() and not path.is_file():
+        raise BnbenchError(f"{path}: not a regular file (a folder, named pipe or device); restore the run's file")
+    return path.read_bytes()
+
+
 def _read_mapping(path: Path, parse, kind: str, expected: str) -> dict:
     try:
-        raw = parse(path.read_text())
+        raw = parse(read_regular(path).decode())
     except FileNotFoundError:
         raise BnbenchError(f"{path}: missing; is '{path.parent}' a bnbench run folder?") from None
     except OSError as e:
@@ -290,16 +350,42 @@ def read_meta(run_dir: Path) -> dict:
     return _read_mapping(run_dir / "meta.json", json.loads, "JSON", "a JSON object")
 
 
+def overrides(meta: dict) -> Optional[dict]:
+    """The options a run was started with, as meta.json records them: {"set": [PATH=VALUE, ...], "seeds": [...] or
+    None, "device": ... or None}; None when the record is damaged (a hand edit), which readers show rather than
+    fail on."""
+    recorded = meta.get("overrides") or {}
+    if not isinstance(recorded, dict):
+        return None
+    sets, seeds, device = recorded.get("set") or [], recorded.get("seeds"), recorded.get("device")
+    if not (isinstance(sets, list) and all(isinstance(text, str) for text in sets)
+            and (seeds is None or isinstance(seeds, list) and all(type(seed) is int for seed in seeds))
+            and (device is None or isinstance(device, str))):
+        return None
+    return {"set": sets, "seeds": seeds, "device": device}
+
+
 def overrides_text(meta: dict) -> str:
     """The options a run was started with on top of its config file, as typed: '--set training.epochs=1 --seeds
-    0,1' ('' for none)."""
-    overrides = meta.get("overrides") or {}
-    parts = [f"--set {text}" for text in overrides.get("set") or []]
-    if overrides.get("seeds") is not None:
-        parts.append("--seeds " + ",".join(map(str, overrides["seeds"])))
-    if overrides.get("device"):
-        parts.append(f"--device {overrides['device']}")
+    0,1' ('' for none). A path set more than once (a run grown by epochs twice) shows its last value, where it was
+    first set: what the run holds."""
+    recorded = overrides(meta)
+    if recorded is None:
+        return "(damaged in meta.json)"
+    last = {text.partition("=")[0].strip(): text for text in recorded["set"]}
+    parts = [f"--set {text}" for text in last.values()]
+    if recorded["seeds"] is not None:
+        parts.append("--seeds " + ",".join(map(str, recorded["seeds"])))
+    if recorded["device"]:
+        parts.append(f"--device {recorded['device']}")
     return " ".join(parts)
+
+
+def typed_field(mapping: dict, key: str, kind: type, default: Any = None) -> Any:
+    """A field of meta.json or config.yaml if it holds a `kind`, else `default`: a damaged field is left out, so
+    that it cannot stop `show` or `list` from reading the run (or every run beside it)."""
+    value = mapping.get(key, default)
+    return value if isinstance(value, kind) else default
 
 
 def run_status(run_dir: Path, meta: dict) -> str:

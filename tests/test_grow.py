@@ -144,3 +144,111 @@ def test_verdict_lines_come_from_the_forked_process_or_from_here(whole, monkeypa
     monkeypatch.setattr(verdict.sys, "platform", "darwin")
     elsewhere = verdict.Verdicts()
     assert elsewhere.process is None and elsewhere.lines(whole) == expected
+
+
+# ---- a grow stopped at any point --------------------------------------------------------------------------------
+
+GROW = ("--seeds", "0-3", "--set", "training.epochs=3")
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory, config_file):
+    """A complete run of seeds 0, 1 and 2 epochs, to copy and grow."""
+    out = tmp_path_factory.mktemp("small")
+    ok("run", config_file, "--out", out, "-q", "--seeds", "0,1")
+    return run_of(out)
+
+
+def copy_of(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "grow" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+def status(run_dir):
+    from bnbench.show import summary
+
+    return summary(run_dir)["status"]
+
+
+def truthful(run_dir):
+    """The run says partial, or it is complete and every trial of its config.yaml is there."""
+    from bnbench.show import summary
+
+    s = summary(run_dir)
+    return s["status"] == "partial" or (s["damage"] is None and all(t["status"] == "complete" for t in s["trials"])
+                                        and len(s["trials"]) == 2 * len(yaml.safe_load(
+                                            (run_dir / "config.yaml").read_text())["seeds"]))
+
+
+@pytest.mark.parametrize("write", range(1, 8))
+def test_a_grow_stopped_at_any_write_never_claims_complete_and_resumes_to_the_whole_run(
+        tmp_path, two_epoch_run, whole, monkeypatch, write):
+    """Ctrl-C (as a kill would) at each of the first file writes of a grow: meta.json marked running, the grown
+    meta.json, config.yaml, the rows cut back, the first new epoch's rows and checkpoint. The run is never
+    "complete" with trials missing, `--resume` with the same options is not "nothing to do", and it ends equal to
+    the run made whole."""
+    from bnbench import store
+
+    run_dir = copy_of(two_epoch_run, tmp_path)
+    real, calls = store.atomic_write, []
+
+    def stop_at_write(path, data):
+        calls.append(path.name)
+        if len(calls) == write:
+            raise KeyboardInterrupt
+        return real(path, data)
+
+    monkeypatch.setattr(store, "atomic_write", stop_at_write)
+    result = invoke("run", "--resume", run_dir, *GROW, "-q")
+    monkeypatch.undo()
+    assert result.exit_code == 130, result.output
+    assert f"Resume with: bnbench run --resume {run_dir}" in result.output.replace("\n", "")
+    assert "Traceback" not in result.output
+    assert truthful(run_dir) and (write == 1 or status(run_dir) == "partial")  # the first: nothing was written
+    assert "nothing to do" not in ok("run", "--resume", run_dir, *GROW, "-q")
+    assert status(run_dir) == "complete"
+    for name in ROW_FILES:
+        assert rows(run_dir, name) == rows(whole, name), name
+
+
+def test_a_grow_stopped_between_its_two_writes_resumes_without_the_options(tmp_path, two_epoch_run, whole,
+                                                                            monkeypatch):
+    """Stopped after the grown meta.json, before config.yaml: the run is not refused as edited, and a plain
+    --resume finishes the grow it began."""
+    from bnbench import store
+
+    run_dir = copy_of(two_epoch_run, tmp_path)
+    real = store.atomic_write
+
+    def stop_at_config(path, data):
+        if path.name == "config.yaml":
+            raise KeyboardInterrupt
+        return real(path, data)
+
+    monkeypatch.setattr(store, "atomic_write", stop_at_config)
+    assert invoke("run", "--resume", run_dir, *GROW, "-q").exit_code == 130
+    monkeypatch.undo()
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["seeds"] == [0, 1]  # as before the grow
+    ok("run", "--resume", run_dir, "-q")
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["seeds"] == [0, 1, 2, 3]
+    for name in ROW_FILES:
+        assert rows(run_dir, name) == rows(whole, name), name
+
+
+def test_a_refused_grow_leaves_a_complete_run_complete(tmp_path, two_epoch_run):
+    run_dir = copy_of(two_epoch_run, tmp_path)
+    meta = (run_dir / "meta.json").read_bytes()
+    assert invoke("run", "--resume", run_dir, "--set", "training.epochs=1").exit_code == 2
+    assert (run_dir / "meta.json").read_bytes() == meta and status(run_dir) == "complete"
+
+
+def test_a_grown_run_lists_its_epochs_once(tmp_path, two_epoch_run):
+    run_dir = copy_of(two_epoch_run, tmp_path)
+    ok("run", "--resume", run_dir, "--set", "training.epochs=3", "-q", "--seeds", "0")
+    import json
+
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert [t for t in meta["overrides"]["set"] if "epochs" in t] == ["training.epochs=3"]

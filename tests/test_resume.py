@@ -217,10 +217,7 @@ def cut(name, keep):
     (cut("batches.csv", lambda t: t.replace(",1,5,5,", ",1,x,\0,", 1)), True),
     (cut("epochs.csv", lambda t: t.rsplit("\n", 3)[0] + "\n"), True),
     (cut("evals.csv", lambda t: "\n".join(t.split("\n")[:4])), True),
-    (lambda d: min((d / "checkpoints").glob("*.pt")).write_bytes(b"garbage"), True),
-    (lambda d: min((d / "checkpoints").glob("*.pt")).write_bytes(b""), True),
-], ids=["batches-truncated", "batches-deleted", "header-replaced", "garbage-value", "epochs-cut", "evals-cut",
-        "checkpoint-garbage", "checkpoint-empty"])
+], ids=["batches-truncated", "batches-deleted", "header-replaced", "garbage-value", "epochs-cut", "evals-cut"])
 def test_resume_over_damaged_files_retrains_what_is_missing(config_file, reference, tmp_path, damage, retrained):
     """Rows are checked against every trial's checkpoint: a trial with missing or damaged rows (or checkpoint)
     is trained again from its start, with a note; the files then equal an uninterrupted run's."""
@@ -231,6 +228,23 @@ def test_resume_over_damaged_files_retrains_what_is_missing(config_file, referen
     assert ("is trained again from its start" in output.replace("\n", " ")) == retrained
     assert same_files(run_dir, reference)
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.parametrize("content", [b"garbage", b""], ids=["garbage", "empty"])
+def test_a_damaged_checkpoint_is_noted_and_its_trial_retrained_unless_finished(config_file, reference, tmp_path,
+                                                                              content):
+    """Each checkpoint damaged in turn: an unfinished trial is trained again from its start; a finished one keeps
+    its rows, checked against meta.json's record of it; either way a note names the file."""
+    run_dir = stopped_run(config_file, tmp_path)
+    trials = {t["key"]: t["status"] for t in json.loads((run_dir / "meta.json").read_text())["trials"]}
+    damaged = sorted((run_dir / "checkpoints").glob("*.pt"))
+    for path in damaged:
+        path.write_bytes(content)
+    output = finish("run", run_dir, "--resume", "-q").replace("\n", " ")
+    for key in (path.stem for path in damaged):
+        said = "is trained again from its start" if trials[key] == "running" else "has finished, and its rows"
+        assert f"{key}.pt: damaged checkpoint" in output and f"{key} {said}" in output, key
+    assert same_files(run_dir, reference)
 
 
 def children(pid: int) -> list[int]:
@@ -391,3 +405,107 @@ def test_config_and_run_folder_both_given_to_resume(config_file, reference, tmp_
     assert result.exit_code == 2 and "a run of 'crash', not of quick" in result.output.replace("\n", "")
     finish("run", config_file, run_dir, "--resume", "-q")
     assert same_files(run_dir, reference)
+
+
+# ---- a complete run, damaged ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def complete_run(config_file, reference, tmp_path_factory):
+    """A finished run of CONFIG, to copy and damage."""
+    out = tmp_path_factory.mktemp("complete")
+    finish("run", config_file, "--out", out, "-q")
+    return run_dir_of(out)
+
+
+def damaged_copy(complete_run, tmp_path, damage):
+    import shutil
+
+    run_dir = tmp_path / "crash" / complete_run.name
+    shutil.copytree(complete_run, run_dir)
+    damage(run_dir)
+    return run_dir
+
+
+def drop_lines(name, first, last):
+    """Damage: cut lines first..last (1-based, the header is line 1) out of a run file."""
+    def damage(run_dir):
+        lines = (run_dir / name).read_text().splitlines(keepends=True)
+        (run_dir / name).write_text("".join(lines[:first - 1] + lines[last:]))
+    return damage
+
+
+def without_checkpoints(damage=lambda d: None):
+    def both(run_dir):
+        import shutil
+
+        shutil.rmtree(run_dir / "checkpoints")
+        damage(run_dir)
+    return both
+
+
+@pytest.mark.parametrize("damage, retrained, named", [
+    (drop_lines("batches.csv", 100, 300), ["batchnorm-s0"], True),
+    (cut("batches.csv", lambda t: "".join(t.splitlines(keepends=True)[:-10])), ["plain-s1"], True),  # the last
+    (drop_lines("epochs.csv", 2, 2), ["batchnorm-s0"], True),
+    (drop_lines("evals.csv", 3, 3), ["batchnorm-s0"], False),  # only the checkpoint tells an evaluation is missing
+    (without_checkpoints(drop_lines("batches.csv", 100, 300)), ["batchnorm-s0"], True),
+], ids=["batches-cut", "last-rows-cut", "epoch-row-cut", "eval-row-cut", "rows-cut-checkpoints-gone"])
+def test_a_damaged_complete_run_is_named_by_show_and_repaired_by_resume(complete_run, reference, tmp_path, damage,
+                                                                        retrained, named):
+    """A complete run whose rows were cut is not "nothing to do": `show` names the damage and the repair
+    command (where the rows alone tell), `--resume` trains again exactly the damaged trials and ends equal to the
+    run."""
+    from bnbench.show import summary
+
+    run_dir = damaged_copy(complete_run, tmp_path, damage)
+    if named:
+        shown = summary(run_dir)
+        assert shown["damage"] and shown["next"] == f"bnbench run --resume {run_dir}"
+        text = CliRunner().invoke(app, ["show", str(run_dir)]).output.replace("\n", "")
+        assert "damaged" in text and f"repair with: bnbench run --resume {run_dir}" in text
+    output = finish("run", "--resume", run_dir, "-v")
+    assert "nothing to do" not in output and "Traceback" not in output
+    trained = sorted({line.split(" epoch")[0] for line in output.splitlines() if " epoch 1/3:" in line})
+    assert trained == retrained
+    assert same_files(run_dir, reference)
+    assert summary(run_dir)["status"] == "complete" and summary(run_dir)["damage"] is None
+
+
+def test_a_complete_run_without_checkpoints_is_still_complete(complete_run, tmp_path):
+    """Checkpoints deleted to free space: the rows are the result, nothing is trained again (meta.json records
+    every trial finished)."""
+    run_dir = damaged_copy(complete_run, tmp_path, without_checkpoints())
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    assert "nothing to do" in finish("run", "--resume", run_dir)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_a_deleted_checkpoints_folder_of_a_partial_run_is_retrained_with_a_note(config_file, reference, tmp_path):
+    import shutil
+
+    run_dir = stopped_run(config_file, tmp_path)
+    shutil.rmtree(run_dir / "checkpoints")
+    trials = json.loads((run_dir / "meta.json").read_text())["trials"]
+    output = finish("run", run_dir, "--resume", "-q").replace("\n", " ")
+    begun = [t["key"] for t in trials if t["status"] == "running"]
+    assert begun and all(f".pt: missing: {key} is trained again from its start" in output for key in begun)
+    assert not any(f"{t['key']} is trained again" in output for t in trials if t["status"] == "complete")
+    assert same_files(run_dir, reference)
+
+
+def test_staging_left_by_a_killed_start_is_removed_by_the_next_run(tmp_path):
+    """SIGKILL while a run folder is set up leaves only a hidden staging folder (never an empty run folder);
+    the next run of that experiment removes it, and no command takes it for a run."""
+    from bnbench import store
+
+    parent = tmp_path / "crash"
+    staging, run_dir, lock = store.stage_run_dir(tmp_path, "crash")
+    (staging / "meta.json").write_text("{}")
+    lock.release()  # as the kernel does when the process is killed
+    assert [p.name for p in parent.iterdir()] == [staging.name]
+    assert store.find_runs([tmp_path]) == []
+    held, _, held_lock = store.stage_run_dir(tmp_path, "crash")  # the name may be the same: the stale one is gone
+    assert not (staging / "meta.json").exists() and [p.name for p in parent.iterdir()] == [held.name]
+    store.stage_run_dir(tmp_path, "crash")[2].release()  # a live run's staging folder stays
+    assert held.exists()
+    held_lock.release()
