@@ -93,15 +93,16 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict,
                    placement: backends.Placement = backends.Placement(), argv: Optional[list[str]] = None,
                    reporter: Reporter = Silent()) -> Path:
     """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder."""
-    device = resolve_device(config.device)
-    data = load_dataset(config.dataset, reporter.loading)
-    trials = expand(config)
-    _check_models(trials, data)
-    engine, note = choose_engine(config, device), engine_note(config, requested_engine(config, device))
-    meta = _environment(device) | {"source": str(source.resolve()), "overrides": overrides, "command": argv or [],
-                                   "config": config.model_dump(mode="json"), "started": _now(), "ended": None,
-                                   "status": "running", "engine_note": note}
-    run_dir, lock = _create_run_dir(out, config, trials, meta)
+    with _preparing(None):
+        device = resolve_device(config.device)
+        data = load_dataset(config.dataset, reporter.loading)
+        trials = expand(config)
+        _check_models(trials, data)
+        engine, note = choose_engine(config, device), engine_note(config, requested_engine(config, device))
+        meta = _environment(device) | {"source": str(source.resolve()), "overrides": overrides,
+                                       "command": argv or [], "config": config.model_dump(mode="json"),
+                                       "started": _now(), "ended": None, "status": "running", "engine_note": note}
+        run_dir, lock = _create_run_dir(out, config, trials, meta)
     log = RunLog(run_dir, reporter)
     if note:
         log.note(note)
@@ -181,20 +182,24 @@ def resume_experiment(run_dir: Path, *, placement: backends.Placement = backends
 
 
 @contextmanager
-def _preparing(run_dir: Path):
-    """While a run folder is made ready to resume: Ctrl-C, SIGTERM, a full disk or a lost mount end it with one
-    line and the resume command (meta.json already says the run is not complete)."""
-    resume = f"bnbench run --resume {run_dir}"
+def _preparing(run_dir: Optional[Path]):
+    """Before training, while a run folder is made (`run_dir` None) or made ready to resume: Ctrl-C, SIGTERM, a
+    full disk or a lost mount end the command with one line that says what to do (a new run has written nothing;
+    a resumed one is recorded as not complete before it changes anything)."""
+    then = (f"before training; nothing finished is lost. Resume with: bnbench run --resume {run_dir}" if run_dir
+            else "before training began; no run folder was made")
     try:
         with _sigterm_as_interrupt():
             yield
     except _Terminated:
-        raise Interrupted(f"terminated (SIGTERM); nothing finished is lost. Resume with: {resume}", 143) from None
+        raise Interrupted(f"terminated (SIGTERM) {then}", 143) from None
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; nothing finished is lost. Resume with: {resume}") from None
+        raise Interrupted(f"interrupted {then}") from None
     except OSError as e:
+        if run_dir is None:
+            raise
         raise BnbenchError(f"{run_dir}: cannot write ({e.strerror or e}); free space or fix the folder, then "
-                           f"resume with: {resume}") from None
+                           f"resume with: bnbench run --resume {run_dir}") from None
 
 
 def grows(run_dir: Path, seeds: Optional[list[int]] = None, epochs: Optional[int] = None) -> bool:

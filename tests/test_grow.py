@@ -247,8 +247,10 @@ def test_a_refused_grow_leaves_a_complete_run_complete(tmp_path, two_epoch_run):
 
 def test_a_grown_run_lists_its_epochs_once(tmp_path, two_epoch_run):
     run_dir = copy_of(two_epoch_run, tmp_path)
-    ok("run", "--resume", run_dir, "--set", "training.epochs=3", "-q", "--seeds", "0")
     import json
 
+    ok("run", "--resume", run_dir, "--set", "training.epochs=3", "-q")
+    ok("run", "--resume", run_dir, "--set", "training.epochs=4", "-q")
     meta = json.loads((run_dir / "meta.json").read_text())
-    assert [t for t in meta["overrides"]["set"] if "epochs" in t] == ["training.epochs=3"]
+    assert [t for t in meta["overrides"]["set"] if "epochs" in t] == ["training.epochs=4"]
+    assert "--set training.epochs=4" in ok("list", "--results", tmp_path, "--format", "json")
