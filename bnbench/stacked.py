@@ -251,7 +251,9 @@ def unsupported(config: Config) -> str | None:
     """Why the trials of `config` cannot be stacked (None: they can). The stacked forward walks the built-in
     Sequential with BatchNorm handled per trial slice; other module trees would need torch.func's vmap, whose
     batched kernels sum in other orders than eager's (no bitwise equality) and which cannot update BatchNorm's
-    running statistics in place."""
+    running statistics in place. The built-ins draw nothing while they train, which is why this engine never
+    seeds the global RNGs (one set cannot hold K trials' streams); a model that draws (dropout) is a torchvision
+    or factory model, which eager trains with them seeded per trial and epoch (`seeding.seed_globals`)."""
     if config.model.kind not in ("mlp", "cnn"):
         return f"stacked trains the built-in mlp and cnn, not a {config.model.kind} model"
     other = sorted({v.norm for v in config.variants} - {"none", "batchnorm"})

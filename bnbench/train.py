@@ -21,6 +21,7 @@ from .data import Dataset, batch_order
 from .direct import DirectGradients, supported
 from .errors import BnbenchError
 from .models import build_model
+from .seeding import kept_globals, seed_globals
 from .trials import Trial
 
 EVAL_CHUNK = 2000
@@ -47,6 +48,7 @@ class EpochResult:
     seconds: float
     diverged_step: Optional[int] = None  # global 1-based step of the first non-finite loss
     evals: list[tuple[int, float, float]] = field(default_factory=list)  # (step, test loss, test acc), in order
+    fallback: Optional[str] = None  # why this epoch was trained again with eager (its engine failed), for meta.json
 
 
 def resolve_device(name: str) -> torch.device:
@@ -219,6 +221,7 @@ class Trainer:
         n = len(self.data.train.y)
         log = LossLog(self.trial, epoch, batches_per_epoch(n, cfg.batch_size), on_progress)
         order = batch_order(n, self.trial.seed, epoch, cfg.shuffle).to(self.device)
+        seed_globals(self.trial.seed, "train", epoch)  # dropout and the like: the same draws in any process
         self.model.train()
         self.evals = []
         correct = self._train_batches(order, log)
@@ -283,14 +286,17 @@ class Trainer:
     @torch.inference_mode()
     def evaluate(self) -> tuple[float, float]:
         """Mean cross-entropy and accuracy on the test split, in eval mode (BN uses its running statistics); the
-        model's mode is restored, and nothing training uses (weights, BN statistics, random streams) changes."""
+        model's mode is restored, and nothing training uses (weights, BN statistics, random streams) changes: a model
+        that draws in eval mode draws from the global RNGs as training left them, which are then put back, so an
+        evaluation (`training.eval_every`) shifts no draw of the epoch around it."""
         training = self.model.training
         self.model.eval()
         x, y = self.data.test.x, self.data.test.y
         total, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
-        for s in range(0, len(y), EVAL_CHUNK):
-            out = self.model(self.data.inputs(x[s:s + EVAL_CHUNK]))
-            total += F.cross_entropy(out, y[s:s + EVAL_CHUNK], reduction="sum")
-            correct += (out.argmax(1) == y[s:s + EVAL_CHUNK]).sum()
+        with kept_globals(self.device):
+            for s in range(0, len(y), EVAL_CHUNK):
+                out = self.model(self.data.inputs(x[s:s + EVAL_CHUNK]))
+                total += F.cross_entropy(out, y[s:s + EVAL_CHUNK], reduction="sum")
+                correct += (out.argmax(1) == y[s:s + EVAL_CHUNK]).sum()
         self.model.train(training)
         return total.item() / len(y), correct.item() / len(y)
