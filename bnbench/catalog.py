@@ -45,12 +45,12 @@ def run_rows(results: Path) -> list[dict]:
         try:
             config = store.read_config(run_dir)  # as now (a run may have grown), else as it started
         except BnbenchError:
-            config = meta.get("config") or {}
+            config = store.typed_field(meta, "config", dict, {})
         rows.append({"name": run_dir.parent.name, "run": run_dir.name, "path": str(run_dir),
                      "started": meta.get("started", "?"), "status": store.run_status(run_dir, meta),
                      "trials": f"{meta.get('trials_done', '?')}/{meta.get('trials_total', '?')}",
-                     "seeds": ", ".join(map(str, config.get("seeds", []))) or "?",
-                     "epochs": (config.get("training") or {}).get("epochs", "?"),
+                     "seeds": ", ".join(map(str, store.typed_field(config, "seeds", list, []))) or "?",
+                     "epochs": store.typed_field(config, "training", dict, {}).get("epochs", "?"),
                      "overrides": store.overrides_text(meta),
                      "device": f"{meta.get('device', '?')} ({meta.get('device_name', '')})"})
     return rows

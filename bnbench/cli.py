@@ -1,4 +1,5 @@
 """The `bnbench` command: parses arguments, calls the library, prints what it returns."""
+import re
 import sys
 import warnings
 from functools import wraps
@@ -8,6 +9,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from . import stopping
 from .errors import BnbenchError, Interrupted
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]},
@@ -29,6 +31,7 @@ def main(_version: bool = typer.Option(False, "--version", callback=_print_versi
                                        help="Print the version and exit.")):
     """Does Batch Normalization help this network, how much, how surely, and how fast?"""
     warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, as every message here
+    stopping.process_ends_with_run = True  # a second Ctrl-C is ignored as a stopped run ends (and this process)
 
 
 def user_errors(command):
@@ -50,17 +53,33 @@ def _seeds(text: Optional[str]) -> Optional[list[int]]:
     """--seeds 1,2,5-8 -> [1, 2, 5, 6, 7, 8]: integers and inclusive ranges, comma-separated, in the given order."""
     if text is None:
         return None
-    seeds = []
-    for part in (p.strip() for p in text.split(",")):
-        first, dash, last = part.partition("-")
-        try:
-            seeds += list(range(int(first), int(last) + 1)) if dash else [int(part)]
-        except ValueError:
-            raise BnbenchError(f"--seeds {text}: '{part}' is not a seed or a range; use integers and ranges, "
-                               f"e.g. --seeds 0-9 or --seeds 1,2,5-8") from None
-        if dash and int(last) < int(first):
-            raise BnbenchError(f"--seeds {text}: the range '{part}' runs backwards; write it low-high")
-    return seeds
+    ranges = [_seed_range(text, part.strip()) for part in text.split(",")]
+    _bounded_seeds(text, ranges)
+    return [seed for r in ranges for seed in r]
+
+
+def _seed_range(text: str, part: str) -> range:
+    """'5-8' -> range(5, 9), '3' -> range(3, 4): ASCII digits only (int() also takes '٣' and '1_0'), at most 19
+    (seeds are below 2**63), and a range, not its list, so that a huge one is counted before anything is built."""
+    match = re.fullmatch(r"([0-9]{1,19})(?:-([0-9]{1,19}))?", part)
+    if not match:
+        raise BnbenchError(f"--seeds {text}: '{part}' is not a seed or a range; use integers below 2**63 and "
+                           f"ranges, e.g. --seeds 0-9 or --seeds 1,2,5-8")
+    first, last = int(match[1]), int(match[2] or match[1])
+    if last < first:
+        raise BnbenchError(f"--seeds {text}: the range '{part}' runs backwards; write it low-high")
+    return range(first, last + 1)
+
+
+def _bounded_seeds(text: str, ranges: list[range]) -> None:
+    """Each seed makes at least one trial: more seeds than a run's trials are refused before they are listed
+    (a list of a billion seeds fills the memory)."""
+    from .config import MAX_TRIALS
+
+    count = sum(map(len, ranges))
+    if count > MAX_TRIALS:
+        raise BnbenchError(f"--seeds {text}: {count:,} seeds, more than the {MAX_TRIALS:,} trials one run may hold; "
+                           f"run fewer seeds, or split them into several runs (compare pools them)")
 
 
 @app.command(short_help="Train an experiment's trials (variants x seeds x sweep points) into a run folder.",

@@ -394,7 +394,7 @@ def _layout(run_dir: Path) -> Layout:
     the file."""
     path = run_dir / "config.yaml"
     try:
-        return _layout_of(path.read_text())
+        return _layout_of(store.read_regular(path).decode())
     except (OSError, ValueError, yaml.YAMLError, BnbenchError):
         return Layout.of(validate(store.read_config(run_dir), str(path)))
 
@@ -430,7 +430,7 @@ def _status(run_dir: Path) -> str:
 def _read_bytes(path: Path) -> Optional[bytes]:
     """The file's bytes; None for a missing evals.csv (runs made before it existed)."""
     try:
-        return path.read_bytes()
+        return store.read_regular(path)
     except FileNotFoundError:
         if path.name in store.OPTIONAL:
             return None

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, StrictInt,
+                      ValidationError, field_validator, model_validator)
 
 from .errors import BnbenchError
 
@@ -58,6 +58,11 @@ class DatasetConfig(Strict):
 NORMS = ("none", "batchnorm", "layernorm", "groupnorm", "instancenorm")
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # torchvision models bnbench builds
 VGGS = ("vgg11", "vgg13", "vgg16", "vgg19")
+GROUPS = 32  # GroupNorm's default number of groups (Wu & He's)
+# model field -> the kinds it may be set for; an mlp ignores channels, so that a sweep of model.kind can compare the
+# mlp and the cnn
+MODEL_FIELDS = {"hidden": ("mlp", "cnn"), "channels": ("mlp", "cnn"), "name": ("torchvision",),
+                "width": ("torchvision",), "stem": ("torchvision",), "factory": ("factory",), "kwargs": ("factory",)}
 
 
 class ModelConfig(Strict):
@@ -73,17 +78,21 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _fields_of_kind(self):
+        """A field that this kind of model does not use would be ignored silently (`hidden` of a torchvision
+        model): one set away from its default is refused. A value equal to the default cannot be told from the
+        default itself, which every stored config.yaml writes out."""
         if self.kind == "torchvision" and self.name not in RESNETS + VGGS:
             raise ValueError(f"model.name: {brief(self.name)} is not a torchvision model bnbench builds; choose one "
                              f"of {', '.join(RESNETS + VGGS)}")
         if self.kind == "factory" and not re.fullmatch(r"[\w.]+:[\w.]+", self.factory or ""):
             raise ValueError(f"model.factory: expected 'module.path:callable' (e.g. my_nets:make_net), got "
                              f"{brief(self.factory)}")
-        for field, kind in (("name", "torchvision"), ("factory", "factory")):
-            if getattr(self, field) is not None and self.kind != kind:
-                raise ValueError(f"model.{field} is for model.kind: {kind}, not {self.kind}; remove it or set kind")
-        if self.kwargs and self.kind != "factory":
-            raise ValueError(f"model.kwargs is for model.kind: factory, not {self.kind}; remove it")
+        for field, kinds in MODEL_FIELDS.items():
+            if self.kind not in kinds and getattr(self, field) != ModelConfig.model_fields[field].default:
+                raise ValueError(f"model.{field} is for model.kind: {' or '.join(kinds)}, not {self.kind}; remove it "
+                                 f"or set kind")
+        if self.name in VGGS and self.stem != ModelConfig.model_fields["stem"].default:
+            raise ValueError(f"model.stem is for the resnets; {self.name} has no stem to replace; remove it")
         return self
 
     def norms(self) -> tuple[str, ...]:
@@ -95,7 +104,8 @@ class VariantConfig(Strict):
     name: Name
     norm: Literal[NORMS] = "batchnorm"
     placement: Literal["before_activation", "after_activation"] = "before_activation"
-    groups: PositiveInt | None = None  # groupnorm: groups (default 32), clipped to a divisor of each width
+    # groupnorm: groups (default GROUPS), clipped to a divisor of each width; strict, so `groups: true` is refused
+    groups: Annotated[StrictInt, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
     def _groups_for_groupnorm(self):
@@ -215,6 +225,24 @@ class Config(Strict):
         if self.model.kind == "mlp" and instance:
             raise ValueError(f"variant '{instance[0]}': instancenorm normalises each channel over its image positions, "
                              f"and an mlp's features have none; use it with model.kind: cnn, or use layernorm")
+        return self
+
+    @model_validator(mode="after")
+    def _groups_below_dense_widths(self):
+        """GroupNorm of a dense layer with as many groups as features puts each feature in a group of its own and
+        normalises it to 0: the layer's output is its shift, unnoticed. The groups clip to the width, so the
+        default and any larger count do it on the built-ins' narrowest hidden layer (conv features have positions
+        to normalise over; models bnbench does not lay out are checked when built, models.py)."""
+        if self.model.kind not in ("mlp", "cnn") or not self.model.hidden:
+            return self
+        narrowest = min(self.model.hidden)
+        for v in self.variants:
+            if v.norm == "groupnorm" and (v.groups or GROUPS) >= narrowest:
+                fix = f"set groups below {narrowest} (e.g. groups: {max(1, narrowest // 8)})" if narrowest > 1 else \
+                    "widen model.hidden"
+                raise ValueError(f"variant '{v.name}': groups {v.groups or f'{GROUPS} (the default)'} on the "
+                                 f"{narrowest}-wide hidden layer of model.hidden {self.model.hidden} puts each feature "
+                                 f"in a group of its own, which GroupNorm normalises to 0; {fix}, or use layernorm")
         return self
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ import torch
 
 from .config import Config
 from .data import Dataset
+from .seeding import kept_globals
 from .train import LossLog, Trainer, batches_per_epoch
 from .trials import Trial
 
@@ -106,14 +107,15 @@ class GraphTrainer(Trainer):
         return self.graphs[steps]
 
     def _warm_up(self) -> None:
-        """Run WARMUP real steps on the capture stream, then undo them: model, BN statistics, optimizer state and
-        counters are put back in place, so the warm-up changes no number."""
+        """Run WARMUP real steps on the capture stream, then undo them: model, BN statistics, optimizer state,
+        counters and the global RNGs (a VGG's dropout draws) are put back in place, so the warm-up changes no
+        number."""
         model = {k: v.clone() for k, v in self.model.state_dict().items()}
         counters = [t.clone() for t in (self.cursor, self.correct, self.losses)]
         fresh = not self.optimizer.state
         saved = {p: {k: v.clone() for k, v in self.optimizer.state[p].items()} for p in self.params} if not fresh else {}
         self.stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(self.stream):
+        with torch.cuda.stream(self.stream), kept_globals(self.device):
             for _ in range(WARMUP):
                 self._static_step()
         torch.cuda.current_stream(self.device).wait_stream(self.stream)

@@ -27,25 +27,28 @@ Embedding, ...) is reset, PyTorch's default init for its type, under the global 
 qualified name): swapping the norm keeps the other modules' names, so shared layers start identical. Norm layers
 start at their defaults (scale 1, shift 0).
 """
+import copy
 import hashlib
 import importlib
 import itertools
 import math
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig, VariantConfig, brief
+from .config import GROUPS, ModelConfig, VariantConfig, brief
 from .errors import BnbenchError
-from .seeding import derive_seed, generator
+from .seeding import derive_seed, generator, kept_globals, seed_globals
 
 WEIGHTED = (nn.Linear, nn.Conv2d)
 MAX_PARAMETERS = 500_000_000  # 2 GB of float32 weights, 6 GB more with Adam's state and the gradients
-GROUPS = 32  # GroupNorm's default number of groups (Wu & He's)
 
 
 class BnbenchWarning(UserWarning):
@@ -154,10 +157,11 @@ def weighted_layers(model: nn.Module) -> list[nn.Module]:
 # ---- any module tree: seeded by qualified name -------------------------------------------------------------------
 
 def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """Build a model with the global RNG seeded by (seed, "build") (so parameters that no `reset_parameters`
-    covers are still the same for one seed), then reset its layers by name; the caller's RNG state is kept."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "build"))
+    """Build a model with the global RNGs seeded by (seed, "build") (so parameters that no `reset_parameters`
+    covers, or that a factory draws with numpy or `random`, are still the same for one seed), then reset its
+    layers by name; the caller's RNG states are kept (models are built on the CPU)."""
+    with kept_globals(torch.device("cpu")):
+        seed_globals(seed, "build")
         model = build()
         reset_by_name(model, seed)
     return model
@@ -192,6 +196,29 @@ class _NormLayer:
         return norm[0] if norm else nn.Identity()
 
 
+@contextmanager
+def _lone_groups_refused(model: nn.Module, variant: VariantConfig) -> Iterator[None]:
+    """While the forward passes inside run, a GroupNorm that gets one value per group (a dense feature or a 1x1
+    map in a group of its own) raises: it normalises every value to 0, so the layer passes on only its shift and
+    the variant trains a crippled network unnoticed. Dense widths of the built-ins are checked with the config."""
+    handles = [module.register_forward_pre_hook(partial(_refuse_lone_group, name, variant))
+               for name, module in model.named_modules() if isinstance(module, nn.GroupNorm)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _refuse_lone_group(name: str, variant: VariantConfig, module: nn.GroupNorm, args: tuple) -> None:
+    features = tuple(args[0].shape[1:]) if args else ()  # () when called with input=...: not checked
+    if features and math.prod(features) == module.num_groups:
+        channels = module.num_channels
+        raise BnbenchError(f"model: layer '{name}', GroupNorm({module.num_groups}, {channels}), gets one value per "
+                           f"group from features of shape {features} (variant '{variant.name}'), and normalises each "
+                           f"to 0; use fewer groups (e.g. groups: {max(1, channels // 8)}) or layernorm")
+
+
 # ---- torchvision -------------------------------------------------------------------------------------------------
 
 def _torchvision(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
@@ -206,7 +233,8 @@ def _torchvision(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[in
             raise BnbenchError(f"model: {cfg.name} at width {cfg.width} makes {count:,} parameters, more than the "
                                f"{MAX_PARAMETERS:,} bnbench builds; use a smaller model.width")
         try:
-            model(torch.zeros(2, *input_shape))
+            with _lone_groups_refused(model, variant):
+                model(torch.zeros(2, *input_shape))
         except ValueError as e:  # e.g. InstanceNorm of a 1x1 feature map, which normalises one value to 0
             raise BnbenchError(f"model: {cfg.name} cannot train on {'x'.join(map(str, input_shape))} inputs with "
                                f"norm: {variant.norm} ({e}); use larger images or another norm") from None
@@ -215,18 +243,24 @@ def _torchvision(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[in
 
 # ---- factories ---------------------------------------------------------------------------------------------------
 
+USER_ERRORS = (Exception, SystemExit)  # what the user's code may raise, one line each (Ctrl-C still stops a run)
+
+
 def _factory(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
              num_classes: int) -> nn.Module:
     make = load_factory(cfg.factory)
     norm_layer = _NormLayer(variant)
+    threads = torch.get_num_threads()
     try:
         model = make(num_classes=num_classes, in_shape=input_shape, norm_layer=norm_layer, **cfg.kwargs)
-    except Exception as e:  # noqa: BLE001 (the user's code: one line, theirs to fix)
+    except USER_ERRORS as e:  # the user's code: one line, theirs to fix
         raise BnbenchError(f"model.factory: {cfg.factory}(num_classes={num_classes}, in_shape={input_shape}, "
-                           f"norm_layer=..., **model.kwargs) raised {type(e).__name__}: {e}") from None
+                           f"norm_layer=..., **model.kwargs) raised {_raised(e)}") from None
+    finally:  # a factory's torch.set_num_threads stops here: a trial trains on one thread (backends.cpu_settings)
+        torch.set_num_threads(threads)
     if not isinstance(model, nn.Module):
         raise BnbenchError(f"model.factory: {cfg.factory} returned a {type(model).__name__}, not a torch nn.Module")
-    _check_output(model, cfg.factory, input_shape, num_classes)
+    _check_trains(model, cfg.factory, variant, input_shape, num_classes)
     if variant.norm != "none" and norm_layer.calls == 0:
         warnings.warn(f"model.factory: {cfg.factory} never called norm_layer, so variant '{variant.name}' "
                       f"(norm: {variant.norm}) builds the same network as norm: none; pass norm_layer on to the "
@@ -245,8 +279,8 @@ def load_factory(ref: str) -> Callable[..., nn.Module]:
     except ModuleNotFoundError as e:
         raise BnbenchError(f"model.factory: cannot import '{module_name}' ({e}); run bnbench from the folder that "
                            f"holds it, or install it") from None
-    except Exception as e:  # noqa: BLE001 (the user's module)
-        raise BnbenchError(f"model.factory: importing '{module_name}' raised {type(e).__name__}: {e}") from None
+    except USER_ERRORS as e:  # the user's module
+        raise BnbenchError(f"model.factory: importing '{module_name}' raised {_raised(e)}") from None
     make = module
     for part in attribute.split("."):
         if not hasattr(make, part):
@@ -257,19 +291,65 @@ def load_factory(ref: str) -> Callable[..., nn.Module]:
     return make
 
 
-def _check_output(model: nn.Module, ref: str, input_shape: tuple[int, int, int], num_classes: int) -> None:
-    """A forward pass of two zero images in eval mode (nothing is updated): the logits must be (2, num_classes)."""
-    training = model.training
-    model.eval()
+def _raised(e: BaseException) -> str:
+    """'RuntimeError: out of ideas'; 'SystemExit' alone when there is no message."""
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def _check_trains(model: nn.Module, ref: str, variant: VariantConfig, input_shape: tuple[int, int, int],
+                  num_classes: int) -> None:
+    """What training needs of a factory's model, tried before a run folder exists rather than found in the first
+    step: trainable parameters; floating-point logits of shape (batch, num_classes) in train and eval mode at two
+    batch sizes (a model that fixes its batch, or changes shape in train mode, shows it only there); a loss whose
+    backward reaches a parameter. Tried on zero images with a copy of the model under saved global RNGs, so the
+    model's weights and BN statistics, and every random draw of the run, stay as they were."""
+    with kept_globals(torch.device("cpu")):
+        try:
+            tried = copy.deepcopy(model)
+        except USER_ERRORS as e:
+            raise BnbenchError(f"model.factory: {ref}'s model cannot be copied ({_raised(e)}); bnbench tries a "
+                               f"training step on a copy before the run") from None
+        with _lone_groups_refused(tried, variant):
+            logits = [_logits(tried, ref, training, batch, input_shape, num_classes)
+                      for training in (True, False) for batch in (2, 3)]
+        parameters = list(tried.parameters())
+        if not any(p.requires_grad for p in parameters):
+            what = f"all {len(parameters)} have requires_grad=False" if parameters else "it has none"
+            raise BnbenchError(f"model.factory: {ref}'s model has no trainable parameters ({what}); nothing would "
+                               f"train")
+        _check_backward(tried, ref, logits[0])
+
+
+def _logits(model: nn.Module, ref: str, training: bool, batch: int, input_shape: tuple[int, int, int],
+            num_classes: int) -> torch.Tensor:
+    """The model's output for `batch` zero images in train or eval mode, checked to be logits."""
+    mode = "train" if training else "eval"
+    model.train(training)
     try:
-        with torch.no_grad():
-            out = model(torch.zeros(2, *input_shape))
-    except Exception as e:  # noqa: BLE001 (the user's forward)
-        raise BnbenchError(f"model.factory: {ref}'s model fails on a batch of shape {(2, *input_shape)} "
-                           f"({type(e).__name__}: {e})") from None
-    finally:
-        model.train(training)
+        out = model(torch.zeros(batch, *input_shape))
+    except BnbenchError:
+        raise
+    except USER_ERRORS as e:  # the user's forward
+        raise BnbenchError(f"model.factory: {ref}'s model fails in {mode} mode on a batch of shape "
+                           f"{(batch, *input_shape)} ({_raised(e)})") from None
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-    if shape != (2, num_classes):
-        raise BnbenchError(f"model.factory: {ref}'s model returns {shape} for a batch of 2, not (batch, num_classes) = "
-                           f"(2, {num_classes}); end it with a layer of {num_classes} outputs (the logits)")
+    if shape != (batch, num_classes):
+        raise BnbenchError(f"model.factory: {ref}'s model returns {shape} for a batch of {batch}, not (batch, "
+                           f"num_classes) = ({batch}, {num_classes}), in {mode} mode; end it with a layer of "
+                           f"{num_classes} outputs (the logits)")
+    if not out.is_floating_point():
+        raise BnbenchError(f"model.factory: {ref}'s model returns logits of type {out.dtype}, in {mode} mode; a "
+                           f"loss needs floating-point ones (return the last layer's output, not its argmax)")
+    return out
+
+
+def _check_backward(model: nn.Module, ref: str, logits: torch.Tensor) -> None:
+    """The cross-entropy of train-mode logits must give some parameter a gradient, or the optimizer moves nothing."""
+    try:
+        if logits.requires_grad:
+            F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long)).backward()
+    except USER_ERRORS as e:  # the user's backward (a custom autograd function)
+        raise BnbenchError(f"model.factory: {ref}'s model: the loss's backward pass raised {_raised(e)}") from None
+    if all(p.grad is None for p in model.parameters()):
+        raise BnbenchError(f"model.factory: {ref}'s model: the loss's gradient reaches no parameter (logits computed "
+                           f"under no_grad, detached, or from frozen layers only?); nothing would train")

@@ -65,6 +65,10 @@ RUN_CASES = [
     ("set-bad-yaml", GOOD, ["--set", "model.hidden=[1,"], "value is not valid YAML"),
     ("set-bad-value", GOOD, ["--set", "training.shuffle=maybe"], "training.shuffle: Input should be a valid boolean"),
     ("seeds-garbage", GOOD, ["--seeds", "1,two"], "'two' is not a seed or a range"),
+    ("seeds-arabic-digit", GOOD, ["--seeds", "\u0663"], "'\u0663' is not a seed or a range"),  # int() reads it as 3
+    ("seeds-underscore", GOOD, ["--seeds", "1_0"], "'1_0' is not a seed or a range"),  # int() reads it as 10
+    ("seeds-huge-range", GOOD, ["--seeds", "0-99999999999999"],  # was a list of 10^14 seeds: MemoryError
+     "--seeds 0-99999999999999: 100,000,000,000,000 seeds, more than the 10,000 trials one run may hold"),
     ("device-unknown", GOOD, ["--device", "tpu"], "device: String should match pattern"),
     ("device-absent", GOOD, ["--device", "mps"], "device: 'mps' is not available on this machine"),
     ("data-root-missing", config_with(dataset={"name": "imagefolder", "root": "/nonexistent/x"}), [],
@@ -145,6 +149,14 @@ def test_bad_run_folder_on_resume(tmp_path, results, case, breaks, expected):
     folder = damage(results, tmp_path, breaks)
     before = snapshot(folder)
     assert_one_clear_line(runner.invoke(app, ["run", str(folder), "--resume"]), expected)
+    assert snapshot(folder) == before
+
+
+def test_seeds_to_add_are_counted_before_they_are_listed(tmp_path, results):
+    folder = damage(results, tmp_path, lambda d: None)
+    before = snapshot(folder)
+    result = runner.invoke(app, ["run", "--resume", str(folder), "--seeds", "5,0-99999999999999"])
+    assert_one_clear_line(result, "100,000,000,000,001 seeds, more than the 10,000 trials one run may hold")
     assert snapshot(folder) == before
 
 

@@ -2,9 +2,12 @@
 pages, at most plots.MAX_RUNS runs), and on paths that are not what it expects (one clear line each)."""
 import itertools
 import json
+import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -322,3 +325,19 @@ def test_a_file_instead_of_a_folder_says_what_to_pass(behind):
     result = invoke("compare", other)
     assert result.exit_code == 2 and result.stderr == (f"error: {other}: is a file; pass a results folder (e.g. "
                                                        f"results) or a run folder (results/<name>/<run id>)\n")
+
+
+@pytest.mark.parametrize("command", ["compare", "show"])
+def test_a_named_pipe_in_place_of_a_csv_is_damage_not_a_wait(behind, command):
+    """Opening a named pipe waits for a writer forever (`show` and `compare` hung): a run file that is not a regular
+    file is damage, found without opening it. In a child process, so that a hang fails the test."""
+    run_dir, _, _ = behind
+    (run_dir / "batches.csv").unlink()
+    os.mkfifo(run_dir / "batches.csv")
+    result = subprocess.run([sys.executable, "-m", "bnbench", command, str(run_dir)], capture_output=True, text=True,
+                            timeout=120)
+    problem = f"{run_dir / 'batches.csv'}: not a regular file (a folder, named pipe or device); restore the run's file"
+    if command == "compare":
+        assert (result.returncode, result.stderr) == (2, f"error: {problem}\n"), result.stderr
+    else:
+        assert result.returncode == 0 and f"cannot compare: {problem}\n" in result.stdout, result.stderr

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
+from bnbench import models
 from bnbench.cli import app
 from bnbench.config import Config, ModelConfig, VariantConfig
 from bnbench.errors import BnbenchError
@@ -13,6 +14,8 @@ from bnbench.models import BnbenchWarning, build_model
 from bnbench.runner import choose_engine, engine_note
 
 NET = '''
+import sys
+
 from torch import nn
 
 
@@ -40,6 +43,54 @@ def not_a_module(num_classes, in_shape, norm_layer):
 
 def raises(num_classes, in_shape, norm_layer):
     raise RuntimeError("out of ideas")
+
+
+def exits(num_classes, in_shape, norm_layer):
+    sys.exit(3)
+
+
+def head(num_classes, in_shape):
+    return nn.Linear(in_shape[0] * in_shape[1] * in_shape[2], num_classes)
+
+
+class Odd(nn.Module):
+    """A linear model whose forward goes wrong in one way, `how`, that only training would meet."""
+
+    def __init__(self, num_classes, in_shape, how):
+        super().__init__()
+        self.head, self.how = head(num_classes, in_shape), how
+
+    def forward(self, x):
+        out = self.head(x.flatten(1))
+        if self.how == "integer":
+            return out.argmax(1, keepdim=True).expand(-1, out.shape[1])
+        if self.how == "train-shape" and self.training:
+            return out.repeat(1, 2)
+        if self.how == "batch-of-2":
+            return out[:2]
+        return out.detach()
+
+
+def odd(num_classes, in_shape, norm_layer, how):
+    return Odd(num_classes, in_shape, how)
+
+
+def no_parameters(num_classes, in_shape, norm_layer):
+    return nn.Sequential(nn.Flatten(), nn.Unflatten(1, (1, -1)), nn.AdaptiveAvgPool1d(num_classes), nn.Flatten())
+
+
+def frozen(num_classes, in_shape, norm_layer):
+    return nn.Sequential(nn.Flatten(), head(num_classes, in_shape).requires_grad_(False))
+
+
+def dense_norm(num_classes, in_shape, norm_layer):
+    """norm_layer after a Linear: GroupNorm(8, 8) there normalises each feature alone."""
+    return nn.Sequential(nn.Flatten(), head(8, in_shape), norm_layer(8), nn.ReLU(), nn.Linear(8, num_classes))
+
+
+def bn_dropout(num_classes, in_shape, norm_layer):
+    return nn.Sequential(nn.Conv2d(in_shape[0], 4, 3, padding=1), norm_layer(4), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Flatten(), nn.Linear(4 * in_shape[1] * in_shape[2], num_classes))
 
 
 NOT_CALLABLE = 3
@@ -88,10 +139,47 @@ def test_factory_shared_weights_are_identical_across_norms_and_differ_by_seed(ne
     ("{nets}:not_a_module", "returned a list, not a torch nn.Module"),
     ("{nets}:wrong_shape", r"returns \(2, 64\) for a batch of 2, not \(batch, num_classes\) = \(2, 10\)"),
     ("{nets}:raises", "raised RuntimeError: out of ideas"),
+    # issue 19: what failed only in training, or left no message
+    ("{nets}:exits", r"raised SystemExit: 3$"),
+    ("{nets}:no_parameters", r"no trainable parameters \(it has none\); nothing would train"),
+    ("{nets}:frozen", r"no trainable parameters \(all 2 have requires_grad=False\)"),
+    ("{nets}:odd/integer", "returns logits of type torch.int64, in train mode; a loss needs floating-point ones"),
+    ("{nets}:odd/train-shape", r"returns \(2, 20\) for a batch of 2, not \(batch, num_classes\) = \(2, 10\), in train"),
+    ("{nets}:odd/batch-of-2", r"returns \(2, 10\) for a batch of 3, not \(batch, num_classes\) = \(3, 10\)"),
+    ("{nets}:odd/detached", "the loss's gradient reaches no parameter"),
+    ("{nets}:dense_norm/groupnorm", r"layer '2', GroupNorm\(8, 8\), gets one value per group from features of shape "
+                                    r"\(8,\) \(variant 'groupnorm'\)"),
 ])
 def test_factory_errors_are_one_line(nets, ref, message):
+    """`factory/x`: kwargs how=x for `odd`, else the variant's norm."""
+    ref, _, x = ref.format(nets=nets).partition("/")
     with pytest.raises(BnbenchError, match=message):
-        build(ref.format(nets=nets))
+        build(ref, **({"how": x} if ref.endswith(":odd") else {"norm": x} if x else {}))
+
+
+def test_the_training_check_changes_no_weight_statistic_or_random_draw(nets, monkeypatch):
+    """The check trains nothing on the model itself (a copy takes the train-mode step), and draws nothing that
+    the run's random streams would miss: the same model, statistics and RNG states as without it."""
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    model = build(f"{nets}:bn_dropout", seed=3)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert not model[1].running_mean.any() and model[1].num_batches_tracked == 0
+    assert all(p.grad is None for p in model.parameters())
+    monkeypatch.setattr(models, "_check_trains", lambda *args: None)
+    unchecked = build(f"{nets}:bn_dropout", seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), unchecked.state_dict().values()))
+
+
+def test_a_factory_that_exits_is_one_line_from_the_cli(nets, tmp_path, write_config):
+    """sys.exit(3) in a factory ended bnbench with status 3 and no message."""
+    raw = {"name": "mine", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
+           "model": {"kind": "factory", "factory": f"{nets}:exits"}, "training": {"epochs": 1, "log_every": 0}}
+    result = CliRunner().invoke(app, ["run", str(write_config(raw)), "--out", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 2 and result.output.strip() == (f"error: model.factory: {nets}:exits(num_classes=10, "
+                                                               f"in_shape=(1, 8, 8), norm_layer=..., **model.kwargs) "
+                                                               f"raised SystemExit: 3")
+    assert not (tmp_path / "out" / "mine").exists()
 
 
 def test_a_factory_that_ignores_norm_layer_is_warned_about(nets):

@@ -1,9 +1,12 @@
 """The CUDA-graph engine gives the eager engine's numbers (needs a GPU; skipped elsewhere)."""
 import copy
+import json
 
+import pandas as pd
 import pytest
 import torch
 
+from bnbench import backends, runner
 from bnbench.config import Config
 from bnbench.data import load_dataset
 from bnbench.errors import BnbenchError
@@ -67,3 +70,48 @@ def test_graph_engine_refuses_the_cpu_and_sgd():
         choose_engine(config.with_values({"training.engine": "graph", "optimizer.name": "sgd"}), torch.device("cuda"))
     assert choose_engine(config, torch.device("cpu")) == "eager"
     assert choose_engine(config, torch.device("cuda")) == "graph"
+
+
+class CaptureFails(Trainer):
+    """The eager Trainer, failing in epoch `fail_at` as a CUDA graph capture does, after steps that moved its
+    weights: a fallback must train that epoch again from the last finished one, not from where this stopped."""
+    fail_at = 1
+
+    def _train_batches(self, order, log):
+        if self.epoch + 1 != self.fail_at:
+            return super()._train_batches(order, log)
+        size = self.trial.config.training.batch_size
+        for i in range(3):
+            idx = order[i * size:(i + 1) * size]
+            self._step(idx, self.data.train.y.index_select(0, idx))
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\n"
+                           "CUDA kernel errors might be asynchronously reported at some other API call")
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_a_failed_capture_falls_back_to_eager(tmp_path, monkeypatch, run_config, fail_at):
+    """No GPU has run the graph engine yet, so a GPU user must never be stuck with it: where capture or replay
+    fails, eager trains the trial on from its last finished epoch, to an eager run's numbers, with one note and
+    meta.json saying so. (On the CPU: the graph engine forced past its device check, its trainer failing.)"""
+    config = {"name": "fallback", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
+              "model": {"hidden": [16]}, "optimizer": {"name": "adam", "lr": 3e-3},
+              "training": {"epochs": 2, "batch_size": 32, "log_every": 0, "eval_every": 20}}
+    eager, _ = run_config(config, tmp_path / "eager")
+    trainer = backends._trainer
+    monkeypatch.setattr(CaptureFails, "fail_at", fail_at)
+    monkeypatch.setattr(runner, "requested_engine", lambda config, device: "graph")
+    monkeypatch.setattr(backends, "_trainer", lambda engine, unit, data, device: (
+        backends._Single(CaptureFails(unit[0], data, device)) if engine == "graph" else
+        trainer(engine, unit, data, device)))
+    graph, output = run_config(config, tmp_path / "graph")
+    for name in ("batches.csv", "evals.csv"):
+        assert (graph / name).read_bytes() == (eager / name).read_bytes()
+    pd.testing.assert_frame_equal(pd.read_csv(graph / "epochs.csv").drop(columns="seconds"),
+                                  pd.read_csv(eager / "epochs.csv").drop(columns="seconds"))
+    meta = json.loads((graph / "meta.json").read_text())
+    why = (f"graph -> eager at epoch {fail_at} (RuntimeError: CUDA error: operation not permitted when stream is "
+           f"capturing)")
+    assert meta["engine"] == "graph" and meta["engine_fallback"] == {"batchnorm-s0": why, "plain-s0": why}
+    notes = [line for line in output.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: batchnorm-s0: {why}; eager trains it on from its last finished epoch (meta.json's "
+                     f"engine_fallback lists every trial this happens to)"]

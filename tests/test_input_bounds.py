@@ -127,6 +127,30 @@ CASES = [
      [("model.hidden: [] leaves the mlp no hidden layer to normalise, so variant 'batchnorm' would be the plain "
        "network; add a width")]),
     ("sweep-bn-without-hidden-layer", good(sweep={"model.hidden": [[8], []]}), ["model.hidden: [] leaves the mlp"]),
+    # issue 19: GroupNorm that normalises each value alone, fields a model kind does not use
+    ("groupnorm-default-groups-on-the-mlp", good(variants=[{"name": "gn", "norm": "groupnorm"}]),
+     ["exp.yaml: variant 'gn': groups 32 (the default) on the 32-wide hidden layer of model.hidden [64, 32] puts "
+      "each feature in a group of its own, which GroupNorm normalises to 0; set groups below 32 (e.g. groups: 4)"]),
+    ("groupnorm-more-groups-than-features", good(variants=[{"name": "gn", "norm": "groupnorm", "groups": 1000}]),
+     ["variant 'gn': groups 1000 on the 32-wide hidden layer"]),
+    ("groupnorm-on-a-swept-narrow-head", good(model={"kind": "cnn", "channels": [8], "hidden": [16]},
+                                              variants=[{"name": "gn", "norm": "groupnorm", "groups": 8}],
+                                              sweep={"model.hidden": [[16], [8]]}),
+     ["variant 'gn': groups 8 on the 8-wide hidden layer of model.hidden [8]", "(e.g. groups: 1)"]),
+    ("groupnorm-groups-true", good(variants=[{"name": "gn", "norm": "groupnorm", "groups": True}]),
+     ["variants.0.groups: Input should be a valid integer (got True)"]),
+    ("groupnorm-one-value-a-group-in-resnet", good(model={"kind": "torchvision", "name": "resnet18", "width": 4},
+                                                   variants=[{"name": "gn", "norm": "groupnorm"}]),
+     ["error: model: layer 'layer4.0.bn1', GroupNorm(32, 32), gets one value per group from features of shape "
+      "(32, 1, 1) (variant 'gn'), and normalises each to 0; use fewer groups (e.g. groups: 4) or layernorm"]),
+    ("hidden-of-a-torchvision-model", good(model={"kind": "torchvision", "name": "resnet18", "hidden": [128]}),
+     ["exp.yaml: model: model.hidden is for model.kind: mlp or cnn, not torchvision; remove it"]),
+    ("channels-of-a-factory", good(model={"kind": "factory", "factory": "nets:make", "channels": [8]}),
+     ["model.channels is for model.kind: mlp or cnn, not factory"]),
+    ("width-of-a-cnn", good(model={"kind": "cnn", "width": 16}),
+     ["model.width is for model.kind: torchvision, not cnn"]),
+    ("stem-of-a-vgg", good(model={"kind": "torchvision", "name": "vgg11", "stem": "imagenet"}),
+     ["model.stem is for the resnets; vgg11 has no stem to replace"]),
 ]
 
 

@@ -4,6 +4,7 @@ import shutil
 
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from bnbench.cli import app
@@ -87,3 +88,48 @@ def test_list_tells_runs_apart_and_gives_json(out):
     text = invoke("list", "--results", out).stdout
     assert "--set training.epochs=1 --seeds 0" in text and "--set training.epochs=2 --seeds 0" in text
     assert invoke("list", "--format", "yaml").exit_code == 2
+
+
+def test_a_run_grown_twice_shows_each_set_path_once(out, tmp_path):
+    """Growing by epochs twice records `--set training.epochs` each time; only the last counts, as with the CLI."""
+    run_dir = shutil.copytree(runs(out)[0], tmp_path / "res" / "quick-digits" / "grown")
+    for epochs in (2, 3):
+        result = invoke("run", "--resume", run_dir, "--set", f"training.epochs={epochs}", "-q")
+        assert result.exit_code == 0, result.output
+    (listed,) = json.loads(invoke("list", "--results", tmp_path / "res", "-f", "json").stdout)["runs"]
+    assert listed["overrides"] == "--set training.epochs=3 --seeds 0" and listed["epochs"] == 3
+    assert json.loads(invoke("show", run_dir, "-f", "json").stdout)["overrides"] == "--set training.epochs=3 --seeds 0"
+
+
+@pytest.mark.parametrize("field, value, overrides", [
+    ("overrides", "x", "(damaged in meta.json)"),
+    ("overrides", {"set": "training.epochs=1"}, "(damaged in meta.json)"),
+    ("overrides", {"set": ["training.epochs=1"], "seeds": "0"}, "(damaged in meta.json)"),
+    ("resumed", 5, "--set training.epochs=1 --seeds 0"),
+    ("source", 5, "--set training.epochs=1 --seeds 0"),
+])
+def test_a_damaged_meta_field_neither_stops_show_nor_list(out, tmp_path, field, value, overrides):
+    """A hand-edited meta.json field is shown as damaged or left out: it stopped `show`, and `list` for the whole
+    results folder, with a traceback."""
+    shutil.copytree(runs(out)[1], tmp_path / "res" / "quick-digits" / "good")
+    run_dir = shutil.copytree(runs(out)[0], tmp_path / "res" / "quick-digits" / "damaged")
+    meta = json.loads((run_dir / "meta.json").read_text())
+    (run_dir / "meta.json").write_text(json.dumps(meta | {field: value}))
+    shown = invoke("show", run_dir)
+    assert shown.exit_code == 0 and f"\noverrides: {overrides}\n" in shown.stdout, shown.output
+    assert json.loads(invoke("show", run_dir, "-f", "json").stdout)["overrides"] == overrides
+    listed = invoke("list", "--results", tmp_path / "res", "-f", "json")
+    assert listed.exit_code == 0, listed.output
+    assert [(r["run"], r["overrides"]) for r in json.loads(listed.stdout)["runs"]] == [
+        ("good", "--set training.epochs=2 --seeds 0"), ("damaged", overrides)]
+
+
+@pytest.mark.parametrize("damage", [{"seeds": 5}, {"training": 5}])
+def test_a_damaged_config_field_does_not_stop_list(out, tmp_path, damage):
+    run_dir = shutil.copytree(runs(out)[0], tmp_path / "res" / "quick-digits" / "damaged")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config | damage))
+    listed = invoke("list", "--results", tmp_path / "res", "-f", "json")
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.stdout)["runs"]
+    assert (row["seeds"], row["epochs"]) == (("?", 1) if "seeds" in damage else ("0", "?"))

@@ -144,8 +144,9 @@ def test_resnet_trains_on_digits_and_a_stacked_request_runs_eager(run_config, tm
 
 
 def test_vgg_pair_trains_on_tiny_images(run_config, tmp_path):
-    """A 32x32 two-class image folder (red vs blue, noisy): vgg11_bn at width 4 learns it in 24 steps; vgg11 trains
-    alongside (three epochs, finite losses) but, 11 layers deep without BN, does not learn in so few."""
+    """A 32x32 two-class image folder (red vs blue, noisy): vgg11_bn at width 4 fits it in 24 steps (train loss
+    below 0.01 in its third epoch, seeds 0-2 alike; in eval mode its running statistics need a few epochs more);
+    vgg11 trains alongside (finite losses) but, 11 layers deep without BN, is still at chance (loss ~ln 2)."""
     from PIL import Image
     rng = np.random.default_rng(0)
     for split, count in (("train", 64), ("test", 16)):
@@ -161,5 +162,6 @@ def test_vgg_pair_trains_on_tiny_images(run_config, tmp_path):
     run_dir, _ = run_config(config, tmp_path / "out")
     rows = [line.split(",") for line in (run_dir / "epochs.csv").read_text().splitlines()[1:]]
     last = {r[0]: r for r in rows if r[2] == "3"}
-    assert last.keys() == {"batchnorm", "plain"} and float(last["batchnorm"][6]) == 1.0
+    assert last.keys() == {"batchnorm", "plain"}
+    assert float(last["batchnorm"][3]) < 0.01 and float(last["batchnorm"][4]) == 1.0 and float(last["plain"][3]) > 0.6
     assert all(np.isfinite(float(r[3])) for r in rows)

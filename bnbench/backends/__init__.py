@@ -92,9 +92,9 @@ def cpu_settings():
 
     One thread per trial: the thread count changes the order of float sums inside a matmul, so fixing it makes
     results independent of --jobs; parallelism comes from --jobs (trials side by side), which is where it pays
-    for models this small. Flushing denormals to zero: without BN, Adam's tiny second moments go denormal and
-    made the plain MLP's step 2.3x slower (2.4 vs 1.06 ms on the 2-core CPU); values below 1e-38 change nothing
-    a loss can show.
+    for models this small (a model factory that sets its own count has it undone as it returns). Flushing
+    denormals to zero: without BN, Adam's tiny second moments go denormal and made the plain MLP's step 2.3x
+    slower (2.4 vs 1.06 ms on the 2-core CPU); values below 1e-38 change nothing a loss can show.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -116,16 +116,34 @@ def checkpoints(run_dir: Path, unit: list[Trial]) -> Optional[list[dict]]:
 def train_unit(unit: list[Trial], data: Dataset, device: torch.device, engine: str, start: Optional[list[dict]],
                on_progress: Callable[[Progress], None]) -> Iterator[list[tuple[int, EpochResult, bytes]]]:
     """Yield, for each remaining epoch of a unit, (trial index, epoch result, serialized trainer state) of each
-    trial it trained; `start` are the states to resume from (None: from scratch). A trial stops at divergence."""
+    trial it trained; `start` are the states to resume from (None: from scratch). A trial stops at divergence.
+
+    The graph engine has not run on a GPU yet: if capturing or replaying a CUDA graph fails, the epoch is trained
+    again with eager from the state the last finished epoch left, and so are the epochs after it; the result
+    says so (`fallback`), so that a GPU user gets a run, and meta.json the reason, rather than a traceback."""
     trainer = _trainer(engine, unit, data, device)
     if start is not None:
         trainer.load_state_dicts(start)
+    finished = None  # the serialized states of the last epoch trained here (a fallback starts from them)
     while trainer.active and trainer.epoch < unit[0].config.training.epochs:
         active = trainer.active
-        results = trainer.train_epoch(on_progress)
+        try:
+            results = trainer.train_epoch(on_progress)
+        except RuntimeError as error:  # torch raises CUDA errors, and those of graph capture, as RuntimeError
+            if engine != "graph":
+                raise
+            engine, trainer = "eager", _trainer("eager", unit, data, device)
+            resume = [store.deserialize(state) for state in finished] if finished else start
+            if resume is not None:
+                trainer.load_state_dicts(resume)
+            results = trainer.train_epoch(on_progress)
+            reason = str(error).splitlines()[0] if str(error) else ""
+            results[0].fallback = f"graph -> eager at epoch {results[0].epoch} ({type(error).__name__}: {reason})"
         states = trainer.state_dicts()
-        yield [(trial.index, result, store.serialize(states[unit.index(trial)]))
-               for trial, result in zip(active, results)]
+        epoch = [(trial.index, result, store.serialize(states[unit.index(trial)]))
+                 for trial, result in zip(active, results)]
+        finished = [state for _, _, state in epoch]
+        yield epoch
 
 
 def _trainer(engine: str, unit: list[Trial], data: Dataset, device: torch.device):
