@@ -210,8 +210,16 @@ class Trainer:
                 "epoch": self.epoch, "step": self.step}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        """Continue from a checkpoint; one that does not fit the model built now (a factory that builds another
+        network on each call) is the user's to fix, in one line, and the run stays resumable."""
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError) as e:
+            problem = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
+            raise BnbenchError(f"{self.trial.key}: its checkpoint does not fit the model built now ({problem}); "
+                               f"a model must be the same network on every build for its run to resume: fix "
+                               f"model.factory, or start a new run") from None
         self.epoch, self.step = state["epoch"], state["step"]
 
     def train_epoch(self, on_progress: Callable[[Progress], None] = lambda p: None) -> EpochResult:

@@ -1,4 +1,5 @@
 """The user's own network (`model.kind: factory`): the contract, its errors, and the same-seed weights."""
+import json
 import textwrap
 
 import pytest
@@ -216,3 +217,25 @@ def test_graph_engine_does_not_capture_a_factory_model():
     assert choose_engine(config, torch.device("cuda")) == "eager"
     assert "cannot capture" in engine_note(config, "graph")
     assert engine_note(Config(name="x", model={"kind": "torchvision", "name": "resnet18"}), "graph") is None
+
+
+def test_a_factory_that_builds_another_network_on_resume_is_one_line_and_the_run_stays_resumable(
+        nets, tmp_path, write_config, monkeypatch):
+    """A factory whose network changes between builds (here: its width, as a random or time-based choice would)
+    cannot continue its checkpoints: one line naming the trial and the fix, exit 2, the run partial (not failed)."""
+    raw = {"name": "mine", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
+           "model": {"kind": "factory", "factory": f"{nets}:make_net", "kwargs": {"width": 8}},
+           "variants": [{"name": "plain", "norm": "none"}],
+           "optimizer": {"name": "adam", "lr": 3e-3}, "training": {"epochs": 1, "batch_size": 64, "log_every": 0}}
+    config = write_config(raw)
+    assert CliRunner().invoke(app, ["run", str(config), "--out", str(tmp_path / "out"), "-q"]).exit_code == 0
+    (run_dir,) = (tmp_path / "out" / "mine").iterdir()
+    module = __import__(nets)
+    make_net = module.make_net
+    monkeypatch.setattr(module, "make_net", lambda width, **kwargs: make_net(width=width * 2, **kwargs))
+    result = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--set", "training.epochs=2", "-q"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("error: plain-s0: its checkpoint does not fit the model built now (size mismatch")
+    assert "fix model.factory, or start a new run" in lines[-1]
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"
