@@ -23,7 +23,7 @@ from typing import Optional, Protocol
 import numpy as np
 import torch
 
-from . import backends, store
+from . import backends, stopping, store
 from .config import Config, diff, dump, load_config, parse_override, validate
 from .data import Dataset, load_dataset
 from .errors import BnbenchError, Interrupted
@@ -362,10 +362,11 @@ class _Terminated(Exception):
 @contextmanager
 def _sigterm_as_interrupt():
     """Stop on SIGTERM as on Ctrl-C: meta.json says partial and the run resumes. The first of them stops the run;
-    the ones after it are ignored until the block ends, so that a second Ctrl-C cannot cut short the stop (ending
-    the workers, recording the run) and print a traceback from the middle of it. A signal this process was
-    started ignoring (nohup, a background job) stays ignored. Only in the main thread (where Python delivers
-    signals); elsewhere the defaults stay."""
+    the ones after it are ignored while it stops (ending the workers, recording the run), so that a second Ctrl-C
+    cannot cut the stop short and print a traceback from the middle of it; in the `bnbench` command, to the end of
+    its process (`stopping.process_ends_with_run`). A signal this process was started ignoring (nohup, a
+    background job) stays ignored. Only in the main thread (where Python delivers signals); elsewhere the
+    defaults stay."""
     taken = []
 
     def handler(signum, frame):
@@ -374,16 +375,16 @@ def _sigterm_as_interrupt():
             raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated()
 
     try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)
-                    if signal.getsignal(s) != signal.SIG_IGN}
+        previous = {s: signal.signal(s, handler) for s in stopping.SIGNALS if signal.getsignal(s) != signal.SIG_IGN}
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
+        ignore = taken and stopping.process_ends_with_run
         for s, before in previous.items():
-            signal.signal(s, before)
+            signal.signal(s, signal.SIG_IGN if ignore else before)
 
 
 def choose_engine(config: Config, device: torch.device) -> str:

@@ -4,13 +4,15 @@
 imported in a forked child while the run trains, they cost the run nothing on a machine with a core to spare
 (Linux; elsewhere the lines are worked out here, after the run).
 The child is forked before the run starts its lock, threads or workers; it ignores Ctrl-C (the run handles
-it) and ends when this process does (its pipe closes). Whatever goes wrong in it, the lines are worked out here.
+it), is killed as soon as the run ends without asking for the lines, and dies with this process, silently.
+Whatever goes wrong in it, the lines are worked out here.
 """
 import ctypes
 import multiprocessing as mp
-import signal
 import sys
 from pathlib import Path
+
+from . import stopping
 
 
 class Verdicts:
@@ -21,7 +23,8 @@ class Verdicts:
         context = mp.get_context("fork")
         self.pipe, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, self.pipe), daemon=True)
-        self.process.start()
+        with stopping.held():
+            self.process.start()
         child.close()
 
     def lines(self, run_dir: Path) -> list[str]:
@@ -40,18 +43,18 @@ class Verdicts:
         return lines
 
     def close(self) -> None:
-        """Once the lines are in, or when the run ends without them; again does nothing."""
+        """Once the lines are in, or when the run ends without them (a Ctrl-C in its first seconds, while the child
+        still imports, then ends at once); again does nothing."""
         if self.process is None:
             return
         self.pipe.close()
-        self.process.join(timeout=5)
-        if self.process.is_alive():
-            self.process.kill()
+        self.process.kill()
+        self.process.join()
 
 
 def _serve(pipe, parent_end) -> None:
     parent_end.close()  # else this process holds its own pipe open, and never sees the run's end
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stopping.detach()
     try:  # Linux: named in ps and top (and told apart from --jobs workers)
         ctypes.CDLL(None).prctl(15, b"bnbench-verdict")  # PR_SET_NAME
     except (OSError, AttributeError):
@@ -66,4 +69,7 @@ def _serve(pipe, parent_end) -> None:
         lines = summary(Path(run_dir))["verdicts"]
     except Exception:  # worked out again in the parent, where a bug shows its traceback
         lines = None
-    pipe.send(lines)
+    try:
+        pipe.send(lines)
+    except BrokenPipeError:  # the run is gone (killed while this worked): nobody to tell, nothing to print
+        pass

@@ -1,7 +1,8 @@
 """--backend ray on a real Ray cluster (started here as its own process group, stopped by its PID, never with
 `ray stop`, which would stop every Ray process on the machine): the same files as --jobs 1; a worker SIGKILLed
-mid-trial is trained again from the driver's last epoch; a SIGTERMed driver resumes. And a Ray instance started
-by the run itself (no --address) streams progress and epochs as the in-process backend computes them."""
+mid-trial is trained again from the driver's last epoch; a SIGTERMed driver resumes, and so does one stopped by
+Ctrl-C in a terminal. And a Ray instance started by the run itself (no --address) streams progress and epochs as
+the in-process backend computes them."""
 import json
 import os
 import secrets
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from test_interrupts import Terminal, ctrl_c_twice, paused_ctrl_c_twice, stop_cleanly
 from typer.testing import CliRunner
 
 from bnbench.cli import app
@@ -143,6 +145,23 @@ def test_a_terminated_driver_resumes_on_the_cluster(cluster, config_file, refere
     assert process.returncode == 143, output
     assert f"Resume with: bnbench run --resume {run_dir}" in output.replace("\n", "")
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"
+    process = driver(cluster, tmp_path, run_dir, "--resume")
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    same_files(run_dir, reference)
+
+
+@pytest.mark.parametrize("how", [ctrl_c_twice, paused_ctrl_c_twice], ids=["twice", "paused-twice"])
+def test_a_driver_stopped_by_ctrl_c_in_a_terminal_ends_cleanly_and_resumes(cluster, config_file, reference, tmp_path,
+                                                                           how):
+    """As a user stops it, in a terminal with the live display, twice (the second Ctrl-C while the first is
+    handled; the first after the driver was paused 3 s): exit status 130, the resume command, no traceback (a
+    second Ctrl-C used to end it with status 1, or without the resume command)."""
+    address, env = cluster
+    with Terminal("run", config_file, "--out", tmp_path, "--backend", "ray", "--address", address,
+                  env=env) as terminal:
+        run_dir = first_checkpoint(tmp_path, terminal.process)
+        stop_cleanly(terminal, run_dir, how)
     process = driver(cluster, tmp_path, run_dir, "--resume")
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 import torch
 
+from .. import stopping
 from ..errors import BnbenchError
 from ..trials import Trial, expand
 from . import Job, Receiver, WorkerDied, checkpoints, cpu_settings, train_unit
@@ -97,10 +98,11 @@ class Ray:
                             receiver.epoch_done(index, result, state)
                         unit.advance(payload)
         finally:
-            for generator in flights:
-                ray.cancel(generator, force=True)
-            if connected_here:
-                ray.shutdown()
+            with stopping.held():  # Ray's work here is ended, whatever signal comes meanwhile
+                for generator in flights:
+                    ray.cancel(generator, force=True)
+                if connected_here:
+                    ray.shutdown()
 
     def _gpus(self, job: Job) -> float:
         """GPUs each unit reserves: by default 1 for a CUDA run and 0 for a CPU one. A unit without a GPU trains
