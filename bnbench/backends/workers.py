@@ -23,6 +23,7 @@ import torch.multiprocessing as mp
 from .. import stopping, store
 from ..config import Config
 from ..data import Dataset
+from ..errors import BnbenchError
 from ..trials import Trial, expand
 from . import Job, Receiver, WorkerDied, checkpoints, cpu_settings, train_unit
 
@@ -103,6 +104,8 @@ def _collect(workers: dict, remaining: int, receiver: Receiver, trials: dict[int
             elif kind == "done":
                 busy[pipe].remove(payload[0])
                 remaining -= 1
+            elif kind == "user error":
+                raise BnbenchError(payload[0])
             else:
                 raise RuntimeError(f"a bnbench worker failed:\n{payload[0]}")
 
@@ -167,5 +170,7 @@ def _train(run_dir: Path, config: Config, shared: Union[Dataset, Path], device: 
                     pipe.send(("done", i))
     except BrokenPipeError:  # the main process is gone (where the kernel does not end its children with it)
         return
+    except BnbenchError as e:  # the user's to fix (a checkpoint that no longer fits its model): one line
+        pipe.send(("user error", str(e)))
     except BaseException:
         pipe.send(("error", traceback.format_exc()))
