@@ -163,7 +163,8 @@ def resume_experiment(run_dir: Path, *, placement: backends.Placement = backends
         with _preparing(run_dir):
             store.remove_temporaries(run_dir)
             # before any file changes: from here on a stop leaves the run partial, never "complete"
-            meta.update(status="running", ended=None, resumed=store.typed_field(meta, "resumed", list, []) + [_now()])
+            meta.update(status="running", ended=None,
+                        resumed=store.typed_field(meta, "resumed", list, []) + [_now()])
             store.write_meta(run_dir, meta)
             if grown:
                 _grow(run_dir, meta, config, grown, log)
@@ -239,7 +240,8 @@ def _grow(run_dir: Path, meta: dict, config: Config, grown: Config, reporter: Re
         earlier = [t for t in overrides.get("set") or [] if parse_override(t)[0] != ["training", "epochs"]]
         overrides["set"] = [*earlier, f"training.epochs={grown.training.epochs}"]
     change = {"at": _now(), "seeds_added": added, "epochs": [current, grown.training.epochs]}
-    meta.update(config=grown.model_dump(mode="json"), overrides=overrides, grown=store.typed_field(meta, "grown", list, []) + [change])
+    meta.update(config=grown.model_dump(mode="json"), overrides=overrides,
+                grown=store.typed_field(meta, "grown", list, []) + [change])
     store.write_meta(run_dir, meta)
     store.atomic_write(run_dir / "config.yaml", dump(grown))
     what = [f"added seeds {', '.join(map(str, added))}"] * bool(added)
@@ -472,21 +474,21 @@ def _trial_states(run_dir: Path, trials: list[Trial], meta: dict, reporter: Repo
     states = {}
     for trial in trials:
         try:
-            summary = store.checkpoint_summary(run_dir, trial)
-            problem = None if summary else f"{run_dir / 'checkpoints' / trial.key}.pt: missing"
+            summary, damage = store.checkpoint_summary(run_dir, trial), None
         except BnbenchError as e:
-            summary, problem = None, str(e)
+            summary, damage = None, str(e)
             if repair:
                 store.drop_checkpoint(run_dir, trial)
-        state = TrialState(**summary) if summary else _finished(recorded.get(trial.key), trial) or TrialState()
+        record = recorded.get(trial.key)
+        state = TrialState(**summary) if summary else _finished(record, trial) or TrialState()
         if state.status == "complete" and state.epochs < trial.config.training.epochs:  # the run grew by epochs
             state.status = "running"
-        record = recorded.get(trial.key)
-        had_one = summary is None and isinstance(record, dict) and record.get("epochs", 0) != 0
-        if problem and not state.finished and (not problem.endswith(": missing") or had_one):
+        begun = isinstance(record, dict) and record.get("epochs", 0) != 0
+        if summary is None and not state.finished and (damage or begun):
+            problem = damage or f"{run_dir / 'checkpoints' / trial.key}.pt: missing"
             reporter.note(f"{problem}: {trial.key} is trained again from its start")
-        elif problem and not problem.endswith(": missing"):
-            reporter.note(f"{problem}: {trial.key} has finished, and its rows are checked against meta.json")
+        elif damage:
+            reporter.note(f"{damage}: {trial.key} has finished, and its rows are checked against meta.json")
         states[trial.index] = state
     return states
 

@@ -35,7 +35,8 @@ def summary(run_dir: Path) -> dict:
     config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
     out = {"run": str(run_dir), "experiment": config.name, "status": store.run_status(run_dir, meta),
            "started": meta.get("started"), "ended": meta.get("ended"),
-           "resumed": store.typed_field(meta, "resumed", list, []), "engine": meta.get("engine"), "device": meta.get("device"), "device_name": meta.get("device_name"),
+           "resumed": store.typed_field(meta, "resumed", list, []), "engine": meta.get("engine"),
+           "device": meta.get("device"), "device_name": meta.get("device_name"),
            "source": store.typed_field(meta, "source", str), "overrides": store.overrides_text(meta),
            **_config_changes(run_dir, meta, config.model_dump(mode="json"))}
     try:
@@ -61,8 +62,8 @@ def _missing(trials: list[dict], recorded) -> Optional[str]:
              or (isinstance(r, dict) and isinstance(r.get("steps"), int) and r["steps"] != t["steps"])]
     if not short:
         return None
-    return (f"the rows of {len(short)} trial{'s' * (len(short) > 1)} ({', '.join(short[:4])}{', ...' * (len(short) > 4)}) "
-            f"fall short of what meta.json records")
+    named = ", ".join(short[:4]) + ", ..." * (len(short) > 4)
+    return f"the rows of {len(short)} trial{'s' * (len(short) > 1)} ({named}) fall short of what meta.json records"
 
 
 def _next(out: dict, problem: Optional[str]) -> dict:
