@@ -509,3 +509,38 @@ def test_staging_left_by_a_killed_start_is_removed_by_the_next_run(tmp_path):
     store.stage_run_dir(tmp_path, "crash")[2].release()  # a live run's staging folder stays
     assert held.exists()
     held_lock.release()
+
+
+def test_a_full_disk_while_a_run_folder_is_made_or_repaired_is_one_line(config_file, reference, tmp_path,
+                                                                         monkeypatch):
+    """ENOSPC in the staging folder: one line, no folder left; in resume's repair of the rows: one line with the
+    resume command, the run partial, and a later resume ends equal to the uninterrupted run."""
+    import errno
+
+    from bnbench import store
+
+    real = store.atomic_write
+
+    def full_for(name):
+        def write(path, data):
+            if path.name == name:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(path, data)
+        return write
+
+    monkeypatch.setattr(store, "atomic_write", full_for("epochs.csv"))
+    result = CliRunner().invoke(app, ["run", str(config_file), "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().startswith(f"error: --out {tmp_path}: cannot write the run folder (No space left")
+    assert list((tmp_path / "crash").iterdir()) == []
+    monkeypatch.undo()
+    run_dir = stopped_run(config_file, tmp_path)
+    monkeypatch.setattr(store, "atomic_write", full_for("batches.csv"))
+    result = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "-q"])
+    monkeypatch.undo()
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{run_dir}: cannot write (No space left on device)" in result.output.replace("\n", "")
+    assert f"resume with: bnbench run --resume {run_dir}" in result.output.replace("\n", "")
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "running"  # partial: no process holds it
+    finish("run", run_dir, "--resume", "-q")
+    assert same_files(run_dir, reference)
