@@ -233,7 +233,7 @@ def _grow(run_dir: Path, meta: dict, config: Config, grown: Config, reporter: Re
     check keeps holding) and to config.yaml, in that order (`_finish_grow` completes a grow stopped between)."""
     added = [s for s in grown.seeds if s not in config.seeds]
     current = config.training.epochs
-    overrides = dict(store.typed_field(meta, "overrides", dict, {}))
+    overrides = dict(store.overrides(meta) or {})
     if added:
         overrides["seeds"] = grown.seeds
     if grown.training.epochs != current:  # replaces an earlier grow's: the run has one epoch count
@@ -557,12 +557,10 @@ def _refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
         if edited:
             raise BnbenchError(f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(edited)}; "
                                f"as started -> as now); restore it or start a new run")
-    source = meta.get("source")
-    if not source or not Path(source).is_file():
+    source, overrides = meta.get("source"), store.overrides(meta)
+    if not source or not Path(source).is_file() or overrides is None:  # a damaged record: nothing to check against
         return
-    overrides = store.typed_field(meta, "overrides", dict, {})
-    current, _ = load_config(source, tuple(overrides.get("set", [])), overrides.get("seeds"),
-                             overrides.get("device"))
+    current, _ = load_config(source, tuple(overrides["set"]), overrides["seeds"], overrides["device"])
     changed = diff(stored.model_dump(mode="json"), current.model_dump(mode="json"))
     if changed:
         raise BnbenchError(f"{source}: changed since the run began ({'; '.join(changed)}; in the run -> in the "
