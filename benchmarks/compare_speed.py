@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bnbench.compare import compare_runs
+from bnbench.analysis import compare_runs
 from bnbench.plots import MAX_RUNS, PER_PAGE, save_plot
 from bnbench.report import FORMATS, comparison_output
 

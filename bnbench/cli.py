@@ -204,16 +204,21 @@ def compare(
                                                           "configs differ only in seeds are pooled]."),
     metric: List[str] = typer.Option([], "--metric", "-m", metavar="NAME",
         help="Show only these (repeatable): train_loss, test_loss, test_acc, best_acc, steps, steps_acc, seconds."),
+    test: str = typer.Option("t", "--test", metavar="t|exact",
+        help="The test a decision uses: t (paired t-test: assumes normal differences; at 5 seeds the only one that "
+             "can decide) or exact (sign-flip: assumes nothing, needs ≥ 6 seeds). Both p-values are always shown."),
+    effect: Optional[float] = typer.Option(None, "--effect", min=1e-9, metavar="X",
+        help="Say how many seeds a test-acc difference of X points would need (80% power)."),
 ):
     """Compare each variant with the baseline over seeds: verdict, paired differences with Holm-adjusted p-values,
     steps to target."""
-    from .compare import compare_runs
+    from .analysis import compare_runs
     from .report import comparison_output
 
     if plot is not None:
         from .plots import check_path
         plot = check_path(plot)  # before the comparison, which can take a while
-    comparisons, skipped = compare_runs(paths, baseline, epoch, pool=not no_pool)
+    comparisons, skipped = compare_runs(paths, baseline, epoch, pool=not no_pool, test=test, effect=effect)
     for warning in skipped:
         errors.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
     rendered = comparison_output(comparisons, format_, metric, windows, width=None if output else _width())

@@ -16,7 +16,8 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from .compare import Comparison
+from .analysis import Comparison
+from .analysis.columns import SPEEDS, col
 from .errors import BnbenchError
 
 FORMATS = ["png", "pdf", "svg"]
@@ -124,10 +125,7 @@ def _loss_panel(ax, comparison: Comparison, styles: dict) -> None:
                         **styles[group])
         ax.fill_between(curve.step, curve.loss_mean - curve.loss_std.fillna(0),
                         curve.loss_mean + curve.loss_std.fillna(0), color=line.get_color(), alpha=0.2, linewidth=0)
-    targets = comparison.table.loc[comparison.table.baseline.astype(bool), "train_loss_mean"].dropna()
-    for i, target in enumerate(targets):
-        ax.axhline(target, color="0.3", linestyle=":", linewidth=1,
-                   label=f"target: {comparison.baseline}'s final train loss" if i == 0 else None)
+    _targets(ax, comparison, "steps")
     window = ", ".join(dict.fromkeys(str(w) for w in comparison.table.smoothing))
     ax.set(xlabel="training step (mini-batch)", ylabel=f"training loss (mean of last {window} batches)",
            title="training loss, mean ± std over seeds")
@@ -147,15 +145,19 @@ def _accuracy_panel(ax, comparison: Comparison, styles: dict) -> None:
                         **styles[group])
         ax.fill_between(curve.step, curve.acc_mean - curve.acc_std.fillna(0),
                         curve.acc_mean + curve.acc_std.fillna(0), color=line.get_color(), alpha=0.2, linewidth=0)
-    baseline = curves[curves.variant == comparison.baseline]
-    for i, (_, curve) in enumerate(baseline.groupby(comparison.points, sort=False) if comparison.points else
-                                   [(None, baseline)]):
-        ax.axhline(curve.acc_mean.max(), color="0.3", linestyle=":", linewidth=1,
-                   label=f"{comparison.baseline}'s best (of its mean curve)" if i == 0 else None)
+    _targets(ax, comparison, "steps_acc")
     ax.set(xlabel="training step (mini-batch)", ylabel="test accuracy (%), eval mode",
            title="test accuracy, mean ± std over seeds")
     ax.grid(True, alpha=0.3)
     _legend(ax)
+
+
+def _targets(ax, comparison: Comparison, measure: str) -> None:
+    """The steps-to-target measure's target levels (the baseline's, per sweep point: the mean over seeds)."""
+    targets = comparison.table.loc[comparison.table.baseline.astype(bool), col(measure, "target")].dropna()
+    for i, target in enumerate(targets):
+        ax.axhline(target, color="0.3", linestyle=":", linewidth=1,
+                   label=f"target: {comparison.baseline}'s {SPEEDS[measure].label}" if i == 0 else None)
 
 
 def _legend(ax) -> None:

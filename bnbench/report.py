@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .catalog import config_rows, run_rows
-from .compare import METRICS, TARGETS, Comparison, metric_columns
+from .analysis import Comparison
+from .analysis.columns import METRICS, SPEEDS, col, of_measure
+from .analysis.inference import format_p
 from .errors import BnbenchError
 from .layout import Grid, render
 
@@ -85,7 +87,6 @@ def show_output(summary: dict, fmt: str, width: Optional[int]) -> str:
 
 FORMATS = ["table", "markdown", "csv", "json", "latex"]
 SHOWN = ["train_loss", "test_loss", "test_acc", "best_acc", "steps", "steps_acc", "seconds"]  # --metric choices
-DIGITS = {"train_loss": 4, "test_loss": 4, "test_acc": 2, "best_acc": 2, "seconds": 2}
 TEX = {"±": r"$\pm$", "Δ": r"$\Delta$", "×": r"$\times$", "÷": r"$\div$", "·": r"$\cdot$", "−": "-", "≥": r"$\geq$",
        "≤": r"$\leq$"}
 
@@ -115,7 +116,7 @@ def comparison_output(comparisons: list[Comparison], fmt: str = "table", metrics
 
 
 def _columns(table: pd.DataFrame, shown: list[str]) -> pd.DataFrame:
-    hidden = {c for m in SHOWN if m not in shown for c in metric_columns(m)}
+    hidden = {c for m in SHOWN if m not in shown for c in of_measure(m)}
     return table.drop(columns=[c for c in table.columns if c in hidden])
 
 
@@ -142,16 +143,12 @@ def _short(x: float) -> str:
     return f"{x:.1f}".removesuffix(".0")
 
 
-def _p(x: float) -> str:
-    return "-" if pd.isna(x) else f"{x:.2g}"
-
-
 def _comparison_grid(c: Comparison, shown: list[str]) -> Grid:
     header = ["variant", *c.points, "seeds", *(_header(c, m) for m in shown)]
     rows = []
     for row in c.table.to_dict("records"):
         cells = [_variant_cell(row), *([row[p]] for p in c.points), [str(row["seeds"])]]
-        rows.append(cells + [_steps_cell(row, m) if m in TARGETS else _metric_cell(row, m) for m in shown])
+        rows.append(cells + [_steps_cell(row, m) if m in SPEEDS else _metric_cell(row, m) for m in shown])
     lead = _notes(c) + [v for v in c.table.verdict if isinstance(v, str)]
     return Grid(c.title, header, rows, _caption(c, shown), lead)
 
@@ -161,8 +158,8 @@ def _notes(c: Comparison) -> list[str]:
     return [f"note: {note}" for note in c.results.notes]
 
 
-def _header(c: Comparison, metric: str) -> str:
-    return f"steps to {c.baseline}'s {TARGETS[metric]}" if metric in TARGETS else METRICS[metric][0]
+def _header(c: Comparison, measure: str) -> str:
+    return f"steps to {c.baseline}'s {SPEEDS[measure].label}" if measure in SPEEDS else METRICS[measure].label
 
 
 def _variant_cell(row: dict) -> list[str]:
@@ -170,54 +167,80 @@ def _variant_cell(row: dict) -> list[str]:
     if row["diverged_seeds"]:
         lines.append(f"diverged {row['diverged_seeds']}/{row['trials']} seeds")
         lines += row["diverged"].split("; ")
+        if not row["baseline"] and not pd.isna(row["diverged_p"]):
+            lines.append(f"vs baseline: exact p={format_p(row['diverged_p'])}, "
+                         f"Holm {format_p(row['diverged_p_holm'])}")
     return lines + ([f"no results yet: seed {row['missing']}"] if row["missing"] else [])
 
 
-def _metric_cell(row: dict, metric: str) -> list[str]:
-    n, digits, tested = row["seeds"], DIGITS[metric], METRICS[metric][2]
+def _p_line(row: dict, measure: str) -> list[str]:
+    """'t p=0.0012, exact 0.031, Holm 0.0048 (8)': both tests' p, the adjusted p the decision uses, its family."""
+    if pd.isna(row[col(measure, "p")]):
+        return []
+    t = "" if pd.isna(row[col(measure, "p_t")]) else f"t p={format_p(row[col(measure, 'p_t')])}, "
+    return [f"{t}exact p={format_p(row[col(measure, 'p_exact')])}, Holm {format_p(row[col(measure, 'p_holm')])} "
+            f"({row[col(measure, 'tests')]})"]
+
+
+def _metric_cell(row: dict, measure: str) -> list[str]:
+    metric = METRICS[measure]
+    n, digits = row["seeds"], metric.digits
     if not n:
         return ["all seeds diverged" if row["diverged"] else "no results"]
-    lines = [_num(row[f"{metric}_mean"], digits) + (f" ± {_num(row[f'{metric}_std'], digits)}" if n >= 2 else "")]
-    if metric == "best_acc":
+    lines = [_num(row[col(measure, "mean")], digits) +
+             (f" ± {_num(row[col(measure, 'std')], digits)}" if n >= 2 else "")]
+    if measure == "best_acc":
         lines.append(f"at epoch {_short(row['best_epoch'])}")
     pairs = row["pairs"]
     if row["baseline"]:
         return lines
     if not pairs:
         return lines + ["Δ: no paired seed"]
-    lines.append(f"Δ {_num(row[f'{metric}_delta'], digits, sign=True)} ({pairs} pair{'s' * (pairs != 1)})")
-    if not tested:
+    lines.append(f"Δ {_num(row[col(measure, 'delta')], digits, sign=True)} ({pairs} pair{'s' * (pairs != 1)})")
+    if not metric.tested:
         return lines
-    if not pd.isna(row[f"{metric}_ci_low"]):
-        low, high = (_num(row[f"{metric}_ci_{end}"], digits, sign=True) for end in ("low", "high"))
+    if not pd.isna(row[col(measure, "ci_low")]):
+        low, high = (_num(row[col(measure, end)], digits, sign=True) for end in ("ci_low", "ci_high"))
         lines.append(f"[{low}, {high}]")
-    if not pd.isna(row[f"{metric}_p"]):
-        lines.append(f"p={_p(row[f'{metric}_p'])}, Holm {_p(row[f'{metric}_p_holm'])} ({row[f'{metric}_tests']})")
-    lines.append(f"wins {row[f'{metric}_wins']}/{pairs}")
-    return lines + ([row[f"{metric}_note"]] if row[f"{metric}_note"] else [])
+    lines += _p_line(row, measure)
+    lines.append(f"wins {row[col(measure, 'wins')]}/{pairs}")
+    if not pd.isna(row[col(measure, "detectable")]) and not row[col(measure, "p_holm")] < 0.05:
+        lines.append(f"could detect ≥ {_num(row[col(measure, 'detectable')], digits)}")
+    if not pd.isna(row.get(col(measure, "needed"), np.nan)):
+        lines.append(f"--effect needs ~{row[col(measure, 'needed')]} seeds")
+    return lines + ([row[col(measure, "note")]] if row[col(measure, "note")] else [])
+
+
+def _speed_value(row: dict, measure: str) -> str:
+    """'1.42×' (geometric mean), 'median 1.40–1.55×' (bounded), 'median ≥ 2.00×', 'median ≤ 0.40×'."""
+    low, high = row[col(measure, "speedup")], row[col(measure, "speedup_high")]
+    if row[col(measure, "estimator")] == "geometric mean":
+        return f"{low:.2f}×"
+    if np.isinf(high):
+        return f"median ≥ {low:.2f}×"
+    if low == 0:
+        return f"median ≤ {high:.2f}×"
+    return f"median {low:.2f}×" if np.isclose(low, high) else f"median {low:.2f}–{high:.2f}×"
 
 
 def _steps_cell(row: dict, measure: str) -> list[str]:
-    total = row[f"{measure}_pairs"] + row[f"{measure}_na"]
-    if not total:
-        return ["-"]
-    speedup, bound = row[f"{measure}_speedup"], row[f"{measure}_bound"]
-    at = [] if pd.isna(row[f"{measure}_at"]) else [f"step {_short(row[f'{measure}_at'])}"]
+    pairs = row[col(measure, "pairs")]
+    note = [row[col(measure, "note")]] if row[col(measure, "note")] else []
+    if not pairs:
+        return ["n/a", *note]
+    at = [] if pd.isna(row[col(measure, "at")]) else [f"step {_short(row[col(measure, 'at')])}"]
     if row["baseline"]:
-        note = [row[f"{measure}_note"]] if row[f"{measure}_note"] else []
-        return ["1.00× (reference)" if not pd.isna(speedup) else "n/a", *at, *note]
-    if bound == "n/a" or pd.isna(speedup):
-        lines = ["n/a"]
-    else:
-        lines = [f"{bound}{speedup:.2f}×" + (" (slower)" if speedup < 1 and bound != "≥" else "")]
-        if not pd.isna(row[f"{measure}_ci_low"]):
-            lines.append(f"[{row[f'{measure}_ci_low']:.2f}, {row[f'{measure}_ci_high']:.2f}]")
-        if not pd.isna(row[f"{measure}_p"]):
-            lines.append(f"p={_p(row[f'{measure}_p'])}, Holm {_p(row[f'{measure}_p_holm'])} "
-                         f"({row[f'{measure}_tests']})")
-    lines.append(f"reached {row[f'{measure}_reached']}/{total}")
-    lines += at
-    return lines + ([row[f"{measure}_note"]] if row[f"{measure}_note"] else [])
+        return ["1.00× (reference)", *at, *note]
+    if pd.isna(row[col(measure, "speedup")]):
+        return ["n/a", *note]
+    lines = [_speed_value(row, measure)]
+    if not pd.isna(row[col(measure, "ci_low")]):
+        lines.append(f"[{row[col(measure, 'ci_low')]:.2f}, {row[col(measure, 'ci_high')]:.2f}]")
+    lines += _p_line(row, measure)
+    lines.append(f"reached {row[col(measure, 'reached')]}/{pairs}")
+    if row[col(measure, "unit")] == "examples":
+        lines.append("in examples seen")
+    return lines + at + note
 
 
 def _caption(c: Comparison, shown: list[str]) -> str:
@@ -225,19 +248,24 @@ def _caption(c: Comparison, shown: list[str]) -> str:
     epochs = ", ".join(dict.fromkeys(f"{e} of {n}" for e, n in zip(t.epoch, t.epochs)))
     window = ", ".join(dict.fromkeys(str(w) for w in t.smoothing))
     every = c.results.config.training.eval_every
-    text = (f"Mean ± std over seeds at epoch {epochs}. Δ = variant − {base} on the same seed (n pairs), its 95% "
-            f"t-interval, paired t-test p and Holm-adjusted p (per metric, across the run's comparisons; the "
-            f"number of tests in brackets), seeds won.")
+    text = (f"Mean ± std over seeds at epoch {epochs}. Δ = variant − {base} on the same seed (n pairs: seeds where "
+            f"neither diverged), its 95% t-interval, the paired t-test p (assumes normal differences), the exact "
+            f"sign-flip p (assumes nothing), and the Holm-adjusted p the decision uses (family size in brackets: "
+            f"test acc, both speedups and divergence form one family over the run's comparisons, each other "
+            f"metric its own), seeds won; where no difference is shown, the difference these pairs could detect "
+            f"with 80% power.")
     if "best_acc" in shown:
         text += " Best test acc: its epoch is chosen on the test set, so it is optimistic."
     if "seconds" in shown:
         text += " Seconds: Δ only (trials that share cores are no paired measurement)."
-    if any(m in TARGETS for m in shown):
-        text += (f" Steps to target: speedup = {base}'s step ÷ the variant's, per seed, at the first step each meets "
-                 f"the target (training loss: mean of the last {window} batches; test acc: evaluated every "
-                 f"{f'{every} steps' if every else 'epoch'} in eval mode); geometric mean over seeds with a "
-                 f"t-interval on log ratios; ≥/≤ mark bounds (a target met at the first measured point, or never); "
-                 f"step = mean step at which the seeds that crossed it did.")
+    if any(m in SPEEDS for m in shown):
+        text += (f" Steps to target: per seed, the target is the level {base}'s own curve has at half its run "
+                 f"(training loss: mean of the last {window} batches; test acc: evaluated every "
+                 f"{f'{every} steps' if every else 'epoch'} in eval mode); speedup = {base}'s steps ÷ the "
+                 f"variant's. Geometric mean with a t-interval on log ratios when every crossing is exact; else "
+                 f"the median (a range where a crossing is only bounded: between two evaluations, or not reached "
+                 f"within the variant's own run) with a distribution-free interval and the sign test; step = mean "
+                 f"step of the seeds that reached it.")
     return text
 
 

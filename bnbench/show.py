@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from . import store
-from .compare import compare_run, load_run
+from .analysis import compare_run, load_run
 from .config import Config, diff, load_config, validate
 from .errors import BnbenchError
 

@@ -12,10 +12,9 @@ import yaml
 from typer.testing import CliRunner
 
 from bnbench.cli import app
-from bnbench.compare import compare_runs
+from bnbench.analysis import compare_runs
 from bnbench.layout import natural_width, tokens
 from bnbench.report import SHOWN, _comparison_grid, comparison_output, configs_table, runs_table
-from bnbench.stats import holm
 
 runner = CliRunner()
 T_975_DF1 = math.tan(math.pi * 0.475)  # 97.5% quantiles of Student's t: 1 d.o.f. is Cauchy,
@@ -449,15 +448,6 @@ def test_runs_are_grouped_by_experiment_newest_first(tmp_path):
 
 # ---- many comparisons ---------------------------------------------------------------------------------------------
 
-def test_holm_adjustment_by_hand():
-    adjusted, m = holm(np.array([0.01, 0.04, np.nan, 0.03, 0.5]))
-    assert m == 4  # the undefined p-value is not a test
-    # sorted: 0.01, 0.03, 0.04, 0.5 -> 4 * 0.01, max(0.04, 3 * 0.03), max(0.09, 2 * 0.04), max(0.09, 1 * 0.5)
-    assert adjusted[[0, 3, 1, 4]].tolist() == pytest.approx([0.04, 0.09, 0.09, 0.5])
-    assert np.isnan(adjusted[2])
-    assert holm(np.array([0.6, 0.7]))[0].tolist() == [1.0, 1.0]  # capped at 1
-
-
 def test_p_values_are_adjusted_across_variants_and_sweep_points(tmp_path):
     """2 variants x 2 sweep points = 4 tests per metric; each row's Holm p is computed by hand from the 4 raw ones."""
     trials = {}
@@ -535,19 +525,3 @@ def test_a_run_of_one_variant_shows_its_numbers_without_deltas(tmp_path):
     for args in ([], ["--windows"], ["--plot", tmp_path / "one.png"], ["--format", "json"]):
         result = invoke("compare", run, *args)
         assert result.exit_code == 0 and "Traceback" not in result.output, result.output
-
-
-def test_t_interval_and_p_equal_scipy_stats():
-    """stats.mean_interval writes the one-sample t-test out (scipy.special); it must give scipy.stats' numbers."""
-    from scipy import stats as scipy_stats
-
-    from bnbench.stats import mean_interval
-
-    rng = np.random.default_rng(0)
-    for n in (2, 3, 5, 10):
-        for _ in range(50):
-            d = rng.normal(rng.normal(), rng.uniform(0.01, 3), n)
-            test = scipy_stats.ttest_1samp(d, 0.0)
-            ci, ours = test.confidence_interval(0.95), mean_interval(d)
-            assert (ours["p"], ours["ci_low"], ours["ci_high"]) == pytest.approx((test.pvalue, ci.low, ci.high),
-                                                                               rel=1e-9)

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bnbench import compare, plots, store
+from bnbench import analysis, plots, store
 from bnbench.cli import app
-from bnbench.compare import compare_run, compare_runs, load_run
+from bnbench.analysis import compare_run, compare_runs, load_run
 from bnbench.config import validate
 from bnbench.trials import expand
 
@@ -250,13 +250,13 @@ def many_runs(folder: Path, count: int) -> Path:
 
 
 def test_many_runs_are_compared_alike_in_worker_processes(tmp_path, monkeypatch):
-    """Above compare.POOL_FROM runs the work is shared out over processes (where there are several CPUs): the
+    """Above analysis.compare.POOL_FROM runs the work is shared out over processes (where there are several CPUs): the
     same comparisons, the same warnings, in the same order."""
     results = many_runs(tmp_path, 5)
     (results / "live" / "20250101-000002" / "epochs.csv").write_text("damaged\n")
-    monkeypatch.setattr(compare, "POOL_FROM", 10 ** 9)
+    monkeypatch.setattr(analysis.compare, "POOL_FROM", 10 ** 9)
     alone, alone_skipped = compare_runs([results])
-    monkeypatch.setattr(compare, "POOL_FROM", 2)
+    monkeypatch.setattr(analysis.compare, "POOL_FROM", 2)
     shared, shared_skipped = compare_runs([results])
     assert len(shared) == 4 and shared_skipped == alone_skipped and "epochs.csv: missing column" in alone_skipped[0]
     for one, other in zip(alone, shared):

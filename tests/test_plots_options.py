@@ -5,7 +5,7 @@ from matplotlib.colors import to_hex
 from typer.testing import CliRunner
 
 from bnbench.cli import app
-from bnbench.compare import compare_runs
+from bnbench.analysis import compare_runs
 from bnbench.plots import BASELINE_COLOUR, COLOURS, _page
 
 

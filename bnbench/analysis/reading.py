@@ -1,0 +1,342 @@
+"""Reading a run folder: config.yaml's layout of trials, the three CSVs read once, typed and checked.
+
+Each run is checked whole, and any mismatch between its files is damage, except while it is being written (status
+running): then it is read as a snapshot of what it has finished, each trial on the epochs that batches.csv,
+epochs.csv and evals.csv all hold in full (see `_snapshot`). Rows are numbered by trial once (`Layout`, the
+runner's order: sweep point, seed, variant) and kept sorted by trial, so that the measures work on arrays, trial by
+trial, and a folder of hundreds of runs compares in seconds (benchmarks/compare_speed.py).
+"""
+import io
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .. import store
+from ..config import Config, validate
+from ..errors import BnbenchError
+
+KEYS = ["variant", "seed"]
+NAN_TEXT = ["nan", "NaN", "-nan"]  # how a diverged loss is written; an empty field is damage, not NaN
+
+@dataclass
+class Results:
+    """A run folder, each file read once. Rows are sorted by trial (file order within one), with the trial's number
+    (see Layout) in `trial`; the index is the row's position in its file."""
+    dir: Path
+    layout: "Layout"
+    status: str  # complete, running or partial
+    batches: pd.DataFrame  # sweep columns are kept as the text bnbench wrote
+    epochs: pd.DataFrame
+    evals: pd.DataFrame  # evals.csv; for runs made before it existed, the epoch ends from epochs.csv
+    sources: tuple[Path, ...] = ()  # the run folders it was combined from (pooled, or a baseline's), newest first
+    notes: tuple[str, ...] = ()  # what combining them did (seeds taken, left out, paired)
+    label: str = ""  # how titles name a combined run ("runs A + B (pooled)"); "" for "run <run id>"
+    foreign: dict = field(default_factory=dict)  # variant from another run -> its batch size per sweep point
+
+    @property
+    def config(self) -> Config:
+        return self.layout.config
+
+    def batch_size(self, variant: str, point: int) -> int:
+        """The examples a step of `variant` takes at sweep point `point` (a baseline from another run may differ)."""
+        return self.foreign.get(variant, [])[point] if variant in self.foreign else \
+            self.layout.resolved[point].training.batch_size
+
+    @property
+    def runs(self) -> str:
+        """The run folder, or the folders it was combined from."""
+        return "; ".join(map(str, self.sources or [self.dir]))
+
+
+
+ROWS = {  # file: its integer and float columns after the trial's labels, in the order the runner appends them
+    "batches.csv": (["epoch", "batch", "step"], ["loss"]),
+    "epochs.csv": (["epoch"], ["train_loss", "train_acc", "test_loss", "test_acc", "seconds"]),
+    "evals.csv": (["epoch", "step"], ["test_loss", "test_acc"]),
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What config.yaml says about a run's rows, worked out once per distinct config (see `_layout`): the trials,
+    numbered in the runner's order (sweep point, then seed, then variant), and each sweep point's config and
+    values as the CSVs spell them."""
+    config: Config
+    points: list[dict[str, str]]
+    resolved: list[Config]
+    numbers: dict[tuple, int]  # (variant, seed, *sweep values as text) -> trial number
+
+    @classmethod
+    def of(cls, config: Config, resolved: Optional[list[Config]] = None) -> "Layout":
+        """`resolved`: each sweep point's config, when known (a combined run's, see `pooled` and `against`)."""
+        points = _point_texts(config)
+        keys = [(v.name, s, *p.values()) for p in points for s in config.seeds for v in config.variants]
+        return cls(config, points, resolved or [config.with_values(p) for p in config.sweep_points()],
+                   {key: number for number, key in enumerate(keys)})
+
+    def changed(self, **fields) -> "Layout":
+        """The layout of this run's config with `fields` replaced (not validated again: a combined run's)."""
+        return Layout.of(self.config.model_copy(update=fields), [c.model_copy(update=fields) for c in self.resolved])
+
+    @property
+    def labels(self) -> list[str]:
+        return KEYS + list(self.config.sweep)
+
+    @property
+    def per_point(self) -> int:
+        return len(self.config.seeds) * len(self.config.variants)
+
+    @property
+    def size(self) -> int:
+        return len(self.points) * self.per_point
+
+    def point_trials(self, point: int) -> np.ndarray:
+        """Sweep point `point`'s trial numbers, variant by variant, seeds within: the order of compare's tables."""
+        variants = np.arange(len(self.config.variants))[:, None]
+        return point * self.per_point + (np.arange(len(self.config.seeds)) * len(variants) + variants).ravel()
+
+    def describe(self, number: int) -> str:
+        """'trial plain seed 2 optimizer.lr=0.001', for messages."""
+        point, rest = divmod(number, self.per_point)
+        seed, variant = divmod(rest, len(self.config.variants))
+        return trial_name(self.labels, (self.config.variants[variant].name, self.config.seeds[seed],
+                                    *self.points[point].values()))
+
+
+def layout_of(run_dir: Path) -> Layout:
+    """config.yaml's layout, cached by the file's text: the runs of one experiment share one, and parsing YAML is
+    a good part of reading a small run. A config that does not load takes the uncached path, whose error names
+    the file."""
+    path = run_dir / "config.yaml"
+    try:
+        return _layout_of(store.read_regular(path).decode())
+    except (OSError, ValueError, yaml.YAMLError, BnbenchError):
+        return Layout.of(validate(store.read_config(run_dir), str(path)))
+
+
+@lru_cache(maxsize=64)
+def _layout_of(text: str) -> Layout:
+    return Layout.of(validate(yaml.safe_load(text), "config.yaml"))
+
+
+def load_run(run_dir: Path) -> Results:
+    """Read and check a run folder; any damage raises one BnbenchError naming the file and line.
+
+    A run being written (status running) is read as a snapshot of what it has finished (see `_snapshot`); any
+    other run must be whole, and a mismatch between its files is damage."""
+    layout = layout_of(run_dir)
+    before = _status(run_dir)
+    data = {name: _read_bytes(run_dir / name) for name in reversed(ROWS)}  # the reverse of the writing order
+    status = before if before == "running" else _status(run_dir)  # a run resumed while we read is live too
+    frames = {name: _parse(run_dir / name, data[name], layout, live=status == "running")
+              for name in ROWS if data[name] is not None}
+    if status == "running":
+        _snapshot(frames)
+    batches, epochs = by_trial(frames["batches.csv"]), by_trial(frames["epochs.csv"])
+    _check_rows(run_dir, batches, epochs, layout)
+    return Results(run_dir, layout, status, batches, epochs,
+                   _evals(run_dir, frames.get("evals.csv"), batches, epochs, layout))
+
+
+def _status(run_dir: Path) -> str:
+    return store.run_status(run_dir, store.read_meta(run_dir))
+
+
+def _read_bytes(path: Path) -> Optional[bytes]:
+    """The file's bytes; None for a missing evals.csv (runs made before it existed)."""
+    try:
+        return store.read_regular(path)
+    except FileNotFoundError:
+        if path.name in store.OPTIONAL:
+            return None
+        raise BnbenchError(f"{path}: missing; the run has written no results") from None
+    except OSError as e:
+        raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def _parse(path: Path, data: bytes, layout: Layout, live: bool) -> pd.DataFrame:
+    """One CSV's rows in file order, typed and checked, with each row's trial number in `trial`. In a live run
+    a last line without its newline is one still being written, and is left out."""
+    ints, floats = ROWS[path.name]
+    labels = layout.labels
+    expected = labels + ints + floats
+    if not data.strip():
+        raise BnbenchError(f"{path}: empty; expected the header line '{','.join(expected)}'")
+    if not data.endswith(b"\n"):
+        if not live:
+            raise BnbenchError(f"{path}: the last line is cut off (truncated file?); restore the file or re-run")
+        data = data[:data.rfind(b"\n") + 1]
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype={c: object for c in labels if c != "seed"},
+                            keep_default_na=False, na_values={c: NAN_TEXT for c in floats})
+    except (pd.errors.ParserError, ValueError) as e:
+        raise BnbenchError(f"{path}: not a valid CSV ({str(e).strip()}); restore the file or re-run") from None
+    missing = [c for c in expected if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in expected]
+    if missing or extra:
+        what = f"missing column '{missing[0]}'" if missing else f"unexpected column '{extra[0]}'"
+        raise BnbenchError(f"{path}: {what}; expected the columns {','.join(expected)} (from config.yaml)")
+    for column in ["seed", *ints, *floats]:
+        frame[column] = _numbers(path, frame[column], integer=column not in floats)
+    frame["trial"] = _trial_numbers(path, frame, layout)
+    return frame
+
+
+def _numbers(path: Path, column: pd.Series, integer: bool) -> pd.Series:
+    if column.dtype == ("int64" if integer else "float64"):
+        return column  # parsed cleanly: NaN only from NAN_TEXT
+    if pd.api.types.is_integer_dtype(column) or (not integer and pd.api.types.is_float_dtype(column)):
+        return column.astype("int64" if integer else "float64")
+    values = pd.to_numeric(column, errors="coerce")
+    bad = values.isna() | (values % 1 != 0) if integer else values.isna() & column.notna()  # NaN: read from NAN_TEXT
+    if bad.any():
+        line = int(np.argmax(bad.to_numpy())) + 2
+        raise BnbenchError(f"{path}: line {line}: {column.name} is {column[bad].iloc[0]!r}, not "
+                           f"{'an integer' if integer else 'a number'}; the file was edited or damaged")
+    return values.astype("int64" if integer else "float64")
+
+
+def _point_texts(config: Config) -> list[dict[str, str]]:
+    """Each sweep point's values as the CSVs spell them (how csv.writer writes the typed values)."""
+    def text(value):
+        return "" if value is None else str(value)
+    return [{path: text(config.with_values(point).get(path)) for path in point} for point in config.sweep_points()]
+
+
+def _trial_numbers(path: Path, frame: pd.DataFrame, layout: Layout) -> np.ndarray:
+    """Each row's trial number (see Layout); every row must belong to a trial of config.yaml. The labels are
+    looked up once per distinct combination, not per row."""
+    combined, uniques = np.zeros(len(frame), dtype=np.int64), []
+    for column in layout.labels:
+        codes, values = pd.factorize(frame[column].to_numpy())
+        combined = combined * len(values) + codes
+        uniques.append(values)
+    keys, inverse = np.unique(combined, return_inverse=True)
+    digits = []
+    for values in reversed(uniques):  # each distinct combination's labels, back from its mixed-radix number
+        keys, digit = np.divmod(keys, len(values))
+        digits.insert(0, values[digit])
+    numbers = np.array([layout.numbers.get(key, -1) for key in zip(*digits)], dtype=np.int64)[inverse.ravel()]
+    if (numbers < 0).any():
+        line = int(np.argmax(numbers < 0))
+        trial = trial_name(layout.labels, tuple(frame[layout.labels].iloc[line]))
+        raise BnbenchError(f"{path}: line {line + 2}: {trial} is not in config.yaml; the file was edited or "
+                           f"belongs to another run")
+    return numbers
+
+
+def _snapshot(frames: dict[str, pd.DataFrame]) -> None:
+    """Keep, per trial of a live run, the epochs that every file holds in full: what the run has finished.
+
+    The runner appends a trial's epoch to batches.csv, then epochs.csv, then evals.csv, and a reader may see any
+    prefix of each. load_run reads them in the reverse order, so an epoch in epochs.csv is whole in batches.csv,
+    read later. evals.csv, read first, may hold part of an epoch: its last evaluation is at the epoch's last
+    step, so the epoch is whole there once that row is. An epoch not yet in every file waits for the next read."""
+    def keys(frame: pd.DataFrame) -> np.ndarray:
+        return frame.trial.to_numpy() * 2 ** 32 + frame.epoch.to_numpy()
+
+    batches, epochs, evals = (frames.get(name) for name in ROWS)
+    whole = np.intersect1d(keys(batches), keys(epochs))
+    if evals is not None:
+        ends = batches.groupby(["trial", "epoch"]).step.max().rename("end")
+        ended = evals.join(ends, on=["trial", "epoch"]).end.to_numpy() == evals.step.to_numpy()
+        whole = np.intersect1d(whole, keys(evals)[ended])
+    for name, frame in frames.items():
+        frames[name] = frame[np.isin(keys(frame), whole)]
+
+
+def by_trial(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by trial, file order within one; the index stays each row's position in the file. A finished
+    run's files are in trial order already."""
+    trial = frame.trial.to_numpy()
+    return frame if (trial[1:] >= trial[:-1]).all() else frame.iloc[np.argsort(trial, kind="stable")]
+
+
+def spans(frame: pd.DataFrame, trials: int) -> np.ndarray:
+    """Where each trial's rows start in a frame sorted by trial: trial i's are rows spans[i]:spans[i + 1]."""
+    return np.searchsorted(frame.trial.to_numpy(), np.arange(trials + 1))
+
+
+def _first(frame: pd.DataFrame, mask: np.ndarray) -> int:
+    """The position (in `frame`) of the earliest row in the file among those in `mask`."""
+    rows = np.flatnonzero(mask)
+    return int(rows[np.argmin(frame.index.to_numpy()[rows])])
+
+
+def per_trial_max(frame: pd.DataFrame, column: str, trials: int) -> np.ndarray:
+    out = np.zeros(trials, dtype=np.int64)
+    np.maximum.at(out, frame.trial.to_numpy(), frame[column].to_numpy())
+    return out
+
+
+def _check_numbering(path: Path, frame: pd.DataFrame, column: str, trials: int) -> None:
+    """`column` runs 1, 2, 3, ... within each trial."""
+    values = frame[column].to_numpy()
+    order = np.arange(len(frame)) - spans(frame, trials)[frame.trial.to_numpy()] + 1
+    wrong = values != order
+    if wrong.any():
+        i = _first(frame, wrong)
+        raise BnbenchError(f"{path}: line {frame.index[i] + 2}: {column} {values[i]} should be {order[i]}; rows "
+                           f"were deleted, repeated or reordered")
+
+
+def _check_rows(run_dir: Path, batches: pd.DataFrame, epochs: pd.DataFrame, layout: Layout) -> None:
+    """Steps and epochs run 1, 2, 3, ... per trial, only a trial's last loss may be NaN/inf, and both files
+    hold the same epochs of each trial."""
+    _check_numbering(run_dir / "batches.csv", batches, "step", layout.size)
+    _check_numbering(run_dir / "epochs.csv", epochs, "epoch", layout.size)
+    last = np.diff(spans(batches, layout.size))[batches.trial.to_numpy()]  # steps are 1..n: the last is n
+    early = ~np.isfinite(batches.loss.to_numpy()) & (batches.step.to_numpy() != last)
+    if early.any():
+        raise BnbenchError(f"{run_dir / 'batches.csv'}: line {batches.index[_first(batches, early)] + 2}: the loss "
+                           f"is not finite but the trial goes on; the file was edited")
+    ran, done = per_trial_max(batches, "epoch", layout.size), per_trial_max(epochs, "epoch", layout.size)
+    differ = ran != done
+    if differ.any():
+        trial = int(np.argmax(differ))
+        raise BnbenchError(f"{run_dir / 'epochs.csv'}: {layout.describe(trial)} has {done[trial]} epochs here but "
+                           f"{ran[trial]} in batches.csv; one of the files was truncated or edited")
+
+
+def _evals(run_dir: Path, evals: Optional[pd.DataFrame], batches: pd.DataFrame, epochs: pd.DataFrame,
+           layout: Layout) -> pd.DataFrame:
+    """evals.csv, checked against epochs.csv (same epochs per trial, steps increasing); without it (older runs),
+    one evaluation per epoch end: epochs.csv's test numbers at the epoch's last step."""
+    if evals is None:
+        ends = batches.groupby(["trial", "epoch"]).step.max().reset_index()
+        return ends.merge(epochs[layout.labels + ["trial", "epoch", "test_loss", "test_acc"]], on=["trial", "epoch"])
+    path = run_dir / "evals.csv"
+    evals = by_trial(evals)
+    trial, step = evals.trial.to_numpy(), evals.step.to_numpy()
+    backwards = np.append(False, (trial[1:] == trial[:-1]) & (step[1:] <= step[:-1]))
+    if backwards.any():
+        i = _first(evals, backwards)
+        raise BnbenchError(f"{path}: line {evals.index[i] + 2}: step {step[i]} does not follow the step before it; "
+                           f"rows were deleted, repeated or reordered")
+    have, want = per_trial_max(evals, "epoch", layout.size), per_trial_max(epochs, "epoch", layout.size)
+    differ = (want > 0) & (have != want)
+    if differ.any():
+        trial = int(np.argmax(differ))
+        raise BnbenchError(f"{path}: {layout.describe(trial)} has {have[trial]} epochs here but {want[trial]} in "
+                           f"epochs.csv; one of the files was truncated or edited")
+    return evals
+
+
+def trial_name(labels: list[str], values: tuple) -> str:
+    """'trial plain seed 2' (with its sweep values), for messages."""
+    return "trial " + " ".join([str(values[0]), "seed", str(values[1]), *(f"{k}={v}" for k, v in
+                                                                       zip(labels[2:], values[2:]))])
+
+
+def diverged_at(b: dict, count: int) -> np.ndarray:
+    """Per trial 0..count-1, the first step whose loss is not finite (NaN: none). The one definition of "this
+    trial diverged": the runner stops a trial there, and only a trial's last loss may be NaN/inf."""
+    finite = np.isfinite(b["loss"])
+    stopped = np.full(count, np.inf)
+    np.minimum.at(stopped, b["trial"][~finite], b["step"][~finite])
+    return np.where(np.isinf(stopped), np.nan, stopped)

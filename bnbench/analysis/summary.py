@@ -1,0 +1,311 @@
+"""One run measured against its baseline: per variant (x sweep point), its numbers over seeds, the paired
+comparison with the baseline, and the verdict line; the table's columns are declared in `columns`.
+
+Pairing is per seed (same initial weights, same batch order): for a measure x shaped [seed, variant], the
+differences are `x[:, v] - x[:, base]` on the seeds where neither trial diverged. Each tested difference gets its
+mean, a 95% t-interval, the paired t-test p (which assumes normal differences) and the exact sign-flip p (which
+assumes nothing; with 5 pairs it cannot go below 0.0625); the decision uses the t-test's (`test="t"`, the default:
+at 5 seeds an exact test could never decide) or the exact one (`test="exact"`), and the verdict says when the two
+disagree. A constant difference has no t-interval; its exact p stands. What the pairs could have detected (80%
+power, the observed spread) comes with every "no difference shown".
+
+Divergence is an outcome of its own: k of n seeds per variant, the baseline included, tested against the
+baseline's by McNemar's exact test on the pairs. Steps to a target (see `measures`) give per seed a speedup
+T_baseline / T_variant, known exactly or within bounds (an evaluation grid, a target not reached within the
+variant's own steps): when every pair is exact, the geometric mean with a t-interval on log speedups; otherwise
+the median, which bounds leave known between two values, with a distribution-free interval and the sign test.
+Steps are counted in examples seen when the batch sizes of the two differ.
+
+Families: the tests a verdict line uses (test accuracy, the two speedups, divergence) form one Holm family over
+all the run's variant x sweep-point comparisons, its size fixed by the design (a test that cannot be made counts
+as p = 1); every other tested metric is adjusted across the comparisons on its own.
+"""
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from ..config import Config
+from ..errors import BnbenchError
+from . import inference
+from .columns import COLUMNS, COUNTS, METRICS, SPEEDS, VERDICT, col
+from .measures import point_measures
+from .reading import KEYS, Results, spans
+from .sentences import verdict
+
+TESTS = ["t", "exact"]
+
+
+@dataclass
+class Comparison:
+    """One run measured against its baseline."""
+    results: Results
+    baseline: str
+    table: pd.DataFrame  # one row per sweep point x variant, columns as in the module docstring
+    parts: list[tuple[dict, dict]]  # per sweep point, the columns of `trials` and of `curves`
+
+    @cached_property
+    def trials(self) -> pd.DataFrame:
+        """One row per trial: its own numbers; `ok` = finished epoch E without diverging. Made when first asked
+        for: most comparisons are only printed."""
+        return _joined([pd.DataFrame(trials) for trials, _ in self.parts])
+
+    @cached_property
+    def curves(self) -> pd.DataFrame:
+        """The smoothed training loss of the `ok` trials, per step through epoch E."""
+        return _joined([pd.DataFrame(curves) for _, curves in self.parts])
+
+    @property
+    def name(self) -> str:
+        return self.results.config.name
+
+    @property
+    def title(self) -> str:
+        results = self.results
+        mark = "" if results.status == "complete" else f" [{results.status}]"
+        return f"{self.name} · {describe(results.config)} · {results.label or f'run {results.dir.name}'}{mark}"
+
+    @property
+    def points(self) -> list[str]:
+        return list(self.results.config.sweep)
+
+    @cached_property
+    def windows(self) -> pd.DataFrame:
+        """The tutorial's "Loss after mini-batch N" lines for epoch E: per trial, the mean loss of each full
+        window of `smoothing` batches; per variant and window, mean, std and count over the `ok` seeds."""
+        ok = self.trials.loc[self.trials.ok, ["trial", "epoch", "smoothing"]]
+        rows = self.results.batches.merge(ok, on=["trial", "epoch"])
+        rows["window"] = (rows.batch - 1) // rows.smoothing + 1
+        per_trial = rows.groupby(self.points + KEYS + ["epoch", "smoothing", "window"]).loss.agg(["mean", "size"])
+        full = per_trial[per_trial["size"] == per_trial.index.get_level_values("smoothing")]
+        out = (full.groupby(self.points + ["variant", "epoch", "smoothing", "window"])["mean"]
+               .agg(loss_mean="mean", loss_std="std", seeds="size").reset_index())
+        out.insert(len(self.points) + 3, "mini_batch", out.window * out.smoothing)
+        return self._ordered(out.drop(columns="window"), ["mini_batch"])
+
+    @cached_property
+    def loss_curves(self) -> pd.DataFrame:
+        """Smoothed training loss per step: mean and std over the `ok` seeds of each variant."""
+        out = (self.curves.groupby(self.points + ["variant", "step"]).loss
+               .agg(loss_mean="mean", loss_std="std", seeds="size").reset_index())
+        return self._ordered(out, ["step"])
+
+    @cached_property
+    def accuracy_curves(self) -> pd.DataFrame:
+        """Test accuracy (%) at each evaluation step through epoch E: mean and std over the `ok` seeds of each
+        variant."""
+        ok = self.trials.loc[self.trials.ok, ["trial", "epoch"]].rename(columns={"epoch": "last"})
+        rows = self.results.evals.merge(ok, on="trial")
+        rows = rows[rows.epoch <= rows["last"]].assign(acc=lambda d: 100 * d.test_acc)
+        out = (rows.groupby(self.points + ["variant", "step"]).acc
+               .agg(acc_mean="mean", acc_std="std", seeds="size").reset_index())
+        return self._ordered(out, ["step"])
+
+    def _ordered(self, frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+        """Rows in the config's order of sweep points and variants (groupby sorts them by name)."""
+        points = dict.fromkeys(self.table[self.points].itertuples(index=False, name=None))
+        points = {point: i for i, point in enumerate(points)}
+        variants = {name: i for i, name in enumerate(self.table.variant.unique())}
+        frame = frame.assign(_point=[points[p] for p in frame[self.points].itertuples(index=False, name=None)],
+                             _variant=frame.variant.map(variants))
+        frame = frame.sort_values(["_point", "_variant", *by]).drop(columns=["_point", "_variant"])
+        return frame.reset_index(drop=True)
+
+
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def describe(config: Config) -> str:
+    """'digits, mlp [64, 32]', 'cifar10, torchvision resnet18 width 64': the data set and model, for titles."""
+    model = config.model
+    layers = {"mlp": f"{model.hidden}", "cnn": f"{model.channels} + {model.hidden}",
+              "torchvision": f"{model.name} width {model.width}", "factory": f"{model.factory}"}[model.kind]
+    return f"{config.dataset.name}, {model.kind} {layers}"
+
+
+
+def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optional[int] = None, test: str = "t",
+                effect: Optional[float] = None) -> Comparison:
+    """Measure every variant of one run against `baseline` (default: the run's), at `epoch` (default: the last);
+    `test` decides ("t" or "exact"), `effect`: the difference in the primary measure to size seeds for."""
+    config, layout = results.config, results.layout
+    baseline = baseline or config.baseline
+    names = [v.name for v in config.variants]
+    if baseline not in names:
+        raise BnbenchError(f"--baseline {baseline}: not a variant of {results.dir} (its variants: "
+                           f"{', '.join(names)}); choose one of those")
+    if test not in TESTS:
+        raise BnbenchError(f"--test {test}: unknown test; choose t or exact")
+    where = {name: spans(getattr(results, name), layout.size) for name in ("batches", "epochs", "evals")}
+    points = [p for p in range(len(layout.points))
+              if (where["batches"][layout.point_trials(p) + 1] - where["batches"][layout.point_trials(p)]).any()]
+    if not points:
+        raise BnbenchError(f"{results.dir / 'batches.csv'}: no finished epochs yet; wait for the run or resume it")
+    rows, parts = [], []
+    for point in points:  # a partial run may not have reached every sweep point
+        m, curves = point_measures(results, point, where, baseline, epoch)
+        rows += [_row(m, v, names.index(baseline), results, point, test) for v in range(len(names))]
+        trials = {"trial": point * layout.per_point + np.arange(layout.per_point), "variant": np.tile(names, m["ok"].shape[0]),
+                  "seed": np.repeat(layout.resolved[point].seeds, len(names))}
+        parts.append(({**trials, **{k: a.ravel() for k, a in m.items()}, **layout.points[point]}, curves))
+    return Comparison(results, baseline, _table(results, rows, baseline, effect), parts)
+
+
+def _row(m: dict, v: int, b: int, results: Results, point: int, test: str) -> dict:
+    """Variant v's row at one sweep point: its numbers over seeds and, unless it is the baseline b, the paired
+    comparison."""
+    config = results.layout.resolved[point]
+    ran, ok, diverged = ~np.isnan(m["steps"]), m["ok"], ~np.isnan(m["diverged_step"])
+    pairs = ok[:, v] & ok[:, b]
+    is_base = v == b
+    seeds = np.array(config.seeds)
+    row = {**results.layout.points[point], "variant": config.variants[v].name, "baseline": is_base, "test": test,
+           "seeds": int(ok[:, v].sum()), "pairs": None if is_base else int(pairs.sum()),
+           "trials": int(ran[:, v].sum()), "diverged_seeds": int(diverged[:, v].sum()), "epoch": int(m["epoch"][0, v]),
+           "epochs": config.training.epochs, "smoothing": int(m["smoothing"][0, v]),
+           "steps_total": _mean(m["steps"][ok[:, v], v]), "best_epoch": _mean(m["best_epoch"][ok[:, v], v])}
+    for name, metric in METRICS.items():
+        own = m[name][ok[:, v], v]
+        row[col(name, "mean")], row[col(name, "std")] = _mean(own), (own.std(ddof=1) if len(own) > 1 else np.nan)
+        if not is_base:
+            row.update(_paired(name, m[name][pairs, v], m[name][pairs, b], metric.higher, metric.tested, test))
+    for measure in SPEEDS:
+        row.update(_speed(measure, m, v, b, pairs, test))
+    if not is_base:
+        both = ran[:, v] & ran[:, b]
+        more, fewer = int((diverged[:, v] & ~diverged[:, b] & both).sum()), int((~diverged[:, v] & diverged[:, b] & both).sum())
+        row[col("diverged", "p")] = inference.sign_test_p(more, fewer) if both.any() else np.nan
+    row["diverged"] = "; ".join(f"seed {s} diverged at step {int(step)}"
+                                for s, step in zip(seeds, m["diverged_step"][:, v]) if not np.isnan(step))
+    row["missing"] = ", ".join(str(s) for s in seeds[~ran[:, v]])
+    return row
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else np.nan
+
+
+def _paired(name: str, variant: np.ndarray, baseline: np.ndarray, higher: bool, tested: bool, test: str) -> dict:
+    """Mean paired difference and, for a tested metric, its interval, both p-values, the decision's p, wins and
+    losses (differences within rounding are ties), the observed spread (for the detectable effect) and the note."""
+    d = variant - baseline
+    if not tested:
+        return {col(name, "delta"): _mean(d)}
+    t = inference.paired_t(d)
+    exact = inference.sign_flip_p(d)
+    tie = np.isclose(variant, baseline, rtol=1e-7, atol=1e-12)
+    better = (d > 0) if higher else (d < 0)
+    p = exact if test == "exact" or np.isnan(t["p_t"]) else t["p_t"]
+    return {col(name, "delta"): t["mean"], col(name, "ci_low"): t["ci_low"], col(name, "ci_high"): t["ci_high"],
+            col(name, "p_t"): t["p_t"], col(name, "p_exact"): exact, col(name, "p"): p,
+            col(name, "wins"): int((better & ~tie).sum()), col(name, "losses"): int((~better & ~tie).sum()),
+            col(name, "note"): t["note"], f"_{name}_sd": t["sd"]}
+
+
+def _speed(measure: str, m: dict, v: int, b: int, pairs: np.ndarray, test: str) -> dict:
+    """Steps to `measure`'s target of variant v against baseline b over the pairs with a target: the summary,
+    in steps, or in examples when the two trials' batch sizes differ (see the module docstring)."""
+    has = pairs & ~np.isnan(m[f"{measure}_target"][:, v])
+    at_v, at_b = m[f"{measure}_at"][has, v], m[f"{measure}_at"][has, b]
+    reached = ~np.isnan(at_v)
+    sizes_v, sizes_b = m["batch_size"][has, v], m["batch_size"][has, b]
+    out = {col(measure, "target"): _mean(m[f"{measure}_target"][has, v]),
+           col(measure, "unit"): "steps" if np.array_equal(sizes_v, sizes_b) else "examples",
+           col(measure, "at"): _mean(at_v[reached]), col(measure, "pairs"): int(has.sum()),
+           col(measure, "reached"): int(reached.sum()), col(measure, "censored"): int((~reached).sum()),
+           col(measure, "estimator"): "", col(measure, "note"): _why(m[f"{measure}_why"][pairs | (v == b), v])}
+    if v == b:
+        return out | ({col(measure, "speedup"): 1.0, col(measure, "speedup_high"): 1.0} if has.any() else {})
+    after_v, after_b = m[f"{measure}_after"][has, v], m[f"{measure}_after"][has, b]
+    budget_v = m["steps"][has, v]
+    low_b, high_b = np.log((after_b + 1) * sizes_b), np.log(at_b * sizes_b)
+    lo = np.where(reached, low_b - np.log(np.where(reached, at_v, 1) * sizes_v), -np.inf)
+    hi = high_b - np.log(np.where(reached, after_v + 1, budget_v + 1) * sizes_v)
+    if not has.any():
+        return out
+    if np.array_equal(lo, hi):  # every crossing exact, every pair reached
+        t = inference.paired_t(lo)
+        exact = inference.sign_flip_p(lo)
+        p = exact if test == "exact" or np.isnan(t["p_t"]) else t["p_t"]
+        return out | {col(measure, "speedup"): np.exp(t["mean"]), col(measure, "speedup_high"): np.exp(t["mean"]),
+                      col(measure, "estimator"): "geometric mean", col(measure, "ci_low"): np.exp(t["ci_low"]),
+                      col(measure, "ci_high"): np.exp(t["ci_high"]), col(measure, "p_t"): t["p_t"],
+                      col(measure, "p_exact"): exact, col(measure, "p"): p,
+                      col(measure, "note"): _joined_notes(t["note"], out[col(measure, "note")])}
+    s = inference.censored_summary(lo, hi)
+    return out | {col(measure, "speedup"): np.exp(s["estimate_low"]),
+                  col(measure, "speedup_high"): np.exp(s["estimate_high"]), col(measure, "estimator"): "median",
+                  col(measure, "ci_low"): np.exp(s["ci_low"]), col(measure, "ci_high"): np.exp(s["ci_high"]),
+                  col(measure, "p_t"): np.nan, col(measure, "p_exact"): s["p"], col(measure, "p"): s["p"],
+                  col(measure, "note"): _joined_notes(s["note"], out[col(measure, "note")])}
+
+
+def _why(reasons: np.ndarray) -> str:
+    """Why some seeds have no target, counted: '2 seeds: the baseline diverged'."""
+    counted = pd.Series([r for r in reasons if r]).value_counts()
+    return "; ".join(f"no target on {n} seed{'s' * (n != 1)}: {why}" for why, n in counted.items())
+
+
+def _joined_notes(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[float]) -> pd.DataFrame:
+    """The table from its rows: Holm-adjusted p-values by family, the detectable effects and seeds needed at each
+    family's level, the verdicts, counts as nullable integers."""
+    compared = [i for i, row in enumerate(rows) if not row["baseline"]]
+    families = [VERDICT] + [[name] for name, metric in METRICS.items() if metric.tested and name not in VERDICT]
+    for family in families:
+        members = [(name, i) for name in family for i in compared]
+        adjusted = inference.holm(np.array([rows[i].get(col(name, "p"), np.nan) for name, i in members], dtype=float))
+        other = inference.holm(np.array([_other_p(rows[i], name) for name, i in members], dtype=float))
+        for j, (name, i) in enumerate(members):
+            rows[i][col(name, "p_holm")], rows[i][col(name, "tests")] = adjusted[j], len(members)
+            rows[i][f"_other_{name}"] = other[j]
+    for i in compared:
+        row = rows[i]
+        for name, metric in METRICS.items():
+            if metric.tested:
+                level = inference.ALPHA / row[col(name, "tests")]
+                sd = row.pop(f"_{name}_sd")
+                row[col(name, "detectable")] = inference.detectable(row["pairs"], sd, level)
+                row[col(name, "needed")] = (inference.seeds_needed(effect, sd, level)
+                                            if effect is not None and name == "test_acc" else None)
+    per_point, base = len(results.config.variants), [v.name for v in results.config.variants].index(baseline)
+    points = list(results.config.sweep)
+    names = [c for c in [*points, *COLUMNS] if c not in _FRAME and c != "verdict"]
+    rows = [{c: row.get(c, _EMPTY.get(c, np.nan)) for c in names} | {k: v for k, v in row.items() if k[0] == "_"}
+            for row in rows]
+    for i, row in enumerate(rows):
+        row["verdict"] = None if row["baseline"] else verdict(row, rows[i // per_point * per_point + base], baseline,
+                                                              points)
+    columns = {c: [row[c] for row in rows] for c in [*names, "verdict"]}
+    return pd.DataFrame({"experiment": results.config.name, "run": results.runs, "status": results.status,
+                         "partial": results.status != "complete", "notes": "; ".join(results.notes),
+                         **{c: _typed(c, v) for c, v in columns.items()}})
+
+
+_FRAME = ["experiment", "run", "status", "partial", "notes"]  # the same for every row
+_EMPTY = {c: "" for c in COLUMNS if c.endswith(("_note", "_estimator", "_unit"))} | {"diverged": "", "missing": ""}
+
+
+def _other_p(row: dict, measure: str) -> float:
+    """The p of the test the decision does not use (NaN where there is none): the exact one under "t", the t-test's
+    under "exact"."""
+    if row["test"] == "t":
+        return row.get(col(measure, "p_exact"), np.nan) if measure != "diverged" else np.nan
+    return row.get(col(measure, "p_t"), np.nan) if measure != "diverged" else np.nan
+
+
+def _typed(column: str, values: list):
+    """A table column as an array of its type: pandas' own inference from lists is much of a table's cost."""
+    if column in COUNTS:
+        missing = np.array([v is None or v != v for v in values])
+        return pd.arrays.IntegerArray(np.array([0 if m else v for v, m in zip(values, missing)], dtype=np.int64),
+                                      missing)
+    if all(isinstance(v, (float, np.floating)) for v in values):
+        return np.array(values, dtype=float)
+    return values
