@@ -95,8 +95,8 @@ def best(repeat: int, action) -> float:
 def command(*args: str) -> float:
     """Wall seconds of `python -m bnbench compare ARGS` in a child process, output to a pipe (no terminal)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bnbench", "compare", *args], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "bnbench", "compare", "--no-pool", *args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -111,15 +111,15 @@ def main() -> None:
         folder = Path(tmp)
         for index in range(args.runs):
             write_run(folder, index, batches)
-        comparisons, skipped = compare_runs([folder])
+        comparisons, skipped = compare_runs([folder], pool=False)
         assert len(comparisons) == args.runs and not skipped, skipped
         rows = len(comparisons[0].results.batches)
         print(f"{args.runs} runs x {rows:,} batch rows ({len(VARIANTS)} variants x {len(SEEDS)} seeds x {EPOCHS} "
               f"epochs x {batches} batches)")
-        compare = best(args.repeat, lambda: compare_runs([folder]))
+        compare = best(args.repeat, lambda: compare_runs([folder], pool=False))
 
         def render():
-            fresh, _ = compare_runs([folder])
+            fresh, _ = compare_runs([folder], pool=False)
             for fmt in FORMATS:
                 comparison_output(fresh, fmt, width=80)  # the table at 80 columns: measured and laid out
             comparison_output(fresh, "markdown", windows=True)

@@ -215,7 +215,7 @@ def _speed_value(row: dict, measure: str) -> str:
     """'1.42×' (geometric mean), 'median 1.40–1.55×' (bounded), 'median ≥ 2.00×', 'median ≤ 0.40×'."""
     low, high = row[col(measure, "speedup")], row[col(measure, "speedup_high")]
     if row[col(measure, "estimator")] == "geometric mean":
-        return f"{low:.2f}×"
+        return f"{low:.2f}×" if np.isclose(low, high) else f"{low:.2f}–{high:.2f}×"
     if np.isinf(high):
         return f"median ≥ {low:.2f}×"
     if low == 0:

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from . import backends, stopping, store
-from .config import Config, diff, dump, load_config, parse_override, validate
+from .config import Config, diff, dump, parse_override, validate
 from .data import Dataset, load_dataset
+from .drift import drift
 from .errors import BnbenchError, Interrupted
 from .graph import unsupported as graph_unsupported
 from .log import RunLog
@@ -69,9 +70,8 @@ class TrialState:
         if len(finite):
             self.last_finite_loss = float(finite[-1])
         if result.diverged_step is not None:
-            self.diverged_step, self.status = result.diverged_step, "diverged"
-        else:
-            self.status = "complete" if result.epoch >= epochs_total else "running"
+            self.diverged_step = result.diverged_step
+        self.status = store.trial_status(result.epoch, epochs_total, result.diverged_step is not None, True, True)
 
     @property
     def finished(self) -> bool:
@@ -550,21 +550,16 @@ def _repair_rows(run: Run, reporter: Reporter) -> None:
 
 def _refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
     """Resuming with other settings than the run began with would mix two experiments: refuse when the run's
-    config.yaml was edited (meta.json keeps the resolved config it started with) or its source file changed."""
-    started = meta.get("config")
-    if started is not None:  # validated: fields added to bnbench since the run began take their defaults
-        edited = diff(_resolved(started, run_dir / "meta.json"), stored.model_dump(mode="json"))
-        if edited:
-            raise BnbenchError(f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(edited)}; "
-                               f"as started -> as now); restore it or start a new run")
-    source, overrides = meta.get("source"), store.overrides(meta)
-    if not source or not Path(source).is_file() or overrides is None:  # a damaged record: nothing to check against
-        return
-    current, _ = load_config(source, tuple(overrides["set"]), overrides["seeds"], overrides["device"])
-    changed = diff(stored.model_dump(mode="json"), current.model_dump(mode="json"))
-    if changed:
-        raise BnbenchError(f"{source}: changed since the run began ({'; '.join(changed)}; in the run -> in the "
-                           f"file now); restore it or start a new run")
+    config.yaml was edited or its source file changed (see `drift`)."""
+    found = drift(run_dir, meta, stored, strict=True)
+    if found.edited:
+        raise BnbenchError(f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(found.edited)}; "
+                           f"as started -> as now); restore it or start a new run")
+    if found.error is not None:
+        raise found.error
+    if found.changed:
+        raise BnbenchError(f"{found.source}: changed since the run began ({'; '.join(found.changed)}; in the run -> "
+                           f"in the file now); restore it or start a new run")
 
 
 def _resolved(raw: dict, source: Path) -> dict:

@@ -11,7 +11,9 @@ import numpy as np
 
 from . import store
 from .analysis import compare_run, load_run
-from .config import Config, diff, load_config, validate
+from .analysis.reading import diverged_at, spans
+from .config import Config, validate
+from .drift import drift
 from .errors import BnbenchError
 
 TRIAL_NUMBERS = ["train_loss", "test_loss", "test_acc"]
@@ -38,7 +40,7 @@ def summary(run_dir: Path) -> dict:
            "resumed": store.typed_field(meta, "resumed", list, []), "engine": meta.get("engine"),
            "device": meta.get("device"), "device_name": meta.get("device_name"),
            "source": store.typed_field(meta, "source", str), "overrides": store.overrides_text(meta),
-           **_config_changes(run_dir, meta, config.model_dump(mode="json"))}
+           **_config_changes(run_dir, meta, config)}
     try:
         results = load_run(run_dir)
     except BnbenchError as e:
@@ -74,37 +76,12 @@ def _next(out: dict, problem: Optional[str]) -> dict:
     return {"damage": problem if damaged else None, "next": f"bnbench run --resume {out['run']}" if resumable else None}
 
 
-def _config_changes(run_dir: Path, meta: dict, resolved: dict) -> dict:
+def _config_changes(run_dir: Path, meta: dict, config: Config) -> dict:
     """`from_source`: fields where the run's resolved config differs from its source file (what the overrides
     changed), as 'field: in the file -> in the run'; `source_state`: whether the file is as the run began
     ('unchanged'), or why not; `edited`: fields of config.yaml edited since the run began."""
-    started = _current(meta.get("config"))
-    edited = diff(started, resolved) if started is not None else []
-    source, overrides = store.typed_field(meta, "source", str), store.overrides(meta)
-    if not source:
-        return {"from_source": [], "source_state": "not recorded", "edited": edited}
-    if overrides is None:
-        return {"from_source": [], "source_state": "not checked: meta.json's overrides are damaged", "edited": edited}
-    if not Path(source).is_file():
-        return {"from_source": [], "source_state": f"missing: {source} no longer exists", "edited": edited}
-    try:
-        plain = load_config(source)[0].model_dump(mode="json")
-        now = load_config(source, tuple(overrides.get("set") or ()), overrides.get("seeds"),
-                          overrides.get("device"))[0].model_dump(mode="json")
-    except BnbenchError as e:
-        return {"from_source": [], "source_state": f"no longer loads: {e}", "edited": edited}
-    changed = diff(started or resolved, now)
-    state = "unchanged" if not changed else f"changed since the run began ({'; '.join(changed)}; run -> file now)"
-    return {"from_source": diff(plain, resolved), "source_state": state, "edited": edited}
-
-
-def _current(raw: Optional[dict]) -> Optional[dict]:
-    """A config as recorded by an older bnbench, with the fields added since at their defaults (so that they do
-    not read as differences); as recorded if it no longer validates."""
-    try:
-        return Config.model_validate(raw).model_dump(mode="json") if raw is not None else None
-    except ValueError:
-        return raw
+    found = drift(run_dir, meta, config)
+    return {"from_source": found.from_source, "source_state": found.source_state, "edited": found.edited}
 
 
 def _trials(results) -> list[dict]:
@@ -112,17 +89,17 @@ def _trials(results) -> list[dict]:
     its last finished epoch."""
     layout = results.layout
     b, e = results.batches, results.epochs
-    spans_b, spans_e = (np.searchsorted(f.trial.to_numpy(), np.arange(layout.size + 1)) for f in (b, e))
+    spans_b, spans_e = (spans(f, layout.size) for f in (b, e))
+    diverged = ~np.isnan(diverged_at({c: b[c].to_numpy() for c in ("trial", "step", "loss")}, layout.size))
     labels = {number: key for key, number in layout.numbers.items()}
-    needed = np.repeat([c.training.epochs for c in layout.resolved], layout.per_point)
+    needed = layout.epochs_needed
     rows = []
     for k in range(layout.size):
         own_b, own_e = b.iloc[spans_b[k]:spans_b[k + 1]], e.iloc[spans_e[k]:spans_e[k + 1]]
         variant, seed, *values = labels[k]
-        diverged = len(own_b) > 0 and not np.isfinite(own_b.loss.iloc[-1])
         epochs = int(own_e.epoch.max()) if len(own_e) else 0
-        status = ("diverged" if diverged else "complete" if epochs >= needed[k] else
-                  "pending" if not len(own_b) else "stopped" if results.status == "partial" else "running")
+        status = store.trial_status(epochs, int(needed[k]), bool(diverged[k]), len(own_b) > 0,
+                                    results.status == "running")
         last = own_e.iloc[-1] if len(own_e) else None
         rows.append({"variant": variant, "seed": int(seed), **dict(zip(layout.config.sweep, values)),
                      "status": status, "epochs": epochs, "epochs_total": int(needed[k]),

@@ -395,6 +395,18 @@ def run_status(run_dir: Path, meta: dict) -> str:
     return "running" if RunLock(run_dir).held_elsewhere() else "partial"
 
 
+def trial_status(epochs: int, needed: int, diverged: bool, begun: bool, live: bool) -> str:
+    """The one set of words for a trial's state: diverged, complete (all `needed` epochs), pending (not begun),
+    running (begun, in a run a live process holds), stopped (begun, in a run no process holds: resumable)."""
+    if diverged:
+        return "diverged"
+    if epochs >= needed:
+        return "complete"
+    if not begun:
+        return "pending"
+    return "running" if live else "stopped"
+
+
 def find_runs(paths: list[Path]) -> list[Path]:
     """Run folders (holding meta.json or config.yaml) at or below `paths`, newest first; hidden folders below a
     path (a run still being set up, `.<run id>.new`) are not runs yet."""

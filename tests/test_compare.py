@@ -109,18 +109,26 @@ def test_means_and_paired_difference_with_t_interval_by_hand(synthetic):
 
 
 @pytest.mark.parametrize("shift", [0.0, 1.0])
-def test_differences_without_spread_have_no_interval_and_no_p(tmp_path, shift):
-    """d = [0, 0] or [1, 1]: the t statistic is 0/0 or x/0; no interval and no p-value, said in words."""
+def test_a_constant_difference_has_no_t_interval_but_an_exact_p(tmp_path, shift):
+    """d = [0, 0] or [1, 1]: the t statistic is 0/0 or x/0, so no t-interval and no t-test, said in words; the exact
+    sign-flip test still stands: of the 4 sign vectors, |sum| >= |observed sum| for all 4 when d = 0 (p = 1), and
+    for the 2 that keep both signs equal when d = [1, 1] (p = 2/2^2). With 1 comparison the Holm family is 1."""
     same = {"losses": [[1.0, 0.5]], "acc": [0.9]}
     moved = {"losses": [[1.0 + shift, 0.5 + shift]], "acc": [0.9]}
     run = write_run(tmp_path, {("bn", 0): moved, ("plain", 0): same, ("bn", 1): moved, ("plain", 1): same})
     (comparison,), _ = compare_runs([run])
     t = rows([comparison])
     assert t.loc["bn", "train_loss_delta"] == pytest.approx(shift)
-    assert pd.isna(t.loc["bn", "train_loss_ci_low"]) and pd.isna(t.loc["bn", "train_loss_p"])
-    assert pd.isna(t.loc["bn", "train_loss_p_holm"]) and t.loc["bn", "train_loss_tests"] == 0
-    assert t.loc["bn", "train_loss_note"] == "no spread: interval undefined" and t.loc["bn", "train_loss_wins"] == 0
-    assert "no spread: interval undefined" in comparison_output([comparison], "markdown", ["train_loss"])
+    assert pd.isna(t.loc["bn", "train_loss_ci_low"]) and pd.isna(t.loc["bn", "train_loss_ci_high"])
+    assert pd.isna(t.loc["bn", "train_loss_p_t"])
+    exact = 1.0 if shift == 0 else 2 / 2 ** 2
+    assert t.loc["bn", "train_loss_p_exact"] == pytest.approx(exact)
+    assert t.loc["bn", "train_loss_p"] == pytest.approx(exact)  # the t-test is undefined: the decision is exact
+    assert t.loc["bn", "train_loss_p_holm"] == pytest.approx(exact) and t.loc["bn", "train_loss_tests"] == 1
+    assert t.loc["bn", "train_loss_note"] == "constant difference: no t-interval"
+    # lower loss is better: bn is 1 higher on both seeds (2 losses), or tied on both (neither)
+    assert (t.loc["bn", "train_loss_wins"], t.loc["bn", "train_loss_losses"]) == (0, 0 if shift == 0 else 2)
+    assert "constant difference: no t-interval" in comparison_output([comparison], "markdown", ["train_loss"])
 
 
 def test_two_pairs_are_flagged_and_the_verdict_asks_for_five_seeds(tmp_path):
@@ -136,94 +144,169 @@ def test_two_pairs_are_flagged_and_the_verdict_asks_for_five_seeds(tmp_path):
 
 
 def curve(drop_at: int, steps: int = 20, high: float = 1.0, low: float = 0.5) -> dict:
-    """Two epochs of steps/2 batches: the loss is `high` until step `drop_at`, then `low`."""
+    """Two epochs of steps/2 batches: the loss is `high` until step `drop_at`, then `low`. With window 2, the smoothed
+    loss is first defined at step 2 and is `low` from step drop_at + 1 on."""
     losses = [high if i < drop_at else low for i in range(1, steps + 1)]
     return {"losses": [losses[:steps // 2], losses[steps // 2:]], "acc": [0.5, 0.6]}
 
 
+def t_p_df2(mean: float, se: float) -> float:
+    """Two-sided one-sample t-test p with 2 degrees of freedom: F(t) = 1/2 + t / (2 sqrt(2 + t^2))."""
+    t = mean / se
+    return 1 - abs(t) / math.sqrt(2 + t ** 2)
+
+
 def test_steps_to_target_judges_both_curves_the_same_way(tmp_path):
-    """Target: plain's final train loss (epoch 2's mean); window 2. Per seed, T = the first step whose mean of the
-    last 2 losses is at or below it; speedup = T_plain / T_bn.
-    seed 0, faster: plain 1.0 then 0.5 from step 12 (target 0.5, T 13); bn drops at step 5 (T 6): 13/6.
-    seed 1, slower: plain drops at step 5 (target 0.5, T 6), bn at step 9 (T 10): 6/10, shown as such.
+    """Target, per seed: plain's own smoothed loss (window 2) at half its run, step ceil(20 / 2) = 10. Every plain
+    curve below has dropped to 0.5 by step 9, so that level is 0.5 on every seed. T = the first step whose mean of
+    the last 2 losses is at or below it, one after the drop; the step before it is measured too, so every crossing
+    is exact (after = T - 1). speedup = T_plain / T_bn.
+    seed 0, faster: plain drops at step 9 (T 10), bn at step 3 (T 4): 10/4.
+    seed 1, slower: plain drops at step 5 (T 6), bn at step 9 (T 10): 6/10, shown as such.
     seed 2, equal: both drop at step 8 (T 9): exactly 1."""
-    trials = {("bn", 0): curve(5), ("plain", 0): curve(12), ("bn", 1): curve(9), ("plain", 1): curve(5),
+    trials = {("bn", 0): curve(3), ("plain", 0): curve(9), ("bn", 1): curve(9), ("plain", 1): curve(5),
               ("bn", 2): curve(8), ("plain", 2): curve(8)}
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
     per_seed = comparison.trials.set_index(["variant", "seed"])
-    assert per_seed.loc["bn", "steps_step"].tolist() == [6, 10, 9]
-    assert per_seed.loc["plain", "steps_step"].tolist() == [13, 6, 9]
-    ratios = [13 / 6, 6 / 10, 1.0]
-    assert per_seed.loc["bn", "steps_ratio"].tolist() == pytest.approx(ratios)
-    assert per_seed.loc["plain", "steps_ratio"].tolist() == [1.0, 1.0, 1.0]  # the baseline never beats itself
-    t = rows([comparison])
+    assert per_seed.loc["bn", "steps_at"].tolist() == [4, 10, 9]
+    assert per_seed.loc["bn", "steps_after"].tolist() == [3, 9, 8]
+    assert per_seed.loc["plain", "steps_at"].tolist() == [10, 6, 9]
+    assert per_seed.loc["plain", "steps_after"].tolist() == [9, 5, 8]
+    assert per_seed.steps_target.tolist() == [0.5] * 6 and per_seed.steps_ref.tolist() == [10] * 6
+    assert per_seed.steps_why.tolist() == [""] * 6
+    ratios = [10 / 4, 6 / 10, 1.0]
     logs = np.log(ratios)
-    half = T_975_DF2 * logs.std(ddof=1) / math.sqrt(3)
-    assert t.loc["bn", "steps_speedup"] == pytest.approx(np.exp(logs.mean()))  # geometric mean
-    assert t.loc["bn", "steps_ci_low"] == pytest.approx(np.exp(logs.mean() - half))
-    assert t.loc["bn", "steps_ci_high"] == pytest.approx(np.exp(logs.mean() + half))
-    assert t.loc["bn", "steps_bound"] == "" and (t.loc["bn", "steps_reached"], t.loc["bn", "steps_pairs"]) == (3, 3)
-    assert t.loc["plain", "steps_speedup"] == 1.0 and t.loc["plain", "steps_at"] == pytest.approx(28 / 3)
+    mean, se = logs.mean(), logs.std(ddof=1) / math.sqrt(3)
+    t = rows([comparison])
+    assert t.loc["bn", "steps_estimator"] == "geometric mean"
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(np.exp(mean))  # geometric mean
+    assert t.loc["bn", "steps_speedup_high"] == pytest.approx(np.exp(mean))  # exact: no range
+    assert t.loc["bn", "steps_ci_low"] == pytest.approx(np.exp(mean - T_975_DF2 * se))
+    assert t.loc["bn", "steps_ci_high"] == pytest.approx(np.exp(mean + T_975_DF2 * se))
+    assert t.loc["bn", "steps_p_t"] == pytest.approx(t_p_df2(mean, se)) == t.loc["bn", "steps_p"]
+    # sign flips of (log 2.5, log 0.6, 0): |±0.92 ± 0.51| is 1.43 or 0.41, never below the observed 0.41
+    assert t.loc["bn", "steps_p_exact"] == pytest.approx(1.0)
+    # one Holm family of 4 with test acc (no difference: p 1), steps to the accuracy target (every seed at its
+    # first evaluation: the sign test has nothing, p 1) and divergence (none: p 1): the smallest p times 4
+    assert t.loc["bn", "steps_tests"] == 4 and t.loc["bn", "steps_p_holm"] == pytest.approx(4 * t_p_df2(mean, se))
+    assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"]) == (3, 3, 0)
+    assert t.loc["bn", "steps_unit"] == "steps" and t.loc["bn", "steps_note"] == ""
+    assert t.loc["bn", "steps_target"] == 0.5 and t.loc["bn", "steps_at"] == pytest.approx((4 + 10 + 9) / 3)
+    assert t.loc["plain", "steps_speedup"] == 1.0 and t.loc["plain", "steps_at"] == pytest.approx((10 + 6 + 9) / 3)
     markdown = comparison_output([comparison], "markdown", ["steps"])
-    assert f"{np.exp(logs.mean()):.2f}×<br>[" in markdown and "1.00× (reference)" in markdown
+    assert f"{np.exp(mean):.2f}×<br>[" in markdown and "1.00× (reference)" in markdown
 
 
 def test_a_slower_variant_shows_a_speedup_below_one(tmp_path):
-    trials = {("bn", s): curve(9) for s in (0, 1, 2)} | {("plain", s): curve(5 + s) for s in (0, 1, 2)}
-    t = rows(compare_runs([write_run(tmp_path, trials)])[0])
-    assert t.loc["bn", "steps_speedup"] == pytest.approx(np.exp(np.mean(np.log([6 / 10, 7 / 10, 8 / 10]))))
-    assert "(slower)" in comparison_output(compare_runs([tmp_path])[0], "markdown", ["steps"])
+    """bn drops at step 11 (T 12), after its baseline on every seed: plain drops at steps 5..9 (T 6..10, target 0.5
+    at step 10). Speedups 6/12 .. 10/12; 5 seeds all slower: the t-test on the log speedups (4 d.o.f.) decides even
+    after Holm over the family of 4, where the exact sign-flip p (2/2^5) could not: the verdict says so."""
+    trials = {("bn", s): curve(11) for s in range(5)} | {("plain", s): curve(5 + s) for s in range(5)}
+    (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
+    t = rows([comparison])
+    logs = np.log(np.array([6, 7, 8, 9, 10]) / 12)
+    mean, se = logs.mean(), logs.std(ddof=1) / math.sqrt(5)
+    x = mean / se  # Student's t with 4 d.o.f.: F(x) = 1/2 + 3/8 u (1 - u^2 / 12 (1 + x^2/4)), u = x / sqrt(1 + x^2/4)
+    cdf = 0.5 + 3 / 8 * x / math.sqrt(1 + x * x / 4) * (1 - x * x / (12 * (1 + x * x / 4)))
+    p = 2 * min(cdf, 1 - cdf)
+    alpha = 4 * 0.975 * 0.025  # its 97.5% quantile: 2 sqrt(q - 1), q = cos(arccos(sqrt(alpha)) / 3) / sqrt(alpha)
+    quantile = 2 * math.sqrt(math.cos(math.acos(math.sqrt(alpha)) / 3) / math.sqrt(alpha) - 1)
+    low, high = np.exp(mean - quantile * se), np.exp(mean + quantile * se)
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(np.exp(mean)) and t.loc["bn", "steps_speedup"] < 1
+    assert (t.loc["bn", "steps_ci_low"], t.loc["bn", "steps_ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert t.loc["bn", "steps_p"] == pytest.approx(p) and t.loc["bn", "steps_p_holm"] == pytest.approx(4 * p)
+    assert 4 * p < 0.05 and t.loc["bn", "steps_p_exact"] == pytest.approx(2 / 2 ** 5)
+    assert (f"slower to plain's loss at half its run: {np.exp(mean):.2f}× [{low:.2f}, {high:.2f}], t-test "
+            f"p={p:.2g} (Holm {4 * p:.2g}, 4 tests), exact p=0.062 (Holm 0.25): the decision rests on normality"
+            in t.loc["bn", "verdict"])
+    assert f"{np.exp(mean):.2f}×<br>[{low:.2f}, {high:.2f}]" in comparison_output([comparison], "markdown", ["steps"])
 
 
-def test_bounds_first_window_never_and_no_target(tmp_path):
-    """seed 0: bn is at 0.5 from step 1, so its first full window (step 2) already meets the target: T_bn <= 2,
-    speedup >= 13/2. seed 1: bn never gets below 0.9: speedup < T_plain / 20 = 6/20. seed 2: both meet the target
-    in their first window: no ratio at all (n/a)."""
-    trials = {("bn", 0): curve(1), ("plain", 0): curve(12), ("bn", 1): curve(30, low=0.9, high=0.9),
+def test_a_crossing_known_only_within_bounds_makes_the_summary_a_median(tmp_path):
+    """Target 0.5 (plain's smoothed loss at step 10), window 2, batch size 10. Each seed's speedup lies in
+    [(after_plain + 1) / at_bn, at_plain / (after_bn + 1)]:
+    seed 0: bn is at 0.5 from step 1, so its first smoothed point (step 2) already meets the target: T_bn in (0, 2];
+      plain T 10 exactly: speedup in [10/2, 10/1].
+    seed 1: bn never gets below 0.9: censored at its own last step 20, T_bn >= 21: speedup in (0, 6/21].
+    seed 2: both meet the target at their first smoothed point, T in (0, 2] each: speedup in [1/2, 2/1].
+    Not every crossing is exact, so the summary is the median, known between median(lows) = 1/2 and
+    median(highs) = 2; 3 pairs are too few for an order-statistic interval; the sign test: 1 win (seed 0's low
+    end is above 1), 1 loss (seed 1's high end is below 1), p = 1."""
+    trials = {("bn", 0): curve(1), ("plain", 0): curve(9), ("bn", 1): curve(30, low=0.9, high=0.9),
               ("plain", 1): curve(5), ("bn", 2): curve(1), ("plain", 2): curve(1)}
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
-    per_seed = comparison.trials.set_index(["variant", "seed"]).loc["bn"]
-    assert per_seed.steps_reach.tolist() == ["within", "never", "within"]
-    assert per_seed.steps_relation.tolist() == ["≥", "<", "n/a"] and per_seed.steps_ratio[0] == 13 / 2
-    assert per_seed.steps_ratio[1] == pytest.approx(6 / 20)
+    per_seed = comparison.trials.set_index(["variant", "seed"])
+    assert per_seed.loc["bn", "steps_after"].tolist() == [0, 20, 0]
+    assert per_seed.loc["bn", "steps_at"].tolist() == pytest.approx([2, np.nan, 2], nan_ok=True)
+    assert per_seed.loc["plain", "steps_after"].tolist() == [9, 5, 0]
+    assert per_seed.loc["plain", "steps_at"].tolist() == [10, 6, 2]
     t = rows([comparison])
-    assert t.loc["bn", "steps_bound"] == "n/a" and pd.isna(t.loc["bn", "steps_speedup"])  # bounds both ways
-    # seed 2 reached the target too, with no ratio
-    assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_na"], t.loc["bn", "steps_reached"]) == (2, 1, 2)
-    assert t.loc["bn", "steps_note"] == "bounds both ways: no mean; n/a on 1 seed: both met it at their first " \
-                                        "measured point"
-    # without the seed that never reached it, the mean is a lower bound
+    assert t.loc["bn", "steps_estimator"] == "median"
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(1 / 2) and t.loc["bn", "steps_speedup_high"] == pytest.approx(2)
+    assert pd.isna(t.loc["bn", "steps_ci_low"]) and pd.isna(t.loc["bn", "steps_ci_high"])
+    assert pd.isna(t.loc["bn", "steps_p_t"]) and t.loc["bn", "steps_p_exact"] == t.loc["bn", "steps_p"] == 1.0
+    assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"]) == (3, 2, 1)
+    assert t.loc["bn", "steps_note"] == "fewer than 6 pairs: no distribution-free interval"
+    assert t.loc["bn", "steps_at"] == 2.0  # the mean over the seeds that reached it
+    assert ("no difference shown to plain's loss at half its run: median 0.50–2.00×, exact p=1 (Holm 1, 4 tests), "
+            "1/3 seeds not reached within their own run" in t.loc["bn", "verdict"])
+    # seed 0 with an exact seed 3 (bn T 6, plain T 10: 10/6): still a median, between the means of the two logs
+    # (np.median of 2): sqrt(5 * 10/6) and sqrt(10 * 10/6); both low ends above 1: 2 wins, p = 2 / 2^2
     only = write_run(tmp_path / "b", {k: v for k, v in trials.items() if k[1] == 0} | {("bn", 3): curve(5),
-                                                                                     ("plain", 3): curve(12)})
+                                                                                     ("plain", 3): curve(9)})
     t = rows(compare_runs([only])[0])
-    assert t.loc["bn", "steps_bound"] == "≥" and t.loc["bn", "steps_speedup"] == pytest.approx(
-        np.sqrt(13 / 2 * 13 / 6))
-    assert "≥" in t.loc["bn", "verdict"] and pd.isna(t.loc["bn", "steps_ci_low"])
+    low, high = math.sqrt(5 * 10 / 6), math.sqrt(10 * 10 / 6)
+    assert t.loc["bn", "steps_estimator"] == "median" and t.loc["bn", "steps_censored"] == 0
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(low) and t.loc["bn", "steps_speedup_high"] == pytest.approx(high)
+    assert t.loc["bn", "steps_p"] == pytest.approx(0.5) and pd.isna(t.loc["bn", "steps_ci_low"])
+    assert f"median {low:.2f}–{high:.2f}×, exact p=0.5 (Holm 1, 4 tests)" in t.loc["bn", "verdict"]
 
 
-def test_never_reached_is_an_upper_bound_counted_never_dropped(tmp_path):
+def test_never_reached_is_censored_counted_never_dropped(tmp_path):
+    """plain drops to 0.5 at step 3; its smoothed loss at half its run (step 4) is 0.5, first met at step 4 (step 3
+    is 0.75). bn never gets below 0.9 within its 8 steps: censored, T_bn >= 9, so its speedup is at most 4/9 and has
+    no lower bound: the median of one pair is 'at most 4/9'. The sign test: 1 loss, p = 2 * 1/2 = 1."""
     trials = {("bn", 0): {"losses": [[1.0] * 4, [0.9] * 4], "acc": [0.5, 0.6]},
-              ("plain", 0): {"losses": [[1.0] * 4, [0.5] * 4], "acc": [0.5, 0.6]}}
+              ("plain", 0): {"losses": [[1.0, 1.0, 0.5, 0.5], [0.5] * 4], "acc": [0.5, 0.6]}}
     comparisons, _ = compare_runs([write_run(tmp_path, trials)])
+    per_seed = comparisons[0].trials.set_index("variant")
+    assert (per_seed.loc["plain", "steps_after"], per_seed.loc["plain", "steps_at"]) == (3, 4)
+    assert per_seed.loc["bn", "steps_after"] == 8 and pd.isna(per_seed.loc["bn", "steps_at"])
     t = rows(comparisons)
-    assert (t.loc["bn", "steps_reached"], t.loc["bn", "steps_pairs"], t.loc["bn", "steps_bound"]) == (0, 1, "≤")
-    assert t.loc["bn", "steps_speedup"] == pytest.approx(6 / 8)  # plain meets 0.5 at step 6 of 8
-    assert "≤0.75× (slower)<br>reached 0/1" in comparison_output(comparisons, "markdown", ["steps"])
+    assert (t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"], t.loc["bn", "steps_pairs"]) == (0, 1, 1)
+    assert t.loc["bn", "steps_estimator"] == "median" and t.loc["bn", "steps_speedup"] == 0.0
+    assert t.loc["bn", "steps_speedup_high"] == pytest.approx(4 / 9) and t.loc["bn", "steps_p"] == 1.0
+    assert "median ≤ 0.44×<br>exact p=1, Holm 1 (4)<br>reached 0/1" in comparison_output(comparisons, "markdown",
+                                                                                         ["steps"])
+    assert "median ≤ 0.44×, exact p=1 (Holm 1, 4 tests), 1/1 seeds not reached within their own run" in \
+        t.loc["bn", "verdict"]
 
 
-def test_steps_to_the_baselines_best_test_accuracy(tmp_path):
-    """Without evals.csv (older runs) the evaluations are the epoch ends: plain's best is 0.7 at epoch 3 (step
-    12); bn reaches it at epoch 2 (step 8): 1.5x; a bn seed already there at epoch 1 gives a bound (>= 12/4)."""
-    losses = [[1.0] * 4] * 3
-    trials = {("bn", 0): {"losses": losses, "acc": [0.5, 0.7, 0.7]}, ("plain", 0): {"losses": losses,
-                                                                                    "acc": [0.5, 0.6, 0.7]},
-              ("bn", 1): {"losses": losses, "acc": [0.8, 0.8, 0.8]}, ("plain", 1): {"losses": losses,
-                                                                                    "acc": [0.5, 0.6, 0.7]}}
+def test_steps_to_the_baselines_test_accuracy_at_half_its_run(tmp_path):
+    """Without evals.csv (older runs) the evaluations are the epoch ends, steps 4, 8, 12, 16: plain's accuracy at
+    half its run (step 8) is 60%, which it first met at step 8 after missing it at step 4: T_plain in (4, 8].
+    bn seed 0 first meets 60% at step 12, after step 8: speedup in [5/12, 8/9]; bn seed 1 is there at its first
+    evaluation, T in (0, 4]: speedup in [5/4, 8/1]. The median of 2 is between the means of the logs:
+    sqrt(5/12 * 5/4) and sqrt(8/9 * 8); 1 win, 1 loss: p = 1."""
+    losses = [[1.0] * 4] * 4
+    plain = {"losses": losses, "acc": [0.5, 0.6, 0.7, 0.8]}
+    trials = {("bn", 0): {"losses": losses, "acc": [0.5, 0.5, 0.6, 0.7]}, ("plain", 0): plain,
+              ("bn", 1): {"losses": losses, "acc": [0.8] * 4}, ("plain", 1): plain}
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
-    per_seed = comparison.trials.set_index(["variant", "seed"]).loc["bn"]
-    assert per_seed.steps_acc_relation.tolist() == ["=", "≥"] and per_seed.steps_acc_ratio.tolist() == [1.5, 3.0]
+    per_seed = comparison.trials.set_index(["variant", "seed"])
+    assert per_seed.loc["bn", "steps_acc_after"].tolist() == [8, 0] and per_seed.loc["bn", "steps_acc_at"].tolist() == [12, 4]
+    assert per_seed.loc["plain", "steps_acc_after"].tolist() == [4, 4]
+    assert per_seed.loc["plain", "steps_acc_at"].tolist() == [8, 8]
+    assert per_seed.steps_acc_target.tolist() == pytest.approx([60.0] * 4) and (per_seed.steps_acc_ref == 8).all()
     t = rows([comparison])
-    assert t.loc["bn", "steps_acc_bound"] == "≥" and t.loc["bn", "steps_acc_speedup"] == pytest.approx(np.sqrt(4.5))
+    low, high = math.sqrt(5 / 12 * 5 / 4), math.sqrt(8 / 9 * 8)
+    assert t.loc["bn", "steps_acc_estimator"] == "median"
+    assert t.loc["bn", "steps_acc_speedup"] == pytest.approx(low)
+    assert t.loc["bn", "steps_acc_speedup_high"] == pytest.approx(high)
+    assert (t.loc["bn", "steps_acc_reached"], t.loc["bn", "steps_acc_censored"]) == (2, 0)
+    assert t.loc["bn", "steps_acc_p"] == 1.0 and t.loc["bn", "steps_acc_at"] == pytest.approx(8.0)
+    assert t.loc["bn", "steps_acc_target"] == pytest.approx(60.0)
+    assert f"to plain's test acc at half its run: median {low:.2f}–{high:.2f}×, exact p=1" in t.loc["bn", "verdict"]
 
 
 def test_diverged_trials_are_named_and_left_out(tmp_path):

@@ -47,7 +47,6 @@ LABELS = {  # one row's identity and counts
     "smoothing": "batches in the trailing mean of the loss curve", "steps_total": "mean steps through the epoch",
     "best_epoch": "mean epoch of the best test accuracy", "missing": "seeds without results yet",
     "test": "the test a decision uses: t (paired t-test) or exact (sign-flip)",
-    "verdict": "one quotable line (None on the baseline's row)",
 }
 DIVERGED = {
     "diverged_seeds": "seeds whose loss became NaN/inf (k of `trials`)",
@@ -89,8 +88,9 @@ def _declared() -> dict[str, str]:
         stats = METRIC_STATS if metric.tested else {s: METRIC_STATS[s] for s in ("mean", "std", "delta")}
         out |= {f"{name}_{s}": f"{metric.label}: {meaning}" for s, meaning in stats.items()}
     for name, speed in SPEEDS.items():
-        out |= {f"{name}_{s}": f"steps to the baseline's {speed.label}: {meaning}" for s, meaning in SPEED_STATS.items()}
-    return out
+        out |= {f"{name}_{s}": f"steps to the baseline's {speed.label}: {meaning}"
+                for s, meaning in SPEED_STATS.items()}
+    return out | {"verdict": "one quotable line (None on the baseline's row)"}
 
 
 COLUMNS = _declared()

@@ -46,10 +46,14 @@ def groups(run_dirs: list[Path]) -> tuple[list[list[Path]], dict[Path, str]]:
         others = [(m[0], json.loads(p)) for (c, p), m in found.items() if c == config and p != prints]
         if others:
             mine = json.loads(prints)
-            notes[members[0]] = "not pooled with " + "; ".join(
-                f"{run.name} ({', '.join(f'{k} {mine[k]} vs {theirs[k]}' for k in FINGERPRINT if mine[k] != theirs[k])})"
-                for run, theirs in others)
+            notes[members[0]] = "not pooled with " + "; ".join(f"{run.name} ({_differences(mine, theirs)})"
+                                                                for run, theirs in others)
     return list(found.values()), notes
+
+
+def _differences(mine: dict, theirs: dict) -> str:
+    """'device cpu vs cuda:0, torch 2.14.1 vs 2.13.0'."""
+    return ", ".join(f"{key} {mine[key]} vs {theirs[key]}" for key in FINGERPRINT if mine[key] != theirs[key])
 
 
 def fingerprint(run_dir: Path) -> dict:
@@ -155,8 +159,7 @@ def finished_seeds(results: Results) -> list[int]:
     layout = results.layout
     b = results.batches
     diverged = ~np.isnan(diverged_at({c: b[c].to_numpy() for c in ("trial", "step", "loss")}, layout.size))
-    needed = np.repeat([c.training.epochs for c in layout.resolved], layout.per_point)
-    done = (per_trial_max(results.epochs, "epoch", layout.size) >= needed) | diverged
+    done = (per_trial_max(results.epochs, "epoch", layout.size) >= layout.epochs_needed) | diverged
     per_seed = done.reshape(len(layout.points), len(layout.config.seeds), -1).all(axis=(0, 2))
     return [seed for seed, ok in zip(layout.config.seeds, per_seed) if ok]
 

@@ -96,9 +96,13 @@ class Layout:
         return len(self.points) * self.per_point
 
     def point_trials(self, point: int) -> np.ndarray:
-        """Sweep point `point`'s trial numbers, variant by variant, seeds within: the order of compare's tables."""
-        variants = np.arange(len(self.config.variants))[:, None]
-        return point * self.per_point + (np.arange(len(self.config.seeds)) * len(variants) + variants).ravel()
+        """Sweep point `point`'s trial numbers, in the one trial order (the runner's: seed, then variant)."""
+        return point * self.per_point + np.arange(self.per_point)
+
+    @property
+    def epochs_needed(self) -> np.ndarray:
+        """Per trial, the epochs it trains to finish: its sweep point's training.epochs."""
+        return np.repeat([c.training.epochs for c in self.resolved], self.per_point)
 
     def describe(self, number: int) -> str:
         """'trial plain seed 2 optimizer.lr=0.001', for messages."""

@@ -76,7 +76,7 @@ def _speed_claim(row: dict, measure: str, baseline: str) -> str:
     if not pairs or np.isnan(speedup):
         return f"steps to {target}: n/a ({row[col(measure, 'note')] or 'no pairs'})"
     if row[col(measure, "estimator")] == "geometric mean":
-        value = f"{speedup:.2f}×"
+        value = f"{speedup:.2f}×" if np.isclose(speedup, high) else f"{speedup:.2f}–{high:.2f}×"
     elif np.isinf(high):
         value = f"median ≥ {speedup:.2f}×"
     elif speedup == 0:

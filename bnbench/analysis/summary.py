@@ -148,7 +148,7 @@ def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optiona
     for point in points:  # a partial run may not have reached every sweep point
         m, curves = point_measures(results, point, where, baseline, epoch)
         rows += [_row(m, v, names.index(baseline), results, point, test) for v in range(len(names))]
-        trials = {"trial": point * layout.per_point + np.arange(layout.per_point), "variant": np.tile(names, m["ok"].shape[0]),
+        trials = {"trial": layout.point_trials(point), "variant": np.tile(names, m["ok"].shape[0]),
                   "seed": np.repeat(layout.resolved[point].seeds, len(names))}
         parts.append(({**trials, **{k: a.ravel() for k, a in m.items()}, **layout.points[point]}, curves))
     return Comparison(results, baseline, _table(results, rows, baseline, effect), parts)
@@ -176,7 +176,8 @@ def _row(m: dict, v: int, b: int, results: Results, point: int, test: str) -> di
         row.update(_speed(measure, m, v, b, pairs, test))
     if not is_base:
         both = ran[:, v] & ran[:, b]
-        more, fewer = int((diverged[:, v] & ~diverged[:, b] & both).sum()), int((~diverged[:, v] & diverged[:, b] & both).sum())
+        more = int((diverged[:, v] & ~diverged[:, b] & both).sum())
+        fewer = int((~diverged[:, v] & diverged[:, b] & both).sum())
         row[col("diverged", "p")] = inference.sign_test_p(more, fewer) if both.any() else np.nan
     row["diverged"] = "; ".join(f"seed {s} diverged at step {int(step)}"
                                 for s, step in zip(seeds, m["diverged_step"][:, v]) if not np.isnan(step))
@@ -226,21 +227,36 @@ def _speed(measure: str, m: dict, v: int, b: int, pairs: np.ndarray, test: str) 
     hi = high_b - np.log(np.where(reached, after_v + 1, budget_v + 1) * sizes_v)
     if not has.any():
         return out
-    if np.array_equal(lo, hi):  # every crossing exact, every pair reached
-        t = inference.paired_t(lo)
-        exact = inference.sign_flip_p(lo)
-        p = exact if test == "exact" or np.isnan(t["p_t"]) else t["p_t"]
-        return out | {col(measure, "speedup"): np.exp(t["mean"]), col(measure, "speedup_high"): np.exp(t["mean"]),
-                      col(measure, "estimator"): "geometric mean", col(measure, "ci_low"): np.exp(t["ci_low"]),
-                      col(measure, "ci_high"): np.exp(t["ci_high"]), col(measure, "p_t"): t["p_t"],
-                      col(measure, "p_exact"): exact, col(measure, "p"): p,
-                      col(measure, "note"): _joined_notes(t["note"], out[col(measure, "note")])}
+    if reached.all():
+        return out | _geometric(measure, lo, hi, test, out[col(measure, "note")])
     s = inference.censored_summary(lo, hi)
     return out | {col(measure, "speedup"): np.exp(s["estimate_low"]),
                   col(measure, "speedup_high"): np.exp(s["estimate_high"]), col(measure, "estimator"): "median",
                   col(measure, "ci_low"): np.exp(s["ci_low"]), col(measure, "ci_high"): np.exp(s["ci_high"]),
                   col(measure, "p_t"): np.nan, col(measure, "p_exact"): s["p"], col(measure, "p"): s["p"],
                   col(measure, "note"): _joined_notes(s["note"], out[col(measure, "note")])}
+
+
+def _geometric(measure: str, lo: np.ndarray, hi: np.ndarray, test: str, note: str) -> dict:
+    """Every pair reached the target: the geometric mean speedup, with a t-interval on the log speedups. Where
+    crossings are known only between two measured steps (an evaluation grid), the mean is known between its
+    value on the low ends and on the high ends; the interval spans both ends' intervals, and the test is made on
+    the end least favourable to the direction claimed (a difference in neither direction for certain: p = 1)."""
+    low, high = inference.paired_t(lo), inference.paired_t(hi)
+    if low["mean"] > 0:
+        worst, end = low, lo
+    elif high["mean"] < 0:
+        worst, end = high, hi
+    else:
+        worst, end = None, None
+    exact = inference.sign_flip_p(end) if end is not None else 1.0
+    p_t = worst["p_t"] if worst is not None else (1.0 if not np.isnan(low["p_t"]) else np.nan)
+    grid = "" if np.array_equal(lo, hi) else "crossings between evaluations: a range"
+    return {col(measure, "speedup"): np.exp(low["mean"]), col(measure, "speedup_high"): np.exp(high["mean"]),
+            col(measure, "estimator"): "geometric mean", col(measure, "ci_low"): np.exp(low["ci_low"]),
+            col(measure, "ci_high"): np.exp(high["ci_high"]), col(measure, "p_t"): p_t,
+            col(measure, "p_exact"): exact, col(measure, "p"): exact if test == "exact" or np.isnan(p_t) else p_t,
+            col(measure, "note"): _joined_notes((worst or low)["note"], grid, note)}
 
 
 def _why(reasons: np.ndarray) -> str:
