@@ -13,7 +13,7 @@ import pandas as pd
 from .catalog import config_rows, run_rows
 from .analysis import Comparison
 from .analysis.columns import METRICS, SPEEDS, col, of_measure
-from .analysis.inference import format_p
+from .analysis.inference import ALPHA, format_p, p_is
 from .errors import BnbenchError
 from .layout import Grid, render
 
@@ -168,7 +168,7 @@ def _variant_cell(row: dict) -> list[str]:
         lines.append(f"diverged {row['diverged_seeds']}/{row['trials']} seeds")
         lines += row["diverged"].split("; ")
         if not row["baseline"] and not pd.isna(row["diverged_p"]):
-            lines.append(f"vs baseline: exact p={format_p(row['diverged_p'])}, "
+            lines.append(f"vs baseline: exact p{p_is(row['diverged_p'])}, "
                          f"Holm {format_p(row['diverged_p_holm'])}")
     return lines + ([f"no results yet: seed {row['missing']}"] if row["missing"] else [])
 
@@ -177,8 +177,8 @@ def _p_line(row: dict, measure: str) -> list[str]:
     """'t p=0.0012, exact 0.031, Holm 0.0048 (8)': both tests' p, the adjusted p the decision uses, its family."""
     if pd.isna(row[col(measure, "p")]):
         return []
-    t = "" if pd.isna(row[col(measure, "p_t")]) else f"t p={format_p(row[col(measure, 'p_t')])}, "
-    return [f"{t}exact p={format_p(row[col(measure, 'p_exact')])}, Holm {format_p(row[col(measure, 'p_holm')])} "
+    t = "" if pd.isna(row[col(measure, "p_t")]) else f"t p{p_is(row[col(measure, 'p_t')])}, "
+    return [f"{t}exact p{p_is(row[col(measure, 'p_exact')])}, Holm {format_p(row[col(measure, 'p_holm')])} "
             f"({row[col(measure, 'tests')]})"]
 
 
@@ -204,8 +204,10 @@ def _metric_cell(row: dict, measure: str) -> list[str]:
         lines.append(f"[{low}, {high}]")
     lines += _p_line(row, measure)
     lines.append(f"wins {row[col(measure, 'wins')]}/{pairs}")
-    if not pd.isna(row[col(measure, "detectable")]) and not row[col(measure, "p_holm")] < 0.05:
-        lines.append(f"could detect ≥ {_num(row[col(measure, 'detectable')], digits)}")
+    detectable = row[col(measure, "detectable")]
+    if not pd.isna(detectable) and not row[col(measure, "p_holm")] < ALPHA:
+        lines.append("exact test cannot decide" if np.isinf(detectable) else
+                     f"could detect ≥ {_num(detectable, digits)}")
     if not pd.isna(row.get(col(measure, "needed"), np.nan)):
         lines.append(f"--effect needs ~{row[col(measure, 'needed')]} seeds")
     return lines + ([row[col(measure, "note")]] if row[col(measure, "note")] else [])
@@ -262,10 +264,10 @@ def _caption(c: Comparison, shown: list[str]) -> str:
         text += (f" Steps to target: per seed, the target is the level {base}'s own curve has at half its run "
                  f"(training loss: mean of the last {window} batches; test acc: evaluated every "
                  f"{f'{every} steps' if every else 'epoch'} in eval mode); speedup = {base}'s steps ÷ the "
-                 f"variant's. Geometric mean with a t-interval on log ratios when every crossing is exact; else "
-                 f"the median (a range where a crossing is only bounded: between two evaluations, or not reached "
-                 f"within the variant's own run) with a distribution-free interval and the sign test; step = mean "
-                 f"step of the seeds that reached it.")
+                 f"variant's. When every seed reached it: the geometric mean with a t-interval on log ratios (a range "
+                 f"where crossings are known only between two evaluations, tested on the end least favourable to "
+                 f"the claim); when some did not within their own run: the median with a distribution-free "
+                 f"interval and the sign test; step = mean step of the seeds that reached it.")
     return text
 
 

@@ -187,8 +187,11 @@ def test_steps_to_target_judges_both_curves_the_same_way(tmp_path):
     # sign flips of (log 2.5, log 0.6, 0): |±0.92 ± 0.51| is 1.43 or 0.41, never below the observed 0.41
     assert t.loc["bn", "steps_p_exact"] == pytest.approx(1.0)
     # one Holm family of 4 with test acc (no difference: p 1), steps to the accuracy target (every seed at its
-    # first evaluation: the sign test has nothing, p 1) and divergence (none: p 1): the smallest p times 4
-    assert t.loc["bn", "steps_tests"] == 4 and t.loc["bn", "steps_p_holm"] == pytest.approx(4 * t_p_df2(mean, se))
+    # first evaluation, T in (0, 10]: speedup in [1/10, 10], no direction certain, p 1) and divergence (none: p 1):
+    # the smallest p times 4
+    assert (t.loc["bn", "test_acc_p"], t.loc["bn", "steps_acc_p"], t.loc["bn", "diverged_p"]) == (1.0, 1.0, 1.0)
+    assert t.loc["bn", "steps_tests"] == 4
+    assert t.loc["bn", "steps_p_holm"] == pytest.approx(min(1, 4 * t_p_df2(mean, se)))
     assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"]) == (3, 3, 0)
     assert t.loc["bn", "steps_unit"] == "steps" and t.loc["bn", "steps_note"] == ""
     assert t.loc["bn", "steps_target"] == 0.5 and t.loc["bn", "steps_at"] == pytest.approx((4 + 10 + 9) / 3)
@@ -242,7 +245,8 @@ def test_a_crossing_known_only_within_bounds_makes_the_summary_a_median(tmp_path
     assert per_seed.loc["plain", "steps_at"].tolist() == [10, 6, 2]
     t = rows([comparison])
     assert t.loc["bn", "steps_estimator"] == "median"
-    assert t.loc["bn", "steps_speedup"] == pytest.approx(1 / 2) and t.loc["bn", "steps_speedup_high"] == pytest.approx(2)
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(1 / 2)
+    assert t.loc["bn", "steps_speedup_high"] == pytest.approx(2)
     assert pd.isna(t.loc["bn", "steps_ci_low"]) and pd.isna(t.loc["bn", "steps_ci_high"])
     assert pd.isna(t.loc["bn", "steps_p_t"]) and t.loc["bn", "steps_p_exact"] == t.loc["bn", "steps_p"] == 1.0
     assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"]) == (3, 2, 1)
@@ -250,16 +254,27 @@ def test_a_crossing_known_only_within_bounds_makes_the_summary_a_median(tmp_path
     assert t.loc["bn", "steps_at"] == 2.0  # the mean over the seeds that reached it
     assert ("no difference shown to plain's loss at half its run: median 0.50–2.00×, exact p=1 (Holm 1, 4 tests), "
             "1/3 seeds not reached within their own run" in t.loc["bn", "verdict"])
-    # seed 0 with an exact seed 3 (bn T 6, plain T 10: 10/6): still a median, between the means of the two logs
-    # (np.median of 2): sqrt(5 * 10/6) and sqrt(10 * 10/6); both low ends above 1: 2 wins, p = 2 / 2^2
+    # seed 0 with an exact seed 3 (bn T 6, plain T 10: 10/6): every seed reached it, so the geometric mean, known
+    # between its value on the low ends, sqrt(5 * 10/6), and on the high ends, sqrt(10 * 10/6); the interval spans
+    # the low ends' t-interval's low end to the high ends' high end (1 d.o.f.); faster even at the low ends, so the
+    # t-test is made on them (Cauchy: p = 1 - 2/pi arctan |t|), the exact sign flip on them too: both > 0, p = 2/2^2
     only = write_run(tmp_path / "b", {k: v for k, v in trials.items() if k[1] == 0} | {("bn", 3): curve(5),
                                                                                      ("plain", 3): curve(9)})
     t = rows(compare_runs([only])[0])
-    low, high = math.sqrt(5 * 10 / 6), math.sqrt(10 * 10 / 6)
-    assert t.loc["bn", "steps_estimator"] == "median" and t.loc["bn", "steps_censored"] == 0
-    assert t.loc["bn", "steps_speedup"] == pytest.approx(low) and t.loc["bn", "steps_speedup_high"] == pytest.approx(high)
-    assert t.loc["bn", "steps_p"] == pytest.approx(0.5) and pd.isna(t.loc["bn", "steps_ci_low"])
-    assert f"median {low:.2f}–{high:.2f}×, exact p=0.5 (Holm 1, 4 tests)" in t.loc["bn", "verdict"]
+    lows, highs = np.log([5, 10 / 6]), np.log([10, 10 / 6])
+    low, high = np.exp(lows.mean()), np.exp(highs.mean())
+    assert (low, high) == (pytest.approx(math.sqrt(5 * 10 / 6)), pytest.approx(math.sqrt(10 * 10 / 6)))
+    assert t.loc["bn", "steps_estimator"] == "geometric mean" and t.loc["bn", "steps_censored"] == 0
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(low)
+    assert t.loc["bn", "steps_speedup_high"] == pytest.approx(high)
+    half_low, half_high = (T_975_DF1 * ends.std(ddof=1) / math.sqrt(2) for ends in (lows, highs))
+    assert t.loc["bn", "steps_ci_low"] == pytest.approx(np.exp(lows.mean() - half_low))
+    assert t.loc["bn", "steps_ci_high"] == pytest.approx(np.exp(highs.mean() + half_high))
+    p = 1 - 2 / math.pi * math.atan(abs(lows.mean() / (lows.std(ddof=1) / math.sqrt(2))))
+    assert t.loc["bn", "steps_p_t"] == pytest.approx(p) == t.loc["bn", "steps_p"]
+    assert t.loc["bn", "steps_p_exact"] == pytest.approx(0.5)
+    assert t.loc["bn", "steps_note"] == "2 pairs: interval unreliable; crossings known only between two measured points: a range"
+    assert f"{low:.2f}–{high:.2f}× [{np.exp(lows.mean() - half_low):.2f}, " in t.loc["bn", "verdict"]
 
 
 def test_never_reached_is_censored_counted_never_dropped(tmp_path):
@@ -286,27 +301,36 @@ def test_steps_to_the_baselines_test_accuracy_at_half_its_run(tmp_path):
     """Without evals.csv (older runs) the evaluations are the epoch ends, steps 4, 8, 12, 16: plain's accuracy at
     half its run (step 8) is 60%, which it first met at step 8 after missing it at step 4: T_plain in (4, 8].
     bn seed 0 first meets 60% at step 12, after step 8: speedup in [5/12, 8/9]; bn seed 1 is there at its first
-    evaluation, T in (0, 4]: speedup in [5/4, 8/1]. The median of 2 is between the means of the logs:
-    sqrt(5/12 * 5/4) and sqrt(8/9 * 8); 1 win, 1 loss: p = 1."""
+    evaluation, T in (0, 4]: speedup in [5/4, 8/1]. Both reached it: the geometric mean, between its value on the
+    low ends, sqrt(5/12 * 5/4), and on the high ends, sqrt(8/9 * 8). Below 1 on the low ends, above on the high
+    ends: no direction is certain, so p = 1."""
     losses = [[1.0] * 4] * 4
     plain = {"losses": losses, "acc": [0.5, 0.6, 0.7, 0.8]}
     trials = {("bn", 0): {"losses": losses, "acc": [0.5, 0.5, 0.6, 0.7]}, ("plain", 0): plain,
               ("bn", 1): {"losses": losses, "acc": [0.8] * 4}, ("plain", 1): plain}
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
     per_seed = comparison.trials.set_index(["variant", "seed"])
-    assert per_seed.loc["bn", "steps_acc_after"].tolist() == [8, 0] and per_seed.loc["bn", "steps_acc_at"].tolist() == [12, 4]
+    assert per_seed.loc["bn", "steps_acc_after"].tolist() == [8, 0]
+    assert per_seed.loc["bn", "steps_acc_at"].tolist() == [12, 4]
     assert per_seed.loc["plain", "steps_acc_after"].tolist() == [4, 4]
     assert per_seed.loc["plain", "steps_acc_at"].tolist() == [8, 8]
     assert per_seed.steps_acc_target.tolist() == pytest.approx([60.0] * 4) and (per_seed.steps_acc_ref == 8).all()
     t = rows([comparison])
+    lows, highs = np.log([5 / 12, 5 / 4]), np.log([8 / 9, 8])
     low, high = math.sqrt(5 / 12 * 5 / 4), math.sqrt(8 / 9 * 8)
-    assert t.loc["bn", "steps_acc_estimator"] == "median"
-    assert t.loc["bn", "steps_acc_speedup"] == pytest.approx(low)
-    assert t.loc["bn", "steps_acc_speedup_high"] == pytest.approx(high)
+    assert t.loc["bn", "steps_acc_estimator"] == "geometric mean"
+    assert t.loc["bn", "steps_acc_speedup"] == pytest.approx(low) and low < 1
+    assert t.loc["bn", "steps_acc_speedup_high"] == pytest.approx(high) and high > 1
+    ci_low = np.exp(lows.mean() - T_975_DF1 * lows.std(ddof=1) / math.sqrt(2))
+    ci_high = np.exp(highs.mean() + T_975_DF1 * highs.std(ddof=1) / math.sqrt(2))
+    assert t.loc["bn", "steps_acc_ci_low"] == pytest.approx(ci_low)
+    assert t.loc["bn", "steps_acc_ci_high"] == pytest.approx(ci_high)
+    assert t.loc["bn", "steps_acc_p"] == t.loc["bn", "steps_acc_p_exact"] == 1.0
     assert (t.loc["bn", "steps_acc_reached"], t.loc["bn", "steps_acc_censored"]) == (2, 0)
-    assert t.loc["bn", "steps_acc_p"] == 1.0 and t.loc["bn", "steps_acc_at"] == pytest.approx(8.0)
-    assert t.loc["bn", "steps_acc_target"] == pytest.approx(60.0)
-    assert f"to plain's test acc at half its run: median {low:.2f}–{high:.2f}×, exact p=1" in t.loc["bn", "verdict"]
+    assert t.loc["bn", "steps_acc_at"] == pytest.approx(8.0) and t.loc["bn", "steps_acc_target"] == pytest.approx(60.0)
+    assert t.loc["bn", "steps_acc_note"] == "2 pairs: interval unreliable; crossings known only between two measured points: a range"
+    assert (f"no difference shown to plain's test acc at half its run: {low:.2f}–{high:.2f}× [{ci_low:.2f}, "
+            f"{ci_high:.2f}], t-test p=1 (Holm 1, 4 tests)" in t.loc["bn", "verdict"])
 
 
 def test_diverged_trials_are_named_and_left_out(tmp_path):
@@ -321,11 +345,16 @@ def test_diverged_trials_are_named_and_left_out(tmp_path):
     assert t.loc["bn", "seeds"] == 2 and t.loc["bn", "pairs"] == 1 and t.loc["plain", "seeds"] == 2
     assert t.loc["bn", "train_loss_mean"] == pytest.approx(np.mean([0.4, 0.6]))  # seeds 0 and 2, not the NaN
     assert t.loc["bn", "train_loss_delta"] == pytest.approx(-0.1)  # seed 0 is the only pair
-    assert pd.isna(t.loc["bn", "train_loss_ci_low"]) and pd.isna(t.loc["bn", "train_loss_p"])
+    # one pair: no interval and no t-test; the exact sign flip of one difference: both signs give its |d|, p = 1
+    assert pd.isna(t.loc["bn", "train_loss_ci_low"]) and pd.isna(t.loc["bn", "train_loss_p_t"])
+    assert t.loc["bn", "train_loss_p_exact"] == t.loc["bn", "train_loss_p"] == 1.0
     assert t.loc["bn", "epoch"] == 2  # the last epoch of the trials that did not diverge
+    # McNemar on the 3 seeds both ran: 1 where only bn diverged, 1 where only plain did: 2 P(X <= 1), X ~ Bin(2, 1/2)
+    assert t.loc["bn", "diverged_p"] == 1.0 and t.loc["bn", "diverged_tests"] == 4
     text = comparison_output([comparison], "markdown")
     assert "bn<br>diverged 1/3 seeds<br>seed 1 diverged at step 6" in text and "1 pair: no interval" in text
-    assert t.loc["bn", "diverged_seeds"] == 1 and "bn diverged on 1/3 seeds" in t.loc["bn", "verdict"]
+    assert t.loc["bn", "diverged_seeds"] == 1
+    assert "bn diverged on 1/3 seeds, plain on 1/3 (exact p=1, Holm 1)" in t.loc["bn", "verdict"]
     assert "nan" not in text.lower()
     left_out = comparison.trials.loc[~comparison.trials.ok, ["variant", "seed"]]
     assert sorted(map(tuple, left_out.values.tolist())) == [("bn", 1), ("plain", 2)]
@@ -532,7 +561,12 @@ def test_runs_are_grouped_by_experiment_newest_first(tmp_path):
 # ---- many comparisons ---------------------------------------------------------------------------------------------
 
 def test_p_values_are_adjusted_across_variants_and_sweep_points(tmp_path):
-    """2 variants x 2 sweep points = 4 tests per metric; each row's Holm p is computed by hand from the 4 raw ones."""
+    """2 variants x 2 sweep points = 4 comparisons. Test acc is in the verdict's family with both speedups and
+    divergence: 4 x 4 = 16 tests. Here the others are p = 1 or cannot be made (counted as 1): every loss is 1.0, so
+    each trial meets plain's loss at half its run (step 2) at its first smoothed point, T in (0, 2]: speedup in
+    [1/2, 2], no direction certain (p 1); the only evaluation is at step 4, after half the run: no accuracy target
+    (p NaN); nothing diverged (p 1). So the i-th smallest test acc p becomes max over j <= i of min(1, (16 - j + 1)
+    p_(j)). The train loss is its own family of the 4 comparisons."""
     trials = {}
     for lr, shift in (("0.001", 0.0), ("0.01", 0.02)):
         for s in range(3):
@@ -541,12 +575,17 @@ def test_p_values_are_adjusted_across_variants_and_sweep_points(tmp_path):
             trials[("gn", s, lr)] = {"losses": [[1.0] * 4], "acc": [0.81 + 0.02 * (s == 1) - shift]}
     (comparison,), _ = compare_runs([write_run(tmp_path, trials, sweep={"optimizer.lr": [0.001, 0.01]})])
     t = comparison.table[~comparison.table.baseline]
+    assert (t.steps_p == 1.0).all() and t.steps_acc_p.isna().all() and (t.diverged_p == 1.0).all()
+    assert (t.steps_acc_note == "no target on 3 seeds: no point of the baseline's curve in the first half of its "
+                                "run").all()
     raw = t.test_acc_p.to_numpy()
+    assert (raw < 1).all()  # below every other member of the family: they come after them in Holm's order
     order = np.argsort(raw)
-    expected = np.maximum.accumulate(np.minimum(1, (4 - np.arange(4)) * raw[order]))
+    expected = np.maximum.accumulate(np.minimum(1, (16 - np.arange(4)) * raw[order]))
     assert t.test_acc_p_holm.to_numpy()[order] == pytest.approx(expected)
-    assert (t.test_acc_tests == 4).all() and (t.test_acc_p_holm >= t.test_acc_p).all()
-    assert all("Holm p=" in v and "4 tests" in v for v in t.verdict)
+    assert (t.test_acc_tests == 16).all() and (t.test_acc_p_holm >= t.test_acc_p).all()
+    assert (t.steps_tests == 16).all() and (t.diverged_tests == 16).all() and (t.train_loss_tests == 4).all()
+    assert all("(Holm " in v and "16 tests)" in v for v in t.verdict)
 
 
 # ---- layout ------------------------------------------------------------------------------------------------------
@@ -583,18 +622,19 @@ def test_list_never_truncates_run_ids_or_names(digits_runs, width):
     assert width is None or all(len(line) <= width or len(tokens(line)) == 1 for line in lines)
 
 
-def test_a_target_the_baseline_never_meets_is_na_with_the_reason(tmp_path):
-    """Window 3 over epochs of 4 batches does not divide them: every mean of 3 batches of plain's curve is at least
-    (1 + 1 + 0.2) / 3 = 0.73, above its epoch-2 mean 0.6, so no seed has a ratio."""
+def test_a_baseline_without_a_smoothed_point_in_its_first_half_gives_no_target_with_the_reason(tmp_path):
+    """The baseline meets its own target by construction, so steps are n/a only where it has no target: window 5
+    over a run of 8 steps gives plain's first smoothed point at step 5, after half its run (step 4)."""
     plain = {"losses": [[1.0] * 4, [0.2, 1.0, 1.0, 0.2]], "acc": [0.5, 0.6]}
     trials = {("bn", 0): curve(2, steps=8), ("plain", 0): plain}
-    (comparison,), _ = compare_runs([write_run(tmp_path, trials, log_every=3)])
+    (comparison,), _ = compare_runs([write_run(tmp_path, trials, log_every=5)])
+    why = "no point of the baseline's curve in the first half of its run"
+    assert comparison.trials.steps_why.tolist() == [why, why] and comparison.trials.steps_target.isna().all()
     t = rows([comparison])
-    assert pd.isna(t.loc["bn", "steps_speedup"]) and t.loc["bn", "steps_na"] == 1
-    assert t.loc["bn", "steps_note"] == "n/a on 1 seed: plain never met its own target"
+    assert pd.isna(t.loc["bn", "steps_speedup"]) and t.loc["bn", "steps_pairs"] == 0 and t.loc["bn", "pairs"] == 1
+    assert t.loc["bn", "steps_note"] == f"no target on 1 seed: {why}" and pd.isna(t.loc["bn", "steps_p"])
     assert pd.isna(t.loc["plain", "steps_speedup"])
-    assert "speedup to plain's final train loss: n/a (n/a on 1 seed: plain never met its own target" in \
-        t.loc["bn", "verdict"]
+    assert f"steps to plain's loss at half its run: n/a (no target on 1 seed: {why})" in t.loc["bn", "verdict"]
 
 
 def test_a_run_of_one_variant_shows_its_numbers_without_deltas(tmp_path):
@@ -604,7 +644,8 @@ def test_a_run_of_one_variant_shows_its_numbers_without_deltas(tmp_path):
     (comparison,), _ = compare_runs([run])
     t = rows([comparison])
     assert t.loc["bn", "train_loss_mean"] == 0.5 and pd.isna(t.loc["bn", "train_loss_delta"])
-    assert t.loc["bn", "steps_note"] == "n/a on 2 seeds: no full smoothing window"
+    assert t.loc["bn", "steps_note"] == ("no target on 2 seeds: no point of the baseline's curve in the first half "
+                                         "of its run")
     for args in ([], ["--windows"], ["--plot", tmp_path / "one.png"], ["--format", "json"]):
         result = invoke("compare", run, *args)
         assert result.exit_code == 0 and "Traceback" not in result.output, result.output

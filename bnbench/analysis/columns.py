@@ -63,15 +63,16 @@ METRIC_STATS = {  # tested metrics; an untested metric has the first three
     "p_exact": "exact sign-flip (permutation) p on the same differences (no assumption)",
     "p": "the p the decision uses (see --test)", "p_holm": "p adjusted by Holm (see tests)",
     "tests": "the size of its Holm family", "wins": "pairs where the variant is better",
-    "losses": "pairs where it is worse", "detectable": "the difference these pairs detect with 80% power",
+    "losses": "pairs where it is worse", "detectable":
+        "the difference these pairs detect with 80% power (t-test; inf: the exact test cannot decide)",
     "needed": "seeds a difference of --effect would need (80% power)", "note": "why an interval is missing or weak",
 }
 SPEED_STATS = {
     "target": "the target level: the baseline's curve at half its run (per seed; mean shown)",
     "unit": "steps, or examples seen when batch sizes differ", "at": "mean step the seeds that reached it did",
-    "speedup": "baseline's steps ÷ the variant's: geometric mean, or median's low end when censored",
-    "speedup_high": "the median's high end (equal to speedup unless censoring leaves it open)",
-    "estimator": "geometric mean (every crossing exact) or median (some only bounded)",
+    "speedup": "baseline's steps ÷ the variant's: the geometric mean (its low end), or the median's low end",
+    "speedup_high": "its high end (equal to speedup unless crossings are only bounded)",
+    "estimator": "geometric mean (every pair reached the target) or median (some did not: censored)",
     "ci_low": "95% interval, low end", "ci_high": "95% interval, high end",
     "p_t": "t-test p on log speedups (geometric mean only)", "p_exact": "exact sign-flip or sign-test p",
     "p": "the p the decision uses", "p_holm": "p adjusted by Holm over the verdict family",

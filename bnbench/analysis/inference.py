@@ -220,6 +220,12 @@ def format_p(p: float, alpha: float = ALPHA) -> str:
 
 # ---- censored speed ratios ---------------------------------------------------------------------------------------
 
+def p_is(p: float, alpha: float = ALPHA) -> str:
+    """'=0.031' or '<0.0001': format_p after "p", so that "p<0.0001" never reads "p=<0.0001"."""
+    text = format_p(p, alpha)
+    return text if text.startswith("<") else f"={text}"
+
+
 def _order_statistic_rank(n: int) -> int:
     """The largest k >= 1 such that [k-th smallest, k-th largest] of n draws covers their median with probability
     at least CONFIDENCE, i.e. 2 P(Bin(n, 0.5) <= k - 1) <= 1 - CONFIDENCE; 0 when there is none (n < 6)."""
@@ -233,8 +239,8 @@ def _order_statistic_rank(n: int) -> int:
 def censored_summary(lo: np.ndarray, hi: np.ndarray) -> dict:
     """Median of per-seed log speedups that are known only as intervals: seed i's lies in [lo[i], hi[i]].
 
-    lo, hi [n], lo <= hi, +-inf allowed: a seed whose variant never reached the target has lo = -inf, one that met
-    it at its first measured point hi = +inf; lo == hi is an exact value. Keys, all in log space:
+    lo, hi [n], lo <= hi, +-inf allowed: a seed whose variant never reached the target has lo = -inf (a bound on
+    the other side, were there one, would be hi = +inf); lo == hi is an exact value. Keys, all in log space:
     estimate_low, estimate_high: median(lo) and median(hi), between which the sample median lies (equal when
       censoring does not touch the middle);
     ci_low, ci_high: a distribution-free >= CONFIDENCE interval for the median, [k-th smallest lo, k-th largest

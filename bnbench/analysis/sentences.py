@@ -8,7 +8,7 @@ of the verdict family is below ALPHA; p-values are printed so that the digits sh
 import numpy as np
 
 from .columns import METRICS, PRIMARY, SPEEDS, col
-from .inference import ADVISED_SEEDS, ALPHA, format_p
+from .inference import ADVISED_SEEDS, ALPHA, format_p, p_is
 
 
 def verdict(row: dict, base: dict, baseline: str, points: list[str]) -> str:
@@ -36,13 +36,13 @@ def _p_text(row: dict, measure: str) -> str:
         return ""
     t, exact = row[col(measure, "p_t")], row[col(measure, "p_exact")]
     used = "t-test" if row["test"] == "t" and not np.isnan(t) else "exact"
-    text = f"{used} p={format_p(p)} (Holm {format_p(holm)}, {tests} tests)"
+    text = f"{used} p{p_is(p)} (Holm {format_p(holm)}, {tests} tests)"
     other = row.get(f"_other_{measure}", np.nan)
     if not np.isnan(other) and (other < ALPHA) != (holm < ALPHA):
         if used == "t-test":
-            text += f", exact p={format_p(exact)} (Holm {format_p(other)}): the decision rests on normality"
+            text += f", exact p{p_is(exact)} (Holm {format_p(other)}): the decision rests on normality"
         else:
-            text += f", t-test p={format_p(t)} (Holm {format_p(other)}) would decide otherwise, assuming normality"
+            text += f", t-test p{p_is(t)} (Holm {format_p(other)}) would decide otherwise, assuming normality"
     return text
 
 
@@ -62,7 +62,9 @@ def _metric_claim(row: dict, measure: str) -> str:
     text += f", {row[col(measure, 'wins')]}/{pairs} seeds better"
     text += ", ".join(["", *filter(None, [_p_text(row, measure), row[col(measure, "note")]])])
     detectable = row[col(measure, "detectable")]
-    if not _decided(row, measure) and not np.isnan(detectable):
+    if not _decided(row, measure) and np.isinf(detectable):
+        text += f"; the exact test cannot decide with {pairs} pairs (its smallest p is {format_p(2 / 2 ** pairs)})"
+    elif not _decided(row, measure) and not np.isnan(detectable):
         text += f"; these seeds could detect ≥ {detectable:.2f}{unit}"
     needed = row.get(col(measure, "needed"))
     if needed is not None and needed == needed:
@@ -111,4 +113,4 @@ def _divergence(row: dict, base: dict, baseline: str) -> str:
     if _decided(row, "diverged"):
         more = row["diverged_seeds"] / max(row["trials"], 1) > base["diverged_seeds"] / max(base["trials"], 1)
         counts = f"diverges {'more' if more else 'less'} often: {counts}"
-    return f"{counts} (exact p={format_p(p)}, Holm {format_p(row[col('diverged', 'p_holm')])})"
+    return f"{counts} (exact p{p_is(p)}, Holm {format_p(row[col('diverged', 'p_holm')])})"

@@ -11,9 +11,11 @@ power, the observed spread) comes with every "no difference shown".
 
 Divergence is an outcome of its own: k of n seeds per variant, the baseline included, tested against the
 baseline's by McNemar's exact test on the pairs. Steps to a target (see `measures`) give per seed a speedup
-T_baseline / T_variant, known exactly or within bounds (an evaluation grid, a target not reached within the
-variant's own steps): when every pair is exact, the geometric mean with a t-interval on log speedups; otherwise
-the median, which bounds leave known between two values, with a distribution-free interval and the sign test.
+T_baseline / T_variant, known exactly or within bounds (an evaluation grid, a crossing at a curve's first point):
+when every pair reached the target, the geometric mean with a t-interval on log speedups, a range when crossings
+are bounded, tested on the end least favourable to the claim; when some variant trial never reached it within
+its own steps (censored), the median, which the bounds may leave known between two values, with a
+distribution-free interval and the sign test.
 Steps are counted in examples seen when the batch sizes of the two differ.
 
 Families: the tests a verdict line uses (test accuracy, the two speedups, divergence) form one Holm family over
@@ -251,7 +253,7 @@ def _geometric(measure: str, lo: np.ndarray, hi: np.ndarray, test: str, note: st
         worst, end = None, None
     exact = inference.sign_flip_p(end) if end is not None else 1.0
     p_t = worst["p_t"] if worst is not None else (1.0 if not np.isnan(low["p_t"]) else np.nan)
-    grid = "" if np.array_equal(lo, hi) else "crossings between evaluations: a range"
+    grid = "" if np.array_equal(lo, hi) else "crossings known only between two measured points: a range"
     return {col(measure, "speedup"): np.exp(low["mean"]), col(measure, "speedup_high"): np.exp(high["mean"]),
             col(measure, "estimator"): "geometric mean", col(measure, "ci_low"): np.exp(low["ci_low"]),
             col(measure, "ci_high"): np.exp(high["ci_high"]), col(measure, "p_t"): p_t,
@@ -287,7 +289,7 @@ def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[f
             if metric.tested:
                 level = inference.ALPHA / row[col(name, "tests")]
                 sd = row.pop(f"_{name}_sd")
-                row[col(name, "detectable")] = inference.detectable(row["pairs"], sd, level)
+                row[col(name, "detectable")] = _detectable(row["pairs"], sd, level, row["test"])
                 row[col(name, "needed")] = (inference.seeds_needed(effect, sd, level)
                                             if effect is not None and name == "test_acc" else None)
     per_point, base = len(results.config.variants), [v.name for v in results.config.variants].index(baseline)
@@ -306,6 +308,15 @@ def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[f
 
 _FRAME = ["experiment", "run", "status", "partial", "notes"]  # the same for every row
 _EMPTY = {c: "" for c in COLUMNS if c.endswith(("_note", "_estimator", "_unit"))} | {"diverged": "", "missing": ""}
+
+
+def _detectable(pairs: int, sd: float, level: float, test: str) -> float:
+    """The difference `pairs` pairs detect with 80% power at `level` (t-test power, from the observed spread):
+    NaN without a spread (a constant difference: the t-test is undefined), inf where the exact test decides and
+    cannot reach `level` at all with this many pairs (its smallest p is 2 / 2^pairs)."""
+    if test == "exact" and 2.0 / 2 ** pairs > level:
+        return np.inf
+    return inference.detectable(pairs, sd, level) if sd > 0 else np.nan
 
 
 def _other_p(row: dict, measure: str) -> float:
