@@ -204,6 +204,8 @@ def compare(
                                                           "configs differ only in seeds are pooled]."),
     metric: List[str] = typer.Option([], "--metric", "-m", metavar="NAME",
         help="Show only these (repeatable): train_loss, test_loss, test_acc, best_acc, steps, steps_acc, seconds."),
+    full: bool = typer.Option(False, "--full", help="Every statistic of every measure (the default table is the "
+                                                     "answer at a glance, in the terminal's width)."),
     test: str = typer.Option("t", "--test", metavar="t|exact",
         help="The test a decision uses: t (paired t-test: assumes normal differences; at 5 seeds the only one that "
              "can decide) or exact (sign-flip: assumes nothing, needs ≥ 6 seeds). Both p-values are always shown."),
@@ -221,7 +223,9 @@ def compare(
     comparisons, skipped = compare_runs(paths, baseline, epoch, pool=not no_pool, test=test, effect=effect)
     for warning in skipped:
         errors.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
-    rendered = comparison_output(comparisons, format_, metric, windows, width=None if output else _width())
+    detail = full or windows or metric
+    width = None if output else _width() if detail else console.width  # the glance: the terminal's, COLUMNS or 80
+    rendered = comparison_output(comparisons, format_, metric, windows, width=width, full=full)
     if plot is not None:
         from .plots import MAX_RUNS, PER_PAGE, save_plot
         for file in save_plot(comparisons, plot, title, dpi):

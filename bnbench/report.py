@@ -14,7 +14,9 @@ from .catalog import config_rows, run_rows
 from .analysis import Comparison
 from .analysis.columns import METRICS, SPEEDS, col, of_measure
 from .analysis.inference import ALPHA, format_p, p_is
+from .analysis.sentences import speed_value
 from .errors import BnbenchError
+from .glance import glance
 from .layout import Grid, render
 
 
@@ -92,9 +94,10 @@ TEX = {"±": r"$\pm$", "Δ": r"$\Delta$", "×": r"$\times$", "÷": r"$\div$", "�
 
 
 def comparison_output(comparisons: list[Comparison], fmt: str = "table", metrics: list[str] = (),
-                      windows: bool = False, width: Optional[int] = None) -> str:
-    """What `bnbench compare` shows, as text: for "table", laid out for a terminal `width` columns wide (None:
-    not a terminal, nothing wrapped); else the text of that export format.
+                      windows: bool = False, width: Optional[int] = None, full: bool = False) -> str:
+    """What `bnbench compare` shows, as text: for "table", the answer at a glance (see `glance`) or with `full`
+    every statistic, laid out for a terminal `width` columns wide (None: not a terminal, the glance at 80
+    columns, the full table unwrapped); else the text of that export format.
 
     Every format shows the same numbers: csv and json at full precision, one row per variant (or per window
     with `windows`); the others rounded, with the same rows and columns, and the verdict lines on top.
@@ -109,6 +112,8 @@ def comparison_output(comparisons: list[Comparison], fmt: str = "table", metrics
         frame = pd.concat([_windows_frame(c) if windows else _columns(c.table, shown) for c in comparisons],
                           ignore_index=True)
         return frame.to_csv(index=False) if fmt == "csv" else json.dumps(_records(frame), indent=2) + "\n"
+    if fmt == "table" and not (full or windows or metrics):
+        return glance(comparisons, width)
     grids = [_windows_grid(c) if windows else _comparison_grid(c, shown) for c in comparisons]
     if fmt == "table":
         return "\n".join(render(g, width) for g in grids)
@@ -214,15 +219,8 @@ def _metric_cell(row: dict, measure: str) -> list[str]:
 
 
 def _speed_value(row: dict, measure: str) -> str:
-    """'1.42×' (geometric mean), 'median 1.40–1.55×' (bounded), 'median ≥ 2.00×', 'median ≤ 0.40×'."""
-    low, high = row[col(measure, "speedup")], row[col(measure, "speedup_high")]
-    if row[col(measure, "estimator")] == "geometric mean":
-        return f"{low:.2f}×" if np.isclose(low, high) else f"{low:.2f}–{high:.2f}×"
-    if np.isinf(high):
-        return f"median ≥ {low:.2f}×"
-    if low == 0:
-        return f"median ≤ {high:.2f}×"
-    return f"median {low:.2f}×" if np.isclose(low, high) else f"median {low:.2f}–{high:.2f}×"
+    return speed_value(row[col(measure, "speedup")], row[col(measure, "speedup_high")],
+                       row[col(measure, "estimator")])
 
 
 def _steps_cell(row: dict, measure: str) -> list[str]:

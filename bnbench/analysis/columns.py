@@ -32,8 +32,8 @@ METRICS = {
     "seconds": Metric("seconds per trial", "", 2, False, False),
 }
 SPEEDS = {
-    "steps": Speed("loss at half its run", "training loss, smoothed"),
-    "steps_acc": Speed("test acc at half its run", "test accuracy at each evaluation"),
+    "steps": Speed("half-run loss", "training loss, smoothed"),  # the level its curve has at half its run
+    "steps_acc": Speed("half-run test acc", "test accuracy at each evaluation"),
 }
 PRIMARY = "test_acc"
 VERDICT = ["test_acc", "steps", "steps_acc", "diverged"]  # the tests a verdict line uses: one Holm family

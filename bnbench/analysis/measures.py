@@ -8,9 +8,9 @@ run is compared on an equal budget; `epoch=N` picks another):
   seconds      wall seconds of the trial's epochs 1..E
   diverged     the step at which the loss became NaN/inf (NaN: never); `ok` = finished epoch E without diverging
 
-Steps to a target (see `speeds`): per seed, the target is the level the baseline's own curve has at half its run,
-so that the baseline meets it by construction and a variant as fast as the baseline meets it with half a run to
-spare. Target and crossing are read off the same curve kind: the training loss smoothed by an exact trailing mean
+Steps to a target (see `speeds`): the target is the level the baseline's curves have at half their run (the mean
+over its seeds), so that the baseline meets it about half-way and a variant as fast as the baseline meets it with
+half a run to spare. Target and crossing are read off the same curve kind: the training loss smoothed by an exact trailing mean
 of `smoothing` batches, or the test accuracy at each evaluation. A crossing is known between two measured steps
 (after < T ≤ at): exact for the loss curve, measured every step once its window is full; an interval between two
 evaluations for accuracy. A trial that does not reach the target is censored at its own last step.
@@ -57,32 +57,36 @@ def point_measures(results: Results, point: int, spans: dict, baseline: str,
 
 
 def speeds(measure: str, curves: dict, t: dict, base: np.ndarray, higher: bool) -> dict:
-    """When each `ok` trial first met its seed's target (trials as in `t`, `base[k]` the baseline trial of k's
+    """When each `ok` trial first met the point's target (trials as in `t`, `base[k]` the baseline trial of k's
     seed): `{measure}_target` (the level), `_ref` (the baseline's step it was read at), `_after` and `_at` (the
-    crossing lies in (after, at]; `at` NaN: not reached, or no target) and `_why` (why there is no target)."""
+    crossing lies in (after, at]; `at` NaN: not reached, or no target) and `_why` (why there is no target).
+
+    The target is the mean over the baseline's seeds of the level each one's curve has at half its run: one level
+    for every seed, so that a seed's baseline trial meets it as a variant trial would, no sooner by construction
+    (a per-seed target read off the baseline's own noisy curve would let the baseline cross it early, and make an
+    equal variant look slower)."""
     count = len(base)
     out = {f"{measure}_{k}": np.full(count, np.nan) for k in ("target", "ref", "after", "at")}
     why = np.full(count, "", dtype=object)
+    levels = [level_at(*curves[b], math.ceil(TARGET_AT * t["steps"][b]))
+              for b in sorted(set(base)) if t["ok"][b] and b in curves]
+    levels = [(step, level) for step, level in levels if not np.isnan(level)]
+    target = np.mean([level for _, level in levels]) if levels else np.nan
     for k in range(count):
-        b = base[k]
         if not t["ok"][k]:
             why[k] = "no result" if np.isnan(t["steps"][k]) else "diverged"
-            continue
-        if not t["ok"][b]:
-            why[k] = "the baseline diverged" if not np.isnan(t["steps"][b]) else "no baseline result"
-            continue
-        ref = math.ceil(TARGET_AT * t["steps"][b])
-        ref_step, level = level_at(*curves[b], ref) if b in curves else (0, np.nan)
-        if np.isnan(level):
-            why[k] = "no point of the baseline's curve in the first half of its run"
-            continue
-        after, at = first_crossing(*curves[k], level, higher)
-        out[f"{measure}_target"][k], out[f"{measure}_ref"][k] = level, ref_step
-        if at == UNDEFINED:
-            why[k] = "no point of its curve"
-            continue
-        out[f"{measure}_after"][k] = after
-        out[f"{measure}_at"][k] = np.nan if at == NEVER else at
+        elif not t["ok"][base[k]]:
+            why[k] = "the baseline diverged" if not np.isnan(t["steps"][base[k]]) else "no baseline result"
+        elif np.isnan(target):
+            why[k] = "no point of the baseline's curves in the first half of their run"
+        else:
+            after, at = first_crossing(*curves[k], target, higher)
+            if at == UNDEFINED:
+                why[k] = "no point of its curve"
+                continue
+            out[f"{measure}_target"][k], out[f"{measure}_ref"][k] = target, np.mean([s for s, _ in levels])
+            out[f"{measure}_after"][k] = after
+            out[f"{measure}_at"][k] = np.nan if at == NEVER else at
     return out | {f"{measure}_why": why}
 
 

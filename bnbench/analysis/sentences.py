@@ -1,8 +1,10 @@
-"""The verdict: one line a person can quote per variant (x sweep point), the conclusion first, each claim with
-its interval, its Holm-adjusted p and the assumption it rests on; what the seeds could have detected when no
-difference is shown; divergence named for the baseline too.
+"""The verdict: one line a person can quote per variant (x sweep point), the conclusion first ("better test acc
++5.75 pts [+4.79, +6.70], 5/5 seeds"), each claim with its interval and Holm-adjusted p, then the qualifiers:
+which test decided and the family it was adjusted in, the assumption a decision rests on where the other test
+would decide otherwise, what the seeds could have detected where no difference is shown, divergence (named for
+the baseline too), and too few seeds.
 
-A claim says "better", "worse", "faster", "slower" or "diverges more/less often" only where the Holm-adjusted p
+A claim says "better", "worse", "sooner", "later" or "diverges more/less often" only where the Holm-adjusted p
 of the verdict family is below ALPHA; p-values are printed so that the digits shown agree with that decision.
 """
 import numpy as np
@@ -18,7 +20,8 @@ def verdict(row: dict, base: dict, baseline: str, points: list[str]) -> str:
     diverged = _divergence(row, base, baseline)
     if not row["pairs"]:
         return f"{head} nothing to compare: no seed where neither diverged" + (f" ({diverged})" if diverged else "")
-    claims = [_metric_claim(row, PRIMARY)] + [_speed_claim(row, m, baseline) for m in SPEEDS] + [diverged]
+    claims = [_metric_claim(row, PRIMARY), *(_speed_claim(row, m, baseline) for m in SPEEDS), diverged,
+              _tests(row)]
     if row["pairs"] < ADVISED_SEEDS:
         claims.append(f"only {row['pairs']} pair{'s' * (row['pairs'] != 1)}: run ≥ {ADVISED_SEEDS} seeds")
     return f"{head} " + "; ".join(c for c in claims if c)
@@ -28,43 +31,32 @@ def _decided(row: dict, measure: str) -> bool:
     return bool(row[col(measure, "p_holm")] < ALPHA)
 
 
-def _p_text(row: dict, measure: str) -> str:
-    """'t-test p=0.0012 (Holm 0.0048, 8 tests)', or the exact test's; with the other test's p when it would
-    decide otherwise."""
-    p, holm, tests = row[col(measure, "p")], row[col(measure, "p_holm")], row[col(measure, "tests")]
-    if np.isnan(p):
+def _holm(row: dict, measure: str) -> str:
+    return f"(Holm p{p_is(row[col(measure, 'p_holm')])})" if not np.isnan(row[col(measure, "p_holm")]) else ""
+
+
+def _interval(low: float, high: float, signed: bool) -> str:
+    if np.isnan(low):
         return ""
-    t, exact = row[col(measure, "p_t")], row[col(measure, "p_exact")]
-    used = "t-test" if row["test"] == "t" and not np.isnan(t) else "exact"
-    text = f"{used} p{p_is(p)} (Holm {format_p(holm)}, {tests} tests)"
-    other = row.get(f"_other_{measure}", np.nan)
-    if not np.isnan(other) and (other < ALPHA) != (holm < ALPHA):
-        if used == "t-test":
-            text += f", exact p{p_is(exact)} (Holm {format_p(other)}): the decision rests on normality"
-        else:
-            text += f", t-test p{p_is(t)} (Holm {format_p(other)}) would decide otherwise, assuming normality"
-    return text
+    return f" [{low:+.2f}, {high:+.2f}]" if signed else f" [{low:.2f}, {high:.2f}]"
 
 
 def _metric_claim(row: dict, measure: str) -> str:
     metric = METRICS[measure]
-    delta, low, high = row[col(measure, "delta")], row[col(measure, "ci_low")], row[col(measure, "ci_high")]
+    delta = row[col(measure, "delta")]
     unit = f" {metric.unit}" if metric.unit else ""
-    name = metric.label.removesuffix(" %")
+    name = metric.label.removeprefix("final ").removesuffix(" %")
+    number = (f"{delta:+.2f}{unit}{_interval(row[col(measure, 'ci_low')], row[col(measure, 'ci_high')], True)}, "
+              f"{row[col(measure, 'wins')]}/{row['pairs']} seeds")
     if _decided(row, measure):
         word = "better" if (delta > 0) == metric.higher else "worse"
-    else:
-        word = "no difference shown in"
-    text = f"{word} {name} {delta:+.2f}{unit}"
-    if not np.isnan(low):
-        text += f" [{low:+.2f}, {high:+.2f}]"
-    pairs = row["pairs"]
-    text += f", {row[col(measure, 'wins')]}/{pairs} seeds better"
-    text += ", ".join(["", *filter(None, [_p_text(row, measure), row[col(measure, "note")]])])
+        return f"{word} {name} {number} {_holm(row, measure)}"
+    text = f"no difference shown in {name}: {number} better {_holm(row, measure)}".rstrip()
     detectable = row[col(measure, "detectable")]
-    if not _decided(row, measure) and np.isinf(detectable):
-        text += f"; the exact test cannot decide with {pairs} pairs (its smallest p is {format_p(2 / 2 ** pairs)})"
-    elif not _decided(row, measure) and not np.isnan(detectable):
+    if np.isinf(detectable):
+        text += f"; the exact test cannot decide with {row['pairs']} pairs (its smallest p is " \
+                f"{format_p(2 / 2 ** row['pairs'])})"
+    elif not np.isnan(detectable):
         text += f"; these seeds could detect ≥ {detectable:.2f}{unit}"
     needed = row.get(col(measure, "needed"))
     if needed is not None and needed == needed:
@@ -76,30 +68,53 @@ def _speed_claim(row: dict, measure: str, baseline: str) -> str:
     target = f"{baseline}'s {SPEEDS[measure].label}"
     pairs, speedup, high = row[col(measure, "pairs")], row[col(measure, "speedup")], row[col(measure, "speedup_high")]
     if not pairs or np.isnan(speedup):
-        return f"steps to {target}: n/a ({row[col(measure, 'note')] or 'no pairs'})"
-    if row[col(measure, "estimator")] == "geometric mean":
-        value = f"{speedup:.2f}×" if np.isclose(speedup, high) else f"{speedup:.2f}–{high:.2f}×"
-    elif np.isinf(high):
-        value = f"median ≥ {speedup:.2f}×"
-    elif speedup == 0:
-        value = f"median ≤ {high:.2f}×"
-    else:
-        value = f"median {speedup:.2f}×" if np.isclose(speedup, high) else f"median {speedup:.2f}–{high:.2f}×"
-    low_ci, high_ci = row[col(measure, "ci_low")], row[col(measure, "ci_high")]
-    if not np.isnan(low_ci):
-        value += f" [{low_ci:.2f}, {high_ci:.2f}]"
+        return f"speed to {target}: n/a ({row[col(measure, 'note')] or 'no pairs'})"
+    value = speed_value(speedup, high, row[col(measure, "estimator")])
+    value += _interval(row[col(measure, "ci_low")], row[col(measure, "ci_high")], False)
     if _decided(row, measure):
-        word = "faster" if speedup > 1 else "slower"
+        text = f"reaches {target} {value} {'sooner' if speedup > 1 else 'later'}"
     else:
-        word = "no difference shown"
-    text = f"{word} to {target}: {value}"
-    details = [_p_text(row, measure)]
+        text = f"no difference shown in speed to {target}: {value}"
+    text += f" {_holm(row, measure)}".rstrip()
     censored = row[col(measure, "censored")]
     if censored:
-        details.append(f"{censored}/{pairs} seeds not reached within their own run")
+        text += f", {censored}/{pairs} seeds did not reach it within their run"
     if row[col(measure, "unit")] == "examples":
-        details.append("counted in examples seen: the batch sizes differ")
-    return text + "".join(f", {d}" for d in details if d)
+        text += ", counted in examples seen (the batch sizes differ)"
+    return text
+
+
+def speed_value(low: float, high: float, estimator: str) -> str:
+    """'1.69×' (geometric mean), '4.41–5.87×' (known between two values), 'median ≤0.44×'; the baseline's time to
+    its target over the variant's, so below 1 is slower."""
+    prefix = "median " if estimator == "median" else ""
+    if low == 0:
+        return f"{prefix}≤{high:.2f}×"
+    if np.isinf(high):
+        return f"{prefix}≥{low:.2f}×"
+    return f"{prefix}{low:.2f}×" if np.isclose(low, high) else f"{prefix}{low:.2f}–{high:.2f}×"
+
+
+def _tests(row: dict) -> str:
+    """Which test decided, its family, and the claims whose decision the other test would not share."""
+    measures = [m for m in (PRIMARY, *SPEEDS) if not np.isnan(row[col(m, "p")])]
+    if not measures:
+        return ""
+    used = "t-tests" if row["test"] == "t" else "exact sign-flip tests"
+    text = f"{used}, Holm over {row[col(PRIMARY, 'tests')]} tests"
+    other = [m for m in measures if not np.isnan(row.get(f"_other_{m}", np.nan))
+             and (row[f"_other_{m}"] < ALPHA) != _decided(row, m)]
+    if not other:
+        return text
+    names = ", ".join(_short(m) for m in other)
+    if row["test"] == "t":
+        exact = sorted({format_p(row[col(m, "p_exact")]) for m in other})
+        return f"{text}; the exact test would not decide {names} (p={'/'.join(exact)}): rests on normality"
+    return f"{text}; t-tests would decide {names} otherwise, assuming normality"
+
+
+def _short(measure: str) -> str:
+    return "test acc" if measure == PRIMARY else f"speed to {SPEEDS[measure].label}"
 
 
 def _divergence(row: dict, base: dict, baseline: str) -> str:
@@ -113,4 +128,4 @@ def _divergence(row: dict, base: dict, baseline: str) -> str:
     if _decided(row, "diverged"):
         more = row["diverged_seeds"] / max(row["trials"], 1) > base["diverged_seeds"] / max(base["trials"], 1)
         counts = f"diverges {'more' if more else 'less'} often: {counts}"
-    return f"{counts} (exact p{p_is(p)}, Holm {format_p(row[col('diverged', 'p_holm')])})"
+    return f"{counts} (exact p{p_is(p)}, Holm p{p_is(row[col('diverged', 'p_holm')])})"

@@ -222,14 +222,14 @@ def _speed(measure: str, m: dict, v: int, b: int, pairs: np.ndarray, test: str) 
            col(measure, "estimator"): "", col(measure, "note"): _why(m[f"{measure}_why"][pairs | (v == b), v])}
     if v == b:
         return out | ({col(measure, "speedup"): 1.0, col(measure, "speedup_high"): 1.0} if has.any() else {})
-    after_v, after_b = m[f"{measure}_after"][has, v], m[f"{measure}_after"][has, b]
-    budget_v = m["steps"][has, v]
-    low_b, high_b = np.log((after_b + 1) * sizes_b), np.log(at_b * sizes_b)
-    lo = np.where(reached, low_b - np.log(np.where(reached, at_v, 1) * sizes_v), -np.inf)
-    hi = high_b - np.log(np.where(reached, after_v + 1, budget_v + 1) * sizes_v)
     if not has.any():
         return out
-    if reached.all():
+    lo, hi = _log_ratios(m, measure, has, v, b)
+    base_missed = int(np.isnan(at_b).sum())
+    if base_missed:
+        out[col(measure, "note")] = _joined_notes(out[col(measure, "note")], f"{base_missed}/{len(at_b)} baseline "
+                                                  f"seeds did not reach it within their run")
+    if np.isfinite(lo).all() and np.isfinite(hi).all():  # every trial of every pair reached the target
         return out | _geometric(measure, lo, hi, test, out[col(measure, "note")])
     s = inference.censored_summary(lo, hi)
     return out | {col(measure, "speedup"): np.exp(s["estimate_low"]),
@@ -237,6 +237,19 @@ def _speed(measure: str, m: dict, v: int, b: int, pairs: np.ndarray, test: str) 
                   col(measure, "ci_low"): np.exp(s["ci_low"]), col(measure, "ci_high"): np.exp(s["ci_high"]),
                   col(measure, "p_t"): np.nan, col(measure, "p_exact"): s["p"], col(measure, "p"): s["p"],
                   col(measure, "note"): _joined_notes(s["note"], out[col(measure, "note")])}
+
+
+def _log_ratios(m: dict, measure: str, has: np.ndarray, v: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, the bounds of log(T_baseline / T_variant), T in examples: a crossing in (after, at] is a step
+    in [after + 1, at]; a trial that never reached the target, a step past its own last one (> its steps)."""
+    def steps(k: int) -> tuple[np.ndarray, np.ndarray]:
+        at, after, total = (m[name][has, k] for name in (f"{measure}_at", f"{measure}_after", "steps"))
+        reached = ~np.isnan(at)
+        return np.where(reached, after + 1, total + 1), np.where(reached, at, np.inf)
+
+    (base_low, base_high), (own_low, own_high) = steps(b), steps(v)
+    scale = np.log(m["batch_size"][has, b]) - np.log(m["batch_size"][has, v])
+    return np.log(base_low) - np.log(own_high) + scale, np.log(base_high) - np.log(own_low) + scale
 
 
 def _geometric(measure: str, lo: np.ndarray, hi: np.ndarray, test: str, note: str) -> dict:

@@ -64,7 +64,8 @@ def trials(run) -> dict:
     out["test_acc"] = 100 * last.test_acc.unstack()
     out["best_acc"] = 100 * e.groupby(["seed", "variant"]).test_acc.max().unstack()
     out["seconds"] = e.groupby(["seed", "variant"]).seconds.sum().unstack()
-    out["losses"] = {(s, name): g.sort_values("step").loss.to_numpy() for (s, name), g in b.groupby(["seed", "variant"])}
+    out["losses"] = {(s, name): g.sort_values("step").loss.to_numpy()
+                     for (s, name), g in b.groupby(["seed", "variant"])}
     out["evals"] = {(s, name): (g.step.to_numpy(), 100 * g.test_acc.to_numpy())
                     for (s, name), g in v.groupby(["seed", "variant"])}
     return {k: (x.loc[SEEDS, VARIANTS] if isinstance(x, pd.DataFrame) else x) for k, x in out.items()}
@@ -239,7 +240,7 @@ def test_detectable_effects(trials, shown):
             n, level = len(SEEDS), ALPHA / shown[v][f"{measure}_tests"]
             crit = stats.t.ppf(1 - level / 2, n - 1)
 
-            def power(delta):
+            def power(delta, n=n, sd=sd, crit=crit):
                 nc = delta * math.sqrt(n) / sd
                 return stats.nct.sf(crit, n - 1, nc) + stats.nct.sf(crit, n - 1, -nc)
 
