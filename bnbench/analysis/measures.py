@@ -10,10 +10,11 @@ run is compared on an equal budget; `epoch=N` picks another):
 
 Steps to a target (see `speeds`): the target is the level the baseline's curves have at half their run (the mean
 over its seeds), so that the baseline meets it about half-way and a variant as fast as the baseline meets it with
-half a run to spare. Target and crossing are read off the same curve kind: the training loss smoothed by an exact trailing mean
-of `smoothing` batches, or the test accuracy at each evaluation. A crossing is known between two measured steps
-(after < T ≤ at): exact for the loss curve, measured every step once its window is full; an interval between two
-evaluations for accuracy. A trial that does not reach the target is censored at its own last step.
+half a run to spare. Target and crossing are read off the same curve kind: the training loss smoothed by an exact
+trailing mean of `smoothing` batches, or the test accuracy at each evaluation. A crossing is known between two
+measured steps (after < T ≤ at): exact for the loss curve, measured every step once its window is full; an
+interval between two evaluations for accuracy. A trial that does not reach the target is censored at its own
+last step.
 """
 import math
 from typing import Optional
