@@ -3,7 +3,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import store
-from .config import SHIPPED, load_config
+from .config import SHIPPED, describe_model, load_config
 from .errors import BnbenchError
 from .trials import expand
 
@@ -21,9 +21,8 @@ def config_rows(folder: Optional[Path]) -> list[dict]:
         except BnbenchError as e:
             rows.append({"file": path.name, "error": str(e)})
             continue
-        model = config.model.kind + ("" if config.model.kind == "mlp" else f" {config.model.channels}") + \
-            f" {config.model.hidden}"
-        rows.append({"file": path.name, "name": config.name, "dataset": config.dataset.name, "model": model,
+        rows.append({"file": path.name, "name": config.name, "dataset": config.dataset.name,
+                     "model": describe_model(config),
                      "variants": ", ".join(v.name for v in config.variants),
                      "seeds": ", ".join(map(str, config.seeds)), "epochs": config.training.epochs,
                      "sweep": ", ".join(f"{k} x{len(v)}" for k, v in config.sweep.items()),

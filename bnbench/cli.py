@@ -257,7 +257,7 @@ def list_(
     options each run was started with)."""
     from .report import list_output
 
-    typer.echo(list_output(configs, results, format_, _width()), nl=False)
+    typer.echo(list_output(configs, results, format_, console.width), nl=False)
 
 
 @app.command(short_help="One run: status, settings, each trial, the verdict.",
@@ -275,7 +275,7 @@ def show(
     from .report import show_output
     from .show import find, summary
 
-    typer.echo(show_output(summary(find(run_ref, results)), format_, _width()), nl=False)
+    typer.echo(show_output(summary(find(run_ref, results)), format_, console.width), nl=False)
 
 
 def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:

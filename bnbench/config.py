@@ -566,3 +566,12 @@ def diff(a: Any, b: Any, path: str = "") -> list[str]:
         return [d for k in sorted(set(a) | set(b), key=str)
                 for d in diff(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
     return [] if a == b else [f"{path}: {a!r} -> {b!r}"]
+
+
+def describe_model(config: Config) -> str:
+    """'mlp [64, 32]', 'cnn [16, 32] + [64]', 'resnet18 (torchvision) width 32', 'mymodule:make (factory)': the
+    model as a person names it, for titles and lists."""
+    model = config.model
+    return {"mlp": lambda: f"mlp {model.hidden}", "cnn": lambda: f"cnn {model.channels} + {model.hidden}",
+            "torchvision": lambda: f"{model.name} (torchvision)" + (f" width {model.width}" if model.width != 64 else ""),
+            "factory": lambda: f"{model.factory} (factory)"}[model.kind]()

@@ -13,9 +13,8 @@ from .analysis.columns import SPEEDS, col
 from .analysis.inference import format_p
 from .analysis.sentences import speed_value
 from .config import Config
-from .layout import wrap
+from .layout import columns, wrap
 
-GAP = "  "
 WIDTH = 80  # when there is no terminal and no COLUMNS
 
 
@@ -50,26 +49,12 @@ RIGHT = {"test acc", "Holm p", "wins", "to loss", "to acc", "diverged"}
 
 
 def _table(c: Comparison, width: int) -> list[str]:
-    """One line per variant (x sweep point), columns dropped from the right end of the least needed (the test
-    accuracy itself, then the speedups) while the lines are wider than `width`; a record per variant if even
-    that is too wide."""
+    """One line per variant (x sweep point); while too wide, the least needed columns are left out (the test
+    accuracy itself, then the speedups), and below that a record per variant."""
     rows = [_cells(row, c.points) for row in c.table.to_dict("records")]
-    header = [*c.points, *COLUMNS]
-    header.insert(0, header.pop(len(c.points)))  # variant first, then the sweep values
-    for drop in ([], ["test acc"], ["test acc", "to acc"], ["test acc", "to acc", "to loss"]):
-        keep = [i for i, name in enumerate(header) if name not in drop]
-        lines = _aligned([[header[i] for i in keep], *([row[i] for i in keep] for row in rows)])
-        if max(map(len, lines)) <= width:
-            return lines
-    return [line for row in rows for line in wrap(" · ".join(f"{h}: {v}" for h, v in zip(header, row) if v),
-                                                   width, "", "  ", " · ")]
-
-
-def _aligned(table: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    names = table[0]
-    return [GAP.join(cell.rjust(w) if name in RIGHT else cell.ljust(w) for cell, w, name in zip(row, widths, names))
-            .rstrip() for row in table]
+    header = [COLUMNS[0], *c.points, *COLUMNS[1:]]
+    return columns(header, rows, width, [["test acc"], ["test acc", "to acc"], ["test acc", "to acc", "to loss"]],
+                   RIGHT)
 
 
 def _cells(row: dict, points: list[str]) -> list[str]:

@@ -82,6 +82,33 @@ def _wrap_tokens(text: str, width: Optional[int], indent: str, hanging: str) -> 
     return lines + [(hanging if lines else indent) + " ".join(words)] if words else lines
 
 
+def columns(header: list[str], rows: list[list[str]], width: int, drop: list[list[str]] = (),
+            right: set[str] = frozenset(), cut: bool = False) -> list[str]:
+    """Rows as aligned columns two spaces apart under a header line, every line at most `width` cells: while too
+    wide, the next set of column names in `drop` is left out; then, with `cut`, the last column is cut with "…"
+    (a free-text field such as a run's options), else each row becomes one record wrapped at " · "."""
+    for dropped in [[], *drop]:
+        keep = [i for i, name in enumerate(header) if name not in dropped]
+        lines = _aligned([[header[i] for i in keep], *([row[i] for i in keep] for row in rows)],
+                         [header[i] in right for i in keep])
+        if max(map(cell_len, lines)) <= width:
+            return lines
+    if cut:
+        return [line if cell_len(line) <= width else line[:width - 1] + "…" for line in lines]
+    return [line for row in rows for line in wrap(" · ".join(f"{h}: {v}" for h, v in zip(header, row) if v),
+                                                   width, "", "  ", " · ")]
+
+
+def _aligned(table: list[list[str]], right: list[bool]) -> list[str]:
+    widths = [max(cell_len(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["  ".join(_pad(cell, w, r) for cell, w, r in zip(row, widths, right)).rstrip() for row in table]
+
+
+def _pad(cell: str, width: int, right: bool) -> str:
+    space = " " * (width - cell_len(cell))
+    return space + cell if right else cell + space
+
+
 def _table(grid: Grid) -> Table:
     multiline = any(len(cell) > 1 for row in grid.rows for cell in row)
     table = Table(show_lines=multiline)  # Text, not str: cells are never read as markup

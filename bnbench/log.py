@@ -29,8 +29,8 @@ def trial_line(trial: Trial, result: EpochResult) -> str:
     """The last epoch of a trial (or the one it diverged in): what the trial ended with."""
     if result.diverged_step is not None:
         return f"{trial.key}: diverged at step {result.diverged_step} (epoch {result.epoch}), stopped"
-    return (f"{trial.key}: done, {result.epoch} epochs, train loss {result.train_loss:.4f}, test acc "
-            f"{100 * result.test_acc:.2f}%")
+    epochs = f"{result.epoch} epoch{'s' * (result.epoch != 1)}"
+    return f"{trial.key}: done, {epochs}, train loss {result.train_loss:.4f}, test acc {100 * result.test_acc:.2f}%"
 
 
 def finishes(trial: Trial, result: EpochResult) -> bool:

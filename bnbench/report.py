@@ -17,33 +17,60 @@ from .analysis.inference import ALPHA, format_p, p_is
 from .analysis.sentences import speed_value
 from .errors import BnbenchError
 from .glance import glance
-from .layout import Grid, render
+from .layout import Grid, columns, render, wrap
 
 
-def _list_grid(title: str, rows: list[dict], columns: list[str], empty: str) -> Grid:
-    cells = []
-    for row in rows:
-        if "error" in row:
-            cells.append([[row.get("file") or row.get("run")], [row["error"]], *[[""]] * (len(columns) - 2)])
-        else:
-            cells.append([[str(row.get(c, ""))] for c in columns])
-    return Grid(title, columns, cells or [[[empty], *[[""]] * (len(columns) - 1)]])
+def configs_table(folder: Optional[Path], width: int) -> str:
+    """A config a line: file, name, data, model, seeds, epochs, sweep, trials, variants (the least needed left out
+    in a narrow terminal, the variants cut at its edge); a config that does not load, its error."""
+    found = config_rows(folder)
+    rows = [[r["file"].removesuffix(".yaml"), r["name"], r["dataset"], r["model"], seed_ranges(r["seeds"]),
+             str(r["epochs"]), r["sweep"], str(r["trials"]), r["variants"]] for r in found if "error" not in r]
+    header = ["config", "name", "data", "model", "seeds", "epochs", "sweep", "trials", "variants"]
+    drop = [["name"], ["name", "sweep"], ["name", "sweep", "seeds"], ["name", "sweep", "seeds", "epochs"]]
+    lines = columns(header, rows, width, drop, {"epochs", "trials"}, cut=True) if rows else ["(none)"]
+    return "\n".join(["Configs", *lines, *_errors(found, "file", width)]) + "\n"
 
 
-def configs_table(folder: Optional[Path], width: Optional[int]) -> str:
-    return render(_list_grid("Configs", config_rows(folder),
-                             ["file", "name", "dataset", "model", "variants", "seeds", "epochs", "sweep", "trials"],
-                             "(none)"), width)
+def runs_table(results: Path, width: int) -> str:
+    """A run a line: experiment/run id, status, trials done, seeds, epochs, started, device, and the options it was
+    started with (cut at the terminal's edge: `bnbench show RUN` has them whole); a run that cannot be read, why."""
+    found = run_rows(results)
+    rows = [[f"{r['name']}/{r['run']}", r["status"], r["trials"], seed_ranges(r["seeds"]), str(r["epochs"]),
+             _short_time(r["started"]), r["device"].split(" (")[0], r["overrides"]] for r in found if "error" not in r]
+    header = ["run", "status", "trials", "seeds", "epochs", "started", "device", "options"]
+    drop = [["started"], ["started", "device"]]
+    lines = columns(header, rows, width, drop, {"trials", "epochs"}, cut=True) if rows else ["(no runs yet)"]
+    return "\n".join([f"Runs under {results}", *lines, *_errors(found, "run", width)]) + "\n"
 
 
-def runs_table(results: Path, width: Optional[int]) -> str:
-    return render(_list_grid(f"Runs under {results}", run_rows(results),
-                             ["name", "run", "started", "status", "trials", "seeds", "epochs", "overrides", "device"],
-                             "(no runs yet)"), width)
+def _errors(rows: list[dict], name: str, width: int) -> list[str]:
+    """The entries that could not be read, each with why, under the list."""
+    return [line for r in rows if "error" in r for line in wrap(f"{r[name]}: {r['error']}", width, "", "  ")]
 
 
-def list_output(configs: Optional[Path], results: Path, fmt: str, width: Optional[int]) -> str:
-    """What `bnbench list` shows: the two tables, or (json) {"configs": [...], "runs": [...]} with every field."""
+def seed_ranges(seeds: str) -> str:
+    """'0, 1, 2, 3, 5' -> '0-3,5', as --seeds takes them."""
+    try:
+        numbers = [int(s) for s in seeds.split(", ")]
+    except ValueError:
+        return seeds
+    runs, start = [], 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            first, last = numbers[start], numbers[i - 1]
+            runs.append(str(first) if first == last else f"{first}-{last}" if last > first + 1 else f"{first},{last}")
+            start = i
+    return ",".join(runs)
+
+
+def _short_time(stamp: str) -> str:
+    """'2026-11-29T02:53:42+0000' -> '11-29 02:53'."""
+    return f"{stamp[5:10]} {stamp[11:16]}" if len(stamp) >= 16 and stamp[10] == "T" else stamp
+
+
+def list_output(configs: Optional[Path], results: Path, fmt: str, width: int) -> str:
+    """What `bnbench list` shows: the two lists, or (json) {"configs": [...], "runs": [...]} with every field."""
     if fmt == "json":
         return json.dumps({"configs": config_rows(configs), "runs": run_rows(results)}, indent=2) + "\n"
     if fmt != "table":
@@ -53,7 +80,7 @@ def list_output(configs: Optional[Path], results: Path, fmt: str, width: Optiona
 
 # ---- show --------------------------------------------------------------------------------------------------------
 
-def show_output(summary: dict, fmt: str, width: Optional[int]) -> str:
+def show_output(summary: dict, fmt: str, width: int) -> str:
     """What `bnbench show` prints for one run (see show.summary): text, or json with every field."""
     if fmt == "json":
         return json.dumps(summary, indent=2) + "\n"
@@ -63,7 +90,8 @@ def show_output(summary: dict, fmt: str, width: Optional[int]) -> str:
     ended = f", ended {s['ended']}" if s["ended"] else ""
     resumed = f", resumed {len(s['resumed'])}×" if s["resumed"] else ""
     damage = f", damaged: {s['damage']}" if s["damage"] else ""
-    lead = [f"status: {s['status']}{damage} (started {s['started']}{ended}{resumed})",
+    lead = [f"{s['experiment']} · run {s['run']}",
+            f"status: {s['status']}{damage} (started {s['started']}{ended}{resumed})",
             f"engine: {s['engine'] or '?'} · device: {s['device'] or '?'} ({s['device_name'] or '?'})",
             f"config: {s['source'] or '(not recorded)'}: {s['source_state']}",
             f"overrides: {s['overrides'] or '(none)'}",
@@ -72,17 +100,20 @@ def show_output(summary: dict, fmt: str, width: Optional[int]) -> str:
         lead.append(f"config.yaml edited since the run began: {'; '.join(s['edited'])} (as started -> as now)")
     lead += [f"verdict: {v}" for v in s["verdicts"]] + ([f"cannot compare: {s['problem']}"] if s["problem"] else [])
     lead += [f"{'repair' if s['damage'] else 'continue'} with: {s['next']}"] if s["next"] else []
-    points = [k for k in (s["trials"][0] if s["trials"] else {}) if "." in k]  # sweep paths are dotted
+    lines = [line for paragraph in lead for line in wrap(paragraph, width, "", "  ", "; ")]
+    if not s["trials"]:  # the rows could not be read: `problem` says why
+        return "\n".join(lines + ["trials: none readable"]) + "\n"
+    points = [k for k in s["trials"][0] if "." in k]  # sweep paths are dotted
     header = ["variant", "seed", *points, "status", "epochs", "steps", "seconds", "train loss", "test loss",
               "test acc %"]
-    rows = [[[t["variant"]], [str(t["seed"])], *([str(t[p])] for p in points), [t["status"]],
-             [f"{t['epochs']}/{t['epochs_total']}"], [str(t["steps"])], [_num(t["seconds"], 2)],
-             [_num(t["train_loss"], 4)], [_num(t["test_loss"], 4)], [_num(t["test_acc"], 2)]] for t in s["trials"]]
+    rows = [[t["variant"], str(t["seed"]), *(str(t[p]) for p in points), t["status"],
+             f"{t['epochs']}/{t['epochs_total']}", str(t["steps"]), _num(t["seconds"], 1), _num(t["train_loss"], 4),
+             _num(t["test_loss"], 4), _num(t["test_acc"], 2)] for t in s["trials"]]
+    right = {"seed", "epochs", "steps", "seconds", "train loss", "test loss", "test acc %"}
+    drop = [["steps"], ["steps", "seconds"], ["steps", "seconds", "test loss"]]
     caption = ("Per trial: epochs finished of configured, steps, wall seconds, and the numbers of its last finished "
                "epoch (train loss: mean mini-batch loss of that epoch; test: in eval mode).")
-    if not rows:  # the rows could not be read: `problem` says why
-        return render(Grid(f"{s['experiment']} · run {s['run']}", ["trials"], [[["none readable"]]], "", lead), width)
-    return render(Grid(f"{s['experiment']} · run {s['run']}", header, rows, caption, lead), width)
+    return "\n".join(lines + [""] + columns(header, rows, width, drop, right) + wrap(caption, width)) + "\n"
 
 
 # ---- compare -------------------------------------------------------------------------------------------------------

@@ -303,7 +303,7 @@ def _check_rows(run_dir: Path, batches: pd.DataFrame, epochs: pd.DataFrame, layo
     differ = ran != done
     if differ.any():
         trial = int(np.argmax(differ))
-        raise BnbenchError(f"{run_dir / 'epochs.csv'}: {layout.describe(trial)} has {done[trial]} epochs here but "
+        raise BnbenchError(f"{run_dir / 'epochs.csv'}: {layout.describe(trial)} has {_epochs(done[trial])} here but "
                            f"{ran[trial]} in batches.csv; one of the files was truncated or edited")
 
 
@@ -326,9 +326,13 @@ def _evals(run_dir: Path, evals: Optional[pd.DataFrame], batches: pd.DataFrame, 
     differ = (want > 0) & (have != want)
     if differ.any():
         trial = int(np.argmax(differ))
-        raise BnbenchError(f"{path}: {layout.describe(trial)} has {have[trial]} epochs here but {want[trial]} in "
+        raise BnbenchError(f"{path}: {layout.describe(trial)} has {_epochs(have[trial])} here but {want[trial]} in "
                            f"epochs.csv; one of the files was truncated or edited")
     return evals
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' * (n != 1)}"
 
 
 def trial_name(labels: list[str], values: tuple) -> str:

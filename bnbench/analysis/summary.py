@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..config import Config
+from ..config import Config, describe_model
 from ..errors import BnbenchError
 from . import inference
 from .columns import COLUMNS, COUNTS, METRICS, SPEEDS, VERDICT, col
@@ -121,12 +121,8 @@ def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def describe(config: Config) -> str:
-    """'digits, mlp [64, 32]', 'cifar10, torchvision resnet18 width 64': the data set and model, for titles."""
-    model = config.model
-    layers = {"mlp": f"{model.hidden}", "cnn": f"{model.channels} + {model.hidden}",
-              "torchvision": f"{model.name} width {model.width}", "factory": f"{model.factory}"}[model.kind]
-    return f"{config.dataset.name}, {model.kind} {layers}"
-
+    """'digits, mlp [64, 32]', 'cifar10, resnet18 (torchvision) width 64': the data set and model, for titles."""
+    return f"{config.dataset.name}, {describe_model(config)}"
 
 
 def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optional[int] = None, test: str = "t",
