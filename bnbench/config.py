@@ -570,8 +570,10 @@ def diff(a: Any, b: Any, path: str = "") -> list[str]:
 
 def describe_model(config: Config) -> str:
     """'mlp [64, 32]', 'cnn [16, 32] + [64]', 'resnet18 (torchvision) width 32', 'mymodule:make (factory)': the
-    model as a person names it, for titles and lists."""
+    model as a person names it, for titles and lists (a torchvision model's width only when not its own 64)."""
     model = config.model
-    return {"mlp": lambda: f"mlp {model.hidden}", "cnn": lambda: f"cnn {model.channels} + {model.hidden}",
-            "torchvision": lambda: f"{model.name} (torchvision)" + (f" width {model.width}" if model.width != 64 else ""),
-            "factory": lambda: f"{model.factory} (factory)"}[model.kind]()
+    if model.kind == "torchvision":
+        return f"{model.name} (torchvision)" + (f" width {model.width}" if model.width != 64 else "")
+    if model.kind == "factory":
+        return f"{model.factory} (factory)"
+    return f"mlp {model.hidden}" if model.kind == "mlp" else f"cnn {model.channels} + {model.hidden}"
