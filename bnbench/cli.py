@@ -120,7 +120,7 @@ def run(
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
     from .backends import Placement
     from .config import load_config
-    from .log import NOTE, TRIAL
+    from .log import NOTE, TRIAL, finished
     from .progress import RichReporter
     from .runner import grows, is_complete, latest_partial_run, resume_experiment, run_experiment
     from .verdict import Verdicts
@@ -151,6 +151,7 @@ def run(
                 run_dir = run_experiment(cfg, source, out, overrides=overrides, placement=placement,
                                          argv=sys.argv, reporter=reporter)
         lines = verdicts.lines(run_dir)
+        finished(run_dir, lines)
     finally:
         verdicts.close()
     for line in lines:  # wrapped at words on a terminal, whole in a pipe

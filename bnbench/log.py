@@ -3,10 +3,14 @@
 Four kinds of line, each shown on the terminal from a verbosity level up (`bnbench run -q`, default, `-v`, `-vv`):
 notes (always), one line per finished trial (default), per-epoch summaries (-v), and the tutorial's
 "Loss after mini-batch N" lines (-vv), the seed experiment's own output. `RunLog` appends all four to RUN/run.log
-whatever the terminal shows, so a quiet terminal loses nothing.
+whatever the terminal shows, so a quiet terminal loses nothing; the log ends with the verdict lines and
+"finished", or with "stopped" and why.
 """
+import sys
 import time
 from pathlib import Path
+
+from .errors import BnbenchError, Interrupted
 
 from .train import EpochResult, Progress
 from .trials import Trial
@@ -37,17 +41,42 @@ def finishes(trial: Trial, result: EpochResult) -> bool:
     return result.epoch >= trial.config.training.epochs or result.diverged_step is not None
 
 
+def _stamped(line: str) -> str:
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n"
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, (KeyboardInterrupt, Interrupted)):
+        return str(error) or "interrupted"
+    return str(error) if isinstance(error, BnbenchError) else f"{type(error).__name__}: {error}"
+
+
+def finished(run_dir: Path, verdicts: list[str]) -> None:
+    """The end of a run that trained every trial: its verdict lines and the end line, after every other line."""
+    with open(run_dir / "run.log", "a", encoding="utf-8") as file:
+        file.writelines(_stamped(f"verdict: {line}") for line in verdicts)
+        file.write(_stamped("finished: every trial trained"))
+
+
 class RunLog:
     """A reporter that appends every line to RUN/run.log (with the time), then passes each event on to `inner`."""
 
     def __init__(self, run_dir: Path, inner):
-        self.inner = inner
+        self.inner, self.dir = inner, run_dir
         self.file = open(run_dir / "run.log", "a", encoding="utf-8", buffering=1)
 
     def _write(self, line: str) -> None:
-        self.file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        self.file.write(_stamped(line))
 
     def close(self) -> None:
+        """Called as the run's process leaves the run folder: when an exception is on its way out (Ctrl-C, a
+        signal, an error), the log's end line says the run stopped and why (a finished run's end line is written
+        with its verdict, see `finished`)."""
+        error = sys.exc_info()[1]
+        if error is not None:
+            why = _why(error)
+            resume = f"bnbench run --resume {self.dir}"
+            self._write(f"stopped: {why}" + ("" if resume in why else f"; continue with: {resume}"))
         self.file.close()
 
     def loading(self, what: str, done: int, total: int) -> None:

@@ -99,14 +99,22 @@ def brute_crossing(curve: dict, level: float, higher: bool = False):
     return steps[-1], None
 
 
-def brute_loss_speed(base: np.ndarray, variant: np.ndarray, window: int):
-    """One seed's loss-curve target (the baseline's smoothed loss at half its run), both crossings and the
-    speedup when both are exact."""
-    curve_b, curve_v = brute_smoothed(base, window), brute_smoothed(variant, window)
-    ref = math.ceil(0.5 * len(base))
-    level = curve_b[max(s for s in curve_b if s <= ref)]
-    (after_b, at_b), (after_v, at_v) = brute_crossing(curve_b, level), brute_crossing(curve_v, level)
-    return level, (after_b, at_b), (after_v, at_v)
+def brute_half_run_level(base_runs: list, window: int) -> float:
+    """The point's loss target: over the baseline's trials (its `ok` seeds, each a full run's losses), the mean
+    of the level each one's directly smoothed curve has at its last full window at or before ceil(half its
+    steps)."""
+    levels = []
+    for losses in base_runs:
+        smoothed, ref = brute_smoothed(losses, window), math.ceil(0.5 * len(losses))
+        levels.append(smoothed[max(s for s in smoothed if s <= ref)])
+    return math.fsum(levels) / len(levels)
+
+
+def brute_loss_speed(base: np.ndarray, variant: np.ndarray, window: int, level: float):
+    """One seed's crossings of the point's loss target `level`: (after, at) of its baseline trial and of its
+    variant trial (at None: never within the run)."""
+    return (brute_crossing(brute_smoothed(base, window), level),
+            brute_crossing(brute_smoothed(variant, window), level))
 
 
 def plain_holm(p: list) -> list:
@@ -168,8 +176,9 @@ def test_constant_gain_within_csv_rounding_has_no_t_interval_and_the_exact_p_dec
     assert bn.test_acc_p_holm == pytest.approx(FOUR * 2 / 64)  # steps, steps_acc, diverged: p = 1
     assert bn.test_acc_wins == 6 and "[+4.17, +4.17]" not in bn.verdict
     assert "could detect ≥ 0.00" not in bn.verdict  # no spread: no t-test power to speak of
-    assert "exact p=0.031 (Holm 0.12, 4 tests), constant difference: no t-interval" in bn.verdict
-    assert bn.verdict.startswith("bn vs plain: no difference shown in final test acc +4.17 pts, 6/6 seeds better")
+    # 4 x 2/64 = 0.125, printed with 2 digits; no interval after the difference
+    assert bn.verdict.startswith("bn vs plain: no difference shown in test acc: +4.17 pts, 6/6 seeds better "
+                                 "(Holm p=0.12);")
 
 
 # ---- 4. divergence is an outcome ---------------------------------------------------------------------------------
@@ -199,10 +208,14 @@ def test_a_diverged_trial_feeds_no_speedup_nor_the_reached_counts(mixed_divergen
     run, trials = mixed_divergence
     bn = table(run).loc["bn"]
     assert bn.steps_pairs == 4 and bn.steps_reached + bn.steps_censored == 4 and bn.steps_reached == 4
+    losses = {k: np.concatenate(trial["losses"]) for k, trial in trials.items()}
+    # the target: plain's ok seeds, 0 and 2-5 (seed 0's pair is not compared, but its baseline trial is a
+    # baseline curve all the same); plain's seed 1 diverged and has none
+    level = brute_half_run_level([losses[("plain", s)] for s in (0, 2, 3, 4, 5)], 2)
+    assert bn.steps_target == pytest.approx(level, rel=1e-12)
     ratios, ats = [], []
     for s in (2, 3, 4, 5):
-        _, (after_b, at_b), (after_v, at_v) = brute_loss_speed(
-            np.concatenate(trials[("plain", s)]["losses"]), np.concatenate(trials[("bn", s)]["losses"]), 2)
+        (after_b, at_b), (after_v, at_v) = brute_loss_speed(losses[("plain", s)], losses[("bn", s)], 2, level)
         assert after_b + 1 == at_b and after_v + 1 == at_v  # every crossing exact
         ratios.append(at_b / at_v)
         ats.append(at_v)
@@ -253,7 +266,7 @@ def test_a_baseline_that_diverged_more_is_named_with_mcnemars_p(tmp_path):
     assert "bn diverged on 0/6 seeds, plain on 4/6" in bn.verdict
     family = [bn.test_acc_p, bn.steps_p, bn.steps_acc_p, bn.diverged_p]
     assert bn.diverged_p_holm == pytest.approx(plain_holm(family)[3], rel=1e-12)
-    assert f"exact p=0.12, Holm {bn.diverged_p_holm:.2g})" in bn.verdict
+    assert f"plain on 4/6 (exact p=0.12, Holm p={plain_holm(family)[3]:.2g})" in bn.verdict
 
 
 # ---- 5. smoothing that a huge loss cannot spoil ------------------------------------------------------------------
@@ -274,11 +287,12 @@ def test_loss_crossings_equal_a_brute_force_trailing_mean_after_a_huge_loss(tmp_
         trials[("plain", s)] = {"losses": [list(curve(s + 50, 0.02, steps, 0.004))], "acc": [0.8]}
     run = write_run(tmp_path, trials, log_every=window)
     b = read_csv(run, "batches.csv")
+    own = {(v, s): b[(b.variant == v) & (b.seed == s)].loss.to_numpy() for v in ("bn", "plain") for s in range(4)}
+    level = brute_half_run_level([own[("plain", s)] for s in range(4)], window)
     ratios, ats = [], []
     for s in range(4):
-        own = {v: b[(b.variant == v) & (b.seed == s)].loss.to_numpy() for v in ("bn", "plain")}
-        level, (after_b, at_b), (after_v, at_v) = brute_loss_speed(own["plain"], own["bn"], window)
-        smoothed = np.array([x for x in brute_smoothed(own["bn"], window).values() if x < 1e3])
+        (after_b, at_b), (after_v, at_v) = brute_loss_speed(own[("plain", s)], own[("bn", s)], window, level)
+        smoothed = np.array([x for x in brute_smoothed(own[("bn", s)], window).values() if x < 1e3])
         assert np.abs(smoothed - level).min() > 1e-6  # no crossing rests on rounding
         assert at_v is not None and at_v > 10 and after_v + 1 == at_v  # after the first window past the spike
         assert after_b + 1 == at_b
