@@ -82,6 +82,13 @@ def _bounded_seeds(text: str, ranges: list[range]) -> None:
                            f"run fewer seeds, or split them into several runs (compare pools them)")
 
 
+def _home(path):
+    """`~/x` as a shell reads it, for paths given quoted or through a tool that does not expand it."""
+    if isinstance(path, list):
+        return [p.expanduser() for p in path]
+    return path.expanduser() if path is not None else None
+
+
 @app.command(short_help="Train an experiment's trials (variants x seeds x sweep points) into a run folder.",
              epilog="\b\nExamples:\n  bnbench run quick\n  bnbench run configs/mlp.yaml --seeds 0-4 --set "
                     "training.epochs=1\n  bnbench run --resume results/quick-digits/20261127-120150 --seeds 5-9")
@@ -89,14 +96,14 @@ def _bounded_seeds(text: str, ranges: list[range]) -> None:
 def run(
     config: str = typer.Argument(..., metavar="CONFIG",
         help="Config file, shipped config name (see `bnbench list`), or with --resume a run folder."),
-    run_folder: Optional[Path] = typer.Argument(None, metavar="RUN_DIR",
+    run_folder: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", callback=_home,
         help="With --resume after a CONFIG: the run folder of that config to continue."),
     set_: List[str] = typer.Option([], "--set", "-s", metavar="PATH=VALUE",
         help="Override a field: --set training.epochs=1 (repeatable; values are YAML)."),
     seeds: Optional[str] = typer.Option(None, metavar="SEEDS",
         help="Seeds to run: --seeds 1,2,3, --seeds 0-9, --seeds 1,2,5-8. With --resume: seeds to add to the run."),
     device: Optional[str] = typer.Option(None, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps."),
-    out: Path = typer.Option(Path("results"), metavar="DIR",
+    out: Path = typer.Option(Path("results"), metavar="DIR", callback=_home,
         help="Results folder; the run goes to OUT/<name>/<run id>/."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N",
         help="Train this many trials at once, in worker processes (--backend local)."),
@@ -182,13 +189,13 @@ def _growth(run_dir: Path, set_: list[str], device: Optional[str]) -> Optional[i
                     "markdown --plot mlp.png\n  bnbench compare RUN_B --baseline plain@RUN_A")
 @user_errors
 def compare(
-    paths: List[Path] = typer.Argument(..., metavar="PATH...",
+    paths: List[Path] = typer.Argument(..., metavar="PATH...", callback=_home,
         help="Results folders (searched for runs) or run folders."),
     format_: str = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table, markdown, csv, json or "
                                                                                   "latex."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", callback=_home,
         help="Write to this file instead of printing."),
-    plot: Optional[Path] = typer.Option(None, metavar="FILE",
+    plot: Optional[Path] = typer.Option(None, metavar="FILE", callback=_home,
         help="Also draw training loss and test accuracy vs step: FILE.png, .pdf or .svg (FILE alone: FILE.png); 5 "
              "runs a page (FILE-2.png, ...; a PDF holds the pages), at most the first 20 runs."),
     title: Optional[str] = typer.Option(None, metavar="TEXT",
@@ -248,9 +255,10 @@ def compare(
              epilog="\b\nExamples:\n  bnbench list\n  bnbench list --format json")
 @user_errors
 def list_(
-    configs: Optional[Path] = typer.Option(None, metavar="DIR",
+    configs: Optional[Path] = typer.Option(None, metavar="DIR", callback=_home,
         help="Folder of configs [default: ./configs if present, else the shipped ones]."),
-    results: Path = typer.Option(Path("results"), metavar="DIR", help="Results folder to list runs from."),
+    results: Path = typer.Option(Path("results"), metavar="DIR", callback=_home,
+                                 help="Results folder to list runs from."),
     format_: str = typer.Option("table", "--format", "-f", metavar="table|json",
         help="table or json (both lists, every field)."),
 ):
@@ -268,7 +276,8 @@ def list_(
 def show(
     run_ref: str = typer.Argument(..., metavar="RUN", help="A run folder, or a run id ('<run id>' or "
                                                            "'<name>/<run id>') under --results."),
-    results: Path = typer.Option(Path("results"), metavar="DIR", help="Results folder to look for a run id in."),
+    results: Path = typer.Option(Path("results"), metavar="DIR", callback=_home,
+                                 help="Results folder to look for a run id in."),
     format_: str = typer.Option("table", "--format", "-f", metavar="table|json", help="table or json (every field)."),
 ):
     """One run: status, engine and device, where its config came from and how it differs from that file, each

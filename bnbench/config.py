@@ -4,6 +4,7 @@
 mistake into one `BnbenchError` line: "<file>: <field>: <what is wrong> (<fix>)".
 """
 import copy
+import os
 import difflib
 import itertools
 import math
@@ -53,6 +54,12 @@ class DatasetConfig(Strict):
     root: str = "./data"
     download: bool = True
     normalize: bool = False  # per-channel standardisation with the train split's mean/std
+
+    @field_validator("root")
+    @classmethod
+    def _home(cls, root: str) -> str:
+        """`~/data` as a shell would read it (a value from --set or a YAML file never passes through one)."""
+        return os.path.expanduser(root)
 
 
 NORMS = ("none", "batchnorm", "layernorm", "groupnorm", "instancenorm")
@@ -342,8 +349,8 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def resolve(ref: str) -> Path:
-    """A config path, or the name of a shipped config ("mlp" -> the installed mlp.yaml)."""
-    path = Path(ref)
+    """A config path (`~` as a shell reads it), or the name of a shipped config ("mlp" -> the installed mlp.yaml)."""
+    path = Path(ref).expanduser()
     if path.is_file():
         return path
     shipped = shipped_configs()

@@ -208,7 +208,8 @@ def test_a_diverged_trial_feeds_no_speedup_nor_the_reached_counts(mixed_divergen
     run, trials = mixed_divergence
     bn = table(run).loc["bn"]
     assert bn.steps_pairs == 4 and bn.steps_reached + bn.steps_censored == 4 and bn.steps_reached == 4
-    losses = {k: np.concatenate(trial["losses"]) for k, trial in trials.items()}
+    b = read_csv(run, "batches.csv")  # the losses as the run holds them (9 significant digits)
+    losses = {(v, s): b[(b.variant == v) & (b.seed == s)].loss.to_numpy() for v, s in trials}
     # the target: plain's ok seeds, 0 and 2-5 (seed 0's pair is not compared, but its baseline trial is a
     # baseline curve all the same); plain's seed 1 diverged and has none
     level = brute_half_run_level([losses[("plain", s)] for s in (0, 2, 3, 4, 5)], 2)
@@ -338,9 +339,9 @@ def test_a_holm_p_just_below_alpha_is_printed_below_it_and_called_better(tmp_pat
     assert 0.0495 < holm < 0.05  # 2 digits would print "0.05"
     bn = table(run).loc["bn"]
     assert bn.test_acc_p_holm == pytest.approx(holm, rel=1e-9)
-    assert bn.verdict.startswith("bn vs plain: better final test acc +")
-    assert f"(Holm {holm:.3g}, 4 tests)" in bn.verdict and "Holm 0.05," not in bn.verdict
-    assert "(Holm 0.0498, 4 tests)" in bn.verdict
+    assert bn.verdict.startswith("bn vs plain: better test acc +")
+    assert f"6/6 seeds (Holm p={holm:.3g})" in bn.verdict and "Holm p=0.05)" not in bn.verdict
+    assert "6/6 seeds (Holm p=0.0498);" in bn.verdict and "t-tests, Holm over 4 tests" in bn.verdict
 
 
 def test_a_holm_p_just_above_alpha_is_not_called_better(tmp_path):
@@ -352,8 +353,8 @@ def test_a_holm_p_just_above_alpha_is_not_called_better(tmp_path):
     assert 0.05 < holm < 0.0505
     bn = table(run).loc["bn"]
     assert bn.test_acc_p_holm == pytest.approx(holm, rel=1e-9)
-    assert bn.verdict.startswith("bn vs plain: no difference shown in final test acc +")
-    assert "(Holm 0.05, 4 tests)" in bn.verdict and "better final" not in bn.verdict
+    assert bn.verdict.startswith("bn vs plain: no difference shown in test acc: +")
+    assert "6/6 seeds better (Holm p=0.05);" in bn.verdict and "better test acc" not in bn.verdict
     assert "these seeds could detect ≥" in bn.verdict
 
 
@@ -380,8 +381,10 @@ def test_both_p_values_are_exported_and_the_exact_test_decides_when_asked(five_s
     assert exact["test_acc_p_exact"] == 0.0625 and exact["test_acc_p"] == 0.0625
     assert exact["test_acc_p_t"] == pytest.approx(p_t, rel=1e-9) and FOUR * p_t < ALPHA
     assert exact["test_acc_p_holm"] == pytest.approx(FOUR * 0.0625)
-    assert exact["verdict"].startswith("bn vs plain: no difference shown in final test acc")
-    assert "would decide otherwise, assuming normality" in exact["verdict"]
+    assert exact["verdict"].startswith(f"bn vs plain: no difference shown in test acc: {d.mean():+.2f} pts")
+    assert "5/5 seeds better (Holm p=0.25)" in exact["verdict"]  # 4 x 2/32
+    assert exact["verdict"].endswith("exact sign-flip tests, Holm over 4 tests; t-tests would decide test acc "
+                                     "otherwise, assuming normality")
     result = invoke("compare", run, "--test", "exact", "--format", "csv")
     assert result.exit_code == 0, result.output
     csv = pd.read_csv(io.StringIO(result.stdout)).set_index("variant")
@@ -396,8 +399,10 @@ def test_the_t_test_decides_by_default_and_says_it_rests_on_normality(five_seeds
     bn = json_rows(five_seeds_clear)["bn"]
     assert bn["test"] == "t" and bn["test_acc_p"] == pytest.approx(p_t, rel=1e-9) == bn["test_acc_p_t"]
     assert bn["test_acc_p_exact"] == 0.0625
-    assert bn["verdict"].startswith("bn vs plain: better final test acc")
-    assert "exact p=0.062 (Holm 0.25): the decision rests on normality" in bn["verdict"]
+    assert bn["verdict"].startswith("bn vs plain: better test acc +")
+    assert f"5/5 seeds (Holm p={FOUR * p_t:.2g})" in bn["verdict"]
+    assert bn["verdict"].endswith("t-tests, Holm over 4 tests; the exact test would not decide test acc (p=0.062): "
+                                  "rests on normality")  # 2/32 = 0.0625
 
 
 # ---- 9, 10. detectable effects, seeds needed, the verdict family -------------------------------------------------
@@ -423,7 +428,7 @@ def test_no_difference_comes_with_the_effect_the_pairs_could_detect(no_differenc
     t = table(no_difference)
     for v in ("bn", "ln"):
         row = t.loc[v]
-        assert row.test_acc_p_holm >= ALPHA and "no difference shown in final test acc" in row.verdict
+        assert row.test_acc_p_holm >= ALPHA and f"{v} vs plain: no difference shown in test acc:" in row.verdict
         d = accuracies(no_difference, v, 1) - accuracies(no_difference, "plain", 1)
         sd, n, level = d.std(ddof=1), int(row.pairs), ALPHA / row.test_acc_tests
         assert row.test_acc_tests == 8 and n == 6
@@ -463,7 +468,7 @@ def test_the_verdict_family_is_four_tests_per_row_even_when_a_test_cannot_be_mad
         expected = plain_holm([t.loc[v, f"{m}_p"] for v in compared])
         assert t.loc[compared, f"{m}_tests"].tolist() == [2, 2]
         assert t.loc[compared, f"{m}_p_holm"].tolist() == pytest.approx(expected, rel=1e-12)
-    assert "steps to plain's test acc at half its run: n/a" in t.loc["bn", "verdict"]
+    assert "speed to plain's half-run test acc: n/a" in t.loc["bn", "verdict"]
 
 
 # ---- 7. the speed measure on a real digits run -------------------------------------------------------------------
