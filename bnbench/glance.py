@@ -21,7 +21,7 @@ WIDTH = 80  # when there is no terminal and no COLUMNS
 def glance(comparisons: list[Comparison], width: Optional[int]) -> str:
     """The compact view of `comparisons`, every line at most `width` (default WIDTH) cells."""
     width = width or WIDTH
-    settings = _separating([c.results.config for c in comparisons])
+    settings = separating([c.results.config for c in comparisons])
     return "\n".join(_block(c, extra, width) for c, extra in zip(comparisons, settings))
 
 
@@ -88,7 +88,7 @@ def _number(x: float, digits: int) -> str:
 
 # ---- titles ------------------------------------------------------------------------------------------------------
 
-def _separating(configs: list[Config]) -> list[str]:
+def separating(configs: list[Config]) -> list[str]:
     """Per config, 'path=value' of the settings that differ between the configs of its experiment (seeds aside):
     what tells its run from the others in the output."""
     flat = [_flat(c.model_dump(mode="json", exclude={"seeds"})) for c in configs]

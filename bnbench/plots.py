@@ -18,6 +18,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from .analysis import Comparison
 from .analysis.columns import SPEEDS, col
+from .analysis.sentences import speed_value
+from .glance import separating
 from .errors import BnbenchError
 
 FORMATS = ["png", "pdf", "svg"]
@@ -79,18 +81,47 @@ def _page(comparisons: list[Comparison], title: Optional[str]) -> Figure:
     if several:
         rows[0].suptitle(title, fontweight="bold", fontsize="x-large", va="center", y=0.5)
         rows = rows[1:]
-    for row, comparison in zip(rows, comparisons):
-        row.suptitle(title if title is not None and len(comparisons) == 1 else comparison.title, fontweight="bold")
+    settings = separating([c.results.config for c in comparisons])
+    for row, comparison, extra in zip(rows, comparisons, settings):
+        heading = title if title is not None and len(comparisons) == 1 else comparison.title
+        row.suptitle(heading + (f" · {extra}" if extra else ""), fontweight="bold")
+        row.text(0.5, 0.885, _verdicts(comparison), ha="center", va="center", fontsize="small")
         loss, accuracy = row.subplots(1, 2, width_ratios=[3, 2])
-        row.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.84, wspace=0.18)
+        row.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.80, wspace=0.18)
         styles = _styles(comparison)
         _loss_panel(loss, comparison, styles)
         _accuracy_panel(accuracy, comparison, styles)
         last = max(1, *(c.step.max() for c in (comparison.loss_curves, comparison.accuracy_curves) if len(c)))
-        for ax in (loss, accuracy):  # step 0 to the last, whole-number ticks: one evaluation gives no range
+        for ax, ticks in ((loss, 9), (accuracy, 5)):  # step 0 to the last, whole-number ticks that never touch
             ax.set_xlim(0, last)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=ticks, integer=True, steps=[1, 2, 2.5, 5, 10]))
+            for step in _epoch_ends(comparison)[:-1]:
+                ax.axvline(step, color="0.85", linewidth=0.8, zorder=0)
     return figure
+
+
+def _verdicts(comparison: Comparison) -> str:
+    """'bn_before: Δ test acc +6.17 [+4.84, +7.49] · to loss 1.98× · to acc 4.66–6.11×', a variant a part."""
+    parts = []
+    for row in comparison.table.to_dict("records"):
+        if row["baseline"] or not row["pairs"]:
+            continue
+        point = "".join(f" {p}={row[p]}" for p in comparison.points)
+        delta = f"Δ test acc {row[col('test_acc', 'delta')]:+.2f}"
+        if row[col("test_acc", "ci_low")] == row[col("test_acc", "ci_low")]:
+            delta += f" [{row[col('test_acc', 'ci_low')]:+.2f}, {row[col('test_acc', 'ci_high')]:+.2f}]"
+        speeds = [f"to {'loss' if m == 'steps' else 'acc'} " +
+                  speed_value(row[col(m, "speedup")], row[col(m, "speedup_high")], row[col(m, "estimator")])
+                  for m in SPEEDS if row[col(m, "speedup")] == row[col(m, "speedup")]]
+        parts.append(" · ".join([f"{row['variant']}{point}: {delta}", *speeds]))
+    return "\n".join(parts[:3]) + (f"\n(+{len(parts) - 3} more: bnbench compare)" if len(parts) > 3 else "")
+
+
+def _epoch_ends(comparison: Comparison) -> list[int]:
+    """The steps at which the compared trials' epochs end (of the first trial with rows): where to mark them."""
+    batches = comparison.results.batches
+    first = batches[batches.trial == batches.trial.iloc[0]] if len(batches) else batches
+    return [int(s) for s in first.groupby("epoch").step.max()]
 
 
 def _styles(comparison: Comparison) -> dict:

@@ -1,48 +1,176 @@
 """The live display of `bnbench run`: one bar for the whole run above a bar per running trial, and the run's
-lines (see `log`) as far as the verbosity asks."""
+lines (see `log`) as far as the verbosity asks.
+
+Every line of it fits the terminal, drawn again at each frame for the terminal's width (a resized one too): the
+label, the bar, the count (never cut: `6336/4…` told nothing) and the time left always, the loss and the rate
+where there is room for them (`_layout`); two cells are kept free at the right, where the terminal echoes a
+Ctrl-C (`^C` after a full-width line wraps it, and rich, erasing the display, then leaves its top line behind)."""
+import math
 import time
+from collections import deque
 from pathlib import Path
+from typing import Optional
 
+from rich.cells import cell_len
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, ProgressColumn, TextColumn, \
+    TimeRemainingColumn
+from rich.table import Column, Table
 
+from . import stopping
 from .log import EPOCH, LOSS, NOTE, TRIAL, epoch_line, finishes, loss_line, trial_line
 from .train import EpochResult, Progress, batches_per_epoch
 from .trials import Trial
 
+RIGHT_MARGIN = 2  # cells left free at the right of every line: the terminal's `^C` echo fits there
+BAR_MIN, BAR_MAX = 10, 40
+LOSS_WIDTH = 13  # "loss 12.345", "loss 1.23e+04" (`_loss`)
+RATE_WIDTH = 14  # "12,345 batch/s", "1,234k steps/s" (`_rate`)
+TIME_WIDTH = 9  # "123:45:06"
+RATE_SPAN, RATE_LEAST = 10.0, 1.0  # seconds: a rate is measured over the last 10 s of updates, and after 1 s
+
+
+def _loss(value: float) -> str:
+    """At most LOSS_WIDTH cells, whatever the loss (a diverging one grows large)."""
+    return f"loss {value:.3f}" if math.isfinite(value) and abs(value) < 100 else f"loss {value:.3g}"
+
+
+def _rate(per_second: Optional[float], unit: str) -> str:
+    """At most RATE_WIDTH cells; "-" while there is no rate yet."""
+    if per_second is None:
+        return "-"
+    return f"{per_second:,.0f} {unit}" if per_second < 100_000 else f"{per_second / 1000:,.0f}k {unit}"
+
+
+class Rate:
+    """Steps per second over the updates of the last RATE_SPAN seconds (at least the two last ones), measured
+    only once RATE_LEAST seconds separate the first of them from the last: updates that come in a burst (a
+    worker's events read from its pipe at once) or an epoch's end (the step count goes on across epochs) make
+    no absurd rate."""
+
+    def __init__(self, span: float = RATE_SPAN, least: float = RATE_LEAST):
+        self.span, self.least = span, least
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, steps: int) -> Optional[float]:
+        if self.samples and steps < self.samples[-1][1]:  # counted again from a start (a trial retrained)
+            self.samples.clear()
+        self.samples.append((now, steps))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.span:
+            self.samples.popleft()
+        then, before = self.samples[0]
+        if now - then < self.least or steps <= before:
+            return None
+        return (steps - before) / (now - then)
+
+
+def _layout(width: int, label: int, count: int) -> list[ProgressColumn]:
+    """The columns of a display `width` cells wide, for labels of `label` cells and counts ("12/345") of
+    `count`: label, bar, count and time left always, then the loss and the rate while the bar keeps BAR_MIN
+    cells; a label too long for even that is cut (rich's `…`). Every width is fixed: the lines are at most
+    `width` - RIGHT_MARGIN cells, and nothing in them is cut short by a neighbour."""
+    room = width - RIGHT_MARGIN
+
+    def bar_for(extra: list[int]) -> int:  # the cells left to the bar; one space between columns
+        return room - label - count - TIME_WIDTH - sum(extra) - (3 + len(extra))
+
+    extra: list[int] = []
+    for cells in (LOSS_WIDTH, RATE_WIDTH):
+        if bar_for(extra + [cells]) < BAR_MIN:
+            break
+        extra.append(cells)
+    bar = bar_for(extra)
+    if bar < BAR_MIN:
+        label, bar = max(1, label - (BAR_MIN - bar)), BAR_MIN
+    bar = min(bar, BAR_MAX)
+    fixed = {"no_wrap": True, "overflow": "ellipsis"}
+    columns: list[ProgressColumn] = [
+        TextColumn("{task.description}", markup=False, table_column=Column(width=label, **fixed)),
+        BarColumn(bar_width=bar, table_column=Column(width=bar, **fixed)),
+        MofNCompleteColumn(table_column=Column(width=count, justify="right", **fixed))]
+    if len(extra) > 0:
+        columns.append(TextColumn("{task.fields[loss]}", markup=False, table_column=Column(width=LOSS_WIDTH, **fixed)))
+    if len(extra) > 1:
+        columns.append(TextColumn("{task.fields[rate]}", markup=False, justify="right",
+                                  table_column=Column(width=RATE_WIDTH, justify="right", **fixed)))
+    columns.append(TimeRemainingColumn(table_column=Column(width=TIME_WIDTH, justify="right", **fixed)))
+    return columns
+
+
+def _count_cells(total) -> int:
+    return 2 * len(str(int(total or 0))) + 1
+
+
+class Bars(Bar):
+    """rich's Progress, its table laid out (`_layout`) for the console's width at each frame, with room for the
+    widest label and count seen or announced (`reserve`): the columns keep their places as bars come and go."""
+
+    def __init__(self, console: Console):
+        self.label_cells = self.count_cells = 0
+        self.screen = console  # (rich's `console` is its Live's, which rich's __init__ draws before it is made)
+        self.layouts: dict[tuple[int, int, int], list[ProgressColumn]] = {}
+        super().__init__(console=console, transient=True)
+
+    def reserve(self, label: int, count: int) -> None:
+        self.label_cells, self.count_cells = max(self.label_cells, label), max(self.count_cells, count)
+
+    def make_tasks_table(self, tasks) -> Table:
+        shown = [task for task in tasks if task.visible]
+        self.reserve(max((cell_len(t.description) for t in shown), default=0),
+                     max((_count_cells(t.total) for t in shown), default=0))
+        key = (self.screen.width, self.label_cells, self.count_cells)
+        if key not in self.layouts:
+            self.layouts[key] = _layout(*key)
+        columns = self.layouts[key]
+        table = Table.grid(*(column.get_table_column().copy() for column in columns), padding=(0, 1))
+        for task in shown:
+            table.add_row(*(column(task) for column in columns))
+        return table
+
 
 class RichReporter:
-    """Bars on a terminal (rich draws none into a pipe), lines up to `verbosity` (-1 quiet .. 3, see `log`)."""
+    """Bars on a terminal (rich draws none into a pipe), lines up to `verbosity` (-1 quiet .. 3, see `log`).
+
+    What it draws is kept from Ctrl-C (`stopping.held`): a KeyboardInterrupt raised in the middle of a frame
+    left rich's idea of the lines on the screen wrong, and the display's end then erased too few of them."""
 
     def __init__(self, console: Console, verbosity: int = TRIAL):
         self.console, self.verbosity = console, verbosity
-        self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
-                       TimeRemainingColumn(), console=console, transient=True)
+        self.bar = Bars(console)
         self.tasks: dict[int, int] = {}
-        self.clock: dict[int, tuple[float, int]] = {}
+        self.rates: dict[int, Rate] = {}
         self.loading_task = None
 
     def __enter__(self):
-        self.bar.__enter__()
+        with stopping.held():
+            self.bar.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self.bar.__exit__(*exc)
+        """The display goes, with every bar, however the block ends (an exception, Ctrl-C, Interrupted): its
+        bars are removed first, so that rich's last frame (drawn whole, however tall) is empty."""
+        with stopping.held():  # a Ctrl-C now (the run's end) takes effect once the display is gone
+            try:
+                for task in list(self.bar.task_ids):
+                    self.bar.remove_task(task)
+            finally:
+                self.bar.__exit__(*exc)
 
     def _print(self, level: int, line: str) -> None:
         if self.verbosity >= level:
             # a terminal wraps long lines (notes) at words; a pipe gets each line whole
-            self.console.print(line, highlight=False, soft_wrap=not self.console.is_terminal, markup=False)
+            with stopping.held():
+                self.console.print(line, highlight=False, soft_wrap=not self.console.is_terminal, markup=False)
 
     def loading(self, what: str, done: int, total: int) -> None:
         """The one-time decode of an image folder (a first CIFAR-10 run: ~25 s of 60,000 JPEGs)."""
-        if self.loading_task is None:
-            self.loading_task = self.bar.add_task(what, total=total, loss="", rate="images")
-        self.bar.update(self.loading_task, completed=done, total=total, description=what)
-        if done >= total:
-            self.bar.remove_task(self.loading_task)
-            self.loading_task = None
+        with stopping.held():
+            if self.loading_task is None:
+                self.loading_task = self.bar.add_task(what, total=total, loss="", rate="images")
+            self.bar.update(self.loading_task, completed=done, total=total, description=what)
+            if done >= total:
+                self.bar.remove_task(self.loading_task)
+                self.loading_task = None
 
     def started(self, run_dir: Path, trials: list[Trial], done: dict[int, int], train_size: int) -> None:
         self.trials = trials
@@ -50,48 +178,68 @@ class RichReporter:
         self.finished = {t.index for t in trials if done.get(t.index, 0) >= t.config.training.epochs}
         self.done_before = {t.index: done.get(t.index, 0) * self.steps[t.index] for t in trials}
         self.step_now = dict(self.done_before)
+        self.trained = 0  # steps trained by this process (a diverged trial's rest is done, not trained)
+        self.run_rate = Rate()
+        self.run_rate.add(time.perf_counter(), 0)
         total = sum(t.config.training.epochs * self.steps[t.index] for t in trials)
-        self.start = (time.perf_counter(), sum(self.step_now.values()))
-        self.run_task = self.bar.add_task("", total=total, completed=self.start[1], loss="", rate="")
-        self._update_run()
-        self.console.print(f"[bold]{trials[0].config.name}[/]: {len(trials)} trials "
-                           f"({len(self.finished)} already done) -> {run_dir}")
+        self.bar.reserve(max([cell_len(self._run_label(len(trials))),
+                              *(cell_len(self._trial_label(t, t.config.training.epochs)) for t in trials)]),
+                         _count_cells(total))
+        with stopping.held():
+            self.run_task = self.bar.add_task(self._run_label(len(self.finished)), total=total,
+                                              completed=sum(self.step_now.values()), loss="", rate="-")
+            self.console.print(f"[bold]{trials[0].config.name}[/]: {len(trials)} trials "
+                               f"({len(self.finished)} already done) -> {run_dir}")
+
+    def _run_label(self, finished: int) -> str:
+        return f"run: {finished}/{len(self.trials)} trials"
+
+    @staticmethod
+    def _trial_label(trial: Trial, epoch: int) -> str:
+        return f"{trial.key} e{epoch}/{trial.config.training.epochs}"
+
+    def _advance(self, trial: int, step: int, trained: bool = True) -> None:
+        """Trial `trial` is at step `step` of its run (epochs before included)."""
+        if trained and step > self.step_now[trial]:
+            self.trained += step - self.step_now[trial]
+        self.step_now[trial] = step
 
     def _update_run(self) -> None:
-        """The whole run's bar: trials finished of all, steps/s since this process started, ETA over all steps."""
-        now, steps = time.perf_counter(), sum(self.step_now.values())
-        rate = (steps - self.start[1]) / (now - self.start[0]) if now > self.start[0] else 0.0
-        self.bar.update(self.run_task, completed=steps, description=f"run: {len(self.finished)}/{len(self.trials)} "
-                        f"trials", rate=f"{rate:,.0f} steps/s" if rate else "")
+        """The whole run's bar: trials finished of all, steps/s of late, ETA over all steps."""
+        rate = self.run_rate.add(time.perf_counter(), self.trained)
+        self.bar.update(self.run_task, completed=sum(self.step_now.values()),
+                        description=self._run_label(len(self.finished)), rate=_rate(rate, "steps/s"))
 
     def progress(self, p: Progress) -> None:
         trial = self.trials[p.trial]
-        if p.trial not in self.tasks:
-            self.tasks[p.trial] = self.bar.add_task("", total=p.batches, loss="-", rate="-")
-        now, last = time.perf_counter(), self.clock.get(p.trial)
-        rate = "-"
-        if last and p.batch > last[1]:
-            rate = f"{(p.batch - last[1]) / (now - last[0]):,.0f} batch/s"
-        self.clock[p.trial] = (now, p.batch)
-        self.bar.update(self.tasks[p.trial], completed=p.batch, total=p.batches, loss=f"loss {p.running_loss:.3f}",
-                        rate=rate, description=f"{trial.key} epoch {p.epoch}/{trial.config.training.epochs}")
-        self.step_now[p.trial] = (p.epoch - 1) * self.steps[p.trial] + p.batch
-        self._update_run()
+        step = (p.epoch - 1) * self.steps[p.trial] + p.batch
+        rate = self.rates.setdefault(p.trial, Rate()).add(time.perf_counter(), step)
+        fields = {"completed": p.batch, "total": p.batches, "loss": _loss(p.running_loss),
+                  "rate": _rate(rate, "batch/s"), "description": self._trial_label(trial, p.epoch)}
+        with stopping.held():
+            if p.trial not in self.tasks:  # its label from the start: no bar without one
+                self.tasks[p.trial] = self.bar.add_task(**fields)
+            else:
+                self.bar.update(self.tasks[p.trial], **fields)
+            self._advance(p.trial, step)
+            self._update_run()
         if p.window_loss is not None:
             self._print(LOSS, loss_line(trial, p))
 
     def epoch_done(self, trial: Trial, result: EpochResult) -> None:
         self._print(EPOCH, epoch_line(trial, result))
-        self.step_now[trial.index] = result.epoch * self.steps[trial.index]
-        if finishes(trial, result):
-            self._print(NOTE if result.diverged_step is not None else TRIAL, trial_line(trial, result))
-            self.finished.add(trial.index)
-            self.step_now[trial.index] = trial.config.training.epochs * self.steps[trial.index]  # a diverged rest
-            task = self.tasks.pop(trial.index, None)
-            self.clock.pop(trial.index, None)
-            if task is not None:
-                self.bar.remove_task(task)
-        self._update_run()
+        with stopping.held():
+            self._advance(trial.index, result.epoch * self.steps[trial.index])
+            if finishes(trial, result):
+                self._print(NOTE if result.diverged_step is not None else TRIAL, trial_line(trial, result))
+                self.finished.add(trial.index)
+                self._advance(trial.index, trial.config.training.epochs * self.steps[trial.index],
+                              trained=False)  # a diverged trial's rest
+                task = self.tasks.pop(trial.index, None)
+                self.rates.pop(trial.index, None)
+                if task is not None:
+                    self.bar.remove_task(task)
+            self._update_run()
 
     def note(self, message: str) -> None:
         """Something the run did that the user should know (a capped --jobs, a trial trained again)."""

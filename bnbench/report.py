@@ -290,7 +290,7 @@ def _caption(c: Comparison, shown: list[str]) -> str:
     if "seconds" in shown:
         text += " Seconds: Δ only (trials that share cores are no paired measurement)."
     if any(m in SPEEDS for m in shown):
-        text += (f" Steps to target: per seed, the target is the level {base}'s own curve has at half its run "
+        text += (f" Steps to target: the target is the mean level of {base}'s curves at half their run "
                  f"(training loss: mean of the last {window} batches; test acc: evaluated every "
                  f"{f'{every} steps' if every else 'epoch'} in eval mode); speedup = {base}'s steps ÷ the "
                  f"variant's. When every seed reached it: the geometric mean with a t-interval on log ratios (a range "
