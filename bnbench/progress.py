@@ -23,8 +23,8 @@ from .train import EpochResult, Progress, batches_per_epoch
 from .trials import Trial
 
 RIGHT_MARGIN = 2  # cells left free at the right of every line: the terminal's `^C` echo fits there
-BAR_MIN, BAR_MAX = 10, 40
-LOSS_WIDTH = 13  # "loss 12.345", "loss 1.23e+04" (`_loss`)
+BAR_MIN, BAR_LEAST, BAR_MAX = 8, 4, 40  # the loss and the rate are shown while the bar keeps BAR_MIN cells
+LOSS_WIDTH = 12  # "loss 1.234", "loss 9999.9", "loss 1.2e+05" (`_loss`)
 RATE_WIDTH = 14  # "12,345 batch/s", "1,234k steps/s" (`_rate`)
 TIME_WIDTH = 9  # "123:45:06"
 RATE_SPAN, RATE_LEAST = 10.0, 1.0  # seconds: a rate is measured over the last 10 s of updates, and after 1 s
@@ -32,7 +32,9 @@ RATE_SPAN, RATE_LEAST = 10.0, 1.0  # seconds: a rate is measured over the last 1
 
 def _loss(value: float) -> str:
     """At most LOSS_WIDTH cells, whatever the loss (a diverging one grows large)."""
-    return f"loss {value:.3f}" if math.isfinite(value) and abs(value) < 100 else f"loss {value:.3g}"
+    if not math.isfinite(value) or abs(value) >= 10_000:
+        return f"loss {value:.1e}"
+    return f"loss {value:.3f}" if abs(value) < 10 else f"loss {value:.1f}"
 
 
 def _rate(per_second: Optional[float], unit: str) -> str:
@@ -64,28 +66,32 @@ class Rate:
         return (steps - before) / (now - then)
 
 
-def _layout(width: int, label: int, count: int) -> list[ProgressColumn]:
-    """The columns of a display `width` cells wide, for labels of `label` cells and counts ("12/345") of
-    `count`: label, bar, count and time left always, then the loss and the rate while the bar keeps BAR_MIN
-    cells; a label too long for even that is cut (rich's `…`). Every width is fixed: the lines are at most
-    `width` - RIGHT_MARGIN cells, and nothing in them is cut short by a neighbour."""
+def _layout(width: int, label: int, short: int, count: int) -> list[ProgressColumn]:
+    """The columns of a display `width` cells wide, for labels of `label` cells ("batchnorm-s3 epoch 2/5"), or
+    `short` ones ("batchnorm-s3 e2/5") where those leave the bar less than BAR_MIN cells, and counts ("12/345")
+    of `count`: label, bar, count and time left always, then the loss and the rate while the bar keeps BAR_MIN
+    cells; a label too long for a bar of BAR_LEAST cells is cut (rich's `…`). Every width is fixed: the lines are
+    at most `width` - RIGHT_MARGIN cells, and nothing in them is cut short by a neighbour."""
     room = width - RIGHT_MARGIN
 
-    def bar_for(extra: list[int]) -> int:  # the cells left to the bar; one space between columns
+    def bar_for(label: int, extra: list[int]) -> int:  # the cells left to the bar; one space between columns
         return room - label - count - TIME_WIDTH - sum(extra) - (3 + len(extra))
 
+    field = "{task.description}"
+    if bar_for(label, []) < BAR_MIN and short < label:
+        label, field = short, "{task.fields[short]}"
     extra: list[int] = []
     for cells in (LOSS_WIDTH, RATE_WIDTH):
-        if bar_for(extra + [cells]) < BAR_MIN:
+        if bar_for(label, extra + [cells]) < BAR_MIN:
             break
         extra.append(cells)
-    bar = bar_for(extra)
-    if bar < BAR_MIN:
-        label, bar = max(1, label - (BAR_MIN - bar)), BAR_MIN
+    bar = bar_for(label, extra)
+    if bar < BAR_LEAST:
+        label, bar = max(1, label - (BAR_LEAST - bar)), BAR_LEAST
     bar = min(bar, BAR_MAX)
     fixed = {"no_wrap": True, "overflow": "ellipsis"}
     columns: list[ProgressColumn] = [
-        TextColumn("{task.description}", markup=False, table_column=Column(width=label, **fixed)),
+        TextColumn(field, markup=False, table_column=Column(width=label, **fixed)),
         BarColumn(bar_width=bar, table_column=Column(width=bar, **fixed)),
         MofNCompleteColumn(table_column=Column(width=count, justify="right", **fixed))]
     if len(extra) > 0:
@@ -103,22 +109,23 @@ def _count_cells(total) -> int:
 
 class Bars(Bar):
     """rich's Progress, its table laid out (`_layout`) for the console's width at each frame, with room for the
-    widest label and count seen or announced (`reserve`): the columns keep their places as bars come and go."""
+    widest labels and count seen or announced (`reserve`): the columns keep their places as bars come and go.
+    Each task has its label (`description`) and a shorter one (the field `short`) for a narrow terminal."""
 
     def __init__(self, console: Console):
-        self.label_cells = self.count_cells = 0
+        self.cells = (0, 0, 0)  # label, short label, count
         self.screen = console  # (rich's `console` is its Live's, which rich's __init__ draws before it is made)
-        self.layouts: dict[tuple[int, int, int], list[ProgressColumn]] = {}
+        self.layouts: dict[tuple[int, int, int, int], list[ProgressColumn]] = {}
         super().__init__(console=console, transient=True)
 
-    def reserve(self, label: int, count: int) -> None:
-        self.label_cells, self.count_cells = max(self.label_cells, label), max(self.count_cells, count)
+    def reserve(self, label: int, short: int, count: int) -> None:
+        self.cells = tuple(map(max, self.cells, (label, short, count)))
 
     def make_tasks_table(self, tasks) -> Table:
         shown = [task for task in tasks if task.visible]
-        self.reserve(max((cell_len(t.description) for t in shown), default=0),
-                     max((_count_cells(t.total) for t in shown), default=0))
-        key = (self.screen.width, self.label_cells, self.count_cells)
+        for t in shown:
+            self.reserve(cell_len(t.description), cell_len(t.fields.get("short", t.description)), _count_cells(t.total))
+        key = (self.screen.width, *self.cells)
         if key not in self.layouts:
             self.layouts[key] = _layout(*key)
         columns = self.layouts[key]
@@ -166,8 +173,8 @@ class RichReporter:
         """The one-time decode of an image folder (a first CIFAR-10 run: ~25 s of 60,000 JPEGs)."""
         with stopping.held():
             if self.loading_task is None:
-                self.loading_task = self.bar.add_task(what, total=total, loss="", rate="images")
-            self.bar.update(self.loading_task, completed=done, total=total, description=what)
+                self.loading_task = self.bar.add_task(what, total=total, loss="", rate="images", short=what)
+            self.bar.update(self.loading_task, completed=done, total=total, description=what, short=what)
             if done >= total:
                 self.bar.remove_task(self.loading_task)
                 self.loading_task = None
@@ -182,12 +189,13 @@ class RichReporter:
         self.run_rate = Rate()
         self.run_rate.add(time.perf_counter(), 0)
         total = sum(t.config.training.epochs * self.steps[t.index] for t in trials)
-        self.bar.reserve(max([cell_len(self._run_label(len(trials))),
-                              *(cell_len(self._trial_label(t, t.config.training.epochs)) for t in trials)]),
-                         _count_cells(total))
+        widest = {short: max(cell_len(label) for label in [self._run_label(len(trials)), *(
+            self._trial_label(t, t.config.training.epochs, short) for t in trials)]) for short in (False, True)}
+        self.bar.reserve(widest[False], widest[True], _count_cells(total))
+        label = self._run_label(len(self.finished))
         with stopping.held():
-            self.run_task = self.bar.add_task(self._run_label(len(self.finished)), total=total,
-                                              completed=sum(self.step_now.values()), loss="", rate="-")
+            self.run_task = self.bar.add_task(label, total=total, completed=sum(self.step_now.values()), loss="",
+                                              rate="-", short=label)
             self.console.print(f"[bold]{trials[0].config.name}[/]: {len(trials)} trials "
                                f"({len(self.finished)} already done) -> {run_dir}")
 
@@ -195,8 +203,8 @@ class RichReporter:
         return f"run: {finished}/{len(self.trials)} trials"
 
     @staticmethod
-    def _trial_label(trial: Trial, epoch: int) -> str:
-        return f"{trial.key} e{epoch}/{trial.config.training.epochs}"
+    def _trial_label(trial: Trial, epoch: int, short: bool = False) -> str:
+        return f"{trial.key} {'e' if short else 'epoch '}{epoch}/{trial.config.training.epochs}"
 
     def _advance(self, trial: int, step: int, trained: bool = True) -> None:
         """Trial `trial` is at step `step` of its run (epochs before included)."""
@@ -206,16 +214,17 @@ class RichReporter:
 
     def _update_run(self) -> None:
         """The whole run's bar: trials finished of all, steps/s of late, ETA over all steps."""
-        rate = self.run_rate.add(time.perf_counter(), self.trained)
-        self.bar.update(self.run_task, completed=sum(self.step_now.values()),
-                        description=self._run_label(len(self.finished)), rate=_rate(rate, "steps/s"))
+        rate, label = self.run_rate.add(time.perf_counter(), self.trained), self._run_label(len(self.finished))
+        self.bar.update(self.run_task, completed=sum(self.step_now.values()), description=label, short=label,
+                        rate=_rate(rate, "steps/s"))
 
     def progress(self, p: Progress) -> None:
         trial = self.trials[p.trial]
         step = (p.epoch - 1) * self.steps[p.trial] + p.batch
         rate = self.rates.setdefault(p.trial, Rate()).add(time.perf_counter(), step)
         fields = {"completed": p.batch, "total": p.batches, "loss": _loss(p.running_loss),
-                  "rate": _rate(rate, "batch/s"), "description": self._trial_label(trial, p.epoch)}
+                  "rate": _rate(rate, "batch/s"), "description": self._trial_label(trial, p.epoch),
+                  "short": self._trial_label(trial, p.epoch, short=True)}
         with stopping.held():
             if p.trial not in self.tasks:  # its label from the start: no bar without one
                 self.tasks[p.trial] = self.bar.add_task(**fields)

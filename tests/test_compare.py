@@ -139,7 +139,8 @@ def test_two_pairs_are_flagged_and_the_verdict_asks_for_five_seeds(tmp_path):
     assert t.loc["bn", "test_acc_note"] == "2 pairs: interval unreliable"
     half = T_975_DF1 * np.std([5.0, 6.0], ddof=1) / math.sqrt(2)  # 1 degree of freedom: t = 12.7
     assert t.loc["bn", "test_acc_ci_low"] == pytest.approx(5.5 - half)
-    assert "2 pairs: interval unreliable" in t.loc["bn", "verdict"]
+    assert (f"no difference shown in test acc: +5.50 pts [{5.5 - half:+.2f}, {5.5 + half:+.2f}], 2/2 seeds better"
+            in t.loc["bn", "verdict"])
     assert t.loc["bn", "verdict"].endswith("only 2 pairs: run ≥ 5 seeds")
 
 
@@ -157,10 +158,11 @@ def t_p_df2(mean: float, se: float) -> float:
 
 
 def test_steps_to_target_judges_both_curves_the_same_way(tmp_path):
-    """Target, per seed: plain's own smoothed loss (window 2) at half its run, step ceil(20 / 2) = 10. Every plain
-    curve below has dropped to 0.5 by step 9, so that level is 0.5 on every seed. T = the first step whose mean of
-    the last 2 losses is at or below it, one after the drop; the step before it is measured too, so every crossing
-    is exact (after = T - 1). speedup = T_plain / T_bn.
+    """Target: the mean over plain's seeds of its smoothed loss (window 2) at half its run, step ceil(20 / 2) = 10.
+    Every plain curve below has dropped to 0.5 by step 9, so that level is 0.5 on every seed, and so is the target.
+    T = the first step whose mean of the last 2 losses is at or below it, one after the drop, for plain's trials as
+    for bn's; the step before it is measured too, so every crossing is exact (after = T - 1). speedup = T_plain /
+    T_bn.
     seed 0, faster: plain drops at step 9 (T 10), bn at step 3 (T 4): 10/4.
     seed 1, slower: plain drops at step 5 (T 6), bn at step 9 (T 10): 6/10, shown as such.
     seed 2, equal: both drop at step 8 (T 9): exactly 1."""
@@ -219,9 +221,10 @@ def test_a_slower_variant_shows_a_speedup_below_one(tmp_path):
     assert (t.loc["bn", "steps_ci_low"], t.loc["bn", "steps_ci_high"]) == (pytest.approx(low), pytest.approx(high))
     assert t.loc["bn", "steps_p"] == pytest.approx(p) and t.loc["bn", "steps_p_holm"] == pytest.approx(4 * p)
     assert 4 * p < 0.05 and t.loc["bn", "steps_p_exact"] == pytest.approx(2 / 2 ** 5)
-    assert (f"slower to plain's loss at half its run: {np.exp(mean):.2f}× [{low:.2f}, {high:.2f}], t-test "
-            f"p={p:.2g} (Holm {4 * p:.2g}, 4 tests), exact p=0.062 (Holm 0.25): the decision rests on normality"
+    assert (f"; reaches plain's half-run loss {np.exp(mean):.2f}× [{low:.2f}, {high:.2f}] later (Holm p={4 * p:.2g});"
             in t.loc["bn", "verdict"])
+    assert t.loc["bn", "verdict"].endswith("t-tests, Holm over 4 tests; the exact test would not decide speed to "
+                                           "half-run loss (p=0.062): rests on normality")  # 2/2^5 = 0.0625
     assert f"{np.exp(mean):.2f}×<br>[{low:.2f}, {high:.2f}]" in comparison_output([comparison], "markdown", ["steps"])
 
 
@@ -252,8 +255,8 @@ def test_a_crossing_known_only_within_bounds_makes_the_summary_a_median(tmp_path
     assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"]) == (3, 2, 1)
     assert t.loc["bn", "steps_note"] == "fewer than 6 pairs: no distribution-free interval"
     assert t.loc["bn", "steps_at"] == 2.0  # the mean over the seeds that reached it
-    assert ("no difference shown to plain's loss at half its run: median 0.50–2.00×, exact p=1 (Holm 1, 4 tests), "
-            "1/3 seeds not reached within their own run" in t.loc["bn", "verdict"])
+    assert ("no difference shown in speed to plain's half-run loss: median 0.50–2.00× (Holm p=1), 1/3 seeds did not "
+            "reach it within their run;" in t.loc["bn", "verdict"])
     # seed 0 with an exact seed 3 (bn T 6, plain T 10: 10/6): every seed reached it, so the geometric mean, known
     # between its value on the low ends, sqrt(5 * 10/6), and on the high ends, sqrt(10 * 10/6); the interval spans
     # the low ends' t-interval's low end to the high ends' high end (1 d.o.f.); faster even at the low ends, so the
@@ -291,10 +294,41 @@ def test_never_reached_is_censored_counted_never_dropped(tmp_path):
     assert (t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"], t.loc["bn", "steps_pairs"]) == (0, 1, 1)
     assert t.loc["bn", "steps_estimator"] == "median" and t.loc["bn", "steps_speedup"] == 0.0
     assert t.loc["bn", "steps_speedup_high"] == pytest.approx(4 / 9) and t.loc["bn", "steps_p"] == 1.0
-    assert "median ≤ 0.44×<br>exact p=1, Holm 1 (4)<br>reached 0/1" in comparison_output(comparisons, "markdown",
-                                                                                         ["steps"])
-    assert "median ≤ 0.44×, exact p=1 (Holm 1, 4 tests), 1/1 seeds not reached within their own run" in \
-        t.loc["bn", "verdict"]
+    assert "median ≤0.44×<br>exact p=1, Holm 1 (4)<br>reached 0/1" in comparison_output(comparisons, "markdown",
+                                                                                        ["steps"])
+    assert ("no difference shown in speed to plain's half-run loss: median ≤0.44× (Holm p=1), 1/1 seeds did not "
+            "reach it within their run;" in t.loc["bn", "verdict"])
+
+
+def test_a_baseline_trial_that_misses_the_common_target_is_censored_and_the_summary_a_median(tmp_path):
+    """One target for every seed: the mean of plain's smoothed losses (window 2) at half its run (step 10): 0.5 on
+    seeds 0 and 1 (dropped at step 5), 0.9 on seed 2 (flat at 0.9): (0.5 + 0.5 + 0.9) / 3 = 0.6333. Plain's seed 2
+    never gets there within its 20 steps: its crossing is a step in [21, inf). bn drops at step 3 on every seed:
+    T 4 exactly. Speedups: 6/4 on seeds 0 and 1, and in [21/4, inf) on seed 2. A bound is infinite, so the summary
+    is the median: median(lows) = median(highs) = log 1.5; 3 pairs, no interval; the sign test: 3 wins (every low
+    end above 1), no loss: p = 2/2^3. bn itself reached it on every seed: nothing censored on its side."""
+    flat = {"losses": [[0.9] * 10] * 2, "acc": [0.5, 0.6]}
+    trials = {("bn", 0): curve(3), ("plain", 0): curve(5), ("bn", 1): curve(3), ("plain", 1): curve(5),
+              ("bn", 2): curve(3), ("plain", 2): flat}
+    (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
+    per_seed = comparison.trials.set_index(["variant", "seed"])
+    target = (0.5 + 0.5 + 0.9) / 3
+    assert per_seed.steps_target.tolist() == pytest.approx([target] * 6)
+    assert per_seed.loc["plain", "steps_at"].tolist() == pytest.approx([6, 6, np.nan], nan_ok=True)
+    assert per_seed.loc["plain", "steps_after"].tolist() == [5, 5, 20]
+    assert per_seed.loc["bn", "steps_at"].tolist() == [4, 4, 4]
+    t = rows([comparison])
+    assert t.loc["bn", "steps_estimator"] == "median"
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(1.5) and t.loc["bn", "steps_speedup_high"] == pytest.approx(1.5)
+    assert pd.isna(t.loc["bn", "steps_ci_low"]) and pd.isna(t.loc["bn", "steps_p_t"])
+    assert t.loc["bn", "steps_p"] == t.loc["bn", "steps_p_exact"] == pytest.approx(2 / 2 ** 3)
+    assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"]) == (3, 3, 0)
+    assert t.loc["bn", "steps_note"] == ("fewer than 6 pairs: no distribution-free interval; 1/3 baseline seeds did "
+                                         "not reach it within their run")
+    # the family of 4: test acc (equal: exact p 1), this p, the accuracy speed (every trial at its first evaluation,
+    # T in (0, 10]: no direction certain, p 1), divergence (none: p 1): Holm 4 x 1/4 = 1
+    assert t.loc["bn", "steps_p_holm"] == pytest.approx(1.0)
+    assert "no difference shown in speed to plain's half-run loss: median 1.50× (Holm p=1);" in t.loc["bn", "verdict"]
 
 
 def test_steps_to_the_baselines_test_accuracy_at_half_its_run(tmp_path):
@@ -329,8 +363,8 @@ def test_steps_to_the_baselines_test_accuracy_at_half_its_run(tmp_path):
     assert (t.loc["bn", "steps_acc_reached"], t.loc["bn", "steps_acc_censored"]) == (2, 0)
     assert t.loc["bn", "steps_acc_at"] == pytest.approx(8.0) and t.loc["bn", "steps_acc_target"] == pytest.approx(60.0)
     assert t.loc["bn", "steps_acc_note"] == "2 pairs: interval unreliable; crossings known only between two measured points: a range"
-    assert (f"no difference shown to plain's test acc at half its run: {low:.2f}–{high:.2f}× [{ci_low:.2f}, "
-            f"{ci_high:.2f}], t-test p=1 (Holm 1, 4 tests)" in t.loc["bn", "verdict"])
+    assert (f"no difference shown in speed to plain's half-run test acc: {low:.2f}–{high:.2f}× [{ci_low:.2f}, "
+            f"{ci_high:.2f}] (Holm p=1);" in t.loc["bn", "verdict"])
 
 
 def test_diverged_trials_are_named_and_left_out(tmp_path):
@@ -354,7 +388,7 @@ def test_diverged_trials_are_named_and_left_out(tmp_path):
     text = comparison_output([comparison], "markdown")
     assert "bn<br>diverged 1/3 seeds<br>seed 1 diverged at step 6" in text and "1 pair: no interval" in text
     assert t.loc["bn", "diverged_seeds"] == 1
-    assert "bn diverged on 1/3 seeds, plain on 1/3 (exact p=1, Holm 1)" in t.loc["bn", "verdict"]
+    assert "bn diverged on 1/3 seeds, plain on 1/3 (exact p=1, Holm p=1)" in t.loc["bn", "verdict"]
     assert "nan" not in text.lower()
     left_out = comparison.trials.loc[~comparison.trials.ok, ["variant", "seed"]]
     assert sorted(map(tuple, left_out.values.tolist())) == [("bn", 1), ("plain", 2)]
@@ -490,7 +524,7 @@ def test_real_runs_compare_with_the_numbers_of_their_csvs(digits_runs, tmp_path)
 
 
 def test_real_run_table_and_markdown(digits_runs):
-    result = invoke("compare", digits_runs)
+    result = invoke("compare", digits_runs, "--full")
     assert result.exit_code == 0, result.output
     assert result.stdout.count("quick-digits · digits, mlp [64, 32]") == 2 and "(baseline)" in result.stdout
     assert "1 pair: no interval" in result.stdout and "wins" in result.stdout
@@ -576,8 +610,8 @@ def test_p_values_are_adjusted_across_variants_and_sweep_points(tmp_path):
     (comparison,), _ = compare_runs([write_run(tmp_path, trials, sweep={"optimizer.lr": [0.001, 0.01]})])
     t = comparison.table[~comparison.table.baseline]
     assert (t.steps_p == 1.0).all() and t.steps_acc_p.isna().all() and (t.diverged_p == 1.0).all()
-    assert (t.steps_acc_note == "no target on 3 seeds: no point of the baseline's curve in the first half of its "
-                                "run").all()
+    assert (t.steps_acc_note == "no target on 3 seeds: no point of the baseline's curves in the first half of "
+                                "their run").all()
     raw = t.test_acc_p.to_numpy()
     assert (raw < 1).all()  # below every other member of the family: they come after them in Holm's order
     order = np.argsort(raw)
@@ -585,7 +619,9 @@ def test_p_values_are_adjusted_across_variants_and_sweep_points(tmp_path):
     assert t.test_acc_p_holm.to_numpy()[order] == pytest.approx(expected)
     assert (t.test_acc_tests == 16).all() and (t.test_acc_p_holm >= t.test_acc_p).all()
     assert (t.steps_tests == 16).all() and (t.diverged_tests == 16).all() and (t.train_loss_tests == 4).all()
-    assert all("(Holm " in v and "16 tests)" in v for v in t.verdict)
+    for v, holm in zip(t.verdict.to_numpy()[order], expected):  # the adjusted p computed here, in each verdict
+        assert holm >= 0.05 and v.split(": ", 1)[1].startswith("no difference shown in test acc: ")
+        assert f"seeds better (Holm p={holm:.2g});" in v and "t-tests, Holm over 16 tests" in v
 
 
 # ---- layout ------------------------------------------------------------------------------------------------------
@@ -595,7 +631,7 @@ def test_the_table_reads_at_any_width_and_never_splits_a_cell(digits_runs, width
     """Every line fits (widths 60-200) or nothing is wrapped at all (piped: None); every cell line's tokens, the
     run id and the verdict's tokens appear whole on one line."""
     comparisons, _ = compare_runs([digits_runs])
-    text = comparison_output(comparisons, "table", width=width)
+    text = comparison_output(comparisons, "table", width=width, full=True)
     lines = text.splitlines()
     if width is not None:
         assert max(map(len, lines)) <= width
@@ -623,18 +659,18 @@ def test_list_never_truncates_run_ids_or_names(digits_runs, width):
 
 
 def test_a_baseline_without_a_smoothed_point_in_its_first_half_gives_no_target_with_the_reason(tmp_path):
-    """The baseline meets its own target by construction, so steps are n/a only where it has no target: window 5
-    over a run of 8 steps gives plain's first smoothed point at step 5, after half its run (step 4)."""
+    """Steps are n/a where the baseline has no target: window 5 over a run of 8 steps gives plain's first smoothed
+    point at step 5, after half its run (step 4)."""
     plain = {"losses": [[1.0] * 4, [0.2, 1.0, 1.0, 0.2]], "acc": [0.5, 0.6]}
     trials = {("bn", 0): curve(2, steps=8), ("plain", 0): plain}
     (comparison,), _ = compare_runs([write_run(tmp_path, trials, log_every=5)])
-    why = "no point of the baseline's curve in the first half of its run"
+    why = "no point of the baseline's curves in the first half of their run"
     assert comparison.trials.steps_why.tolist() == [why, why] and comparison.trials.steps_target.isna().all()
     t = rows([comparison])
     assert pd.isna(t.loc["bn", "steps_speedup"]) and t.loc["bn", "steps_pairs"] == 0 and t.loc["bn", "pairs"] == 1
     assert t.loc["bn", "steps_note"] == f"no target on 1 seed: {why}" and pd.isna(t.loc["bn", "steps_p"])
     assert pd.isna(t.loc["plain", "steps_speedup"])
-    assert f"steps to plain's loss at half its run: n/a (no target on 1 seed: {why})" in t.loc["bn", "verdict"]
+    assert f"speed to plain's half-run loss: n/a (no target on 1 seed: {why})" in t.loc["bn", "verdict"]
 
 
 def test_a_run_of_one_variant_shows_its_numbers_without_deltas(tmp_path):
@@ -644,8 +680,8 @@ def test_a_run_of_one_variant_shows_its_numbers_without_deltas(tmp_path):
     (comparison,), _ = compare_runs([run])
     t = rows([comparison])
     assert t.loc["bn", "train_loss_mean"] == 0.5 and pd.isna(t.loc["bn", "train_loss_delta"])
-    assert t.loc["bn", "steps_note"] == ("no target on 2 seeds: no point of the baseline's curve in the first half "
-                                         "of its run")
+    assert t.loc["bn", "steps_note"] == ("no target on 2 seeds: no point of the baseline's curves in the first half "
+                                         "of their run")
     for args in ([], ["--windows"], ["--plot", tmp_path / "one.png"], ["--format", "json"]):
         result = invoke("compare", run, *args)
         assert result.exit_code == 0 and "Traceback" not in result.output, result.output

@@ -117,7 +117,7 @@ def test_a_baseline_from_another_run_pairs_on_common_seeds(runs):
     text = invoke("compare", runs["b"], runs["a"], "--baseline", f"plain@{runs['a']}").stdout
     # one pair: its exact sign-flip p is 1 and there is no t-test, so no difference can be shown
     assert f"run {runs['b'].name} vs {name}" in text
-    assert f"batchnorm vs {name}: no difference shown in final test acc " in text
+    assert f"batchnorm vs {name}: no difference shown in test acc: " in text
     assert f"· run {runs['a'].name}\n" in text  # A itself, against its own plain
 
 

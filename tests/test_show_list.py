@@ -48,7 +48,7 @@ def test_show_json_holds_the_run_and_its_numbers(out):
     verdict = json.loads(invoke("compare", run_dir, "--format", "json").stdout)[0]["verdict"]
     # one seed: one pair, whose exact p is 1 (no t-test): no difference can be shown
     assert s["verdicts"] == [verdict]
-    assert verdict.startswith("batchnorm vs plain: no difference shown in final test acc ")
+    assert verdict.startswith("batchnorm vs plain: no difference shown in test acc: ")
 
 
 def test_show_text_by_run_id(out):
@@ -59,7 +59,7 @@ def test_show_text_by_run_id(out):
     assert text.startswith(f"quick-digits · run {run_dir}\nstatus: complete (started ")
     for line in ("engine: eager · device: cpu (", "overrides: --set training.epochs=2 --seeds 0\n",
                  "differs from the config file: seeds: [0, 1, 2, 3, 4] -> [0]; training.epochs: 5 -> 2\n",
-                 "verdict: batchnorm vs plain: no difference shown in final test acc ",
+                 "verdict: batchnorm vs plain: no difference shown in test acc: ",
                  "│ plain     │ 0    │ complete │ 2/2    │ 288 "):
         assert line in text, line
 

@@ -80,10 +80,10 @@ def pooled(runs: list[Results]) -> Results:
     layout = runs[0].layout.changed(seeds=seeds)
     parts = [(r, _mapping(r.layout, layout, lambda key, r=r: key if taken.get(key[1]) is r else None), {})
              for r in used]
+    taken_from = "; ".join(f"seed{'s' * (len(own) > 1)} {_seed_list(own)} from {r.dir.name}"
+                           for r in used for own in [[s for s in seeds if taken[s] is r]])
     notes = [f"pooled {len(used)} runs of one config, device, engine and software (differing only in seeds): "
-             + "; ".join(
-        f"seed{'s' * (len(own) > 1)} {_seed_list(own)} from {r.dir.name}"
-        for r in used for own in [[s for s in seeds if taken[s] is r]])]
+             f"{taken_from}"] if len(used) > 1 else []
     for i, results in enumerate(runs):
         newer = [s for s in results.config.seeds if s in taken and taken[s] in runs[:i]]
         if newer:
@@ -93,8 +93,9 @@ def pooled(runs: list[Results]) -> Results:
         if unfinished:
             notes.append(f"{results.dir.name} is {results.status}: its unfinished seed{'s' * (len(unfinished) > 1)} "
                          f"{_seed_list(unfinished)} left out (pooling uses finished trials only)")
+    label = f"runs {' + '.join(r.dir.name for r in used)} (pooled)" if len(used) > 1 else f"run {used[0].dir.name}"
     return Results(used[0].dir, layout, "complete", *_frames(parts), sources=tuple(r.dir for r in used),
-                   notes=tuple(notes), label=f"runs {' + '.join(r.dir.name for r in used)} (pooled)")
+                   notes=tuple(notes), label=label)
 
 
 def against(results: Results, reference: Results, variant: str) -> Results:

@@ -110,29 +110,43 @@ def crossing(steps: np.ndarray, values: np.ndarray, level: float, higher: bool):
     return (int(steps[i - 1]) if i else 0), int(steps[i])
 
 
+def curve(trials: dict, seed: int, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    return smoothed(trials["losses"][(seed, name)]) if kind == "loss" else trials["evals"][(seed, name)]
+
+
+def target(trials: dict, kind: str) -> float:
+    """The point's one target of `kind`: the mean over the baseline's seeds of the level each one's curve has at
+    its last measured point at or before ceil(half its steps)."""
+    levels = []
+    for s in SEEDS:
+        steps, values = curve(trials, s, BASE, kind)
+        levels.append(values[steps <= math.ceil(len(trials["losses"][(s, BASE)]) / 2)][-1])
+    return math.fsum(levels) / len(levels)
+
+
 def speed(trials: dict, variant: str, kind: str) -> dict:
     """Steps to the target of `kind` (loss: the smoothed training loss; acc: test accuracy per evaluation) for each
-    seed, and their summary: the geometric mean when every crossing is exact, else the median of the bounds."""
-    lo, hi, levels, ats = [], [], [], []
+    seed, and their summary: the geometric mean when every crossing of every pair is within its run (exact or
+    between two measured steps), else the median of the bounds. A crossing in (after, at] is a step in
+    [after + 1, at]; a trial that never meets the target, a step in [its steps + 1, inf)."""
+    level = target(trials, kind)
+
+    def bounds(s: int, name: str) -> tuple[float, float, int | None]:
+        after, at = crossing(*curve(trials, s, name, kind), level, kind == "acc")
+        return (after + 1, at, at) if at else (len(trials["losses"][(s, name)]) + 1, math.inf, None)
+
+    lo, hi, ats = [], [], []
     for s in SEEDS:
-        curves = {name: (smoothed(trials["losses"][(s, name)]) if kind == "loss" else trials["evals"][(s, name)])
-                  for name in (BASE, variant)}
-        total = len(trials["losses"][(s, BASE)])
-        steps_b, values_b = curves[BASE]
-        level = values_b[steps_b <= math.ceil(total / 2)][-1]
-        (after_b, at_b), (after_v, at_v) = (crossing(*curves[n], level, kind == "acc") for n in (BASE, variant))
-        assert at_b is not None  # the baseline meets its own target
-        own = len(trials["losses"][(s, variant)])
-        lo.append(math.log(after_b + 1) - math.log(at_v) if at_v else -math.inf)
-        hi.append(math.log(at_b) - math.log(after_v + 1 if at_v else own + 1))
-        levels.append(level)
+        (base_low, base_high, _), (own_low, own_high, at_v) = bounds(s, BASE), bounds(s, variant)
+        lo.append(math.log(base_low) - math.log(own_high))
+        hi.append(math.log(base_high) - math.log(own_low))
         ats.append(at_v)
     reached = [a for a in ats if a is not None]
-    out = {"target": np.mean(levels), "at": np.mean(reached) if reached else np.nan, "reached": len(reached),
+    out = {"target": level, "at": np.mean(reached) if reached else np.nan, "reached": len(reached),
            "censored": len(SEEDS) - len(reached)}
     lo, hi = np.array(lo), np.array(hi)
-    if len(reached) == len(SEEDS):  # the geometric mean, known between its value on the low and the high ends
-        low, high = t_test(lo), t_test(hi)
+    if np.isfinite(lo).all() and np.isfinite(hi).all():  # the geometric mean, known between its value on the low
+        low, high = t_test(lo), t_test(hi)               # and the high ends
         if lo.mean() > 0 or hi.mean() < 0:  # tested on the end least favourable to the direction claimed
             end, worst = (lo, low) if lo.mean() > 0 else (hi, high)
             p_t, p_exact = worst["p"], sign_flip_p(end)
