@@ -114,7 +114,7 @@ def test_a_baseline_from_another_run_pairs_on_common_seeds(runs):
     assert own.pairs["batchnorm"] == 2
     assert table.notes.iloc[0] == (f"baseline {name}: plain of {runs['a']}, paired on seed 1; seed 2 of "
                                    f"{runs['b'].name} not in {runs['a'].name}: left out")
-    text = invoke("compare", runs["b"], runs["a"], "--baseline", f"plain@{runs['a']}").stdout
+    text = invoke("compare", runs["b"], runs["a"], "--baseline", f"plain@{runs['a']}", "--full").stdout
     # one pair: its exact sign-flip p is 1 and there is no t-test, so no difference can be shown
     assert f"run {runs['b'].name} vs {name}" in text
     assert f"batchnorm vs {name}: no difference shown in test acc: " in text

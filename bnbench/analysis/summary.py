@@ -197,11 +197,17 @@ def _paired(name: str, variant: np.ndarray, baseline: np.ndarray, higher: bool, 
     exact = inference.sign_flip_p(d)
     tie = np.isclose(variant, baseline, rtol=1e-7, atol=1e-12)
     better = (d > 0) if higher else (d < 0)
-    p = exact if test == "exact" or np.isnan(t["p_t"]) else t["p_t"]
+    p = _decision(t["p_t"], exact, test)
     return {col(name, "delta"): t["mean"], col(name, "ci_low"): t["ci_low"], col(name, "ci_high"): t["ci_high"],
             col(name, "p_t"): t["p_t"], col(name, "p_exact"): exact, col(name, "p"): p,
             col(name, "wins"): int((better & ~tie).sum()), col(name, "losses"): int((~better & ~tie).sum()),
             col(name, "note"): t["note"], f"_{name}_sd": t["sd"]}
+
+
+def _decision(p_t: float, exact: float, test: str) -> float:
+    """The p a decision uses: the t-test's, or the exact one's under --test exact or where the t-test is
+    undefined (a constant difference)."""
+    return exact if test == "exact" or np.isnan(p_t) else p_t
 
 
 def _speed(measure: str, m: dict, v: int, b: int, pairs: np.ndarray, test: str) -> dict:
@@ -266,7 +272,7 @@ def _geometric(measure: str, lo: np.ndarray, hi: np.ndarray, test: str, note: st
     return {col(measure, "speedup"): np.exp(low["mean"]), col(measure, "speedup_high"): np.exp(high["mean"]),
             col(measure, "estimator"): "geometric mean", col(measure, "ci_low"): np.exp(low["ci_low"]),
             col(measure, "ci_high"): np.exp(high["ci_high"]), col(measure, "p_t"): p_t,
-            col(measure, "p_exact"): exact, col(measure, "p"): exact if test == "exact" or np.isnan(p_t) else p_t,
+            col(measure, "p_exact"): exact, col(measure, "p"): _decision(p_t, exact, test),
             col(measure, "note"): _joined_notes((worst or low)["note"], grid, note)}
 
 
