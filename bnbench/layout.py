@@ -82,16 +82,17 @@ def _wrap_tokens(text: str, width: Optional[int], indent: str, hanging: str) -> 
     return lines + [(hanging if lines else indent) + " ".join(words)] if words else lines
 
 
-def columns(header: list[str], rows: list[list[str]], width: int, drop: list[list[str]] = (),
+def columns(header: list[str], rows: list[list[str]], width: Optional[int], drop: list[list[str]] = (),
             right: set[str] = frozenset(), cut: bool = False) -> list[str]:
-    """Rows as aligned columns two spaces apart under a header line, every line at most `width` cells: while too
+    """Rows as aligned columns two spaces apart under a header line, every line at most `width` cells (None: no
+    limit): while too
     wide, the next set of column names in `drop` is left out; then, with `cut`, the last column is cut with "…"
     (a free-text field such as a run's options), else each row becomes one record wrapped at " · "."""
     for dropped in [[], *drop]:
         keep = [i for i, name in enumerate(header) if name not in dropped]
         lines = _aligned([[header[i] for i in keep], *([row[i] for i in keep] for row in rows)],
                          [header[i] in right for i in keep])
-        if max(map(cell_len, lines)) <= width:
+        if width is None or max(map(cell_len, lines)) <= width:
             return lines
     if cut:
         return [line if cell_len(line) <= width else line[:width - 1] + "…" for line in lines]

@@ -3,8 +3,8 @@ lines (see `log`) as far as the verbosity asks.
 
 Every line of it fits the terminal, drawn again at each frame for the terminal's width (a resized one too): the
 label, the bar, the count (never cut: `6336/4…` told nothing) and the time left always, the loss and the rate
-where there is room for them (`_layout`); two cells are kept free at the right, where the terminal echoes a
-Ctrl-C (`^C` after a full-width line wraps it, and rich, erasing the display, then leaves its top line behind)."""
+where there is room for them (`_layout`); four cells are kept free at the right, where the terminal echoes
+Ctrl-C (`^C` after a full-width line wraps it, and rich, erasing the display, then left its top line behind)."""
 import math
 import time
 from collections import deque
@@ -16,17 +16,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, ProgressColumn, TextColumn, \
     TimeRemainingColumn
 from rich.table import Column, Table
+from rich.text import Text
 
 from . import stopping
 from .log import EPOCH, LOSS, NOTE, TRIAL, epoch_line, finishes, loss_line, trial_line
 from .train import EpochResult, Progress, batches_per_epoch
 from .trials import Trial
 
-RIGHT_MARGIN = 2  # cells left free at the right of every line: the terminal's `^C` echo fits there
+RIGHT_MARGIN = 4  # cells left free at the right of every line: the terminal's `^C` echo (two of them) fits there
 BAR_MIN, BAR_LEAST, BAR_MAX = 8, 4, 40  # the loss and the rate are shown while the bar keeps BAR_MIN cells
 LOSS_WIDTH = 12  # "loss 1.234", "loss 9999.9", "loss 1.2e+05" (`_loss`)
-RATE_WIDTH = 14  # "12,345 batch/s", "1,234k steps/s" (`_rate`)
-TIME_WIDTH = 9  # "123:45:06"
+RATE_WIDTH = 13  # "9,999 batch/s", "999k steps/s" (`_rate`)
+TIME_WIDTH = 7  # "1:23:45", "12h34m", "123h45m", "1234h" (`TimeLeft`)
 RATE_SPAN, RATE_LEAST = 10.0, 1.0  # seconds: a rate is measured over the last 10 s of updates, and after 1 s
 
 
@@ -41,7 +42,7 @@ def _rate(per_second: Optional[float], unit: str) -> str:
     """At most RATE_WIDTH cells; "-" while there is no rate yet."""
     if per_second is None:
         return "-"
-    return f"{per_second:,.0f} {unit}" if per_second < 100_000 else f"{per_second / 1000:,.0f}k {unit}"
+    return f"{per_second:,.0f} {unit}" if per_second < 10_000 else f"{per_second / 1000:,.0f}k {unit}"
 
 
 class Rate:
@@ -67,24 +68,21 @@ class Rate:
 
 
 def _layout(width: int, label: int, short: int, count: int) -> list[ProgressColumn]:
-    """The columns of a display `width` cells wide, for labels of `label` cells ("batchnorm-s3 epoch 2/5"), or
-    `short` ones ("batchnorm-s3 e2/5") where those leave the bar less than BAR_MIN cells, and counts ("12/345")
-    of `count`: label, bar, count and time left always, then the loss and the rate while the bar keeps BAR_MIN
-    cells; a label too long for a bar of BAR_LEAST cells is cut (rich's `…`). Every width is fixed: the lines are
-    at most `width` - RIGHT_MARGIN cells, and nothing in them is cut short by a neighbour."""
+    """The columns of a display `width` cells wide, for labels of `label` cells ("batchnorm-s3 epoch 2/5") or
+    `short` ones ("batchnorm-s3 e2/5"), and counts ("12/345") of `count`: label, bar, count and time left always,
+    then the loss and the rate, the first of these that leaves the bar BAR_MIN cells: long labels with both,
+    short ones with both, long ones with the loss, ... short ones alone; a label too long for a bar of BAR_LEAST
+    cells is cut (rich's `…`). Every width is fixed: the lines are at most `width` - RIGHT_MARGIN cells, and
+    nothing in them is cut short by a neighbour."""
     room = width - RIGHT_MARGIN
 
     def bar_for(label: int, extra: list[int]) -> int:  # the cells left to the bar; one space between columns
         return room - label - count - TIME_WIDTH - sum(extra) - (3 + len(extra))
 
-    field = "{task.description}"
-    if bar_for(label, []) < BAR_MIN and short < label:
-        label, field = short, "{task.fields[short]}"
-    extra: list[int] = []
-    for cells in (LOSS_WIDTH, RATE_WIDTH):
-        if bar_for(label, extra + [cells]) < BAR_MIN:
-            break
-        extra.append(cells)
+    choices = [(cells, extra) for extra in ([LOSS_WIDTH, RATE_WIDTH], [LOSS_WIDTH], []) for cells in (label, short)]
+    cells, extra = next(((c, e) for c, e in choices if bar_for(c, e) >= BAR_MIN), (min(label, short), []))
+    field = "{task.description}" if cells == label else "{task.fields[short]}"
+    label = cells
     bar = bar_for(label, extra)
     if bar < BAR_LEAST:
         label, bar = max(1, label - (BAR_LEAST - bar)), BAR_LEAST
@@ -99,8 +97,21 @@ def _layout(width: int, label: int, short: int, count: int) -> list[ProgressColu
     if len(extra) > 1:
         columns.append(TextColumn("{task.fields[rate]}", markup=False, justify="right",
                                   table_column=Column(width=RATE_WIDTH, justify="right", **fixed)))
-    columns.append(TimeRemainingColumn(table_column=Column(width=TIME_WIDTH, justify="right", **fixed)))
+    columns.append(TimeLeft(table_column=Column(width=TIME_WIDTH, justify="right", **fixed)))
     return columns
+
+
+class TimeLeft(TimeRemainingColumn):
+    """rich's time left in at most TIME_WIDTH cells: hours and minutes from 10 hours on."""
+
+    def render(self, task) -> Text:
+        text = super().render(task)
+        if task.time_remaining is None or task.total is None or task.time_remaining < 10 * 3600:
+            return text
+        minutes = int(task.time_remaining) // 60
+        hours = minutes // 60
+        text.plain = f"{hours}h{minutes % 60:02d}m" if hours < 1000 else f"{hours}h"
+        return text
 
 
 def _count_cells(total) -> int:
@@ -238,7 +249,8 @@ class RichReporter:
     def epoch_done(self, trial: Trial, result: EpochResult) -> None:
         self._print(EPOCH, epoch_line(trial, result))
         with stopping.held():
-            self._advance(trial.index, result.epoch * self.steps[trial.index])
+            self._advance(trial.index, result.epoch * self.steps[trial.index],
+                          trained=result.diverged_step is None)  # a diverged epoch's rest is not trained
             if finishes(trial, result):
                 self._print(NOTE if result.diverged_step is not None else TRIAL, trial_line(trial, result))
                 self.finished.add(trial.index)

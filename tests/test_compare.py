@@ -319,7 +319,8 @@ def test_a_baseline_trial_that_misses_the_common_target_is_censored_and_the_summ
     assert per_seed.loc["bn", "steps_at"].tolist() == [4, 4, 4]
     t = rows([comparison])
     assert t.loc["bn", "steps_estimator"] == "median"
-    assert t.loc["bn", "steps_speedup"] == pytest.approx(1.5) and t.loc["bn", "steps_speedup_high"] == pytest.approx(1.5)
+    assert t.loc["bn", "steps_speedup"] == pytest.approx(1.5)
+    assert t.loc["bn", "steps_speedup_high"] == pytest.approx(1.5)
     assert pd.isna(t.loc["bn", "steps_ci_low"]) and pd.isna(t.loc["bn", "steps_p_t"])
     assert t.loc["bn", "steps_p"] == t.loc["bn", "steps_p_exact"] == pytest.approx(2 / 2 ** 3)
     assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"]) == (3, 3, 0)

@@ -68,7 +68,7 @@ METRIC_STATS = {  # tested metrics; an untested metric has the first three
     "needed": "seeds a difference of --effect would need (80% power)", "note": "why an interval is missing or weak",
 }
 SPEED_STATS = {
-    "target": "the target level: the baseline's curve at half its run (per seed; mean shown)",
+    "target": "the target level: the mean over the baseline's seeds of its curve's level at half its run",
     "unit": "steps, or examples seen when batch sizes differ", "at": "mean step the seeds that reached it did",
     "speedup": "baseline's steps ÷ the variant's: the geometric mean (its low end), or the median's low end",
     "speedup_high": "its high end (equal to speedup unless crossings are only bounded)",
@@ -77,7 +77,9 @@ SPEED_STATS = {
     "p_t": "t-test p on log speedups (geometric mean only)", "p_exact": "exact sign-flip or sign-test p",
     "p": "the p the decision uses", "p_holm": "p adjusted by Holm over the verdict family",
     "tests": "the Holm family's size", "pairs": "pairs with a target", "reached": "pairs where the variant reached it",
-    "censored": "pairs where it did not, within its own steps", "note": "why a number is missing or bounded",
+    "censored": "pairs where it did not, within its own steps",
+    "baseline_censored": "pairs where the baseline did not, within its own steps",
+    "note": "why a number is missing or bounded",
 }
 
 

@@ -332,6 +332,7 @@ def _evals(run_dir: Path, evals: Optional[pd.DataFrame], batches: pd.DataFrame, 
 
 
 def _epochs(n: int) -> str:
+    n = int(n)
     return f"{n} epoch{'s' * (n != 1)}"
 
 

@@ -76,9 +76,11 @@ def _speed_claim(row: dict, measure: str, baseline: str) -> str:
     else:
         text = f"no difference shown in speed to {target}: {value}"
     text += f" {_holm(row, measure)}".rstrip()
-    censored = row[col(measure, "censored")]
+    censored, missed = row[col(measure, "censored")], row[col(measure, "baseline_censored")]
     if censored:
         text += f", {censored}/{pairs} seeds did not reach it within their run"
+    if missed:
+        text += f", {missed}/{pairs} of {baseline}'s seeds did not reach it within their run"
     if row[col(measure, "unit")] == "examples":
         text += ", counted in examples seen (the batch sizes differ)"
     return text
@@ -100,7 +102,13 @@ def _tests(row: dict) -> str:
     measures = [m for m in (PRIMARY, *SPEEDS) if not np.isnan(row[col(m, "p")])]
     if not measures:
         return ""
-    used = "t-tests" if row["test"] == "t" else "exact sign-flip tests"
+    exact = [m for m in measures if row["test"] == "exact" or np.isnan(row[col(m, "p_t")])]
+    if not exact:
+        used = "t-tests"
+    elif len(exact) == len(measures):
+        used = "exact sign-flip tests"
+    else:
+        used = f"t-tests (exact for {', '.join(_short(m) for m in exact)}: no t-test)"
     text = f"{used}, Holm over {row[col(PRIMARY, 'tests')]} tests"
     other = [m for m in measures if not np.isnan(row.get(f"_other_{m}", np.nan))
              and (row[f"_other_{m}"] < ALPHA) != _decided(row, m)]

@@ -13,9 +13,9 @@ Divergence is an outcome of its own: k of n seeds per variant, the baseline incl
 baseline's by McNemar's exact test on the pairs. Steps to a target (see `measures`) give per seed a speedup
 T_baseline / T_variant, known exactly or within bounds (an evaluation grid, a crossing at a curve's first point):
 when every pair reached the target, the geometric mean with a t-interval on log speedups, a range when crossings
-are bounded, tested on the end least favourable to the claim; when some variant trial never reached it within
-its own steps (censored), the median, which the bounds may leave known between two values, with a
-distribution-free interval and the sign test.
+are bounded, tested on the end least favourable to the claim; when a trial of some pair (the variant's or the
+baseline's) never reached it within its own steps (censored), the median, which the bounds may leave known between
+two values, with a distribution-free interval and the sign test.
 Steps are counted in examples seen when the batch sizes of the two differ.
 
 Families: the tests a verdict line uses (test accuracy, the two speedups, divergence) form one Holm family over
@@ -227,10 +227,7 @@ def _speed(measure: str, m: dict, v: int, b: int, pairs: np.ndarray, test: str) 
     if not has.any():
         return out
     lo, hi = _log_ratios(m, measure, has, v, b)
-    base_missed = int(np.isnan(at_b).sum())
-    if base_missed:
-        out[col(measure, "note")] = _joined_notes(out[col(measure, "note")], f"{base_missed}/{len(at_b)} baseline "
-                                                  f"seeds did not reach it within their run")
+    out[col(measure, "baseline_censored")] = int(np.isnan(at_b).sum())
     if np.isfinite(lo).all() and np.isfinite(hi).all():  # every trial of every pair reached the target
         return out | _geometric(measure, lo, hi, test, out[col(measure, "note")])
     s = inference.censored_summary(lo, hi)
