@@ -41,7 +41,7 @@ def runs_table(results: Path, width: int) -> str:
     header = ["run", "status", "trials", "seeds", "epochs", "started", "device", "options"]
     drop = [["started"], ["started", "device"]]
     lines = columns(header, rows, width, drop, {"trials", "epochs"}, cut=True) if rows else ["(no runs yet)"]
-    return "\n".join([f"Runs under {results}", *lines, *_errors(found, "run", width)]) + "\n"
+    return "\n".join([*wrap(f"Runs under {results}", width), *lines, *_errors(found, "run", width)]) + "\n"
 
 
 def _errors(rows: list[dict], name: str, width: int) -> list[str]:

@@ -64,4 +64,6 @@ def test_a_one_epoch_run_has_round_step_ticks_from_zero(run_dir):
         low, high = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if low <= t <= high]
         assert (low, high) == (0, 144)  # 1 epoch of 144 steps
-        assert ticks == [0, 20, 40, 60, 80, 100, 120, 140]
+        step = ticks[1] - ticks[0]  # round steps from zero, never crowded (9 ticks on the loss panel, 5 beside)
+        assert ticks[0] == 0 and step in (20, 25, 50) and ticks == [step * i for i in range(len(ticks))]
+        assert len(ticks) <= 10

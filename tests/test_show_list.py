@@ -60,8 +60,10 @@ def test_show_text_by_run_id(out):
     for line in ("engine: eager · device: cpu (", "overrides: --set training.epochs=2 --seeds 0\n",
                  "differs from the config file: seeds: [0, 1, 2, 3, 4] -> [0]; training.epochs: 5 -> 2\n",
                  "verdict: batchnorm vs plain: no difference shown in test acc: ",
-                 "│ plain     │ 0    │ complete │ 2/2    │ 288 "):
+                 "variant    seed  status    epochs  steps"):
         assert line in text, line
+    trial = next(line for line in text.splitlines() if line.startswith("plain "))
+    assert trial.split()[:5] == ["plain", "0", "complete", "2/2", "288"]  # a trial a line
 
 
 def test_show_says_when_the_source_changed_or_is_gone(out, tmp_path):

@@ -103,13 +103,10 @@ def _tests(row: dict) -> str:
     if not measures:
         return ""
     exact = [m for m in measures if row["test"] == "exact" or np.isnan(row[col(m, "p_t")])]
-    if not exact:
-        used = "t-tests"
-    elif len(exact) == len(measures):
-        used = "exact sign-flip tests"
-    else:
-        used = f"t-tests (exact for {', '.join(_short(m) for m in exact)}: no t-test)"
+    used = "exact tests" if len(exact) == len(measures) else "t-tests"
     text = f"{used}, Holm over {row[col(PRIMARY, 'tests')]} tests"
+    if exact and len(exact) < len(measures):
+        text += f" (exact for {', '.join(_short(m) for m in exact)}: no t-test there)"
     other = [m for m in measures if not np.isnan(row.get(f"_other_{m}", np.nan))
              and (row[f"_other_{m}"] < ALPHA) != _decided(row, m)]
     if not other:
