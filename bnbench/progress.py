@@ -208,7 +208,8 @@ class RichReporter:
             self.run_task = self.bar.add_task(label, total=total, completed=sum(self.step_now.values()), loss="",
                                               rate="-", short=label)
             self.console.print(f"[bold]{trials[0].config.name}[/]: {len(trials)} trials "
-                               f"({len(self.finished)} already done) -> {run_dir}")
+                               f"({len(self.finished)} already done) -> {run_dir}",
+                               soft_wrap=not self.console.is_terminal)  # one line in a pipe, whatever its length
 
     def _run_label(self, finished: int) -> str:
         return f"run: {finished}/{len(self.trials)} trials"
