@@ -106,3 +106,12 @@ def test_a_home_folder_in_paths_reads_as_the_shell_would(tmp_path, monkeypatch):
     (run_dir,) = (tmp_path / "res" / "quick-digits").iterdir()
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["dataset"]["root"] == str(tmp_path / "data")
     assert invoke("compare", "~/res").exit_code == 0 and invoke("list", "--results", "~/res").exit_code == 0
+
+
+def test_the_run_header_is_one_line_in_a_pipe(tmp_path):
+    out = tmp_path / ("a-long-folder-name-" * 5) / "results"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    printed = subprocess.run([sys.executable, "-m", "bnbench", "run", "quick", "--set", "training.epochs=1", "--seeds",
+                              "0", "--out", str(out), "-q"], capture_output=True, text=True, env=env, check=True).stdout
+    (run_dir,) = (out / "quick-digits").iterdir()
+    assert printed.splitlines()[0] == f"quick-digits: 2 trials (0 already done) -> {run_dir}"
