@@ -75,7 +75,10 @@ def test_shipped_config_runs_by_name_from_any_folder(tmp_path, monkeypatch):
     assert set(pd.read_csv(run_dir / "epochs.csv").seed) == {3}
     listing = invoke("list")
     assert listing.exit_code == 0
-    for text in ("quick.yaml", "mlp-cifar10", "placement-cifar10", "quick-digits", run_dir.name, "complete", "2/2"):
+    lines = listing.output.splitlines()
+    assert [line.split()[0] for line in lines[2:10]] == ["batchsize", "cnn", "lr", "mlp", "norms", "placement",
+                                                         "quick", "resnet"]  # the names `bnbench run` takes
+    for text in ("mlp-cifar10", "placement-cifar10", f"quick-digits/{run_dir.name}", "complete", "2/2"):
         assert text in listing.output
 
 
