@@ -127,6 +127,7 @@ def run(
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
     from .backends import Placement
     from .config import load_config
+    from .layout import wrap
     from .log import NOTE, TRIAL, finished
     from .progress import RichReporter
     from .runner import grows, is_complete, latest_partial_run, resume_experiment, run_experiment
@@ -161,8 +162,9 @@ def run(
         finished(run_dir, lines)
     finally:
         verdicts.close()
-    for line in lines:  # wrapped at words on a terminal, whole in a pipe
-        console.print(line, highlight=False, soft_wrap=not console.is_terminal, markup=False)
+    width = console.width if console.is_terminal else None  # wrapped on a terminal, never inside [..]; whole in a pipe
+    for line in (part for line in lines for part in wrap(line, width, "", "  ", "; ")):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
     console.print(f"done: {run_dir}\nnext: bnbench compare {run_dir}", highlight=False, soft_wrap=True, markup=False)
 
 

@@ -232,6 +232,9 @@ def test_a_run_draws_within_80_columns_and_leaves_no_bar(tmp_path):
     assert not bar_lines(shown), "\n".join(shown)  # nor in the scrollback
     assert any(line.startswith("batchnorm vs plain: ") for line in shown)
     assert any(line.startswith("done: ") for line in shown)
+    verdict = shown[next(i for i, line in enumerate(shown) if line.startswith("batchnorm vs plain: ")):
+                    next(i for i, line in enumerate(shown) if line.startswith("done: "))]
+    assert all(line.count("[") == line.count("]") for line in verdict), verdict  # no interval split over lines
 
 
 @pytest.mark.parametrize("presses", [1, 2])

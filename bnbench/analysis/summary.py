@@ -22,6 +22,7 @@ Families: the tests a verdict line uses (test accuracy, the two speedups, diverg
 all the run's variant x sweep-point comparisons, its size fixed by the design (a test that cannot be made counts
 as p = 1); every other tested metric is adjusted across the comparisons on its own.
 """
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Optional
@@ -274,9 +275,9 @@ def _geometric(measure: str, lo: np.ndarray, hi: np.ndarray, test: str, note: st
 
 
 def _why(reasons: np.ndarray) -> str:
-    """Why some seeds have no target, counted: '2 seeds: the baseline diverged'."""
-    counted = pd.Series([r for r in reasons if r]).value_counts()
-    return "; ".join(f"no target on {n} seed{'s' * (n != 1)}: {why}" for why, n in counted.items())
+    """Why some seeds have no target, counted: 'no target on 2 seeds: the baseline diverged'."""
+    counted = Counter(r for r in reasons if r).most_common()
+    return "; ".join(f"no target on {n} seed{'s' * (n != 1)}: {why}" for why, n in counted)
 
 
 def _joined_notes(*notes: str) -> str:
