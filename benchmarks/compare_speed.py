@@ -23,6 +23,17 @@ pages of fixed layout instead of one constrained-layout figure with a row per ru
 (the "> 20 min" and "> 30 min" as reported in the issue). Then the t-test written out with scipy.special instead
 of scipy.stats (0.9 s of import, 1 ms a call) and the boxed table's width counted instead of measured by rich,
 300 x 7,200 on an idle machine: compare 5.05 s, command csv 5.91 s, table 8.72 s, csv --plot 13.15 s.
+The runs share one config and meta.json, so they would pool into one comparison: they are compared with
+--no-pool (pool=False), as 300 runs of different settings would be.
+
+After the analysis rebuild (bnbench/analysis/: more measures per comparison, both p-values, detectable effects,
+every declared column in every table; the default table is the compact view), 300 x 7,200, the old commit and
+the new one back to back on the same VM (load average about 1-2 from other sessions):
+  compare (in this process)   old 4.76 s, new 4.99 s; interleaved best-of-3 pairs, old 3.84-5.59 s (median 4.6),
+                              new 3.64-5.43 s (median 4.9): the same within the VM's drift
+  command: csv                old 6.29 s, new 5.41 s
+  command: table (a pipe)     old 7.59 s, new 6.88 s
+  command: csv --plot         old 13.12 s, new 12.02 s
 
 Run: python benchmarks/compare_speed.py [--runs 10] [--rows 25000] [--repeat 3]
      python benchmarks/compare_speed.py --runs 300 --rows 7200 --repeat 1
