@@ -12,6 +12,8 @@ What it measures
               fixed = wall - training: interpreter start, imports, data loading, run folder, workers, per-epoch
               checkpoints, the final row sort and verdict.
     Goal (issue 12): fixed <= torch import + 1 s, with --jobs 1 and 2.
+    On the CPU the --jobs workers are forked (no second torch import: 1.6 s less per run; bnbench/backends/
+    workers.py).
 
 Run
     python benchmarks/startup.py                          # quick only

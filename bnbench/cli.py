@@ -125,16 +125,16 @@ def run(
         help="-v: a line per epoch; -vv: and the tutorial's 'Loss after mini-batch N' lines."),
 ):
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
-    from .backends import Placement
+    from .backends import Dispatch
     from .config import load_config
     from .layout import wrap
     from .log import NOTE, TRIAL, finished
     from .progress import RichReporter
     from .runner import grows, is_complete, latest_partial_run, resume_experiment, run_experiment
-    from .verdict import Verdicts
+    from .closing import ClosingLines
 
     overrides = {"set": list(set_), "seeds": _seeds(seeds), "device": device}
-    placement = Placement(backend, jobs, address, gpus_per_trial)
+    dispatch = Dispatch(backend, jobs, address, gpus_per_trial)
     if run_folder is not None:
         config = _run_folder_of(config, run_folder, resume)
     is_run = (Path(config) / "meta.json").exists()
@@ -144,24 +144,24 @@ def run(
     if is_run and not grows(Path(config), overrides["seeds"], epochs) and is_complete(Path(config)):
         console.print(f"nothing to do: {config} is complete", highlight=False, soft_wrap=True, markup=False)
         return
-    verdicts = Verdicts()
+    closing = ClosingLines()
     try:
         with RichReporter(console, NOTE if quiet else TRIAL + verbose) as reporter:
             if is_run:
-                run_dir = resume_experiment(Path(config), placement=placement, argv=sys.argv, reporter=reporter,
+                run_dir = resume_experiment(Path(config), dispatch=dispatch, argv=sys.argv, reporter=reporter,
                                             seeds=overrides["seeds"], epochs=epochs)
             elif resume:
                 cfg, _ = load_config(config, tuple(set_), overrides["seeds"], device)
-                run_dir = resume_experiment(latest_partial_run(out, cfg), placement=placement, argv=sys.argv,
+                run_dir = resume_experiment(latest_partial_run(out, cfg), dispatch=dispatch, argv=sys.argv,
                                             reporter=reporter)
             else:
                 cfg, source = load_config(config, tuple(set_), overrides["seeds"], device)
-                run_dir = run_experiment(cfg, source, out, overrides=overrides, placement=placement,
+                run_dir = run_experiment(cfg, source, out, overrides=overrides, dispatch=dispatch,
                                          argv=sys.argv, reporter=reporter)
-        lines = verdicts.lines(run_dir)
+        lines = closing.lines(run_dir)
         finished(run_dir, lines)
     finally:
-        verdicts.close()
+        closing.close()
     width = console.width if console.is_terminal else None  # wrapped on a terminal, never inside [..]; whole in a pipe
     for line in (part for line in lines for part in wrap(line, width, "", "  ", "; ")):
         console.print(line, highlight=False, soft_wrap=True, markup=False)

@@ -96,8 +96,8 @@ def load_dataset(cfg: DatasetConfig, loading: Optional[Loading] = None) -> Datas
 def _digits(cfg: DatasetConfig) -> Dataset:
     """scikit-learn's bundled 8x8 digits (no network): 0..16 rescaled to uint8, a fixed stratified 80/20 split.
 
-    The result is cached per scikit-learn version: importing sklearn (and the scipy.stats it pulls in) takes 2.5 s
-    on a 2-core machine, most of a quick run's start; the cached file loads in milliseconds."""
+    The result is cached per scikit-learn version: importing sklearn (and the scipy.stats it pulls in) is slow,
+    most of a quick run's start (README, *Speed*); the cached file loads in milliseconds."""
     from importlib.metadata import version
 
     cache = _cache_home() / f"digits-scikit-learn-{version('scikit-learn')}.pt"
@@ -176,7 +176,7 @@ def _folder_split(folder: Path, classes: list[str], loading: Loading) -> tuple[S
                      if p.is_dir() and p.name not in classes and not p.name.startswith("."))
     if unknown:
         raise BnbenchError(f"dataset.root: '{folder}' has class folders not in train/: {unknown}")
-    files, listing = [], []  # os.scandir and plain strings: pathlib cost 2 s per CIFAR-10 listing
+    files, listing = [], []  # os.scandir and plain strings: pathlib is slow here (benchmarks/cpu.py)
     for label, c in enumerate(classes):
         entries = sorted((e for e in os.scandir(folder / c) if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES),
                          key=lambda e: e.name) if (folder / c).is_dir() else []

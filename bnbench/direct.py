@@ -1,7 +1,7 @@
 """The MLP's forward and backward pass without autograd, for the eager engine on the CPU.
 
-For the tutorial's tiny MLP, autograd's bookkeeping (graph nodes, AccumulateGrad, module calls) is about a third
-of a training step on the CPU: 1.09 -> 0.76 ms per BN step, measured on the 2-core VM. For a Sequential of
+For the tutorial's tiny MLP, autograd's bookkeeping (graph nodes, AccumulateGrad, module calls) is a large part
+of a training step on the CPU (benchmarks/cpu.py). For a Sequential of
 Flatten, Linear, BatchNorm1d and ReLU, `DirectGradients` walks the layers by hand and calls the ATen kernels that
 autograd calls for them, with the same arguments: addmm / mm / sum for Linear, native_batch_norm and its backward
 for BN, relu / threshold_backward, and _log_softmax / nll_loss_forward and their backward kernels for the

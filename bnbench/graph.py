@@ -1,7 +1,7 @@
 """The CUDA-graph engine (`training.engine: graph`): training steps captured once, then replayed.
 
 The tutorial's model is tiny and its batch is 10 images, so on a GPU an eager step is a few dozen tiny kernel
-launches and the GPU waits on Python (about 1.7 ms per step on an H100, issue 6). Here up to REPLAY steps (the
+launches and the GPU waits on Python (benchmarks/gpu.py). Here up to REPLAY steps (the
 batch gather from the device-resident data, forward, backward, the capturable Adam update, the loss written into
 a device buffer) are captured into one CUDA graph and replayed; a step reads its batch position from a device
 counter, so nothing on the host changes between replays. Evaluation, and a last batch of another size, stay eager.
@@ -113,7 +113,8 @@ class GraphTrainer(Trainer):
         model = {k: v.clone() for k, v in self.model.state_dict().items()}
         counters = [t.clone() for t in (self.cursor, self.correct, self.losses)]
         fresh = not self.optimizer.state
-        saved = {p: {k: v.clone() for k, v in self.optimizer.state[p].items()} for p in self.params} if not fresh else {}
+        saved = ({p: {k: v.clone() for k, v in self.optimizer.state[p].items()} for p in self.params}
+                 if not fresh else {})
         self.stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(self.stream), kept_globals(self.device):
             for _ in range(WARMUP):

@@ -223,7 +223,7 @@ def _refuse_lone_group(name: str, variant: VariantConfig, module: nn.GroupNorm, 
 
 def _torchvision(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
                  num_classes: int) -> nn.Module:
-    from . import zoo  # torchvision.models imports torch._dynamo (2-4 s): paid only by runs of its models
+    from . import zoo  # torchvision.models imports torch._dynamo (slow): paid only by runs of its models
 
     build = zoo.resnet if cfg.name in zoo.RESNETS else zoo.vgg
     with torch.device("meta"):  # a dry run without memory first: a wide resnet152 would fill it

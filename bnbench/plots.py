@@ -2,8 +2,8 @@
 page: FILE.png, FILE-2.png, ... (or .svg), or one FILE.pdf of pages.
 
 Pages have fixed margins: constrained layout, over one figure with a row per run, grew far faster than the rows
-(10 runs 8.6 s, 47 runs 72 s, 50 runs over 20 minutes). Drawing still takes matplotlib about 0.35 s a run, so
-at most MAX_RUNS runs are drawn, the first in the comparison's order, and the caller says how many were left out.
+(benchmarks/compare_speed.py). Drawing a run still takes matplotlib a while (README), so at most MAX_RUNS runs
+are drawn, the first in the comparison's order, and the caller says how many were left out.
 
 Uses matplotlib's object API with the Agg canvas (no pyplot, no display), so it works headless and leaves the
 global backend alone.

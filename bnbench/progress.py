@@ -181,7 +181,7 @@ class RichReporter:
                 self.console.print(line, highlight=False, soft_wrap=not self.console.is_terminal, markup=False)
 
     def loading(self, what: str, done: int, total: int) -> None:
-        """The one-time decode of an image folder (a first CIFAR-10 run: ~25 s of 60,000 JPEGs)."""
+        """The one-time decode of an image folder (a first CIFAR-10 run decodes 60,000 JPEGs)."""
         with stopping.held():
             if self.loading_task is None:
                 self.loading_task = self.bar.add_task(what, total=total, loss="", rate="images", short=what)

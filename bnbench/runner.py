@@ -90,7 +90,7 @@ class Run:
 # ---- public entry points -----------------------------------------------------------------------------------------
 
 def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict,
-                   placement: backends.Placement = backends.Placement(), argv: Optional[list[str]] = None,
+                   dispatch: backends.Dispatch = backends.Dispatch(), argv: Optional[list[str]] = None,
                    reporter: Reporter = Silent()) -> Path:
     """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder."""
     with _preparing(None):
@@ -108,7 +108,7 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict,
         log.note(note)
     try:
         run = Run(run_dir, config, trials, meta, {t.index: TrialState() for t in trials})
-        _execute(run, data, device, engine, placement, log)
+        _execute(run, data, device, engine, dispatch, log)
     finally:
         log.close()
         lock.release()
@@ -142,7 +142,7 @@ def _check_models(trials: list[Trial], data: Dataset) -> None:
         build_model(trial.config.model, trial.variant, data.input_shape, data.num_classes, trial.seed)
 
 
-def resume_experiment(run_dir: Path, *, placement: backends.Placement = backends.Placement(),
+def resume_experiment(run_dir: Path, *, dispatch: backends.Dispatch = backends.Dispatch(),
                       argv: Optional[list[str]] = None, reporter: Reporter = Silent(),
                       seeds: Optional[list[int]] = None, epochs: Optional[int] = None) -> Path:
     """Continue a stopped run: finished trials are kept, others restart from their last finished epoch; a trial
@@ -174,7 +174,7 @@ def resume_experiment(run_dir: Path, *, placement: backends.Placement = backends
             _repair_rows(run, log)
             data = load_dataset(config.dataset, reporter.loading)
         device = resolve_device(config.device)
-        _execute(run, data, device, choose_engine(config, device), placement, log)
+        _execute(run, data, device, choose_engine(config, device), dispatch, log)
     finally:
         if log:
             log.close()
@@ -308,12 +308,12 @@ def latest_partial_run(out: Path, config: Config) -> Path:
 
 # ---- execution ---------------------------------------------------------------------------------------------------
 
-def _execute(run: Run, data: Dataset, device: torch.device, engine: str, placement: backends.Placement,
+def _execute(run: Run, data: Dataset, device: torch.device, engine: str, dispatch: backends.Dispatch,
              reporter: Reporter) -> None:
     pending = [t for t in run.trials if not run.states[t.index].finished]
     units = _units(run, pending, engine)
     run.meta["engine"] = engine
-    backend = backends.choose(placement, len(units), reporter.note)
+    backend = backends.choose(dispatch, len(units), reporter.note)
     resume = f"bnbench run --resume {run.dir}"
     with _sigterm_as_interrupt():  # later signals are ignored while the stop is recorded
         try:
@@ -399,9 +399,8 @@ def choose_engine(config: Config, device: torch.device) -> str:
 def requested_engine(config: Config, device: torch.device) -> str:
     """`training.engine`, with auto resolved: graph on CUDA (adam/adamw), else eager.
 
-    On the CPU eager is about as fast per trial as a stacked group of 6 or more trials (stacked: 0.96 ms per
-    trial-step at 2 trials, 0.56 at 6, 0.61 at 20, vs 0.66 eager; tutorial MLP, one thread), and --jobs
-    multiplies eager's throughput by the cores; so stacked is opted into, not chosen.
+    On the CPU eager is about as fast per trial as a stacked group of 6 or more trials (README, *Speed*), and
+    --jobs multiplies eager's throughput by the cores; so stacked is opted into, not chosen.
     """
     engine = config.training.engine
     if engine == "auto":

@@ -87,21 +87,21 @@ def _config_changes(run_dir: Path, meta: dict, config: Config) -> dict:
 def _trials(results) -> list[dict]:
     """Per trial, in the runner's order: its labels, status, epochs, steps and seconds so far, and the numbers of
     its last finished epoch."""
-    layout = results.layout
+    trials = results.trials
     b, e = results.batches, results.epochs
-    spans_b, spans_e = (spans(f, layout.size) for f in (b, e))
-    diverged = ~np.isnan(diverged_at({c: b[c].to_numpy() for c in ("trial", "step", "loss")}, layout.size))
-    labels = {number: key for key, number in layout.numbers.items()}
-    needed = layout.epochs_needed
+    spans_b, spans_e = (spans(f, trials.size) for f in (b, e))
+    diverged = ~np.isnan(diverged_at({c: b[c].to_numpy() for c in ("trial", "step", "loss")}, trials.size))
+    labels = {number: key for key, number in trials.numbers.items()}
+    needed = trials.epochs_needed
     rows = []
-    for k in range(layout.size):
+    for k in range(trials.size):
         own_b, own_e = b.iloc[spans_b[k]:spans_b[k + 1]], e.iloc[spans_e[k]:spans_e[k + 1]]
         variant, seed, *values = labels[k]
         epochs = int(own_e.epoch.max()) if len(own_e) else 0
         status = store.trial_status(epochs, int(needed[k]), bool(diverged[k]), len(own_b) > 0,
                                     results.status == "running")
         last = own_e.iloc[-1] if len(own_e) else None
-        rows.append({"variant": variant, "seed": int(seed), **dict(zip(layout.config.sweep, values)),
+        rows.append({"variant": variant, "seed": int(seed), **dict(zip(trials.config.sweep, values)),
                      "status": status, "epochs": epochs, "epochs_total": int(needed[k]),
                      "steps": int(own_b.step.max()) if len(own_b) else 0,
                      "seconds": float(own_e.seconds.sum()) if len(own_e) else 0.0,

@@ -2,9 +2,8 @@
 trained at once as one batched model.
 
 Why: a model this small leaves an accelerator idle between kernel launches, so K models cost about what one
-does when every layer runs once for all of them. On the 2-core CPU (one thread) the eager engine's hand-written
-MLP backward (`direct`) leaves it little to win: a tutorial-MLP step costs 0.56-0.61 ms per trial at K=6..20 vs
-0.66 ms eager, and 0.96 ms at K=2.
+does when every layer runs once for all of them. On the CPU (one thread) the eager engine's hand-written MLP
+backward (`direct`) leaves it little to win, and only from about 6 trials (README, *Speed*).
 The contract is equivalence with the eager `Trainer`; on the CPU the weights are bitwise equal
 (tests/test_stacked.py):
 
@@ -38,7 +37,7 @@ PER_TRIAL = {"optimizer": ("lr", "weight_decay", "momentum")}  # the config fiel
 KINDS = {"none": 0, "before_activation": 1, "after_activation": 2}
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 BN_EPS, BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm's defaults, which build_model uses
-NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+NORM_CLASSES = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 class StackedTrainer:
@@ -147,8 +146,8 @@ class StackedTrainer:
         for stacked, _ in self._leaves:
             stacked.grad = None
         losses.sum().backward()
-        # Each trial parameter's .grad becomes a view of the fresh stacked gradient: ~1 us a tensor, where
-        # accumulating into kept .grad tensors cost 8 ms a step (memory traffic; tutorial MLP, K=20).
+        # Each trial parameter's .grad becomes a view of the fresh stacked gradient: cheap, where accumulating into
+        # kept .grad tensors is memory traffic (benchmarks/gpu.py).
         for stacked, params in self._leaves:
             for p, grad in zip(params, stacked.grad):
                 p.grad = grad
@@ -170,7 +169,7 @@ class StackedTrainer:
                 h = self._activate(self._layers[layer], h)
             elif isinstance(module, nn.Flatten):
                 h = h.reshape(batch, -1)
-            elif not isinstance(module, NORMS):  # BN is part of _activate
+            elif not isinstance(module, NORM_CLASSES):  # BN is part of _activate
                 h = module(h)  # max-pooling: per channel, so per trial in this layout
         return h.view(batch, trials, -1)
 
@@ -291,7 +290,7 @@ def _stages(model: nn.Sequential) -> list[tuple[nn.Module, nn.Module | None]]:
     for module in model:
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             stages.append((module, None))
-        elif isinstance(module, NORMS):
+        elif isinstance(module, NORM_CLASSES):
             stages[-1] = (stages[-1][0], module)
     return stages
 

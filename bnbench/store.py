@@ -1,5 +1,5 @@
-"""The run folder: `<out>/<name>/<run id>/` with config.yaml, meta.json, batches.csv, epochs.csv, evals.csv,
-checkpoints/.
+"""The run folder: `<out>/<name>/<run id>/` with config.yaml, meta.json, batches.csv, epochs.csv, evals.csv (their
+columns: bnbench.schema), checkpoints/.
 
 Only the main process writes here. Every epoch appends its rows (flushed and fsynced) before the trial's
 checkpoint is replaced, so after a crash the checkpoint never claims an epoch whose rows are missing; resuming
@@ -21,17 +21,11 @@ import yaml
 
 from .config import yaml_problem
 from .errors import BnbenchError
+from .schema import ROW_FILES, BatchRow, Columns, EpochRow, EvalRow, csv_fields
 from .trials import Trial
 
 if TYPE_CHECKING:  # torch is imported only where checkpoints are touched, so `compare` and `list` start fast
     from .train import EpochResult
-
-BATCH_COLUMNS = ["epoch", "batch", "step", "loss"]
-EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
-EVAL_COLUMNS = ["epoch", "step", "test_loss", "test_acc"]  # every training.eval_every steps and at epoch ends
-ROW_FILES = {"batches.csv": BATCH_COLUMNS, "epochs.csv": EPOCH_COLUMNS, "evals.csv": EVAL_COLUMNS}
-OPTIONAL = {"evals.csv"}  # runs made before bnbench wrote it have none (compare reads epochs.csv instead)
-
 
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write a temporary file beside `path`, then rename it over `path`; a failed write (a full disk) leaves the
@@ -166,30 +160,25 @@ class RunLock:
 
 # ---- writing -----------------------------------------------------------------------------------------------------
 
-def _fields(values: list[Any]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(values)
-    return buf.getvalue()
-
-
-def header(trials: list[Trial], columns: list[str]) -> str:
-    return _fields(list(trials[0].labels) + columns) + "\n"
+def header(trials: list[Trial], columns: Columns) -> str:
+    """A row file's header line (`columns`: one of ROW_FILES, see bnbench.schema)."""
+    return columns.header(list(trials[0].labels))
 
 
 def append_epoch(run_dir: Path, trial: Trial, result: "EpochResult", first_step: int) -> None:
     """Append one epoch's rows to batches.csv and epochs.csv, durably, before the checkpoint moves on."""
-    prefix = _fields(list(trial.labels.values()))
+    prefix = csv_fields(list(trial.labels.values()))
     steps = range(first_step + 1, first_step + len(result.losses) + 1)
-    rows = "".join(f"{prefix},{result.epoch},{b},{s},{loss:.9g}\n"
-                   for b, (s, loss) in enumerate(zip(steps, result.losses.tolist()), start=1))
-    epoch_row = (f"{prefix},{result.epoch},{result.train_loss:.9g},{result.train_acc:.9g},"
-                 f"{result.test_loss:.9g},{result.test_acc:.9g},{result.seconds:.4f}\n")
-    evals = "".join(f"{prefix},{result.epoch},{step},{loss:.9g},{acc:.9g}\n" for step, loss, acc in result.evals)
-    for name, text in (("batches.csv", rows), ("epochs.csv", epoch_row), ("evals.csv", evals)):
-        if name in OPTIONAL and not (run_dir / name).exists():
+    rows = {"batches.csv": [BatchRow(result.epoch, b, s, loss)
+                            for b, (s, loss) in enumerate(zip(steps, result.losses.tolist()), start=1)],
+            "epochs.csv": [EpochRow(result.epoch, result.train_loss, result.train_acc, result.test_loss,
+                                    result.test_acc, result.seconds)],
+            "evals.csv": [EvalRow(result.epoch, step, loss, acc) for step, loss, acc in result.evals]}
+    for name, columns in ROW_FILES.items():
+        if columns.optional and not (run_dir / name).exists():
             continue
         with open(run_dir / name, "a") as f:
-            f.write(text)
+            f.write(columns.text(prefix, rows[name]))
             f.flush()
             os.fsync(f.fileno())
 
@@ -269,11 +258,11 @@ def kept_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]
     another trial's labels, a wrong number of fields, a field that is not a number -- dropped), and per file and
     trial the epoch of each row kept. A file whose text equals its new text holds nothing that resuming drops."""
     n_labels = len(trials[0].labels)
-    order = {tuple(str(v) for v in _parse(_fields(list(t.labels.values())))): t.index for t in trials}
+    order = {tuple(str(v) for v in _parse(csv_fields(list(t.labels.values())))): t.index for t in trials}
     texts, kept = {}, {}
     for name, columns in ROW_FILES.items():
         path = run_dir / name
-        if name in OPTIONAL and not path.exists():
+        if columns.optional and not path.exists():
             continue
         lines = read_regular(path).decode(errors="replace").split("\n") if path.exists() else [""]
         groups: dict[int, list[str]] = {t.index: [] for t in trials}

@@ -63,7 +63,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _skip_dynamo_import() -> None:
-    """Spare every run (and every --jobs worker) the 2-4 s import of torch._dynamo.
+    """Spare every run (and every --jobs worker) the slow import of torch._dynamo (README, *Speed*).
 
     torch.optim wraps `add_param_group`, `zero_grad`, `state_dict` and `load_state_dict` in `torch._disable_dynamo`,
     whose first call imports torch._dynamo only to make the method opaque to `torch.compile`
@@ -99,7 +99,7 @@ def make_optimizer(cfg: OptimizerConfig, params, capturable: bool = False) -> to
 
 def plain_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     """`optimizer.step()` without its wrappers, which add a profiler record, step hooks (bnbench registers none)
-    and, in `_use_grad_for_differentiable`, torch.compile graph breaks that import torch._dynamo (2-4 s) on the
+    and, in `_use_grad_for_differentiable`, torch.compile graph breaks that import torch._dynamo (slow) on the
     first call. What is left is the optimizer's own update, run under no_grad as that wrapper runs it for an
     optimizer that is not `differentiable` (bnbench never makes one): the same arithmetic."""
     update = inspect.unwrap(type(optimizer).step, stop=lambda f: f.__code__.co_name == "step")
@@ -115,10 +115,10 @@ def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
 
     For the fused Adam/AdamW the trainer builds, once the first step has created the state, this calls the same
     fused kernel with the same arguments as torch/optim/adam.py's `_fused_adam`, so the arithmetic is identical;
-    it saves ~130 us of Python per step (0.32 -> 0.19 ms for the tutorial MLP on the 2-core CPU), an eighth of
-    the whole step. The parameters' step counters become views of one tensor, so that one add_ counts a step for
-    all of them (`_foreach_add_` on ten 0-d tensors took ~50 us); they are re-made whenever the state holds other
-    tensors (a loaded state dict). Any other optimizer or setting calls `plain_step`.
+    it saves the Python of the wrappers, a fair part of a tutorial-MLP step (benchmarks/cpu.py). The parameters'
+    step counters become views of one tensor, so that one add_ counts a step for all of them (`_foreach_add_` on
+    ten 0-d tensors is slower: README, *Speed*); they are re-made whenever the state holds other tensors (a
+    loaded state dict). Any other optimizer or setting calls `plain_step`.
     """
     group = optimizer.param_groups[0]
     if not (isinstance(optimizer, torch.optim.Adam) and len(optimizer.param_groups) == 1 and group.get("fused")
@@ -277,7 +277,7 @@ class Trainer:
 
     def _step(self, idx: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on the training examples `idx` (labels `y`); returns the loss and the logits."""
-        # index_select: ~4 us for a CIFAR batch where advanced indexing takes ~26 us (2-core CPU)
+        # index_select: several times faster than advanced indexing for a CIFAR batch (README, *Speed*)
         loss, out = self.gradients(self.data.inputs(self.data.train.x.index_select(0, idx)), y)
         self.optimizer_step()
         return loss, out

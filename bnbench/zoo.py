@@ -1,20 +1,22 @@
 """torchvision's ResNets and VGGs with a variant's norm, for `model.kind: torchvision` (see `models`).
 
-A module of its own because importing torchvision.models imports torch._dynamo (2-4 s on 2 cores), which runs of
-the built-in models and factories never pay.
+A module of its own because importing torchvision.models imports torch._dynamo, which is slow (README, *Speed*)
+and which runs of the built-in models and factories never pay. The model names are listed once, in config
+(RESNETS, VGGS: torch-free, for validating configs); the tables here follow their order.
 """
 from collections.abc import Callable
 
 from torch import nn
 from torchvision.models import resnet as tv_resnet, vgg as tv_vgg
 
-from .config import ModelConfig, VariantConfig
+from .config import RESNETS, VGGS, ModelConfig, VariantConfig
 from .errors import BnbenchError
 
-RESNETS = {"resnet18": (tv_resnet.BasicBlock, [2, 2, 2, 2]), "resnet34": (tv_resnet.BasicBlock, [3, 4, 6, 3]),
-           "resnet50": (tv_resnet.Bottleneck, [3, 4, 6, 3]), "resnet101": (tv_resnet.Bottleneck, [3, 4, 23, 3]),
-           "resnet152": (tv_resnet.Bottleneck, [3, 8, 36, 3])}  # torchvision's resnetN(): block, blocks per stage
-VGGS = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}  # torchvision's layer tables (vgg.cfgs)
+# torchvision's resnetN() for resnet18 .. resnet152: block, blocks per stage
+RESNET_BLOCKS = dict(zip(RESNETS, [(tv_resnet.BasicBlock, [2, 2, 2, 2]), (tv_resnet.BasicBlock, [3, 4, 6, 3]),
+                                   (tv_resnet.Bottleneck, [3, 4, 6, 3]), (tv_resnet.Bottleneck, [3, 4, 23, 3]),
+                                   (tv_resnet.Bottleneck, [3, 8, 36, 3])], strict=True))
+VGG_LAYOUTS = dict(zip(VGGS, "ABDE", strict=True))  # vgg11 .. vgg19: torchvision's layer tables (vgg.cfgs)
 
 
 class _ScaledResNet(tv_resnet.ResNet):
@@ -32,7 +34,7 @@ class _ScaledResNet(tv_resnet.ResNet):
 
 def resnet(cfg: ModelConfig, variant: VariantConfig, norm_layer: Callable[[int], nn.Module],
            input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-    block, layers = RESNETS[cfg.name]
+    block, layers = RESNET_BLOCKS[cfg.name]
     model = _ScaledResNet(cfg.width, block, layers, num_classes=num_classes, norm_layer=norm_layer)
     channels, width = input_shape[0], cfg.width
     if cfg.stem == "cifar":
@@ -49,7 +51,7 @@ def vgg(cfg: ModelConfig, variant: VariantConfig, norm_layer: Callable[[int], nn
         input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """torchvision's VGG from its own layer table and `make_layers`, scaled to `width` (the classifier's 4096
     hidden units scale with it); five 2x2 max-pools need inputs of 32x32 or more."""
-    layout = tv_vgg.cfgs[VGGS[cfg.name]]
+    layout = tv_vgg.cfgs[VGG_LAYOUTS[cfg.name]]
     if min(input_shape[1:]) < 32:
         raise BnbenchError(f"model.name: {cfg.name} max-pools five times and needs inputs of at least 32x32, not "
                            f"{input_shape[1]}x{input_shape[2]}; use a resnet (stem: cifar) or model.kind: cnn")

@@ -131,18 +131,18 @@ def test_version_and_short_help():
 
 
 def test_verdict_lines_come_from_the_forked_process_or_from_here(whole, monkeypatch):
-    from bnbench import verdict
+    from bnbench import closing
     from bnbench.show import summary
 
     expected = summary(whole)["verdicts"]
     assert expected and expected[0].startswith("batchnorm vs plain:")
-    assert verdict.Verdicts().lines(whole) == expected
-    dying = verdict.Verdicts()
+    assert closing.ClosingLines().lines(whole) == expected
+    dying = closing.ClosingLines()
     dying.process.kill()
     dying.process.join()
     assert dying.lines(whole) == expected  # worked out here instead
-    monkeypatch.setattr(verdict.sys, "platform", "darwin")
-    elsewhere = verdict.Verdicts()
+    monkeypatch.setattr(closing.sys, "platform", "darwin")
+    elsewhere = closing.ClosingLines()
     assert elsewhere.process is None and elsewhere.lines(whole) == expected
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from .. import store
 from ..config import diff
 from ..errors import BnbenchError
-from .reading import Layout, Results, by_trial, diverged_at, layout_of, per_trial_max
+from .reading import Results, TrialIndex, by_trial, diverged_at, index_of, per_trial_max
 
 FINGERPRINT = ["device", "device_name", "engine", "torch", "torchvision", "bnbench", "git_commit"]  # meta.json
 
@@ -36,7 +36,7 @@ def groups(run_dirs: list[Path]) -> tuple[list[list[Path]], dict[Path, str]]:
     found: dict = {}
     for run_dir in run_dirs:
         try:
-            config = json.dumps(layout_of(run_dir).config.model_dump(mode="json", exclude={"seeds"}), sort_keys=True)
+            config = json.dumps(index_of(run_dir).config.model_dump(mode="json", exclude={"seeds"}), sort_keys=True)
             key = (config, json.dumps(fingerprint(run_dir), sort_keys=True))
         except BnbenchError:
             key = (run_dir, "")
@@ -77,8 +77,8 @@ def pooled(runs: list[Results]) -> Results:
             taken.setdefault(seed, results)
     used = [r for r in runs if r in taken.values()]
     seeds = sorted(taken)
-    layout = runs[0].layout.changed(seeds=seeds)
-    parts = [(r, _mapping(r.layout, layout, lambda key, r=r: key if taken.get(key[1]) is r else None), {})
+    trials = runs[0].trials.changed(seeds=seeds)
+    parts = [(r, _mapping(r.trials, trials, lambda key, r=r: key if taken.get(key[1]) is r else None), {})
              for r in used]
     taken_from = "; ".join(f"seed{'s' * (len(own) > 1)} {_seed_list(own)} from {r.dir.name}"
                            for r in used for own in [[s for s in seeds if taken[s] is r]])
@@ -94,7 +94,7 @@ def pooled(runs: list[Results]) -> Results:
             notes.append(f"{results.dir.name} is {results.status}: its unfinished seed{'s' * (len(unfinished) > 1)} "
                          f"{_seed_list(unfinished)} left out (pooling uses finished trials only)")
     label = f"runs {' + '.join(r.dir.name for r in used)} (pooled)" if len(used) > 1 else f"run {used[0].dir.name}"
-    return Results(used[0].dir, layout, "complete", *_frames(parts), sources=tuple(r.dir for r in used),
+    return Results(used[0].dir, trials, "complete", *_frames(parts), sources=tuple(r.dir for r in used),
                    notes=tuple(notes), label=label)
 
 
@@ -105,25 +105,25 @@ def against(results: Results, reference: Results, variant: str) -> Results:
     name = f"{variant}@{reference.dir.name}"
     seeds = [s for s in results.config.seeds if s in set(reference.config.seeds)]
     base = next(v for v in reference.config.variants if v.name == variant).model_copy(update={"name": name})
-    layout = results.layout.changed(seeds=seeds, variants=[*results.config.variants, base], baseline=name)
-    parts = [(results, _mapping(results.layout, layout, lambda key: key), {})]
+    trials = results.trials.changed(seeds=seeds, variants=[*results.config.variants, base], baseline=name)
+    parts = [(results, _mapping(results.trials, trials, lambda key: key), {})]
 
     def rename(key: tuple, point: tuple) -> Optional[tuple]:  # the reference's baseline trials of a sweep point
         same = not reference.config.sweep or tuple(key[2:]) == point
         return (name, key[1], *point) if key[0] == variant and same else None
 
-    for point in results.layout.points:
-        parts.append((reference, _mapping(reference.layout, layout, partial(rename, point=tuple(point.values()))),
+    for point in results.trials.points:
+        parts.append((reference, _mapping(reference.trials, trials, partial(rename, point=tuple(point.values()))),
                       {"variant": name, **point}))
     left = [s for s in results.config.seeds if s not in seeds]
     notes = [f"baseline {name}: {variant} of {reference.runs}, paired on seed{'s' * (len(seeds) > 1)} "
              f"{_seed_list(seeds)}" + (f"; seed{'s' * (len(left) > 1)} {_seed_list(left)} of {results.dir.name} not "
                                        f"in {reference.dir.name}: left out" if left else "")]
-    sizes = [reference.layout.resolved[i if reference.config.sweep else 0].training.batch_size
-             for i in range(len(results.layout.points))]
+    sizes = [reference.trials.resolved[i if reference.config.sweep else 0].training.batch_size
+             for i in range(len(results.trials.points))]
     statuses = {results.status, reference.status}
     status = "complete" if statuses == {"complete"} else "running" if "running" in statuses else "partial"
-    return Results(results.dir, layout, status, *_frames(parts), sources=(*(results.sources or [results.dir]),
+    return Results(results.dir, trials, status, *_frames(parts), sources=(*(results.sources or [results.dir]),
                    reference.dir), notes=(*results.notes, *notes),
                    label=f"{results.label or f'run {results.dir.name}'} vs {name}",
                    foreign={**results.foreign, name: sizes})
@@ -137,10 +137,10 @@ def check_pairs(reference: Results, variant: str, groups: list[list[Path]]) -> N
                            f"variants: {', '.join(names)}); choose one of those")
     for group in groups:
         try:
-            layouts = [layout_of(run_dir) for run_dir in group]
+            indexes = [index_of(run_dir) for run_dir in group]
         except BnbenchError:
             continue  # comparing it says why
-        config, seeds = layouts[0].config, sorted({s for layout in layouts for s in layout.config.seeds})
+        config, seeds = indexes[0].config, sorted({s for index in indexes for s in index.config.seeds})
         where = f"--baseline {variant}@{reference.dir.name}: {group[0]}"
         data = diff(reference.config.dataset.model_dump(mode="json"), config.dataset.model_dump(mode="json"),
                     "dataset")
@@ -150,22 +150,22 @@ def check_pairs(reference: Results, variant: str, groups: list[list[Path]]) -> N
         if not set(seeds) & set(reference.config.seeds):
             raise BnbenchError(f"{where}: no seed in common with the baseline's run (seeds {_seed_list(seeds)} vs "
                                f"{_seed_list(reference.config.seeds)}), so nothing pairs; run the same seeds")
-        if reference.config.sweep and reference.layout.points != layouts[0].points:
+        if reference.config.sweep and reference.trials.points != indexes[0].points:
             raise BnbenchError(f"{where}: the baseline's run sweeps {', '.join(reference.config.sweep)}, this run "
                                f"has other sweep points; use a baseline from a run without a sweep or with the same")
 
 
 def finished_seeds(results: Results) -> list[int]:
     """The seeds all of whose trials (every variant and sweep point) ran every epoch or diverged."""
-    layout = results.layout
+    trials = results.trials
     b = results.batches
-    diverged = ~np.isnan(diverged_at({c: b[c].to_numpy() for c in ("trial", "step", "loss")}, layout.size))
-    done = (per_trial_max(results.epochs, "epoch", layout.size) >= layout.epochs_needed) | diverged
-    per_seed = done.reshape(len(layout.points), len(layout.config.seeds), -1).all(axis=(0, 2))
-    return [seed for seed, ok in zip(layout.config.seeds, per_seed) if ok]
+    diverged = ~np.isnan(diverged_at({c: b[c].to_numpy() for c in ("trial", "step", "loss")}, trials.size))
+    done = (per_trial_max(results.epochs, "epoch", trials.size) >= trials.epochs_needed) | diverged
+    per_seed = done.reshape(len(trials.points), len(trials.config.seeds), -1).all(axis=(0, 2))
+    return [seed for seed, ok in zip(trials.config.seeds, per_seed) if ok]
 
 
-def _mapping(own: Layout, combined: Layout, rename) -> np.ndarray:
+def _mapping(own: TrialIndex, combined: TrialIndex, rename) -> np.ndarray:
     """Each trial number of `own` -> the number in `combined` of its key `rename(key)` (-1: None or not there)."""
     numbers = np.full(own.size, -1)
     for key, number in own.numbers.items():

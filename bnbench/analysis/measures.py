@@ -33,8 +33,8 @@ def point_measures(results: Results, point: int, spans: dict, baseline: str,
                    epoch: Optional[int]) -> tuple[dict, dict]:
     """Each trial's numbers at sweep point `point`, as {name: array [seed, variant]}, and the smoothed training
     loss of its `ok` trials as long columns (for plots)."""
-    layout = results.layout
-    config, first, count = layout.resolved[point], point * layout.per_point, layout.per_point
+    trials = results.trials
+    config, first, count = trials.resolved[point], point * trials.per_point, trials.per_point
     shape = (len(config.seeds), len(config.variants))
     names = [v.name for v in config.variants]
     b = _rows(results.batches, spans["batches"], first, count, ["epoch", "batch", "step", "loss"])
@@ -53,7 +53,7 @@ def point_measures(results: Results, point: int, spans: dict, baseline: str,
     kept = b["trial"][keep]
     curves = {"variant": np.array(names, dtype=object)[kept % shape[1]],
               "seed": np.array(config.seeds)[kept // shape[1]], "step": b["step"][keep], "loss": smooth[keep],
-              **layout.points[point]}
+              **trials.points[point]}
     return {name: values.reshape(shape) for name, values in t.items()}, curves
 
 
@@ -104,7 +104,7 @@ def _until(rows: dict, epoch: int) -> dict:
 
 def _compared_epoch(results: Results, b: dict, e: dict, first: int, epoch: Optional[int]) -> int:
     """`epoch`, or the last epoch every trial that did not diverge has finished; a trial short of it is an error."""
-    count = results.layout.per_point
+    count = results.trials.per_point
     diverged = ~np.isnan(diverged_at(b, count))
     reached = np.bincount(e["trial"], minlength=count)  # epochs run 1..n
     steady = (reached > 0) & ~diverged
@@ -112,7 +112,7 @@ def _compared_epoch(results: Results, b: dict, e: dict, first: int, epoch: Optio
     behind = np.flatnonzero(steady & (reached < last))
     if len(behind):
         done = int(reached[behind[0]])
-        raise BnbenchError(f"--epoch {last}: {results.dir}: {results.layout.describe(first + behind[0])} has only "
+        raise BnbenchError(f"--epoch {last}: {results.dir}: {results.trials.describe(first + behind[0])} has only "
                            f"{done} epoch{'s' * (done != 1)}")
     return last
 

@@ -1,8 +1,9 @@
-"""Reading a run folder: config.yaml's layout of trials, the three CSVs read once, typed and checked.
+"""Reading a run folder: config.yaml's numbering of trials, the three CSVs read once, typed and checked (their
+columns: bnbench.schema).
 
 Each run is checked whole, and any mismatch between its files is damage, except while it is being written (status
 running): then it is read as a snapshot of what it has finished, each trial on the epochs that batches.csv,
-epochs.csv and evals.csv all hold in full (see `_snapshot`). Rows are numbered by trial once (`Layout`, the
+epochs.csv and evals.csv all hold in full (see `_snapshot`). Rows are numbered by trial once (`TrialIndex`, the
 runner's order: sweep point, seed, variant) and kept sorted by trial, so that the measures work on arrays, trial by
 trial, and a folder of hundreds of runs compares in seconds (benchmarks/compare_speed.py).
 """
@@ -19,16 +20,16 @@ import yaml
 from .. import store
 from ..config import Config, validate
 from ..errors import BnbenchError
+from ..schema import NAN_TEXT, ROW_FILES
 
 KEYS = ["variant", "seed"]
-NAN_TEXT = ["nan", "NaN", "-nan"]  # how a diverged loss is written; an empty field is damage, not NaN
 
 @dataclass
 class Results:
     """A run folder, each file read once. Rows are sorted by trial (file order within one), with the trial's number
-    (see Layout) in `trial`; the index is the row's position in its file."""
+    (see TrialIndex) in `trial`; the index is the row's position in its file."""
     dir: Path
-    layout: "Layout"
+    trials: "TrialIndex"
     status: str  # complete, running or partial
     batches: pd.DataFrame  # sweep columns are kept as the text bnbench wrote
     epochs: pd.DataFrame
@@ -40,12 +41,12 @@ class Results:
 
     @property
     def config(self) -> Config:
-        return self.layout.config
+        return self.trials.config
 
     def batch_size(self, variant: str, point: int) -> int:
         """The examples a step of `variant` takes at sweep point `point` (a baseline from another run may differ)."""
         return self.foreign.get(variant, [])[point] if variant in self.foreign else \
-            self.layout.resolved[point].training.batch_size
+            self.trials.resolved[point].training.batch_size
 
     @property
     def runs(self) -> str:
@@ -53,17 +54,9 @@ class Results:
         return "; ".join(map(str, self.sources or [self.dir]))
 
 
-
-ROWS = {  # file: its integer and float columns after the trial's labels, in the order the runner appends them
-    "batches.csv": (["epoch", "batch", "step"], ["loss"]),
-    "epochs.csv": (["epoch"], ["train_loss", "train_acc", "test_loss", "test_acc", "seconds"]),
-    "evals.csv": (["epoch", "step"], ["test_loss", "test_acc"]),
-}
-
-
 @dataclass(frozen=True)
-class Layout:
-    """What config.yaml says about a run's rows, worked out once per distinct config (see `_layout`): the trials,
+class TrialIndex:
+    """What config.yaml says about a run's rows, worked out once per distinct config (see `index_of`): the trials,
     numbered in the runner's order (sweep point, then seed, then variant), and each sweep point's config and
     values as the CSVs spell them."""
     config: Config
@@ -72,16 +65,17 @@ class Layout:
     numbers: dict[tuple, int]  # (variant, seed, *sweep values as text) -> trial number
 
     @classmethod
-    def of(cls, config: Config, resolved: Optional[list[Config]] = None) -> "Layout":
+    def of(cls, config: Config, resolved: Optional[list[Config]] = None) -> "TrialIndex":
         """`resolved`: each sweep point's config, when known (a combined run's, see `pooled` and `against`)."""
         points = _point_texts(config)
         keys = [(v.name, s, *p.values()) for p in points for s in config.seeds for v in config.variants]
         return cls(config, points, resolved or [config.with_values(p) for p in config.sweep_points()],
                    {key: number for number, key in enumerate(keys)})
 
-    def changed(self, **fields) -> "Layout":
-        """The layout of this run's config with `fields` replaced (not validated again: a combined run's)."""
-        return Layout.of(self.config.model_copy(update=fields), [c.model_copy(update=fields) for c in self.resolved])
+    def changed(self, **fields) -> "TrialIndex":
+        """The trial index of this run's config with `fields` replaced (not validated again: a combined run's)."""
+        return TrialIndex.of(self.config.model_copy(update=fields),
+                             [c.model_copy(update=fields) for c in self.resolved])
 
     @property
     def labels(self) -> list[str]:
@@ -112,20 +106,20 @@ class Layout:
                                     *self.points[point].values()))
 
 
-def layout_of(run_dir: Path) -> Layout:
-    """config.yaml's layout, cached by the file's text: the runs of one experiment share one, and parsing YAML is
-    a good part of reading a small run. A config that does not load takes the uncached path, whose error names
+def index_of(run_dir: Path) -> TrialIndex:
+    """config.yaml's trial index, cached by the file's text: the runs of one experiment share one, and parsing YAML
+    is a good part of reading a small run. A config that does not load takes the uncached path, whose error names
     the file."""
     path = run_dir / "config.yaml"
     try:
-        return _layout_of(store.read_regular(path).decode())
+        return _index_of(store.read_regular(path).decode())
     except (OSError, ValueError, yaml.YAMLError, BnbenchError):
-        return Layout.of(validate(store.read_config(run_dir), str(path)))
+        return TrialIndex.of(validate(store.read_config(run_dir), str(path)))
 
 
 @lru_cache(maxsize=64)
-def _layout_of(text: str) -> Layout:
-    return Layout.of(validate(yaml.safe_load(text), "config.yaml"))
+def _index_of(text: str) -> TrialIndex:
+    return TrialIndex.of(validate(yaml.safe_load(text), "config.yaml"))
 
 
 def load_run(run_dir: Path) -> Results:
@@ -133,18 +127,18 @@ def load_run(run_dir: Path) -> Results:
 
     A run being written (status running) is read as a snapshot of what it has finished (see `_snapshot`); any
     other run must be whole, and a mismatch between its files is damage."""
-    layout = layout_of(run_dir)
+    trials = index_of(run_dir)
     before = _status(run_dir)
-    data = {name: _read_bytes(run_dir / name) for name in reversed(ROWS)}  # the reverse of the writing order
+    data = {name: _read_bytes(run_dir / name) for name in reversed(ROW_FILES)}  # the reverse of the writing order
     status = before if before == "running" else _status(run_dir)  # a run resumed while we read is live too
-    frames = {name: _parse(run_dir / name, data[name], layout, live=status == "running")
-              for name in ROWS if data[name] is not None}
+    frames = {name: _parse(run_dir / name, data[name], trials, live=status == "running")
+              for name in ROW_FILES if data[name] is not None}
     if status == "running":
         _snapshot(frames)
     batches, epochs = by_trial(frames["batches.csv"]), by_trial(frames["epochs.csv"])
-    _check_rows(run_dir, batches, epochs, layout)
-    return Results(run_dir, layout, status, batches, epochs,
-                   _evals(run_dir, frames.get("evals.csv"), batches, epochs, layout))
+    _check_rows(run_dir, batches, epochs, trials)
+    return Results(run_dir, trials, status, batches, epochs,
+                   _evals(run_dir, frames.get("evals.csv"), batches, epochs, trials))
 
 
 def _status(run_dir: Path) -> str:
@@ -156,19 +150,20 @@ def _read_bytes(path: Path) -> Optional[bytes]:
     try:
         return store.read_regular(path)
     except FileNotFoundError:
-        if path.name in store.OPTIONAL:
+        if ROW_FILES[path.name].optional:
             return None
         raise BnbenchError(f"{path}: missing; the run has written no results") from None
     except OSError as e:
         raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
-def _parse(path: Path, data: bytes, layout: Layout, live: bool) -> pd.DataFrame:
+def _parse(path: Path, data: bytes, trials: TrialIndex, live: bool) -> pd.DataFrame:
     """One CSV's rows in file order, typed and checked, with each row's trial number in `trial`. In a live run
     a last line without its newline is one still being written, and is left out."""
-    ints, floats = ROWS[path.name]
-    labels = layout.labels
-    expected = labels + ints + floats
+    columns = ROW_FILES[path.name]
+    ints, floats = columns.ints, columns.floats
+    labels = trials.labels
+    expected = labels + columns.names
     if not data.strip():
         raise BnbenchError(f"{path}: empty; expected the header line '{','.join(expected)}'")
     if not data.endswith(b"\n"):
@@ -187,7 +182,7 @@ def _parse(path: Path, data: bytes, layout: Layout, live: bool) -> pd.DataFrame:
         raise BnbenchError(f"{path}: {what}; expected the columns {','.join(expected)} (from config.yaml)")
     for column in ["seed", *ints, *floats]:
         frame[column] = _numbers(path, frame[column], integer=column not in floats)
-    frame["trial"] = _trial_numbers(path, frame, layout)
+    frame["trial"] = _trial_numbers(path, frame, trials)
     return frame
 
 
@@ -212,11 +207,11 @@ def _point_texts(config: Config) -> list[dict[str, str]]:
     return [{path: text(config.with_values(point).get(path)) for path in point} for point in config.sweep_points()]
 
 
-def _trial_numbers(path: Path, frame: pd.DataFrame, layout: Layout) -> np.ndarray:
-    """Each row's trial number (see Layout); every row must belong to a trial of config.yaml. The labels are
+def _trial_numbers(path: Path, frame: pd.DataFrame, trials: TrialIndex) -> np.ndarray:
+    """Each row's trial number (see TrialIndex); every row must belong to a trial of config.yaml. The labels are
     looked up once per distinct combination, not per row."""
     combined, uniques = np.zeros(len(frame), dtype=np.int64), []
-    for column in layout.labels:
+    for column in trials.labels:
         codes, values = pd.factorize(frame[column].to_numpy())
         combined = combined * len(values) + codes
         uniques.append(values)
@@ -225,10 +220,10 @@ def _trial_numbers(path: Path, frame: pd.DataFrame, layout: Layout) -> np.ndarra
     for values in reversed(uniques):  # each distinct combination's labels, back from its mixed-radix number
         keys, digit = np.divmod(keys, len(values))
         digits.insert(0, values[digit])
-    numbers = np.array([layout.numbers.get(key, -1) for key in zip(*digits)], dtype=np.int64)[inverse.ravel()]
+    numbers = np.array([trials.numbers.get(key, -1) for key in zip(*digits)], dtype=np.int64)[inverse.ravel()]
     if (numbers < 0).any():
         line = int(np.argmax(numbers < 0))
-        trial = trial_name(layout.labels, tuple(frame[layout.labels].iloc[line]))
+        trial = trial_name(trials.labels, tuple(frame[trials.labels].iloc[line]))
         raise BnbenchError(f"{path}: line {line + 2}: {trial} is not in config.yaml; the file was edited or "
                            f"belongs to another run")
     return numbers
@@ -244,7 +239,7 @@ def _snapshot(frames: dict[str, pd.DataFrame]) -> None:
     def keys(frame: pd.DataFrame) -> np.ndarray:
         return frame.trial.to_numpy() * 2 ** 32 + frame.epoch.to_numpy()
 
-    batches, epochs, evals = (frames.get(name) for name in ROWS)
+    batches, epochs, evals = (frames.get(name) for name in ROW_FILES)
     whole = np.intersect1d(keys(batches), keys(epochs))
     if evals is not None:
         ends = batches.groupby(["trial", "epoch"]).step.max().rename("end")
@@ -289,31 +284,31 @@ def _check_numbering(path: Path, frame: pd.DataFrame, column: str, trials: int) 
                            f"were deleted, repeated or reordered")
 
 
-def _check_rows(run_dir: Path, batches: pd.DataFrame, epochs: pd.DataFrame, layout: Layout) -> None:
+def _check_rows(run_dir: Path, batches: pd.DataFrame, epochs: pd.DataFrame, trials: TrialIndex) -> None:
     """Steps and epochs run 1, 2, 3, ... per trial, only a trial's last loss may be NaN/inf, and both files
     hold the same epochs of each trial."""
-    _check_numbering(run_dir / "batches.csv", batches, "step", layout.size)
-    _check_numbering(run_dir / "epochs.csv", epochs, "epoch", layout.size)
-    last = np.diff(spans(batches, layout.size))[batches.trial.to_numpy()]  # steps are 1..n: the last is n
+    _check_numbering(run_dir / "batches.csv", batches, "step", trials.size)
+    _check_numbering(run_dir / "epochs.csv", epochs, "epoch", trials.size)
+    last = np.diff(spans(batches, trials.size))[batches.trial.to_numpy()]  # steps are 1..n: the last is n
     early = ~np.isfinite(batches.loss.to_numpy()) & (batches.step.to_numpy() != last)
     if early.any():
         raise BnbenchError(f"{run_dir / 'batches.csv'}: line {batches.index[_first(batches, early)] + 2}: the loss "
                            f"is not finite but the trial goes on; the file was edited")
-    ran, done = per_trial_max(batches, "epoch", layout.size), per_trial_max(epochs, "epoch", layout.size)
+    ran, done = per_trial_max(batches, "epoch", trials.size), per_trial_max(epochs, "epoch", trials.size)
     differ = ran != done
     if differ.any():
         trial = int(np.argmax(differ))
-        raise BnbenchError(f"{run_dir / 'epochs.csv'}: {layout.describe(trial)} has {_epochs(done[trial])} here but "
+        raise BnbenchError(f"{run_dir / 'epochs.csv'}: {trials.describe(trial)} has {_epochs(done[trial])} here but "
                            f"{ran[trial]} in batches.csv; one of the files was truncated or edited")
 
 
 def _evals(run_dir: Path, evals: Optional[pd.DataFrame], batches: pd.DataFrame, epochs: pd.DataFrame,
-           layout: Layout) -> pd.DataFrame:
+           trials: TrialIndex) -> pd.DataFrame:
     """evals.csv, checked against epochs.csv (same epochs per trial, steps increasing); without it (older runs),
     one evaluation per epoch end: epochs.csv's test numbers at the epoch's last step."""
     if evals is None:
         ends = batches.groupby(["trial", "epoch"]).step.max().reset_index()
-        return ends.merge(epochs[layout.labels + ["trial", "epoch", "test_loss", "test_acc"]], on=["trial", "epoch"])
+        return ends.merge(epochs[trials.labels + ["trial", "epoch", "test_loss", "test_acc"]], on=["trial", "epoch"])
     path = run_dir / "evals.csv"
     evals = by_trial(evals)
     trial, step = evals.trial.to_numpy(), evals.step.to_numpy()
@@ -322,11 +317,11 @@ def _evals(run_dir: Path, evals: Optional[pd.DataFrame], batches: pd.DataFrame, 
         i = _first(evals, backwards)
         raise BnbenchError(f"{path}: line {evals.index[i] + 2}: step {step[i]} does not follow the step before it; "
                            f"rows were deleted, repeated or reordered")
-    have, want = per_trial_max(evals, "epoch", layout.size), per_trial_max(epochs, "epoch", layout.size)
+    have, want = per_trial_max(evals, "epoch", trials.size), per_trial_max(epochs, "epoch", trials.size)
     differ = (want > 0) & (have != want)
     if differ.any():
         trial = int(np.argmax(differ))
-        raise BnbenchError(f"{path}: {layout.describe(trial)} has {_epochs(have[trial])} here but {want[trial]} in "
+        raise BnbenchError(f"{path}: {trials.describe(trial)} has {_epochs(have[trial])} here but {want[trial]} in "
                            f"epochs.csv; one of the files was truncated or edited")
     return evals
 

@@ -130,7 +130,7 @@ def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optiona
                 effect: Optional[float] = None) -> Comparison:
     """Measure every variant of one run against `baseline` (default: the run's), at `epoch` (default: the last);
     `test` decides ("t" or "exact"), `effect`: the difference in the primary measure to size seeds for."""
-    config, layout = results.config, results.layout
+    config, index = results.config, results.trials
     baseline = baseline or config.baseline
     names = [v.name for v in config.variants]
     if baseline not in names:
@@ -138,30 +138,30 @@ def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optiona
                            f"{', '.join(names)}); choose one of those")
     if test not in TESTS:
         raise BnbenchError(f"--test {test}: unknown test; choose t or exact")
-    where = {name: spans(getattr(results, name), layout.size) for name in ("batches", "epochs", "evals")}
-    points = [p for p in range(len(layout.points))
-              if (where["batches"][layout.point_trials(p) + 1] - where["batches"][layout.point_trials(p)]).any()]
+    where = {name: spans(getattr(results, name), index.size) for name in ("batches", "epochs", "evals")}
+    points = [p for p in range(len(index.points))
+              if (where["batches"][index.point_trials(p) + 1] - where["batches"][index.point_trials(p)]).any()]
     if not points:
         raise BnbenchError(f"{results.dir / 'batches.csv'}: no finished epochs yet; wait for the run or resume it")
     rows, parts = [], []
     for point in points:  # a partial run may not have reached every sweep point
         m, curves = point_measures(results, point, where, baseline, epoch)
         rows += [_row(m, v, names.index(baseline), results, point, test) for v in range(len(names))]
-        trials = {"trial": layout.point_trials(point), "variant": np.tile(names, m["ok"].shape[0]),
-                  "seed": np.repeat(layout.resolved[point].seeds, len(names))}
-        parts.append(({**trials, **{k: a.ravel() for k, a in m.items()}, **layout.points[point]}, curves))
+        trials = {"trial": index.point_trials(point), "variant": np.tile(names, m["ok"].shape[0]),
+                  "seed": np.repeat(index.resolved[point].seeds, len(names))}
+        parts.append(({**trials, **{k: a.ravel() for k, a in m.items()}, **index.points[point]}, curves))
     return Comparison(results, baseline, _table(results, rows, baseline, effect), parts)
 
 
 def _row(m: dict, v: int, b: int, results: Results, point: int, test: str) -> dict:
     """Variant v's row at one sweep point: its numbers over seeds and, unless it is the baseline b, the paired
     comparison."""
-    config = results.layout.resolved[point]
+    config = results.trials.resolved[point]
     ran, ok, diverged = ~np.isnan(m["steps"]), m["ok"], ~np.isnan(m["diverged_step"])
     pairs = ok[:, v] & ok[:, b]
     is_base = v == b
     seeds = np.array(config.seeds)
-    row = {**results.layout.points[point], "variant": config.variants[v].name, "baseline": is_base, "test": test,
+    row = {**results.trials.points[point], "variant": config.variants[v].name, "baseline": is_base, "test": test,
            "seeds": int(ok[:, v].sum()), "pairs": None if is_base else int(pairs.sum()),
            "trials": int(ran[:, v].sum()), "diverged_seeds": int(diverged[:, v].sum()), "epoch": int(m["epoch"][0, v]),
            "epochs": config.training.epochs, "smoothing": int(m["smoothing"][0, v]),

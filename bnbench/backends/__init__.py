@@ -49,7 +49,7 @@ class WorkerDied(Exception):
 
 
 @dataclass(frozen=True)
-class Placement:
+class Dispatch:
     """Where the user asked a run's units to train; checked when made, before a run folder exists."""
     backend: str = "local"  # local: this process or `jobs` worker processes; ray: Ray tasks
     jobs: int = 1  # worker processes on this machine (1: this process)
@@ -73,16 +73,16 @@ class Placement:
         import_ray()  # not installed: one line saying how to install it
 
 
-def choose(placement: Placement, units: int, note: Callable[[str], None]) -> Backend:
+def choose(dispatch: Dispatch, units: int, note: Callable[[str], None]) -> Backend:
     """Ray tasks for --backend ray; else this process for one job (or one unit), or `jobs` worker processes, at
     most one per core."""
-    if placement.backend == "ray":
+    if dispatch.backend == "ray":
         from .ray import Ray
-        return Ray(placement.address, placement.gpus_per_trial, note)
+        return Ray(dispatch.address, dispatch.gpus_per_trial, note)
     from .local import Local
     from .workers import Workers, cap_jobs
 
-    jobs = cap_jobs(placement.jobs, units, note)
+    jobs = cap_jobs(dispatch.jobs, units, note)
     return Workers(jobs) if jobs > 1 else Local()
 
 
@@ -93,8 +93,8 @@ def cpu_settings():
     One thread per trial: the thread count changes the order of float sums inside a matmul, so fixing it makes
     results independent of --jobs; parallelism comes from --jobs (trials side by side), which is where it pays
     for models this small (a model factory that sets its own count has it undone as it returns). Flushing
-    denormals to zero: without BN, Adam's tiny second moments go denormal and made the plain MLP's step 2.3x
-    slower (2.4 vs 1.06 ms on the 2-core CPU); values below 1e-38 change nothing a loss can show.
+    denormals to zero: without BN, Adam's tiny second moments go denormal and make the plain MLP's step much
+    slower (README, *Speed*); values below 1e-38 change nothing a loss can show.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -44,7 +44,7 @@ class Workers:
 
     def train(self, job: Job, units: list[list[Trial]], receiver: Receiver) -> None:
         """Workers share one uint8 copy of the data set and send back only plain data and bytes, so no tensor
-        crosses a process boundary. On the CPU they are forked (no second torch import: 1.6 s less per run), as
+        crosses a process boundary. On the CPU they are forked (no second torch import: benchmarks/startup.py), as
         DataLoader workers are, and read the parent's tensors (the cache file's mapped pages, or copy-on-write
         memory that nobody writes). CUDA cannot be forked: spawned workers map a temporary copy of the data
         (shared page cache)."""
