@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from bnbench.config import load_config
+from bnbench.experiment import load_config
 from bnbench.data import Dataset, Split, load_dataset
 from bnbench.graph import GraphTrainer
 from bnbench.stacked import StackedTrainer

@@ -24,7 +24,7 @@ from bnbench import store
 from bnbench.backends import Job
 from bnbench.backends.local import Local
 from bnbench.backends.ray import Ray
-from bnbench.config import load_config
+from bnbench.experiment import load_config
 from bnbench.data import Dataset, Split, load_dataset
 from bnbench.train import Trainer
 from bnbench.trials import expand

@@ -3,7 +3,8 @@ from pathlib import Path
 from typing import Optional
 
 from . import store
-from .config import SHIPPED, describe_model, load_config
+from .config import describe_model
+from .experiment import SHIPPED, load_config
 from .errors import BnbenchError
 from .trials import expand
 

@@ -126,7 +126,7 @@ def run(
 ):
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
     from .backends import Dispatch
-    from .config import load_config
+    from .experiment import load_config
     from .layout import wrap
     from .log import NOTE, TRIAL, finished
     from .progress import RichReporter
@@ -171,7 +171,7 @@ def run(
 def _growth(run_dir: Path, set_: list[str], device: Optional[str]) -> Optional[int]:
     """On `--resume RUN`: the epochs that `--set training.epochs=N` asks for; any other option that would change
     the trials already trained is refused (seeds are added by --seeds)."""
-    from .config import parse_override
+    from .experiment import parse_override
 
     if device is not None:
         raise BnbenchError(f"--device {device}: {run_dir} continues on the device it started with; to train on "
@@ -292,7 +292,7 @@ def show(
 
 def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:
     """`run CONFIG --resume RUN_DIR`: RUN_DIR, once it is a run folder of CONFIG's experiment."""
-    from .config import load_config
+    from .experiment import load_config
     from .store import read_config
 
     if not resume:

@@ -1,9 +1,7 @@
-"""Experiment configs: one YAML file describes one experiment; pydantic validates it.
-
-`load_config` resolves a path or a shipped config name, applies `--set` overrides, validates, and turns every
-mistake into one `BnbenchError` line: "<file>: <field>: <what is wrong> (<fix>)".
+"""The experiment config's schema: one YAML file describes one experiment; pydantic validates it, and every
+check's message names the field and the fix. Dotted paths through the schema (`--set`, sweeps) live here too.
+Reading a file is `safe_yaml`'s job, loading an experiment (overrides, trials) `experiment`'s.
 """
-import copy
 import os
 import difflib
 import itertools
@@ -11,23 +9,15 @@ import math
 import re
 import reprlib
 import shlex
-from collections.abc import Hashable
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, StrictInt,
-                      ValidationError, field_validator, model_validator)
+                      field_validator, model_validator)
 
-from .errors import BnbenchError
 
-SHIPPED = resources.files("bnbench") / "configs"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 MAX_NAME_CHARS = 100  # names become folder and file names (255 bytes at most on common file systems)
-MAX_CONFIG_BYTES = 256 * 1024  # a config is a few hundred bytes; PyYAML parses 30 to 100 KB a second
-MAX_YAML_DEPTH = 20  # a config nests 5 levels at most
-MAX_ALIAS_NODES = 10_000  # YAML nodes that aliases may repeat, in all (a "billion laughs" repeats 10^9)
 MAX_TRIALS = 10_000  # variants x seeds x sweep points of one run
 
 
@@ -185,7 +175,7 @@ class Config(Strict):
         for path, values in sweep.items():
             if path.split(".")[0] in NOT_SWEEPABLE:
                 raise ValueError(f"'{path}' cannot be swept (sweepable: {SWEEPABLE})")
-            _check_path(path.split("."), "sweep")
+            check_path(path.split("."), "sweep")
             _refuse_per_run(path, values)
             if not values:
                 raise ValueError(f"'{path}' has no values")
@@ -275,7 +265,7 @@ class Config(Strict):
         which was checked with this config (validating it at every point made listing N points cost N x N)."""
         raw = self.model_dump(exclude={"sweep"})
         for path, value in point.items():
-            _set_path(raw, path.split("."), value)
+            set_path(raw, path.split("."), value)
         return Config.model_validate(raw).model_copy(update={"sweep": self.sweep})
 
     def get(self, path: str) -> Any:
@@ -304,7 +294,7 @@ def _flow(value: Any) -> str:
 
 # ---- dotted paths ------------------------------------------------------------------------------------------------
 
-def _check_path(parts: list[str], what: str) -> None:
+def check_path(parts: list[str], what: str) -> None:
     """Raise ValueError unless `parts` is a path through the Config schema (list items by index)."""
     model, done = Config, []
     for part in parts:
@@ -317,14 +307,14 @@ def _check_path(parts: list[str], what: str) -> None:
             continue
         if part not in model.model_fields:
             path = ".".join(parts)
-            raise ValueError(f"{what} path {path!r}: unknown key {part!r}{_suggest(part, model.model_fields)}")
+            raise ValueError(f"{what} path {path!r}: unknown key {part!r}{suggest(part, model.model_fields)}")
         annotation = model.model_fields[part].annotation
         model = (annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel)
                  else list if part == "variants" else None)
         done.append(part)
 
 
-def _set_path(raw: dict, parts: list[str], value: Any) -> None:
+def set_path(raw: dict, parts: list[str], value: Any) -> None:
     node = raw
     for part in parts[:-1]:
         node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
@@ -336,210 +326,9 @@ def _set_path(raw: dict, parts: list[str], value: Any) -> None:
         node[parts[-1]] = value
 
 
-def _suggest(word: str, options) -> str:
+def suggest(word: str, options) -> str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(options)}"
-
-
-# ---- loading -----------------------------------------------------------------------------------------------------
-
-def shipped_configs() -> dict[str, Path]:
-    """The configs installed with the package, by name."""
-    return {p.name[:-5]: Path(str(p)) for p in SHIPPED.iterdir() if p.name.endswith(".yaml")}
-
-
-def resolve(ref: str) -> Path:
-    """A config path (`~` as a shell reads it), or the name of a shipped config ("mlp" -> the installed mlp.yaml)."""
-    path = Path(ref).expanduser()
-    if path.is_file():
-        return path
-    shipped = shipped_configs()
-    if ref in shipped:
-        return shipped[ref]
-    if path.exists():
-        raise BnbenchError(f"{ref}: is not a file; pass a YAML config file or a shipped config name")
-    raise BnbenchError(f"{ref}: no such config file or shipped config{_suggest(ref, sorted(shipped))}"
-                       .replace("valid keys", "shipped configs"))
-
-
-def read_yaml(path: Path) -> dict:
-    text = _read_text(path)
-    try:
-        raw = load_yaml(text)
-    except yaml.YAMLError as e:
-        kind = "" if isinstance(e, YAMLLimit) else "malformed YAML: "
-        raise BnbenchError(f"{path}: {kind}{yaml_problem(e)}") from None
-    if not isinstance(raw, dict):
-        raise BnbenchError(f"{path}: expected a mapping of config fields at the top level, got {type(raw).__name__}")
-    return raw
-
-
-def _read_text(path: Path) -> str:
-    """The file as UTF-8 text; a larger file than any config is refused before PyYAML spends minutes on it."""
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as e:
-        raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise BnbenchError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB, more than any config needs; "
-                           f"pass the YAML config file (a few hundred bytes), not data")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise BnbenchError(f"{path}: line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text (a binary file, or "
-                           f"another encoding such as Latin-1?); save the config as UTF-8") from None
-
-
-class YAMLLimit(yaml.MarkedYAMLError):
-    """Valid YAML that no config needs and that would cost time or memory: refused while it is composed."""
-
-    def __init__(self, problem: str, mark):
-        super().__init__(problem=problem, problem_mark=mark)
-
-
-class BoundedLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader, refusing what a config never needs: duplicate keys (YAML forbids them; PyYAML keeps the
-    last), nesting deeper than MAX_YAML_DEPTH, recursive aliases, and aliases that repeat more than MAX_ALIAS_NODES
-    nodes in all. A "billion laughs" document is 1 KB of anchors and aliases; PyYAML builds it cheaply as shared
-    objects, but validating it visits every repeat (6 GB). So each node's expanded size and depth are measured
-    as it is composed, and every alias is charged its target's expanded size."""
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._depth, self._repeated = 0, 0
-        self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, expanded depth)
-
-    def compose_node(self, parent, index):
-        mark = self.peek_event().start_mark
-        if self.check_event(yaml.AliasEvent):
-            node = super().compose_node(parent, index)
-            self._charge_alias(node, mark)
-            return node
-        self._depth += 1
-        if self._depth > MAX_YAML_DEPTH:
-            raise YAMLLimit(f"YAML nested deeper than {MAX_YAML_DEPTH} levels; a config needs 5", mark)
-        node = super().compose_node(parent, index)
-        self._depth -= 1
-        children = [self._measured[id(c)] for c in _children(node)]
-        self._measured[id(node)] = (1 + sum(n for n, _ in children), 1 + max((d for _, d in children), default=0))
-        return node
-
-    def _charge_alias(self, node, mark) -> None:
-        if id(node) not in self._measured:
-            raise YAMLLimit("YAML alias inside the node it refers to (a recursive alias); write the value out", mark)
-        nodes, depth = self._measured[id(node)]
-        self._repeated += nodes
-        if self._repeated > MAX_ALIAS_NODES:
-            raise YAMLLimit(f"YAML aliases repeat more than {MAX_ALIAS_NODES:,} nodes in all; write the values "
-                            f"out, or alias fewer or smaller nodes", mark)
-        if self._depth + depth > MAX_YAML_DEPTH:
-            raise YAMLLimit(f"YAML aliases nest deeper than {MAX_YAML_DEPTH} levels; write the values out", mark)
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict = {}  # key -> its first key node
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden by the keys beside it
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and seen.setdefault(key, key_node) is not key_node:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {seen[key].start_mark.line + 1}); keep one",
-                    key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return node.value if isinstance(node, yaml.SequenceNode) else []
-
-
-def load_yaml(text: str) -> Any:
-    """yaml.safe_load within bnbench's limits (see BoundedLoader)."""
-    loader = BoundedLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-
-
-def yaml_problem(error: yaml.YAMLError) -> str:
-    """A YAML error as one line: 'line 3, column 7: <problem>'."""
-    mark = getattr(error, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    return where + " ".join(str(getattr(error, "problem", None) or error).split())
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'training.epochs=1' -> (['training', 'epochs'], 1); the value is parsed as YAML."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise BnbenchError(f"--set {text}: expected PATH=VALUE, e.g. --set training.epochs=1")
-    parts = key.strip().split(".")
-    try:
-        _check_path(parts, "--set")
-    except ValueError as e:
-        raise BnbenchError(f"--set {text}: {e}") from None
-    try:
-        return parts, load_yaml(value)
-    except yaml.YAMLError as e:
-        raise BnbenchError(f"--set {text}: value is not valid YAML ({yaml_problem(e)})") from None
-
-
-def validate(raw: dict, source: str) -> Config:
-    """A raw config as a Config, with every trial checked (each sweep point valid, each trial's file name distinct
-    and short enough), so that no mistake surfaces after the data set is loaded."""
-    from .trials import expand  # trials builds on this module
-
-    try:
-        config = Config.model_validate(raw)
-        expand(config)
-        return config
-    except ValidationError as e:
-        raise BnbenchError(f"{source}: {_explain(e)}") from None
-    except ValueError as e:
-        raise BnbenchError(f"{source}: {e}") from None
-
-
-def load_config(ref: str, overrides: tuple[str, ...] = (), seeds: Optional[list[int]] = None,
-                device: Optional[str] = None) -> tuple[Config, Path]:
-    """Read, override and validate a config; returns it with the file it came from."""
-    path = resolve(ref)
-    raw = copy.deepcopy(read_yaml(path))
-    if any(o.startswith("variants.") for o in overrides):  # `--set variants.1.name=x` edits the default list too
-        raw.setdefault("variants", [v.model_dump() for v in DEFAULT_VARIANTS])
-    try:
-        for text in overrides:
-            parts, value = parse_override(text)
-            _set_path(raw, parts, value)
-    except (ValueError, IndexError, TypeError, AttributeError) as e:
-        raise BnbenchError(f"--set: cannot apply to {path}: {e}") from None
-    if seeds is not None:
-        raw["seeds"] = seeds
-    if device is not None:
-        raw["device"] = device
-    return validate(raw, str(path)), path
-
-
-def _explain(error: ValidationError) -> str:
-    """The first validation error as 'field: problem (fix)', plus how many more there are."""
-    errors = error.errors()
-    first = errors[0]
-    loc = [str(p) for p in first["loc"]]
-    field = ".".join(loc)
-    if first["type"] == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        message = f"unknown key {loc[-1]!r}{_suggest(loc[-1], parent.model_fields if parent else [])}"
-    elif first["type"] == "missing":
-        message = "is required"
-    elif not loc:  # a check across fields (a model validator): its message names the fields, the input is all
-        message = first["msg"].removeprefix("Value error, ")
-    else:
-        message = f"{first['msg'].removeprefix('Value error, ')} (got {brief(first.get('input'))})"
-    more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
-    return f"{message}{more}" if not loc else f"{field}: {message}{more}"
 
 
 _BRIEF = reprlib.Repr()
@@ -549,18 +338,6 @@ _BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxlev
 def brief(value: Any) -> str:
     """repr(value), cut to fit one line of a message (a sweep may list thousands of values)."""
     return _BRIEF.repr(value)
-
-
-def _model_at(loc: list[str]):
-    model = Config
-    for part in loc:
-        if part.isdigit():
-            continue
-        annotation = model.model_fields[part].annotation if part in model.model_fields else None
-        model = VariantConfig if part == "variants" else annotation
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-    return model
 
 
 def dump(config: Config) -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 from . import store
-from .config import Config, diff, load_config, validate
+from .config import Config, diff
+from .experiment import load_config, validate
 from .errors import BnbenchError
 
 

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from . import backends, stopping, store
-from .config import Config, diff, dump, parse_override, validate
+from .config import Config, diff, dump
+from .experiment import parse_override, validate
 from .data import Dataset, load_dataset
 from .drift import drift
 from .errors import BnbenchError, Interrupted

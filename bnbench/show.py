@@ -12,7 +12,8 @@ import numpy as np
 from . import store
 from .analysis import compare_run, load_run
 from .analysis.reading import diverged_at, spans
-from .config import Config, validate
+from .config import Config
+from .experiment import validate
 from .drift import drift
 from .errors import BnbenchError
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 
-from .config import yaml_problem
+from .safe_yaml import yaml_problem
 from .errors import BnbenchError
 from .schema import ROW_FILES, BatchRow, Columns, EpochRow, EvalRow, csv_fields
 from .trials import Trial
@@ -325,7 +325,7 @@ def _read_mapping(path: Path, parse, kind: str, expected: str) -> dict:
 
 
 def read_config(run_dir: Path) -> dict:
-    """The run's resolved config.yaml as a raw mapping (validate it with config.validate)."""
+    """The run's resolved config.yaml as a raw mapping (validate it with experiment.validate)."""
     return _read_mapping(run_dir / "config.yaml", yaml.safe_load, "YAML", "a mapping of config fields")
 
 

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from typer.testing import CliRunner
 
 from bnbench.cli import app
-from bnbench.config import Config, load_config
+from bnbench.config import Config
+from bnbench.experiment import load_config
 from bnbench.errors import BnbenchError
 
 runner = CliRunner()

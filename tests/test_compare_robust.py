@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from bnbench import analysis, plots, store
 from bnbench.cli import app
 from bnbench.analysis import compare_run, compare_runs, load_run
-from bnbench.config import validate
+from bnbench.experiment import validate
 from bnbench.trials import expand
 
 CONFIG = {"name": "live", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",

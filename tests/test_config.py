@@ -1,7 +1,8 @@
 """Config loading, overrides and the one-line error messages."""
 import pytest
 
-from bnbench.config import Config, load_config, shipped_configs
+from bnbench.config import Config
+from bnbench.experiment import load_config, shipped_configs
 from bnbench.errors import BnbenchError
 from bnbench.trials import expand
 

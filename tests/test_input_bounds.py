@@ -10,7 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from bnbench.cli import app
-from bnbench.config import Config, DatasetConfig, load_config
+from bnbench.config import Config, DatasetConfig
+from bnbench.experiment import load_config
 from bnbench.data import load_dataset
 
 runner = CliRunner()

@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from bnbench.config import Config, ModelConfig, VariantConfig, load_config
+from bnbench.config import Config, ModelConfig, VariantConfig
+
+from bnbench.experiment import load_config
 from bnbench.data import load_dataset
 from bnbench.direct import supported
 from bnbench.models import build_model, groups, weighted_layers

@@ -5,7 +5,9 @@ import io
 import numpy as np
 from rich.console import Console
 
-from bnbench.config import DatasetConfig, validate
+from bnbench.config import DatasetConfig
+
+from bnbench.experiment import validate
 from bnbench.data import load_dataset
 from bnbench.log import NOTE
 from bnbench.progress import RichReporter

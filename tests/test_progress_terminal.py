@@ -24,7 +24,7 @@ import yaml
 from rich.cells import cell_len
 from rich.console import Console
 
-from bnbench.config import validate
+from bnbench.experiment import validate
 from bnbench.progress import Rate, RichReporter
 from bnbench.train import Progress
 from bnbench.trials import expand

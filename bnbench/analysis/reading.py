@@ -18,7 +18,8 @@ import pandas as pd
 import yaml
 
 from .. import store
-from ..config import Config, validate
+from ..config import Config
+from ..experiment import validate
 from ..errors import BnbenchError
 from ..schema import NAN_TEXT, ROW_FILES
 
