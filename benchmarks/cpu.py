@@ -33,7 +33,7 @@ Earlier measurements (as bnbench's docstrings and comments stated them, each wit
     bnbench/direct.py        For the tutorial's tiny MLP, autograd's bookkeeping (graph nodes, AccumulateGrad,
                              module calls) is about a third of a training step on the CPU: 1.09 -> 0.76 ms per BN
                              step, measured on the 2-core VM.
-    bnbench/train.py         fast_step (the fused Adam kernel called without optimizer.step's wrappers) saves
+    engines/fast_optim.py    fast_step (the fused Adam kernel called without optimizer.step's wrappers) saves
                              ~130 us of Python per step (0.32 -> 0.19 ms for the tutorial MLP on the 2-core CPU),
                              an eighth of the whole step.
     bnbench/backends/        Without BN, Adam's tiny second moments go denormal and made the plain MLP's step 2.3x

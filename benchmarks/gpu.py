@@ -2,9 +2,9 @@
 
 What it measures (training time only: data already on the device, wall clock around the epochs, synchronised)
     tutorial   configs/mlp.yaml: MLP 3072-64-32-10, BN vs none, Adam 1e-4, batch 10, seed 42, E epochs
-               - eager:   one trial after the other, bnbench.train.Trainer
-               - graph:   one trial after the other, bnbench.graph.GraphTrainer (steps captured in CUDA graphs)
-               - stacked: both trials in one batched model, bnbench.stacked.StackedTrainer
+               - eager:   one trial after the other, bnbench.engines.eager.Trainer
+               - graph:   one trial after the other, bnbench.engines.graph.GraphTrainer (steps captured in CUDA graphs)
+               - stacked: both trials in one batched model, bnbench.engines.stacked.StackedTrainer
     seeds      the same with seeds 0..9 (20 trials): graph one trial at a time (extrapolated from one trial per
                variant, said so in the output) vs stacked (all 20 in one model)
     Prints seconds, ms per mini-batch per trial, and ratios; --json FILE writes them.
@@ -28,9 +28,10 @@ import torch
 
 from bnbench.experiment import load_config
 from bnbench.data import Dataset, Split, load_dataset
-from bnbench.graph import GraphTrainer
-from bnbench.stacked import StackedTrainer
-from bnbench.train import Trainer, resolve_device
+from bnbench.engines.graph import GraphTrainer
+from bnbench.engines.stacked import StackedTrainer
+from bnbench.engines.choose import resolve_device
+from bnbench.engines.eager import Trainer
 from bnbench.trials import expand
 
 

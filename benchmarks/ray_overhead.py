@@ -26,7 +26,7 @@ from bnbench.backends.local import Local
 from bnbench.backends.ray import Ray
 from bnbench.experiment import load_config
 from bnbench.data import Dataset, Split, load_dataset
-from bnbench.train import Trainer
+from bnbench.engines.eager import Trainer
 from bnbench.trials import expand
 
 

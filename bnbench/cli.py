@@ -126,38 +126,22 @@ def run(
 ):
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
     from .backends import Dispatch
-    from .experiment import load_config
+    from .closing import ClosingLines
     from .layout import wrap
     from .log import NOTE, TRIAL, finished
     from .progress import RichReporter
-    from .runner import grows, is_complete, latest_partial_run, resume_experiment, run_experiment
-    from .closing import ClosingLines
+    from .runner import execute, plan
 
-    overrides = {"set": list(set_), "seeds": _seeds(seeds), "device": device}
+    seeds_ = _seeds(seeds)
     dispatch = Dispatch(backend, jobs, address, gpus_per_trial)
-    if run_folder is not None:
-        config = _run_folder_of(config, run_folder, resume)
-    is_run = (Path(config) / "meta.json").exists()
-    if is_run and not resume:
-        raise BnbenchError(f"{config}: is a run folder; to continue it: bnbench run --resume {config}")
-    epochs = _growth(Path(config), set_, device) if is_run else None
-    if is_run and not grows(Path(config), overrides["seeds"], epochs) and is_complete(Path(config)):
-        console.print(f"nothing to do: {config} is complete", highlight=False, soft_wrap=True, markup=False)
+    todo = plan(config, run_folder, resume=resume, set_=tuple(set_), seeds=seeds_, device=device, out=out)
+    if todo.kind == "nothing":
+        console.print(f"nothing to do: {todo.reason}", highlight=False, soft_wrap=True, markup=False)
         return
     closing = ClosingLines()
     try:
         with RichReporter(console, NOTE if quiet else TRIAL + verbose) as reporter:
-            if is_run:
-                run_dir = resume_experiment(Path(config), dispatch=dispatch, argv=sys.argv, reporter=reporter,
-                                            seeds=overrides["seeds"], epochs=epochs)
-            elif resume:
-                cfg, _ = load_config(config, tuple(set_), overrides["seeds"], device)
-                run_dir = resume_experiment(latest_partial_run(out, cfg), dispatch=dispatch, argv=sys.argv,
-                                            reporter=reporter)
-            else:
-                cfg, source = load_config(config, tuple(set_), overrides["seeds"], device)
-                run_dir = run_experiment(cfg, source, out, overrides=overrides, dispatch=dispatch,
-                                         argv=sys.argv, reporter=reporter)
+            run_dir = execute(todo, dispatch, sys.argv, reporter)
         lines = closing.lines(run_dir)
         finished(run_dir, lines)
     finally:
@@ -166,24 +150,6 @@ def run(
     for line in (part for line in lines for part in wrap(line, width, "", "  ", "; ")):
         console.print(line, highlight=False, soft_wrap=True, markup=False)
     console.print(f"done: {run_dir}\nnext: bnbench compare {run_dir}", highlight=False, soft_wrap=True, markup=False)
-
-
-def _growth(run_dir: Path, set_: list[str], device: Optional[str]) -> Optional[int]:
-    """On `--resume RUN`: the epochs that `--set training.epochs=N` asks for; any other option that would change
-    the trials already trained is refused (seeds are added by --seeds)."""
-    from .experiment import parse_override
-
-    if device is not None:
-        raise BnbenchError(f"--device {device}: {run_dir} continues on the device it started with; to train on "
-                           f"another, start a new run")
-    epochs = None
-    for text in set_:
-        path, value = parse_override(text)
-        if path != ["training", "epochs"] or not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise BnbenchError(f"--set {text}: would change the trials {run_dir} has trained; a run grows only by "
-                               f"--set training.epochs=N (more epochs) and --seeds (more seeds); start a new run")
-        epochs = value
-    return epochs
 
 
 @app.command(short_help="Compare each variant with the baseline across seeds: verdict, intervals, p-values.",
@@ -288,22 +254,6 @@ def show(
     from .show import find, summary
 
     typer.echo(show_output(summary(find(run_ref, results)), format_, console.width), nl=False)
-
-
-def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:
-    """`run CONFIG --resume RUN_DIR`: RUN_DIR, once it is a run folder of CONFIG's experiment."""
-    from .experiment import load_config
-    from .store import read_config
-
-    if not resume:
-        raise BnbenchError(f"{run_folder}: a second argument is a run folder to continue; add --resume")
-    if not (run_folder / "meta.json").exists():
-        raise BnbenchError(f"{run_folder}: not a run folder (no meta.json); pass RESULTS/<name>/<run id>")
-    name, found = load_config(config)[0].name, read_config(run_folder).get("name")
-    if found != name:
-        raise BnbenchError(f"{run_folder}: a run of '{found}', not of {config} ('{name}'); pass a run folder of that "
-                           f"config, or the run folder alone")
-    return str(run_folder)
 
 
 def _width() -> Optional[int]:

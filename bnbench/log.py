@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import BnbenchError, Interrupted
 
-from .train import EpochResult, Progress
+from .engines.events import EpochResult, Progress
 from .trials import Trial
 
 NOTE, TRIAL, EPOCH, LOSS = 0, 1, 2, 3  # the verbosity from which each kind of line is printed

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from . import stopping
 from .log import EPOCH, LOSS, NOTE, TRIAL, epoch_line, finishes, loss_line, trial_line
-from .train import EpochResult, Progress, batches_per_epoch
+from .engines.events import EpochResult, Progress, batches_per_epoch
 from .trials import Trial
 
 RIGHT_MARGIN = 4  # cells left free at the right of every line: the terminal's `^C` echo (two of them) fits there

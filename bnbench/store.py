@@ -25,7 +25,7 @@ from .schema import ROW_FILES, BatchRow, Columns, EpochRow, EvalRow, csv_fields
 from .trials import Trial
 
 if TYPE_CHECKING:  # torch is imported only where checkpoints are touched, so `compare` and `list` start fast
-    from .train import EpochResult
+    from .engines.events import EpochResult
 
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write a temporary file beside `path`, then rename it over `path`; a failed write (a full disk) leaves the

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from bnbench.config import ModelConfig, OptimizerConfig, VariantConfig
 from bnbench.direct import DirectGradients, supported
 from bnbench.models import build_model
-from bnbench.train import fast_step, make_optimizer
+from bnbench.engines.fast_optim import fast_step, make_optimizer
 
 VARIANTS = [VariantConfig(name="before", norm="batchnorm", placement="before_activation"),
             VariantConfig(name="after", norm="batchnorm", placement="after_activation"),

@@ -6,13 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
-from bnbench import backends, runner
+from bnbench import runner
 from bnbench.config import Config
 from bnbench.data import load_dataset
+from bnbench.engines import choose
 from bnbench.errors import BnbenchError
-from bnbench.graph import GraphTrainer
+from bnbench.engines.graph import GraphTrainer
 from bnbench.runner import choose_engine
-from bnbench.train import Trainer
+from bnbench.engines.eager import Trainer
 from bnbench.trials import expand
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="the graph engine needs a CUDA device")
@@ -77,12 +78,12 @@ class CaptureFails(Trainer):
     weights: a fallback must train that epoch again from the last finished one, not from where this stopped."""
     fail_at = 1
 
-    def _train_batches(self, order, log):
+    def train(self, first, last):
         if self.epoch + 1 != self.fail_at:
-            return super()._train_batches(order, log)
+            return super().train(first, last)
         size = self.trial.config.training.batch_size
         for i in range(3):
-            idx = order[i * size:(i + 1) * size]
+            idx = self.epoch_order[i * size:(i + 1) * size]
             self._step(idx, self.data.train.y.index_select(0, idx))
         raise RuntimeError("CUDA error: operation not permitted when stream is capturing\n"
                            "CUDA kernel errors might be asynchronously reported at some other API call")
@@ -97,12 +98,11 @@ def test_a_failed_capture_falls_back_to_eager(tmp_path, monkeypatch, run_config,
               "model": {"hidden": [16]}, "optimizer": {"name": "adam", "lr": 3e-3},
               "training": {"epochs": 2, "batch_size": 32, "log_every": 0, "eval_every": 20}}
     eager, _ = run_config(config, tmp_path / "eager")
-    trainer = backends._trainer
+    build = choose.build
     monkeypatch.setattr(CaptureFails, "fail_at", fail_at)
     monkeypatch.setattr(runner, "requested_engine", lambda config, device: "graph")
-    monkeypatch.setattr(backends, "_trainer", lambda engine, unit, data, device: (
-        backends._Single(CaptureFails(unit[0], data, device)) if engine == "graph" else
-        trainer(engine, unit, data, device)))
+    monkeypatch.setattr(choose, "build", lambda engine, unit, data, device: (
+        CaptureFails(unit[0], data, device) if engine == "graph" else build(engine, unit, data, device)))
     graph, output = run_config(config, tmp_path / "graph")
     for name in ("batches.csv", "evals.csv"):
         assert (graph / name).read_bytes() == (eager / name).read_bytes()

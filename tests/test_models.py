@@ -5,7 +5,7 @@ from torch import nn
 from bnbench.config import Config, ModelConfig, VariantConfig
 from bnbench.data import load_dataset
 from bnbench.models import build_model, weighted_layers
-from bnbench.train import Trainer
+from bnbench.engines.eager import Trainer
 from bnbench.trials import expand
 
 BN = VariantConfig(name="bn", norm="batchnorm")

@@ -13,7 +13,7 @@ from bnbench.direct import supported
 from bnbench.models import build_model, groups, weighted_layers
 from bnbench.runner import choose_engine, engine_note
 from bnbench.seeding import generator
-from bnbench.train import Trainer
+from bnbench.engines.eager import Trainer
 from bnbench.trials import expand
 
 CPU = torch.device("cpu")

@@ -11,7 +11,7 @@ from bnbench.experiment import validate
 from bnbench.data import load_dataset
 from bnbench.log import NOTE
 from bnbench.progress import RichReporter
-from bnbench.train import EpochResult, Progress
+from bnbench.engines.events import EpochResult, Progress
 from bnbench.trials import expand
 
 from test_data import write_folder

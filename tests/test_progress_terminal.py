@@ -26,7 +26,7 @@ from rich.console import Console
 
 from bnbench.experiment import validate
 from bnbench.progress import Rate, RichReporter
-from bnbench.train import Progress
+from bnbench.engines.events import Progress
 from bnbench.trials import expand
 
 ROWS, COLUMNS = 24, 80

@@ -17,8 +17,8 @@ import torch
 
 from bnbench.config import Config, DatasetConfig
 from bnbench.data import load_dataset
-from bnbench.stacked import StackedTrainer
-from bnbench.train import Trainer
+from bnbench.engines.stacked import StackedTrainer
+from bnbench.engines.eager import Trainer
 from bnbench.trials import expand
 
 CPU = torch.device("cpu")

@@ -9,7 +9,9 @@ import torch
 from bnbench.config import Config, DatasetConfig, ModelConfig, OptimizerConfig, VariantConfig
 from bnbench.data import load_dataset
 from bnbench.models import build_model
-from bnbench.train import Trainer, batches_per_epoch, fast_step, make_optimizer
+from bnbench.engines.eager import Trainer
+from bnbench.engines.events import batches_per_epoch
+from bnbench.engines.fast_optim import fast_step, make_optimizer
 from bnbench.trials import expand
 
 
@@ -83,7 +85,7 @@ def test_evaluating_every_n_steps_changes_no_training_number():
 
 def test_a_run_never_imports_torch_dynamo(tmp_path):
     """torch.optim's torch.compile hooks would import torch._dynamo (2-4 s a process); bnbench skips them (see
-    `train.plain_step`), and the bitwise tests above show the arithmetic is optimizer.step()'s."""
+    `fast_optim.plain_step`), and the bitwise tests above show the arithmetic is optimizer.step()'s."""
     script = ("import sys; from bnbench.experiment import load_config; from bnbench.runner import run_experiment; "
               "cfg, source = load_config('quick', ('training.epochs=1', 'optimizer.name=sgd'), [0]); "
               f"run_experiment(cfg, source, __import__('pathlib').Path({str(tmp_path)!r}), overrides={{}}); "

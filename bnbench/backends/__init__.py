@@ -18,9 +18,9 @@ from .. import store
 from ..config import Config
 from ..data import Dataset
 from ..errors import BnbenchError
-from ..graph import GraphTrainer
-from ..stacked import StackedTrainer
-from ..train import EpochResult, Progress, Trainer
+from ..engines import choose as engine_choice  # looked up per call (tests replace its build)
+from ..engines.epoch import run_epoch
+from ..engines.events import EpochResult, Progress
 from ..trials import Trial
 
 
@@ -121,22 +121,22 @@ def train_unit(unit: list[Trial], data: Dataset, device: torch.device, engine: s
     The graph engine has not run on a GPU yet: if capturing or replaying a CUDA graph fails, the epoch is trained
     again with eager from the state the last finished epoch left, and so are the epochs after it; the result
     says so (`fallback`), so that a GPU user gets a run, and meta.json the reason, rather than a traceback."""
-    trainer = _trainer(engine, unit, data, device)
+    trainer = engine_choice.build(engine, unit, data, device)
     if start is not None:
         trainer.load_state_dicts(start)
     finished = None  # the serialized states of the last epoch trained here (a fallback starts from them)
     while trainer.active and trainer.epoch < unit[0].config.training.epochs:
         active = trainer.active
         try:
-            results = trainer.train_epoch(on_progress)
+            results = run_epoch(trainer, on_progress)
         except RuntimeError as error:  # torch raises CUDA errors, and those of graph capture, as RuntimeError
             if engine != "graph":
                 raise
-            engine, trainer = "eager", _trainer("eager", unit, data, device)
+            engine, trainer = "eager", engine_choice.build("eager", unit, data, device)
             resume = [store.deserialize(state) for state in finished] if finished else start
             if resume is not None:
                 trainer.load_state_dicts(resume)
-            results = trainer.train_epoch(on_progress)
+            results = run_epoch(trainer, on_progress)
             reason = str(error).splitlines()[0] if str(error) else ""
             results[0].fallback = f"graph -> eager at epoch {results[0].epoch} ({type(error).__name__}: {reason})"
         states = trainer.state_dicts()
@@ -144,35 +144,3 @@ def train_unit(unit: list[Trial], data: Dataset, device: torch.device, engine: s
                  for trial, result in zip(active, results)]
         finished = [state for _, _, state in epoch]
         yield epoch
-
-
-def _trainer(engine: str, unit: list[Trial], data: Dataset, device: torch.device):
-    if engine == "stacked":
-        return StackedTrainer(unit, data, device)
-    return _Single((GraphTrainer if engine == "graph" else Trainer)(unit[0], data, device))
-
-
-class _Single:
-    """One trial's Trainer behind StackedTrainer's group interface, so that one loop drives every engine."""
-
-    def __init__(self, trainer: Trainer):
-        self.trainer, self.trials, self.diverged = trainer, [trainer.trial], False
-
-    @property
-    def epoch(self) -> int:
-        return self.trainer.epoch
-
-    @property
-    def active(self) -> list[Trial]:
-        return [] if self.diverged else self.trials
-
-    def train_epoch(self, on_progress) -> list[EpochResult]:
-        result = self.trainer.train_epoch(on_progress)
-        self.diverged = result.diverged_step is not None
-        return [result]
-
-    def state_dicts(self) -> list[dict]:
-        return [self.trainer.state_dict()]
-
-    def load_state_dicts(self, states: list[dict]) -> None:
-        self.trainer.load_state_dict(states[0])

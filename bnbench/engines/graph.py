@@ -9,23 +9,15 @@ The arithmetic is the eager engine's (tests/test_graph.py compares them where a 
 """
 import torch
 
-from .config import Config
-from .data import Dataset
-from .seeding import kept_globals
-from .train import LossLog, Trainer, batches_per_epoch
-from .trials import Trial
+from ..data import Dataset
+from ..seeding import kept_globals
+from ..trials import Trial
+from .eager import Trainer
+from .epoch import tick
+from .events import batches_per_epoch
 
 REPLAY = 50  # steps per graph: enough to hide launch latency, few enough for progress and divergence checks
 WARMUP = 3  # eager steps before capture (CUDA libraries initialise lazily; capture must not see that)
-
-
-def unsupported(config: Config) -> str | None:
-    """Why the graph engine cannot train `config`'s model (None: it can). A CUDA graph replays fixed kernels, so
-    a model whose forward branches on its data (`if x.sum() > 0`, `.item()`) cannot be captured; the built-ins and
-    bnbench's torchvision models never do, a factory's model may."""
-    if config.model.kind == "factory":
-        return "a factory's model may branch on its data, which a CUDA graph cannot capture"
-    return None
 
 
 class GraphTrainer(Trainer):
@@ -33,14 +25,13 @@ class GraphTrainer(Trainer):
 
     def __init__(self, trial: Trial, data: Dataset, device: torch.device):
         if device.type != "cuda" or trial.config.optimizer.name == "sgd":
-            raise ValueError("GraphTrainer: needs a CUDA device and adam or adamw (runner.choose_engine checks)")
+            raise ValueError("GraphTrainer: needs a CUDA device and adam or adamw (engines.choose checks)")
         super().__init__(trial, data, device)
         size = trial.config.training.batch_size
         n = len(data.train.y)
         self.order = torch.zeros(n, dtype=torch.long, device=device)
         self.cursor = torch.zeros((), dtype=torch.long, device=device)  # batch position within the epoch
         self.losses = torch.zeros(batches_per_epoch(n, size), device=device)
-        self.correct = torch.zeros((), dtype=torch.long, device=device)
         self.offsets = torch.arange(size, device=device)
         self.stream = torch.cuda.Stream(device)
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
@@ -56,32 +47,30 @@ class GraphTrainer(Trainer):
                 value.copy_(saved[i][key])
         self.epoch, self.step = state["epoch"], state["step"]
 
-    def _train_batches(self, order: torch.Tensor, log: LossLog) -> torch.Tensor:
-        size = self.trial.config.training.batch_size
-        full = len(order) // size  # batches of the full size; a smaller last one is trained eagerly
-        self.order.copy_(order)
+    def begin(self, epoch: int) -> None:
+        super().begin(epoch)
+        self.order.copy_(self.epoch_order)  # into the tensors the graphs read
         self.cursor.zero_()
-        self.correct.zero_()
-        replay = min(REPLAY, log.tick)  # divides log.tick (a divisor of 100), so checks land on replay boundaries
-        every = self.trial.config.training.eval_every
-        done = read = 0  # batches trained, batches whose losses went to the log
-        while done < full:
-            steps = replay if full - done >= replay else 1
-            if every:  # a graph ends at each evaluation step (graphs of other lengths are captured as needed)
-                steps = min(steps, every - (self.step + done) % every, read + log.tick - done)
+
+    def train(self, first: int, last: int) -> torch.Tensor:
+        """Replays of up to REPLAY steps (as many as fit before `last`; at the epoch's end single steps, so that
+        few graph lengths are captured); a last batch of another size is trained eagerly."""
+        size = self.trial.config.training.batch_size
+        full = len(self.epoch_order) // size  # batches of the full size
+        replay = min(REPLAY, tick(self.trial.config.training))  # divides a tick: reads land on replay boundaries
+        done, end = first, min(last, full)
+        while done < end:
+            steps = min(replay if full - done >= replay else 1, end - done)
             self._graph(steps).replay()
             done += steps
-            self.evaluate_if_due(done)
-            if done - read == log.tick or done == full:
-                if not log.add(self.losses[read:done]):
-                    return self.correct
-                read = done
-        if log.batches > full:
-            y = self.data.train.y.index_select(0, order[full * size:])
-            loss, out = self._step(order[full * size:], y)
-            self.correct += (out.argmax(1) == y).sum()
-            log.add(loss.view(1))
-        return self.correct
+        losses = self.losses[first:end]
+        if last > full:
+            idx = self.epoch_order[full * size:]
+            y = self.data.train.y.index_select(0, idx)
+            loss, out = self._step(idx, y)
+            self.correct_count += (out.argmax(1) == y).sum()
+            losses = torch.cat([losses, loss.view(1)])
+        return losses.view(1, -1)
 
     def _static_step(self) -> None:
         """One training step whose every input lives at a fixed device address (capturable)."""
@@ -92,7 +81,7 @@ class GraphTrainer(Trainer):
         loss, out = self.gradients(x, y)  # autograd: the direct path is CPU-only
         self.optimizer.step()
         self.losses.index_copy_(0, self.cursor.view(1), loss.view(1))
-        self.correct += (out.argmax(1) == y).sum()
+        self.correct_count += (out.argmax(1) == y).sum()
         self.cursor += 1
 
     def _graph(self, steps: int) -> torch.cuda.CUDAGraph:
@@ -111,7 +100,7 @@ class GraphTrainer(Trainer):
         counters and the global RNGs (a VGG's dropout draws) are put back in place, so the warm-up changes no
         number."""
         model = {k: v.clone() for k, v in self.model.state_dict().items()}
-        counters = [t.clone() for t in (self.cursor, self.correct, self.losses)]
+        counters = [t.clone() for t in (self.cursor, self.correct_count, self.losses)]
         fresh = not self.optimizer.state
         saved = ({p: {k: v.clone() for k, v in self.optimizer.state[p].items()} for p in self.params}
                  if not fresh else {})
@@ -123,7 +112,7 @@ class GraphTrainer(Trainer):
         with torch.no_grad():
             for key, value in self.model.state_dict().items():
                 value.copy_(model[key])
-            for tensor, value in zip((self.cursor, self.correct, self.losses), counters):
+            for tensor, value in zip((self.cursor, self.correct_count, self.losses), counters):
                 tensor.copy_(value)
             for p in self.params:  # a fresh Adam state is all zeros (step 0, both moments 0)
                 for key, value in self.optimizer.state[p].items():

@@ -21,17 +21,18 @@ The contract is equivalence with the eager `Trainer`; on the CPU the weights are
 """
 import copy
 import json
-import time
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config
-from .data import Dataset, batch_order
-from .train import EpochResult, LossLog, Progress, Trainer, batches_per_epoch, fast_step, make_optimizer
-from .trials import Trial
+from ..data import Dataset, batch_order
+from ..trials import Trial
+from .eager import Trainer
+from .epoch import run_epoch
+from .events import EpochResult, Progress
+from .fast_optim import fast_step, make_optimizer
 
 PER_TRIAL = {"optimizer": ("lr", "weight_decay", "momentum")}  # the config fields that may differ in one group
 KINDS = {"none": 0, "before_activation": 1, "after_activation": 2}
@@ -96,43 +97,40 @@ class StackedTrainer:
     # ---- training ------------------------------------------------------------------------------------------------
 
     def train_epoch(self, on_progress: Callable[[Progress], None] = lambda p: None) -> list[EpochResult]:
-        """One epoch of every active trial; results in the order of `active` before the call. A trial whose loss
-        becomes non-finite leaves the stack at the tick that reveals it, where its eager `Trainer` would stop."""
-        cfg = self.training
-        start = time.perf_counter()
-        epoch = self.epoch + 1
-        if not self._stack:  # every trial diverged
-            self.epoch = epoch
-            return []
-        n = len(self.data.train.y)
-        batches = batches_per_epoch(n, cfg.batch_size)
-        logs = {k: LossLog(self.trials[k], epoch, batches, on_progress) for k in self._stack}
-        correct = dict.fromkeys(logs, 0)
-        orders = torch.stack([batch_order(n, self.trials[k].seed, epoch, cfg.shuffle) for k in self._stack])
-        orders, counts = orders.to(self.device), torch.zeros(len(orders), dtype=torch.long, device=self.device)
-        tick, losses = logs[self._stack[0]].tick, []
-        for k in self._stack:
-            self._trainers[k].evals = []
-        for i in range(batches):
-            losses.append(self._step(orders[:, i * cfg.batch_size:(i + 1) * cfg.batch_size], counts))
-            for k in self._stack:  # each trial's eager model shares its tensors: evaluation is the eager code
-                self._trainers[k].evaluate_if_due(i + 1)
-            if len(losses) == tick or i + 1 == batches:
-                columns = torch.stack(losses).float().cpu().T.contiguous()  # [K, batches since the last tick]
-                losses.clear()
-                correct.update(zip(self._stack, counts.tolist()))
-                keep = [p for p, k in enumerate(self._stack) if logs[k].add(columns[p])]
-                if len(keep) < len(self._stack):
-                    orders, counts = orders[keep], counts[keep]
-                    self._assemble([self._stack[p] for p in keep])
-                if not self._stack:
-                    break
-        self.epoch = epoch
-        results = [self._trainers[k].finish_epoch(logs[k], correct[k], start) for k in sorted(logs)]
-        seconds = time.perf_counter() - start  # the group's wall time, for every trial in it
-        for result in results:
-            result.seconds = seconds
-        return results
+        """One epoch of every active trial (`epoch.run_epoch`); results in the order of `active` before the call.
+        A trial whose loss becomes non-finite leaves the stack at the tick that reveals it, where its eager
+        `Trainer` would stop."""
+        return run_epoch(self, on_progress)
+
+    # ---- what `run_epoch` asks of an engine ----------------------------------------------------------------------
+
+    @property
+    def trainers(self) -> list[Trainer]:
+        return self._trainers
+
+    @property
+    def live(self) -> list[int]:
+        return self._stack
+
+    def begin(self, epoch: int) -> None:
+        """The live trials' batch orders; no global seeding (see `choose.unsupported`): the built-ins draw nothing."""
+        n, shuffle = len(self.data.train.y), self.training.shuffle
+        orders = torch.stack([batch_order(n, self.trials[k].seed, epoch, shuffle) for k in self._stack])
+        self._orders = orders.to(self.device)
+        self._counts = torch.zeros(len(orders), dtype=torch.long, device=self.device)
+
+    def train(self, first: int, last: int) -> torch.Tensor:
+        size = self.training.batch_size
+        losses = [self._step(self._orders[:, i * size:(i + 1) * size], self._counts) for i in range(first, last)]
+        return torch.stack(losses, 1)
+
+    def correct(self) -> list[int]:
+        return self._counts.tolist()
+
+    def drop(self, keep: list[int]) -> None:
+        rows = [self._stack.index(k) for k in keep]
+        self._orders, self._counts = self._orders[rows], self._counts[rows]
+        self._assemble(keep)
 
     def _step(self, idx: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
         """One optimizer step of every stacked trial on its own batch idx[k]; returns the K losses."""
@@ -244,19 +242,6 @@ class StackedTrainer:
                 for p in trainer.params:
                     if p in optimizer.state:
                         trainer.optimizer.state[p] = optimizer.state[p]
-
-
-def unsupported(config: Config) -> str | None:
-    """Why the trials of `config` cannot be stacked (None: they can). The stacked forward walks the built-in
-    Sequential with BatchNorm handled per trial slice; other module trees would need torch.func's vmap, whose
-    batched kernels sum in other orders than eager's (no bitwise equality) and which cannot update BatchNorm's
-    running statistics in place. The built-ins draw nothing while they train, which is why this engine never
-    seeds the global RNGs (one set cannot hold K trials' streams); a model that draws (dropout) is a torchvision
-    or factory model, which eager trains with them seeded per trial and epoch (`seeding.seed_globals`)."""
-    if config.model.kind not in ("mlp", "cnn"):
-        return f"stacked trains the built-in mlp and cnn, not a {config.model.kind} model"
-    other = sorted({v.norm for v in config.variants} - {"none", "batchnorm"})
-    return f"stacked trains norm: batchnorm and none, not {', '.join(other)}" if other else None
 
 
 def _stack_order(trials: list[Trial]) -> list[int]:
