@@ -40,6 +40,7 @@ the new one back to back on the same VM (load average about 1-2 from other sessi
 Run: python benchmarks/compare_speed.py [--runs 10] [--rows 25000] [--repeat 3]
      python benchmarks/compare_speed.py --runs 300 --rows 7200 --repeat 1
 """
+
 import argparse
 import subprocess
 import sys
@@ -61,10 +62,15 @@ VARIANTS, SEEDS, EPOCHS, EVAL_EVERY = ["batchnorm", "plain"], [0, 1, 2, 3, 4], 5
 def write_run(folder: Path, index: int, batches: int) -> None:
     run_dir = folder / "speed" / f"20250101-{index:06d}"
     run_dir.mkdir(parents=True)
-    config = {"name": "speed", "seeds": SEEDS, "dataset": {"name": "digits"}, "baseline": "plain",
-              "variants": [{"name": "batchnorm"}, {"name": "plain", "norm": "none"}],
-              "training": {"epochs": EPOCHS, "batch_size": 10, "log_every": 100, "eval_every": EVAL_EVERY},
-              "device": "cpu"}
+    config = {
+        "name": "speed",
+        "seeds": SEEDS,
+        "dataset": {"name": "digits"},
+        "baseline": "plain",
+        "variants": [{"name": "batchnorm"}, {"name": "plain", "norm": "none"}],
+        "training": {"epochs": EPOCHS, "batch_size": 10, "log_every": 100, "eval_every": EVAL_EVERY},
+        "device": "cpu",
+    }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     (run_dir / "meta.json").write_text('{"status": "complete"}\n')
     rng = np.random.default_rng(index)
@@ -78,19 +84,49 @@ def write_run(folder: Path, index: int, batches: int) -> None:
                 loss[-7:] = np.nan  # a diverged trial: its rows end at the first NaN
                 loss = loss[:-6]
             n = len(loss)
-            batch_rows.append(pd.DataFrame({"variant": variant, "seed": seed, "epoch": (steps[:n] - 1) // batches + 1,
-                                            "batch": (steps[:n] - 1) % batches + 1, "step": steps[:n], "loss": loss}))
+            batch_rows.append(
+                pd.DataFrame(
+                    {
+                        "variant": variant,
+                        "seed": seed,
+                        "epoch": (steps[:n] - 1) // batches + 1,
+                        "batch": (steps[:n] - 1) % batches + 1,
+                        "step": steps[:n],
+                        "loss": loss,
+                    }
+                )
+            )
             done = int(batch_rows[-1].epoch.max())
             means = batch_rows[-1].groupby("epoch").loss.mean().to_numpy()
-            epoch_rows.append(pd.DataFrame({"variant": variant, "seed": seed, "epoch": np.arange(1, done + 1),
-                                            "train_loss": means, "train_acc": 0.9, "test_loss": means * 1.1,
-                                            "test_acc": np.linspace(0.8, 0.95, done) + rng.normal(0, 0.01, done),
-                                            "seconds": rng.uniform(1, 2, done)}))
+            epoch_rows.append(
+                pd.DataFrame(
+                    {
+                        "variant": variant,
+                        "seed": seed,
+                        "epoch": np.arange(1, done + 1),
+                        "train_loss": means,
+                        "train_acc": 0.9,
+                        "test_loss": means * 1.1,
+                        "test_acc": np.linspace(0.8, 0.95, done) + rng.normal(0, 0.01, done),
+                        "seconds": rng.uniform(1, 2, done),
+                    }
+                )
+            )
             at = np.union1d(np.arange(EVAL_EVERY, n + 1, EVAL_EVERY), [*np.arange(1, done) * batches, n])
             # every EVAL_EVERY steps and at each epoch's last step, the diverged one's too
             acc = 0.95 - 0.15 * np.exp(-rate * at) + rng.normal(0, 0.01, len(at))
-            eval_rows.append(pd.DataFrame({"variant": variant, "seed": seed, "epoch": (at - 1) // batches + 1,
-                                           "step": at, "test_loss": loss[at - 1] * 1.1, "test_acc": acc}))
+            eval_rows.append(
+                pd.DataFrame(
+                    {
+                        "variant": variant,
+                        "seed": seed,
+                        "epoch": (at - 1) // batches + 1,
+                        "step": at,
+                        "test_loss": loss[at - 1] * 1.1,
+                        "test_acc": acc,
+                    }
+                )
+            )
     pd.concat(batch_rows).to_csv(run_dir / "batches.csv", index=False, float_format="%.9g", na_rep="nan")
     pd.concat(epoch_rows).to_csv(run_dir / "epochs.csv", index=False, float_format="%.9g", na_rep="nan")
     pd.concat(eval_rows).to_csv(run_dir / "evals.csv", index=False, float_format="%.9g", na_rep="nan")
@@ -108,8 +144,12 @@ def best(repeat: int, action) -> float:
 def command(*args: str) -> float:
     """Wall seconds of `python -m bnbench compare ARGS` in a child process, output to a pipe (no terminal)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bnbench", "compare", "--no-pool", *args], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "bnbench", "compare", "--no-pool", *args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -127,8 +167,10 @@ def main() -> None:
         comparisons, skipped = compare_runs([folder], pool=False)
         assert len(comparisons) == args.runs and not skipped, skipped
         rows = len(comparisons[0].results.batches)
-        print(f"{args.runs} runs x {rows:,} batch rows ({len(VARIANTS)} variants x {len(SEEDS)} seeds x {EPOCHS} "
-              f"epochs x {batches} batches)")
+        print(
+            f"{args.runs} runs x {rows:,} batch rows ({len(VARIANTS)} variants x {len(SEEDS)} seeds x {EPOCHS} "
+            f"epochs x {batches} batches)"
+        )
         compare = best(args.repeat, lambda: compare_runs([folder], pool=False))
 
         def render():
@@ -136,19 +178,23 @@ def main() -> None:
             for fmt in FORMATS:
                 comparison_output(fresh, fmt, width=80)  # the table at 80 columns: measured and laid out
             comparison_output(fresh, "markdown", windows=True)
+
         render_and_compare = best(args.repeat, render)
         plot = best(1, lambda: save_plot(comparisons, folder / "speed.png"))
         csv, table = command(str(folder), "--format", "csv"), command(str(folder))
         plotted = command(str(folder), "--format", "csv", "--plot", str(folder / "speed.png"))
     drawn = min(args.runs, MAX_RUNS)
-    for label, seconds in [("compare (read + statistics)", compare),
-                           ("render all formats + windows", render_and_compare - compare),
-                           (f"plot ({drawn} runs, {PER_PAGE} a page)", plot),
-                           ("`python -m bnbench compare --format csv`", csv),
-                           ("`python -m bnbench compare` (table)", table),
-                           ("`... --format csv --plot speed.png`", plotted)]:
+    for label, seconds in [
+        ("compare (read + statistics)", compare),
+        ("render all formats + windows", render_and_compare - compare),
+        (f"plot ({drawn} runs, {PER_PAGE} a page)", plot),
+        ("`python -m bnbench compare --format csv`", csv),
+        ("`python -m bnbench compare` (table)", table),
+        ("`... --format csv --plot speed.png`", plotted),
+    ]:
         print(f"{label + ':':<42}{seconds:6.2f} s")
     print("(commands: process start and imports included)")
+
 
 if __name__ == "__main__":
     main()

@@ -51,6 +51,7 @@ Run
     Run it on an otherwise idle machine: on 2 cores a test suite running beside it inflates the wall-clock
     numbers unevenly. The 'others' column shows how much CPU other processes took, and the script warns.
 """
+
 import argparse
 import json
 import math
@@ -71,15 +72,18 @@ VARIANTS = {"batchnorm": True, "plain": False}  # bnbench's variant names in con
 
 # ---- the data ------------------------------------------------------------------------------------------------------
 
+
 def data_kind(root: Path) -> str:
     """'cifar10' when root holds torchvision's binary CIFAR-10, 'imagefolder' when it holds train/<class>/*."""
     if (root / "cifar-10-batches-py").is_dir():
         return "cifar10"
     if (root / "train").is_dir():
         return "imagefolder"
-    sys.exit(f"error: no CIFAR-10 under '{root}'. Unpack it first:\n"
-             f"    mkdir -p /tmp/cifar10 && tar -xzf ../shared/data/cifar10-jpeg.tar.gz -C /tmp/cifar10\n"
-             f"(from the repository root), then pass --root /tmp/cifar10 or set BNBENCH_CIFAR.")
+    sys.exit(
+        f"error: no CIFAR-10 under '{root}'. Unpack it first:\n"
+        f"    mkdir -p /tmp/cifar10 && tar -xzf ../shared/data/cifar10-jpeg.tar.gz -C /tmp/cifar10\n"
+        f"(from the repository root), then pass --root /tmp/cifar10 or set BNBENCH_CIFAR."
+    )
 
 
 def train_size(root: Path, kind: str) -> int:
@@ -87,11 +91,17 @@ def train_size(root: Path, kind: str) -> int:
         return 50_000
     from bnbench.data import IMAGE_SUFFIXES
 
-    return sum(1 for c in (root / "train").iterdir() if c.is_dir() and not c.name.startswith(".")
-               for f in c.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    return sum(
+        1
+        for c in (root / "train").iterdir()
+        if c.is_dir() and not c.name.startswith(".")
+        for f in c.iterdir()
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 # ---- (a) the tutorial loop: runs in a child process (`cpu.py --tutorial-child ROOT EPOCHS OUT.json`) -------------
+
 
 def tutorial_run(root: Path, kind: str, epochs: int, batchnorm: bool) -> dict:
     """One run of the tutorial's script, with or without BatchNorm1d; returns its seconds and losses."""
@@ -107,10 +117,16 @@ def tutorial_run(root: Path, kind: str, epochs: int, batchnorm: bool) -> dict:
         dataset = datasets.ImageFolder(str(root / "train"), transform=transforms.ToTensor())
     trainloader = torch.utils.data.DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True, num_workers=1)
     bn = (lambda n: [nn.BatchNorm1d(n)]) if batchnorm else (lambda n: [])
-    mlp = nn.Sequential(nn.Flatten(),
-                        nn.Linear(32 * 32 * 3, 64), *bn(64), nn.ReLU(),
-                        nn.Linear(64, 32), *bn(32), nn.ReLU(),
-                        nn.Linear(32, 10))
+    mlp = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(32 * 32 * 3, 64),
+        *bn(64),
+        nn.ReLU(),
+        nn.Linear(64, 32),
+        *bn(32),
+        nn.ReLU(),
+        nn.Linear(32, 10),
+    )
     loss_function = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(mlp.parameters(), lr=1e-4)
     log, epoch_means = [], []
@@ -130,18 +146,24 @@ def tutorial_run(root: Path, kind: str, epochs: int, batchnorm: bool) -> dict:
                 log.append([epoch + 1, i + 1, current_loss / 500])  # the tutorial prints this line
                 current_loss = 0.0
         epoch_means.append(sum(epoch_losses) / len(epoch_losses))
-    return {"seconds": time.perf_counter() - start, "batches": epochs * len(trainloader),
-            "epoch_mean_loss": epoch_means, "log": log}
+    return {
+        "seconds": time.perf_counter() - start,
+        "batches": epochs * len(trainloader),
+        "epoch_mean_loss": epoch_means,
+        "log": log,
+    }
 
 
 def tutorial_child(root: str, epochs: str, out: str) -> None:
     import torch
+
     root, kind = Path(root), data_kind(Path(root))
     runs = {name: tutorial_run(root, kind, int(epochs), bn) for name, bn in VARIANTS.items()}
     Path(out).write_text(json.dumps({"threads": torch.get_num_threads(), "variants": runs}))
 
 
 # ---- measuring a child process tree ------------------------------------------------------------------------------
+
 
 class TreeMemory(threading.Thread):
     """Samples the summed RSS and PSS of a process and all its descendants; keeps the peaks (bytes)."""
@@ -180,8 +202,14 @@ class TreeMemory(threading.Thread):
 def _memory(pid: int) -> tuple[int, int]:
     try:
         rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        pss = next((int(line.split()[1]) * 1024 for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-                    if line.startswith("Pss:")), 0)
+        pss = next(
+            (
+                int(line.split()[1]) * 1024
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+                if line.startswith("Pss:")
+            ),
+            0,
+        )
         return rss, pss
     except (OSError, ValueError, IndexError):  # the process exited between listing and reading
         return 0, 0
@@ -206,10 +234,15 @@ def measure(cmd: list[str], log: Path) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
         sampler.stop.set()
         sampler.join()
-    return {"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "returncode": proc.returncode,
-            "peak_rss_mb": sampler.peak_rss / 2**20, "peak_pss_mb": sampler.peak_pss / 2**20,
-            "largest_process_mb": usage.ru_maxrss / 1024,
-            "others_cpu_seconds": max(0.0, busy_cpu_seconds() - busy - (usage.ru_utime + usage.ru_stime))}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "returncode": proc.returncode,
+        "peak_rss_mb": sampler.peak_rss / 2**20,
+        "peak_pss_mb": sampler.peak_pss / 2**20,
+        "largest_process_mb": usage.ru_maxrss / 1024,
+        "others_cpu_seconds": max(0.0, busy_cpu_seconds() - busy - (usage.ru_utime + usage.ru_stime)),
+    }
 
 
 def failed(what: str, result: dict, log: Path) -> None:
@@ -219,6 +252,7 @@ def failed(what: str, result: dict, log: Path) -> None:
 
 # ---- (b) bnbench ---------------------------------------------------------------------------------------------------
 
+
 def warm_cache(root: Path, kind: str, tmp: Path) -> None:
     """Untimed: build (or load) bnbench's decoded-image cache, so no timed run pays the decoding."""
     if kind != "imagefolder":
@@ -226,8 +260,10 @@ def warm_cache(root: Path, kind: str, tmp: Path) -> None:
         return
     cache = root / ".bnbench-cache"
     state = "found" if cache.is_dir() and any(cache.iterdir()) else "not found, decoding all images"
-    code = ("from bnbench.config import DatasetConfig; from bnbench.data import load_dataset; "
-            f"load_dataset(DatasetConfig(name='imagefolder', root={str(root)!r}))")
+    code = (
+        "from bnbench.config import DatasetConfig; from bnbench.data import load_dataset; "
+        f"load_dataset(DatasetConfig(name='imagefolder', root={str(root)!r}))"
+    )
     print(f"bnbench cache warm-up (untimed, builds {cache} or loads it; cache {state}) ...", end=" ", flush=True)
     result = measure([sys.executable, "-c", code], tmp / "warmup.log")
     print(f"{result['seconds']:.1f} s", flush=True)
@@ -237,16 +273,34 @@ def warm_cache(root: Path, kind: str, tmp: Path) -> None:
 
 def bnbench_run(root: Path, kind: str, epochs: int, jobs: int, tmp: Path) -> dict:
     out = tmp / f"bnbench-j{jobs}"
-    dataset = (["--set", "dataset.name=imagefolder"] if kind == "imagefolder"
-               else ["--set", "dataset.name=cifar10", "--set", "dataset.download=false"])
-    cmd = [sys.executable, "-m", "bnbench", "run", str(CONFIG if CONFIG.is_file() else "mlp"), *dataset,
-           "--set", f"dataset.root={root}", "--set", f"training.epochs={epochs}", "--out", str(out), "-q",
-           "--jobs", str(jobs)]
+    dataset = (
+        ["--set", "dataset.name=imagefolder"]
+        if kind == "imagefolder"
+        else ["--set", "dataset.name=cifar10", "--set", "dataset.download=false"]
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "bnbench",
+        "run",
+        str(CONFIG if CONFIG.is_file() else "mlp"),
+        *dataset,
+        "--set",
+        f"dataset.root={root}",
+        "--set",
+        f"training.epochs={epochs}",
+        "--out",
+        str(out),
+        "-q",
+        "--jobs",
+        str(jobs),
+    ]
     result = measure(cmd, tmp / f"bnbench-j{jobs}.log") | {"command": cmd}
     if result["returncode"]:
         failed(f"bnbench --jobs {jobs}", result, tmp / f"bnbench-j{jobs}.log")
         return result
     import pandas as pd
+
     batches = pd.read_csv(next(out.glob("*/*/batches.csv")))
     last = batches[batches["epoch"] == epochs]
     result["final_epoch_mean_loss"] = last.groupby("variant")["loss"].mean().to_dict()
@@ -256,32 +310,41 @@ def bnbench_run(root: Path, kind: str, epochs: int, jobs: int, tmp: Path) -> dic
 
 # ---- report --------------------------------------------------------------------------------------------------------
 
+
 def others(r: dict) -> float:
     return 100 * r["others_cpu_seconds"] / (r["seconds"] * os.cpu_count())
 
 
 def report(rows: dict[str, dict], batches: int, base: float | None) -> None:
-    print(f"\n{'contender':<24}{'total s':>9}{'ms/batch':>10}{'speedup':>9}{'CPU s':>8}{'peak PSS MB':>13}"
-          f"{'peak RSS MB':>13}{'largest MB':>12}{'others':>8}")
+    print(
+        f"\n{'contender':<24}{'total s':>9}{'ms/batch':>10}{'speedup':>9}{'CPU s':>8}{'peak PSS MB':>13}"
+        f"{'peak RSS MB':>13}{'largest MB':>12}{'others':>8}"
+    )
     for name, r in rows.items():
         if r["returncode"]:
             print(f"{name:<26}{'failed (exit status ' + str(r['returncode']) + ')':>30}")
             continue
         speedup = f"{base / r['seconds']:.2f}x" if base else "-"
-        print(f"{name:<24}{r['seconds']:>9.1f}{1000 * r['seconds'] / batches:>10.3f}{speedup:>9}"
-              f"{r['cpu_seconds']:>8.0f}{r['peak_pss_mb']:>13.0f}{r['peak_rss_mb']:>13.0f}"
-              f"{r['largest_process_mb']:>12.0f}{others(r):>7.0f}%")
-    print(f"  {batches:,} mini-batches each (2 variants x epochs x batches per epoch). total: wall clock, end to end;"
-          f" CPU: user+sys of the process tree; PSS/RSS: peak sum over the process tree (sampled every 0.2 s);"
-          f" largest: biggest single process (wait4); others: CPU used by processes outside the tree, in % of"
-          f" the machine's {os.cpu_count()} cores x the row's seconds.")
+        print(
+            f"{name:<24}{r['seconds']:>9.1f}{1000 * r['seconds'] / batches:>10.3f}{speedup:>9}"
+            f"{r['cpu_seconds']:>8.0f}{r['peak_pss_mb']:>13.0f}{r['peak_rss_mb']:>13.0f}"
+            f"{r['largest_process_mb']:>12.0f}{others(r):>7.0f}%"
+        )
+    print(
+        f"  {batches:,} mini-batches each (2 variants x epochs x batches per epoch). total: wall clock, end to end;"
+        f" CPU: user+sys of the process tree; PSS/RSS: peak sum over the process tree (sampled every 0.2 s);"
+        f" largest: biggest single process (wait4); others: CPU used by processes outside the tree, in % of"
+        f" the machine's {os.cpu_count()} cores x the row's seconds."
+    )
     if any(others(r) > 5 for r in rows.values() if not r["returncode"]):
-        print("  WARNING: other processes used the CPU during the runs ('others' above 5%); the seconds are inflated"
-              " and not comparable between rows. Rerun on an idle machine.")
+        print(
+            "  WARNING: other processes used the CPU during the runs ('others' above 5%); the seconds are inflated"
+            " and not comparable between rows. Rerun on an idle machine."
+        )
 
 
 def report_losses(tutorial: dict | None, runs: dict[str, dict], epochs: int) -> None:
-    columns = ({"tutorial": {v: r["epoch_mean_loss"][-1] for v, r in tutorial["variants"].items()}} if tutorial else {})
+    columns = {"tutorial": {v: r["epoch_mean_loss"][-1] for v, r in tutorial["variants"].items()}} if tutorial else {}
     columns |= {name: r["final_epoch_mean_loss"] for name, r in runs.items() if "final_epoch_mean_loss" in r}
     if not columns:
         return
@@ -294,13 +357,17 @@ def report_losses(tutorial: dict | None, runs: dict[str, dict], epochs: int) -> 
 
 # ---- main ----------------------------------------------------------------------------------------------------------
 
+
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--tutorial-child":
         return tutorial_child(*sys.argv[2:])
     parser = argparse.ArgumentParser(description="Time the PyTorch tutorial's loop against `bnbench run` on CPU.")
-    parser.add_argument("--root", type=Path, default=Path(os.environ.get("BNBENCH_CIFAR", "/tmp/cifar10")),
-                        help="CIFAR-10: imagefolder (train/<class>/*) or torchvision binary [default: $BNBENCH_CIFAR "
-                             "or /tmp/cifar10]")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(os.environ.get("BNBENCH_CIFAR", "/tmp/cifar10")),
+        help="CIFAR-10: imagefolder (train/<class>/*) or torchvision binary [default: $BNBENCH_CIFAR or /tmp/cifar10]",
+    )
     parser.add_argument("--epochs", type=int, default=5, help="epochs per variant [default: 5; 1 = quick mode]")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="bnbench --jobs values [default: 1 2]")
     parser.add_argument("--skip-tutorial", action="store_true", help="do not run (a), the tutorial loop")
@@ -312,19 +379,37 @@ def main() -> None:
     batches = len(VARIANTS) * args.epochs * math.ceil(n_train / BATCH_SIZE)
 
     import torch
-    print(f"CPU benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
-          f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
-    print(f"data: {root} ({kind}, {n_train:,} training images); {args.epochs} epoch(s) per variant, batch size "
-          f"{BATCH_SIZE}, variants {', '.join(VARIANTS)}\n", flush=True)
+
+    print(
+        f"CPU benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
+        f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"data: {root} ({kind}, {n_train:,} training images); {args.epochs} epoch(s) per variant, batch size "
+        f"{BATCH_SIZE}, variants {', '.join(VARIANTS)}\n",
+        flush=True,
+    )
 
     rows, tutorial, runs = {}, None, {}
     with tempfile.TemporaryDirectory(prefix="bnbench-cpu-") as tmp:
         tmp = Path(tmp)
         if not args.skip_tutorial:
-            print("(a) tutorial loop (ImageFolder/ToTensor, DataLoader num_workers=1), both variants ...", end=" ",
-                  flush=True)
-            result = measure([sys.executable, str(Path(__file__).resolve()), "--tutorial-child", str(root),
-                              str(args.epochs), str(tmp / "tutorial.json")], tmp / "tutorial.log")
+            print(
+                "(a) tutorial loop (ImageFolder/ToTensor, DataLoader num_workers=1), both variants ...",
+                end=" ",
+                flush=True,
+            )
+            result = measure(
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--tutorial-child",
+                    str(root),
+                    str(args.epochs),
+                    str(tmp / "tutorial.json"),
+                ],
+                tmp / "tutorial.log",
+            )
             rows["(a) tutorial loop"] = result
             if result["returncode"]:
                 failed("tutorial loop", result, tmp / "tutorial.log")
@@ -333,10 +418,13 @@ def main() -> None:
                 result |= tutorial
                 loops = {v: r["seconds"] for v, r in tutorial["variants"].items()}
                 print(f"{result['seconds']:.1f} s", flush=True)
-                print(f"    training loops only (dataset + DataLoader + {args.epochs} epoch(s), per variant): "
-                      + ", ".join(f"{v} {s:.1f} s" for v, s in loops.items())
-                      + f" = {sum(loops.values()):.1f} s, {1000 * sum(loops.values()) / batches:.3f} ms per "
-                        f"mini-batch ({tutorial['threads']} torch threads)", flush=True)
+                print(
+                    f"    training loops only (dataset + DataLoader + {args.epochs} epoch(s), per variant): "
+                    + ", ".join(f"{v} {s:.1f} s" for v, s in loops.items())
+                    + f" = {sum(loops.values()):.1f} s, {1000 * sum(loops.values()) / batches:.3f} ms per "
+                    f"mini-batch ({tutorial['threads']} torch threads)",
+                    flush=True,
+                )
         warm_cache(root, kind, tmp)
         for jobs in args.jobs:
             print(f"(b) bnbench run --jobs {jobs} ...", end=" ", flush=True)
@@ -349,9 +437,21 @@ def main() -> None:
     report(rows, batches, None if base.get("returncode", 1) else base["seconds"])
     report_losses(tutorial, runs, args.epochs)
     if args.json:
-        args.json.write_text(json.dumps({"root": str(root), "kind": kind, "epochs": args.epochs, "batches": batches,
-                                         "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                                         "results": rows}, indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "root": str(root),
+                    "kind": kind,
+                    "epochs": args.epochs,
+                    "batches": batches,
+                    "cpu_count": os.cpu_count(),
+                    "torch": torch.__version__,
+                    "results": rows,
+                },
+                indent=2,
+                default=str,
+            )
+        )
         print(f"\nwrote {args.json}")
 
 

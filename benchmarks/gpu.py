@@ -20,18 +20,19 @@ Run (on a machine with a CUDA GPU)
                                                               # shape (timing is the same; losses are meaningless)
     python benchmarks/gpu.py --epochs 1 --device cpu          # a quick check of the script itself
 """
+
 import argparse
 import json
 import time
 
 import torch
 
-from bnbench.experiment import load_config
 from bnbench.data import Dataset, Split, load_dataset
-from bnbench.engines.graph import GraphTrainer
-from bnbench.engines.stacked import StackedTrainer
 from bnbench.engines.choose import resolve_device
 from bnbench.engines.eager import Trainer
+from bnbench.engines.graph import GraphTrainer
+from bnbench.engines.stacked import StackedTrainer
+from bnbench.experiment import load_config
 from bnbench.trials import expand
 
 
@@ -61,6 +62,7 @@ def one_at_a_time(cls, trials, data, device, epochs) -> float:
             trainer = cls(trial, data, device)
             for _ in range(epochs):
                 trainer.train_epoch()
+
     return timed(device, train)
 
 
@@ -70,6 +72,7 @@ def stacked(trials, data, device, epochs) -> float:
             trainer = StackedTrainer(group, data, device)
             for _ in range(epochs):
                 trainer.train_epoch()
+
     return timed(device, train)
 
 
@@ -88,23 +91,30 @@ def main():
     overrides = (f"training.epochs={args.epochs}", "training.log_every=0")
     tutorial = expand(load_config("mlp", overrides)[0])
     many = expand(load_config("mlp", overrides, seeds=list(range(10)))[0])
-    engines = {"eager": lambda t: one_at_a_time(Trainer, t, data, device, args.epochs),
-               "stacked": lambda t: stacked(t, data, device, args.epochs)}
+    engines = {
+        "eager": lambda t: one_at_a_time(Trainer, t, data, device, args.epochs),
+        "stacked": lambda t: stacked(t, data, device, args.epochs),
+    }
     if device.type == "cuda":
         engines["graph"] = lambda t: one_at_a_time(GraphTrainer, t, data, device, args.epochs)
     results = {}
     for engine, run in engines.items():
         seconds = run(tutorial)
         results[f"tutorial/{engine}"] = seconds
-        print(f"tutorial (2 trials)   {engine:<8} {seconds:8.1f} s  {1e3 * seconds / (2 * steps):.3f} ms/step/trial",
-              flush=True)
+        print(
+            f"tutorial (2 trials)   {engine:<8} {seconds:8.1f} s  {1e3 * seconds / (2 * steps):.3f} ms/step/trial",
+            flush=True,
+        )
     best = "graph" if "graph" in engines else "eager"
     one_trial = results[f"tutorial/{best}"] / 2
     seconds = stacked(many, data, device, args.epochs)
     results["seeds/stacked"] = seconds
-    print(f"20 trials             stacked  {seconds:8.1f} s  = {seconds / one_trial:.2f}x one trial on {best} "
-          f"({one_trial:.1f} s, from the tutorial row)")
-    print(f"tutorial: eager / best = {results['tutorial/eager'] / min(v for k, v in results.items() if k.startswith('tutorial')):.1f}x")
+    print(
+        f"20 trials             stacked  {seconds:8.1f} s  = {seconds / one_trial:.2f}x one trial on {best} "
+        f"({one_trial:.1f} s, from the tutorial row)"
+    )
+    fastest = min(v for k, v in results.items() if k.startswith("tutorial"))
+    print(f"tutorial: eager / best = {results['tutorial/eager'] / fastest:.1f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": name, "epochs": args.epochs, "seconds": results}, f, indent=2)

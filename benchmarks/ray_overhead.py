@@ -10,6 +10,7 @@
 
 Run: python benchmarks/ray_overhead.py [--address HOST:PORT]   (RAY_AUTH_* as the cluster needs)
 """
+
 import argparse
 import logging
 import statistics
@@ -24,9 +25,9 @@ from bnbench import store
 from bnbench.backends import Job
 from bnbench.backends.local import Local
 from bnbench.backends.ray import Ray
-from bnbench.experiment import load_config
 from bnbench.data import Dataset, Split, load_dataset
 from bnbench.engines.eager import Trainer
+from bnbench.experiment import load_config
 from bnbench.trials import expand
 
 
@@ -54,8 +55,9 @@ def checkpoint_bytes(config_name: str, shape: tuple[int, int, int]) -> bytes:
     """A checkpoint of the config's first trial after one Adam step, for images of `shape` (no data loaded)."""
     config, _ = load_config(config_name, (), [0], "cpu")
     images = Split(torch.zeros(1, *shape, dtype=torch.uint8), torch.zeros(1, dtype=torch.long))
-    trainer = Trainer(expand(config)[0], Dataset("shapes", images, images, [str(c) for c in range(10)]),
-                      torch.device("cpu"))
+    trainer = Trainer(
+        expand(config)[0], Dataset("shapes", images, images, [str(c) for c in range(10)]), torch.device("cpu")
+    )
     for p in trainer.params:
         p.grad = torch.zeros_like(p)
     trainer.optimizer.step()  # Adam's moments exist, as in every saved checkpoint
@@ -85,8 +87,10 @@ def main():
         payload = checkpoint_bytes(name, shape)
         ray.get(next(stream.remote(b"", 1)))  # a worker started and warm
         latencies = [time.time() - stamp for stamp, _ in map(ray.get, stream.remote(payload, 20))]
-        print(f"stream    {name:5s} checkpoint {len(payload) / 1e6:5.2f} MB: median "
-              f"{1e3 * statistics.median(latencies):6.1f} ms, max {1e3 * max(latencies):6.1f} ms")
+        print(
+            f"stream    {name:5s} checkpoint {len(payload) / 1e6:5.2f} MB: median "
+            f"{1e3 * statistics.median(latencies):6.1f} ms, max {1e3 * max(latencies):6.1f} ms"
+        )
     ray.shutdown()
 
 

@@ -20,6 +20,7 @@ Run
     python benchmarks/startup.py --root /work/data        # and the 1-epoch tutorial MLP on CIFAR-10
     On an otherwise idle machine: other processes on 2 cores inflate every wall-clock number.
 """
+
 import argparse
 import csv
 import subprocess
@@ -75,10 +76,23 @@ def main() -> None:
     torch_import = min(wall([sys.executable, "-c", "import torch"]) for _ in range(args.repeat))
     runs = {"quick": ["quick"]}
     if args.root:
-        runs["mlp-1epoch"] = ["mlp", "--set", "training.epochs=1", "--set", "dataset.name=imagefolder",
-                              "--set", f"dataset.root={args.root}"]
-        wall([sys.executable, "-c", "from bnbench.config import DatasetConfig; from bnbench.data import "
-              f"load_dataset; load_dataset(DatasetConfig(name='imagefolder', root={str(args.root)!r}))"])  # warm
+        runs["mlp-1epoch"] = [
+            "mlp",
+            "--set",
+            "training.epochs=1",
+            "--set",
+            "dataset.name=imagefolder",
+            "--set",
+            f"dataset.root={args.root}",
+        ]
+        wall(
+            [
+                sys.executable,
+                "-c",
+                "from bnbench.config import DatasetConfig; from bnbench.data import "
+                f"load_dataset; load_dataset(DatasetConfig(name='imagefolder', root={str(args.root)!r}))",
+            ]
+        )  # warm
     print(f"torch import: {torch_import:.2f} s (best of {args.repeat}); goal: fixed <= {torch_import + 1:.2f} s")
     print(f"{'run':<12} {'jobs':>4} {'wall s':>8} {'training s':>10} {'fixed s':>8}  goal")
     for name, run_args in runs.items():

@@ -1,11 +1,12 @@
 """What `bnbench list` shows: the configs in a folder and the runs under a results folder, as plain rows."""
+
 from pathlib import Path
 from typing import Optional
 
 from . import store
 from .config import describe_model
-from .experiment import SHIPPED, load_config
 from .errors import BnbenchError
+from .experiment import SHIPPED, load_config
 from .trials import expand
 
 
@@ -22,12 +23,19 @@ def config_rows(folder: Optional[Path]) -> list[dict]:
         except BnbenchError as e:
             rows.append({"file": path.name, "error": str(e)})
             continue
-        rows.append({"file": path.name, "name": config.name, "dataset": config.dataset.name,
-                     "model": describe_model(config),
-                     "variants": ", ".join(v.name for v in config.variants),
-                     "seeds": ", ".join(map(str, config.seeds)), "epochs": config.training.epochs,
-                     "sweep": ", ".join(f"{k} x{len(v)}" for k, v in config.sweep.items()),
-                     "trials": len(expand(config))})
+        rows.append(
+            {
+                "file": path.name,
+                "name": config.name,
+                "dataset": config.dataset.name,
+                "model": describe_model(config),
+                "variants": ", ".join(v.name for v in config.variants),
+                "seeds": ", ".join(map(str, config.seeds)),
+                "epochs": config.training.epochs,
+                "sweep": ", ".join(f"{k} x{len(v)}" for k, v in config.sweep.items()),
+                "trials": len(expand(config)),
+            }
+        )
     return rows
 
 
@@ -46,11 +54,18 @@ def run_rows(results: Path) -> list[dict]:
             config = store.read_config(run_dir)  # as now (a run may have grown), else as it started
         except BnbenchError:
             config = store.typed_field(meta, "config", dict, {})
-        rows.append({"name": run_dir.parent.name, "run": run_dir.name, "path": str(run_dir),
-                     "started": meta.get("started", "?"), "status": store.run_status(run_dir, meta),
-                     "trials": f"{meta.get('trials_done', '?')}/{meta.get('trials_total', '?')}",
-                     "seeds": ", ".join(map(str, store.typed_field(config, "seeds", list, []))) or "?",
-                     "epochs": store.typed_field(config, "training", dict, {}).get("epochs", "?"),
-                     "overrides": store.overrides_text(meta),
-                     "device": f"{meta.get('device', '?')} ({meta.get('device_name', '')})"})
+        rows.append(
+            {
+                "name": run_dir.parent.name,
+                "run": run_dir.name,
+                "path": str(run_dir),
+                "started": meta.get("started", "?"),
+                "status": store.run_status(run_dir, meta),
+                "trials": f"{meta.get('trials_done', '?')}/{meta.get('trials_total', '?')}",
+                "seeds": ", ".join(map(str, store.typed_field(config, "seeds", list, []))) or "?",
+                "epochs": store.typed_field(config, "training", dict, {}).get("epochs", "?"),
+                "overrides": store.overrides_text(meta),
+                "device": f"{meta.get('device', '?')} ({meta.get('device_name', '')})",
+            }
+        )
     return rows

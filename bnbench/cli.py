@@ -1,4 +1,5 @@
 """The `bnbench` command: parses arguments, calls the library, prints what it returns."""
+
 import re
 import sys
 import warnings
@@ -12,9 +13,13 @@ from rich.console import Console
 from . import stopping
 from .errors import BnbenchError, Interrupted
 
-app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Does Batch Normalization help this network, how much, how surely, and how fast?",
-                  epilog="Start with: bnbench run quick (seconds, no download), then bnbench compare results/.")
+app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Does Batch Normalization help this network, how much, how surely, and how fast?",
+    epilog="Start with: bnbench run quick (seconds, no download), then bnbench compare results/.",
+)
 console = Console()
 errors = Console(stderr=True)
 
@@ -22,13 +27,17 @@ errors = Console(stderr=True)
 def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version
+
         typer.echo(f"bnbench {version('bnbench')}")
         raise typer.Exit()
 
 
 @app.callback()
-def main(_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                       help="Print the version and exit.")):
+def main(
+    _version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+):
     """Does Batch Normalization help this network, how much, how surely, and how fast?"""
     warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, as every message here
     stopping.process_ends_with_run = True  # a second Ctrl-C is ignored as a stopped run ends (and this process)
@@ -36,6 +45,7 @@ def main(_version: bool = typer.Option(False, "--version", callback=_print_versi
 
 def user_errors(command):
     """Turn a BnbenchError into one line on stderr and exit status 2 (130 after Ctrl-C); bugs keep tracebacks."""
+
     @wraps(command)
     def wrapper(*args, **kwargs):
         try:
@@ -46,6 +56,7 @@ def user_errors(command):
         except BnbenchError as e:
             errors.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
             raise typer.Exit(2) from None
+
     return wrapper
 
 
@@ -63,8 +74,10 @@ def _seed_range(text: str, part: str) -> range:
     (seeds are below 2**63), and a range, not its list, so that a huge one is counted before anything is built."""
     match = re.fullmatch(r"([0-9]{1,19})(?:-([0-9]{1,19}))?", part)
     if not match:
-        raise BnbenchError(f"--seeds {text}: '{part}' is not a seed or a range; use integers below 2**63 and "
-                           f"ranges, e.g. --seeds 0-9 or --seeds 1,2,5-8")
+        raise BnbenchError(
+            f"--seeds {text}: '{part}' is not a seed or a range; use integers below 2**63 and "
+            f"ranges, e.g. --seeds 0-9 or --seeds 1,2,5-8"
+        )
     first, last = int(match[1]), int(match[2] or match[1])
     if last < first:
         raise BnbenchError(f"--seeds {text}: the range '{part}' runs backwards; write it low-high")
@@ -78,8 +91,10 @@ def _bounded_seeds(text: str, ranges: list[range]) -> None:
 
     count = sum(map(len, ranges))
     if count > MAX_TRIALS:
-        raise BnbenchError(f"--seeds {text}: {count:,} seeds, more than the {MAX_TRIALS:,} trials one run may hold; "
-                           f"run fewer seeds, or split them into several runs (compare pools them)")
+        raise BnbenchError(
+            f"--seeds {text}: {count:,} seeds, more than the {MAX_TRIALS:,} trials one run may hold; "
+            f"run fewer seeds, or split them into several runs (compare pools them)"
+        )
 
 
 def _home(path):
@@ -89,40 +104,86 @@ def _home(path):
     return path.expanduser() if path is not None else None
 
 
-@app.command(short_help="Train an experiment's trials (variants x seeds x sweep points) into a run folder.",
-             epilog="\b\nExamples:\n  bnbench run quick\n  bnbench run configs/mlp.yaml --seeds 0-4 --set "
-                    "training.epochs=1\n  bnbench run --resume results/quick-digits/20261127-120150 --seeds 5-9")
+@app.command(
+    short_help="Train an experiment's trials (variants x seeds x sweep points) into a run folder.",
+    epilog="\b\nExamples:\n  bnbench run quick\n  bnbench run configs/mlp.yaml --seeds 0-4 --set "
+    "training.epochs=1\n  bnbench run --resume results/quick-digits/20261127-120150 --seeds 5-9",
+)
 @user_errors
 def run(
-    config: str = typer.Argument(..., metavar="CONFIG",
-        help="Config file, shipped config name (see `bnbench list`), or with --resume a run folder."),
-    run_folder: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", callback=_home,
-        help="With --resume after a CONFIG: the run folder of that config to continue."),
-    set_: List[str] = typer.Option([], "--set", "-s", metavar="PATH=VALUE",
-        help="Override a field: --set training.epochs=1 (repeatable; values are YAML)."),
-    seeds: Optional[str] = typer.Option(None, metavar="SEEDS",
-        help="Seeds to run: --seeds 1,2,3, --seeds 0-9, --seeds 1,2,5-8. With --resume: seeds to add to the run."),
+    config: str = typer.Argument(
+        ...,
+        metavar="CONFIG",
+        help="Config file, shipped config name (see `bnbench list`), or with --resume a run folder.",
+    ),
+    run_folder: Optional[Path] = typer.Argument(
+        None,
+        metavar="RUN_DIR",
+        callback=_home,
+        help="With --resume after a CONFIG: the run folder of that config to continue.",
+    ),
+    set_: List[str] = typer.Option(
+        [],
+        "--set",
+        "-s",
+        metavar="PATH=VALUE",
+        help="Override a field: --set training.epochs=1 (repeatable; values are YAML).",
+    ),
+    seeds: Optional[str] = typer.Option(
+        None,
+        metavar="SEEDS",
+        help="Seeds to run: --seeds 1,2,3, --seeds 0-9, --seeds 1,2,5-8. With --resume: seeds to add to the run.",
+    ),
     device: Optional[str] = typer.Option(None, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps."),
-    out: Path = typer.Option(Path("results"), metavar="DIR", callback=_home,
-        help="Results folder; the run goes to OUT/<name>/<run id>/."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N",
-        help="Train this many trials at once, in worker processes (--backend local)."),
-    backend: str = typer.Option("local", metavar="local|ray",
+    out: Path = typer.Option(
+        Path("results"), metavar="DIR", callback=_home, help="Results folder; the run goes to OUT/<name>/<run id>/."
+    ),
+    jobs: int = typer.Option(
+        1,
+        "--jobs",
+        "-j",
+        min=1,
+        metavar="N",
+        help="Train this many trials at once, in worker processes (--backend local).",
+    ),
+    backend: str = typer.Option(
+        "local",
+        metavar="local|ray",
         help="Where trials train: local (this process, or --jobs worker processes) or ray (Ray tasks; pip install "
-             "'bnbench[ray]')."),
-    address: Optional[str] = typer.Option(None, metavar="ADDRESS",
+        "'bnbench[ray]').",
+    ),
+    address: Optional[str] = typer.Option(
+        None,
+        metavar="ADDRESS",
         help="With --backend ray: the Ray cluster, HOST:PORT or auto (the cluster of this machine) [default: a Ray"
-             " instance of its own]."),
-    gpus_per_trial: Optional[float] = typer.Option(None, metavar="GPUS",
+        " instance of its own].",
+    ),
+    gpus_per_trial: Optional[float] = typer.Option(
+        None,
+        metavar="GPUS",
         help="With --backend ray: GPUs each trial reserves; 0.25 packs 4 on a GPU (bookkeeping, not isolation) "
-             "[default: 1 for device cuda, else 0]."),
-    resume: bool = typer.Option(False, help="Continue a stopped run, or grow a run folder (--seeds to add, --set "
-                                            "training.epochs=N): CONFIG is the run folder, or the config whose "
-                                            "newest partial run to continue."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only notes and the verdict (run.log in the run "
-                                                            "folder always has every line)."),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
-        help="-v: a line per epoch; -vv: and the tutorial's 'Loss after mini-batch N' lines."),
+        "[default: 1 for device cuda, else 0].",
+    ),
+    resume: bool = typer.Option(
+        False,
+        help="Continue a stopped run, or grow a run folder (--seeds to add, --set "
+        "training.epochs=N): CONFIG is the run folder, or the config whose "
+        "newest partial run to continue.",
+    ),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="Print only notes and the verdict (run.log in the run folder always has every line).",
+    ),
+    verbose: int = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        show_default=False,
+        help="-v: a line per epoch; -vv: and the tutorial's 'Loss after mini-batch N' lines.",
+    ),
 ):
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
     from .backends import Dispatch
@@ -152,41 +213,76 @@ def run(
     console.print(f"done: {run_dir}\nnext: bnbench compare {run_dir}", highlight=False, soft_wrap=True, markup=False)
 
 
-@app.command(short_help="Compare each variant with the baseline across seeds: verdict, intervals, p-values.",
-             epilog="\b\nExamples:\n  bnbench compare results/\n  bnbench compare results/mlp-cifar10 --format "
-                    "markdown --plot mlp.png\n  bnbench compare RUN_B --baseline plain@RUN_A")
+@app.command(
+    short_help="Compare each variant with the baseline across seeds: verdict, intervals, p-values.",
+    epilog="\b\nExamples:\n  bnbench compare results/\n  bnbench compare results/mlp-cifar10 --format "
+    "markdown --plot mlp.png\n  bnbench compare RUN_B --baseline plain@RUN_A",
+)
 @user_errors
 def compare(
-    paths: List[Path] = typer.Argument(..., metavar="PATH...", callback=_home,
-        help="Results folders (searched for runs) or run folders."),
-    format_: str = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table, markdown, csv, json or "
-                                                                                  "latex."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", callback=_home,
-        help="Write to this file instead of printing."),
-    plot: Optional[Path] = typer.Option(None, metavar="FILE", callback=_home,
+    paths: List[Path] = typer.Argument(
+        ..., metavar="PATH...", callback=_home, help="Results folders (searched for runs) or run folders."
+    ),
+    format_: str = typer.Option(
+        "table", "--format", "-f", metavar="FORMAT", help="table, markdown, csv, json or latex."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", metavar="FILE", callback=_home, help="Write to this file instead of printing."
+    ),
+    plot: Optional[Path] = typer.Option(
+        None,
+        metavar="FILE",
+        callback=_home,
         help="Also draw training loss and test accuracy vs step: FILE.png, .pdf or .svg (FILE alone: FILE.png); 5 "
-             "runs a page (FILE-2.png, ...; a PDF holds the pages), at most the first 20 runs."),
-    title: Optional[str] = typer.Option(None, metavar="TEXT",
-        help="With --plot: the figure's title [default: each run's]."),
-    dpi: int = typer.Option(110, min=10, max=600, metavar="N",
-        help="With --plot: resolution of a PNG (PDF and SVG are vector)."),
-    windows: bool = typer.Option(False, help="The tutorial's layout: mean loss per log_every mini-batches of one "
-                                             "epoch, variants side by side."),
+        "runs a page (FILE-2.png, ...; a PDF holds the pages), at most the first 20 runs.",
+    ),
+    title: Optional[str] = typer.Option(
+        None, metavar="TEXT", help="With --plot: the figure's title [default: each run's]."
+    ),
+    dpi: int = typer.Option(
+        110, min=10, max=600, metavar="N", help="With --plot: resolution of a PNG (PDF and SVG are vector)."
+    ),
+    windows: bool = typer.Option(
+        False, help="The tutorial's layout: mean loss per log_every mini-batches of one epoch, variants side by side."
+    ),
     epoch: Optional[int] = typer.Option(None, min=1, metavar="N", help="Compare at this epoch [default: the last]."),
-    baseline: Optional[str] = typer.Option(None, metavar="VARIANT[@RUN]",
+    baseline: Optional[str] = typer.Option(
+        None,
+        metavar="VARIANT[@RUN]",
         help="Variant to compare with [default: each run's baseline]; VARIANT@RUN: that variant of run RUN (its "
-             "folder or run id) for every run, paired on the seeds both have."),
-    no_pool: bool = typer.Option(False, "--no-pool", help="Compare every run on its own [default: runs whose "
-                                                          "configs differ only in seeds are pooled]."),
-    metric: List[str] = typer.Option([], "--metric", "-m", metavar="NAME",
-        help="Show only these (repeatable): train_loss, test_loss, test_acc, best_acc, steps, steps_acc, seconds."),
-    full: bool = typer.Option(False, "--full", help="Every statistic of every measure (the default table is the "
-                                                     "answer at a glance, in the terminal's width)."),
-    test: str = typer.Option("t", "--test", metavar="t|exact",
+        "folder or run id) for every run, paired on the seeds both have.",
+    ),
+    no_pool: bool = typer.Option(
+        False,
+        "--no-pool",
+        help="Compare every run on its own [default: runs whose configs differ only in seeds are pooled].",
+    ),
+    metric: List[str] = typer.Option(
+        [],
+        "--metric",
+        "-m",
+        metavar="NAME",
+        help="Show only these (repeatable): train_loss, test_loss, test_acc, best_acc, steps, steps_acc, seconds.",
+    ),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="Every statistic of every measure (the default table is the answer at a glance, in the terminal's width).",
+    ),
+    test: str = typer.Option(
+        "t",
+        "--test",
+        metavar="t|exact",
         help="The test a decision uses: t (paired t-test: assumes normal differences; at 5 seeds the only one that "
-             "can decide) or exact (sign-flip: assumes nothing, needs ≥ 6 seeds). Both p-values are always shown."),
-    effect: Optional[float] = typer.Option(None, "--effect", min=1e-9, metavar="X",
-        help="Say how many seeds a test-acc difference of X points would need (80% power)."),
+        "can decide) or exact (sign-flip: assumes nothing, needs ≥ 6 seeds). Both p-values are always shown.",
+    ),
+    effect: Optional[float] = typer.Option(
+        None,
+        "--effect",
+        min=1e-9,
+        metavar="X",
+        help="Say how many seeds a test-acc difference of X points would need (80% power).",
+    ),
 ):
     """Compare each variant with the baseline over seeds: verdict, paired differences with Holm-adjusted p-values,
     steps to target."""
@@ -195,6 +291,7 @@ def compare(
 
     if plot is not None:
         from .plots import check_path
+
         plot = check_path(plot)  # before the comparison, which can take a while
     comparisons, skipped = compare_runs(paths, baseline, epoch, pool=not no_pool, test=test, effect=effect)
     for warning in skipped:
@@ -204,11 +301,17 @@ def compare(
     rendered = comparison_output(comparisons, format_, metric, windows, width=width, full=full)
     if plot is not None:
         from .plots import MAX_RUNS, PER_PAGE, save_plot
+
         for file in save_plot(comparisons, plot, title, dpi):
             errors.print(f"plot: {file}", highlight=False, soft_wrap=True, markup=False)
         if len(comparisons) > MAX_RUNS:
-            errors.print(f"plot: drew the first {MAX_RUNS} of {len(comparisons)} runs ({PER_PAGE} a page); to draw "
-                         f"others, pass their folders", highlight=False, soft_wrap=True, markup=False)
+            errors.print(
+                f"plot: drew the first {MAX_RUNS} of {len(comparisons)} runs ({PER_PAGE} a page); to draw "
+                f"others, pass their folders",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
     if output is not None:
         try:
             output.write_text(rendered)
@@ -219,16 +322,25 @@ def compare(
         typer.echo(rendered, nl=False)
 
 
-@app.command("list", short_help="List the configs and the runs under the results folder.",
-             epilog="\b\nExamples:\n  bnbench list\n  bnbench list --format json")
+@app.command(
+    "list",
+    short_help="List the configs and the runs under the results folder.",
+    epilog="\b\nExamples:\n  bnbench list\n  bnbench list --format json",
+)
 @user_errors
 def list_(
-    configs: Optional[Path] = typer.Option(None, metavar="DIR", callback=_home,
-        help="Folder of configs [default: ./configs if present, else the shipped ones]."),
-    results: Path = typer.Option(Path("results"), metavar="DIR", callback=_home,
-                                 help="Results folder to list runs from."),
-    format_: str = typer.Option("table", "--format", "-f", metavar="table|json",
-        help="table or json (both lists, every field)."),
+    configs: Optional[Path] = typer.Option(
+        None,
+        metavar="DIR",
+        callback=_home,
+        help="Folder of configs [default: ./configs if present, else the shipped ones].",
+    ),
+    results: Path = typer.Option(
+        Path("results"), metavar="DIR", callback=_home, help="Results folder to list runs from."
+    ),
+    format_: str = typer.Option(
+        "table", "--format", "-f", metavar="table|json", help="table or json (both lists, every field)."
+    ),
 ):
     """List the experiment configs and the runs stored under the results folder (status, seeds, epochs, the
     options each run was started with)."""
@@ -237,15 +349,19 @@ def list_(
     typer.echo(list_output(configs, results, format_, console.width), nl=False)
 
 
-@app.command(short_help="One run: status, settings, each trial, the verdict.",
-             epilog="\b\nExamples:\n  bnbench show results/quick-digits/20261127-120150\n  bnbench show "
-                    "20261127-120150 --format json")
+@app.command(
+    short_help="One run: status, settings, each trial, the verdict.",
+    epilog="\b\nExamples:\n  bnbench show results/quick-digits/20261127-120150\n  bnbench show "
+    "20261127-120150 --format json",
+)
 @user_errors
 def show(
-    run_ref: str = typer.Argument(..., metavar="RUN", help="A run folder, or a run id ('<run id>' or "
-                                                           "'<name>/<run id>') under --results."),
-    results: Path = typer.Option(Path("results"), metavar="DIR", callback=_home,
-                                 help="Results folder to look for a run id in."),
+    run_ref: str = typer.Argument(
+        ..., metavar="RUN", help="A run folder, or a run id ('<run id>' or '<name>/<run id>') under --results."
+    ),
+    results: Path = typer.Option(
+        Path("results"), metavar="DIR", callback=_home, help="Results folder to look for a run id in."
+    ),
     format_: str = typer.Option("table", "--format", "-f", metavar="table|json", help="table or json (every field)."),
 ):
     """One run: status, engine and device, where its config came from and how it differs from that file, each

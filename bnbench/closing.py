@@ -7,6 +7,7 @@ The child is forked before the run starts its lock, threads or workers; it ignor
 it), is killed as soon as the run ends without asking for the lines, and dies with this process, silently.
 Whatever goes wrong in it, the lines are worked out here.
 """
+
 import ctypes
 import multiprocessing as mp
 import sys
@@ -39,6 +40,7 @@ class ClosingLines:
                 self.close()
         if lines is None:
             from .show import summary
+
             lines = summary(run_dir)["verdicts"]
         return lines
 

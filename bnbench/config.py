@@ -2,19 +2,28 @@
 check's message names the field and the fix. Dotted paths through the schema (`--set`, sweeps) live here too.
 Reading a file is `safe_yaml`'s job, loading an experiment (overrides, trials) `experiment`'s.
 """
-import os
+
 import difflib
 import itertools
 import math
+import os
 import re
 import reprlib
 import shlex
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, StrictInt,
-                      field_validator, model_validator)
-
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 MAX_NAME_CHARS = 100  # names become folder and file names (255 bytes at most on common file systems)
@@ -24,8 +33,10 @@ MAX_TRIALS = 10_000  # variants x seeds x sweep points of one run
 def _file_name(name: str) -> str:
     """Experiment and variant names become folder and file names: plain ASCII, short."""
     if not re.fullmatch(NAME_PATTERN, name):
-        raise ValueError("String should match the name rule: only ASCII letters, digits, '_', '.' and '-', "
-                         "starting with a letter or digit")
+        raise ValueError(
+            "String should match the name rule: only ASCII letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
     if len(name) > MAX_NAME_CHARS:
         raise ValueError(f"is {len(name)} characters long; use at most {MAX_NAME_CHARS} (it names files)")
     return name
@@ -58,12 +69,20 @@ VGGS = ("vgg11", "vgg13", "vgg16", "vgg19")
 GROUPS = 32  # GroupNorm's default number of groups (Wu & He's)
 # model field -> the kinds it may be set for; an mlp ignores channels, so that a sweep of model.kind can compare the
 # mlp and the cnn
-MODEL_FIELDS = {"hidden": ("mlp", "cnn"), "channels": ("mlp", "cnn"), "name": ("torchvision",),
-                "width": ("torchvision",), "stem": ("torchvision",), "factory": ("factory",), "kwargs": ("factory",)}
+MODEL_FIELDS = {
+    "hidden": ("mlp", "cnn"),
+    "channels": ("mlp", "cnn"),
+    "name": ("torchvision",),
+    "width": ("torchvision",),
+    "stem": ("torchvision",),
+    "factory": ("factory",),
+    "kwargs": ("factory",),
+}
 
 
 class ModelConfig(Strict):
     """The built-in mlp and cnn, a torchvision classification model by name, or the user's own `factory`."""
+
     kind: Literal["mlp", "cnn", "torchvision", "factory"] = "mlp"
     hidden: list[PositiveInt] = [64, 32]  # mlp: hidden widths; cnn: widths of the MLP head
     channels: list[PositiveInt] = [32, 64]  # cnn only: one 3x3 conv + 2x2 max-pool per entry
@@ -79,15 +98,19 @@ class ModelConfig(Strict):
         model): one set away from its default is refused. A value equal to the default cannot be told from the
         default itself, which every stored config.yaml writes out."""
         if self.kind == "torchvision" and self.name not in RESNETS + VGGS:
-            raise ValueError(f"model.name: {brief(self.name)} is not a torchvision model bnbench builds; choose one "
-                             f"of {', '.join(RESNETS + VGGS)}")
+            raise ValueError(
+                f"model.name: {brief(self.name)} is not a torchvision model bnbench builds; choose one "
+                f"of {', '.join(RESNETS + VGGS)}"
+            )
         if self.kind == "factory" and not re.fullmatch(r"[\w.]+:[\w.]+", self.factory or ""):
-            raise ValueError(f"model.factory: expected 'module.path:callable' (e.g. my_nets:make_net), got "
-                             f"{brief(self.factory)}")
+            raise ValueError(
+                f"model.factory: expected 'module.path:callable' (e.g. my_nets:make_net), got {brief(self.factory)}"
+            )
         for field, kinds in MODEL_FIELDS.items():
             if self.kind not in kinds and getattr(self, field) != ModelConfig.model_fields[field].default:
-                raise ValueError(f"model.{field} is for model.kind: {' or '.join(kinds)}, not {self.kind}; remove it "
-                                 f"or set kind")
+                raise ValueError(
+                    f"model.{field} is for model.kind: {' or '.join(kinds)}, not {self.kind}; remove it or set kind"
+                )
         if self.name in VGGS and self.stem != ModelConfig.model_fields["stem"].default:
             raise ValueError(f"model.stem is for the resnets; {self.name} has no stem to replace; remove it")
         return self
@@ -120,6 +143,7 @@ class OptimizerConfig(Strict):
 
 class TrainingConfig(Strict):
     """Counts are bounded far above any real run, so that no counter can overflow a 64-bit tensor or a format."""
+
     epochs: PositiveInt = Field(5, le=100_000)
     batch_size: PositiveInt = Field(10, le=10_000_000)
     shuffle: bool = True
@@ -128,8 +152,10 @@ class TrainingConfig(Strict):
     engine: Literal["auto", "eager", "graph", "stacked"] = "auto"
 
 
-DEFAULT_VARIANTS = [VariantConfig(name="batchnorm", norm="batchnorm", placement="before_activation"),
-                    VariantConfig(name="plain", norm="none")]
+DEFAULT_VARIANTS = [
+    VariantConfig(name="batchnorm", norm="batchnorm", placement="before_activation"),
+    VariantConfig(name="plain", norm="none"),
+]
 NOT_SWEEPABLE = {"name", "seeds", "variants", "baseline", "sweep"}
 SWEEPABLE = "model.*, optimizer.*, training.* but training.engine"
 PER_RUN = {  # what the runner sets up once per run: path -> (why, option and argument that set it)
@@ -165,8 +191,10 @@ class Config(Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"variant names must be unique, got {names}")
         if len({n.casefold() for n in names}) != len(names):
-            raise ValueError(f"variant names must differ in more than case (they name checkpoint files, and macOS "
-                             f"and Windows ignore case), got {names}")
+            raise ValueError(
+                f"variant names must differ in more than case (they name checkpoint files, and macOS "
+                f"and Windows ignore case), got {names}"
+            )
         return variants
 
     @field_validator("sweep")
@@ -187,9 +215,11 @@ class Config(Strict):
         points = math.prod(len(values) for values in self.sweep.values())
         trials = len(self.variants) * len(self.seeds) * points
         if trials > MAX_TRIALS:
-            raise ValueError(f"variants x seeds x sweep points = {len(self.variants):,} x {len(self.seeds):,} x "
-                             f"{points:,} = {trials:,} trials, more than the {MAX_TRIALS:,} one run may hold; "
-                             f"sweep fewer values or split the sweep into several runs")
+            raise ValueError(
+                f"variants x seeds x sweep points = {len(self.variants):,} x {len(self.seeds):,} x "
+                f"{points:,} = {trials:,} trials, more than the {MAX_TRIALS:,} one run may hold; "
+                f"sweep fewer values or split the sweep into several runs"
+            )
         return self
 
     @model_validator(mode="after")
@@ -215,13 +245,17 @@ class Config(Strict):
         unnoticed; so would an mlp's instancenorm (a dense feature has no positions to normalise over)."""
         normed = [v for v in self.variants if v.norm != "none"]
         if self.model.kind == "mlp" and not self.model.hidden and normed:
-            raise ValueError(f"model.hidden: [] leaves the mlp no hidden layer to normalise, so variant "
-                             f"'{normed[0].name}' would be the plain network; add a width (e.g. model.hidden: [64]) "
-                             f"or use norm: none")
+            raise ValueError(
+                f"model.hidden: [] leaves the mlp no hidden layer to normalise, so variant "
+                f"'{normed[0].name}' would be the plain network; add a width (e.g. model.hidden: [64]) "
+                f"or use norm: none"
+            )
         instance = [v.name for v in normed if v.norm == "instancenorm"]
         if self.model.kind == "mlp" and instance:
-            raise ValueError(f"variant '{instance[0]}': instancenorm normalises each channel over its image positions, "
-                             f"and an mlp's features have none; use it with model.kind: cnn, or use layernorm")
+            raise ValueError(
+                f"variant '{instance[0]}': instancenorm normalises each channel over its image positions, "
+                f"and an mlp's features have none; use it with model.kind: cnn, or use layernorm"
+            )
         return self
 
     @model_validator(mode="after")
@@ -235,11 +269,16 @@ class Config(Strict):
         narrowest = min(self.model.hidden)
         for v in self.variants:
             if v.norm == "groupnorm" and (v.groups or GROUPS) >= narrowest:
-                fix = f"set groups below {narrowest} (e.g. groups: {max(1, narrowest // 8)})" if narrowest > 1 else \
-                    "widen model.hidden"
-                raise ValueError(f"variant '{v.name}': groups {v.groups or f'{GROUPS} (the default)'} on the "
-                                 f"{narrowest}-wide hidden layer of model.hidden {self.model.hidden} puts each feature "
-                                 f"in a group of its own, which GroupNorm normalises to 0; {fix}, or use layernorm")
+                fix = (
+                    f"set groups below {narrowest} (e.g. groups: {max(1, narrowest // 8)})"
+                    if narrowest > 1
+                    else "widen model.hidden"
+                )
+                raise ValueError(
+                    f"variant '{v.name}': groups {v.groups or f'{GROUPS} (the default)'} on the "
+                    f"{narrowest}-wide hidden layer of model.hidden {self.model.hidden} puts each feature "
+                    f"in a group of its own, which GroupNorm normalises to 0; {fix}, or use layernorm"
+                )
         return self
 
     @model_validator(mode="after")
@@ -248,11 +287,15 @@ class Config(Strict):
         the variant's, and a VGG only comes with and without BatchNorm."""
         for v in self.variants:
             if v.placement != "before_activation" and self.model.kind in ("torchvision", "factory"):
-                raise ValueError(f"variant '{v.name}': placement is for the mlp and cnn; a {self.model.kind} model "
-                                 f"places its norm layers itself (remove placement)")
+                raise ValueError(
+                    f"variant '{v.name}': placement is for the mlp and cnn; a {self.model.kind} model "
+                    f"places its norm layers itself (remove placement)"
+                )
             if v.norm not in self.model.norms():
-                raise ValueError(f"variant '{v.name}': {self.model.name} cannot take norm: {v.norm}; it takes "
-                                 f"{', '.join(self.model.norms())}")
+                raise ValueError(
+                    f"variant '{v.name}': {self.model.name} cannot take norm: {v.norm}; it takes "
+                    f"{', '.join(self.model.norms())}"
+                )
         return self
 
     def sweep_points(self) -> list[dict[str, Any]]:
@@ -280,11 +323,14 @@ def _refuse_per_run(path: str, values: list) -> None:
     for fixed, (why, option, argument) in PER_RUN.items():
         if path == fixed or path.startswith(fixed + "."):
             example = argument.format(path=path, value=_flow(values[0]) if values else "VALUE")
-            raise ValueError(f"'{path}' cannot be swept: {why}; make one run per value instead, e.g. "
-                             f"{option} {shlex.quote(example)}")
+            raise ValueError(
+                f"'{path}' cannot be swept: {why}; make one run per value instead, e.g. {option} {shlex.quote(example)}"
+            )
         if fixed.startswith(path + "."):
-            raise ValueError(f"'{path}' cannot be swept as a whole: it holds {fixed}, and {why}; sweep the other "
-                             f"fields one by one (sweepable: {SWEEPABLE})")
+            raise ValueError(
+                f"'{path}' cannot be swept as a whole: it holds {fixed}, and {why}; sweep the other "
+                f"fields one by one (sweepable: {SWEEPABLE})"
+            )
 
 
 def _flow(value: Any) -> str:
@@ -293,6 +339,7 @@ def _flow(value: Any) -> str:
 
 
 # ---- dotted paths ------------------------------------------------------------------------------------------------
+
 
 def check_path(parts: list[str], what: str) -> None:
     """Raise ValueError unless `parts` is a path through the Config schema (list items by index)."""
@@ -309,8 +356,13 @@ def check_path(parts: list[str], what: str) -> None:
             path = ".".join(parts)
             raise ValueError(f"{what} path {path!r}: unknown key {part!r}{suggest(part, model.model_fields)}")
         annotation = model.model_fields[part].annotation
-        model = (annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-                 else list if part == "variants" else None)
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else list
+            if part == "variants"
+            else None
+        )
         done.append(part)
 
 
@@ -347,8 +399,11 @@ def dump(config: Config) -> str:
 def diff(a: Any, b: Any, path: str = "") -> list[str]:
     """'training.epochs: 10 -> 12' for each field that differs between two configs as mappings (model_dump)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b), key=str)
-                for d in diff(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
+        return [
+            d
+            for k in sorted(set(a) | set(b), key=str)
+            for d in diff(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+        ]
     return [] if a == b else [f"{path}: {a!r} -> {b!r}"]
 
 

@@ -5,6 +5,7 @@ time, so the training loop does no per-sample PIL work and worker processes can 
 Decoding an image folder is cached next to the data (invalidated when any file's name, size or mtime changes),
 the digits split in the user's cache folder.
 """
+
 import hashlib
 import os
 from dataclasses import dataclass
@@ -50,12 +51,27 @@ class Dataset:
 
     def to(self, device: torch.device) -> "Dataset":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Dataset(self.name, Split(move(self.train.x), move(self.train.y)),
-                       Split(move(self.test.x), move(self.test.y)), self.classes, move(self.mean), move(self.std))
+        return Dataset(
+            self.name,
+            Split(move(self.train.x), move(self.train.y)),
+            Split(move(self.test.x), move(self.test.y)),
+            self.classes,
+            move(self.mean),
+            move(self.std),
+        )
 
     def save(self, path: Path) -> Path:
-        torch.save({"name": self.name, "classes": self.classes, "mean": self.mean, "std": self.std,
-                    "train": (self.train.x, self.train.y), "test": (self.test.x, self.test.y)}, path)
+        torch.save(
+            {
+                "name": self.name,
+                "classes": self.classes,
+                "mean": self.mean,
+                "std": self.std,
+                "train": (self.train.x, self.train.y),
+                "test": (self.test.x, self.test.y),
+            },
+            path,
+        )
         return path
 
     @staticmethod
@@ -92,6 +108,7 @@ def load_dataset(cfg: DatasetConfig, loading: Optional[Loading] = None) -> Datas
 
 
 # ---- loaders -----------------------------------------------------------------------------------------------------
+
 
 def _digits(cfg: DatasetConfig) -> Dataset:
     """scikit-learn's bundled 8x8 digits (no network): 0..16 rescaled to uint8, a fixed stratified 80/20 split.
@@ -130,7 +147,8 @@ def _torchvision(cfg: DatasetConfig) -> Dataset:
             how = ("download failed: " + str(e).splitlines()[0]) if cfg.download else "dataset.download is false"
             raise BnbenchError(
                 f"dataset.root: {cfg.name} not found under '{Path(cfg.root).resolve()}' ({how}); put the "
-                f"torchvision files there, allow the download, or use dataset.name=imagefolder") from None
+                f"torchvision files there, allow the download, or use dataset.name=imagefolder"
+            ) from None
         x = torch.as_tensor(np.asarray(ds.data))
         x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)  # CIFAR is NHWC, MNIST NHW
         splits.append(Split(x.contiguous(), torch.as_tensor(ds.targets, dtype=torch.long)))
@@ -145,16 +163,21 @@ def _imagefolder(cfg: DatasetConfig, loading: Loading) -> Dataset:
     root = Path(cfg.root)
     for split in ("train", "test"):
         if not (root / split).is_dir():
-            raise BnbenchError(f"dataset.root: '{root.resolve() / split}' does not exist; an imagefolder root holds "
-                               f"train/<class>/* and test/<class>/*")
+            raise BnbenchError(
+                f"dataset.root: '{root.resolve() / split}' does not exist; an imagefolder root holds "
+                f"train/<class>/* and test/<class>/*"
+            )
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise BnbenchError(f"dataset.root: '{root / 'train'}' has no class folders")
-    (train, train_file), (test, test_file) = (_folder_split(root / split, classes, loading)
-                                              for split in ("train", "test"))
+    (train, train_file), (test, test_file) = (
+        _folder_split(root / split, classes, loading) for split in ("train", "test")
+    )
     if train.x.shape[2:] != test.x.shape[2:]:
-        raise BnbenchError(f"dataset.root: test image '{test_file}' is {_size(test.x)}, but train image "
-                           f"'{train_file}' is {_size(train.x)}; train and test images must share one size")
+        raise BnbenchError(
+            f"dataset.root: test image '{test_file}' is {_size(test.x)}, but train image "
+            f"'{train_file}' is {_size(train.x)}; train and test images must share one size"
+        )
     channels = max(train.x.shape[1], test.x.shape[1])
     return Dataset(root.name, _with_channels(train, channels), _with_channels(test, channels), classes)
 
@@ -172,14 +195,23 @@ def _with_channels(split: Split, channels: int) -> Split:
 
 def _folder_split(folder: Path, classes: list[str], loading: Loading) -> tuple[Split, str]:
     """The decoded split (from the cache when its files are unchanged) and its first file, for messages."""
-    unknown = sorted(p.name for p in folder.iterdir()  # hidden folders (.ipynb_checkpoints) are skipped, as in train/
-                     if p.is_dir() and p.name not in classes and not p.name.startswith("."))
+    unknown = sorted(
+        p.name
+        for p in folder.iterdir()  # hidden folders (.ipynb_checkpoints) are skipped, as in train/
+        if p.is_dir() and p.name not in classes and not p.name.startswith(".")
+    )
     if unknown:
         raise BnbenchError(f"dataset.root: '{folder}' has class folders not in train/: {unknown}")
     files, listing = [], []  # os.scandir and plain strings: pathlib is slow here (benchmarks/cpu.py)
     for label, c in enumerate(classes):
-        entries = sorted((e for e in os.scandir(folder / c) if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES),
-                         key=lambda e: e.name) if (folder / c).is_dir() else []
+        entries = (
+            sorted(
+                (e for e in os.scandir(folder / c) if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES),
+                key=lambda e: e.name,
+            )
+            if (folder / c).is_dir()
+            else []
+        )
         for e in entries:
             stat = e.stat()
             files.append((e.path, label))
@@ -214,9 +246,11 @@ def _decode(files: list[tuple[str, int]], decoded: Callable[[int], None]) -> Spl
         except OSError as e:
             raise BnbenchError(f"dataset.root: cannot read image '{f}' ({e})") from None
         if arrays[-1].shape[:2] != arrays[0].shape[:2]:
-            raise BnbenchError(f"dataset.root: '{f}' is {arrays[-1].shape[1]}x{arrays[-1].shape[0]}, but "
-                               f"'{files[0][0]}' is {arrays[0].shape[1]}x{arrays[0].shape[0]}; all images must "
-                               f"share one size")
+            raise BnbenchError(
+                f"dataset.root: '{f}' is {arrays[-1].shape[1]}x{arrays[-1].shape[0]}, but "
+                f"'{files[0][0]}' is {arrays[0].shape[1]}x{arrays[0].shape[0]}; all images must "
+                f"share one size"
+            )
     decoded(len(files))
     if any(a.ndim == 3 for a in arrays):
         arrays = [a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays]

@@ -8,6 +8,7 @@ for BN, relu / threshold_backward, and _log_softmax / nll_loss_forward and their
 cross-entropy. Gradients, BN running statistics and losses are therefore bitwise those of `loss.backward()`
 (tests/test_direct.py checks it). Other models, and other devices (cuDNN has its own BN kernels), use autograd.
 """
+
 from typing import Optional
 
 import torch
@@ -28,8 +29,7 @@ def supported(model: nn.Module, device: torch.device) -> bool:
         if (layers[0].start_dim, layers[0].end_dim) != (1, -1):
             return False
         layers = layers[1:]
-    return (bool(layers) and type(layers[0]) is nn.Linear
-            and all(_plain(m) for m in layers))
+    return bool(layers) and type(layers[0]) is nn.Linear and all(_plain(m) for m in layers)
 
 
 def _plain(m: nn.Module) -> bool:
@@ -74,8 +74,9 @@ def _forward(layer: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, object]:
         h = torch.relu(h)
         return h, h
     layer.num_batches_tracked.add_(1)  # BatchNorm1d.forward in training mode, with a fixed momentum
-    out, mean, invstd = aten.native_batch_norm(h, layer.weight, layer.bias, layer.running_mean, layer.running_var,
-                                               True, layer.momentum, layer.eps)
+    out, mean, invstd = aten.native_batch_norm(
+        h, layer.weight, layer.bias, layer.running_mean, layer.running_var, True, layer.momentum, layer.eps
+    )
     return out, (h, mean, invstd)
 
 
@@ -89,5 +90,6 @@ def _backward(layer: nn.Module, g: torch.Tensor, ctx, need_input_grad: bool) -> 
         return aten.threshold_backward(g, ctx, 0)
     h, mean, invstd = ctx
     g, layer.weight.grad, layer.bias.grad = aten.native_batch_norm_backward(
-        g, h, layer.weight, layer.running_mean, layer.running_var, mean, invstd, True, layer.eps, [True, True, True])
+        g, h, layer.weight, layer.running_mean, layer.running_var, mean, invstd, True, layer.eps, [True, True, True]
+    )
     return g

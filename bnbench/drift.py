@@ -2,14 +2,15 @@
 started with), and its source file changed since (meta.json keeps the file and the overrides). One reading for
 the runner, which refuses to resume a drifted run (it would mix two experiments), and for `show`, which says it.
 """
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from . import store
 from .config import Config, diff
-from .experiment import load_config, validate
 from .errors import BnbenchError
+from .experiment import load_config, validate
 
 
 @dataclass
@@ -37,8 +38,9 @@ def drift(run_dir: Path, meta: dict, stored: Config, strict: bool = False) -> Dr
         return Drift(edited, source, f"missing: {source} no longer exists")
     try:
         plain = load_config(source)[0].model_dump(mode="json")
-        now = load_config(source, tuple(overrides.get("set") or ()), overrides.get("seeds"),
-                          overrides.get("device"))[0].model_dump(mode="json")
+        now = load_config(source, tuple(overrides.get("set") or ()), overrides.get("seeds"), overrides.get("device"))[
+            0
+        ].model_dump(mode="json")
     except BnbenchError as e:
         return Drift(edited, source, f"no longer loads: {e}", error=e)
     changed = diff(started or resolved, now)

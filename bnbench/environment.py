@@ -1,4 +1,5 @@
 """The machine a run trains on, as meta.json records it: versions, host, device, threads, bnbench's commit."""
+
 import os
 import platform
 import socket
@@ -22,10 +23,19 @@ def environment(device: torch.device) -> dict:
         name = torch.cuda.get_device_name(device)
     else:
         name = _cpu_name()
-    return {"bnbench": version("bnbench"), "torch": torch.__version__, "torchvision": version("torchvision"),
-            "python": sys.version.split()[0], "platform": platform.platform(), "host": socket.gethostname(),
-            "device": str(device), "device_name": name, "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "git_commit": _git_commit()}
+    return {
+        "bnbench": version("bnbench"),
+        "torch": torch.__version__,
+        "torchvision": version("torchvision"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "device": str(device),
+        "device_name": name,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "git_commit": _git_commit(),
+    }
 
 
 def _cpu_name() -> str:
@@ -42,10 +52,12 @@ def _git_commit() -> Optional[str]:
     """The commit of the bnbench checkout that ran this (with '+dirty' for uncommitted changes), if any."""
     here = Path(__file__).parent
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain"], capture_output=True, text=True,
-                               timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None

@@ -1,6 +1,7 @@
 """Loading an experiment: a config file (or a shipped config's name) read safely, `--set` overrides applied along
 dotted paths, seeds and device set, and the result validated down to its trials. It sits above the schema
 (`config`) and the trial list (`trials`), so that neither imports the other."""
+
 import copy
 from importlib import resources
 from pathlib import Path
@@ -32,8 +33,11 @@ def resolve(ref: str) -> Path:
         return shipped[ref]
     if path.exists():
         raise BnbenchError(f"{ref}: is not a file; pass a YAML config file or a shipped config name")
-    raise BnbenchError(f"{ref}: no such config file or shipped config{suggest(ref, sorted(shipped))}"
-                       .replace("valid keys", "shipped configs"))
+    raise BnbenchError(
+        f"{ref}: no such config file or shipped config{suggest(ref, sorted(shipped))}".replace(
+            "valid keys", "shipped configs"
+        )
+    )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -65,8 +69,9 @@ def validate(raw: dict, source: str) -> Config:
         raise BnbenchError(f"{source}: {e}") from None
 
 
-def load_config(ref: str, overrides: tuple[str, ...] = (), seeds: Optional[list[int]] = None,
-                device: Optional[str] = None) -> tuple[Config, Path]:
+def load_config(
+    ref: str, overrides: tuple[str, ...] = (), seeds: Optional[list[int]] = None, device: Optional[str] = None
+) -> tuple[Config, Path]:
     """Read, override and validate a config; returns it with the file it came from."""
     path = resolve(ref)
     raw = copy.deepcopy(read_yaml(path))

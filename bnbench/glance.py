@@ -5,6 +5,7 @@ legend; `--full` and the export formats carry every statistic.
 Titles of runs of one experiment say what separates them (`training.epochs=30`), so that several runs of one
 config are told apart by their settings, not only by their run ids.
 """
+
 import math
 from typing import Optional
 
@@ -34,9 +35,12 @@ def _block(c: Comparison, extra: str, width: int) -> str:
     for verdict in (v for v in t.verdict if isinstance(v, str)):
         lines += wrap(verdict, width, "", "  ", "; ")
     lines += [""] + _table(c, width)
-    lines += wrap(f"to loss, to acc: speedup to {c.baseline}'s {SPEEDS['steps'].label} and "
-                  f"{SPEEDS['steps_acc'].label} (the mean level of its curves at half their run; 1 = as fast, a–b: "
-                  f"known between two evaluations). Every statistic: --full or --format csv.", width)
+    lines += wrap(
+        f"to loss, to acc: speedup to {c.baseline}'s {SPEEDS['steps'].label} and "
+        f"{SPEEDS['steps_acc'].label} (the mean level of its curves at half their run; 1 = as fast, a–b: "
+        f"known between two evaluations). Every statistic: --full or --format csv.",
+        width,
+    )
     for note in c.results.notes:
         lines += wrap(f"note: {note}", width, "", "  ")
     return "\n".join(lines) + "\n"
@@ -53,8 +57,9 @@ def _table(c: Comparison, width: int) -> list[str]:
     accuracy itself, then the speedups), and below that a record per variant."""
     rows = [_cells(row, c.points) for row in c.table.to_dict("records")]
     header = [COLUMNS[0], *c.points, *COLUMNS[1:]]
-    return columns(header, rows, width, [["test acc"], ["test acc", "to acc"], ["test acc", "to acc", "to loss"]],
-                   RIGHT)
+    return columns(
+        header, rows, width, [["test acc"], ["test acc", "to acc"], ["test acc", "to acc", "to loss"]], RIGHT
+    )
 
 
 def _cells(row: dict, points: list[str]) -> list[str]:
@@ -63,23 +68,43 @@ def _cells(row: dict, points: list[str]) -> list[str]:
     diverged = f"{row['diverged_seeds']}/{row['trials']}"
     if row["baseline"]:
         reference = "1" if row["seeds"] else "-"
-        return [row["variant"], *(str(row[p]) for p in points), acc, "(baseline)", "", "", reference, reference,
-                diverged]
+        return [
+            row["variant"],
+            *(str(row[p]) for p in points),
+            acc,
+            "(baseline)",
+            "",
+            "",
+            reference,
+            reference,
+            diverged,
+        ]
     if not row["pairs"]:
         return [row["variant"], *(str(row[p]) for p in points), acc, "no pairs", "", "", "", "", diverged]
     delta = f"{row[col('test_acc', 'delta')]:+.2f}"
     low, high = row[col("test_acc", "ci_low")], row[col("test_acc", "ci_high")]
     if not math.isnan(low):
         delta += f" [{low:+.2f}, {high:+.2f}]"
-    return [row["variant"], *(str(row[p]) for p in points), acc, delta, format_p(row[col("test_acc", "p_holm")]),
-            f"{row[col('test_acc', 'wins')]}/{row['pairs']}", _speed(row, "steps"), _speed(row, "steps_acc"),
-            diverged]
+    return [
+        row["variant"],
+        *(str(row[p]) for p in points),
+        acc,
+        delta,
+        format_p(row[col("test_acc", "p_holm")]),
+        f"{row[col('test_acc', 'wins')]}/{row['pairs']}",
+        _speed(row, "steps"),
+        _speed(row, "steps_acc"),
+        diverged,
+    ]
 
 
 def _speed(row: dict, measure: str) -> str:
     low = row[col(measure, "speedup")]
-    return "n/a" if math.isnan(low) else speed_value(low, row[col(measure, "speedup_high")],
-                                                      row[col(measure, "estimator")])
+    return (
+        "n/a"
+        if math.isnan(low)
+        else speed_value(low, row[col(measure, "speedup_high")], row[col(measure, "estimator")])
+    )
 
 
 def _number(x: float, digits: int) -> str:
@@ -87,6 +112,7 @@ def _number(x: float, digits: int) -> str:
 
 
 # ---- titles ------------------------------------------------------------------------------------------------------
+
 
 def separating(configs: list[Config]) -> list[str]:
     """Per config, 'path=value' of the settings that differ between the configs of its experiment (seeds aside):

@@ -5,6 +5,7 @@ terminal, and otherwise as a list of records, one "column: value" line per cell.
 outside brackets, so a number, name, run id, path or interval like `[+0.72, +13.24]` is never split; a token wider
 than the line gets a line of its own instead. With no width (output piped or logged) nothing is wrapped at all.
 """
+
 import io
 from dataclasses import dataclass, field
 from typing import Optional
@@ -21,6 +22,7 @@ GROUP = 30  # the longest bracketed group kept on one line
 @dataclass
 class Grid:
     """A table as text cells (each cell a list of lines), before it becomes text, markdown or LaTeX."""
+
     title: str
     header: list[str]
     rows: list[list[list[str]]]  # row -> cell -> lines
@@ -50,8 +52,9 @@ def tokens(text: str) -> list[str]:
     return [w for w in words + [word] if w]
 
 
-def wrap(text: str, width: Optional[int], indent: str = "", hanging: Optional[str] = None,
-         sep: Optional[str] = None) -> list[str]:
+def wrap(
+    text: str, width: Optional[int], indent: str = "", hanging: Optional[str] = None, sep: Optional[str] = None
+) -> list[str]:
     """Greedy wrap: the first line starts with `indent`, later ones with `hanging` (default `indent`).
 
     With `sep` (" · ", "; "), the parts between separators are kept on one line where they fit, and a part
@@ -82,22 +85,32 @@ def _wrap_tokens(text: str, width: Optional[int], indent: str, hanging: str) -> 
     return lines + [(hanging if lines else indent) + " ".join(words)] if words else lines
 
 
-def columns(header: list[str], rows: list[list[str]], width: Optional[int], drop: list[list[str]] = (),
-            right: set[str] = frozenset(), cut: bool = False) -> list[str]:
+def columns(
+    header: list[str],
+    rows: list[list[str]],
+    width: Optional[int],
+    drop: list[list[str]] = (),
+    right: set[str] = frozenset(),
+    cut: bool = False,
+) -> list[str]:
     """Rows as aligned columns two spaces apart under a header line, every line at most `width` cells (None: no
     limit): while too
     wide, the next set of column names in `drop` is left out; then, with `cut`, the last column is cut with "…"
     (a free-text field such as a run's options), else each row becomes one record wrapped at " · "."""
     for dropped in [[], *drop]:
         keep = [i for i, name in enumerate(header) if name not in dropped]
-        lines = _aligned([[header[i] for i in keep], *([row[i] for i in keep] for row in rows)],
-                         [header[i] in right for i in keep])
+        lines = _aligned(
+            [[header[i] for i in keep], *([row[i] for i in keep] for row in rows)], [header[i] in right for i in keep]
+        )
         if width is None or max(map(cell_len, lines)) <= width:
             return lines
     if cut:
-        return [line if cell_len(line) <= width else line[:width - 1] + "…" for line in lines]
-    return [line for row in rows for line in wrap(" · ".join(f"{h}: {v}" for h, v in zip(header, row) if v),
-                                                   width, "", "  ", " · ")]
+        return [line if cell_len(line) <= width else line[: width - 1] + "…" for line in lines]
+    return [
+        line
+        for row in rows
+        for line in wrap(" · ".join(f"{h}: {v}" for h, v in zip(header, row) if v), width, "", "  ", " · ")
+    ]
 
 
 def _aligned(table: list[list[str]], right: list[bool]) -> list[str]:

@@ -6,13 +6,13 @@ notes (always), one line per finished trial (default), per-epoch summaries (-v),
 whatever the terminal shows, so a quiet terminal loses nothing; the log ends with the verdict lines and
 "finished", or with "stopped" and why.
 """
+
 import sys
 import time
 from pathlib import Path
 
-from .errors import BnbenchError, Interrupted
-
 from .engines.events import EpochResult, Progress
+from .errors import BnbenchError, Interrupted
 from .trials import Trial
 
 NOTE, TRIAL, EPOCH, LOSS = 0, 1, 2, 3  # the verbosity from which each kind of line is printed
@@ -24,9 +24,11 @@ def loss_line(trial: Trial, p: Progress) -> str:
 
 def epoch_line(trial: Trial, result: EpochResult) -> str:
     diverged = f"  diverged at step {result.diverged_step}" if result.diverged_step is not None else ""
-    return (f"{trial.key} epoch {result.epoch}/{trial.config.training.epochs}: train loss {result.train_loss:.4f}, "
-            f"test loss {result.test_loss:.4f}, test acc {100 * result.test_acc:.2f}% ({result.seconds:.1f} s)"
-            f"{diverged}")
+    return (
+        f"{trial.key} epoch {result.epoch}/{trial.config.training.epochs}: train loss {result.train_loss:.4f}, "
+        f"test loss {result.test_loss:.4f}, test acc {100 * result.test_acc:.2f}% ({result.seconds:.1f} s)"
+        f"{diverged}"
+    )
 
 
 def trial_line(trial: Trial, result: EpochResult) -> str:

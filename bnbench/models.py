@@ -27,6 +27,7 @@ Embedding, ...) is reset, PyTorch's default init for its type, under the global 
 qualified name): swapping the norm keeps the other modules' names, so shared layers start identical. Norm layers
 start at their defaults (scale 1, shift 0).
 """
+
 import copy
 import hashlib
 import importlib
@@ -55,8 +56,9 @@ class BnbenchWarning(UserWarning):
     """A config that runs but cannot answer its question (e.g. a factory that ignores its norm layer)."""
 
 
-def build_model(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int,
-                seed: int) -> nn.Module:
+def build_model(
+    cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int, seed: int
+) -> nn.Module:
     if cfg.kind == "torchvision":
         return _seeded(lambda: _torchvision(cfg, variant, input_shape, num_classes), seed)
     if cfg.kind == "factory":
@@ -66,14 +68,19 @@ def build_model(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int
 
 # ---- the built-in mlp and cnn ------------------------------------------------------------------------------------
 
-def _builtin(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int,
-             seed: int) -> nn.Sequential:
+
+def _builtin(
+    cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int, seed: int
+) -> nn.Sequential:
     convs, linears = _layer_sizes(cfg, input_shape, num_classes)
     _refuse_huge(cfg, variant, input_shape, convs, linears)
     layers: list[nn.Module] = []
     for channels, out in convs:
-        layers += [nn.Conv2d(channels, out, 3, padding=1), *_activation(variant, _norm(variant, out, conv=True)),
-                   nn.MaxPool2d(2)]
+        layers += [
+            nn.Conv2d(channels, out, 3, padding=1),
+            *_activation(variant, _norm(variant, out, conv=True)),
+            nn.MaxPool2d(2),
+        ]
     layers.append(nn.Flatten())
     for features, out in linears[:-1]:
         layers += [nn.Linear(features, out), *_activation(variant, _norm(variant, out, conv=False))]
@@ -83,8 +90,9 @@ def _builtin(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, i
     return model
 
 
-def _layer_sizes(cfg: ModelConfig, input_shape: tuple[int, int, int],
-                 num_classes: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def _layer_sizes(
+    cfg: ModelConfig, input_shape: tuple[int, int, int], num_classes: int
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(in, out) channels of each Conv2d and features of each Linear, worked out before anything is allocated."""
     channels, height, width = input_shape
     convs = []
@@ -92,14 +100,21 @@ def _layer_sizes(cfg: ModelConfig, input_shape: tuple[int, int, int],
         convs.append((channels, out))
         channels, height, width = out, height // 2, width // 2
     if height == 0 or width == 0:
-        raise BnbenchError(f"model.channels: {len(cfg.channels)} pooling stages shrink the "
-                           f"{input_shape[1]}x{input_shape[2]} input to nothing; use fewer entries")
+        raise BnbenchError(
+            f"model.channels: {len(cfg.channels)} pooling stages shrink the "
+            f"{input_shape[1]}x{input_shape[2]} input to nothing; use fewer entries"
+        )
     sizes = [channels * height * width, *cfg.hidden, num_classes]
     return convs, list(itertools.pairwise(sizes))
 
 
-def _refuse_huge(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
-                 convs: list[tuple[int, int]], linears: list[tuple[int, int]]) -> None:
+def _refuse_huge(
+    cfg: ModelConfig,
+    variant: VariantConfig,
+    input_shape: tuple[int, int, int],
+    convs: list[tuple[int, int]],
+    linears: list[tuple[int, int]],
+) -> None:
     """A model too big for memory fails in the allocator with a traceback (or swaps for an hour): count first."""
     weights = sum(9 * c * out + out for c, out in convs) + sum(f * out + out for f, out in linears)
     normalised = sum(out for _, out in convs + linears[:-1]) if variant.norm != "none" else 0
@@ -107,8 +122,10 @@ def _refuse_huge(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[in
     if count > MAX_PARAMETERS:
         layers = f"hidden {brief(cfg.hidden)}" + (f", channels {brief(cfg.channels)}" if convs else "")
         fields = "model.hidden or model.channels" if convs else "model.hidden"
-        raise BnbenchError(f"model: {layers} on {'x'.join(map(str, input_shape))} inputs makes {count:,} parameters, "
-                           f"more than the {MAX_PARAMETERS:,} bnbench builds; use narrower {fields}")
+        raise BnbenchError(
+            f"model: {layers} on {'x'.join(map(str, input_shape))} inputs makes {count:,} parameters, "
+            f"more than the {MAX_PARAMETERS:,} bnbench builds; use narrower {fields}"
+        )
 
 
 def _activation(variant: VariantConfig, norm: list[nn.Module]) -> list[nn.Module]:
@@ -156,6 +173,7 @@ def weighted_layers(model: nn.Module) -> list[nn.Module]:
 
 # ---- any module tree: seeded by qualified name -------------------------------------------------------------------
 
+
 def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
     """Build a model with the global RNGs seeded by (seed, "build") (so parameters that no `reset_parameters`
     covers, or that a factory draws with numpy or `random`, are still the same for one seed), then reset its
@@ -201,8 +219,11 @@ def _lone_groups_refused(model: nn.Module, variant: VariantConfig) -> Iterator[N
     """While the forward passes inside run, a GroupNorm that gets one value per group (a dense feature or a 1x1
     map in a group of its own) raises: it normalises every value to 0, so the layer passes on only its shift and
     the variant trains a crippled network unnoticed. Dense widths of the built-ins are checked with the config."""
-    handles = [module.register_forward_pre_hook(partial(_refuse_lone_group, name, variant))
-               for name, module in model.named_modules() if isinstance(module, nn.GroupNorm)]
+    handles = [
+        module.register_forward_pre_hook(partial(_refuse_lone_group, name, variant))
+        for name, module in model.named_modules()
+        if isinstance(module, nn.GroupNorm)
+    ]
     try:
         yield
     finally:
@@ -214,15 +235,19 @@ def _refuse_lone_group(name: str, variant: VariantConfig, module: nn.GroupNorm, 
     features = tuple(args[0].shape[1:]) if args else ()  # () when called with input=...: not checked
     if features and math.prod(features) == module.num_groups:
         channels = module.num_channels
-        raise BnbenchError(f"model: layer '{name}', GroupNorm({module.num_groups}, {channels}), gets one value per "
-                           f"group from features of shape {features} (variant '{variant.name}'), and normalises each "
-                           f"to 0; use fewer groups (e.g. groups: {max(1, channels // 8)}) or layernorm")
+        raise BnbenchError(
+            f"model: layer '{name}', GroupNorm({module.num_groups}, {channels}), gets one value per "
+            f"group from features of shape {features} (variant '{variant.name}'), and normalises each "
+            f"to 0; use fewer groups (e.g. groups: {max(1, channels // 8)}) or layernorm"
+        )
 
 
 # ---- torchvision -------------------------------------------------------------------------------------------------
 
-def _torchvision(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
-                 num_classes: int) -> nn.Module:
+
+def _torchvision(
+    cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int
+) -> nn.Module:
     from . import zoo  # torchvision.models imports torch._dynamo (slow): paid only by runs of its models
 
     build = zoo.resnet if cfg.name in zoo.RESNETS else zoo.vgg
@@ -230,14 +255,18 @@ def _torchvision(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[in
         model = build(cfg, variant, _NormLayer(variant), input_shape, num_classes)
         count = sum(p.numel() for p in model.parameters())
         if count > MAX_PARAMETERS:
-            raise BnbenchError(f"model: {cfg.name} at width {cfg.width} makes {count:,} parameters, more than the "
-                               f"{MAX_PARAMETERS:,} bnbench builds; use a smaller model.width")
+            raise BnbenchError(
+                f"model: {cfg.name} at width {cfg.width} makes {count:,} parameters, more than the "
+                f"{MAX_PARAMETERS:,} bnbench builds; use a smaller model.width"
+            )
         try:
             with _lone_groups_refused(model, variant):
                 model(torch.zeros(2, *input_shape))
         except ValueError as e:  # e.g. InstanceNorm of a 1x1 feature map, which normalises one value to 0
-            raise BnbenchError(f"model: {cfg.name} cannot train on {'x'.join(map(str, input_shape))} inputs with "
-                               f"norm: {variant.norm} ({e}); use larger images or another norm") from None
+            raise BnbenchError(
+                f"model: {cfg.name} cannot train on {'x'.join(map(str, input_shape))} inputs with "
+                f"norm: {variant.norm} ({e}); use larger images or another norm"
+            ) from None
     return build(cfg, variant, _NormLayer(variant), input_shape, num_classes)
 
 
@@ -246,25 +275,32 @@ def _torchvision(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[in
 USER_ERRORS = (Exception, SystemExit)  # what the user's code may raise, one line each (Ctrl-C still stops a run)
 
 
-def _factory(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int],
-             num_classes: int) -> nn.Module:
+def _factory(
+    cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int
+) -> nn.Module:
     make = load_factory(cfg.factory)
     norm_layer = _NormLayer(variant)
     threads = torch.get_num_threads()
     try:
         model = make(num_classes=num_classes, in_shape=input_shape, norm_layer=norm_layer, **cfg.kwargs)
     except USER_ERRORS as e:  # the user's code: one line, theirs to fix
-        raise BnbenchError(f"model.factory: {cfg.factory}(num_classes={num_classes}, in_shape={input_shape}, "
-                           f"norm_layer=..., **model.kwargs) raised {_raised(e)}") from None
+        raise BnbenchError(
+            f"model.factory: {cfg.factory}(num_classes={num_classes}, in_shape={input_shape}, "
+            f"norm_layer=..., **model.kwargs) raised {_raised(e)}"
+        ) from None
     finally:  # a factory's torch.set_num_threads stops here: a trial trains on one thread (backends.cpu_settings)
         torch.set_num_threads(threads)
     if not isinstance(model, nn.Module):
         raise BnbenchError(f"model.factory: {cfg.factory} returned a {type(model).__name__}, not a torch nn.Module")
     _check_trains(model, cfg.factory, variant, input_shape, num_classes)
     if variant.norm != "none" and norm_layer.calls == 0:
-        warnings.warn(f"model.factory: {cfg.factory} never called norm_layer, so variant '{variant.name}' "
-                      f"(norm: {variant.norm}) builds the same network as norm: none; pass norm_layer on to the "
-                      f"layers that should use it", BnbenchWarning, stacklevel=2)
+        warnings.warn(
+            f"model.factory: {cfg.factory} never called norm_layer, so variant '{variant.name}' "
+            f"(norm: {variant.norm}) builds the same network as norm: none; pass norm_layer on to the "
+            f"layers that should use it",
+            BnbenchWarning,
+            stacklevel=2,
+        )
     return model
 
 
@@ -277,8 +313,10 @@ def load_factory(ref: str) -> Callable[..., nn.Module]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        raise BnbenchError(f"model.factory: cannot import '{module_name}' ({e}); run bnbench from the folder that "
-                           f"holds it, or install it") from None
+        raise BnbenchError(
+            f"model.factory: cannot import '{module_name}' ({e}); run bnbench from the folder that "
+            f"holds it, or install it"
+        ) from None
     except USER_ERRORS as e:  # the user's module
         raise BnbenchError(f"model.factory: importing '{module_name}' raised {_raised(e)}") from None
     make = module
@@ -296,8 +334,9 @@ def _raised(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-def _check_trains(model: nn.Module, ref: str, variant: VariantConfig, input_shape: tuple[int, int, int],
-                  num_classes: int) -> None:
+def _check_trains(
+    model: nn.Module, ref: str, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int
+) -> None:
     """What training needs of a factory's model, tried before a run folder exists rather than found in the first
     step: trainable parameters; floating-point logits of shape (batch, num_classes) in train and eval mode at two
     batch sizes (a model that fixes its batch, or changes shape in train mode, shows it only there); a loss whose
@@ -307,21 +346,28 @@ def _check_trains(model: nn.Module, ref: str, variant: VariantConfig, input_shap
         try:
             tried = copy.deepcopy(model)
         except USER_ERRORS as e:
-            raise BnbenchError(f"model.factory: {ref}'s model cannot be copied ({_raised(e)}); bnbench tries a "
-                               f"training step on a copy before the run") from None
+            raise BnbenchError(
+                f"model.factory: {ref}'s model cannot be copied ({_raised(e)}); bnbench tries a "
+                f"training step on a copy before the run"
+            ) from None
         with _lone_groups_refused(tried, variant):
-            logits = [_logits(tried, ref, training, batch, input_shape, num_classes)
-                      for training in (True, False) for batch in (2, 3)]
+            logits = [
+                _logits(tried, ref, training, batch, input_shape, num_classes)
+                for training in (True, False)
+                for batch in (2, 3)
+            ]
         parameters = list(tried.parameters())
         if not any(p.requires_grad for p in parameters):
             what = f"all {len(parameters)} have requires_grad=False" if parameters else "it has none"
-            raise BnbenchError(f"model.factory: {ref}'s model has no trainable parameters ({what}); nothing would "
-                               f"train")
+            raise BnbenchError(
+                f"model.factory: {ref}'s model has no trainable parameters ({what}); nothing would train"
+            )
         _check_backward(tried, ref, logits[0])
 
 
-def _logits(model: nn.Module, ref: str, training: bool, batch: int, input_shape: tuple[int, int, int],
-            num_classes: int) -> torch.Tensor:
+def _logits(
+    model: nn.Module, ref: str, training: bool, batch: int, input_shape: tuple[int, int, int], num_classes: int
+) -> torch.Tensor:
     """The model's output for `batch` zero images in train or eval mode, checked to be logits."""
     mode = "train" if training else "eval"
     model.train(training)
@@ -330,16 +376,22 @@ def _logits(model: nn.Module, ref: str, training: bool, batch: int, input_shape:
     except BnbenchError:
         raise
     except USER_ERRORS as e:  # the user's forward
-        raise BnbenchError(f"model.factory: {ref}'s model fails in {mode} mode on a batch of shape "
-                           f"{(batch, *input_shape)} ({_raised(e)})") from None
+        raise BnbenchError(
+            f"model.factory: {ref}'s model fails in {mode} mode on a batch of shape "
+            f"{(batch, *input_shape)} ({_raised(e)})"
+        ) from None
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     if shape != (batch, num_classes):
-        raise BnbenchError(f"model.factory: {ref}'s model returns {shape} for a batch of {batch}, not (batch, "
-                           f"num_classes) = ({batch}, {num_classes}), in {mode} mode; end it with a layer of "
-                           f"{num_classes} outputs (the logits)")
+        raise BnbenchError(
+            f"model.factory: {ref}'s model returns {shape} for a batch of {batch}, not (batch, "
+            f"num_classes) = ({batch}, {num_classes}), in {mode} mode; end it with a layer of "
+            f"{num_classes} outputs (the logits)"
+        )
     if not out.is_floating_point():
-        raise BnbenchError(f"model.factory: {ref}'s model returns logits of type {out.dtype}, in {mode} mode; a "
-                           f"loss needs floating-point ones (return the last layer's output, not its argmax)")
+        raise BnbenchError(
+            f"model.factory: {ref}'s model returns logits of type {out.dtype}, in {mode} mode; a "
+            f"loss needs floating-point ones (return the last layer's output, not its argmax)"
+        )
     return out
 
 
@@ -351,5 +403,7 @@ def _check_backward(model: nn.Module, ref: str, logits: torch.Tensor) -> None:
     except USER_ERRORS as e:  # the user's backward (a custom autograd function)
         raise BnbenchError(f"model.factory: {ref}'s model: the loss's backward pass raised {_raised(e)}") from None
     if all(p.grad is None for p in model.parameters()):
-        raise BnbenchError(f"model.factory: {ref}'s model: the loss's gradient reaches no parameter (logits computed "
-                           f"under no_grad, detached, or from frozen layers only?); nothing would train")
+        raise BnbenchError(
+            f"model.factory: {ref}'s model: the loss's gradient reaches no parameter (logits computed "
+            f"under no_grad, detached, or from frozen layers only?); nothing would train"
+        )

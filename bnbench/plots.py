@@ -8,6 +8,7 @@ are drawn, the first in the comparison's order, and the caller says how many wer
 Uses matplotlib's object API with the Agg canvas (no pyplot, no display), so it works headless and leaves the
 global backend alone.
 """
+
 from pathlib import Path
 from typing import Optional
 
@@ -19,16 +20,25 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from .analysis import Comparison
 from .analysis.columns import SPEEDS, col
 from .analysis.sentences import speed_value
-from .glance import separating
 from .errors import BnbenchError
+from .glance import separating
 
 FORMATS = ["png", "pdf", "svg"]
 PER_PAGE = 5
 MAX_RUNS = 20
 ROW_INCHES, WIDTH_INCHES, TITLE_INCHES, DPI = 4.6, 13, 0.5, 110
 BASELINE_COLOUR = "black"
-COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
-           "tab:cyan"]  # the other variants, in the config's order (tab10 without its grey: the target lines')
+COLOURS = [
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
+]  # the other variants, in the config's order (tab10 without its grey: the target lines')
 DASHES = ["-", "--", "-.", (0, (3, 1, 1, 1, 1, 1))]  # sweep points; ":" is the target lines'
 
 
@@ -48,13 +58,12 @@ def check_path(path: Path) -> Path:
     return path
 
 
-def save_plot(comparisons: list[Comparison], path: Path, title: Optional[str] = None,
-              dpi: int = DPI) -> list[Path]:
+def save_plot(comparisons: list[Comparison], path: Path, title: Optional[str] = None, dpi: int = DPI) -> list[Path]:
     """Draw the first MAX_RUNS comparisons, PER_PAGE a page, under `title` (default: each run's); `dpi` for PNG.
     Returns the files written."""
     path = check_path(path)
     shown = comparisons[:MAX_RUNS]
-    pages = [shown[i:i + PER_PAGE] for i in range(0, len(shown), PER_PAGE)]
+    pages = [shown[i : i + PER_PAGE] for i in range(0, len(shown), PER_PAGE)]
     try:
         if path.suffix.lower() == ".pdf":
             with PdfPages(path) as pdf:
@@ -76,8 +85,9 @@ def _page(comparisons: list[Comparison], title: Optional[str]) -> Figure:
     head = TITLE_INCHES * several
     figure = Figure(figsize=(WIDTH_INCHES, ROW_INCHES * len(comparisons) + head))
     FigureCanvasAgg(figure)
-    rows = figure.subfigures(len(comparisons) + several, 1, squeeze=False,
-                             height_ratios=[head] * several + [ROW_INCHES] * len(comparisons))[:, 0]
+    rows = figure.subfigures(
+        len(comparisons) + several, 1, squeeze=False, height_ratios=[head] * several + [ROW_INCHES] * len(comparisons)
+    )[:, 0]
     if several:
         rows[0].suptitle(title, fontweight="bold", fontsize="x-large", va="center", y=0.5)
         rows = rows[1:]
@@ -110,9 +120,12 @@ def _verdicts(comparison: Comparison) -> str:
         delta = f"Δ test acc {row[col('test_acc', 'delta')]:+.2f}"
         if row[col("test_acc", "ci_low")] == row[col("test_acc", "ci_low")]:
             delta += f" [{row[col('test_acc', 'ci_low')]:+.2f}, {row[col('test_acc', 'ci_high')]:+.2f}]"
-        speeds = [f"to {'loss' if m == 'steps' else 'acc'} " +
-                  speed_value(row[col(m, "speedup")], row[col(m, "speedup_high")], row[col(m, "estimator")])
-                  for m in SPEEDS if row[col(m, "speedup")] == row[col(m, "speedup")]]
+        speeds = [
+            f"to {'loss' if m == 'steps' else 'acc'} "
+            + speed_value(row[col(m, "speedup")], row[col(m, "speedup_high")], row[col(m, "estimator")])
+            for m in SPEEDS
+            if row[col(m, "speedup")] == row[col(m, "speedup")]
+        ]
         parts.append(" · ".join([f"{row['variant']}{point}: {delta}", *speeds]))
     return "\n".join(parts[:3]) + (f"\n(+{len(parts) - 3} more: bnbench compare)" if len(parts) > 3 else "")
 
@@ -131,10 +144,16 @@ def _styles(comparison: Comparison) -> dict:
     names = [v.name for v in comparison.results.config.variants if v.name != comparison.baseline]
     keys = comparison.table[comparison.points + ["variant"]].itertuples(index=False, name=None)
     points = list(dict.fromkeys(tuple(key[:-1]) for key in keys))
-    return {(*point, variant): {"color": BASELINE_COLOUR if variant == comparison.baseline else
-                                COLOURS[names.index(variant) % len(COLOURS)],
-                                "linestyle": DASHES[points.index(point) % len(DASHES)]}
-            for point in points for variant in [comparison.baseline, *names]}
+    return {
+        (*point, variant): {
+            "color": BASELINE_COLOUR
+            if variant == comparison.baseline
+            else COLOURS[names.index(variant) % len(COLOURS)],
+            "linestyle": DASHES[points.index(point) % len(DASHES)],
+        }
+        for point in points
+        for variant in [comparison.baseline, *names]
+    }
 
 
 def _label(comparison: Comparison, keys: tuple) -> str:
@@ -143,8 +162,10 @@ def _label(comparison: Comparison, keys: tuple) -> str:
     row = comparison.table[comparison.table.variant == variant]
     for path, value in zip(comparison.points, point):
         row = row[row[path] == value]
-    parts = [variant + " (baseline)" * (variant == comparison.baseline), *(f"{p}={v}" for p, v in
-                                                                           zip(comparison.points, point))]
+    parts = [
+        variant + " (baseline)" * (variant == comparison.baseline),
+        *(f"{p}={v}" for p, v in zip(comparison.points, point)),
+    ]
     diverged = row.diverged.iloc[0].count("diverged") if len(row) else 0
     return ", ".join(parts) + (f" ({diverged} diverged seed{'s' * (diverged > 1)} left out)" if diverged else "")
 
@@ -152,14 +173,22 @@ def _label(comparison: Comparison, keys: tuple) -> str:
 def _loss_panel(ax, comparison: Comparison, styles: dict) -> None:
     curves, keys = comparison.loss_curves, comparison.points + ["variant"]
     for group, curve in curves.groupby(keys, sort=False):
-        line, = ax.plot(curve.step, curve.loss_mean, linewidth=1.2, label=_label(comparison, group),
-                        **styles[group])
-        ax.fill_between(curve.step, curve.loss_mean - curve.loss_std.fillna(0),
-                        curve.loss_mean + curve.loss_std.fillna(0), color=line.get_color(), alpha=0.2, linewidth=0)
+        (line,) = ax.plot(curve.step, curve.loss_mean, linewidth=1.2, label=_label(comparison, group), **styles[group])
+        ax.fill_between(
+            curve.step,
+            curve.loss_mean - curve.loss_std.fillna(0),
+            curve.loss_mean + curve.loss_std.fillna(0),
+            color=line.get_color(),
+            alpha=0.2,
+            linewidth=0,
+        )
     _targets(ax, comparison, "steps")
     window = ", ".join(dict.fromkeys(str(w) for w in comparison.table.smoothing))
-    ax.set(xlabel="training step (mini-batch)", ylabel=f"training loss (mean of last {window} batches)",
-           title="training loss, mean ± std over seeds")
+    ax.set(
+        xlabel="training step (mini-batch)",
+        ylabel=f"training loss (mean of last {window} batches)",
+        title="training loss, mean ± std over seeds",
+    )
     if (curves.loss_mean > 0).all():  # log scale: the late, small differences stay visible; plain tick labels
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
@@ -172,13 +201,23 @@ def _loss_panel(ax, comparison: Comparison, styles: dict) -> None:
 def _accuracy_panel(ax, comparison: Comparison, styles: dict) -> None:
     curves = comparison.accuracy_curves
     for group, curve in curves.groupby(comparison.points + ["variant"], sort=False):
-        line, = ax.plot(curve.step, curve.acc_mean, marker="o", markersize=3, label=_label(comparison, group),
-                        **styles[group])
-        ax.fill_between(curve.step, curve.acc_mean - curve.acc_std.fillna(0),
-                        curve.acc_mean + curve.acc_std.fillna(0), color=line.get_color(), alpha=0.2, linewidth=0)
+        (line,) = ax.plot(
+            curve.step, curve.acc_mean, marker="o", markersize=3, label=_label(comparison, group), **styles[group]
+        )
+        ax.fill_between(
+            curve.step,
+            curve.acc_mean - curve.acc_std.fillna(0),
+            curve.acc_mean + curve.acc_std.fillna(0),
+            color=line.get_color(),
+            alpha=0.2,
+            linewidth=0,
+        )
     _targets(ax, comparison, "steps_acc")
-    ax.set(xlabel="training step (mini-batch)", ylabel="test accuracy (%), eval mode",
-           title="test accuracy, mean ± std over seeds")
+    ax.set(
+        xlabel="training step (mini-batch)",
+        ylabel="test accuracy (%), eval mode",
+        title="test accuracy, mean ± std over seeds",
+    )
     ax.grid(True, alpha=0.3)
     _legend(ax)
 
@@ -187,8 +226,13 @@ def _targets(ax, comparison: Comparison, measure: str) -> None:
     """The steps-to-target measure's target levels (the baseline's, per sweep point: the mean over seeds)."""
     targets = comparison.table.loc[comparison.table.baseline.astype(bool), col(measure, "target")].dropna()
     for i, target in enumerate(targets):
-        ax.axhline(target, color="0.3", linestyle=":", linewidth=1,
-                   label=f"target: {comparison.baseline}'s {SPEEDS[measure].label}" if i == 0 else None)
+        ax.axhline(
+            target,
+            color="0.3",
+            linestyle=":",
+            linewidth=1,
+            label=f"target: {comparison.baseline}'s {SPEEDS[measure].label}" if i == 0 else None,
+        )
 
 
 def _legend(ax) -> None:

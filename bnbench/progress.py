@@ -5,6 +5,7 @@ Every line of it fits the terminal, drawn again at each frame for the terminal's
 label, the bar, the count (never cut: `6336/4…` told nothing) and the time left always, the loss and the rate
 where there is room for them (`_layout`); four cells are kept free at the right, where the terminal echoes
 Ctrl-C (`^C` after a full-width line wraps it, and rich, erasing the display, then left its top line behind)."""
+
 import math
 import time
 from collections import deque
@@ -13,14 +14,14 @@ from typing import Optional
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, ProgressColumn, TextColumn, \
-    TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
 from rich.table import Column, Table
 from rich.text import Text
 
 from . import stopping
-from .log import EPOCH, LOSS, NOTE, TRIAL, epoch_line, finishes, loss_line, trial_line
 from .engines.events import EpochResult, Progress, batches_per_epoch
+from .log import EPOCH, LOSS, NOTE, TRIAL, epoch_line, finishes, loss_line, trial_line
 from .trials import Trial
 
 RIGHT_MARGIN = 4  # cells left free at the right of every line: the terminal's `^C` echo (two of them) fits there
@@ -91,12 +92,19 @@ def _layout(width: int, label: int, short: int, count: int) -> list[ProgressColu
     columns: list[ProgressColumn] = [
         TextColumn(field, markup=False, table_column=Column(width=label, **fixed)),
         BarColumn(bar_width=bar, table_column=Column(width=bar, **fixed)),
-        MofNCompleteColumn(table_column=Column(width=count, justify="right", **fixed))]
+        MofNCompleteColumn(table_column=Column(width=count, justify="right", **fixed)),
+    ]
     if len(extra) > 0:
         columns.append(TextColumn("{task.fields[loss]}", markup=False, table_column=Column(width=LOSS_WIDTH, **fixed)))
     if len(extra) > 1:
-        columns.append(TextColumn("{task.fields[rate]}", markup=False, justify="right",
-                                  table_column=Column(width=RATE_WIDTH, justify="right", **fixed)))
+        columns.append(
+            TextColumn(
+                "{task.fields[rate]}",
+                markup=False,
+                justify="right",
+                table_column=Column(width=RATE_WIDTH, justify="right", **fixed),
+            )
+        )
     columns.append(TimeLeft(table_column=Column(width=TIME_WIDTH, justify="right", **fixed)))
     return columns
 
@@ -200,16 +208,27 @@ class RichReporter:
         self.run_rate = Rate()
         self.run_rate.add(time.perf_counter(), 0)
         total = sum(t.config.training.epochs * self.steps[t.index] for t in trials)
-        widest = {short: max(cell_len(label) for label in [self._run_label(len(trials)), *(
-            self._trial_label(t, t.config.training.epochs, short) for t in trials)]) for short in (False, True)}
+        widest = {
+            short: max(
+                cell_len(label)
+                for label in [
+                    self._run_label(len(trials)),
+                    *(self._trial_label(t, t.config.training.epochs, short) for t in trials),
+                ]
+            )
+            for short in (False, True)
+        }
         self.bar.reserve(widest[False], widest[True], _count_cells(total))
         label = self._run_label(len(self.finished))
         with stopping.held():
-            self.run_task = self.bar.add_task(label, total=total, completed=sum(self.step_now.values()), loss="",
-                                              rate="-", short=label)
-            self.console.print(f"[bold]{trials[0].config.name}[/]: {len(trials)} trials "
-                               f"({len(self.finished)} already done) -> {run_dir}",
-                               soft_wrap=not self.console.is_terminal)  # one line in a pipe, whatever its length
+            self.run_task = self.bar.add_task(
+                label, total=total, completed=sum(self.step_now.values()), loss="", rate="-", short=label
+            )
+            self.console.print(
+                f"[bold]{trials[0].config.name}[/]: {len(trials)} trials "
+                f"({len(self.finished)} already done) -> {run_dir}",
+                soft_wrap=not self.console.is_terminal,
+            )  # one line in a pipe, whatever its length
 
     def _run_label(self, finished: int) -> str:
         return f"run: {finished}/{len(self.trials)} trials"
@@ -227,16 +246,26 @@ class RichReporter:
     def _update_run(self) -> None:
         """The whole run's bar: trials finished of all, steps/s of late, ETA over all steps."""
         rate, label = self.run_rate.add(time.perf_counter(), self.trained), self._run_label(len(self.finished))
-        self.bar.update(self.run_task, completed=sum(self.step_now.values()), description=label, short=label,
-                        rate=_rate(rate, "steps/s"))
+        self.bar.update(
+            self.run_task,
+            completed=sum(self.step_now.values()),
+            description=label,
+            short=label,
+            rate=_rate(rate, "steps/s"),
+        )
 
     def progress(self, p: Progress) -> None:
         trial = self.trials[p.trial]
         step = (p.epoch - 1) * self.steps[p.trial] + p.batch
         rate = self.rates.setdefault(p.trial, Rate()).add(time.perf_counter(), step)
-        fields = {"completed": p.batch, "total": p.batches, "loss": _loss(p.running_loss),
-                  "rate": _rate(rate, "batch/s"), "description": self._trial_label(trial, p.epoch),
-                  "short": self._trial_label(trial, p.epoch, short=True)}
+        fields = {
+            "completed": p.batch,
+            "total": p.batches,
+            "loss": _loss(p.running_loss),
+            "rate": _rate(rate, "batch/s"),
+            "description": self._trial_label(trial, p.epoch),
+            "short": self._trial_label(trial, p.epoch, short=True),
+        }
         with stopping.held():
             if p.trial not in self.tasks:  # its label from the start: no bar without one
                 self.tasks[p.trial] = self.bar.add_task(**fields)
@@ -250,13 +279,15 @@ class RichReporter:
     def epoch_done(self, trial: Trial, result: EpochResult) -> None:
         self._print(EPOCH, epoch_line(trial, result))
         with stopping.held():
-            self._advance(trial.index, result.epoch * self.steps[trial.index],
-                          trained=result.diverged_step is None)  # a diverged epoch's rest is not trained
+            self._advance(
+                trial.index, result.epoch * self.steps[trial.index], trained=result.diverged_step is None
+            )  # a diverged epoch's rest is not trained
             if finishes(trial, result):
                 self._print(NOTE if result.diverged_step is not None else TRIAL, trial_line(trial, result))
                 self.finished.add(trial.index)
-                self._advance(trial.index, trial.config.training.epochs * self.steps[trial.index],
-                              trained=False)  # a diverged trial's rest
+                self._advance(
+                    trial.index, trial.config.training.epochs * self.steps[trial.index], trained=False
+                )  # a diverged trial's rest
                 task = self.tasks.pop(trial.index, None)
                 self.rates.pop(trial.index, None)
                 if task is not None:

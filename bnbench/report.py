@@ -3,6 +3,7 @@
 Text tables go through `layout`: a boxed table where it fits the terminal, records where it does not, never a
 number or name split across lines, nothing wrapped when the output is not a terminal (width None).
 """
+
 import json
 from pathlib import Path
 from typing import Optional
@@ -10,11 +11,11 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .catalog import config_rows, run_rows
 from .analysis import Comparison
 from .analysis.columns import METRICS, SPEEDS, col, of_measure
 from .analysis.inference import ALPHA, format_p, p_is
 from .analysis.sentences import speed_value
+from .catalog import config_rows, run_rows
 from .errors import BnbenchError
 from .glance import glance
 from .layout import Grid, columns, render, wrap
@@ -24,8 +25,21 @@ def configs_table(folder: Optional[Path], width: int) -> str:
     """A config a line: file, name, data, model, seeds, epochs, sweep, trials, variants (the least needed left out
     in a narrow terminal, the variants cut at its edge); a config that does not load, its error."""
     found = config_rows(folder)
-    rows = [[r["file"].removesuffix(".yaml"), r["name"], r["dataset"], r["model"], seed_ranges(r["seeds"]),
-             str(r["epochs"]), r["sweep"], str(r["trials"]), r["variants"]] for r in found if "error" not in r]
+    rows = [
+        [
+            r["file"].removesuffix(".yaml"),
+            r["name"],
+            r["dataset"],
+            r["model"],
+            seed_ranges(r["seeds"]),
+            str(r["epochs"]),
+            r["sweep"],
+            str(r["trials"]),
+            r["variants"],
+        ]
+        for r in found
+        if "error" not in r
+    ]
     header = ["config", "name", "data", "model", "seeds", "epochs", "sweep", "trials", "variants"]
     drop = [["name"], ["name", "sweep"], ["name", "sweep", "seeds"], ["name", "sweep", "seeds", "epochs"]]
     lines = columns(header, rows, width, drop, {"epochs", "trials"}, cut=True) if rows else ["(none)"]
@@ -36,8 +50,20 @@ def runs_table(results: Path, width: int) -> str:
     """A run a line: experiment/run id, status, trials done, seeds, epochs, started, device, and the options it was
     started with (cut at the terminal's edge: `bnbench show RUN` has them whole); a run that cannot be read, why."""
     found = run_rows(results)
-    rows = [[f"{r['name']}/{r['run']}", r["status"], r["trials"], seed_ranges(r["seeds"]), str(r["epochs"]),
-             _short_time(r["started"]), r["device"].split(" (")[0], r["overrides"]] for r in found if "error" not in r]
+    rows = [
+        [
+            f"{r['name']}/{r['run']}",
+            r["status"],
+            r["trials"],
+            seed_ranges(r["seeds"]),
+            str(r["epochs"]),
+            _short_time(r["started"]),
+            r["device"].split(" (")[0],
+            r["overrides"],
+        ]
+        for r in found
+        if "error" not in r
+    ]
     header = ["run", "status", "trials", "seeds", "epochs", "started", "device", "options"]
     drop = [["started"], ["started", "device"]]
     lines = columns(header, rows, width, drop, {"trials", "epochs"}, cut=True) if rows else ["(no runs yet)"]
@@ -80,6 +106,7 @@ def list_output(configs: Optional[Path], results: Path, fmt: str, width: int) ->
 
 # ---- show --------------------------------------------------------------------------------------------------------
 
+
 def show_output(summary: dict, fmt: str, width: int) -> str:
     """What `bnbench show` prints for one run (see show.summary): text, or json with every field."""
     if fmt == "json":
@@ -90,12 +117,14 @@ def show_output(summary: dict, fmt: str, width: int) -> str:
     ended = f", ended {s['ended']}" if s["ended"] else ""
     resumed = f", resumed {len(s['resumed'])}×" if s["resumed"] else ""
     damage = f", damaged: {s['damage']}" if s["damage"] else ""
-    lead = [f"{s['experiment']} · run {s['run']}",
-            f"status: {s['status']}{damage} (started {s['started']}{ended}{resumed})",
-            f"engine: {s['engine'] or '?'} · device: {s['device'] or '?'} ({s['device_name'] or '?'})",
-            f"config: {s['source'] or '(not recorded)'}: {s['source_state']}",
-            f"overrides: {s['overrides'] or '(none)'}",
-            "differs from the config file: " + ("; ".join(s["from_source"]) or "nowhere")]
+    lead = [
+        f"{s['experiment']} · run {s['run']}",
+        f"status: {s['status']}{damage} (started {s['started']}{ended}{resumed})",
+        f"engine: {s['engine'] or '?'} · device: {s['device'] or '?'} ({s['device_name'] or '?'})",
+        f"config: {s['source'] or '(not recorded)'}: {s['source_state']}",
+        f"overrides: {s['overrides'] or '(none)'}",
+        "differs from the config file: " + ("; ".join(s["from_source"]) or "nowhere"),
+    ]
     if s["edited"]:
         lead.append(f"config.yaml edited since the run began: {'; '.join(s['edited'])} (as started -> as now)")
     lead += [f"verdict: {v}" for v in s["verdicts"]] + ([f"cannot compare: {s['problem']}"] if s["problem"] else [])
@@ -104,15 +133,39 @@ def show_output(summary: dict, fmt: str, width: int) -> str:
     if not s["trials"]:  # the rows could not be read: `problem` says why
         return "\n".join(lines + ["trials: none readable"]) + "\n"
     points = [k for k in s["trials"][0] if "." in k]  # sweep paths are dotted
-    header = ["variant", "seed", *points, "status", "epochs", "steps", "seconds", "train loss", "test loss",
-              "test acc %"]
-    rows = [[t["variant"], str(t["seed"]), *(str(t[p]) for p in points), t["status"],
-             f"{t['epochs']}/{t['epochs_total']}", str(t["steps"]), _num(t["seconds"], 1), _num(t["train_loss"], 4),
-             _num(t["test_loss"], 4), _num(t["test_acc"], 2)] for t in s["trials"]]
+    header = [
+        "variant",
+        "seed",
+        *points,
+        "status",
+        "epochs",
+        "steps",
+        "seconds",
+        "train loss",
+        "test loss",
+        "test acc %",
+    ]
+    rows = [
+        [
+            t["variant"],
+            str(t["seed"]),
+            *(str(t[p]) for p in points),
+            t["status"],
+            f"{t['epochs']}/{t['epochs_total']}",
+            str(t["steps"]),
+            _num(t["seconds"], 1),
+            _num(t["train_loss"], 4),
+            _num(t["test_loss"], 4),
+            _num(t["test_acc"], 2),
+        ]
+        for t in s["trials"]
+    ]
     right = {"seed", "epochs", "steps", "seconds", "train loss", "test loss", "test acc %"}
     drop = [["steps"], ["steps", "seconds"], ["steps", "seconds", "test loss"]]
-    caption = ("Per trial: epochs finished of configured, steps, wall seconds, and the numbers of its last finished "
-               "epoch (train loss: mean mini-batch loss of that epoch; test: in eval mode).")
+    caption = (
+        "Per trial: epochs finished of configured, steps, wall seconds, and the numbers of its last finished "
+        "epoch (train loss: mean mini-batch loss of that epoch; test: in eval mode)."
+    )
     return "\n".join(lines + [""] + columns(header, rows, width, drop, right) + wrap(caption, width)) + "\n"
 
 
@@ -120,12 +173,26 @@ def show_output(summary: dict, fmt: str, width: int) -> str:
 
 FORMATS = ["table", "markdown", "csv", "json", "latex"]
 SHOWN = ["train_loss", "test_loss", "test_acc", "best_acc", "steps", "steps_acc", "seconds"]  # --metric choices
-TEX = {"±": r"$\pm$", "Δ": r"$\Delta$", "×": r"$\times$", "÷": r"$\div$", "·": r"$\cdot$", "−": "-", "≥": r"$\geq$",
-       "≤": r"$\leq$"}
+TEX = {
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "×": r"$\times$",
+    "÷": r"$\div$",
+    "·": r"$\cdot$",
+    "−": "-",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+}
 
 
-def comparison_output(comparisons: list[Comparison], fmt: str = "table", metrics: list[str] = (),
-                      windows: bool = False, width: Optional[int] = None, full: bool = False) -> str:
+def comparison_output(
+    comparisons: list[Comparison],
+    fmt: str = "table",
+    metrics: list[str] = (),
+    windows: bool = False,
+    width: Optional[int] = None,
+    full: bool = False,
+) -> str:
     """What `bnbench compare` shows, as text: for "table", the answer at a glance (see `glance`) or with `full`
     every statistic, laid out for a terminal `width` columns wide (None: not a terminal, the glance at 80
     columns, the full table unwrapped); else the text of that export format.
@@ -140,8 +207,9 @@ def comparison_output(comparisons: list[Comparison], fmt: str = "table", metrics
             raise BnbenchError(f"--metric {metric}: unknown metric; choose from {', '.join(SHOWN)}")
     shown = [m for m in SHOWN if m in metrics] or SHOWN
     if fmt in ("csv", "json"):
-        frame = pd.concat([_windows_frame(c) if windows else _columns(c.table, shown) for c in comparisons],
-                          ignore_index=True)
+        frame = pd.concat(
+            [_windows_frame(c) if windows else _columns(c.table, shown) for c in comparisons], ignore_index=True
+        )
         return frame.to_csv(index=False) if fmt == "csv" else json.dumps(_records(frame), indent=2) + "\n"
     if fmt == "table" and not (full or windows or metrics):
         return glance(comparisons, width)
@@ -157,18 +225,21 @@ def _columns(table: pd.DataFrame, shown: list[str]) -> pd.DataFrame:
 
 
 def _windows_frame(c: Comparison) -> pd.DataFrame:
-    return c.windows.assign(experiment=c.name, run=c.results.runs, status=c.results.status,
-                            notes="; ".join(c.results.notes))[["experiment", "run", "status", "notes",
-                                                               *c.windows.columns]]
+    return c.windows.assign(
+        experiment=c.name, run=c.results.runs, status=c.results.status, notes="; ".join(c.results.notes)
+    )[["experiment", "run", "status", "notes", *c.windows.columns]]
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     """JSON-ready rows: NaN and NA become null, numpy scalars plain Python numbers."""
-    return [{k: None if pd.isna(v) else v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
-            for row in frame.to_dict("records")]
+    return [
+        {k: None if pd.isna(v) else v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
 
 
 # ---- cells -------------------------------------------------------------------------------------------------------
+
 
 def _num(x: float, digits: int, sign: bool = False) -> str:
     return "-" if pd.isna(x) else f"{x:{'+' if sign else ''}.{digits}f}"
@@ -204,8 +275,7 @@ def _variant_cell(row: dict) -> list[str]:
         lines.append(f"diverged {row['diverged_seeds']}/{row['trials']} seeds")
         lines += row["diverged"].split("; ")
         if not row["baseline"] and not pd.isna(row["diverged_p"]):
-            lines.append(f"vs baseline: exact p{p_is(row['diverged_p'])}, "
-                         f"Holm {format_p(row['diverged_p_holm'])}")
+            lines.append(f"vs baseline: exact p{p_is(row['diverged_p'])}, Holm {format_p(row['diverged_p_holm'])}")
     return lines + ([f"no results yet: seed {row['missing']}"] if row["missing"] else [])
 
 
@@ -214,8 +284,10 @@ def _p_line(row: dict, measure: str) -> list[str]:
     if pd.isna(row[col(measure, "p")]):
         return []
     t = "" if pd.isna(row[col(measure, "p_t")]) else f"t p{p_is(row[col(measure, 'p_t')])}, "
-    return [f"{t}exact p{p_is(row[col(measure, 'p_exact')])}, Holm {format_p(row[col(measure, 'p_holm')])} "
-            f"({row[col(measure, 'tests')]})"]
+    return [
+        f"{t}exact p{p_is(row[col(measure, 'p_exact')])}, Holm {format_p(row[col(measure, 'p_holm')])} "
+        f"({row[col(measure, 'tests')]})"
+    ]
 
 
 def _metric_cell(row: dict, measure: str) -> list[str]:
@@ -223,8 +295,9 @@ def _metric_cell(row: dict, measure: str) -> list[str]:
     n, digits = row["seeds"], metric.digits
     if not n:
         return ["all seeds diverged" if row["diverged"] else "no results"]
-    lines = [_num(row[col(measure, "mean")], digits) +
-             (f" ± {_num(row[col(measure, 'std')], digits)}" if n >= 2 else "")]
+    lines = [
+        _num(row[col(measure, "mean")], digits) + (f" ± {_num(row[col(measure, 'std')], digits)}" if n >= 2 else "")
+    ]
     if measure == "best_acc":
         lines.append(f"at epoch {_short(row['best_epoch'])}")
     pairs = row["pairs"]
@@ -242,16 +315,16 @@ def _metric_cell(row: dict, measure: str) -> list[str]:
     lines.append(f"wins {row[col(measure, 'wins')]}/{pairs}")
     detectable = row[col(measure, "detectable")]
     if not pd.isna(detectable) and not row[col(measure, "p_holm")] < ALPHA:
-        lines.append("exact test cannot decide" if np.isinf(detectable) else
-                     f"could detect ≥ {_num(detectable, digits)}")
+        lines.append(
+            "exact test cannot decide" if np.isinf(detectable) else f"could detect ≥ {_num(detectable, digits)}"
+        )
     if not pd.isna(row.get(col(measure, "needed"), np.nan)):
         lines.append(f"--effect needs ~{row[col(measure, 'needed')]} seeds")
     return lines + ([row[col(measure, "note")]] if row[col(measure, "note")] else [])
 
 
 def _speed_value(row: dict, measure: str) -> str:
-    return speed_value(row[col(measure, "speedup")], row[col(measure, "speedup_high")],
-                       row[col(measure, "estimator")])
+    return speed_value(row[col(measure, "speedup")], row[col(measure, "speedup_high")], row[col(measure, "estimator")])
 
 
 def _steps_cell(row: dict, measure: str) -> list[str]:
@@ -279,60 +352,84 @@ def _caption(c: Comparison, shown: list[str]) -> str:
     epochs = ", ".join(dict.fromkeys(f"{e} of {n}" for e, n in zip(t.epoch, t.epochs)))
     window = ", ".join(dict.fromkeys(str(w) for w in t.smoothing))
     every = c.results.config.training.eval_every
-    text = (f"Mean ± std over seeds at epoch {epochs}. Δ = variant − {base} on the same seed (n pairs: seeds where "
-            f"neither diverged), its 95% t-interval, the paired t-test p (assumes normal differences), the exact "
-            f"sign-flip p (assumes nothing), and the Holm-adjusted p the decision uses (family size in brackets: "
-            f"test acc, both speedups and divergence form one family over the run's comparisons, each other "
-            f"metric its own), seeds won; where no difference is shown, the difference these pairs could detect "
-            f"with 80% power.")
+    text = (
+        f"Mean ± std over seeds at epoch {epochs}. Δ = variant − {base} on the same seed (n pairs: seeds where "
+        f"neither diverged), its 95% t-interval, the paired t-test p (assumes normal differences), the exact "
+        f"sign-flip p (assumes nothing), and the Holm-adjusted p the decision uses (family size in brackets: "
+        f"test acc, both speedups and divergence form one family over the run's comparisons, each other "
+        f"metric its own), seeds won; where no difference is shown, the difference these pairs could detect "
+        f"with 80% power."
+    )
     if "best_acc" in shown:
         text += " Best test acc: its epoch is chosen on the test set, so it is optimistic."
     if "seconds" in shown:
         text += " Seconds: Δ only (trials that share cores are no paired measurement)."
     if any(m in SPEEDS for m in shown):
-        text += (f" Steps to target: the target is the mean level of {base}'s curves at half their run "
-                 f"(training loss: mean of the last {window} batches; test acc: evaluated every "
-                 f"{f'{every} steps' if every else 'epoch'} in eval mode); speedup = {base}'s steps ÷ the "
-                 f"variant's. When every seed reached it: the geometric mean with a t-interval on log ratios (a range "
-                 f"where crossings are known only between two evaluations, tested on the end least favourable to "
-                 f"the claim); when some did not within their own run: the median with a distribution-free "
-                 f"interval and the sign test; step = mean step of the seeds that reached it.")
+        text += (
+            f" Steps to target: the target is the mean level of {base}'s curves at half their run "
+            f"(training loss: mean of the last {window} batches; test acc: evaluated every "
+            f"{f'{every} steps' if every else 'epoch'} in eval mode); speedup = {base}'s steps ÷ the "
+            f"variant's. When every seed reached it: the geometric mean with a t-interval on log ratios (a range "
+            f"where crossings are known only between two evaluations, tested on the end least favourable to "
+            f"the claim); when some did not within their own run: the median with a distribution-free "
+            f"interval and the sign test; step = mean step of the seeds that reached it."
+        )
     return text
 
 
 def _windows_grid(c: Comparison) -> Grid:
     w, t = c.windows, c.table
     columns = list(t[c.points + ["variant"]].itertuples(index=False, name=None))
-    cells = {(*(row[p] for p in c.points), row["variant"], row["mini_batch"]):
-             [_num(row["loss_mean"], 4) + (f" ± {_num(row['loss_std'], 4)}" if row["seeds"] >= 2 else "")]
-             for row in w.to_dict("records")}
+    cells = {
+        (*(row[p] for p in c.points), row["variant"], row["mini_batch"]): [
+            _num(row["loss_mean"], 4) + (f" ± {_num(row['loss_std'], 4)}" if row["seeds"] >= 2 else "")
+        ]
+        for row in w.to_dict("records")
+    }
     header = ["mini-batch", *(", ".join([col[-1], *(f"{p}={v}" for p, v in zip(c.points, col))]) for col in columns)]
     rows = [[[str(b)], *(cells.get((*col, b), [""]) for col in columns)] for b in sorted(w.mini_batch.unique())]
     epochs = ", ".join(dict.fromkeys(str(e) for e in t.epoch))
     window = ", ".join(dict.fromkeys(str(s) for s in t.smoothing))
     left_out = [f"{v} {d}" for v, ds in zip(t.variant, t.diverged) for d in ds.split("; ") if ds]
-    caption = (f"Mean loss of each {window} mini-batches of epoch {epochs} (the tutorial's \"Loss after mini-batch "
-               f"N\" lines), mean ± std over seeds." + (f" Left out: {'; '.join(left_out)}." if left_out else "")
-               + ("" if rows else f" No full window of {window} batches in epoch {epochs}."))
+    caption = (
+        f"Mean loss of each {window} mini-batches of epoch {epochs} (the tutorial's \"Loss after mini-batch "
+        f'N" lines), mean ± std over seeds.'
+        + (f" Left out: {'; '.join(left_out)}." if left_out else "")
+        + ("" if rows else f" No full window of {window} batches in epoch {epochs}.")
+    )
     return Grid(f"{c.title} · epoch {epochs}", header, rows, caption, _notes(c))
 
 
 # ---- formats -----------------------------------------------------------------------------------------------------
 
+
 def _markdown(g: Grid) -> str:
     def line(cells):
         return "| " + " | ".join(c.replace("|", r"\|") for c in cells) + " |"
+
     rows = [line("<br>".join(cell) for cell in row) for row in g.rows]
     lead = [f"- {paragraph}" for paragraph in g.lead] + [""] * bool(g.lead)
-    return "\n".join([f"### {g.title}", "", *lead, line(g.header), "|" + "---|" * len(g.header), *rows, "", g.caption,
-                      ""])
+    return "\n".join(
+        [f"### {g.title}", "", *lead, line(g.header), "|" + "---|" * len(g.header), *rows, "", g.caption, ""]
+    )
 
 
 def _tex(text: str) -> str:
     """Escape LaTeX's special characters; brackets are braced so that `\\ [` is never read as `\\[length]`."""
-    text = "".join("\\textbackslash{}" if ch == "\\" else "\\" + ch if ch in "&%$#_{}" else
-                   "\\textasciitilde{}" if ch == "~" else "\\textasciicircum{}" if ch == "^" else
-                   "{" + ch + "}" if ch in "[]" else ch for ch in text)
+    text = "".join(
+        "\\textbackslash{}"
+        if ch == "\\"
+        else "\\" + ch
+        if ch in "&%$#_{}"
+        else "\\textasciitilde{}"
+        if ch == "~"
+        else "\\textasciicircum{}"
+        if ch == "^"
+        else "{" + ch + "}"
+        if ch in "[]"
+        else ch
+        for ch in text
+    )
     for symbol, command in TEX.items():
         text = text.replace(symbol, command)
     return text
@@ -340,10 +437,22 @@ def _tex(text: str) -> str:
 
 def _latex(g: Grid) -> str:
     """A `tabular` (no packages needed); cells of several lines become nested one-column tabulars."""
+
     def cell(lines):
         lines = [_tex(line) for line in lines]
         return lines[0] if len(lines) == 1 else r"\begin{tabular}[t]{@{}l@{}}" + r" \\ ".join(lines) + r"\end{tabular}"
+
     rows = [" & ".join(cell(c) for c in row) + r" \\ \hline" for row in g.rows]
-    return "\n".join([f"% {g.title}", *(f"% {paragraph}" for paragraph in g.lead), f"% {g.caption}",
-                      r"\begin{tabular}{" + "l" * len(g.header) + "}", r"\hline",
-                      " & ".join(_tex(h) for h in g.header) + r" \\ \hline", *rows, r"\end{tabular}", ""])
+    return "\n".join(
+        [
+            f"% {g.title}",
+            *(f"% {paragraph}" for paragraph in g.lead),
+            f"% {g.caption}",
+            r"\begin{tabular}{" + "l" * len(g.header) + "}",
+            r"\hline",
+            " & ".join(_tex(h) for h in g.header) + r" \\ \hline",
+            *rows,
+            r"\end{tabular}",
+            "",
+        ]
+    )

@@ -2,6 +2,7 @@
 checkpoint, its rows against that state, its config against the one it began with), damage is repaired (a trial
 whose rows or checkpoint are damaged is trained again from its start), and a grow (more seeds, more epochs) is
 written. `runner` trains what is left."""
+
 from pathlib import Path
 from typing import Optional
 
@@ -42,9 +43,11 @@ def grown_config(run_dir: Path, config: Config, seeds: list[int], epochs: Option
     added = [s for s in dict.fromkeys(seeds) if s not in config.seeds]
     current = config.training.epochs
     if epochs is not None and epochs < current:
-        raise BnbenchError(f"--set training.epochs={epochs}: {run_dir} trains {current} epochs; a run grows but "
-                           f"never drops trained epochs; compare an earlier epoch with: bnbench compare {run_dir} "
-                           f"--epoch {epochs}")
+        raise BnbenchError(
+            f"--set training.epochs={epochs}: {run_dir} trains {current} epochs; a run grows but "
+            f"never drops trained epochs; compare an earlier epoch with: bnbench compare {run_dir} "
+            f"--epoch {epochs}"
+        )
     if not added and epochs in (None, current):
         return None
     raw = config.model_dump(mode="json")
@@ -67,8 +70,11 @@ def _grow(run_dir: Path, meta: dict, config: Config, grown: Config, reporter: Re
         earlier = [t for t in overrides.get("set") or [] if parse_override(t)[0] != ["training", "epochs"]]
         overrides["set"] = [*earlier, f"training.epochs={grown.training.epochs}"]
     change = {"at": now(), "seeds_added": added, "epochs": [current, grown.training.epochs]}
-    meta.update(config=grown.model_dump(mode="json"), overrides=overrides,
-                grown=store.typed_field(meta, "grown", list, []) + [change])
+    meta.update(
+        config=grown.model_dump(mode="json"),
+        overrides=overrides,
+        grown=store.typed_field(meta, "grown", list, []) + [change],
+    )
     store.write_meta(run_dir, meta)
     store.atomic_write(run_dir / "config.yaml", dump(grown))
     what = [f"added seeds {', '.join(map(str, added))}"] * bool(added)
@@ -107,37 +113,51 @@ def is_complete(run_dir: Path) -> bool:
     trials = expand(config)
     states = _trial_states(run_dir, trials, meta, Silent(), repair=False)
     texts, kept = store.kept_rows(run_dir, trials, {i: s.epochs for i, s in states.items()})
-    untouched = all((run_dir / name).exists() and store.read_regular(run_dir / name) == text.encode()
-                    for name, text in texts.items())
-    return (untouched and not _mismatched(trials, states, kept) and all(s.finished for s in states.values()))
+    untouched = all(
+        (run_dir / name).exists() and store.read_regular(run_dir / name) == text.encode()
+        for name, text in texts.items()
+    )
+    return untouched and not _mismatched(trials, states, kept) and all(s.finished for s in states.values())
 
 
 def latest_partial_run(out: Path, config: Config) -> Path:
     """The newest run under `out` that is not complete and was started with this resolved config (for
     `run CONFIG --resume`; a run of the same experiment with other settings is not it)."""
     folder = out / config.name
-    runs = sorted((p for p in folder.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file()),
-                  reverse=True) if folder.is_dir() else []
+    runs = (
+        sorted(
+            (p for p in folder.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file()), reverse=True
+        )
+        if folder.is_dir()
+        else []
+    )
     partial = [r for r in runs if store.run_status(r, store.read_meta(r)) == "partial"]
     wanted = config.model_dump(mode="json")
-    configs = {run_dir: _resolved(store.read_config(run_dir), run_dir / "config.yaml")  # each read once
-               for run_dir in partial}
+    configs = {
+        run_dir: _resolved(store.read_config(run_dir), run_dir / "config.yaml")  # each read once
+        for run_dir in partial
+    }
     for run_dir, started in configs.items():
         if started == wanted:
             return run_dir
     hint = ""
     if partial:
-        hint = (f" (the newest partial run, {partial[0]}, has other settings: "
-                f"{'; '.join(diff(configs[partial[0]], wanted)[:3])}; resume it by its folder)")
-    raise BnbenchError(f"--resume: no partial run of '{config.name}' with this config under '{folder}'{hint}; "
-                       f"start one without --resume")
-
+        hint = (
+            f" (the newest partial run, {partial[0]}, has other settings: "
+            f"{'; '.join(diff(configs[partial[0]], wanted)[:3])}; resume it by its folder)"
+        )
+    raise BnbenchError(
+        f"--resume: no partial run of '{config.name}' with this config under '{folder}'{hint}; "
+        f"start one without --resume"
+    )
 
 
 # ---- resume checks -----------------------------------------------------------------------------------------------
 
-def _trial_states(run_dir: Path, trials: list[Trial], meta: dict, reporter: Reporter,
-                  repair: bool = True) -> dict[int, TrialState]:
+
+def _trial_states(
+    run_dir: Path, trials: list[Trial], meta: dict, reporter: Reporter, repair: bool = True
+) -> dict[int, TrialState]:
     """Each trial's state, from its checkpoint. A trial whose checkpoint is gone or damaged starts over (with a
     note; `repair` drops a damaged one), unless meta.json records it finished for this config: then its rows,
     which `_repair_rows` checks against that record, are its result (a run whose checkpoints were deleted to
@@ -171,13 +191,13 @@ def _finished(record: Optional[dict], trial: Trial) -> Optional[TrialState]:
         state = TrialState(**{k: record[k] for k in vars(TrialState())})
     except (TypeError, KeyError):  # no record, or not one this bnbench wrote
         return None
-    done = state.status == "diverged" or (state.status == "complete"
-                                          and state.epochs >= trial.config.training.epochs)
+    done = state.status == "diverged" or (state.status == "complete" and state.epochs >= trial.config.training.epochs)
     return state if done and isinstance(state.epochs, int) and isinstance(state.steps, int) else None
 
 
-def _mismatched(trials: list[Trial], states: dict[int, TrialState],
-                kept: dict[str, dict[int, list[int]]]) -> list[Trial]:
+def _mismatched(
+    trials: list[Trial], states: dict[int, TrialState], kept: dict[str, dict[int, list[int]]]
+) -> list[Trial]:
     """The trials whose rows (each row's epoch, per file, as `store.kept_rows` kept them) are not exactly the
     epochs and steps of their state."""
     wrong = []
@@ -187,8 +207,12 @@ def _mismatched(trials: list[Trial], states: dict[int, TrialState],
         rows = {name: found[trial.index] for name, found in kept.items()}
         batches = rows.get("batches.csv", [])
         evals = _eval_epochs(batches, trial.config.training.eval_every)
-        if (len(batches) != state.steps or sorted(set(batches)) != epochs or rows.get("epochs.csv", []) != epochs
-                or rows.get("evals.csv", evals) != evals):
+        if (
+            len(batches) != state.steps
+            or sorted(set(batches)) != epochs
+            or rows.get("epochs.csv", []) != epochs
+            or rows.get("evals.csv", evals) != evals
+        ):
             wrong.append(trial)
     return wrong
 
@@ -211,8 +235,10 @@ def _repair_rows(run: Run, reporter: Reporter) -> None:
     kept = store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
     broken = _mismatched(run.trials, run.states, kept)
     for trial in broken:
-        reporter.note(f"{run.dir}: the rows of {trial.key} do not match its checkpoint (a CSV was truncated or "
-                      f"edited); it is trained again from its start")
+        reporter.note(
+            f"{run.dir}: the rows of {trial.key} do not match its checkpoint (a CSV was truncated or "
+            f"edited); it is trained again from its start"
+        )
         store.drop_checkpoint(run.dir, trial)
         run.states[trial.index] = TrialState()
     if broken:
@@ -225,13 +251,17 @@ def refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
     config.yaml was edited or its source file changed (see `drift`)."""
     found = drift(run_dir, meta, stored, strict=True)
     if found.edited:
-        raise BnbenchError(f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(found.edited)}; "
-                           f"as started -> as now); restore it or start a new run")
+        raise BnbenchError(
+            f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(found.edited)}; "
+            f"as started -> as now); restore it or start a new run"
+        )
     if found.error is not None:
         raise found.error
     if found.changed:
-        raise BnbenchError(f"{found.source}: changed since the run began ({'; '.join(found.changed)}; in the run -> "
-                           f"in the file now); restore it or start a new run")
+        raise BnbenchError(
+            f"{found.source}: changed since the run began ({'; '.join(found.changed)}; in the run -> "
+            f"in the file now); restore it or start a new run"
+        )
 
 
 def _resolved(raw: dict, source: Path) -> dict:

@@ -1,5 +1,6 @@
 """What a run is while it trains or resumes: its folder, config, trials and each trial's state, and where its
 lines go (a `Reporter`); shared by `runner` (which trains) and `resume` (which makes a run folder ready to)."""
+
 from __future__ import annotations
 
 import time
@@ -26,16 +27,26 @@ class Reporter(Protocol):
 
 
 class Silent:
-    def loading(self, what, done, total): pass
-    def started(self, run_dir, trials, done, train_size): pass
-    def progress(self, p): pass
-    def epoch_done(self, trial, result): pass
-    def note(self, message): pass
+    def loading(self, what, done, total):
+        pass
+
+    def started(self, run_dir, trials, done, train_size):
+        pass
+
+    def progress(self, p):
+        pass
+
+    def epoch_done(self, trial, result):
+        pass
+
+    def note(self, message):
+        pass
 
 
 @dataclass
 class TrialState:
     """What the run folder says about one trial (from its checkpoint)."""
+
     epochs: int = 0
     steps: int = 0
     seconds: float = 0.0

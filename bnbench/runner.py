@@ -8,6 +8,7 @@ A trial's outcome depends only on its config and seed, never on where or in what
 `plan` decides what `bnbench run` does (a new run, resume, grow, or nothing) and `execute` does it; `resume`
 reads back, repairs and grows a run folder; `environment` is the machine meta.json records.
 """
+
 import os
 import shutil
 import signal
@@ -20,27 +21,27 @@ import torch
 
 from . import backends, stopping, store
 from .config import Config, dump
-from .experiment import load_config, parse_override, validate
 from .data import Dataset, load_dataset
-from .environment import environment
-from .errors import BnbenchError, Interrupted
-from .log import RunLog
-from .models import build_model
-from .resume import (finish_grow, grown_config, grows, is_complete, latest_partial_run, refuse_if_changed,
-                     reopen)
-from .run_state import Reporter, Run, Silent, TrialState, now
 from .engines.choose import resolve_device
 from .engines.events import EpochResult, Progress
+from .environment import environment
+from .errors import BnbenchError, Interrupted
+from .experiment import load_config, parse_override, validate
+from .log import RunLog
+from .models import build_model
+from .resume import finish_grow, grown_config, grows, is_complete, latest_partial_run, refuse_if_changed, reopen
+from .run_state import Reporter, Run, Silent, TrialState, now
 from .trials import Trial, expand
 
-
 # ---- public entry points -----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Plan:
     """What `bnbench run` does, decided before anything is written: `kind` new (a run of `config`, read from
     `source`, under `out`), resume or grow (`run_dir`, growing by `seeds` and `epochs`), or nothing (`run_dir` is
     complete); `reason` says it in words."""
+
     kind: Literal["new", "resume", "grow", "nothing"]
     reason: str
     run_dir: Optional[Path] = None
@@ -52,8 +53,16 @@ class Plan:
     epochs: Optional[int] = None
 
 
-def plan(config: str, run_folder: Optional[Path] = None, *, resume: bool = False, set_: tuple[str, ...] = (),
-         seeds: Optional[list[int]] = None, device: Optional[str] = None, out: Path = Path("results")) -> Plan:
+def plan(
+    config: str,
+    run_folder: Optional[Path] = None,
+    *,
+    resume: bool = False,
+    set_: tuple[str, ...] = (),
+    seeds: Optional[list[int]] = None,
+    device: Optional[str] = None,
+    out: Path = Path("results"),
+) -> Plan:
     """What `bnbench run CONFIG [RUN_DIR]` does: a new run of CONFIG (a file or a shipped name); with --resume, the
     run folder CONFIG (or RUN_DIR, a run of CONFIG) continued or grown, or CONFIG's newest partial run continued.
     An option that cannot apply is refused here, with one line."""
@@ -65,8 +74,14 @@ def plan(config: str, run_folder: Optional[Path] = None, *, resume: bool = False
         if resume:
             run_dir = latest_partial_run(out, cfg)
             return Plan("resume", f"{run_dir} is the newest partial run of '{cfg.name}' with this config", run_dir)
-        return Plan("new", f"a new run of '{cfg.name}' under {out / cfg.name}", config=cfg, source=source, out=out,
-                    overrides={"set": list(set_), "seeds": seeds, "device": device})
+        return Plan(
+            "new",
+            f"a new run of '{cfg.name}' under {out / cfg.name}",
+            config=cfg,
+            source=source,
+            out=out,
+            overrides={"set": list(set_), "seeds": seeds, "device": device},
+        )
     if not resume:
         raise BnbenchError(f"{config}: is a run folder; to continue it: bnbench run --resume {config}")
     epochs = _growth(folder, set_, device)
@@ -78,15 +93,27 @@ def plan(config: str, run_folder: Optional[Path] = None, *, resume: bool = False
     return Plan("resume", f"{config} is not complete", folder, seeds=seeds, epochs=epochs)
 
 
-def execute(plan: Plan, dispatch: backends.Dispatch = backends.Dispatch(), argv: Optional[list[str]] = None,
-            reporter: Reporter = Silent()) -> Path:
+def execute(
+    plan: Plan,
+    dispatch: backends.Dispatch = backends.Dispatch(),
+    argv: Optional[list[str]] = None,
+    reporter: Reporter = Silent(),
+) -> Path:
     """Carry out `plan` (new, resume or grow); returns the run folder."""
     if plan.kind == "new":
-        return run_experiment(plan.config, plan.source, plan.out, overrides=plan.overrides, dispatch=dispatch,
-                              argv=argv, reporter=reporter)
+        return run_experiment(
+            plan.config,
+            plan.source,
+            plan.out,
+            overrides=plan.overrides,
+            dispatch=dispatch,
+            argv=argv,
+            reporter=reporter,
+        )
     if plan.kind in ("resume", "grow"):
-        return resume_experiment(plan.run_dir, dispatch=dispatch, argv=argv, reporter=reporter, seeds=plan.seeds,
-                                 epochs=plan.epochs)
+        return resume_experiment(
+            plan.run_dir, dispatch=dispatch, argv=argv, reporter=reporter, seeds=plan.seeds, epochs=plan.epochs
+        )
     raise ValueError(f"execute: a plan of kind {plan.kind!r} has nothing to run")
 
 
@@ -98,8 +125,10 @@ def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:
         raise BnbenchError(f"{run_folder}: not a run folder (no meta.json); pass RESULTS/<name>/<run id>")
     name, found = load_config(config)[0].name, store.read_config(run_folder).get("name")
     if found != name:
-        raise BnbenchError(f"{run_folder}: a run of '{found}', not of {config} ('{name}'); pass a run folder of that "
-                           f"config, or the run folder alone")
+        raise BnbenchError(
+            f"{run_folder}: a run of '{found}', not of {config} ('{name}'); pass a run folder of that "
+            f"config, or the run folder alone"
+        )
     return str(run_folder)
 
 
@@ -107,21 +136,32 @@ def _growth(run_dir: Path, set_: tuple[str, ...], device: Optional[str]) -> Opti
     """On `--resume RUN`: the epochs that `--set training.epochs=N` asks for; any other option that would change
     the trials already trained is refused (seeds are added by --seeds)."""
     if device is not None:
-        raise BnbenchError(f"--device {device}: {run_dir} continues on the device it started with; to train on "
-                           f"another, start a new run")
+        raise BnbenchError(
+            f"--device {device}: {run_dir} continues on the device it started with; to train on "
+            f"another, start a new run"
+        )
     epochs = None
     for text in set_:
         path, value = parse_override(text)
         if path != ["training", "epochs"] or not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise BnbenchError(f"--set {text}: would change the trials {run_dir} has trained; a run grows only by "
-                               f"--set training.epochs=N (more epochs) and --seeds (more seeds); start a new run")
+            raise BnbenchError(
+                f"--set {text}: would change the trials {run_dir} has trained; a run grows only by "
+                f"--set training.epochs=N (more epochs) and --seeds (more seeds); start a new run"
+            )
         epochs = value
     return epochs
 
 
-def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict,
-                   dispatch: backends.Dispatch = backends.Dispatch(), argv: Optional[list[str]] = None,
-                   reporter: Reporter = Silent()) -> Path:
+def run_experiment(
+    config: Config,
+    source: Path,
+    out: Path,
+    *,
+    overrides: dict,
+    dispatch: backends.Dispatch = backends.Dispatch(),
+    argv: Optional[list[str]] = None,
+    reporter: Reporter = Silent(),
+) -> Path:
     """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder."""
     with _preparing(None):
         device = resolve_device(config.device)
@@ -129,9 +169,16 @@ def run_experiment(config: Config, source: Path, out: Path, *, overrides: dict,
         trials = expand(config)
         _check_models(trials, data)
         engine, note = choose_engine(config, device), engine_note(config, requested_engine(config, device))
-        meta = environment(device) | {"source": str(source.resolve()), "overrides": overrides,
-                                       "command": argv or [], "config": config.model_dump(mode="json"),
-                                       "started": now(), "ended": None, "status": "running", "engine_note": note}
+        meta = environment(device) | {
+            "source": str(source.resolve()),
+            "overrides": overrides,
+            "command": argv or [],
+            "config": config.model_dump(mode="json"),
+            "started": now(),
+            "ended": None,
+            "status": "running",
+            "engine_note": note,
+        }
         run_dir, lock = _create_run_dir(out, config, trials, meta)
     log = RunLog(run_dir, reporter)
     if note:
@@ -161,8 +208,9 @@ def _create_run_dir(out: Path, config: Config, trials: list[Trial], meta: dict) 
         lock.release()
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(e, OSError):
-            raise BnbenchError(f"--out {out}: cannot write the run folder ({e.strerror or e}); free space or "
-                               f"choose another folder") from None
+            raise BnbenchError(
+                f"--out {out}: cannot write the run folder ({e.strerror or e}); free space or choose another folder"
+            ) from None
         raise
 
 
@@ -172,9 +220,15 @@ def _check_models(trials: list[Trial], data: Dataset) -> None:
         build_model(trial.config.model, trial.variant, data.input_shape, data.num_classes, trial.seed)
 
 
-def resume_experiment(run_dir: Path, *, dispatch: backends.Dispatch = backends.Dispatch(),
-                      argv: Optional[list[str]] = None, reporter: Reporter = Silent(),
-                      seeds: Optional[list[int]] = None, epochs: Optional[int] = None) -> Path:
+def resume_experiment(
+    run_dir: Path,
+    *,
+    dispatch: backends.Dispatch = backends.Dispatch(),
+    argv: Optional[list[str]] = None,
+    reporter: Reporter = Silent(),
+    seeds: Optional[list[int]] = None,
+    epochs: Optional[int] = None,
+) -> Path:
     """Continue a stopped run: finished trials are kept, others restart from their last finished epoch; a trial
     whose rows or checkpoint are damaged or missing is trained again from its start.
 
@@ -207,8 +261,11 @@ def _preparing(run_dir: Optional[Path]):
     """Before training, while a run folder is made (`run_dir` None) or made ready to resume: Ctrl-C, SIGTERM, a
     full disk or a lost mount end the command with one line that says what to do (a new run has written nothing;
     a resumed one is recorded as not complete before it changes anything)."""
-    then = (f"before training; nothing finished is lost. Resume with: bnbench run --resume {run_dir}" if run_dir
-            else "before training began; no run folder was made")
+    then = (
+        f"before training; nothing finished is lost. Resume with: bnbench run --resume {run_dir}"
+        if run_dir
+        else "before training began; no run folder was made"
+    )
     try:
         with _sigterm_as_interrupt():
             yield
@@ -219,14 +276,18 @@ def _preparing(run_dir: Optional[Path]):
     except OSError as e:
         if run_dir is None:
             raise
-        raise BnbenchError(f"{run_dir}: cannot write ({e.strerror or e}); free space or fix the folder, then "
-                           f"resume with: bnbench run --resume {run_dir}") from None
+        raise BnbenchError(
+            f"{run_dir}: cannot write ({e.strerror or e}); free space or fix the folder, then "
+            f"resume with: bnbench run --resume {run_dir}"
+        ) from None
 
 
 # ---- execution ---------------------------------------------------------------------------------------------------
 
-def _execute(run: Run, data: Dataset, device: torch.device, engine: str, dispatch: backends.Dispatch,
-             reporter: Reporter) -> None:
+
+def _execute(
+    run: Run, data: Dataset, device: torch.device, engine: str, dispatch: backends.Dispatch, reporter: Reporter
+) -> None:
     pending = [t for t in run.trials if not run.states[t.index].finished]
     units = _units(run, pending, engine)
     run.meta["engine"] = engine
@@ -243,15 +304,16 @@ def _execute(run: Run, data: Dataset, device: torch.device, engine: str, dispatc
             store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
         except _Terminated:
             _stopped(run, "partial")
-            raise Interrupted(f"terminated (SIGTERM); nothing finished is lost. Resume with: {resume}",
-                              143) from None
+            raise Interrupted(f"terminated (SIGTERM); nothing finished is lost. Resume with: {resume}", 143) from None
         except KeyboardInterrupt:
             _stopped(run, "partial")
             raise Interrupted(f"interrupted; nothing finished is lost. Resume with: {resume}") from None
         except OSError as e:  # writing the run folder failed: a full disk, a lost mount
             _stopped(run, "partial")
-            raise BnbenchError(f"{run.dir}: cannot write ({e.strerror or e}); every finished epoch is saved: free "
-                               f"space or fix the folder, then resume with: {resume}") from None
+            raise BnbenchError(
+                f"{run.dir}: cannot write ({e.strerror or e}); every finished epoch is saved: free "
+                f"space or fix the folder, then resume with: {resume}"
+            ) from None
         except backends.WorkerDied as e:
             _stopped(run, "partial")
             raise BnbenchError(f"{e}; nothing finished is lost. Resume with: {resume}") from None
@@ -310,6 +372,7 @@ def choose_engine(config: Config, device: torch.device) -> str:
     """The engine that trains this run: the one asked for (`requested_engine`), or eager where that one cannot
     train the model (`engine_note` says why, in meta.json)."""
     from .engines import choose
+
     return choose.choose(config, device, requested_engine(config, device))
 
 
@@ -320,6 +383,7 @@ def requested_engine(config: Config, device: torch.device) -> str:
     --jobs multiplies eager's throughput by the cores; so stacked is opted into, not chosen.
     """
     from .engines import choose
+
     return choose.requested(config, device)
 
 
@@ -327,6 +391,7 @@ def engine_note(config: Config, engine: str) -> str | None:
     """Why `engine` cannot train this config's model, so that eager trains it instead (for meta.json); None if it
     can. (The eager engine's own hand-written MLP backward picks itself per model: `direct.supported`.)"""
     from .engines import choose
+
     return choose.note(config, engine)
 
 
@@ -334,12 +399,15 @@ def _units(run: Run, pending: list[Trial], engine: str) -> list[list[Trial]]:
     """What one trainer trains at once: one trial, or for the stacked engine a group of compatible trials that
     have finished the same number of epochs (a resumed run may have some trials an epoch ahead)."""
     from .engines import choose
+
     return choose.units(pending, engine, lambda t: run.states[t.index].epochs)
+
 
 @dataclass
 class _Recorder:
     """What the backend hands back, written down: rows, then checkpoint, then meta, so that a crash between any
     two leaves a consistent, resumable folder."""
+
     run: Run
     reporter: Reporter
     fell_back: bool = False  # whether a trial's engine failed and eager trained on (told once a run)
@@ -363,12 +431,15 @@ class _Recorder:
         is a note, as the others most likely failed alike."""
         self.run.meta.setdefault("engine_fallback", {})[trial.key] = why
         if not self.fell_back:
-            self.reporter.note(f"{trial.key}: {why}; eager trains it on from its last finished epoch (meta.json's "
-                               f"engine_fallback lists every trial this happens to)")
+            self.reporter.note(
+                f"{trial.key}: {why}; eager trains it on from its last finished epoch (meta.json's "
+                f"engine_fallback lists every trial this happens to)"
+            )
         self.fell_back = True
 
 
 # ---- meta.json ---------------------------------------------------------------------------------------------------
+
 
 def _meta(run: Run) -> dict:
     trials = [{"key": t.key, **t.labels, **vars(run.states[t.index])} for t in run.trials]

@@ -1,5 +1,6 @@
 """Reading a YAML config safely: a bounded size, UTF-8 text, and PyYAML's SafeLoader refusing what no config needs
 (duplicate keys, deep nesting, recursive or exploding aliases), each problem as one line naming the file."""
+
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,18 @@ def _read_text(path: Path) -> str:
     except OSError as e:
         raise BnbenchError(f"{path}: cannot read ({e.strerror or e})") from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise BnbenchError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB, more than any config needs; "
-                           f"pass the YAML config file (a few hundred bytes), not data")
+        raise BnbenchError(
+            f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB, more than any config needs; "
+            f"pass the YAML config file (a few hundred bytes), not data"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise BnbenchError(f"{path}: line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text (a binary file, or "
-                           f"another encoding such as Latin-1?); save the config as UTF-8") from None
+        raise BnbenchError(
+            f"{path}: line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text (a binary file, or "
+            f"another encoding such as Latin-1?); save the config as UTF-8"
+        ) from None
 
 
 class YAMLLimit(yaml.MarkedYAMLError):
@@ -83,8 +88,11 @@ class BoundedLoader(yaml.SafeLoader):
         nodes, depth = self._measured[id(node)]
         self._repeated += nodes
         if self._repeated > MAX_ALIAS_NODES:
-            raise YAMLLimit(f"YAML aliases repeat more than {MAX_ALIAS_NODES:,} nodes in all; write the values "
-                            f"out, or alias fewer or smaller nodes", mark)
+            raise YAMLLimit(
+                f"YAML aliases repeat more than {MAX_ALIAS_NODES:,} nodes in all; write the values "
+                f"out, or alias fewer or smaller nodes",
+                mark,
+            )
         if self._depth + depth > MAX_YAML_DEPTH:
             raise YAMLLimit(f"YAML aliases nest deeper than {MAX_YAML_DEPTH} levels; write the values out", mark)
 
@@ -96,8 +104,11 @@ class BoundedLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, Hashable) and seen.setdefault(key, key_node) is not key_node:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {seen[key].start_mark.line + 1}); keep one",
-                    key_node.start_mark)
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first on line {seen[key].start_mark.line + 1}); keep one",
+                    key_node.start_mark,
+                )
         return super().construct_mapping(node, deep=deep)
 
 

@@ -6,6 +6,7 @@ A line is the trial's labels (as csv.writer writes them), then each field as `fo
 integers as Python writes them, losses and accuracies to 9 significant digits (a diverged loss as 'nan'), seconds
 to 0.1 ms.
 """
+
 import csv
 import io
 from dataclasses import dataclass, field, fields
@@ -23,6 +24,7 @@ def column(spec: str = "") -> Any:
 @dataclass(frozen=True)
 class BatchRow:
     """batches.csv: one line per training step."""
+
     epoch: int
     batch: int  # 1, 2, ... within the epoch
     step: int  # 1, 2, ... within the trial
@@ -32,6 +34,7 @@ class BatchRow:
 @dataclass(frozen=True)
 class EpochRow:
     """epochs.csv: one line per epoch."""
+
     epoch: int
     train_loss: float = column(".9g")
     train_acc: float = column(".9g")
@@ -43,6 +46,7 @@ class EpochRow:
 @dataclass(frozen=True)
 class EvalRow:
     """evals.csv: one line every training.eval_every steps and at each epoch's end."""
+
     epoch: int
     step: int
     test_loss: float = column(".9g")
@@ -60,6 +64,7 @@ def csv_fields(values: list[Any]) -> str:
 class Columns:
     """A row file: its name, its row (the columns after the trial's labels, in file order), and whether a run may
     lack it."""
+
     file: str
     row: type
     optional: bool = False
@@ -90,10 +95,17 @@ class Columns:
     def text(self, prefix: str, rows: Iterable[Any]) -> str:
         """`rows` (of this file's row type) as lines, each after the trial's labels `prefix` (see csv_fields)."""
         specs = [(name, spec) for name, _, spec in self._specs]
-        return "".join(prefix + "," + ",".join(format(getattr(row, name), spec) for name, spec in specs) + "\n"
-                       for row in rows)
+        return "".join(
+            prefix + "," + ",".join(format(getattr(row, name), spec) for name, spec in specs) + "\n" for row in rows
+        )
 
 
 # In the order the runner appends an epoch's rows (compare's reading of a live run relies on it).
-ROW_FILES = {c.file: c for c in (Columns("batches.csv", BatchRow), Columns("epochs.csv", EpochRow),
-                                 Columns("evals.csv", EvalRow, optional=True))}  # runs made before evals.csv lack it
+ROW_FILES = {
+    c.file: c
+    for c in (
+        Columns("batches.csv", BatchRow),
+        Columns("epochs.csv", EpochRow),
+        Columns("evals.csv", EvalRow, optional=True),
+    )
+}  # runs made before evals.csv lack it

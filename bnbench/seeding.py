@@ -6,6 +6,7 @@ or RNG use still get identical shared weights and identical batch sequences, in 
 What a model draws from the global RNGs while it trains (dropout, `random.random()` in a forward) comes from
 them seeded by (seed, "train", epoch) at the start of each epoch (`seed_globals`).
 """
+
 import random
 import zlib
 from contextlib import contextmanager

@@ -4,6 +4,7 @@ Where the run's config came from and how it differs from that file (meta.json ke
 overrides and the resolved config the run started with), its status, engine and device, each trial's progress and
 final numbers (from the CSVs, read and checked as `compare` reads them), and the verdict lines of its comparison.
 """
+
 from pathlib import Path
 from typing import Optional
 
@@ -13,9 +14,9 @@ from . import store
 from .analysis import compare_run, load_run
 from .analysis.reading import diverged_at, spans
 from .config import Config
-from .experiment import validate
 from .drift import drift
 from .errors import BnbenchError
+from .experiment import validate
 
 TRIAL_NUMBERS = ["train_loss", "test_loss", "test_acc"]
 
@@ -36,12 +37,20 @@ def summary(run_dir: Path) -> dict:
     """Everything `show` prints about a run, JSON-ready."""
     meta = store.read_meta(run_dir)
     config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
-    out = {"run": str(run_dir), "experiment": config.name, "status": store.run_status(run_dir, meta),
-           "started": meta.get("started"), "ended": meta.get("ended"),
-           "resumed": store.typed_field(meta, "resumed", list, []), "engine": meta.get("engine"),
-           "device": meta.get("device"), "device_name": meta.get("device_name"),
-           "source": store.typed_field(meta, "source", str), "overrides": store.overrides_text(meta),
-           **_config_changes(run_dir, meta, config)}
+    out = {
+        "run": str(run_dir),
+        "experiment": config.name,
+        "status": store.run_status(run_dir, meta),
+        "started": meta.get("started"),
+        "ended": meta.get("ended"),
+        "resumed": store.typed_field(meta, "resumed", list, []),
+        "engine": meta.get("engine"),
+        "device": meta.get("device"),
+        "device_name": meta.get("device_name"),
+        "source": store.typed_field(meta, "source", str),
+        "overrides": store.overrides_text(meta),
+        **_config_changes(run_dir, meta, config),
+    }
     try:
         results = load_run(run_dir)
     except BnbenchError as e:
@@ -60,9 +69,12 @@ def _missing(trials: list[dict], recorded) -> Optional[str]:
     """Which trials' rows fall short of a complete run's: unfinished, or fewer steps than meta.json records for
     them (its list is in the same trial order)."""
     recorded = recorded if isinstance(recorded, list) and len(recorded) == len(trials) else [{}] * len(trials)
-    short = [f"{t['variant']}-s{t['seed']}" for t, r in zip(trials, recorded)
-             if t["status"] not in ("complete", "diverged")
-             or (isinstance(r, dict) and isinstance(r.get("steps"), int) and r["steps"] != t["steps"])]
+    short = [
+        f"{t['variant']}-s{t['seed']}"
+        for t, r in zip(trials, recorded)
+        if t["status"] not in ("complete", "diverged")
+        or (isinstance(r, dict) and isinstance(r.get("steps"), int) and r["steps"] != t["steps"])
+    ]
     if not short:
         return None
     named = ", ".join(short[:4]) + ", ..." * (len(short) > 4)
@@ -96,17 +108,27 @@ def _trials(results) -> list[dict]:
     needed = trials.epochs_needed
     rows = []
     for k in range(trials.size):
-        own_b, own_e = b.iloc[spans_b[k]:spans_b[k + 1]], e.iloc[spans_e[k]:spans_e[k + 1]]
+        own_b, own_e = b.iloc[spans_b[k] : spans_b[k + 1]], e.iloc[spans_e[k] : spans_e[k + 1]]
         variant, seed, *values = labels[k]
         epochs = int(own_e.epoch.max()) if len(own_e) else 0
-        status = store.trial_status(epochs, int(needed[k]), bool(diverged[k]), len(own_b) > 0,
-                                    results.status == "running")
+        status = store.trial_status(
+            epochs, int(needed[k]), bool(diverged[k]), len(own_b) > 0, results.status == "running"
+        )
         last = own_e.iloc[-1] if len(own_e) else None
-        rows.append({"variant": variant, "seed": int(seed), **dict(zip(trials.config.sweep, values)),
-                     "status": status, "epochs": epochs, "epochs_total": int(needed[k]),
-                     "steps": int(own_b.step.max()) if len(own_b) else 0,
-                     "seconds": float(own_e.seconds.sum()) if len(own_e) else 0.0,
-                     **{n: None if last is None or np.isnan(last[n]) else float(last[n]) * (100 if n == "test_acc"
-                                                                                           else 1)
-                        for n in TRIAL_NUMBERS}})
+        rows.append(
+            {
+                "variant": variant,
+                "seed": int(seed),
+                **dict(zip(trials.config.sweep, values)),
+                "status": status,
+                "epochs": epochs,
+                "epochs_total": int(needed[k]),
+                "steps": int(own_b.step.max()) if len(own_b) else 0,
+                "seconds": float(own_e.seconds.sum()) if len(own_e) else 0.0,
+                **{
+                    n: None if last is None or np.isnan(last[n]) else float(last[n]) * (100 if n == "test_acc" else 1)
+                    for n in TRIAL_NUMBERS
+                },
+            }
+        )
     return rows

@@ -8,6 +8,7 @@ forked child inherits the main process's Python handlers, under which a signal i
 inside it and print a traceback (a spawned one keeps the blocked mask through exec, so its interpreter's start-up
 is covered too).
 """
+
 import ctypes
 import os
 import signal

@@ -6,6 +6,7 @@ checkpoint is replaced, so after a crash the checkpoint never claims an epoch wh
 drops rows beyond each trial's checkpoint and a run's last act is to sort rows into trial order, so a resumed
 or parallel run's files equal those of one uninterrupted sequential run, byte for byte.
 """
+
 import csv
 import fcntl
 import io
@@ -19,13 +20,14 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 
-from .safe_yaml import yaml_problem
 from .errors import BnbenchError
+from .safe_yaml import yaml_problem
 from .schema import ROW_FILES, BatchRow, Columns, EpochRow, EvalRow, csv_fields
 from .trials import Trial
 
 if TYPE_CHECKING:  # torch is imported only where checkpoints are touched, so `compare` and `list` start fast
     from .engines.events import EpochResult
+
 
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write a temporary file beside `path`, then rename it over `path`; a failed write (a full disk) leaves the
@@ -64,8 +66,9 @@ def stage_run_dir(out: Path, name: str) -> tuple[Path, Path, "RunLock"]:
         except FileExistsError:
             continue
         except OSError as e:
-            raise BnbenchError(f"--out: cannot write in '{parent}' ({e.strerror or e}); choose a writable folder") \
-                from None
+            raise BnbenchError(
+                f"--out: cannot write in '{parent}' ({e.strerror or e}); choose a writable folder"
+            ) from None
         if run_dir.exists():  # a run of the same second renamed its staging folder between the two checks
             staging.rmdir()
             continue
@@ -98,6 +101,7 @@ def remove_stale_staging(parent: Path) -> None:
 
 
 # ---- locking -----------------------------------------------------------------------------------------------------
+
 
 class RunLock:
     """An exclusive flock on `<run>/lock`: the kernel drops it when the holder dies, so a stale lock never blocks.
@@ -160,6 +164,7 @@ class RunLock:
 
 # ---- writing -----------------------------------------------------------------------------------------------------
 
+
 def header(trials: list[Trial], columns: Columns) -> str:
     """A row file's header line (`columns`: one of ROW_FILES, see bnbench.schema)."""
     return columns.header(list(trials[0].labels))
@@ -169,11 +174,18 @@ def append_epoch(run_dir: Path, trial: Trial, result: "EpochResult", first_step:
     """Append one epoch's rows to batches.csv and epochs.csv, durably, before the checkpoint moves on."""
     prefix = csv_fields(list(trial.labels.values()))
     steps = range(first_step + 1, first_step + len(result.losses) + 1)
-    rows = {"batches.csv": [BatchRow(result.epoch, b, s, loss)
-                            for b, (s, loss) in enumerate(zip(steps, result.losses.tolist()), start=1)],
-            "epochs.csv": [EpochRow(result.epoch, result.train_loss, result.train_acc, result.test_loss,
-                                    result.test_acc, result.seconds)],
-            "evals.csv": [EvalRow(result.epoch, step, loss, acc) for step, loss, acc in result.evals]}
+    rows = {
+        "batches.csv": [
+            BatchRow(result.epoch, b, s, loss)
+            for b, (s, loss) in enumerate(zip(steps, result.losses.tolist()), start=1)
+        ],
+        "epochs.csv": [
+            EpochRow(
+                result.epoch, result.train_loss, result.train_acc, result.test_loss, result.test_acc, result.seconds
+            )
+        ],
+        "evals.csv": [EvalRow(result.epoch, step, loss, acc) for step, loss, acc in result.evals],
+    }
     for name, columns in ROW_FILES.items():
         if columns.optional and not (run_dir / name).exists():
             continue
@@ -215,8 +227,9 @@ def _read_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
     try:
         return torch.load(path, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as e:
-        raise BnbenchError(f"{path}: damaged checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
-            from None
+        raise BnbenchError(
+            f"{path}: damaged checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
 
 
 def checkpoint_summary(run_dir: Path, trial: Trial) -> Optional[dict]:
@@ -236,8 +249,7 @@ def load_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
     return checkpoint and deserialize(checkpoint["state"])
 
 
-def rewrite_rows(run_dir: Path, trials: list[Trial],
-                 keep_epochs: dict[int, int]) -> dict[str, dict[int, list[int]]]:
+def rewrite_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]) -> dict[str, dict[int, list[int]]]:
     """Keep each trial's rows up to epoch keep_epochs[trial.index] (see `kept_rows`), in trial order, under the
     right header. Returns, per file and trial, the epoch of each row kept, for the caller to check against the
     checkpoints.
@@ -251,8 +263,9 @@ def rewrite_rows(run_dir: Path, trials: list[Trial],
     return kept
 
 
-def kept_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]
-              ) -> tuple[dict[str, str], dict[str, dict[int, list[int]]]]:
+def kept_rows(
+    run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]
+) -> tuple[dict[str, str], dict[str, dict[int, list[int]]]]:
     """What `rewrite_rows` would write, without writing: per file, its new text (header and each trial's rows up
     to epoch keep_epochs[trial.index], in trial order; a torn last line and any row that is not one of ours --
     another trial's labels, a wrong number of fields, a field that is not a number -- dropped), and per file and
@@ -271,8 +284,13 @@ def kept_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]
             fields = _parse(line)
             index = order.get(tuple(fields[:n_labels]))
             values = fields[n_labels:]
-            if (index is not None and len(values) == len(columns) and all(map(_is_number, values))
-                    and values[0].isdigit() and int(values[0]) <= keep_epochs.get(index, 0)):
+            if (
+                index is not None
+                and len(values) == len(columns)
+                and all(map(_is_number, values))
+                and values[0].isdigit()
+                and int(values[0]) <= keep_epochs.get(index, 0)
+            ):
                 groups[index].append(line)
                 kept[name][index].append(int(values[0]))
         texts[name] = header(trials, columns) + "".join(line + "\n" for t in trials for line in groups[t.index])
@@ -331,6 +349,7 @@ def read_config(run_dir: Path) -> dict:
 
 # ---- meta ----------------------------------------------------------------------------------------------------------
 
+
 def write_meta(run_dir: Path, meta: dict) -> None:
     atomic_write(run_dir / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
 
@@ -347,9 +366,12 @@ def overrides(meta: dict) -> Optional[dict]:
     if not isinstance(recorded, dict):
         return None
     sets, seeds, device = recorded.get("set") or [], recorded.get("seeds"), recorded.get("device")
-    if not (isinstance(sets, list) and all(isinstance(text, str) for text in sets)
-            and (seeds is None or isinstance(seeds, list) and all(type(seed) is int for seed in seeds))
-            and (device is None or isinstance(device, str))):
+    if not (
+        isinstance(sets, list)
+        and all(isinstance(text, str) for text in sets)
+        and (seeds is None or isinstance(seeds, list) and all(type(seed) is int for seed in seeds))
+        and (device is None or isinstance(device, str))
+    ):
         return None
     return {"set": sets, "seeds": seeds, "device": device}
 
@@ -404,9 +426,11 @@ def find_runs(paths: list[Path]) -> list[Path]:
         if not path.exists():
             raise BnbenchError(f"{path}: no such folder")
         for marker in ("meta.json", "config.yaml"):
-            found.update(p.parent for p in ([path / marker] if (path / marker).exists() else path.rglob(marker))
-                         if "checkpoints" not in p.parts
-                         and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found.update(
+                p.parent
+                for p in ([path / marker] if (path / marker).exists() else path.rglob(marker))
+                if "checkpoints" not in p.parts and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
     return sorted(found, key=lambda p: (p.name, str(p)), reverse=True)
 
 
@@ -425,9 +449,11 @@ def find_run(ref: str, run_dirs: list[Path]) -> Path:
         return matches[0]
     if matches:
         raise BnbenchError(f"{ref}: names {len(matches)} runs ({', '.join(map(str, matches[:3]))}); pass its folder")
-    raise BnbenchError(f"{ref}: not a run folder, nor the id of a run under "
-                       f"{', '.join(map(str, dict.fromkeys(d.parent.parent for d in run_dirs)))}; pass its folder "
-                       f"(results/<name>/<run id>)")
+    raise BnbenchError(
+        f"{ref}: not a run folder, nor the id of a run under "
+        f"{', '.join(map(str, dict.fromkeys(d.parent.parent for d in run_dirs)))}; pass its folder "
+        f"(results/<name>/<run id>)"
+    )
 
 
 def _named(ref: str, run_dirs: list[Path]) -> list[Path]:

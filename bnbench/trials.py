@@ -1,4 +1,5 @@
 """Trials: the variants x seeds x sweep points of one experiment, each a fully resolved config."""
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,9 @@ class Trial:
     @property
     def parts(self) -> list[tuple[str, str]]:
         """What the key is made of, each with the config field it comes from."""
-        return ([("variants", self.variant.name), ("seeds", f"s{self.seed}")]
-                + [("sweep", f"{path}={value}") for path, value in self.point.items()])
+        return [("variants", self.variant.name), ("seeds", f"s{self.seed}")] + [
+            ("sweep", f"{path}={value}") for path, value in self.point.items()
+        ]
 
     @property
     def labels(self) -> dict[str, Any]:
@@ -62,8 +64,10 @@ def _refuse_repeated_values(config: Config) -> None:
             text = _file_safe(f"{path}={config.with_values({path: value}).get(path)}")
             first = seen.setdefault(text, i)
             if first != i:
-                raise ValueError(f"sweep: {path}: values {first + 1} and {i + 1} ({brief(values[first])} and "
-                                 f"{brief(value)}) make the same trial ({text}); list each value once")
+                raise ValueError(
+                    f"sweep: {path}: values {first + 1} and {i + 1} ({brief(values[first])} and "
+                    f"{brief(value)}) make the same trial ({text}); list each value once"
+                )
 
 
 def _refuse_long_key(trial: Trial) -> None:
@@ -71,5 +75,7 @@ def _refuse_long_key(trial: Trial) -> None:
     size = len(trial.key.encode())
     if size > MAX_KEY_BYTES:
         field, text = max(trial.parts, key=lambda part: len(part[1]))
-        raise ValueError(f"{field}: {brief(text)} makes the checkpoint file name of trial {brief(trial.key)} "
-                         f"{size} bytes long, more than {MAX_KEY_BYTES}; shorten it")
+        raise ValueError(
+            f"{field}: {brief(text)} makes the checkpoint file name of trial {brief(trial.key)} "
+            f"{size} bytes long, more than {MAX_KEY_BYTES}; shorten it"
+        )

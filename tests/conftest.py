@@ -12,27 +12,36 @@ os.environ["COLUMNS"] = "250"  # rich tables in CliRunner output: wide enough no
 @pytest.fixture
 def write_config(tmp_path):
     """Write a config dict to a YAML file and return its path."""
+
     def write(raw, name="exp.yaml"):
         path = tmp_path / name
         path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw))
         return path
+
     return write
 
 
 @pytest.fixture
 def digits_config():
     """A small digits experiment: 2 variants x 2 seeds, 2 epochs."""
-    return {"name": "t-digits", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-            "optimizer": {"name": "adam", "lr": 1.0e-3},
-            "training": {"epochs": 2, "batch_size": 16, "log_every": 20}}
+    return {
+        "name": "t-digits",
+        "seeds": [0, 1],
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "optimizer": {"name": "adam", "lr": 1.0e-3},
+        "training": {"epochs": 2, "batch_size": 16, "log_every": 20},
+    }
 
 
 @pytest.fixture
 def run_config(write_config):
     """`bnbench run` of a config dict into OUT, quietly; asserts success, returns (run folder, output)."""
+
     def run(config, out, *args):
         result = CliRunner().invoke(app, ["run", str(write_config(config)), "--out", str(out), "-q", *args])
         assert result.exit_code == 0, result.output
         (run_dir,) = (out / config["name"]).iterdir()
         return run_dir, result.output
+
     return run

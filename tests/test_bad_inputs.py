@@ -1,21 +1,28 @@
 """The bad-input matrix: each mistake gives one clear line naming the file/field, exit 2, no traceback, and leaves
 what was already written untouched. Plus a property test: random YAML never crashes the config loader."""
+
 import hashlib
 import json
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bnbench.cli import app
 from bnbench.config import Config
-from bnbench.experiment import load_config
 from bnbench.errors import BnbenchError
+from bnbench.experiment import load_config
 
 runner = CliRunner()
-GOOD = {"name": "good", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
-        "training": {"epochs": 1, "batch_size": 32, "log_every": 0}}
+GOOD = {
+    "name": "good",
+    "seeds": [0],
+    "dataset": {"name": "digits"},
+    "device": "cpu",
+    "training": {"epochs": 1, "batch_size": 32, "log_every": 0},
+}
 
 
 def config_with(**changes):
@@ -45,14 +52,23 @@ RUN_CASES = [
     ("empty-variants", config_with(variants=[]), [], "variants: List should have at least 1 item"),
     ("duplicate-variants", config_with(variants=[{"name": "a"}, {"name": "a"}]), [], "variant names must be unique"),
     ("unknown-dataset", config_with(dataset__name="imagenet"), [], "dataset.name: Input should be"),
-    ("unknown-model", config_with(model__kind="vit"), [], "model.kind: Input should be 'mlp', 'cnn', 'torchvision' or 'factory'"),
+    (
+        "unknown-model",
+        config_with(model__kind="vit"),
+        [],
+        "model.kind: Input should be 'mlp', 'cnn', 'torchvision' or 'factory'",
+    ),
     ("unknown-optimizer", config_with(optimizer__name="lion"), [], "optimizer.name: Input should be"),
     ("unknown-norm", config_with(variants=[{"name": "a", "norm": "weightnorm"}]), [], "variants.0.norm"),
     ("bad-placement", config_with(variants=[{"name": "a", "placement": "middle"}]), [], "variants.0.placement"),
     ("bad-variant-name", config_with(variants=[{"name": "a/b"}]), [], "variants.0.name: String should match"),
     ("baseline-not-variant", config_with(baseline="nobn"), [], "baseline 'nobn' is not a variant"),
-    ("batch-of-one-with-bn", config_with(training__batch_size=1), [],
-     "training.batch_size: BatchNorm cannot train on batches of 1 example; use 2 or more"),
+    (
+        "batch-of-one-with-bn",
+        config_with(training__batch_size=1),
+        [],
+        "training.batch_size: BatchNorm cannot train on batches of 1 example; use 2 or more",
+    ),
     ("sweep-batch-of-one", config_with(sweep={"training.batch_size": [4, 1]}), [], "BatchNorm cannot train on batches"),
     ("duplicate-seeds", config_with(seeds=[1, 1]), [], "seeds must be unique"),
     ("negative-seed", config_with(seeds=[-1]), [], "seeds.0: Input should be greater than or equal to 0"),
@@ -68,16 +84,32 @@ RUN_CASES = [
     ("seeds-garbage", GOOD, ["--seeds", "1,two"], "'two' is not a seed or a range"),
     ("seeds-arabic-digit", GOOD, ["--seeds", "\u0663"], "'\u0663' is not a seed or a range"),  # int() reads it as 3
     ("seeds-underscore", GOOD, ["--seeds", "1_0"], "'1_0' is not a seed or a range"),  # int() reads it as 10
-    ("seeds-huge-range", GOOD, ["--seeds", "0-99999999999999"],  # was a list of 10^14 seeds: MemoryError
-     "--seeds 0-99999999999999: 100,000,000,000,000 seeds, more than the 10,000 trials one run may hold"),
+    (
+        "seeds-huge-range",
+        GOOD,
+        ["--seeds", "0-99999999999999"],  # was a list of 10^14 seeds: MemoryError
+        "--seeds 0-99999999999999: 100,000,000,000,000 seeds, more than the 10,000 trials one run may hold",
+    ),
     ("device-unknown", GOOD, ["--device", "tpu"], "device: String should match pattern"),
     ("device-absent", GOOD, ["--device", "mps"], "device: 'mps' is not available on this machine"),
-    ("data-root-missing", config_with(dataset={"name": "imagefolder", "root": "/nonexistent/x"}), [],
-     "dataset.root: '/nonexistent/x/train' does not exist"),
-    ("dataset-absent-no-download", config_with(dataset={"name": "mnist", "root": "/nonexistent/m", "download": False}),
-     [], "dataset.root: mnist not found under '/nonexistent/m' (dataset.download is false)"),
-    ("cnn-too-deep", config_with(model={"kind": "cnn", "channels": [4, 4, 4, 4]}), [],
-     "model.channels: 4 pooling stages shrink the 8x8 input to nothing"),
+    (
+        "data-root-missing",
+        config_with(dataset={"name": "imagefolder", "root": "/nonexistent/x"}),
+        [],
+        "dataset.root: '/nonexistent/x/train' does not exist",
+    ),
+    (
+        "dataset-absent-no-download",
+        config_with(dataset={"name": "mnist", "root": "/nonexistent/m", "download": False}),
+        [],
+        "dataset.root: mnist not found under '/nonexistent/m' (dataset.download is false)",
+    ),
+    (
+        "cnn-too-deep",
+        config_with(model={"kind": "cnn", "channels": [4, 4, 4, 4]}),
+        [],
+        "model.channels: 4 pooling stages shrink the 8x8 input to nothing",
+    ),
     ("out-not-writable", GOOD, ["--out", "/proc/bnbench-results"], "--out: cannot create '/proc/bnbench-results/good'"),
 ]
 
@@ -115,8 +147,9 @@ def test_bad_run_input(tmp_path, results, case, content, args, expected):
     result = runner.invoke(app, ["run", str(path), *out, *args])
     assert_one_clear_line(result, expected)
     if content is not None and case != "missing-file":
-        assert path.name in result.output or case.startswith(("set-", "seeds-", "device-", "data-", "dataset-",
-                                                              "cnn-", "out-"))
+        assert path.name in result.output or case.startswith(
+            ("set-", "seeds-", "device-", "data-", "dataset-", "cnn-", "out-")
+        )
     assert snapshot(results) == before
 
 
@@ -140,8 +173,11 @@ RESUME_CASES = [
     ("meta-not-object", lambda d: (d / "meta.json").write_text("[1]"), "meta.json: expected a JSON object"),
     ("config-missing", lambda d: (d / "config.yaml").unlink(), "config.yaml: missing"),
     ("config-garbled", lambda d: (d / "config.yaml").write_text("name: [x"), "config.yaml: not readable YAML"),
-    ("config-invalid", lambda d: (d / "config.yaml").write_text("name: x\ntraining: {epochs: -1}"),
-     "config.yaml: training.epochs: Input should be greater than 0"),
+    (
+        "config-invalid",
+        lambda d: (d / "config.yaml").write_text("name: x\ntraining: {epochs: -1}"),
+        "config.yaml: training.epochs: Input should be greater than 0",
+    ),
 ]
 
 
@@ -168,9 +204,12 @@ def test_resume_without_a_partial_run(tmp_path, results):
     assert_one_clear_line(result, "--resume: no partial run of 'good' with this config under")
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--configs", "/nonexistent"], "--configs: '/nonexistent' is not a folder"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--configs", "/nonexistent"], "--configs: '/nonexistent' is not a folder"),
+    ],
+)
 def test_bad_list_input(args, expected):
     assert_one_clear_line(runner.invoke(app, ["list", *args]), expected)
 
@@ -178,6 +217,7 @@ def test_bad_list_input(args, expected):
 def test_list_reports_a_broken_run_and_lists_the_rest(tmp_path, results):
     damage(results, tmp_path / "res" / "good", lambda d: (d / "meta.json").write_text("{"))
     import shutil
+
     shutil.copytree(run_dir(results), tmp_path / "res" / "good" / "ok")
     result = runner.invoke(app, ["list", "--results", str(tmp_path / "res")])
     assert result.exit_code == 0
@@ -186,18 +226,52 @@ def test_list_reports_a_broken_run_and_lists_the_rest(tmp_path, results):
 
 # ---- property: the loader returns a valid Config or raises BnbenchError, for any YAML document ---------------------
 
-FIELDS = ["name", "seeds", "dataset", "model", "variants", "baseline", "optimizer", "training", "sweep", "device",
-          "epochs", "lr", "kind", "norm", "hidden", "placement", "batch_size", "optimizer.lr", "root"]
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**12), st.floats(allow_nan=True),
-                    st.text(max_size=8), st.sampled_from(["mlp", "cnn", "adam", "digits", "batchnorm", "none", "auto"]))
-documents = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4),
-    st.dictionaries(st.one_of(st.sampled_from(FIELDS), st.text(max_size=6)), inner, max_size=5)), max_leaves=20)
+FIELDS = [
+    "name",
+    "seeds",
+    "dataset",
+    "model",
+    "variants",
+    "baseline",
+    "optimizer",
+    "training",
+    "sweep",
+    "device",
+    "epochs",
+    "lr",
+    "kind",
+    "norm",
+    "hidden",
+    "placement",
+    "batch_size",
+    "optimizer.lr",
+    "root",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.sampled_from(["mlp", "cnn", "adam", "digits", "batchnorm", "none", "auto"]),
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.sampled_from(FIELDS), st.text(max_size=6)), inner, max_size=5),
+    ),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(doc=st.one_of(documents, st.fixed_dictionaries({"name": st.just("x")}, optional={
-    f: documents for f in FIELDS if f != "name"})), raw_text=st.one_of(st.none(), st.text(max_size=40)))
+@given(
+    doc=st.one_of(
+        documents, st.fixed_dictionaries({"name": st.just("x")}, optional={f: documents for f in FIELDS if f != "name"})
+    ),
+    raw_text=st.one_of(st.none(), st.text(max_size=40)),
+)
 def test_random_yaml_gives_a_config_or_our_error(tmp_path, doc, raw_text):
     path = tmp_path / "random.yaml"
     path.write_text(raw_text if raw_text is not None else yaml.safe_dump(doc))

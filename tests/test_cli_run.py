@@ -1,4 +1,5 @@
 """`bnbench run` and `bnbench list` end to end on the digits set, through typer's CliRunner."""
+
 import json
 
 import pandas as pd
@@ -28,8 +29,16 @@ def test_run_writes_the_documented_files(digits_run):
     assert {"config.yaml", "meta.json", "batches.csv", "epochs.csv"} <= {p.name for p in run_dir.iterdir()}
     batches, epochs = pd.read_csv(run_dir / "batches.csv"), pd.read_csv(run_dir / "epochs.csv")
     assert list(batches.columns) == ["variant", "seed", "epoch", "batch", "step", "loss"]
-    assert list(epochs.columns) == ["variant", "seed", "epoch", "train_loss", "train_acc", "test_loss", "test_acc",
-                                    "seconds"]
+    assert list(epochs.columns) == [
+        "variant",
+        "seed",
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "seconds",
+    ]
     per_epoch = -(-1437 // 16)  # every mini-batch is recorded, not every log_every-th
     assert len(batches) == 2 * 2 * 2 * per_epoch
     one = batches[(batches.variant == "plain") & (batches.seed == 1)]
@@ -49,8 +58,19 @@ def test_run_logs_tutorial_lines_and_records_meta(digits_run):
     assert "Loss after mini-batch    80:" in log and "Loss after mini-batch" not in output
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["trials_done"] == meta["trials_total"] == 4
-    assert {"torch", "torchvision", "python", "platform", "device", "device_name", "command", "started",
-            "ended", "git_commit", "bnbench"} <= set(meta)
+    assert {
+        "torch",
+        "torchvision",
+        "python",
+        "platform",
+        "device",
+        "device_name",
+        "command",
+        "started",
+        "ended",
+        "git_commit",
+        "bnbench",
+    } <= set(meta)
     assert all(t["status"] == "complete" and t["epochs"] == 2 for t in meta["trials"])
     resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert resolved["training"]["epochs"] == 2 and resolved["baseline"] == "plain"
@@ -76,21 +96,34 @@ def test_shipped_config_runs_by_name_from_any_folder(tmp_path, monkeypatch):
     listing = invoke("list")
     assert listing.exit_code == 0
     lines = listing.output.splitlines()
-    assert [line.split()[0] for line in lines[2:10]] == ["batchsize", "cnn", "lr", "mlp", "norms", "placement",
-                                                         "quick", "resnet"]  # the names `bnbench run` takes
+    assert [line.split()[0] for line in lines[2:10]] == [
+        "batchsize",
+        "cnn",
+        "lr",
+        "mlp",
+        "norms",
+        "placement",
+        "quick",
+        "resnet",
+    ]  # the names `bnbench run` takes
     for text in ("mlp-cifar10", "placement-cifar10", f"quick-digits/{run_dir.name}", "complete", "2/2"):
         assert text in listing.output
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["run", "nosuch.yaml"], "nosuch.yaml: no such config file or shipped config"),
-    (["run", "quick", "--set", "training.epoch=1"], "did you mean 'epochs'?"),
-    (["run", "quick", "--seeds", "1,x"], "--seeds 1,x: 'x' is not a seed or a range"),
-    (["run", "quick", "--device", "tpu"], "device: String should match pattern"),
-    (["run", "quick", "--set", "dataset.name=imagefolder", "--set", "dataset.root=/nonexistent"],
-     "dataset.root: '/nonexistent/train' does not exist"),
-    (["list", "--configs", "/nonexistent"], "--configs: '/nonexistent' is not a folder"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "nosuch.yaml"], "nosuch.yaml: no such config file or shipped config"),
+        (["run", "quick", "--set", "training.epoch=1"], "did you mean 'epochs'?"),
+        (["run", "quick", "--seeds", "1,x"], "--seeds 1,x: 'x' is not a seed or a range"),
+        (["run", "quick", "--device", "tpu"], "device: String should match pattern"),
+        (
+            ["run", "quick", "--set", "dataset.name=imagefolder", "--set", "dataset.root=/nonexistent"],
+            "dataset.root: '/nonexistent/train' does not exist",
+        ),
+        (["list", "--configs", "/nonexistent"], "--configs: '/nonexistent' is not a folder"),
+    ],
+)
 def test_user_errors_are_one_line_without_traceback(tmp_path, args, expected):
     result = invoke(*args, *(["--out", tmp_path] if args[0] == "run" else []))
     assert result.exit_code == 2

@@ -1,4 +1,5 @@
 """`bnbench compare`: statistics checked by hand on synthetic run folders, and end to end on real digits runs."""
+
 import io
 import json
 import math
@@ -11,22 +12,31 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bnbench.cli import app
 from bnbench.analysis import compare_runs
+from bnbench.cli import app
 from bnbench.layout import natural_width, tokens
 from bnbench.report import SHOWN, _comparison_grid, comparison_output, configs_table, runs_table
 
 runner = CliRunner()
 T_975_DF1 = math.tan(math.pi * 0.475)  # 97.5% quantiles of Student's t: 1 d.o.f. is Cauchy,
-T_975_DF2 = 0.95 * math.sqrt(2 / (1 - 0.95 ** 2))  # 2 d.o.f. has F(t) = 1/2 + t / (2 sqrt(2 + t^2))
+T_975_DF2 = 0.95 * math.sqrt(2 / (1 - 0.95**2))  # 2 d.o.f. has F(t) = 1/2 + t / (2 sqrt(2 + t^2))
 
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def write_run(folder: Path, trials: dict, *, name="synth", log_every=2, baseline="plain", status="complete",
-              sweep=None, run_id="20250101-000000") -> Path:
+def write_run(
+    folder: Path,
+    trials: dict,
+    *,
+    name="synth",
+    log_every=2,
+    baseline="plain",
+    status="complete",
+    sweep=None,
+    run_id="20250101-000000",
+) -> Path:
     """A run folder written by hand. trials: {(variant, seed[, sweep value]): {"losses": [[epoch 1 losses], ...],
     "acc": [test acc per epoch], optional "test_loss", "seconds"}}; epochs: the longest trial's."""
     run_dir = folder / name / run_id
@@ -34,10 +44,16 @@ def write_run(folder: Path, trials: dict, *, name="synth", log_every=2, baseline
     variants = list(dict.fromkeys(k[0] for k in trials))
     seeds = sorted({k[1] for k in trials})
     epochs = max(len(trial["losses"]) for trial in trials.values())
-    config = {"name": name, "seeds": seeds, "dataset": {"name": "digits"}, "baseline": baseline,
-              "variants": [{"name": v, "norm": "none" if v == "plain" else "batchnorm"} for v in variants],
-              "training": {"epochs": epochs, "batch_size": 10, "log_every": log_every}, "device": "cpu",
-              "sweep": {path: values for path, values in (sweep or {}).items()}}
+    config = {
+        "name": name,
+        "seeds": seeds,
+        "dataset": {"name": "digits"},
+        "baseline": baseline,
+        "variants": [{"name": v, "norm": "none" if v == "plain" else "batchnorm"} for v in variants],
+        "training": {"epochs": epochs, "batch_size": 10, "log_every": log_every},
+        "device": "cpu",
+        "sweep": {path: values for path, values in (sweep or {}).items()},
+    }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     (run_dir / "meta.json").write_text(json.dumps({"status": status}))
     sweep_cols = "".join(f",{p}" for p in (sweep or {}))
@@ -68,10 +84,18 @@ def synthetic(tmp_path):
     """bn vs plain, 3 seeds, 2 epochs of 4 batches; final train losses BN_FINAL and PLAIN_FINAL."""
     trials = {}
     for s in range(3):
-        trials[("bn", s)] = {"losses": [[1.0] * 4, [BN_FINAL[s]] * 4], "acc": [0.90, 0.88 + 0.01 * s],
-                             "test_loss": [0.5, 0.4 + 0.01 * s], "seconds": [2.0, 2.0 + s]}
-        trials[("plain", s)] = {"losses": [[2.0] * 4, [PLAIN_FINAL[s]] * 4], "acc": [0.70, 0.80 + 0.02 * s],
-                                "test_loss": [0.9, 0.7 - 0.05 * s], "seconds": [1.0, 1.0]}
+        trials[("bn", s)] = {
+            "losses": [[1.0] * 4, [BN_FINAL[s]] * 4],
+            "acc": [0.90, 0.88 + 0.01 * s],
+            "test_loss": [0.5, 0.4 + 0.01 * s],
+            "seconds": [2.0, 2.0 + s],
+        }
+        trials[("plain", s)] = {
+            "losses": [[2.0] * 4, [PLAIN_FINAL[s]] * 4],
+            "acc": [0.70, 0.80 + 0.02 * s],
+            "test_loss": [0.9, 0.7 - 0.05 * s],
+            "seconds": [1.0, 1.0],
+        }
     return write_run(tmp_path / "results", trials)
 
 
@@ -92,7 +116,7 @@ def test_means_and_paired_difference_with_t_interval_by_hand(synthetic):
     assert t.loc["bn", "train_loss_ci_low"] == pytest.approx(mean - T_975_DF2 * se)
     assert t.loc["bn", "train_loss_ci_high"] == pytest.approx(mean + T_975_DF2 * se)
     t_stat = mean / se
-    assert t.loc["bn", "train_loss_p"] == pytest.approx(1 - abs(t_stat) / math.sqrt(2 + t_stat ** 2))  # df = 2
+    assert t.loc["bn", "train_loss_p"] == pytest.approx(1 - abs(t_stat) / math.sqrt(2 + t_stat**2))  # df = 2
     assert t.loc["bn", "train_loss_wins"] == 3 and t.loc["bn", "pairs"] == 3 and t.loc["bn", "seeds"] == 3
     # accuracy in percent, higher is better; best accuracy and its epoch
     assert t.loc["bn", "test_acc_mean"] == pytest.approx(89.0)
@@ -121,7 +145,7 @@ def test_a_constant_difference_has_no_t_interval_but_an_exact_p(tmp_path, shift)
     assert t.loc["bn", "train_loss_delta"] == pytest.approx(shift)
     assert pd.isna(t.loc["bn", "train_loss_ci_low"]) and pd.isna(t.loc["bn", "train_loss_ci_high"])
     assert pd.isna(t.loc["bn", "train_loss_p_t"])
-    exact = 1.0 if shift == 0 else 2 / 2 ** 2
+    exact = 1.0 if shift == 0 else 2 / 2**2
     assert t.loc["bn", "train_loss_p_exact"] == pytest.approx(exact)
     assert t.loc["bn", "train_loss_p"] == pytest.approx(exact)  # the t-test is undefined: the decision is exact
     assert t.loc["bn", "train_loss_p_holm"] == pytest.approx(exact) and t.loc["bn", "train_loss_tests"] == 1
@@ -132,15 +156,20 @@ def test_a_constant_difference_has_no_t_interval_but_an_exact_p(tmp_path, shift)
 
 
 def test_two_pairs_are_flagged_and_the_verdict_asks_for_five_seeds(tmp_path):
-    trials = {(v, s): {"losses": [[1.0] * 4], "acc": [0.80 + 0.05 * (v == "bn") + 0.01 * s * (v == "bn")]}
-              for v in ("bn", "plain") for s in (0, 1)}
+    trials = {
+        (v, s): {"losses": [[1.0] * 4], "acc": [0.80 + 0.05 * (v == "bn") + 0.01 * s * (v == "bn")]}
+        for v in ("bn", "plain")
+        for s in (0, 1)
+    }
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
     t = rows([comparison])
     assert t.loc["bn", "test_acc_note"] == "2 pairs: interval unreliable"
     half = T_975_DF1 * np.std([5.0, 6.0], ddof=1) / math.sqrt(2)  # 1 degree of freedom: t = 12.7
     assert t.loc["bn", "test_acc_ci_low"] == pytest.approx(5.5 - half)
-    assert (f"no difference shown in test acc: +5.50 pts [{5.5 - half:+.2f}, {5.5 + half:+.2f}], 2/2 seeds better"
-            in t.loc["bn", "verdict"])
+    assert (
+        f"no difference shown in test acc: +5.50 pts [{5.5 - half:+.2f}, {5.5 + half:+.2f}], 2/2 seeds better"
+        in t.loc["bn", "verdict"]
+    )
     assert t.loc["bn", "verdict"].endswith("only 2 pairs: run ≥ 5 seeds")
 
 
@@ -148,13 +177,13 @@ def curve(drop_at: int, steps: int = 20, high: float = 1.0, low: float = 0.5) ->
     """Two epochs of steps/2 batches: the loss is `high` until step `drop_at`, then `low`. With window 2, the smoothed
     loss is first defined at step 2 and is `low` from step drop_at + 1 on."""
     losses = [high if i < drop_at else low for i in range(1, steps + 1)]
-    return {"losses": [losses[:steps // 2], losses[steps // 2:]], "acc": [0.5, 0.6]}
+    return {"losses": [losses[: steps // 2], losses[steps // 2 :]], "acc": [0.5, 0.6]}
 
 
 def t_p_df2(mean: float, se: float) -> float:
     """Two-sided one-sample t-test p with 2 degrees of freedom: F(t) = 1/2 + t / (2 sqrt(2 + t^2))."""
     t = mean / se
-    return 1 - abs(t) / math.sqrt(2 + t ** 2)
+    return 1 - abs(t) / math.sqrt(2 + t**2)
 
 
 def test_steps_to_target_judges_both_curves_the_same_way(tmp_path):
@@ -166,8 +195,14 @@ def test_steps_to_target_judges_both_curves_the_same_way(tmp_path):
     seed 0, faster: plain drops at step 9 (T 10), bn at step 3 (T 4): 10/4.
     seed 1, slower: plain drops at step 5 (T 6), bn at step 9 (T 10): 6/10, shown as such.
     seed 2, equal: both drop at step 8 (T 9): exactly 1."""
-    trials = {("bn", 0): curve(3), ("plain", 0): curve(9), ("bn", 1): curve(9), ("plain", 1): curve(5),
-              ("bn", 2): curve(8), ("plain", 2): curve(8)}
+    trials = {
+        ("bn", 0): curve(3),
+        ("plain", 0): curve(9),
+        ("bn", 1): curve(9),
+        ("plain", 1): curve(5),
+        ("bn", 2): curve(8),
+        ("plain", 2): curve(8),
+    }
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
     per_seed = comparison.trials.set_index(["variant", "seed"])
     assert per_seed.loc["bn", "steps_at"].tolist() == [4, 10, 9]
@@ -220,12 +255,15 @@ def test_a_slower_variant_shows_a_speedup_below_one(tmp_path):
     assert t.loc["bn", "steps_speedup"] == pytest.approx(np.exp(mean)) and t.loc["bn", "steps_speedup"] < 1
     assert (t.loc["bn", "steps_ci_low"], t.loc["bn", "steps_ci_high"]) == (pytest.approx(low), pytest.approx(high))
     assert t.loc["bn", "steps_p"] == pytest.approx(p) and t.loc["bn", "steps_p_holm"] == pytest.approx(4 * p)
-    assert 4 * p < 0.05 and t.loc["bn", "steps_p_exact"] == pytest.approx(2 / 2 ** 5)
-    assert (f"; reaches plain's half-run loss {np.exp(mean):.2f}× [{low:.2f}, {high:.2f}] later (Holm p={4 * p:.2g});"
-            in t.loc["bn", "verdict"])
+    assert 4 * p < 0.05 and t.loc["bn", "steps_p_exact"] == pytest.approx(2 / 2**5)
+    assert (
+        f"; reaches plain's half-run loss {np.exp(mean):.2f}× [{low:.2f}, {high:.2f}] later (Holm p={4 * p:.2g});"
+        in t.loc["bn", "verdict"]
+    )
     assert "; t-tests, Holm over 4 tests (exact for test acc" in t.loc["bn", "verdict"]  # equal: no t-test there
-    assert t.loc["bn", "verdict"].endswith("; the exact test would not decide speed to half-run loss (p=0.062): "
-                                           "rests on normality")  # 2/2^5 = 0.0625
+    assert t.loc["bn", "verdict"].endswith(
+        "; the exact test would not decide speed to half-run loss (p=0.062): rests on normality"
+    )  # 2/2^5 = 0.0625
     assert f"{np.exp(mean):.2f}×<br>[{low:.2f}, {high:.2f}]" in comparison_output([comparison], "markdown", ["steps"])
 
 
@@ -239,8 +277,14 @@ def test_a_crossing_known_only_within_bounds_makes_the_summary_a_median(tmp_path
     Not every crossing is exact, so the summary is the median, known between median(lows) = 1/2 and
     median(highs) = 2; 3 pairs are too few for an order-statistic interval; the sign test: 1 win (seed 0's low
     end is above 1), 1 loss (seed 1's high end is below 1), p = 1."""
-    trials = {("bn", 0): curve(1), ("plain", 0): curve(9), ("bn", 1): curve(30, low=0.9, high=0.9),
-              ("plain", 1): curve(5), ("bn", 2): curve(1), ("plain", 2): curve(1)}
+    trials = {
+        ("bn", 0): curve(1),
+        ("plain", 0): curve(9),
+        ("bn", 1): curve(30, low=0.9, high=0.9),
+        ("plain", 1): curve(5),
+        ("bn", 2): curve(1),
+        ("plain", 2): curve(1),
+    }
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
     per_seed = comparison.trials.set_index(["variant", "seed"])
     assert per_seed.loc["bn", "steps_after"].tolist() == [0, 20, 0]
@@ -256,14 +300,17 @@ def test_a_crossing_known_only_within_bounds_makes_the_summary_a_median(tmp_path
     assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"]) == (3, 2, 1)
     assert t.loc["bn", "steps_note"] == "fewer than 6 pairs: no distribution-free interval"
     assert t.loc["bn", "steps_at"] == 2.0  # the mean over the seeds that reached it
-    assert ("no difference shown in speed to plain's half-run loss: median 0.50–2.00× (Holm p=1), 1/3 seeds did not "
-            "reach it within their run;" in t.loc["bn", "verdict"])
+    assert (
+        "no difference shown in speed to plain's half-run loss: median 0.50–2.00× (Holm p=1), 1/3 seeds did not "
+        "reach it within their run;" in t.loc["bn", "verdict"]
+    )
     # seed 0 with an exact seed 3 (bn T 6, plain T 10: 10/6): every seed reached it, so the geometric mean, known
     # between its value on the low ends, sqrt(5 * 10/6), and on the high ends, sqrt(10 * 10/6); the interval spans
     # the low ends' t-interval's low end to the high ends' high end (1 d.o.f.); faster even at the low ends, so the
     # t-test is made on them (Cauchy: p = 1 - 2/pi arctan |t|), the exact sign flip on them too: both > 0, p = 2/2^2
-    only = write_run(tmp_path / "b", {k: v for k, v in trials.items() if k[1] == 0} | {("bn", 3): curve(5),
-                                                                                     ("plain", 3): curve(9)})
+    only = write_run(
+        tmp_path / "b", {k: v for k, v in trials.items() if k[1] == 0} | {("bn", 3): curve(5), ("plain", 3): curve(9)}
+    )
     t = rows(compare_runs([only])[0])
     lows, highs = np.log([5, 10 / 6]), np.log([10, 10 / 6])
     low, high = np.exp(lows.mean()), np.exp(highs.mean())
@@ -277,7 +324,10 @@ def test_a_crossing_known_only_within_bounds_makes_the_summary_a_median(tmp_path
     p = 1 - 2 / math.pi * math.atan(abs(lows.mean() / (lows.std(ddof=1) / math.sqrt(2))))
     assert t.loc["bn", "steps_p_t"] == pytest.approx(p) == t.loc["bn", "steps_p"]
     assert t.loc["bn", "steps_p_exact"] == pytest.approx(0.5)
-    assert t.loc["bn", "steps_note"] == "2 pairs: interval unreliable; crossings known only between two measured points: a range"
+    assert (
+        t.loc["bn", "steps_note"]
+        == "2 pairs: interval unreliable; crossings known only between two measured points: a range"
+    )
     assert f"{low:.2f}–{high:.2f}× [{np.exp(lows.mean() - half_low):.2f}, " in t.loc["bn", "verdict"]
 
 
@@ -285,8 +335,10 @@ def test_never_reached_is_censored_counted_never_dropped(tmp_path):
     """plain drops to 0.5 at step 3; its smoothed loss at half its run (step 4) is 0.5, first met at step 4 (step 3
     is 0.75). bn never gets below 0.9 within its 8 steps: censored, T_bn >= 9, so its speedup is at most 4/9 and has
     no lower bound: the median of one pair is 'at most 4/9'. The sign test: 1 loss, p = 2 * 1/2 = 1."""
-    trials = {("bn", 0): {"losses": [[1.0] * 4, [0.9] * 4], "acc": [0.5, 0.6]},
-              ("plain", 0): {"losses": [[1.0, 1.0, 0.5, 0.5], [0.5] * 4], "acc": [0.5, 0.6]}}
+    trials = {
+        ("bn", 0): {"losses": [[1.0] * 4, [0.9] * 4], "acc": [0.5, 0.6]},
+        ("plain", 0): {"losses": [[1.0, 1.0, 0.5, 0.5], [0.5] * 4], "acc": [0.5, 0.6]},
+    }
     comparisons, _ = compare_runs([write_run(tmp_path, trials)])
     per_seed = comparisons[0].trials.set_index("variant")
     assert (per_seed.loc["plain", "steps_after"], per_seed.loc["plain", "steps_at"]) == (3, 4)
@@ -295,10 +347,13 @@ def test_never_reached_is_censored_counted_never_dropped(tmp_path):
     assert (t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"], t.loc["bn", "steps_pairs"]) == (0, 1, 1)
     assert t.loc["bn", "steps_estimator"] == "median" and t.loc["bn", "steps_speedup"] == 0.0
     assert t.loc["bn", "steps_speedup_high"] == pytest.approx(4 / 9) and t.loc["bn", "steps_p"] == 1.0
-    assert "median ≤0.44×<br>exact p=1, Holm 1 (4)<br>reached 0/1" in comparison_output(comparisons, "markdown",
-                                                                                        ["steps"])
-    assert ("no difference shown in speed to plain's half-run loss: median ≤0.44× (Holm p=1), 1/1 seeds did not "
-            "reach it within their run;" in t.loc["bn", "verdict"])
+    assert "median ≤0.44×<br>exact p=1, Holm 1 (4)<br>reached 0/1" in comparison_output(
+        comparisons, "markdown", ["steps"]
+    )
+    assert (
+        "no difference shown in speed to plain's half-run loss: median ≤0.44× (Holm p=1), 1/1 seeds did not "
+        "reach it within their run;" in t.loc["bn", "verdict"]
+    )
 
 
 def test_a_baseline_trial_that_misses_the_common_target_is_censored_and_the_summary_a_median(tmp_path):
@@ -309,8 +364,14 @@ def test_a_baseline_trial_that_misses_the_common_target_is_censored_and_the_summ
     is the median: median(lows) = median(highs) = log 1.5; 3 pairs, no interval; the sign test: 3 wins (every low
     end above 1), no loss: p = 2/2^3. bn itself reached it on every seed: nothing censored on its side."""
     flat = {"losses": [[0.9] * 10] * 2, "acc": [0.5, 0.6]}
-    trials = {("bn", 0): curve(3), ("plain", 0): curve(5), ("bn", 1): curve(3), ("plain", 1): curve(5),
-              ("bn", 2): curve(3), ("plain", 2): flat}
+    trials = {
+        ("bn", 0): curve(3),
+        ("plain", 0): curve(5),
+        ("bn", 1): curve(3),
+        ("plain", 1): curve(5),
+        ("bn", 2): curve(3),
+        ("plain", 2): flat,
+    }
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
     per_seed = comparison.trials.set_index(["variant", "seed"])
     target = (0.5 + 0.5 + 0.9) / 3
@@ -323,15 +384,17 @@ def test_a_baseline_trial_that_misses_the_common_target_is_censored_and_the_summ
     assert t.loc["bn", "steps_speedup"] == pytest.approx(1.5)
     assert t.loc["bn", "steps_speedup_high"] == pytest.approx(1.5)
     assert pd.isna(t.loc["bn", "steps_ci_low"]) and pd.isna(t.loc["bn", "steps_p_t"])
-    assert t.loc["bn", "steps_p"] == t.loc["bn", "steps_p_exact"] == pytest.approx(2 / 2 ** 3)
+    assert t.loc["bn", "steps_p"] == t.loc["bn", "steps_p_exact"] == pytest.approx(2 / 2**3)
     assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"]) == (3, 3, 0)
     assert t.loc["bn", "steps_note"] == "fewer than 6 pairs: no distribution-free interval"
     assert t.loc["bn", "steps_baseline_censored"] == 1  # and the verdict says so, below
     # the family of 4: test acc (equal: exact p 1), this p, the accuracy speed (every trial at its first evaluation,
     # T in (0, 10]: no direction certain, p 1), divergence (none: p 1): Holm 4 x 1/4 = 1
     assert t.loc["bn", "steps_p_holm"] == pytest.approx(1.0)
-    assert ("no difference shown in speed to plain's half-run loss: median 1.50× (Holm p=1), 1/3 of plain's seeds did "
-            "not reach it within their run;") in t.loc["bn", "verdict"]
+    assert (
+        "no difference shown in speed to plain's half-run loss: median 1.50× (Holm p=1), 1/3 of plain's seeds did "
+        "not reach it within their run;"
+    ) in t.loc["bn", "verdict"]
 
 
 def test_steps_to_the_baselines_test_accuracy_at_half_its_run(tmp_path):
@@ -343,8 +406,12 @@ def test_steps_to_the_baselines_test_accuracy_at_half_its_run(tmp_path):
     ends: no direction is certain, so p = 1."""
     losses = [[1.0] * 4] * 4
     plain = {"losses": losses, "acc": [0.5, 0.6, 0.7, 0.8]}
-    trials = {("bn", 0): {"losses": losses, "acc": [0.5, 0.5, 0.6, 0.7]}, ("plain", 0): plain,
-              ("bn", 1): {"losses": losses, "acc": [0.8] * 4}, ("plain", 1): plain}
+    trials = {
+        ("bn", 0): {"losses": losses, "acc": [0.5, 0.5, 0.6, 0.7]},
+        ("plain", 0): plain,
+        ("bn", 1): {"losses": losses, "acc": [0.8] * 4},
+        ("plain", 1): plain,
+    }
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
     per_seed = comparison.trials.set_index(["variant", "seed"])
     assert per_seed.loc["bn", "steps_acc_after"].tolist() == [8, 0]
@@ -365,14 +432,22 @@ def test_steps_to_the_baselines_test_accuracy_at_half_its_run(tmp_path):
     assert t.loc["bn", "steps_acc_p"] == t.loc["bn", "steps_acc_p_exact"] == 1.0
     assert (t.loc["bn", "steps_acc_reached"], t.loc["bn", "steps_acc_censored"]) == (2, 0)
     assert t.loc["bn", "steps_acc_at"] == pytest.approx(8.0) and t.loc["bn", "steps_acc_target"] == pytest.approx(60.0)
-    assert t.loc["bn", "steps_acc_note"] == "2 pairs: interval unreliable; crossings known only between two measured points: a range"
-    assert (f"no difference shown in speed to plain's half-run test acc: {low:.2f}–{high:.2f}× [{ci_low:.2f}, "
-            f"{ci_high:.2f}] (Holm p=1);" in t.loc["bn", "verdict"])
+    assert (
+        t.loc["bn", "steps_acc_note"]
+        == "2 pairs: interval unreliable; crossings known only between two measured points: a range"
+    )
+    assert (
+        f"no difference shown in speed to plain's half-run test acc: {low:.2f}–{high:.2f}× [{ci_low:.2f}, "
+        f"{ci_high:.2f}] (Holm p=1);" in t.loc["bn", "verdict"]
+    )
 
 
 def test_diverged_trials_are_named_and_left_out(tmp_path):
-    trials = {(v, s): {"losses": [[1.0] * 4, [base - 0.1 * (v == "bn")] * 4], "acc": [0.5, 0.6]}
-              for s, base in enumerate([0.5, 0.6, 0.7]) for v in ("bn", "plain")}
+    trials = {
+        (v, s): {"losses": [[1.0] * 4, [base - 0.1 * (v == "bn")] * 4], "acc": [0.5, 0.6]}
+        for s, base in enumerate([0.5, 0.6, 0.7])
+        for v in ("bn", "plain")
+    }
     trials[("bn", 1)] = {"losses": [[1.0] * 4, [1.0, float("nan")]], "acc": [0.5, 0.1]}  # diverged at step 6
     trials[("plain", 2)] = {"losses": [[1.0, float("inf")]], "acc": [0.1]}  # the baseline diverged at step 2
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
@@ -422,8 +497,11 @@ def test_sweep_points_are_paired_within_the_point(tmp_path):
 
 
 def test_windows_are_the_tutorials_lines(tmp_path):
-    trials = {(v, s): {"losses": [[9.0] * 4, [1.0 + s, 2.0 + s, 3.0, 5.0 - (v == "bn")]], "acc": [0.5, 0.6]}
-              for v in ("bn", "plain") for s in (0, 1)}
+    trials = {
+        (v, s): {"losses": [[9.0] * 4, [1.0 + s, 2.0 + s, 3.0, 5.0 - (v == "bn")]], "acc": [0.5, 0.6]}
+        for v in ("bn", "plain")
+        for s in (0, 1)
+    }
     (comparison,), _ = compare_runs([write_run(tmp_path, trials)])
     w = comparison.windows.set_index(["variant", "mini_batch"])
     assert w.loc[("plain", 2), "loss_mean"] == pytest.approx(np.mean([1.5, 2.5]))
@@ -438,8 +516,11 @@ def test_windows_are_the_tutorials_lines(tmp_path):
 
 
 def test_partial_run_is_compared_at_the_common_epoch_and_marked(tmp_path):
-    trials = {(v, s): {"losses": [[1.0] * 4, [0.5 - 0.1 * (v == "bn")] * 4], "acc": [0.5, 0.6]}
-              for v in ("bn", "plain") for s in (0, 1)}
+    trials = {
+        (v, s): {"losses": [[1.0] * 4, [0.5 - 0.1 * (v == "bn")] * 4], "acc": [0.5, 0.6]}
+        for v in ("bn", "plain")
+        for s in (0, 1)
+    }
     trials[("plain", 1)] = {"losses": [[1.0] * 4], "acc": [0.5]}  # stopped after epoch 1
     run = write_run(tmp_path, trials, status="partial")
     (comparison,), _ = compare_runs([run])
@@ -460,16 +541,31 @@ def test_every_format_carries_the_same_numbers(synthetic, tmp_path):
     table = comparisons[0].table
     csv = pd.read_csv(io.StringIO(comparison_output(comparisons, "csv")))
     records = json.loads(comparison_output(comparisons, "json"))
-    for column in ["train_loss_mean", "train_loss_ci_low", "train_loss_p", "train_loss_p_holm", "test_acc_delta",
-                   "steps_speedup", "steps_ci_low", "seeds"]:
+    for column in [
+        "train_loss_mean",
+        "train_loss_ci_low",
+        "train_loss_p",
+        "train_loss_p_holm",
+        "test_acc_delta",
+        "steps_speedup",
+        "steps_ci_low",
+        "seeds",
+    ]:
         assert csv[column].tolist() == pytest.approx(table[column].astype(float).tolist(), nan_ok=True)
-        assert [r[column] if r[column] is not None else np.nan for r in records] == \
-            pytest.approx(table[column].astype(float).tolist(), nan_ok=True)
+        assert [r[column] if r[column] is not None else np.nan for r in records] == pytest.approx(
+            table[column].astype(float).tolist(), nan_ok=True
+        )
     assert {"seeds", "pairs", "train_loss_ci_low", "train_loss_ci_high", "verdict"} <= set(csv.columns)
     assert csv.verdict[0] == table.verdict[0] and records[0]["verdict"] == table.verdict[0]
     bn = table.set_index("variant").loc["bn"]
-    expected = [bn.train_loss_mean, bn.train_loss_std, bn.train_loss_delta, bn.train_loss_ci_low,
-                bn.train_loss_ci_high, bn.train_loss_p]
+    expected = [
+        bn.train_loss_mean,
+        bn.train_loss_std,
+        bn.train_loss_delta,
+        bn.train_loss_ci_low,
+        bn.train_loss_ci_high,
+        bn.train_loss_p,
+    ]
     markdown = comparison_output(comparisons, "markdown", ["train_loss"])
     cell = next(line for line in markdown.splitlines() if line.startswith("| bn ")).split(" | ")[2]
     latex = comparison_output(comparisons, "latex", ["train_loss"])
@@ -488,6 +584,7 @@ def test_every_format_carries_the_same_numbers(synthetic, tmp_path):
 
 
 # ---- end to end on the digits set --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def digits_runs(tmp_path_factory):
@@ -537,22 +634,26 @@ def test_real_run_table_and_markdown(digits_runs):
 
 # ---- bad input ---------------------------------------------------------------------------------------------------
 
+
 def damage(run_dir: Path, name: str, edit) -> None:
     path = run_dir / name
     path.write_text(edit(path.read_text()))
 
 
-@pytest.mark.parametrize("name, edit, message", [
-    ("batches.csv", lambda t: t[:-3], "batches.csv: the last line is cut off"),
-    ("batches.csv", lambda t: t.replace(",loss", ",lost", 1), "batches.csv: missing column 'loss'"),
-    ("epochs.csv", lambda t: t.replace(",0.5,", ",half,", 1), "epochs.csv: line 2: train_acc is 'half'"),
-    ("batches.csv", lambda t: "\n".join(t.split("\n")[:3] + t.split("\n")[4:]), "line 4: step 4 should be 3"),
-    ("batches.csv", lambda t: t.replace("bn,0,1,1,1,", "bm,0,1,1,1,", 1), "line 2: trial bm seed 0 is not in"),
-    ("batches.csv", lambda t: t.replace(",5,0.3\n", ",5,nan\n", 1), "line 6: the loss is not finite but the trial"),
-    ("epochs.csv", lambda t: "\n".join(t.split("\n")[:-2]) + "\n", "has 1 epoch here but 2 in batches.csv"),
-    ("batches.csv", lambda t: "", "batches.csv: empty"),
-    ("batches.csv", lambda t: t.replace("\n", ",x\n", 3).replace(",x", "", 2), "batches.csv: not a valid CSV"),
-])
+@pytest.mark.parametrize(
+    "name, edit, message",
+    [
+        ("batches.csv", lambda t: t[:-3], "batches.csv: the last line is cut off"),
+        ("batches.csv", lambda t: t.replace(",loss", ",lost", 1), "batches.csv: missing column 'loss'"),
+        ("epochs.csv", lambda t: t.replace(",0.5,", ",half,", 1), "epochs.csv: line 2: train_acc is 'half'"),
+        ("batches.csv", lambda t: "\n".join(t.split("\n")[:3] + t.split("\n")[4:]), "line 4: step 4 should be 3"),
+        ("batches.csv", lambda t: t.replace("bn,0,1,1,1,", "bm,0,1,1,1,", 1), "line 2: trial bm seed 0 is not in"),
+        ("batches.csv", lambda t: t.replace(",5,0.3\n", ",5,nan\n", 1), "line 6: the loss is not finite but the trial"),
+        ("epochs.csv", lambda t: "\n".join(t.split("\n")[:-2]) + "\n", "has 1 epoch here but 2 in batches.csv"),
+        ("batches.csv", lambda t: "", "batches.csv: empty"),
+        ("batches.csv", lambda t: t.replace("\n", ",x\n", 3).replace(",x", "", 2), "batches.csv: not a valid CSV"),
+    ],
+)
 def test_damaged_files_name_the_file_and_exit_2(synthetic, name, edit, message):
     damage(synthetic, name, edit)
     result = invoke("compare", synthetic)
@@ -592,10 +693,14 @@ def test_runs_are_grouped_by_experiment_newest_first(tmp_path):
     write_run(tmp_path, one, name="alpha", run_id="20250201-000000")
     comparisons, _ = compare_runs([tmp_path], pool=False)  # the two alpha runs would be pooled (tests/test_pool.py)
     assert [(c.name, c.results.dir.name) for c in comparisons] == [
-        ("beta", "20250301-000000"), ("alpha", "20250201-000000"), ("alpha", "20250101-000000")]
+        ("beta", "20250301-000000"),
+        ("alpha", "20250201-000000"),
+        ("alpha", "20250101-000000"),
+    ]
 
 
 # ---- many comparisons ---------------------------------------------------------------------------------------------
+
 
 def test_p_values_are_adjusted_across_variants_and_sweep_points(tmp_path):
     """2 variants x 2 sweep points = 4 comparisons. Test acc is in the verdict's family with both speedups and
@@ -613,8 +718,9 @@ def test_p_values_are_adjusted_across_variants_and_sweep_points(tmp_path):
     (comparison,), _ = compare_runs([write_run(tmp_path, trials, sweep={"optimizer.lr": [0.001, 0.01]})])
     t = comparison.table[~comparison.table.baseline]
     assert (t.steps_p == 1.0).all() and t.steps_acc_p.isna().all() and (t.diverged_p == 1.0).all()
-    assert (t.steps_acc_note == "no target on 3 seeds: no point of the baseline's curves in the first half of "
-                                "their run").all()
+    assert (
+        t.steps_acc_note == "no target on 3 seeds: no point of the baseline's curves in the first half of their run"
+    ).all()
     raw = t.test_acc_p.to_numpy()
     assert (raw < 1).all()  # below every other member of the family: they come after them in Holm's order
     order = np.argsort(raw)
@@ -628,6 +734,7 @@ def test_p_values_are_adjusted_across_variants_and_sweep_points(tmp_path):
 
 
 # ---- layout ------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("width", [60, 80, 120, 200, None])
 def test_the_table_reads_at_any_width_and_never_splits_a_cell(digits_runs, width):
@@ -684,8 +791,9 @@ def test_a_run_of_one_variant_shows_its_numbers_without_deltas(tmp_path):
     (comparison,), _ = compare_runs([run])
     t = rows([comparison])
     assert t.loc["bn", "train_loss_mean"] == 0.5 and pd.isna(t.loc["bn", "train_loss_delta"])
-    assert t.loc["bn", "steps_note"] == ("no target on 2 seeds: no point of the baseline's curves in the first half "
-                                         "of their run")
+    assert t.loc["bn", "steps_note"] == (
+        "no target on 2 seeds: no point of the baseline's curves in the first half of their run"
+    )
     for args in ([], ["--windows"], ["--plot", tmp_path / "one.png"], ["--format", "json"]):
         result = invoke("compare", run, *args)
         assert result.exit_code == 0 and "Traceback" not in result.output, result.output

@@ -1,5 +1,6 @@
 """`bnbench compare` against a run being written (a consistent snapshot, never false damage), on many runs (plots in
 pages, at most plots.MAX_RUNS runs), and on paths that are not what it expects (one clear line each)."""
+
 import itertools
 import json
 import os
@@ -17,14 +18,20 @@ import yaml
 from typer.testing import CliRunner
 
 from bnbench import analysis, plots, store
-from bnbench.cli import app
 from bnbench.analysis import compare_run, compare_runs, load_run
+from bnbench.cli import app
 from bnbench.experiment import validate
 from bnbench.trials import expand
 
-CONFIG = {"name": "live", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-          "variants": [{"name": "bn"}, {"name": "plain", "norm": "none"}], "baseline": "plain",
-          "training": {"epochs": 3, "batch_size": 10, "log_every": 2, "eval_every": 2}}
+CONFIG = {
+    "name": "live",
+    "seeds": [0, 1],
+    "dataset": {"name": "digits"},
+    "device": "cpu",
+    "variants": [{"name": "bn"}, {"name": "plain", "norm": "none"}],
+    "baseline": "plain",
+    "training": {"epochs": 3, "batch_size": 10, "log_every": 2, "eval_every": 2},
+}
 BATCHES = 4  # per epoch; evaluations at every second step, the last at the epoch's end
 
 
@@ -38,8 +45,16 @@ def epoch_result(trial, epoch: int):
     losses = (2.0 / epoch + 0.1 * trial.index + rng.uniform(0, 0.1, BATCHES)).astype(np.float32)
     first = (epoch - 1) * BATCHES
     evals = [(first + s, float(losses[s - 1]), 0.5 + 0.1 * epoch - 0.01 * trial.index) for s in (2, 4)]
-    return SimpleNamespace(epoch=epoch, losses=losses, train_loss=float(losses.mean()), train_acc=0.5,
-                           test_loss=evals[-1][1], test_acc=evals[-1][2], seconds=1.0 + trial.index, evals=evals)
+    return SimpleNamespace(
+        epoch=epoch,
+        losses=losses,
+        train_loss=float(losses.mean()),
+        train_acc=0.5,
+        test_loss=evals[-1][1],
+        test_acc=evals[-1][2],
+        seconds=1.0 + trial.index,
+        evals=evals,
+    )
 
 
 def write_live_run(folder: Path, epochs: dict[int, int]) -> tuple[Path, list]:
@@ -65,7 +80,7 @@ def next_epoch_bytes(run_dir: Path, trial, epoch: int) -> dict[str, bytes]:
     copy = run_dir.parent / "copy"
     shutil.copytree(run_dir, copy)
     store.append_epoch(copy, trial, epoch_result(trial, epoch), first_step=(epoch - 1) * BATCHES)
-    added = {name: (copy / name).read_bytes()[len((run_dir / name).read_bytes()):] for name in store.ROW_FILES}
+    added = {name: (copy / name).read_bytes()[len((run_dir / name).read_bytes()) :] for name in store.ROW_FILES}
     shutil.rmtree(copy)
     return added
 
@@ -99,13 +114,17 @@ def same_numbers(table, reference) -> bool:
 
 PARTLY_WRITTEN = {  # the next epoch of plain seed 1 as a reader may find it: the bytes each file already holds
     "in batches.csv only": lambda a: {"batches.csv": a["batches.csv"]},
-    "half its batches, the last line cut off": lambda a: {"batches.csv": a["batches.csv"][:line_end(a["batches.csv"],
-                                                                                                     0.5) - 3]},
-    "half its batches, whole lines": lambda a: {"batches.csv": a["batches.csv"][:line_end(a["batches.csv"], 0.4)]},
+    "half its batches, the last line cut off": lambda a: {
+        "batches.csv": a["batches.csv"][: line_end(a["batches.csv"], 0.5) - 3]
+    },
+    "half its batches, whole lines": lambda a: {"batches.csv": a["batches.csv"][: line_end(a["batches.csv"], 0.4)]},
     "its line in epochs.csv cut off": lambda a: {"batches.csv": a["batches.csv"], "epochs.csv": a["epochs.csv"][:9]},
     "in epochs.csv, not yet in evals.csv": lambda a: {"batches.csv": a["batches.csv"], "epochs.csv": a["epochs.csv"]},
-    "its first evaluation only": lambda a: {"batches.csv": a["batches.csv"], "epochs.csv": a["epochs.csv"],
-                                            "evals.csv": a["evals.csv"][:line_end(a["evals.csv"], 0.1)]},
+    "its first evaluation only": lambda a: {
+        "batches.csv": a["batches.csv"],
+        "epochs.csv": a["epochs.csv"],
+        "evals.csv": a["evals.csv"][: line_end(a["evals.csv"], 0.1)],
+    },
     "its end-of-epoch evaluation cut off": lambda a: {**a, "evals.csv": a["evals.csv"][:-4]},
 }
 
@@ -128,11 +147,14 @@ def test_a_live_run_is_compared_on_the_epochs_every_file_holds(behind, state):
     assert last == 2 * BATCHES  # no evaluation of the unfinished epoch either
 
 
-@pytest.mark.parametrize("state, message", [
-    ("in batches.csv only", "has 2 epochs here but 3 in batches.csv"),
-    ("half its batches, the last line cut off", "batches.csv: the last line is cut off"),
-    ("its line in epochs.csv cut off", "epochs.csv: the last line is cut off"),
-])
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        ("in batches.csv only", "has 2 epochs here but 3 in batches.csv"),
+        ("half its batches, the last line cut off", "batches.csv: the last line is cut off"),
+        ("its line in epochs.csv cut off", "epochs.csv: the last line is cut off"),
+    ],
+)
 def test_a_run_that_is_not_running_must_be_whole(behind, state, message):
     run_dir, added, _ = behind
     for name, data in PARTLY_WRITTEN[state](added).items():
@@ -158,8 +180,9 @@ def pieces(added: dict[str, bytes]) -> list[tuple[str, bytes]]:
     """The epoch's bytes in the writer's order, each file cut in pieces: mid-line, at a line's end, the rest."""
     out = []
     for name, data in added.items():
-        cuts = [0, line_end(data, 0.3) - 3, line_end(data, 0.3), len(data)] if data.count(b"\n") > 1 else \
-            [0, 5, len(data)]
+        cuts = (
+            [0, line_end(data, 0.3) - 3, line_end(data, 0.3), len(data)] if data.count(b"\n") > 1 else [0, 5, len(data)]
+        )
         out += [(name, data[start:end]) for start, end in zip(cuts, cuts[1:])]
     return out
 
@@ -172,7 +195,7 @@ def load_while_writing(work: Path, writes: list[tuple[str, bytes]], schedule: tu
     def read_bytes(path):
         if path.parent == work and path.name in store.ROW_FILES:
             upto = next(reads)
-            for name, data in writes[written[0]:upto]:
+            for name, data in writes[written[0] : upto]:
                 append(work / name, data)
             written[0] = max(written[0], upto)
         return real_read(path)
@@ -240,6 +263,7 @@ def test_a_live_run_with_no_finished_epoch_is_skipped_with_a_reason(tmp_path):
 
 # ---- many runs, and plots ------------------------------------------------------------------------------------------
 
+
 def many_runs(folder: Path, count: int) -> Path:
     """`count` finished copies of one small run, under one experiment."""
     run_dir, _ = write_live_run(folder / "one", {0: 2, 1: 2, 2: 2, 3: 2})
@@ -254,7 +278,7 @@ def test_many_runs_are_compared_alike_in_worker_processes(tmp_path, monkeypatch)
     same comparisons, the same warnings, in the same order."""
     results = many_runs(tmp_path, 5)
     (results / "live" / "20250101-000002" / "epochs.csv").write_text("damaged\n")
-    monkeypatch.setattr(analysis.compare, "POOL_FROM", 10 ** 9)
+    monkeypatch.setattr(analysis.compare, "POOL_FROM", 10**9)
     alone, alone_skipped = compare_runs([results])
     monkeypatch.setattr(analysis.compare, "POOL_FROM", 2)
     shared, shared_skipped = compare_runs([results])
@@ -302,16 +326,21 @@ def test_a_pdf_holds_every_page(tmp_path, monkeypatch):
 
 # ---- paths that are not what compare expects ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("plot, message", [
-    ("{tmp}", "--plot {tmp}: is a folder; name a file in it, e.g. {tmp}/compare.png"),
-    ("{tmp}/figure.jpg", "--plot {tmp}/figure.jpg: unknown format '.jpg'; use .png, .pdf or .svg"),
-    ("{tmp}/no/figure.png", "--plot {tmp}/no/figure.png: folder {tmp}/no does not exist"),
-])
+
+@pytest.mark.parametrize(
+    "plot, message",
+    [
+        ("{tmp}", "--plot {tmp}: is a folder; name a file in it, e.g. {tmp}/compare.png"),
+        ("{tmp}/figure.jpg", "--plot {tmp}/figure.jpg: unknown format '.jpg'; use .png, .pdf or .svg"),
+        ("{tmp}/no/figure.png", "--plot {tmp}/no/figure.png: folder {tmp}/no does not exist"),
+    ],
+)
 def test_a_plot_path_that_cannot_be_written_is_refused_before_comparing(tmp_path, plot, message):
     (tmp_path / "empty").mkdir()  # no runs at all: the --plot mistake is reported first
     result = invoke("compare", tmp_path / "empty", "--plot", plot.format(tmp=tmp_path))
     assert result.exit_code == 2 and result.stderr == f"error: {message.format(tmp=tmp_path)}" + (
-        "; create it or choose another\n" if "does not exist" in message else "\n"), result.output
+        "; create it or choose another\n" if "does not exist" in message else "\n"
+    ), result.output
     assert list(tmp_path.iterdir()) == [tmp_path / "empty"]
 
 
@@ -323,8 +352,9 @@ def test_a_file_instead_of_a_folder_says_what_to_pass(behind):
     other = run_dir.parent.parent / "notes.txt"
     other.write_text("x")
     result = invoke("compare", other)
-    assert result.exit_code == 2 and result.stderr == (f"error: {other}: is a file; pass a results folder (e.g. "
-                                                       f"results) or a run folder (results/<name>/<run id>)\n")
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: {other}: is a file; pass a results folder (e.g. results) or a run folder (results/<name>/<run id>)\n"
+    )
 
 
 @pytest.mark.parametrize("command", ["compare", "show"])
@@ -334,8 +364,9 @@ def test_a_named_pipe_in_place_of_a_csv_is_damage_not_a_wait(behind, command):
     run_dir, _, _ = behind
     (run_dir / "batches.csv").unlink()
     os.mkfifo(run_dir / "batches.csv")
-    result = subprocess.run([sys.executable, "-m", "bnbench", command, str(run_dir)], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "bnbench", command, str(run_dir)], capture_output=True, text=True, timeout=120
+    )
     problem = f"{run_dir / 'batches.csv'}: not a regular file (a folder, named pipe or device); restore the run's file"
     if command == "compare":
         assert (result.returncode, result.stderr) == (2, f"error: {problem}\n"), result.stderr

@@ -1,9 +1,10 @@
 """Config loading, overrides and the one-line error messages."""
+
 import pytest
 
 from bnbench.config import Config
-from bnbench.experiment import load_config, shipped_configs
 from bnbench.errors import BnbenchError
+from bnbench.experiment import load_config, shipped_configs
 from bnbench.trials import expand
 
 
@@ -39,47 +40,59 @@ def test_all_shipped_configs_validate():
 
 
 def test_overrides_are_yaml_and_dotted(write_config):
-    config, _ = load_config(str(write_config({"name": "x"})),
-                            ("training.epochs=1", "optimizer.lr=1e-3", "model.hidden=[8, 4]", "variants.1.name=nobn"),
-                            seeds=[1, 2], device="cpu")
+    config, _ = load_config(
+        str(write_config({"name": "x"})),
+        ("training.epochs=1", "optimizer.lr=1e-3", "model.hidden=[8, 4]", "variants.1.name=nobn"),
+        seeds=[1, 2],
+        device="cpu",
+    )
     assert config.training.epochs == 1 and config.optimizer.lr == 1e-3 and config.model.hidden == [8, 4]
     assert config.seeds == [1, 2] and config.device == "cpu"
     assert config.variants[1].name == "nobn" and config.baseline == "nobn"
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ({"name": "x", "training": {"epoch": 3}}, "training.epoch: unknown key 'epoch'; did you mean 'epochs'?"),
-    ({"name": "x", "optimiser": {}}, "unknown key 'optimiser'; did you mean 'optimizer'?"),
-    ({"name": "x", "training": {"epochs": 0}}, "training.epochs: Input should be greater than 0"),
-    ({"name": "x", "optimizer": {"lr": -1}}, "optimizer.lr: Input should be greater than 0"),
-    ({"name": "x", "variants": []}, "variants: List should have at least 1 item"),
-    ({"name": "x", "optimizer": {"name": "rmsprop"}}, "optimizer.name: Input should be 'adam', 'sgd' or 'adamw'"),
-    ({"name": "x", "dataset": {"name": "imagenet"}}, "dataset.name: Input should be"),
-    ({"name": "x", "model": {"kind": "resnet"}}, "model.kind: Input should be 'mlp', 'cnn', 'torchvision' or 'factory'"),
-    ({"name": "x", "variants": [{"name": "a", "norm": "weightnorm"}]}, "variants.0.norm: Input should be"),
-    ({"name": "x", "baseline": "nobn"}, "baseline 'nobn' is not a variant"),
-    ({"name": "x", "seeds": [1, 1]}, "seeds must be unique"),
-    ({"name": "x", "training": {"batch_size": "ten"}}, "training.batch_size: Input should be a valid integer"),
-    ({"name": "x", "sweep": {"optimizer.lrr": [1]}}, "unknown key 'lrr'; did you mean 'lr'?"),
-    ({"name": "x", "sweep": {"optimizer.lr": [0.1, -1]}}, "optimizer.lr: Input should be greater than 0"),
-    ({"seeds": [1]}, "name: is required"),
-    ("name: [unclosed", "malformed YAML: line 1"),
-    ("- just\n- a list\n", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ({"name": "x", "training": {"epoch": 3}}, "training.epoch: unknown key 'epoch'; did you mean 'epochs'?"),
+        ({"name": "x", "optimiser": {}}, "unknown key 'optimiser'; did you mean 'optimizer'?"),
+        ({"name": "x", "training": {"epochs": 0}}, "training.epochs: Input should be greater than 0"),
+        ({"name": "x", "optimizer": {"lr": -1}}, "optimizer.lr: Input should be greater than 0"),
+        ({"name": "x", "variants": []}, "variants: List should have at least 1 item"),
+        ({"name": "x", "optimizer": {"name": "rmsprop"}}, "optimizer.name: Input should be 'adam', 'sgd' or 'adamw'"),
+        ({"name": "x", "dataset": {"name": "imagenet"}}, "dataset.name: Input should be"),
+        (
+            {"name": "x", "model": {"kind": "resnet"}},
+            "model.kind: Input should be 'mlp', 'cnn', 'torchvision' or 'factory'",
+        ),
+        ({"name": "x", "variants": [{"name": "a", "norm": "weightnorm"}]}, "variants.0.norm: Input should be"),
+        ({"name": "x", "baseline": "nobn"}, "baseline 'nobn' is not a variant"),
+        ({"name": "x", "seeds": [1, 1]}, "seeds must be unique"),
+        ({"name": "x", "training": {"batch_size": "ten"}}, "training.batch_size: Input should be a valid integer"),
+        ({"name": "x", "sweep": {"optimizer.lrr": [1]}}, "unknown key 'lrr'; did you mean 'lr'?"),
+        ({"name": "x", "sweep": {"optimizer.lr": [0.1, -1]}}, "optimizer.lr: Input should be greater than 0"),
+        ({"seeds": [1]}, "name: is required"),
+        ("name: [unclosed", "malformed YAML: line 1"),
+        ("- just\n- a list\n", "expected a mapping"),
+    ],
+)
 def test_bad_configs_name_file_and_field(write_config, raw, expected):
     message = error_of(write_config, raw)
     assert "exp.yaml" in message and expected in message
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("training.epoch=1", "unknown key 'epoch'; did you mean 'epochs'?"),
-    ("nosuch=1", "unknown key 'nosuch'"),
-    ("training=", "training.epochs"),  # a section set to null fails validation of the section
-    ("training.epochs", "expected PATH=VALUE"),
-    ("training.epochs=[1", "not valid YAML"),
-    ("training.epochs=-2", "training.epochs: Input should be greater than 0"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("training.epoch=1", "unknown key 'epoch'; did you mean 'epochs'?"),
+        ("nosuch=1", "unknown key 'nosuch'"),
+        ("training=", "training.epochs"),  # a section set to null fails validation of the section
+        ("training.epochs", "expected PATH=VALUE"),
+        ("training.epochs=[1", "not valid YAML"),
+        ("training.epochs=-2", "training.epochs: Input should be greater than 0"),
+    ],
+)
 def test_bad_overrides(write_config, override, expected):
     message = error_of(write_config, {"name": "x"}, override)
     assert expected in message or (override == "training=" and "training" in message)
@@ -91,8 +104,13 @@ def test_missing_file_suggests_shipped_name():
 
 
 def test_trials_are_variants_x_seeds_x_sweep_points(write_config):
-    config, _ = load_config(str(write_config({"name": "x", "seeds": [1, 2],
-                                              "sweep": {"optimizer.lr": ["1e-3", 0.01], "training.epochs": [1, 2]}})))
+    config, _ = load_config(
+        str(
+            write_config(
+                {"name": "x", "seeds": [1, 2], "sweep": {"optimizer.lr": ["1e-3", 0.01], "training.epochs": [1, 2]}}
+            )
+        )
+    )
     trials = expand(config)
     assert len(trials) == 2 * 2 * 2 * 2
     assert {t.point["optimizer.lr"] for t in trials} == {1e-3, 0.01}  # YAML strings become typed values

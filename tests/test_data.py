@@ -1,4 +1,5 @@
 """Data loading: digits, image folders (decoded once, cached), ToTensor scaling, batch order."""
+
 import os
 
 import numpy as np

@@ -1,16 +1,19 @@
 """The hand-written MLP backward pass equals autograd bit for bit, and is used only where it applies."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from bnbench.config import ModelConfig, OptimizerConfig, VariantConfig
 from bnbench.direct import DirectGradients, supported
-from bnbench.models import build_model
 from bnbench.engines.fast_optim import fast_step, make_optimizer
+from bnbench.models import build_model
 
-VARIANTS = [VariantConfig(name="before", norm="batchnorm", placement="before_activation"),
-            VariantConfig(name="after", norm="batchnorm", placement="after_activation"),
-            VariantConfig(name="plain", norm="none")]
+VARIANTS = [
+    VariantConfig(name="before", norm="batchnorm", placement="before_activation"),
+    VariantConfig(name="after", norm="batchnorm", placement="after_activation"),
+    VariantConfig(name="plain", norm="none"),
+]
 
 
 def autograd_gradients(model):
@@ -21,6 +24,7 @@ def autograd_gradients(model):
             p.grad = None
         loss.backward()
         return loss.detach(), out.detach()
+
     return gradients
 
 
@@ -30,8 +34,10 @@ def autograd_gradients(model):
 def test_direct_gradients_equal_autograd_bitwise(variant, hidden, optimizer):
     models = [build_model(ModelConfig(hidden=hidden), variant, (3, 6, 6), 10, seed=3) for _ in "ab"]
     cfg = OptimizerConfig(name=optimizer, lr=3e-2)
-    runs = [(autograd_gradients(models[0]), fast_step(make_optimizer(cfg, models[0].parameters()))),
-            (DirectGradients(models[1]), fast_step(make_optimizer(cfg, models[1].parameters())))]
+    runs = [
+        (autograd_gradients(models[0]), fast_step(make_optimizer(cfg, models[0].parameters()))),
+        (DirectGradients(models[1]), fast_step(make_optimizer(cfg, models[1].parameters()))),
+    ]
     g = torch.Generator().manual_seed(0)
     for step in range(25):
         x = torch.randint(0, 256, (7, 3, 6, 6), dtype=torch.uint8, generator=g).float().div_(255)

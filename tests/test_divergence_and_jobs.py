@@ -1,4 +1,5 @@
 """Divergence is a result (recorded, other trials go on, exit 0); --jobs 2 writes exactly what --jobs 1 does."""
+
 import json
 
 import numpy as np

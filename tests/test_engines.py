@@ -1,4 +1,5 @@
 """`bnbench run` with the stacked engine writes what the eager engine writes, resumes, and runs in workers."""
+
 import json
 
 import numpy as np
@@ -8,8 +9,11 @@ from typer.testing import CliRunner
 from bnbench.cli import app
 
 runner = CliRunner()
-VARIANTS = [{"name": "plain", "norm": "none"}, {"name": "bn", "norm": "batchnorm"},
-            {"name": "after", "norm": "batchnorm", "placement": "after_activation"}]
+VARIANTS = [
+    {"name": "plain", "norm": "none"},
+    {"name": "bn", "norm": "batchnorm"},
+    {"name": "after", "norm": "batchnorm", "placement": "after_activation"},
+]
 
 
 def test_stacked_run_equals_eager_run(tmp_path, run_config, digits_config):
@@ -33,7 +37,9 @@ def test_stacked_in_workers_equals_stacked_here(tmp_path, run_config, digits_con
 
 
 def test_graph_engine_on_the_cpu_is_refused_before_anything_is_written(tmp_path, write_config, digits_config):
-    result = runner.invoke(app, ["run", str(write_config(digits_config)), "--out", str(tmp_path / "results"),
-                                 "--set", "training.engine=graph"])
+    result = runner.invoke(
+        app,
+        ["run", str(write_config(digits_config)), "--out", str(tmp_path / "results"), "--set", "training.engine=graph"],
+    )
     assert result.exit_code == 2 and "training.engine: graph needs a CUDA device, not 'cpu'" in result.output
     assert not (tmp_path / "results").exists()

@@ -1,4 +1,5 @@
 """The user's own network (`model.kind: factory`): the contract, its errors, and the same-seed weights."""
+
 import json
 import textwrap
 
@@ -114,43 +115,62 @@ def build(ref, norm="batchnorm", seed=0, **kwargs):
 
 
 def test_factory_gets_the_variants_norm_and_its_kwargs(nets):
-    types = {norm: [type(m) for m in build(f"{nets}:make_net", norm, width=4)][1]
-             for norm in ("batchnorm", "groupnorm", "layernorm", "instancenorm", "none")}
-    assert types == {"batchnorm": nn.BatchNorm2d, "groupnorm": nn.GroupNorm, "layernorm": nn.GroupNorm,
-                     "instancenorm": nn.InstanceNorm2d, "none": nn.Identity}
+    types = {
+        norm: [type(m) for m in build(f"{nets}:make_net", norm, width=4)][1]
+        for norm in ("batchnorm", "groupnorm", "layernorm", "instancenorm", "none")
+    }
+    assert types == {
+        "batchnorm": nn.BatchNorm2d,
+        "groupnorm": nn.GroupNorm,
+        "layernorm": nn.GroupNorm,
+        "instancenorm": nn.InstanceNorm2d,
+        "none": nn.Identity,
+    }
     assert build(f"{nets}:make_net", width=4)[0].out_channels == 4
 
 
 def test_factory_shared_weights_are_identical_across_norms_and_differ_by_seed(nets):
     def convs_and_head(model):
         return [model[0].weight, model[3].weight, model[8].weight, model[8].bias]
+
     reference = convs_and_head(build(f"{nets}:make_net", "none", seed=9))
     for norm in ("batchnorm", "groupnorm", "layernorm"):
         torch.rand(10)
-        assert all(torch.equal(a, b) for a, b in zip(convs_and_head(build(f"{nets}:make_net", norm, seed=9)),
-                                                     reference))
-    assert not any(torch.equal(a, b) for a, b in zip(convs_and_head(build(f"{nets}:make_net", "none", seed=10)),
-                                                     reference))
+        assert all(
+            torch.equal(a, b) for a, b in zip(convs_and_head(build(f"{nets}:make_net", norm, seed=9)), reference)
+        )
+    assert not any(
+        torch.equal(a, b) for a, b in zip(convs_and_head(build(f"{nets}:make_net", "none", seed=10)), reference)
+    )
 
 
-@pytest.mark.parametrize("ref, message", [
-    ("no_such_module_xyz:make_net", "cannot import 'no_such_module_xyz'"),
-    ("{nets}:make_nett", "has no 'make_nett'"),
-    ("{nets}:NOT_CALLABLE", "is a int, not a callable"),
-    ("{nets}:not_a_module", "returned a list, not a torch nn.Module"),
-    ("{nets}:wrong_shape", r"returns \(2, 64\) for a batch of 2, not \(batch, num_classes\) = \(2, 10\)"),
-    ("{nets}:raises", "raised RuntimeError: out of ideas"),
-    # issue 19: what failed only in training, or left no message
-    ("{nets}:exits", r"raised SystemExit: 3$"),
-    ("{nets}:no_parameters", r"no trainable parameters \(it has none\); nothing would train"),
-    ("{nets}:frozen", r"no trainable parameters \(all 2 have requires_grad=False\)"),
-    ("{nets}:odd/integer", "returns logits of type torch.int64, in train mode; a loss needs floating-point ones"),
-    ("{nets}:odd/train-shape", r"returns \(2, 20\) for a batch of 2, not \(batch, num_classes\) = \(2, 10\), in train"),
-    ("{nets}:odd/batch-of-2", r"returns \(2, 10\) for a batch of 3, not \(batch, num_classes\) = \(3, 10\)"),
-    ("{nets}:odd/detached", "the loss's gradient reaches no parameter"),
-    ("{nets}:dense_norm/groupnorm", r"layer '2', GroupNorm\(8, 8\), gets one value per group from features of shape "
-                                    r"\(8,\) \(variant 'groupnorm'\)"),
-])
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        ("no_such_module_xyz:make_net", "cannot import 'no_such_module_xyz'"),
+        ("{nets}:make_nett", "has no 'make_nett'"),
+        ("{nets}:NOT_CALLABLE", "is a int, not a callable"),
+        ("{nets}:not_a_module", "returned a list, not a torch nn.Module"),
+        ("{nets}:wrong_shape", r"returns \(2, 64\) for a batch of 2, not \(batch, num_classes\) = \(2, 10\)"),
+        ("{nets}:raises", "raised RuntimeError: out of ideas"),
+        # issue 19: what failed only in training, or left no message
+        ("{nets}:exits", r"raised SystemExit: 3$"),
+        ("{nets}:no_parameters", r"no trainable parameters \(it has none\); nothing would train"),
+        ("{nets}:frozen", r"no trainable parameters \(all 2 have requires_grad=False\)"),
+        ("{nets}:odd/integer", "returns logits of type torch.int64, in train mode; a loss needs floating-point ones"),
+        (
+            "{nets}:odd/train-shape",
+            r"returns \(2, 20\) for a batch of 2, not \(batch, num_classes\) = \(2, 10\), in train",
+        ),
+        ("{nets}:odd/batch-of-2", r"returns \(2, 10\) for a batch of 3, not \(batch, num_classes\) = \(3, 10\)"),
+        ("{nets}:odd/detached", "the loss's gradient reaches no parameter"),
+        (
+            "{nets}:dense_norm/groupnorm",
+            r"layer '2', GroupNorm\(8, 8\), gets one value per group from features of shape "
+            r"\(8,\) \(variant 'groupnorm'\)",
+        ),
+    ],
+)
 def test_factory_errors_are_one_line(nets, ref, message):
     """`factory/x`: kwargs how=x for `odd`, else the variant's norm."""
     ref, _, x = ref.format(nets=nets).partition("/")
@@ -174,12 +194,20 @@ def test_the_training_check_changes_no_weight_statistic_or_random_draw(nets, mon
 
 def test_a_factory_that_exits_is_one_line_from_the_cli(nets, tmp_path, write_config):
     """sys.exit(3) in a factory ended bnbench with status 3 and no message."""
-    raw = {"name": "mine", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
-           "model": {"kind": "factory", "factory": f"{nets}:exits"}, "training": {"epochs": 1, "log_every": 0}}
+    raw = {
+        "name": "mine",
+        "seeds": [0],
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "model": {"kind": "factory", "factory": f"{nets}:exits"},
+        "training": {"epochs": 1, "log_every": 0},
+    }
     result = CliRunner().invoke(app, ["run", str(write_config(raw)), "--out", str(tmp_path / "out"), "-q"])
-    assert result.exit_code == 2 and result.output.strip() == (f"error: model.factory: {nets}:exits(num_classes=10, "
-                                                               f"in_shape=(1, 8, 8), norm_layer=..., **model.kwargs) "
-                                                               f"raised SystemExit: 3")
+    assert result.exit_code == 2 and result.output.strip() == (
+        f"error: model.factory: {nets}:exits(num_classes=10, "
+        f"in_shape=(1, 8, 8), norm_layer=..., **model.kwargs) "
+        f"raised SystemExit: 3"
+    )
     assert not (tmp_path / "out" / "mine").exists()
 
 
@@ -197,10 +225,16 @@ def test_factory_reference_is_checked_with_the_config():
 
 
 def test_factory_run_from_the_cli(nets, tmp_path, write_config):
-    raw = {"name": "mine", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
-           "model": {"kind": "factory", "factory": f"{nets}:make_net", "kwargs": {"width": 8}},
-           "variants": [{"name": "bn", "norm": "batchnorm"}, {"name": "plain", "norm": "none"}],
-           "optimizer": {"name": "adam", "lr": 3e-3}, "training": {"epochs": 2, "batch_size": 16, "log_every": 0}}
+    raw = {
+        "name": "mine",
+        "seeds": [0],
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "model": {"kind": "factory", "factory": f"{nets}:make_net", "kwargs": {"width": 8}},
+        "variants": [{"name": "bn", "norm": "batchnorm"}, {"name": "plain", "norm": "none"}],
+        "optimizer": {"name": "adam", "lr": 3e-3},
+        "training": {"epochs": 2, "batch_size": 16, "log_every": 0},
+    }
     result = CliRunner().invoke(app, ["run", str(write_config(raw)), "--out", str(tmp_path / "out"), "-q"])
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "out" / "mine").iterdir()
@@ -221,13 +255,20 @@ def test_graph_engine_does_not_capture_a_factory_model():
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_factory_that_builds_another_network_on_resume_is_one_line_and_the_run_stays_resumable(
-        nets, tmp_path, write_config, monkeypatch, jobs):
+    nets, tmp_path, write_config, monkeypatch, jobs
+):
     """A factory whose network changes between builds (here: its width, as a random or time-based choice would)
     cannot continue its checkpoints: one line naming the trial and the fix, exit 2, the run partial (not failed)."""
-    raw = {"name": "mine", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
-           "model": {"kind": "factory", "factory": f"{nets}:make_net", "kwargs": {"width": 8}},
-           "variants": [{"name": "plain", "norm": "none"}, {"name": "bn", "norm": "batchnorm"}],
-           "optimizer": {"name": "adam", "lr": 3e-3}, "training": {"epochs": 1, "batch_size": 64, "log_every": 0}}
+    raw = {
+        "name": "mine",
+        "seeds": [0],
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "model": {"kind": "factory", "factory": f"{nets}:make_net", "kwargs": {"width": 8}},
+        "variants": [{"name": "plain", "norm": "none"}, {"name": "bn", "norm": "batchnorm"}],
+        "optimizer": {"name": "adam", "lr": 3e-3},
+        "training": {"epochs": 1, "batch_size": 64, "log_every": 0},
+    }
     config = write_config(raw)
     assert CliRunner().invoke(app, ["run", str(config), "--out", str(tmp_path / "out"), "-q"]).exit_code == 0
     (run_dir,) = (tmp_path / "out" / "mine").iterdir()

@@ -1,5 +1,6 @@
 """What a user reads: `compare`, `list` and `show` at 60, 80 and 120 columns and in a pipe, on real digits runs of
 2 and 3 variants: line counts, widths, the verdict first, nothing cut that matters; run.log's end; `~` in paths."""
+
 import os
 import subprocess
 import sys
@@ -26,10 +27,16 @@ def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     folders = {}
     for name, variants in (("two", ["batchnorm", "plain"]), ("three", ["batchnorm", "plain", "layernorm"])):
-        config = {"name": name, "seeds": [0, 1, 2], "dataset": {"name": "digits"}, "device": "cpu",
-                  "baseline": "plain", "optimizer": {"name": "adam", "lr": 1e-3},
-                  "variants": [{"name": v, "norm": "none" if v == "plain" else v} for v in variants],
-                  "training": {"epochs": 1, "batch_size": 16, "log_every": 5, "eval_every": 20}}
+        config = {
+            "name": name,
+            "seeds": [0, 1, 2],
+            "dataset": {"name": "digits"},
+            "device": "cpu",
+            "baseline": "plain",
+            "optimizer": {"name": "adam", "lr": 1e-3},
+            "variants": [{"name": v, "norm": "none" if v == "plain" else v} for v in variants],
+            "training": {"epochs": 1, "batch_size": 16, "log_every": 5, "eval_every": 20},
+        }
         path = out / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         result = invoke("run", path, "--out", out, "-q")
@@ -54,15 +61,20 @@ def test_compare_fits_the_width_with_the_verdict_first(runs, columns, name, most
     variants = ["batchnorm", "plain"] + ["layernorm"] * (name == "three")
     table = lines.index("") + 1
     assert lines[table].split()[0] == "variant"
-    assert sorted(line.split()[0] for line in lines[table + 1:table + 1 + len(variants)]) == sorted(variants)
+    assert sorted(line.split()[0] for line in lines[table + 1 : table + 1 + len(variants)]) == sorted(variants)
     for line in lines:  # an interval is never split over two lines
         assert line.count("[") == line.count("]"), line
 
 
 def test_compare_in_a_pipe_is_80_columns_and_full_is_the_detail(runs):
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    piped = subprocess.run([sys.executable, "-m", "bnbench", "compare", str(runs["two"])], capture_output=True,
-                           text=True, env=env, check=True).stdout
+    piped = subprocess.run(
+        [sys.executable, "-m", "bnbench", "compare", str(runs["two"])],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     assert max(widths(piped)) <= 80 and "batchnorm vs plain:" in piped.splitlines()[1]
     full = invoke("compare", runs["two"], "--full", columns=80).stdout
     assert "exact p=" in full and "wins" in full and len(full.splitlines()) > len(piped.splitlines())
@@ -88,9 +100,10 @@ def test_show_is_a_line_per_trial(runs, columns):
     lines = result.stdout.splitlines()
     assert all(cell_len(line) <= columns or len(tokens(line)) == 1 for line in lines)  # a long path stands alone
     header = next(i for i, line in enumerate(lines) if line.startswith("variant "))
-    trials = lines[header + 1:header + 1 + 9]
-    assert [line.split()[:3] for line in trials] == [[v, str(s), "complete"] for s in range(3)
-                                                     for v in ("batchnorm", "plain", "layernorm")]
+    trials = lines[header + 1 : header + 1 + 9]
+    assert [line.split()[:3] for line in trials] == [
+        [v, str(s), "complete"] for s in range(3) for v in ("batchnorm", "plain", "layernorm")
+    ]
 
 
 def test_run_log_ends_with_the_verdict_and_finished(runs):
@@ -100,8 +113,19 @@ def test_run_log_ends_with_the_verdict_and_finished(runs):
 
 def test_a_home_folder_in_paths_reads_as_the_shell_would(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
-    result = invoke("run", "quick", "--set", "training.epochs=1", "--seeds", "0", "--set", "dataset.root=~/data",
-                    "--out", "~/res", "-q")
+    result = invoke(
+        "run",
+        "quick",
+        "--set",
+        "training.epochs=1",
+        "--seeds",
+        "0",
+        "--set",
+        "dataset.root=~/data",
+        "--out",
+        "~/res",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "res" / "quick-digits").iterdir()
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["dataset"]["root"] == str(tmp_path / "data")
@@ -111,7 +135,25 @@ def test_a_home_folder_in_paths_reads_as_the_shell_would(tmp_path, monkeypatch):
 def test_the_run_header_is_one_line_in_a_pipe(tmp_path):
     out = tmp_path / ("a-long-folder-name-" * 5) / "results"
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    printed = subprocess.run([sys.executable, "-m", "bnbench", "run", "quick", "--set", "training.epochs=1", "--seeds",
-                              "0", "--out", str(out), "-q"], capture_output=True, text=True, env=env, check=True).stdout
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bnbench",
+            "run",
+            "quick",
+            "--set",
+            "training.epochs=1",
+            "--seeds",
+            "0",
+            "--out",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     (run_dir,) = (out / "quick-digits").iterdir()
     assert printed.splitlines()[0] == f"quick-digits: 2 trials (0 already done) -> {run_dir}"

@@ -1,4 +1,5 @@
 """The CUDA-graph engine gives the eager engine's numbers (needs a GPU; skipped elsewhere)."""
+
 import copy
 import json
 
@@ -10,23 +11,31 @@ from bnbench import runner
 from bnbench.config import Config
 from bnbench.data import load_dataset
 from bnbench.engines import choose
-from bnbench.errors import BnbenchError
-from bnbench.engines.graph import GraphTrainer
-from bnbench.runner import choose_engine
 from bnbench.engines.eager import Trainer
+from bnbench.engines.graph import GraphTrainer
+from bnbench.errors import BnbenchError
+from bnbench.runner import choose_engine
 from bnbench.trials import expand
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="the graph engine needs a CUDA device")
-VARIANTS = [{"name": "plain", "norm": "none"}, {"name": "before", "norm": "batchnorm"},
-            {"name": "after", "norm": "batchnorm", "placement": "after_activation"}]
+VARIANTS = [
+    {"name": "plain", "norm": "none"},
+    {"name": "before", "norm": "batchnorm"},
+    {"name": "after", "norm": "batchnorm", "placement": "after_activation"},
+]
 
 
 def trials(kind="mlp", log_every=20, eval_every=None):
     model = {"kind": kind, "hidden": [32, 16], "channels": [8, 16]}
-    config = Config(name="g", seeds=[0, 1], dataset={"name": "digits"}, model=model, variants=VARIANTS,
-                    optimizer={"name": "adam", "lr": 3e-3}, training={"epochs": 2, "batch_size": 16,
-                                                                       "log_every": log_every,
-                                                                       "eval_every": eval_every})
+    config = Config(
+        name="g",
+        seeds=[0, 1],
+        dataset={"name": "digits"},
+        model=model,
+        variants=VARIANTS,
+        optimizer={"name": "adam", "lr": 3e-3},
+        training={"epochs": 2, "batch_size": 16, "log_every": log_every, "eval_every": eval_every},
+    )
     return expand(config)
 
 
@@ -76,6 +85,7 @@ def test_graph_engine_refuses_the_cpu_and_sgd():
 class CaptureFails(Trainer):
     """The eager Trainer, failing in epoch `fail_at` as a CUDA graph capture does, after steps that moved its
     weights: a fallback must train that epoch again from the last finished one, not from where this stopped."""
+
     fail_at = 1
 
     def train(self, first, last):
@@ -83,10 +93,12 @@ class CaptureFails(Trainer):
             return super().train(first, last)
         size = self.trial.config.training.batch_size
         for i in range(3):
-            idx = self.epoch_order[i * size:(i + 1) * size]
+            idx = self.epoch_order[i * size : (i + 1) * size]
             self._step(idx, self.data.train.y.index_select(0, idx))
-        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\n"
-                           "CUDA kernel errors might be asynchronously reported at some other API call")
+        raise RuntimeError(
+            "CUDA error: operation not permitted when stream is capturing\n"
+            "CUDA kernel errors might be asynchronously reported at some other API call"
+        )
 
 
 @pytest.mark.parametrize("fail_at", [1, 2])
@@ -94,24 +106,41 @@ def test_a_failed_capture_falls_back_to_eager(tmp_path, monkeypatch, run_config,
     """No GPU has run the graph engine yet, so a GPU user must never be stuck with it: where capture or replay
     fails, eager trains the trial on from its last finished epoch, to an eager run's numbers, with one note and
     meta.json saying so. (On the CPU: the graph engine forced past its device check, its trainer failing.)"""
-    config = {"name": "fallback", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
-              "model": {"hidden": [16]}, "optimizer": {"name": "adam", "lr": 3e-3},
-              "training": {"epochs": 2, "batch_size": 32, "log_every": 0, "eval_every": 20}}
+    config = {
+        "name": "fallback",
+        "seeds": [0],
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "model": {"hidden": [16]},
+        "optimizer": {"name": "adam", "lr": 3e-3},
+        "training": {"epochs": 2, "batch_size": 32, "log_every": 0, "eval_every": 20},
+    }
     eager, _ = run_config(config, tmp_path / "eager")
     build = choose.build
     monkeypatch.setattr(CaptureFails, "fail_at", fail_at)
     monkeypatch.setattr(runner, "requested_engine", lambda config, device: "graph")
-    monkeypatch.setattr(choose, "build", lambda engine, unit, data, device: (
-        CaptureFails(unit[0], data, device) if engine == "graph" else build(engine, unit, data, device)))
+    monkeypatch.setattr(
+        choose,
+        "build",
+        lambda engine, unit, data, device: (
+            CaptureFails(unit[0], data, device) if engine == "graph" else build(engine, unit, data, device)
+        ),
+    )
     graph, output = run_config(config, tmp_path / "graph")
     for name in ("batches.csv", "evals.csv"):
         assert (graph / name).read_bytes() == (eager / name).read_bytes()
-    pd.testing.assert_frame_equal(pd.read_csv(graph / "epochs.csv").drop(columns="seconds"),
-                                  pd.read_csv(eager / "epochs.csv").drop(columns="seconds"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(graph / "epochs.csv").drop(columns="seconds"),
+        pd.read_csv(eager / "epochs.csv").drop(columns="seconds"),
+    )
     meta = json.loads((graph / "meta.json").read_text())
-    why = (f"graph -> eager at epoch {fail_at} (RuntimeError: CUDA error: operation not permitted when stream is "
-           f"capturing)")
+    why = (
+        f"graph -> eager at epoch {fail_at} (RuntimeError: CUDA error: operation not permitted when stream is "
+        f"capturing)"
+    )
     assert meta["engine"] == "graph" and meta["engine_fallback"] == {"batchnorm-s0": why, "plain-s0": why}
     notes = [line for line in output.splitlines() if line.startswith("note:")]
-    assert notes == [f"note: batchnorm-s0: {why}; eager trains it on from its last finished epoch (meta.json's "
-                     f"engine_fallback lists every trial this happens to)"]
+    assert notes == [
+        f"note: batchnorm-s0: {why}; eager trains it on from its last finished epoch (meta.json's "
+        f"engine_fallback lists every trial this happens to)"
+    ]

@@ -1,14 +1,20 @@
 """Daily use of `bnbench run`: a run grows (more seeds, more epochs) into the same folder and equals one run made
 whole; options that would change trained trials are refused; seed ranges; verbosity and run.log; -h, --version."""
+
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from bnbench.cli import app
 
-CONFIG = {"name": "grow", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-          "optimizer": {"name": "adam", "lr": 1.0e-3},
-          "training": {"epochs": 2, "batch_size": 32, "log_every": 10, "eval_every": 20}}
+CONFIG = {
+    "name": "grow",
+    "seeds": [0, 1],
+    "dataset": {"name": "digits"},
+    "device": "cpu",
+    "optimizer": {"name": "adam", "lr": 1.0e-3},
+    "training": {"epochs": 2, "batch_size": 32, "log_every": 10, "eval_every": 20},
+}
 ROW_FILES = ("batches.csv", "epochs.csv", "evals.csv")
 
 
@@ -56,12 +62,13 @@ def test_adding_seeds_trains_only_the_new_trials_and_equals_one_run_of_all_seeds
     output = ok("run", "--resume", run_dir, "--seeds", "2,3", "-v")
     assert "8 trials (4 already done)" in output and "added seeds 2, 3" in output
     assert "-s0 epoch" not in output and "-s1 epoch" not in output  # the finished trials did not train again
-    assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").iterdir()
-            if p.name in checkpoints} == checkpoints
+    assert {
+        p.name: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").iterdir() if p.name in checkpoints
+    } == checkpoints
     for name in ROW_FILES:
         after = rows(run_dir, name)
         assert after == rows(whole, name), name
-        assert after[:len(before[name])] == before[name], name  # the old rows untouched, byte for byte
+        assert after[: len(before[name])] == before[name], name  # the old rows untouched, byte for byte
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["seeds"] == [0, 1, 2, 3]
     assert "nothing to do" in ok("run", "--resume", run_dir, "--seeds", "1-3")  # all there already
@@ -76,12 +83,15 @@ def test_adding_epochs_continues_finished_trials_exactly(tmp_path, config_file, 
         assert rows(run_dir, name) == rows(whole, name), name
 
 
-@pytest.mark.parametrize("args, named", [
-    (["--set", "optimizer.lr=0.1"], "--set optimizer.lr"),
-    (["--set", "training.epochs=1"], "--set training.epochs=1"),
-    (["--device", "cpu"], "--device"),
-    (["--seeds", "x"], "--seeds x"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--set", "optimizer.lr=0.1"], "--set optimizer.lr"),
+        (["--set", "training.epochs=1"], "--set training.epochs=1"),
+        (["--device", "cpu"], "--device"),
+        (["--seeds", "x"], "--seeds x"),
+    ],
+)
 def test_options_that_would_change_trained_trials_are_refused(tmp_path, config_file, args, named):
     ok("run", config_file, "--out", tmp_path, "-q", "--seeds", "0")  # 2 epochs
     run_dir = run_of(tmp_path)
@@ -93,8 +103,23 @@ def test_options_that_would_change_trained_trials_are_refused(tmp_path, config_f
 
 @pytest.mark.parametrize("text, seeds", [("0-3", [0, 1, 2, 3]), ("1,2,5-8", [1, 2, 5, 6, 7, 8]), ("7", [7])])
 def test_seed_ranges(tmp_path, config_file, text, seeds):
-    ok("run", config_file, "--out", tmp_path, "-q", "--set", "training.epochs=1", "--set", "training.eval_every=null",
-       "--seeds", text, "--set", "variants=[{name: plain, norm: none}]", "--set", "baseline=plain")
+    ok(
+        "run",
+        config_file,
+        "--out",
+        tmp_path,
+        "-q",
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "training.eval_every=null",
+        "--seeds",
+        text,
+        "--set",
+        "variants=[{name: plain, norm: none}]",
+        "--set",
+        "baseline=plain",
+    )
     assert yaml.safe_load((run_of(tmp_path) / "config.yaml").read_text())["seeds"] == seeds
 
 
@@ -178,14 +203,17 @@ def truthful(run_dir):
     from bnbench.show import summary
 
     s = summary(run_dir)
-    return s["status"] == "partial" or (s["damage"] is None and all(t["status"] == "complete" for t in s["trials"])
-                                        and len(s["trials"]) == 2 * len(yaml.safe_load(
-                                            (run_dir / "config.yaml").read_text())["seeds"]))
+    return s["status"] == "partial" or (
+        s["damage"] is None
+        and all(t["status"] == "complete" for t in s["trials"])
+        and len(s["trials"]) == 2 * len(yaml.safe_load((run_dir / "config.yaml").read_text())["seeds"])
+    )
 
 
 @pytest.mark.parametrize("write", range(1, 8))
 def test_a_grow_stopped_at_any_write_never_claims_complete_and_resumes_to_the_whole_run(
-        tmp_path, two_epoch_run, whole, monkeypatch, write):
+    tmp_path, two_epoch_run, whole, monkeypatch, write
+):
     """Ctrl-C (as a kill would) at each of the first file writes of a grow: meta.json marked running, the grown
     meta.json, config.yaml, the rows cut back, the first new epoch's rows and checkpoint. The run is never
     "complete" with trials missing, `--resume` with the same options is not "nothing to do", and it ends equal to
@@ -214,8 +242,7 @@ def test_a_grow_stopped_at_any_write_never_claims_complete_and_resumes_to_the_wh
         assert rows(run_dir, name) == rows(whole, name), name
 
 
-def test_a_grow_stopped_between_its_two_writes_resumes_without_the_options(tmp_path, two_epoch_run, whole,
-                                                                            monkeypatch):
+def test_a_grow_stopped_between_its_two_writes_resumes_without_the_options(tmp_path, two_epoch_run, whole, monkeypatch):
     """Stopped after the grown meta.json, before config.yaml: the run is not refused as edited, and a plain
     --resume finishes the grow it began."""
     from bnbench import store

@@ -10,6 +10,7 @@ stops, in a fresh run, a resumed one and a grow (`--seeds`), must end, resumed, 
 stopped. Also: a model factory that sets its own thread count trains in --jobs workers (it used to hang them in
 their first convolution), and the verdict process of a killed run prints nothing.
 """
+
 import fcntl
 import json
 import os
@@ -29,9 +30,14 @@ import pytest
 import torch
 import yaml
 
-CONFIG = {"name": "stops", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-          "optimizer": {"name": "adam", "lr": 1.0e-3},
-          "training": {"epochs": 3, "batch_size": 8, "log_every": 0, "eval_every": 100}}
+CONFIG = {
+    "name": "stops",
+    "seeds": [0, 1],
+    "dataset": {"name": "digits"},
+    "device": "cpu",
+    "optimizer": {"name": "adam", "lr": 1.0e-3},
+    "training": {"epochs": 3, "batch_size": 8, "log_every": 0, "eval_every": 100},
+}
 GROWN = "0-2"  # every chain grows its run to these seeds, at one of its stops
 FILES = ("batches.csv", "epochs.csv", "evals.csv")
 ENDS_WITHIN = 30  # seconds: a stop that takes longer hangs (it used to, for ever)
@@ -47,9 +53,15 @@ class Terminal:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         env = {k: v for k, v in (env or os.environ).items() if k not in ("COLUMNS", "LINES")}
-        self.process = subprocess.Popen([sys.executable, "-m", "bnbench", *map(str, args)], stdin=slave,
-                                        stdout=slave, stderr=slave, env=env | {"TERM": "xterm-256color"},
-                                        start_new_session=True, preexec_fn=_take_terminal)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bnbench", *map(str, args)],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env | {"TERM": "xterm-256color"},
+            start_new_session=True,
+            preexec_fn=_take_terminal,
+        )
         os.close(slave)
         self.master, self.chunks = master, []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -123,8 +135,13 @@ def _kill_session(pid: int) -> None:
 def finish(*args, timeout: float = 600) -> str:
     """`python -m bnbench ARGS` to its end, in a session of its own: its output; one that has not ended within
     `timeout` seconds hangs, and fails (its processes are killed)."""
-    process = subprocess.Popen([sys.executable, "-m", "bnbench", *map(str, args)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bnbench", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -166,6 +183,7 @@ def workers_of(pid: int) -> list[int]:
 
 
 # ---- ways to stop a run: each returns the exit status and the message it must end with -----------------------
+
 
 def ctrl_c(terminal: Terminal) -> tuple[int, str]:
     terminal.ctrl_c()
@@ -239,23 +257,44 @@ def paused_ctrl_c_twice(terminal: Terminal) -> tuple[int, str]:
 
 # ---- chains of stops ---------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Stop:
     """One process of a chain: `bnbench run` (the first), `--resume RUN`, or a grow (`--resume RUN --seeds`),
     stopped by `how` once its display shows a trial and the run has `epochs` trial-epochs in epochs.csv."""
+
     how: Callable[[Terminal], tuple[int, str]]
     epochs: int = 0
     grow: bool = False
 
 
 CHAINS = {
-    "ctrl-c": [Stop(ctrl_c), Stop(ctrl_c, 2), Stop(paused_ctrl_c, 4), Stop(ctrl_c, 7, grow=True), Stop(ctrl_c),
-               Stop(paused_ctrl_c, 11), Stop(ctrl_c, 15)],
-    "sigterm": [Stop(sigterm, 1), Stop(paused_sigterm, 3), Stop(sigterm_to_main, 6, grow=True),
-                Stop(sigterm_to_main), Stop(paused_sigterm, 10), Stop(sigterm, 15)],
-    "twice": [Stop(ctrl_c_twice), Stop(ctrl_c_during_the_stop, 3), Stop(ctrl_c_then_sigterm, 6, grow=True),
-              Stop(ctrl_c_twice, 8), Stop(ctrl_c_during_the_stop, 10), Stop(paused_ctrl_c_twice, 12),
-              Stop(ctrl_c_twice, 15)],
+    "ctrl-c": [
+        Stop(ctrl_c),
+        Stop(ctrl_c, 2),
+        Stop(paused_ctrl_c, 4),
+        Stop(ctrl_c, 7, grow=True),
+        Stop(ctrl_c),
+        Stop(paused_ctrl_c, 11),
+        Stop(ctrl_c, 15),
+    ],
+    "sigterm": [
+        Stop(sigterm, 1),
+        Stop(paused_sigterm, 3),
+        Stop(sigterm_to_main, 6, grow=True),
+        Stop(sigterm_to_main),
+        Stop(paused_sigterm, 10),
+        Stop(sigterm, 15),
+    ],
+    "twice": [
+        Stop(ctrl_c_twice),
+        Stop(ctrl_c_during_the_stop, 3),
+        Stop(ctrl_c_then_sigterm, 6, grow=True),
+        Stop(ctrl_c_twice, 8),
+        Stop(ctrl_c_during_the_stop, 10),
+        Stop(paused_ctrl_c_twice, 12),
+        Stop(ctrl_c_twice, 15),
+    ],
 }  # 20 stops, each of a process started for it; a trial-epoch takes about 0.5 s, of 18 when the run is whole
 
 
@@ -340,8 +379,10 @@ def test_a_factory_that_sets_its_thread_count_trains_in_jobs_workers(threaded_ne
     """It used to hang both workers for good in their first convolution: a forked process's main thread inherits
     GNU OpenMP's pool of the main process's threads, without the threads, and waits for them in a parallel region
     of more than one thread."""
-    config = CONFIG | {"model": {"kind": "factory", "factory": threaded_net},
-                       "training": CONFIG["training"] | {"epochs": 1, "batch_size": 64}}
+    config = CONFIG | {
+        "model": {"kind": "factory", "factory": threaded_net},
+        "training": CONFIG["training"] | {"epochs": 1, "batch_size": 64},
+    }
     (tmp_path / "threads.yaml").write_text(yaml.safe_dump(config))
     finish("run", "threads.yaml", "--out", "out", "-q", "--jobs", "2", timeout=120)
     (run_dir,) = (tmp_path / "out" / "stops").iterdir()
@@ -356,8 +397,13 @@ def test_a_factory_cannot_change_the_thread_count_trials_train_with(threaded_net
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        build_model(ModelConfig(kind="factory", factory=threaded_net), VariantConfig(name="bn", norm="batchnorm"),
-                    (1, 8, 8), 10, 0)
+        build_model(
+            ModelConfig(kind="factory", factory=threaded_net),
+            VariantConfig(name="bn", norm="batchnorm"),
+            (1, 8, 8),
+            10,
+            0,
+        )
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
@@ -368,16 +414,22 @@ def test_the_verdict_process_of_a_killed_run_ends_silently(config_file, tmp_path
     the verdict process used to find the run gone as it answered, and print a BrokenPipeError traceback into the
     terminal (3 of 6 times)."""
     short = ["--seeds", "0", "--set", "training.epochs=1"]
-    process = subprocess.Popen([sys.executable, "-m", "bnbench", "run", config_file, *short, "--out", tmp_path, "-q"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bnbench", "run", config_file, *short, "--out", tmp_path, "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while not (verdict := [p for p in children(process.pid) if comm(p) == "bnbench-verdict"]):
             assert process.poll() is None and time.time() < deadline
             time.sleep(0.01)
         os.kill(verdict[0], signal.SIGSTOP)
-        while not any(json.loads(m.read_text()).get("status") == "complete"
-                      for m in tmp_path.glob("stops/*/meta.json")):
+        while not any(
+            json.loads(m.read_text()).get("status") == "complete" for m in tmp_path.glob("stops/*/meta.json")
+        ):
             assert process.poll() is None and time.time() < deadline
             time.sleep(0.05)
         time.sleep(1.0)  # the run has sent its folder to the verdict process and waits for the lines

@@ -1,6 +1,8 @@
 """bnbench.layout: tables never split a token, never exceed the width, and switch layout exactly at natural width."""
+
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.cells import cell_len
 
 from bnbench.layout import Grid, natural_width, render, tokens, wrap
@@ -12,28 +14,54 @@ def comparison() -> Grid:
     return Grid(
         "placement-cifar10 · cifar10, mlp [64, 32] · run 20261127-101502",
         ["variant", "seeds", "final train loss", "final test acc %", "steps to target"],
-        [[["plain", "(baseline)"], ["5"], ["1.6795 ± 0.0101"], ["41.23 ± 0.55"], ["step 9,200", "5/5 reached"]],
-         [["bn_before"], ["5"],
-          ["1.5847 ± 0.0062", "Δ -0.0948 [-0.1939, +0.0042]", "5 pairs, p=0.054 (Holm 0.11, 2 tests)", "wins 5/5"],
-          ["44.87 ± 0.41", "Δ +3.64 [+2.91, +4.37]", "5 pairs, p=0.0002 (Holm 0.0004, 2 tests)", "wins 5/5"],
-          ["1.47× [1.21, 1.78]", "5/5 reached"]],
-         [["bn_after", "diverged: seed 3 at epoch 2"], ["4"],
-          ["1.6012 ± 0.0088", "Δ -0.0783 [-0.1101, -0.0465]", "4 pairs, p=0.003 (Holm 0.006, 2 tests)", "wins 4/4"],
-          ["43.90 ± 0.62", "Δ +2.67 [+1.80, +3.54]", "4 pairs, p=0.001 (Holm 0.002, 2 tests)", "wins 4/4"],
-          ["1.31× [1.10, 1.52]", "3/4 reached"]]],
+        [
+            [["plain", "(baseline)"], ["5"], ["1.6795 ± 0.0101"], ["41.23 ± 0.55"], ["step 9,200", "5/5 reached"]],
+            [
+                ["bn_before"],
+                ["5"],
+                [
+                    "1.5847 ± 0.0062",
+                    "Δ -0.0948 [-0.1939, +0.0042]",
+                    "5 pairs, p=0.054 (Holm 0.11, 2 tests)",
+                    "wins 5/5",
+                ],
+                ["44.87 ± 0.41", "Δ +3.64 [+2.91, +4.37]", "5 pairs, p=0.0002 (Holm 0.0004, 2 tests)", "wins 5/5"],
+                ["1.47× [1.21, 1.78]", "5/5 reached"],
+            ],
+            [
+                ["bn_after", "diverged: seed 3 at epoch 2"],
+                ["4"],
+                [
+                    "1.6012 ± 0.0088",
+                    "Δ -0.0783 [-0.1101, -0.0465]",
+                    "4 pairs, p=0.003 (Holm 0.006, 2 tests)",
+                    "wins 4/4",
+                ],
+                ["43.90 ± 0.62", "Δ +2.67 [+1.80, +3.54]", "4 pairs, p=0.001 (Holm 0.002, 2 tests)", "wins 4/4"],
+                ["1.31× [1.10, 1.52]", "3/4 reached"],
+            ],
+        ],
         caption="Mean ± std over seeds at epoch 10 of 10. Δ = variant − plain on the same seed, its 95% t-interval, "
-                "paired t-test p (Holm-adjusted over the variants compared), and seeds won. Steps to target: first "
-                "step at which the training loss (mean of the last 200 batches) reaches plain's final train loss; "
-                "speedup = plain's steps ÷ that step.",
-        lead=["Verdict: bn_before trains faster than plain (speedup 1.47× [1.21, 1.78], 5/5 seeds) and ends with "
-              "higher test accuracy (Δ +3.64 [+2.91, +4.37], p=0.0002)."])
+        "paired t-test p (Holm-adjusted over the variants compared), and seeds won. Steps to target: first "
+        "step at which the training loss (mean of the last 200 batches) reaches plain's final train loss; "
+        "speedup = plain's steps ÷ that step.",
+        lead=[
+            "Verdict: bn_before trains faster than plain (speedup 1.47× [1.21, 1.78], 5/5 seeds) and ends with "
+            "higher test accuracy (Δ +3.64 [+2.91, +4.37], p=0.0002)."
+        ],
+    )
 
 
 def broken_runs() -> Grid:
-    return Grid("Runs under /tmp/pytest-of-root/pytest-12/results", ["name", "run", "status", "error"],
-                [[["x"], ["20250101-000000"], ["broken"], [PATH, "meta.json: Expecting value: line 1 column 1"]],
-                 [["y"], ["20250102-000000"], ["complete"], [""]]],
-                caption=f"One run could not be read: {PATH}.")
+    return Grid(
+        "Runs under /tmp/pytest-of-root/pytest-12/results",
+        ["name", "run", "status", "error"],
+        [
+            [["x"], ["20250101-000000"], ["broken"], [PATH, "meta.json: Expecting value: line 1 column 1"]],
+            [["y"], ["20250102-000000"], ["complete"], [""]],
+        ],
+        caption=f"One run could not be read: {PATH}.",
+    )
 
 
 GRIDS = {"comparison": comparison, "broken runs": broken_runs}
@@ -50,19 +78,23 @@ def is_boxed(text: str) -> bool:
 
 # ---- tokens and wrap -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("p=0.04 (Holm, 3 tests)", ["p=0.04", "(Holm, 3 tests)"]),
-    ("Δ +6.98 [+0.72, +13.24]", ["Δ", "+6.98", "[+0.72, +13.24]"]),
-    ("a {b [c (d e) f] g} h", ["a", "{b [c (d e) f] g}", "h"]),  # nested
-    ("x(a b)y  z", ["x(a b)y", "z"]),  # brackets inside a word; runs of spaces are one break
-    ("", []),
-    ("   ", []),
-    ("(a b", ["(a", "b"]),  # unclosed: protects nothing, no text lost
-    ("a b) c", ["a", "b)", "c"]),  # closed without opening
-    ("(a [b c] d", ["(a", "[b c]", "d"]),  # the matched pair inside an unclosed one still holds
-    ("(a] b)", ["(a] b)"]),  # a mismatched closer is ignored
-    ("[red]x[/] y", ["[red]x[/]", "y"]),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("p=0.04 (Holm, 3 tests)", ["p=0.04", "(Holm, 3 tests)"]),
+        ("Δ +6.98 [+0.72, +13.24]", ["Δ", "+6.98", "[+0.72, +13.24]"]),
+        ("a {b [c (d e) f] g} h", ["a", "{b [c (d e) f] g}", "h"]),  # nested
+        ("x(a b)y  z", ["x(a b)y", "z"]),  # brackets inside a word; runs of spaces are one break
+        ("", []),
+        ("   ", []),
+        ("(a b", ["(a", "b"]),  # unclosed: protects nothing, no text lost
+        ("a b) c", ["a", "b)", "c"]),  # closed without opening
+        ("(a [b c] d", ["(a", "[b c]", "d"]),  # the matched pair inside an unclosed one still holds
+        ("(a] b)", ["(a] b)"]),  # a mismatched closer is ignored
+        ("[red]x[/] y", ["[red]x[/]", "y"]),
+    ],
+)
 def test_tokens(text, expected):
     assert tokens(text) == expected
 
@@ -76,8 +108,11 @@ def test_wrap_is_greedy_with_indent_and_hanging():
 
 
 def test_wrap_gives_a_token_wider_than_the_line_a_line_of_its_own():
-    assert wrap(f"error: {PATH} (read at start)", 40, "  ", "    ") == ["  error:", f"    {PATH}",
-                                                                     "    (read at start)"]
+    assert wrap(f"error: {PATH} (read at start)", 40, "  ", "    ") == [
+        "  error:",
+        f"    {PATH}",
+        "    (read at start)",
+    ]
     assert wrap("abcdef gh", 3) == ["abcdef", "gh"]
 
 
@@ -92,9 +127,12 @@ def test_wrap_counts_terminal_cells_not_characters():
     assert wrap("±± ab", 5) == ["±± ab"]
 
 
-@given(st.lists(st.sampled_from(["a", "bb", "Δ", "(x y)", "[+0.72, +13.24]", "loooooooooong", "±", "界"]),
-                max_size=30),
-       st.integers(1, 30), st.sampled_from(["", "  "]), st.sampled_from(["", "    "]))
+@given(
+    st.lists(st.sampled_from(["a", "bb", "Δ", "(x y)", "[+0.72, +13.24]", "loooooooooong", "±", "界"]), max_size=30),
+    st.integers(1, 30),
+    st.sampled_from(["", "  "]),
+    st.sampled_from(["", "    "]),
+)
 def test_wrap_keeps_tokens_whole_in_order_and_within_width(words, width, indent, hanging):
     lines = wrap(" ".join(words), width, indent, hanging)
     assert [t for line in lines for t in tokens(line)] == tokens(" ".join(words))
@@ -104,6 +142,7 @@ def test_wrap_keeps_tokens_whole_in_order_and_within_width(words, width, indent,
 
 
 # ---- natural width and the choice of layout -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", GRIDS)
 def test_natural_width_is_the_boxed_tables_width(name):
@@ -129,12 +168,14 @@ def test_the_box_is_used_exactly_when_it_fits(name):
     assert is_boxed(render(grid, None))
     assert all(cell_len(line) <= n for line in fits.splitlines())
     # the box at its natural width is the box drawn without a width: only title, lead and caption wrap differently
-    assert [line for line in fits.splitlines() if line[:1] in "┏┃┡│├└"] == \
-           [line for line in render(grid, None).splitlines() if line[:1] in "┏┃┡│├└"]
+    assert [line for line in fits.splitlines() if line[:1] in "┏┃┡│├└"] == [
+        line for line in render(grid, None).splitlines() if line[:1] in "┏┃┡│├└"
+    ]
 
 
-@pytest.mark.parametrize("width, boxed", [(60, False), (80, False), (120, False), (143, False), (144, True),
-                                          (200, True)])
+@pytest.mark.parametrize(
+    "width, boxed", [(60, False), (80, False), (120, False), (143, False), (144, True), (200, True)]
+)
 @pytest.mark.parametrize("name", GRIDS)
 def test_every_width_keeps_lines_within_it_and_tokens_whole(name, width, boxed):
     grid = GRIDS[name]()
@@ -173,12 +214,18 @@ def test_without_width_nothing_wraps():
 
 # ---- the compact layout -----------------------------------------------------------------------------------------
 
+
 def test_compact_layout_reads_as_records():
-    grid = Grid("t [a, b]", ["variant", "seeds", "loss", "steps"],
-                [[["plain", "(baseline)"], ["5"], ["1.6795 ± 0.0101"], []],
-                 [["bn"], ["5"], ["1.5847 ± 0.0062", "Δ -0.0948 [-0.1939, +0.0042]", "wins 5/5"], [""]]],
-                caption="Mean ± std over seeds at epoch 10 of 10.",
-                lead=["Verdict: bn is faster (1.47× [1.21, 1.78])."])
+    grid = Grid(
+        "t [a, b]",
+        ["variant", "seeds", "loss", "steps"],
+        [
+            [["plain", "(baseline)"], ["5"], ["1.6795 ± 0.0101"], []],
+            [["bn"], ["5"], ["1.5847 ± 0.0062", "Δ -0.0948 [-0.1939, +0.0042]", "wins 5/5"], [""]],
+        ],
+        caption="Mean ± std over seeds at epoch 10 of 10.",
+        lead=["Verdict: bn is faster (1.47× [1.21, 1.78])."],
+    )
     assert render(grid, 34) == (
         "t [a, b]\n"
         "Verdict: bn is faster\n"
@@ -195,7 +242,8 @@ def test_compact_layout_reads_as_records():
         "    wins 5/5\n"
         "\n"
         "Mean ± std over seeds at epoch 10\n"
-        "of 10.\n")
+        "of 10.\n"
+    )
 
 
 def test_parts_between_separators_stay_together_and_long_asides_wrap():
@@ -215,10 +263,20 @@ def test_grid_without_rows_keeps_title_and_caption():
 
 @pytest.mark.parametrize("width", [None, 12, 80])
 def test_markup_like_text_prints_literally(width):
-    grid = Grid("[bold]t[/]", ["[b]name[/b]", "value"], [[["[red]x[/]"], ["[+0.72, +13.24]", ":warning:"]]],
-                caption="[dim]c[/dim]")
+    grid = Grid(
+        "[bold]t[/]",
+        ["[b]name[/b]", "value"],
+        [[["[red]x[/]"], ["[+0.72, +13.24]", ":warning:"]]],
+        caption="[dim]c[/dim]",
+    )
     text = render(grid, width)
-    for piece in ["[bold]t[/]", "[b]name[/b]" if is_boxed(text) else "[red]x[/]", "[red]x[/]", "[+0.72, +13.24]",
-                  ":warning:", "[dim]c[/dim]"]:
+    for piece in [
+        "[bold]t[/]",
+        "[b]name[/b]" if is_boxed(text) else "[red]x[/]",
+        "[red]x[/]",
+        "[+0.72, +13.24]",
+        ":warning:",
+        "[dim]c[/dim]",
+    ]:
         assert piece in text
     assert "\x1b" not in text

@@ -1,11 +1,12 @@
 """Model structure (BN1d vs BN2d, placement) and the same-seed guarantee."""
+
 import torch
 from torch import nn
 
 from bnbench.config import Config, ModelConfig, VariantConfig
 from bnbench.data import load_dataset
-from bnbench.models import build_model, weighted_layers
 from bnbench.engines.eager import Trainer
+from bnbench.models import build_model, weighted_layers
 from bnbench.trials import expand
 
 BN = VariantConfig(name="bn", norm="batchnorm")
@@ -22,15 +23,34 @@ def test_tutorial_mlp_layout():
     model = build_model(ModelConfig(), BN, CIFAR, 10, seed=42)
     assert kinds(model) == ["Flatten", "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
     assert [(m.in_features, m.out_features) for m in weighted_layers(model)] == [(3072, 64), (64, 32), (32, 10)]
-    assert kinds(build_model(ModelConfig(), PLAIN, CIFAR, 10, 42)) == \
-        ["Flatten", "Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert kinds(build_model(ModelConfig(), PLAIN, CIFAR, 10, 42)) == [
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "Linear",
+        "ReLU",
+        "Linear",
+    ]
     assert kinds(build_model(ModelConfig(), AFTER, CIFAR, 10, 42))[1:4] == ["Linear", "ReLU", "BatchNorm1d"]
 
 
 def test_cnn_uses_bn2d_after_convs_and_bn1d_in_the_head():
     model = build_model(ModelConfig(kind="cnn", channels=[8, 16], hidden=[32]), BN, CIFAR, 10, seed=0)
-    assert kinds(model) == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Conv2d", "BatchNorm2d", "ReLU",
-                            "MaxPool2d", "Flatten", "Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert kinds(model) == [
+        "Conv2d",
+        "BatchNorm2d",
+        "ReLU",
+        "MaxPool2d",
+        "Conv2d",
+        "BatchNorm2d",
+        "ReLU",
+        "MaxPool2d",
+        "Flatten",
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Linear",
+    ]
     assert model[9].in_features == 16 * 8 * 8
     assert model(torch.rand(4, *CIFAR)).shape == (4, 10)
     after = build_model(ModelConfig(kind="cnn", channels=[8], hidden=[]), AFTER, (1, 8, 8), 3, 0)
@@ -44,9 +64,9 @@ def test_input_size_comes_from_the_data():
 
 def test_init_follows_pytorch_default_distribution():
     first = weighted_layers(build_model(ModelConfig(), PLAIN, CIFAR, 10, seed=3))[0]
-    bound = 1 / 3072 ** 0.5
+    bound = 1 / 3072**0.5
     assert first.weight.abs().max() <= bound and first.weight.abs().max() > 0.99 * bound
-    assert abs(first.weight.std().item() - bound / 3 ** 0.5) < 1e-4  # U(-b, b) has std b/sqrt(3)
+    assert abs(first.weight.std().item() - bound / 3**0.5) < 1e-4  # U(-b, b) has std b/sqrt(3)
 
 
 def test_shared_layers_start_identical_whatever_the_rng_did():
@@ -69,8 +89,14 @@ def test_bn_layers_start_at_identity():
 
 
 def test_variants_see_identical_batches_in_every_epoch(monkeypatch):
-    config = Config(name="t", seeds=[5], dataset={"name": "digits"}, device="cpu",
-                    variants=[BN, AFTER, PLAIN], training={"epochs": 2, "batch_size": 32, "log_every": 0})
+    config = Config(
+        name="t",
+        seeds=[5],
+        dataset={"name": "digits"},
+        device="cpu",
+        variants=[BN, AFTER, PLAIN],
+        training={"epochs": 2, "batch_size": 32, "log_every": 0},
+    )
     data = load_dataset(config.dataset)
     seen = {}
     original = Trainer._step

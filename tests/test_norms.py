@@ -1,4 +1,5 @@
 """Norm kinds in the built-in MLP and CNN, their same-seed weights, and the engines that cannot train them."""
+
 import math
 
 import pytest
@@ -6,14 +7,13 @@ import torch
 from torch import nn
 
 from bnbench.config import Config, ModelConfig, VariantConfig
-
-from bnbench.experiment import load_config
 from bnbench.data import load_dataset
 from bnbench.direct import supported
+from bnbench.engines.eager import Trainer
+from bnbench.experiment import load_config
 from bnbench.models import build_model, groups, weighted_layers
 from bnbench.runner import choose_engine, engine_note
 from bnbench.seeding import generator
-from bnbench.engines.eager import Trainer
 from bnbench.trials import expand
 
 CPU = torch.device("cpu")
@@ -28,13 +28,16 @@ def kinds(model):
     return [type(m).__name__ for m in model if not isinstance(m, (nn.ReLU, nn.MaxPool2d, nn.Flatten))]
 
 
-@pytest.mark.parametrize("norm, conv, dense", [
-    ("batchnorm", "BatchNorm2d", "BatchNorm1d"),
-    ("layernorm", "GroupNorm", "LayerNorm"),
-    ("groupnorm", "GroupNorm", "GroupNorm"),
-    ("instancenorm", "InstanceNorm2d", None),
-    ("none", None, None),
-])
+@pytest.mark.parametrize(
+    "norm, conv, dense",
+    [
+        ("batchnorm", "BatchNorm2d", "BatchNorm1d"),
+        ("layernorm", "GroupNorm", "LayerNorm"),
+        ("groupnorm", "GroupNorm", "GroupNorm"),
+        ("instancenorm", "InstanceNorm2d", None),
+        ("none", None, None),
+    ],
+)
 def test_each_norm_takes_the_right_layer_in_the_cnn(norm, conv, dense):
     model = build_model(CNN, variant(norm), (3, 32, 32), 10, seed=0)
     expected = ["Conv2d", conv, "Conv2d", conv, "Linear", dense, "Linear"]
@@ -48,11 +51,14 @@ def test_each_norm_takes_the_right_layer_in_the_cnn(norm, conv, dense):
         assert norms[0].affine and not norms[0].track_running_stats
 
 
-@pytest.mark.parametrize("norm, layer", [("batchnorm", nn.BatchNorm1d), ("layernorm", nn.LayerNorm),
-                                         ("groupnorm", nn.GroupNorm)])
+@pytest.mark.parametrize(
+    "norm, layer", [("batchnorm", nn.BatchNorm1d), ("layernorm", nn.LayerNorm), ("groupnorm", nn.GroupNorm)]
+)
 def test_mlp_norms_follow_each_hidden_linear_in_either_placement(norm, layer):
-    for placement, order in (("before_activation", [nn.Linear, layer, nn.ReLU]),
-                             ("after_activation", [nn.Linear, nn.ReLU, layer])):
+    for placement, order in (
+        ("before_activation", [nn.Linear, layer, nn.ReLU]),
+        ("after_activation", [nn.Linear, nn.ReLU, layer]),
+    ):
         model = build_model(ModelConfig(hidden=[64, 32]), variant(norm, placement=placement), (1, 8, 8), 10, 0)
         assert [type(m) for m in model][1:4] == order
         assert sum(isinstance(m, layer) for m in model) == 2
@@ -65,11 +71,14 @@ def test_groups_default_to_32_clipped_to_a_divisor():
     assert [m.num_groups for m in model if isinstance(m, nn.GroupNorm)] == [4, 4, 4]
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"variants": [{"name": "i", "norm": "instancenorm"}]}, "instancenorm normalises each channel over its image"),
-    ({"variants": [{"name": "b", "norm": "batchnorm", "groups": 4}]}, "groups is for norm: groupnorm"),
-    ({"model": {"hidden": []}, "variants": [{"name": "l", "norm": "layernorm"}]}, "no hidden layer to normalise"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"variants": [{"name": "i", "norm": "instancenorm"}]}, "instancenorm normalises each channel over its image"),
+        ({"variants": [{"name": "b", "norm": "batchnorm", "groups": 4}]}, "groups is for norm: groupnorm"),
+        ({"model": {"hidden": []}, "variants": [{"name": "l", "norm": "layernorm"}]}, "no hidden layer to normalise"),
+    ],
+)
 def test_norm_mistakes_are_config_errors(raw, message):
     with pytest.raises(ValueError, match=message):
         Config(name="x", **raw)
@@ -99,8 +108,14 @@ def test_norm_layers_start_at_scale_1_shift_0():
 def test_direct_backward_and_stacked_fall_back_for_other_norms():
     """The hand-written MLP backward knows Linear, ReLU and BatchNorm1d only; the stacked engine only BN and none:
     a LayerNorm MLP trains with autograd, and a stacked run of it with the eager engine, saying why."""
-    config = Config(name="x", dataset={"name": "digits"}, device="cpu", model={"hidden": [16]},
-                    variants=[variant("layernorm"), variant("none")], training={"engine": "stacked"})
+    config = Config(
+        name="x",
+        dataset={"name": "digits"},
+        device="cpu",
+        model={"hidden": [16]},
+        variants=[variant("layernorm"), variant("none")],
+        training={"engine": "stacked"},
+    )
     model = build_model(config.model, config.variants[0], (1, 8, 8), 10, 0)
     assert not supported(model, CPU)
     assert supported(build_model(config.model, variant("batchnorm"), (1, 8, 8), 10, 0), CPU)
@@ -115,10 +130,16 @@ def test_direct_backward_and_stacked_fall_back_for_other_norms():
 @pytest.mark.parametrize("norm", ["layernorm", "groupnorm", "instancenorm"])
 def test_a_cnn_with_each_norm_learns_digits(run_config, tmp_path, norm):
     """One epoch on digits: every norm kind trains (test accuracy far above chance), in eval mode too."""
-    config = {"name": f"n-{norm}", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
-              "model": {"kind": "cnn", "channels": [8, 16], "hidden": [32]},
-              "variants": [{"name": norm, "norm": norm, **({"groups": 4} if norm == "groupnorm" else {})}],
-              "optimizer": {"name": "adam", "lr": 3e-3}, "training": {"epochs": 2, "batch_size": 16, "log_every": 0}}
+    config = {
+        "name": f"n-{norm}",
+        "seeds": [0],
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "model": {"kind": "cnn", "channels": [8, 16], "hidden": [32]},
+        "variants": [{"name": norm, "norm": norm, **({"groups": 4} if norm == "groupnorm" else {})}],
+        "optimizer": {"name": "adam", "lr": 3e-3},
+        "training": {"epochs": 2, "batch_size": 16, "log_every": 0},
+    }
     run_dir, _ = run_config(config, tmp_path / "out")
     last = (run_dir / "epochs.csv").read_text().splitlines()[-1].split(",")
     assert float(last[6]) > 0.8  # test_acc

@@ -1,11 +1,12 @@
 """`compare --plot` options on a real 1-epoch digits run: a name without an extension, --title, --dpi, one colour
 per variant whatever the order, and the x axis of a short run."""
+
 import pytest
 from matplotlib.colors import to_hex
 from typer.testing import CliRunner
 
-from bnbench.cli import app
 from bnbench.analysis import compare_runs
+from bnbench.cli import app
 from bnbench.plots import BASELINE_COLOUR, COLOURS, _page
 
 
@@ -35,8 +36,9 @@ def test_a_name_without_extension_becomes_png_and_dpi_scales_it(run_dir, tmp_pat
     assert invoke("compare", run_dir, "--plot", tmp_path / "small.png", "--dpi", 55).exit_code == 0
     assert png_size(tmp_path / "small.png") == (715, 253)
     result = invoke("compare", run_dir, "--plot", tmp_path / "figure.jpg")
-    assert result.exit_code == 2 and result.stderr == (f"error: --plot {tmp_path / 'figure.jpg'}: unknown format "
-                                                       f"'.jpg'; use .png, .pdf or .svg\n")
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: --plot {tmp_path / 'figure.jpg'}: unknown format '.jpg'; use .png, .pdf or .svg\n"
+    )
     assert invoke("compare", run_dir, "--plot", tmp_path / "f.png", "--dpi", 5000).exit_code == 2
 
 
@@ -52,8 +54,11 @@ def test_title_replaces_the_run_title(run_dir, tmp_path):
 def test_the_baseline_is_always_black_and_other_variants_keep_their_order(run_dir, baseline):
     (comparison,), _ = compare_runs([run_dir], baseline=baseline)
     loss = _page([comparison], None).subfigs[0].axes[0]
-    colours = {line.get_label().removesuffix(" (baseline)"): to_hex(line.get_color()) for line in loss.get_lines()
-               if not line.get_label().startswith("target")}
+    colours = {
+        line.get_label().removesuffix(" (baseline)"): to_hex(line.get_color())
+        for line in loss.get_lines()
+        if not line.get_label().startswith("target")
+    }
     other = "batchnorm" if baseline == "plain" else "plain"
     assert colours == {baseline: to_hex(BASELINE_COLOUR), other: to_hex(COLOURS[0])}
 

@@ -1,5 +1,6 @@
 """`compare` pools runs whose configs differ only in seeds, and pairs runs with another run's baseline: on real
 digits runs (1 epoch), each trained once for this file."""
+
 import io
 import json
 import shutil
@@ -12,8 +13,20 @@ from typer.testing import CliRunner
 
 from bnbench.cli import app
 
-SAME = ["variant", "seeds", "pairs", "train_loss_mean", "train_loss_std", "test_acc_mean", "test_acc_delta",
-        "test_acc_ci_low", "test_acc_p", "steps_speedup", "steps_acc_speedup", "verdict"]
+SAME = [
+    "variant",
+    "seeds",
+    "pairs",
+    "train_loss_mean",
+    "train_loss_std",
+    "test_acc_mean",
+    "test_acc_delta",
+    "test_acc_ci_low",
+    "test_acc_p",
+    "steps_speedup",
+    "steps_acc_speedup",
+    "verdict",
+]
 
 
 def invoke(*args):
@@ -62,8 +75,10 @@ def test_a_seed_in_two_runs_is_taken_from_the_newest_and_said(runs, tmp_path):
     expected = pd.read_csv(b / "epochs.csv").test_acc.mean() * 100  # seeds 1, 2 from B
     plain_0 = pd.read_csv(a / "epochs.csv").query("seed == 0").test_acc.mean() * 100
     assert table.test_acc_mean.mean() == pytest.approx((2 * expected + plain_0) / 3)
-    note = (f"pooled 2 runs of one config, device, engine and software (differing only in seeds): seeds 1, 2 from "
-            f"{b.name}; seed 0 from {a.name}; seed 1 of {a.name} also in a newer run: taken from the newest")
+    note = (
+        f"pooled 2 runs of one config, device, engine and software (differing only in seeds): seeds 1, 2 from "
+        f"{b.name}; seed 0 from {a.name}; seed 1 of {a.name} also in a newer run: taken from the newest"
+    )
     assert table.notes.iloc[0] == note
     for fmt in ("table", "markdown", "latex"):
         text = invoke("compare", out, "--format", fmt).stdout
@@ -97,8 +112,10 @@ def test_a_partial_run_adds_only_its_finished_seeds(runs, tmp_path):
     (b / "meta.json").write_text(json.dumps(meta | {"status": "running"}))
     table = csv(out)
     assert table.seeds.tolist() == [2, 2] and table.status.iloc[0] == "complete"
-    assert f"{b.name} is partial: its unfinished seed 2 left out (pooling uses finished trials only)" in \
-        table.notes.iloc[0]
+    assert (
+        f"{b.name} is partial: its unfinished seed 2 left out (pooling uses finished trials only)"
+        in table.notes.iloc[0]
+    )
     assert f"seed 1 from {b.name}; seed 0 from {a.name}" in table.notes.iloc[0]
 
 
@@ -112,8 +129,10 @@ def test_a_baseline_from_another_run_pairs_on_common_seeds(runs):
     b = pd.read_csv(runs["b"] / "epochs.csv").query("seed == 1").set_index("variant").test_acc * 100
     assert table.test_acc_delta["batchnorm"] == pytest.approx(b["batchnorm"] - b["plain"])
     assert own.pairs["batchnorm"] == 2
-    assert table.notes.iloc[0] == (f"baseline {name}: plain of {runs['a']}, paired on seed 1; seed 2 of "
-                                   f"{runs['b'].name} not in {runs['a'].name}: left out")
+    assert table.notes.iloc[0] == (
+        f"baseline {name}: plain of {runs['a']}, paired on seed 1; seed 2 of "
+        f"{runs['b'].name} not in {runs['a'].name}: left out"
+    )
     text = invoke("compare", runs["b"], runs["a"], "--baseline", f"plain@{runs['a']}", "--full").stdout
     # one pair: its exact sign-flip p is 1 and there is no t-test, so no difference can be shown
     assert f"run {runs['b'].name} vs {name}" in text
@@ -130,11 +149,14 @@ def test_a_baseline_from_another_run_is_refused_when_nothing_pairs(runs, tmp_pat
     result = invoke("compare", other, "--baseline", f"plain@{runs['a']}")
     assert result.exit_code == 2 and result.stderr == (
         f"error: --baseline plain@{runs['a'].name}: {other}: other data than the baseline's run "
-        f"(dataset.normalize: False -> True); compare runs on the same data set\n")
+        f"(dataset.normalize: False -> True); compare runs on the same data set\n"
+    )
     lone = train(tmp_path / "lone", "7")
     result = invoke("compare", lone, "--baseline", f"plain@{runs['a']}")
-    assert result.exit_code == 2 and "no seed in common with the baseline's run (seeds 7 vs 0, 1), so nothing " \
-                                      "pairs" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "no seed in common with the baseline's run (seeds 7 vs 0, 1), so nothing pairs" in result.stderr
+    )
     result = invoke("compare", lone, "--baseline", "plain@20990101-000000")
     assert result.exit_code == 2 and result.stderr.startswith("error: 20990101-000000: not a run folder, nor the id")
     result = invoke("compare", lone, "--baseline", f"bn@{runs['a']}")

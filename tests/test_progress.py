@@ -1,20 +1,19 @@
 """The live display: the whole run's bar counts every trial's steps (resumed epochs included) and its trials;
 the decode of an image folder reports its progress."""
+
 import io
 
 import numpy as np
 from rich.console import Console
+from test_data import write_folder
 
 from bnbench.config import DatasetConfig
-
-from bnbench.experiment import validate
 from bnbench.data import load_dataset
+from bnbench.engines.events import EpochResult, Progress
+from bnbench.experiment import validate
 from bnbench.log import NOTE
 from bnbench.progress import RichReporter
-from bnbench.engines.events import EpochResult, Progress
 from bnbench.trials import expand
-
-from test_data import write_folder
 
 
 def result(epoch, diverged=None):
@@ -22,8 +21,10 @@ def result(epoch, diverged=None):
 
 
 def test_the_run_bar_counts_steps_and_trials(tmp_path):
-    config = validate({"name": "p", "seeds": [0, 1], "dataset": {"name": "digits"},
-                       "training": {"epochs": 2, "batch_size": 10}}, "p.yaml")
+    config = validate(
+        {"name": "p", "seeds": [0, 1], "dataset": {"name": "digits"}, "training": {"epochs": 2, "batch_size": 10}},
+        "p.yaml",
+    )
     trials = expand(config)  # 4 trials of 2 epochs x 10 steps (100 examples)
     out = io.StringIO()
     with RichReporter(Console(file=out, force_terminal=True, width=120), verbosity=NOTE) as reporter:

@@ -6,6 +6,7 @@ cut to `6336/4…`, every bar has its label, no rate explodes (`1,509,797 batch/
 run ends, normally or by Ctrl-C, no bar is left on the screen or in its scrollback. Also, without a terminal:
 the layout at 60 and 80 columns for a large run, and rates from updates that come in a burst.
 """
+
 import fcntl
 import io
 import os
@@ -24,16 +25,21 @@ import yaml
 from rich.cells import cell_len
 from rich.console import Console
 
+from bnbench.engines.events import Progress
 from bnbench.experiment import validate
 from bnbench.progress import Rate, RichReporter
-from bnbench.engines.events import Progress
 from bnbench.trials import expand
 
 ROWS, COLUMNS = 24, 80
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = {"name": "t-digits", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-          "optimizer": {"name": "adam", "lr": 1.0e-3},
-          "training": {"epochs": 2, "batch_size": 16, "log_every": 20}}
+CONFIG = {
+    "name": "t-digits",
+    "seeds": [0, 1],
+    "dataset": {"name": "digits"},
+    "device": "cpu",
+    "optimizer": {"name": "adam", "lr": 1.0e-3},
+    "training": {"epochs": 2, "batch_size": 16, "log_every": 20},
+}
 BAR = re.compile("[━╸╺]")  # rich's bar glyphs: nothing else bnbench prints has them
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
 RATE = re.compile(r"([\d,]+)(k?) (?:batch|steps)/s")
@@ -118,15 +124,15 @@ class Screen:
             self.col = min(self.columns - 1, max(n, 1) - 1)
         elif final == "K":
             if n == 0:
-                del line[self.col:]
+                del line[self.col :]
             elif n == 1:
-                line[:self.col + 1] = " " * min(len(line), self.col + 1)
+                line[: self.col + 1] = " " * min(len(line), self.col + 1)
             else:
                 line.clear()
         elif final == "J":
             if n == 0:
-                del line[self.col:]
-                del self.lines[self.row + 1:]
+                del line[self.col :]
+                del self.lines[self.row + 1 :]
             elif n in (2, 3):
                 for i in range(self.top, len(self.lines)):
                     self.lines[i] = []
@@ -143,12 +149,21 @@ def run_on_terminal(tmp_path: Path, epochs: int, stop_when=None, presses: int = 
     config.write_text(yaml.safe_dump({**CONFIG, "training": {**CONFIG["training"], "epochs": epochs}}))
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
-    process = subprocess.Popen([sys.executable, "-m", "bnbench", "run", str(config), "--jobs", "2", "--out",
-                                str(tmp_path / "out")], cwd=REPO, stdin=slave, stdout=slave, stderr=slave,
-                               env=env | {"TERM": "xterm-256color"}, start_new_session=True,
-                               preexec_fn=_take_terminal)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bnbench", "run", str(config), "--jobs", "2", "--out", str(tmp_path / "out")],
+        cwd=REPO,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env | {"TERM": "xterm-256color"},
+        start_new_session=True,
+        preexec_fn=_take_terminal,
+    )
     os.close(slave)
     chunks, stopped, deadline = [], False, time.monotonic() + ENDS_WITHIN
     try:
@@ -232,8 +247,11 @@ def test_a_run_draws_within_80_columns_and_leaves_no_bar(tmp_path):
     assert not bar_lines(shown), "\n".join(shown)  # nor in the scrollback
     assert any(line.startswith("batchnorm vs plain: ") for line in shown)
     assert any(line.startswith("done: ") for line in shown)
-    verdict = shown[next(i for i, line in enumerate(shown) if line.startswith("batchnorm vs plain: ")):
-                    next(i for i, line in enumerate(shown) if line.startswith("done: "))]
+    verdict = shown[
+        next(i for i, line in enumerate(shown) if line.startswith("batchnorm vs plain: ")) : next(
+            i for i, line in enumerate(shown) if line.startswith("done: ")
+        )
+    ]
     assert all(line.count("[") == line.count("]") for line in verdict), verdict  # no interval split over lines
 
 
@@ -241,8 +259,9 @@ def test_a_run_draws_within_80_columns_and_leaves_no_bar(tmp_path):
 def test_ctrl_c_leaves_no_bar(tmp_path, presses):
     """Ctrl-C, once or twice in a row, while the trials' bars are drawn: the terminal echoes `^C` (`^C^C`) at
     the end of the last one, and a line it wraps would leave the run's bar behind."""
-    code, output = run_on_terminal(tmp_path, epochs=30, stop_when=lambda out: re.search(r"loss \d", out),
-                                   presses=presses)
+    code, output = run_on_terminal(
+        tmp_path, epochs=30, stop_when=lambda out: re.search(r"loss \d", out), presses=presses
+    )
     assert code == 130, output[-3000:]
     check_frames(output)
     screen = replay(output)
@@ -255,18 +274,26 @@ def test_ctrl_c_leaves_no_bar(tmp_path, presses):
 @pytest.mark.parametrize("width", [60, 80, 120])
 def test_a_large_run_fits_narrow_terminals(tmp_path, width):
     """CIFAR-sized counts (a run total of 6 digits) and long labels: every column whole, within the width."""
-    config = validate({"name": "p", "seeds": list(range(10)), "dataset": {"name": "digits"},
-                       "variants": [{"name": "batchnorm-resnet", "norm": "batchnorm"},
-                                    {"name": "plain-resnet", "norm": "none"}],
-                       "training": {"epochs": 30, "batch_size": 128}}, "p.yaml")
+    config = validate(
+        {
+            "name": "p",
+            "seeds": list(range(10)),
+            "dataset": {"name": "digits"},
+            "variants": [{"name": "batchnorm-resnet", "norm": "batchnorm"}, {"name": "plain-resnet", "norm": "none"}],
+            "training": {"epochs": 30, "batch_size": 128},
+        },
+        "p.yaml",
+    )
     trials = expand(config)
     out = io.StringIO()
     with RichReporter(Console(file=out, force_terminal=True, width=width)) as reporter:
         reporter.started(tmp_path, trials, {}, train_size=50_000)  # 391 steps an epoch
         reporter.progress(Progress(trial=19, epoch=30, batch=390, batches=391, running_loss=12345.6789))
         reporter.progress(Progress(trial=0, epoch=1, batch=3, batches=391, running_loss=2.3))
-        frame = ["".join(segment.text for segment in line)
-                 for line in reporter.console.render_lines(reporter.bar.get_renderable(), pad=False)]
+        frame = [
+            "".join(segment.text for segment in line)
+            for line in reporter.console.render_lines(reporter.bar.get_renderable(), pad=False)
+        ]
     assert len(frame) == 3 and all(cell_len(line) <= width - 4 for line in frame), frame
     assert not [line for line in frame if "…" in line], frame
     label = "plain-resnet-s9 epoch 30/30 " if width >= 80 else "plain-resnet-s9 e30/30 "  # short when narrow

@@ -2,6 +2,7 @@
 mode too): two runs, --jobs 2, a run grown by epochs or by seeds, a stacked run (trained by eager) and a run
 without mid-epoch evaluations all write the same numbers, because the global RNGs are seeded per trial and epoch
 (`seeding.seed_globals`) and an evaluation puts them back."""
+
 import json
 import textwrap
 
@@ -47,11 +48,16 @@ ROW_FILES = ("batches.csv", "epochs.csv", "evals.csv")
 
 
 def config(net):
-    return {"name": "noisy", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-            "model": {"kind": "factory", "factory": f"{MODULE}:{net}"},
-            "variants": [{"name": "bn", "norm": "batchnorm"}, {"name": "plain", "norm": "none"}],
-            "optimizer": {"name": "adam", "lr": 3e-3},
-            "training": {"epochs": 2, "batch_size": 32, "log_every": 0, "eval_every": 20}}
+    return {
+        "name": "noisy",
+        "seeds": [0, 1],
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "model": {"kind": "factory", "factory": f"{MODULE}:{net}"},
+        "variants": [{"name": "bn", "norm": "batchnorm"}, {"name": "plain", "norm": "none"}],
+        "optimizer": {"name": "adam", "lr": 3e-3},
+        "training": {"epochs": 2, "batch_size": 32, "log_every": 0, "eval_every": 20},
+    }
 
 
 def ok(*args):

@@ -3,6 +3,7 @@
 mid-trial is trained again from the driver's last epoch; a SIGTERMed driver resumes, and so does one stopped by
 Ctrl-C in a terminal. And a Ray instance started by the run itself (no --address) streams progress and epochs as
 the in-process backend computes them."""
+
 import json
 import os
 import secrets
@@ -22,9 +23,14 @@ from typer.testing import CliRunner
 
 from bnbench.cli import app
 
-CONFIG = {"name": "onray", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-          "optimizer": {"name": "adam", "lr": 1.0e-3},
-          "training": {"epochs": 3, "batch_size": 4, "log_every": 0, "eval_every": 100}}
+CONFIG = {
+    "name": "onray",
+    "seeds": [0, 1],
+    "dataset": {"name": "digits"},
+    "device": "cpu",
+    "optimizer": {"name": "adam", "lr": 1.0e-3},
+    "training": {"epochs": 3, "batch_size": 4, "log_every": 0, "eval_every": 100},
+}
 FILES = ("batches.csv", "epochs.csv", "evals.csv")
 
 
@@ -37,12 +43,29 @@ def cluster():
     tmp = Path(tempfile.mkdtemp(prefix="bnray", dir="/tmp"))  # short: Ray's Unix socket paths must fit 108 bytes
     token = tmp / "token"
     token.write_text(secrets.token_hex(32))
-    env = os.environ | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-                        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env = os.environ | {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
     ray = Path(sys.executable).with_name("ray")
-    head = subprocess.Popen([str(ray), "start", "--head", "--port=0", "--num-cpus=2", f"--temp-dir={tmp}",
-                             "--include-dashboard=false", "--disable-usage-stats", "--block"], env=env,
-                            stdout=open(tmp / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    head = subprocess.Popen(
+        [
+            str(ray),
+            "start",
+            "--head",
+            "--port=0",
+            "--num-cpus=2",
+            f"--temp-dir={tmp}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            "--block",
+        ],
+        env=env,
+        stdout=open(tmp / "head.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while not (tmp / "ray_current_cluster").is_file() or not (tmp / "ray_current_cluster").read_text().strip():
@@ -98,9 +121,26 @@ def same_files(run_dir: Path, reference: dict) -> None:
 
 def driver(cluster, out, *args):
     address, env = cluster
-    return subprocess.Popen([sys.executable, "-m", "bnbench", "run", *map(str, args), "--out", str(out), "-q",
-                             "--backend", "ray", "--address", address], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bnbench",
+            "run",
+            *map(str, args),
+            "--out",
+            str(out),
+            "-q",
+            "--backend",
+            "ray",
+            "--address",
+            address,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def first_checkpoint(out: Path, process) -> Path:
@@ -152,14 +192,14 @@ def test_a_terminated_driver_resumes_on_the_cluster(cluster, config_file, refere
 
 
 @pytest.mark.parametrize("how", [ctrl_c_twice, paused_ctrl_c_twice], ids=["twice", "paused-twice"])
-def test_a_driver_stopped_by_ctrl_c_in_a_terminal_ends_cleanly_and_resumes(cluster, config_file, reference, tmp_path,
-                                                                           how):
+def test_a_driver_stopped_by_ctrl_c_in_a_terminal_ends_cleanly_and_resumes(
+    cluster, config_file, reference, tmp_path, how
+):
     """As a user stops it, in a terminal with the live display, twice (the second Ctrl-C while the first is
     handled; the first after the driver was paused 3 s): exit status 130, the resume command, no traceback (a
     second Ctrl-C used to end it with status 1, or without the resume command)."""
     address, env = cluster
-    with Terminal("run", config_file, "--out", tmp_path, "--backend", "ray", "--address", address,
-                  env=env) as terminal:
+    with Terminal("run", config_file, "--out", tmp_path, "--backend", "ray", "--address", address, env=env) as terminal:
         run_dir = first_checkpoint(tmp_path, terminal.process)
         stop_cleanly(terminal, run_dir, how)
     process = driver(cluster, tmp_path, run_dir, "--resume")
@@ -211,12 +251,16 @@ class Recorded:
         self.epochs[trial, result.epoch] = result
 
 
-@pytest.mark.parametrize("args, said", [
-    (["--backend", "ray", "--jobs", "2"], "--jobs 2: not used with --backend ray"),
-    (["--address", "auto"], "--address: only with --backend ray"),
-    (["--gpus-per-trial", "0.5"], "--gpus-per-trial: only with --backend ray"),
-    (["--backend", "ray"], "--backend ray: Ray is not installed; install it with: pip install 'bnbench[ray]'"),
-], ids=["jobs", "address", "gpus", "not-installed"])
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--backend", "ray", "--jobs", "2"], "--jobs 2: not used with --backend ray"),
+        (["--address", "auto"], "--address: only with --backend ray"),
+        (["--gpus-per-trial", "0.5"], "--gpus-per-trial: only with --backend ray"),
+        (["--backend", "ray"], "--backend ray: Ray is not installed; install it with: pip install 'bnbench[ray]'"),
+    ],
+    ids=["jobs", "address", "gpus", "not-installed"],
+)
 def test_ray_options_are_refused_in_one_line_before_a_run_folder(write_config, tmp_path, monkeypatch, args, said):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the extra
     result = CliRunner().invoke(app, ["run", str(write_config(CONFIG)), "--out", str(tmp_path / "out"), *args])

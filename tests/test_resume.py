@@ -1,5 +1,6 @@
 """Crash safety: SIGKILL at several moments then --resume gives files identical to an uninterrupted run;
 Ctrl-C stops cleanly; a changed config refuses to resume; a held lock refuses a second process."""
+
 import json
 import os
 import signal
@@ -14,18 +15,28 @@ from typer.testing import CliRunner
 from bnbench.cli import app
 from bnbench.store import RunLock
 
-CONFIG = {"name": "crash", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-          "optimizer": {"name": "adam", "lr": 1.0e-3},
-          "training": {"epochs": 3, "batch_size": 4, "log_every": 0, "eval_every": 100}}
+CONFIG = {
+    "name": "crash",
+    "seeds": [0, 1],
+    "dataset": {"name": "digits"},
+    "device": "cpu",
+    "optimizer": {"name": "adam", "lr": 1.0e-3},
+    "training": {"epochs": 3, "batch_size": 4, "log_every": 0, "eval_every": 100},
+}
 BATCHES = 3 * 2 * 2 * (1437 // 4 + 1)
 
 
 def bnbench(*args, **kwargs):
     # SIGINT back to its default: a test run started in the background inherits it ignored, and Python then
     # installs no KeyboardInterrupt handler
-    return subprocess.Popen([sys.executable, "-m", "bnbench", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bnbench", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **kwargs,
+    )
 
 
 def finish(*args):
@@ -89,11 +100,15 @@ def kill_when(process, run_dir_parent, ready, tear=False):
     return run_dir
 
 
-@pytest.mark.parametrize("moment, tear", [
-    (lambda d: rows(d / "batches.csv") > 0, False),  # during the first trial's first epoch
-    (lambda d: rows(d / "epochs.csv") >= 4, True),  # mid-run, with torn rows in both CSVs
-    (lambda d: rows(d / "batches.csv") >= BATCHES * 0.7, False),  # in the last trials
-], ids=["first-epoch", "mid-run-torn-write", "late"])
+@pytest.mark.parametrize(
+    "moment, tear",
+    [
+        (lambda d: rows(d / "batches.csv") > 0, False),  # during the first trial's first epoch
+        (lambda d: rows(d / "epochs.csv") >= 4, True),  # mid-run, with torn rows in both CSVs
+        (lambda d: rows(d / "batches.csv") >= BATCHES * 0.7, False),  # in the last trials
+    ],
+    ids=["first-epoch", "mid-run-torn-write", "late"],
+)
 def test_kill_and_resume_equals_an_uninterrupted_run(config_file, reference, tmp_path, moment, tear):
     run_dir = kill_when(bnbench("run", config_file, "--out", tmp_path, "-q"), tmp_path, moment, tear)
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "running"
@@ -103,15 +118,17 @@ def test_kill_and_resume_equals_an_uninterrupted_run(config_file, reference, tmp
 
 
 def test_killed_twice_then_resumed_by_folder(config_file, reference, tmp_path):
-    run_dir = kill_when(bnbench("run", config_file, "--out", tmp_path, "-q"), tmp_path,
-                        lambda d: rows(d / "epochs.csv") >= 2)
+    run_dir = kill_when(
+        bnbench("run", config_file, "--out", tmp_path, "-q"), tmp_path, lambda d: rows(d / "epochs.csv") >= 2
+    )
     kill_when(bnbench("run", run_dir, "--resume", "-q"), tmp_path, lambda d: rows(d / "epochs.csv") >= 7)
     finish("run", run_dir, "--resume", "--jobs", "2", "-q")
     assert same_files(run_dir, reference)
 
 
-@pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "interrupted"),
-                                              (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+@pytest.mark.parametrize(
+    "sig, code, said", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")]
+)
 def test_ctrl_c_and_sigterm_stop_cleanly_and_say_how_to_resume(config_file, reference, tmp_path, sig, code, said):
     """SIGTERM is what Slurm and Kubernetes send on pre-emption: it stops like Ctrl-C (it used to leave meta.json
     'running'), with the shell's exit status for it."""
@@ -133,13 +150,16 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_say_how_to_resume(config_file, refe
 def test_changed_config_refuses_to_resume(config_file, tmp_path):
     edited = tmp_path / "edited.yaml"
     edited.write_text(yaml.safe_dump(CONFIG))
-    run_dir = kill_when(bnbench("run", edited, "--out", tmp_path, "-q"), tmp_path,
-                        lambda d: rows(d / "batches.csv") > 0)
+    run_dir = kill_when(
+        bnbench("run", edited, "--out", tmp_path, "-q"), tmp_path, lambda d: rows(d / "batches.csv") > 0
+    )
     edited.write_text(yaml.safe_dump(CONFIG | {"training": CONFIG["training"] | {"epochs": 4}}))
     result = CliRunner().invoke(app, ["run", str(run_dir), "--resume"])
     assert result.exit_code == 2
-    assert f"{edited}: changed since the run began (training.epochs: 3 -> 4; in the run -> in the file now)" in \
-        result.output.replace("\n", "")
+    assert (
+        f"{edited}: changed since the run began (training.epochs: 3 -> 4; in the run -> in the file now)"
+        in result.output.replace("\n", "")
+    )
     assert "Traceback" not in result.output
 
 
@@ -147,21 +167,25 @@ def test_an_edited_run_config_refuses_to_resume_even_without_its_source(config_f
     """meta.json keeps the resolved config the run started with; the source file may be gone."""
     source = tmp_path / "gone.yaml"
     source.write_text(yaml.safe_dump(CONFIG))
-    run_dir = kill_when(bnbench("run", source, "--out", tmp_path, "-q"), tmp_path,
-                        lambda d: rows(d / "batches.csv") > 0)
+    run_dir = kill_when(
+        bnbench("run", source, "--out", tmp_path, "-q"), tmp_path, lambda d: rows(d / "batches.csv") > 0
+    )
     source.unlink()
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["training"]["epochs"] = 12
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(app, ["run", str(run_dir), "--resume"])
     assert result.exit_code == 2, result.output
-    assert f"{run_dir / 'config.yaml'}: edited since the run began (training.epochs: 3 -> 12; as started -> as " \
-           f"now)" in result.output.replace("\n", "")
+    assert (
+        f"{run_dir / 'config.yaml'}: edited since the run began (training.epochs: 3 -> 12; as started -> as "
+        f"now)" in result.output.replace("\n", "")
+    )
 
 
 def test_a_held_lock_refuses_and_a_dead_holder_does_not_block(config_file, tmp_path):
-    run_dir = kill_when(bnbench("run", config_file, "--out", tmp_path, "-q"), tmp_path,
-                        lambda d: rows(d / "batches.csv") > 0)  # the killed process's lock is stale now
+    run_dir = kill_when(
+        bnbench("run", config_file, "--out", tmp_path, "-q"), tmp_path, lambda d: rows(d / "batches.csv") > 0
+    )  # the killed process's lock is stale now
     lock = RunLock(run_dir).acquire()
     try:
         result = CliRunner().invoke(app, ["run", str(run_dir), "--resume"])
@@ -186,16 +210,22 @@ def test_stacked_run_killed_between_trials_of_a_group_resumes_exactly(config_fil
     """A stacked group records its trials one by one; a kill in between leaves them an epoch apart."""
     stacked = ["--set", "training.engine=stacked"]
     finish("run", config_file, "--out", tmp_path / "reference", "-q", *stacked)
-    reference = {name: (run_dir_of(tmp_path / "reference") / name).read_text()
-                 for name in ("batches.csv", "epochs.csv", "evals.csv")}
+    reference = {
+        name: (run_dir_of(tmp_path / "reference") / name).read_text()
+        for name in ("batches.csv", "epochs.csv", "evals.csv")
+    }
     out = tmp_path / "killed"
-    run_dir = kill_when(bnbench("run", config_file, "--out", out, "-q", *stacked), out,
-                        lambda d: rows(d / "epochs.csv") % 4 != 0 or rows(d / "epochs.csv") >= 8)
+    run_dir = kill_when(
+        bnbench("run", config_file, "--out", out, "-q", *stacked),
+        out,
+        lambda d: rows(d / "epochs.csv") % 4 != 0 or rows(d / "epochs.csv") >= 8,
+    )
     finish("run", run_dir, "--resume", "-q")
     assert same_files(run_dir, reference)
 
 
 # ---- damaged folders, signals, workers -----------------------------------------------------------------------------
+
 
 def stopped_run(config_file, tmp_path, ready=lambda d: rows(d / "epochs.csv") >= 6):
     """A run SIGKILLed when `ready` (default: half of its 12 trial-epochs done)."""
@@ -210,20 +240,26 @@ def trial_begun(run_dir):
 
 def cut(name, keep):
     """Damage: keep only `keep(text)` of a run file."""
+
     def damage(run_dir):
         path = run_dir / name
         path.write_text(keep(path.read_text()))
+
     return damage
 
 
-@pytest.mark.parametrize("damage, retrained", [
-    (cut("batches.csv", lambda t: t[:int(0.4 * len(t))]), True),
-    (lambda d: (d / "batches.csv").unlink(), True),
-    (cut("batches.csv", lambda t: "a,b,c\n" + t.split("\n", 1)[1]), False),  # the header is written anew
-    (cut("batches.csv", lambda t: t.replace(",1,5,5,", ",1,x,\0,", 1)), True),
-    (cut("epochs.csv", lambda t: t.rsplit("\n", 3)[0] + "\n"), True),
-    (cut("evals.csv", lambda t: "\n".join(t.split("\n")[:4])), True),
-], ids=["batches-truncated", "batches-deleted", "header-replaced", "garbage-value", "epochs-cut", "evals-cut"])
+@pytest.mark.parametrize(
+    "damage, retrained",
+    [
+        (cut("batches.csv", lambda t: t[: int(0.4 * len(t))]), True),
+        (lambda d: (d / "batches.csv").unlink(), True),
+        (cut("batches.csv", lambda t: "a,b,c\n" + t.split("\n", 1)[1]), False),  # the header is written anew
+        (cut("batches.csv", lambda t: t.replace(",1,5,5,", ",1,x,\0,", 1)), True),
+        (cut("epochs.csv", lambda t: t.rsplit("\n", 3)[0] + "\n"), True),
+        (cut("evals.csv", lambda t: "\n".join(t.split("\n")[:4])), True),
+    ],
+    ids=["batches-truncated", "batches-deleted", "header-replaced", "garbage-value", "epochs-cut", "evals-cut"],
+)
 def test_resume_over_damaged_files_retrains_what_is_missing(config_file, reference, tmp_path, damage, retrained):
     """Rows are checked against every trial's checkpoint: a trial with missing or damaged rows (or checkpoint)
     is trained again from its start, with a note; the files then equal an uninterrupted run's."""
@@ -237,8 +273,9 @@ def test_resume_over_damaged_files_retrains_what_is_missing(config_file, referen
 
 
 @pytest.mark.parametrize("content", [b"garbage", b""], ids=["garbage", "empty"])
-def test_a_damaged_checkpoint_is_noted_and_its_trial_retrained_unless_finished(config_file, reference, tmp_path,
-                                                                              content):
+def test_a_damaged_checkpoint_is_noted_and_its_trial_retrained_unless_finished(
+    config_file, reference, tmp_path, content
+):
     """Each checkpoint damaged in turn: an unfinished trial is trained again from its start; a finished one keeps
     its rows, checked against meta.json's record of it; either way a note names the file."""
     run_dir = stopped_run(config_file, tmp_path)
@@ -255,8 +292,10 @@ def test_a_damaged_checkpoint_is_noted_and_its_trial_retrained_unless_finished(c
 
 
 def children(pid: int) -> list[int]:
-    return [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                                           text=True).stdout.split()]
+    return [
+        int(p)
+        for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
+    ]
 
 
 def comm(pid: int) -> str:
@@ -283,8 +322,9 @@ def test_workers_die_with_a_killed_parent_and_the_run_resumes(config_file, refer
     die too, the lock is free, and the run resumes."""
     process = bnbench("run", config_file, "--out", tmp_path, "-q", "--jobs", "2")
     deadline = time.time() + 120
-    while time.time() < deadline and not (list(tmp_path.glob("crash/*/batches.csv")) and
-                                          rows(next(tmp_path.glob("crash/*/batches.csv"))) > 0):
+    while time.time() < deadline and not (
+        list(tmp_path.glob("crash/*/batches.csv")) and rows(next(tmp_path.glob("crash/*/batches.csv"))) > 0
+    ):
         time.sleep(0.01)
     workers = children(process.pid)
     assert len(workers) >= 2
@@ -336,22 +376,23 @@ def test_resume_of_a_complete_run_changes_nothing_and_a_run_folder_needs_resume(
     assert result.exit_code == 0 and f"nothing to do: {run_dir} is complete" in result.output.replace("\n", "")
     assert before == {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     result = CliRunner().invoke(app, ["run", str(run_dir)])
-    assert result.exit_code == 2 and f"to continue it: bnbench run --resume {run_dir}" in \
-        result.output.replace("\n", "")
+    assert result.exit_code == 2 and f"to continue it: bnbench run --resume {run_dir}" in result.output.replace(
+        "\n", ""
+    )
 
 
 def test_config_resume_matches_the_resolved_config_not_only_the_name(config_file, tmp_path):
     stopped_run(config_file, tmp_path, lambda d: rows(d / "batches.csv") > 0)  # a 3-epoch run, stopped
-    result = CliRunner().invoke(app, ["run", str(config_file), "--out", str(tmp_path), "--resume",
-                                      "--set", "training.epochs=1"])
+    result = CliRunner().invoke(
+        app, ["run", str(config_file), "--out", str(tmp_path), "--resume", "--set", "training.epochs=1"]
+    )
     assert result.exit_code == 2
     message = result.output.replace("\n", "")
     assert "no partial run of 'crash' with this config" in message and "training.epochs: 3 -> 1" in message
 
 
 def test_jobs_above_the_core_count_are_capped_and_said(config_file, tmp_path):
-    output = finish("run", config_file, "--out", tmp_path, "-q", "--jobs", "64",
-                    "--set", "training.epochs=1")
+    output = finish("run", config_file, "--out", tmp_path, "-q", "--jobs", "64", "--set", "training.epochs=1")
     assert f"note: --jobs 64: using {os.cpu_count()} worker processes, one per CPU core" in output
 
 
@@ -374,8 +415,14 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch):
     monkeypatch.undo()
     run_dir, lock = runner._create_run_dir(tmp_path, config, expand(config), {"status": "running"})
     lock.release()
-    assert sorted(p.name for p in run_dir.iterdir()) == ["batches.csv", "config.yaml", "epochs.csv", "evals.csv",
-                                                         "lock", "meta.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "batches.csv",
+        "config.yaml",
+        "epochs.csv",
+        "evals.csv",
+        "lock",
+        "meta.json",
+    ]
     assert [p.name for p in (tmp_path / "crash").iterdir()] == [run_dir.name]
 
 
@@ -416,6 +463,7 @@ def test_config_and_run_folder_both_given_to_resume(config_file, reference, tmp_
 
 # ---- a complete run, damaged ------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def complete_run(config_file, reference, tmp_path_factory):
     """A finished run of CONFIG, to copy and damage."""
@@ -435,9 +483,11 @@ def damaged_copy(complete_run, tmp_path, damage):
 
 def drop_lines(name, first, last):
     """Damage: cut lines first..last (1-based, the header is line 1) out of a run file."""
+
     def damage(run_dir):
         lines = (run_dir / name).read_text().splitlines(keepends=True)
-        (run_dir / name).write_text("".join(lines[:first - 1] + lines[last:]))
+        (run_dir / name).write_text("".join(lines[: first - 1] + lines[last:]))
+
     return damage
 
 
@@ -447,18 +497,24 @@ def without_checkpoints(damage=lambda d: None):
 
         shutil.rmtree(run_dir / "checkpoints")
         damage(run_dir)
+
     return both
 
 
-@pytest.mark.parametrize("damage, retrained, named", [
-    (drop_lines("batches.csv", 100, 300), ["batchnorm-s0"], True),
-    (cut("batches.csv", lambda t: "".join(t.splitlines(keepends=True)[:-10])), ["plain-s1"], True),  # the last
-    (drop_lines("epochs.csv", 2, 2), ["batchnorm-s0"], True),
-    (drop_lines("evals.csv", 3, 3), ["batchnorm-s0"], False),  # only the checkpoint tells an evaluation is missing
-    (without_checkpoints(drop_lines("batches.csv", 100, 300)), ["batchnorm-s0"], True),
-], ids=["batches-cut", "last-rows-cut", "epoch-row-cut", "eval-row-cut", "rows-cut-checkpoints-gone"])
-def test_a_damaged_complete_run_is_named_by_show_and_repaired_by_resume(complete_run, reference, tmp_path, damage,
-                                                                        retrained, named):
+@pytest.mark.parametrize(
+    "damage, retrained, named",
+    [
+        (drop_lines("batches.csv", 100, 300), ["batchnorm-s0"], True),
+        (cut("batches.csv", lambda t: "".join(t.splitlines(keepends=True)[:-10])), ["plain-s1"], True),  # the last
+        (drop_lines("epochs.csv", 2, 2), ["batchnorm-s0"], True),
+        (drop_lines("evals.csv", 3, 3), ["batchnorm-s0"], False),  # only the checkpoint tells an evaluation is missing
+        (without_checkpoints(drop_lines("batches.csv", 100, 300)), ["batchnorm-s0"], True),
+    ],
+    ids=["batches-cut", "last-rows-cut", "epoch-row-cut", "eval-row-cut", "rows-cut-checkpoints-gone"],
+)
+def test_a_damaged_complete_run_is_named_by_show_and_repaired_by_resume(
+    complete_run, reference, tmp_path, damage, retrained, named
+):
     """A complete run whose rows were cut is not "nothing to do": `show` names the damage and the repair
     command (where the rows alone tell), `--resume` trains again exactly the damaged trials and ends equal to the
     run."""
@@ -518,8 +574,7 @@ def test_staging_left_by_a_killed_start_is_removed_by_the_next_run(tmp_path):
     held_lock.release()
 
 
-def test_a_full_disk_while_a_run_folder_is_made_or_repaired_is_one_line(config_file, reference, tmp_path,
-                                                                         monkeypatch):
+def test_a_full_disk_while_a_run_folder_is_made_or_repaired_is_one_line(config_file, reference, tmp_path, monkeypatch):
     """ENOSPC in the staging folder: one line, no folder left; in resume's repair of the rows: one line with the
     resume command, the run partial, and a later resume ends equal to the uninterrupted run."""
     import errno
@@ -533,6 +588,7 @@ def test_a_full_disk_while_a_run_folder_is_made_or_repaired_is_one_line(config_f
             if path.name == name:
                 raise OSError(errno.ENOSPC, "No space left on device")
             return real(path, data)
+
         return write
 
     monkeypatch.setattr(store, "atomic_write", full_for("epochs.csv"))

@@ -1,4 +1,5 @@
 """`bnbench show` and `bnbench list` on real digits runs (1 and 2 epochs of seed 0), trained once for this file."""
+
 import json
 import shutil
 
@@ -32,14 +33,20 @@ def test_show_json_holds_the_run_and_its_numbers(out):
     result = invoke("show", run_dir, "--format", "json")
     assert result.exit_code == 0, result.output
     s = json.loads(result.stdout)
-    assert (s["status"], s["engine"], s["device"], s["overrides"]) == ("complete", "eager", "cpu",
-                                                                       "--set training.epochs=1 --seeds 0")
+    assert (s["status"], s["engine"], s["device"], s["overrides"]) == (
+        "complete",
+        "eager",
+        "cpu",
+        "--set training.epochs=1 --seeds 0",
+    )
     assert s["from_source"] == ["seeds: [0, 1, 2, 3, 4] -> [0]", "training.epochs: 5 -> 1"]
     assert s["source_state"] == "unchanged" and s["edited"] == [] and s["problem"] is None
     epochs = pd.read_csv(run_dir / "epochs.csv").set_index("variant")
     batches = pd.read_csv(run_dir / "batches.csv")
     assert [(t["variant"], t["seed"], t["status"], t["epochs"], t["epochs_total"]) for t in s["trials"]] == [
-        ("batchnorm", 0, "complete", 1, 1), ("plain", 0, "complete", 1, 1)]
+        ("batchnorm", 0, "complete", 1, 1),
+        ("plain", 0, "complete", 1, 1),
+    ]
     for t in s["trials"]:
         assert t["steps"] == batches[batches.variant == t["variant"]].step.max() == 144
         assert t["test_acc"] == pytest.approx(100 * epochs.test_acc[t["variant"]])
@@ -57,10 +64,13 @@ def test_show_text_by_run_id(out):
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert text.startswith(f"quick-digits · run {run_dir}\nstatus: complete (started ")
-    for line in ("engine: eager · device: cpu (", "overrides: --set training.epochs=2 --seeds 0\n",
-                 "differs from the config file: seeds: [0, 1, 2, 3, 4] -> [0]; training.epochs: 5 -> 2\n",
-                 "verdict: batchnorm vs plain: no difference shown in test acc: ",
-                 "variant    seed  status    epochs  steps"):
+    for line in (
+        "engine: eager · device: cpu (",
+        "overrides: --set training.epochs=2 --seeds 0\n",
+        "differs from the config file: seeds: [0, 1, 2, 3, 4] -> [0]; training.epochs: 5 -> 2\n",
+        "verdict: batchnorm vs plain: no difference shown in test acc: ",
+        "variant    seed  status    epochs  steps",
+    ):
         assert line in text, line
     trial = next(line for line in text.splitlines() if line.startswith("plain "))
     assert trial.split()[:5] == ["plain", "0", "complete", "2/2", "288"]  # a trial a line
@@ -89,7 +99,8 @@ def test_list_tells_runs_apart_and_gives_json(out):
     assert "quick.yaml" in [c["file"] for c in listed["configs"]]
     assert [(r["run"], r["status"], r["seeds"], r["epochs"], r["overrides"]) for r in listed["runs"]] == [
         (runs(out)[1].name, "complete", "0", 2, "--set training.epochs=2 --seeds 0"),
-        (runs(out)[0].name, "complete", "0", 1, "--set training.epochs=1 --seeds 0")]
+        (runs(out)[0].name, "complete", "0", 1, "--set training.epochs=1 --seeds 0"),
+    ]
     text = invoke("list", "--results", out).stdout
     assert "--set training.epochs=1 --seeds 0" in text and "--set training.epochs=2 --seeds 0" in text
     assert invoke("list", "--format", "yaml").exit_code == 2
@@ -106,13 +117,16 @@ def test_a_run_grown_twice_shows_each_set_path_once(out, tmp_path):
     assert json.loads(invoke("show", run_dir, "-f", "json").stdout)["overrides"] == "--set training.epochs=3 --seeds 0"
 
 
-@pytest.mark.parametrize("field, value, overrides", [
-    ("overrides", "x", "(damaged in meta.json)"),
-    ("overrides", {"set": "training.epochs=1"}, "(damaged in meta.json)"),
-    ("overrides", {"set": ["training.epochs=1"], "seeds": "0"}, "(damaged in meta.json)"),
-    ("resumed", 5, "--set training.epochs=1 --seeds 0"),
-    ("source", 5, "--set training.epochs=1 --seeds 0"),
-])
+@pytest.mark.parametrize(
+    "field, value, overrides",
+    [
+        ("overrides", "x", "(damaged in meta.json)"),
+        ("overrides", {"set": "training.epochs=1"}, "(damaged in meta.json)"),
+        ("overrides", {"set": ["training.epochs=1"], "seeds": "0"}, "(damaged in meta.json)"),
+        ("resumed", 5, "--set training.epochs=1 --seeds 0"),
+        ("source", 5, "--set training.epochs=1 --seeds 0"),
+    ],
+)
 def test_a_damaged_meta_field_neither_stops_show_nor_list(out, tmp_path, field, value, overrides):
     """A hand-edited meta.json field is shown as damaged or left out: it stopped `show`, and `list` for the whole
     results folder, with a traceback."""
@@ -126,7 +140,9 @@ def test_a_damaged_meta_field_neither_stops_show_nor_list(out, tmp_path, field, 
     listed = invoke("list", "--results", tmp_path / "res", "-f", "json")
     assert listed.exit_code == 0, listed.output
     assert [(r["run"], r["overrides"]) for r in json.loads(listed.stdout)["runs"]] == [
-        ("good", "--set training.epochs=2 --seeds 0"), ("damaged", overrides)]
+        ("good", "--set training.epochs=2 --seeds 0"),
+        ("damaged", overrides),
+    ]
 
 
 @pytest.mark.parametrize("damage", [{"seeds": 5}, {"training": 5}])

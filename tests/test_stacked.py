@@ -11,20 +11,23 @@ state match to rtol 1e-5 too, and are in fact bitwise equal on the CPU: they hav
 last-bit noise in the gradient of a bias followed by BatchNorm (exactly zero in theory) into steps of size lr,
 and a single differing bit grew to a 40% loss difference within 180 steps when the convolutions were grouped.
 """
+
 import numpy as np
 import pytest
 import torch
 
 from bnbench.config import Config, DatasetConfig
 from bnbench.data import load_dataset
-from bnbench.engines.stacked import StackedTrainer
 from bnbench.engines.eager import Trainer
+from bnbench.engines.stacked import StackedTrainer
 from bnbench.trials import expand
 
 CPU = torch.device("cpu")
-VARIANTS = [{"name": "plain", "norm": "none"},
-            {"name": "before", "norm": "batchnorm", "placement": "before_activation"},
-            {"name": "after", "norm": "batchnorm", "placement": "after_activation"}]
+VARIANTS = [
+    {"name": "plain", "norm": "none"},
+    {"name": "before", "norm": "batchnorm", "placement": "before_activation"},
+    {"name": "after", "norm": "batchnorm", "placement": "after_activation"},
+]
 MODELS = {"mlp": {"kind": "mlp", "hidden": [32, 16]}, "cnn": {"kind": "cnn", "channels": [8, 16], "hidden": [16]}}
 RTOL = 1e-5
 
@@ -47,9 +50,17 @@ def cpu_settings():
 
 
 def config(model="mlp", optimizer="adam", lrs=(1e-3, 3e-3), variants=VARIANTS, **extra) -> Config:
-    return Config(name="stacked", seeds=[0, 1], dataset={"name": "digits"}, model=MODELS[model], device="cpu",
-                  variants=variants, optimizer={"name": optimizer}, sweep={"optimizer.lr": list(lrs), **extra},
-                  training={"epochs": 3, "batch_size": 16, "log_every": 20, "eval_every": 25})
+    return Config(
+        name="stacked",
+        seeds=[0, 1],
+        dataset={"name": "digits"},
+        model=MODELS[model],
+        device="cpu",
+        variants=variants,
+        optimizer={"name": optimizer},
+        sweep={"optimizer.lr": list(lrs), **extra},
+        training={"epochs": 3, "batch_size": 16, "log_every": 20, "eval_every": 25},
+    )
 
 
 def recorder():
@@ -74,16 +85,18 @@ def assert_same_state(eager: dict, stacked: dict):
     assert list(stacked["model"]) == list(eager["model"]) and stacked["model"]._metadata == eager["model"]._metadata
     torch.testing.assert_close(stacked["model"], eager["model"], rtol=RTOL, atol=1e-7, equal_nan=True)
     assert stacked["optimizer"]["param_groups"] == eager["optimizer"]["param_groups"]
-    torch.testing.assert_close(stacked["optimizer"]["state"], eager["optimizer"]["state"], rtol=RTOL, atol=1e-7,
-                               equal_nan=True)
+    torch.testing.assert_close(
+        stacked["optimizer"]["state"], eager["optimizer"]["state"], rtol=RTOL, atol=1e-7, equal_nan=True
+    )
 
 
 def assert_same_progress(eager: list, stacked: list):
     """The same events per trial (the stacked engine interleaves trials within a tick)."""
     by_trial = lambda events: sorted(events, key=lambda p: (p.trial, p.epoch, p.batch))  # noqa: E731
     eager, stacked = by_trial(eager), by_trial(stacked)
-    assert [(p.trial, p.epoch, p.batch, p.batches, p.window_loss is None) for p in stacked] == \
-           [(p.trial, p.epoch, p.batch, p.batches, p.window_loss is None) for p in eager]
+    assert [(p.trial, p.epoch, p.batch, p.batches, p.window_loss is None) for p in stacked] == [
+        (p.trial, p.epoch, p.batch, p.batches, p.window_loss is None) for p in eager
+    ]
     np.testing.assert_allclose([p.running_loss for p in stacked], [p.running_loss for p in eager], rtol=RTOL)
 
 
@@ -129,8 +142,7 @@ def test_a_diverging_trial_leaves_the_stack_where_eager_training_stops(data):
     assert stacked.active == [t for t in trials if t not in diverged]
     for e, s in zip(eager, stacked.state_dicts()):
         assert_same_state(e.state_dict(), s)
-    assert_same_results([e.train_epoch() for e, t in zip(eager, trials) if t not in diverged],
-                        stacked.train_epoch())
+    assert_same_results([e.train_epoch() for e, t in zip(eager, trials) if t not in diverged], stacked.train_epoch())
     for e, s in zip(eager, stacked.state_dicts()):
         assert_same_state(e.state_dict(), s)
 

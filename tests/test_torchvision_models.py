@@ -1,4 +1,5 @@
 """torchvision ResNets and VGGs: the norm swapped in through norm_layer, widths, stems, and the same-seed weights."""
+
 import copy
 
 import numpy as np
@@ -10,9 +11,9 @@ from torch import nn
 from bnbench.config import Config, ModelConfig, VariantConfig
 from bnbench.errors import BnbenchError
 from bnbench.models import build_model, name_key
-from bnbench.zoo import RESNETS, VGGS
 from bnbench.runner import choose_engine
 from bnbench.seeding import derive_seed
+from bnbench.zoo import RESNETS, VGGS
 
 NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)
 DIGITS = (1, 8, 8)
@@ -36,11 +37,14 @@ def shared(model):
 
 def test_model_tables_match_the_config_names():
     from bnbench import config
+
     assert tuple(RESNETS) == config.RESNETS and tuple(VGGS) == config.VGGS
 
 
-@pytest.mark.parametrize("norm, layer", [("batchnorm", nn.BatchNorm2d), ("groupnorm", nn.GroupNorm),
-                                         ("layernorm", nn.GroupNorm), ("none", nn.Identity)])
+@pytest.mark.parametrize(
+    "norm, layer",
+    [("batchnorm", nn.BatchNorm2d), ("groupnorm", nn.GroupNorm), ("layernorm", nn.GroupNorm), ("none", nn.Identity)],
+)
 def test_resnet_takes_the_norm_through_norm_layer(norm, layer):
     model = resnet(norm)
     for name in ("bn1", "layer1.0.bn2", "layer2.0.downsample.1", "layer4.1.bn1"):
@@ -55,8 +59,9 @@ def test_resnet_takes_the_norm_through_norm_layer(norm, layer):
 def test_width_64_with_the_imagenet_stem_is_torchvisions_resnet18():
     ours = resnet("batchnorm", width=64, shape=(3, 64, 64), stem="imagenet")
     theirs = torchvision.models.resnet18(num_classes=10)
-    assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
-        [(k, v.shape) for k, v in theirs.state_dict().items()]
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (k, v.shape) for k, v in theirs.state_dict().items()
+    ]
     assert str(ours).replace("_ScaledResNet", "ResNet", 1) == str(theirs)
 
 
@@ -100,20 +105,31 @@ def test_vgg_pair_shares_its_weights_and_only_bn_differs():
 
 def test_vgg_at_width_64_has_torchvisions_layers():
     from bnbench.zoo import vgg
+
     with torch.device("meta"):
         ours = vgg(ModelConfig(kind="torchvision", name="vgg11"), VariantConfig(name="bn"), None, (3, 32, 32), 10)
         theirs = torchvision.models.vgg11_bn(num_classes=10)
     assert str(ours) == str(theirs)
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"model": {"kind": "torchvision", "name": "vgg11"}, "variants": [{"name": "g", "norm": "groupnorm"}]},
-     "vgg11 cannot take norm: groupnorm; it takes none, batchnorm"),
-    ({"model": {"kind": "torchvision", "name": "alexnet"}}, "is not a torchvision model bnbench builds"),
-    ({"model": {"kind": "torchvision", "name": "resnet18"}, "variants": [{"name": "a", "placement": "after_activation"}]},
-     "placement is for the mlp and cnn"),
-    ({"model": {"kind": "mlp", "name": "resnet18"}}, "model.name is for model.kind: torchvision"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            {"model": {"kind": "torchvision", "name": "vgg11"}, "variants": [{"name": "g", "norm": "groupnorm"}]},
+            "vgg11 cannot take norm: groupnorm; it takes none, batchnorm",
+        ),
+        ({"model": {"kind": "torchvision", "name": "alexnet"}}, "is not a torchvision model bnbench builds"),
+        (
+            {
+                "model": {"kind": "torchvision", "name": "resnet18"},
+                "variants": [{"name": "a", "placement": "after_activation"}],
+            },
+            "placement is for the mlp and cnn",
+        ),
+        ({"model": {"kind": "mlp", "name": "resnet18"}}, "model.name is for model.kind: torchvision"),
+    ],
+)
 def test_torchvision_config_mistakes(raw, message):
     with pytest.raises(ValueError, match=message):
         Config(name="x", **raw)
@@ -125,17 +141,26 @@ def test_inputs_too_small_are_one_line():
     with pytest.raises(BnbenchError, match="resnet18 cannot train on 1x8x8 inputs with norm: instancenorm"):
         resnet("instancenorm")
     with pytest.raises(BnbenchError, match="makes 237,509,382,154 parameters"):
-        build_model(ModelConfig(kind="torchvision", name="resnet152", width=4096), VariantConfig(name="b"),
-                    (3, 32, 32), 10, 0)
+        build_model(
+            ModelConfig(kind="torchvision", name="resnet152", width=4096), VariantConfig(name="b"), (3, 32, 32), 10, 0
+        )
 
 
 def test_resnet_trains_on_digits_and_a_stacked_request_runs_eager(run_config, tmp_path):
-    config = {"name": "tv", "seeds": [0], "dataset": {"name": "digits"}, "device": "cpu",
-              "model": {"kind": "torchvision", "name": "resnet18", "width": 4},
-              "variants": [{"name": "bn", "norm": "batchnorm"}, {"name": "gn", "norm": "groupnorm", "groups": 2},
-                           {"name": "plain", "norm": "none"}],
-              "optimizer": {"name": "adam", "lr": 3e-3}, "training": {"epochs": 1, "batch_size": 32, "log_every": 0,
-                                                                     "engine": "stacked"}}
+    config = {
+        "name": "tv",
+        "seeds": [0],
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "model": {"kind": "torchvision", "name": "resnet18", "width": 4},
+        "variants": [
+            {"name": "bn", "norm": "batchnorm"},
+            {"name": "gn", "norm": "groupnorm", "groups": 2},
+            {"name": "plain", "norm": "none"},
+        ],
+        "optimizer": {"name": "adam", "lr": 3e-3},
+        "training": {"epochs": 1, "batch_size": 32, "log_every": 0, "engine": "stacked"},
+    }
     assert choose_engine(Config(**config), torch.device("cpu")) == "eager"
     run_dir, _ = run_config(config, tmp_path / "out")
     rows = [line.split(",") for line in (run_dir / "epochs.csv").read_text().splitlines()[1:]]
@@ -148,6 +173,7 @@ def test_vgg_pair_trains_on_tiny_images(run_config, tmp_path):
     below 0.01 in its third epoch, seeds 0-2 alike; in eval mode its running statistics need a few epochs more);
     vgg11 trains alongside (finite losses) but, 11 layers deep without BN, is still at chance (loss ~ln 2)."""
     from PIL import Image
+
     rng = np.random.default_rng(0)
     for split, count in (("train", 64), ("test", 16)):
         for label, channel in (("blue", 2), ("red", 0)):
@@ -156,9 +182,15 @@ def test_vgg_pair_trains_on_tiny_images(run_config, tmp_path):
                 pixels = rng.integers(0, 120, (32, 32, 3), dtype=np.uint8)
                 pixels[..., channel] += 120
                 Image.fromarray(pixels).save(tmp_path / "data" / split / label / f"{i}.png")
-    config = {"name": "vgg", "seeds": [0], "dataset": {"name": "imagefolder", "root": str(tmp_path / "data")},
-              "device": "cpu", "model": {"kind": "torchvision", "name": "vgg11", "width": 4},
-              "optimizer": {"name": "adam", "lr": 1e-3}, "training": {"epochs": 3, "batch_size": 16, "log_every": 0}}
+    config = {
+        "name": "vgg",
+        "seeds": [0],
+        "dataset": {"name": "imagefolder", "root": str(tmp_path / "data")},
+        "device": "cpu",
+        "model": {"kind": "torchvision", "name": "vgg11", "width": 4},
+        "optimizer": {"name": "adam", "lr": 1e-3},
+        "training": {"epochs": 3, "batch_size": 16, "log_every": 0},
+    }
     run_dir, _ = run_config(config, tmp_path / "out")
     rows = [line.split(",") for line in (run_dir / "epochs.csv").read_text().splitlines()[1:]]
     last = {r[0]: r for r in rows if r[2] == "3"}

@@ -1,4 +1,5 @@
 """The eager engine's shortcuts change speed, never numbers."""
+
 import io
 import subprocess
 import sys
@@ -8,10 +9,10 @@ import torch
 
 from bnbench.config import Config, DatasetConfig, ModelConfig, OptimizerConfig, VariantConfig
 from bnbench.data import load_dataset
-from bnbench.models import build_model
 from bnbench.engines.eager import Trainer
 from bnbench.engines.events import batches_per_epoch
 from bnbench.engines.fast_optim import fast_step, make_optimizer
+from bnbench.models import build_model
 from bnbench.trials import expand
 
 
@@ -67,14 +68,20 @@ def test_evaluating_every_n_steps_changes_no_training_number():
     data = load_dataset(DatasetConfig(name="digits"))
     trainers = {}
     for every in (None, 7):
-        config = Config(name="t", dataset=DatasetConfig(name="digits"), optimizer={"lr": 1e-3},
-                        training={"epochs": 2, "batch_size": 16, "eval_every": every})
+        config = Config(
+            name="t",
+            dataset=DatasetConfig(name="digits"),
+            optimizer={"lr": 1e-3},
+            training={"epochs": 2, "batch_size": 16, "eval_every": every},
+        )
         trainers[every] = Trainer(expand(config)[0], data, torch.device("cpu"))  # batchnorm, seed 42
     plain, evaluated = ([t.train_epoch() for _ in range(2)] for t in trainers.values())
     for a, b in zip(plain, evaluated):
         assert a.losses.tobytes() == b.losses.tobytes() and (a.test_loss, a.test_acc) == (b.test_loss, b.test_acc)
-    assert all(torch.equal(a, b) for a, b in zip(trainers[None].model.state_dict().values(),
-                                                 trainers[7].model.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(trainers[None].model.state_dict().values(), trainers[7].model.state_dict().values())
+    )
     assert trainers[7].model.training
     assert [e[0] for e in plain[0].evals] == [90] and [e[0] for e in plain[1].evals] == [180]  # epoch ends only
     assert [e[0] for e in evaluated[0].evals] == list(range(7, 90, 7)) + [90]
@@ -86,11 +93,13 @@ def test_evaluating_every_n_steps_changes_no_training_number():
 def test_a_run_never_imports_torch_dynamo(tmp_path):
     """torch.optim's torch.compile hooks would import torch._dynamo (2-4 s a process); bnbench skips them (see
     `fast_optim.plain_step`), and the bitwise tests above show the arithmetic is optimizer.step()'s."""
-    script = ("import sys; from bnbench.experiment import load_config; from bnbench.runner import run_experiment; "
-              "cfg, source = load_config('quick', ('training.epochs=1', 'optimizer.name=sgd'), [0]); "
-              f"run_experiment(cfg, source, __import__('pathlib').Path({str(tmp_path)!r}), overrides={{}}); "
-              "cfg, source = load_config('quick', ('training.epochs=1',), [0]); "
-              f"run_experiment(cfg, source, __import__('pathlib').Path({str(tmp_path)!r}), overrides={{}}); "
-              "print('torch._dynamo' in sys.modules)")
+    script = (
+        "import sys; from bnbench.experiment import load_config; from bnbench.runner import run_experiment; "
+        "cfg, source = load_config('quick', ('training.epochs=1', 'optimizer.name=sgd'), [0]); "
+        f"run_experiment(cfg, source, __import__('pathlib').Path({str(tmp_path)!r}), overrides={{}}); "
+        "cfg, source = load_config('quick', ('training.epochs=1',), [0]); "
+        f"run_experiment(cfg, source, __import__('pathlib').Path({str(tmp_path)!r}), overrides={{}}); "
+        "print('torch._dynamo' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

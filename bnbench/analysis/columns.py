@@ -4,12 +4,14 @@ plots, show, the csv/json exports) looks a name up here, so a column is never sp
 A table has one row per sweep point x variant. Measures are per trial and summarised per variant; a tested
 measure is compared with the baseline on the pairs of seeds where neither trial diverged.
 """
+
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Metric:
     """A per-trial number summarised as mean ± std over seeds and, if `tested`, a paired difference."""
+
     label: str
     unit: str  # how a difference is written: "pts" for accuracies (percentage points), "" otherwise
     digits: int
@@ -20,6 +22,7 @@ class Metric:
 @dataclass(frozen=True)
 class Speed:
     """Steps (or examples) to a target level, the BN paper's "fewer steps to the same result"."""
+
     label: str  # what the target is, after "<baseline>'s"
     curve: str  # the curve judged against it
 
@@ -39,13 +42,22 @@ PRIMARY = "test_acc"
 VERDICT = ["test_acc", "steps", "steps_acc", "diverged"]  # the tests a verdict line uses: one Holm family
 
 LABELS = {  # one row's identity and counts
-    "experiment": "the config's name", "run": "the run folder(s) compared", "status": "complete, running or partial",
-    "partial": "status is not complete", "notes": "what combining runs did", "variant": "the variant",
-    "baseline": "True on the baseline's row", "seeds": "seeds of this variant that finished without diverging",
+    "experiment": "the config's name",
+    "run": "the run folder(s) compared",
+    "status": "complete, running or partial",
+    "partial": "status is not complete",
+    "notes": "what combining runs did",
+    "variant": "the variant",
+    "baseline": "True on the baseline's row",
+    "seeds": "seeds of this variant that finished without diverging",
     "pairs": "seeds where neither this variant nor the baseline diverged (the paired measures' n)",
-    "trials": "seeds with results", "epoch": "the compared epoch", "epochs": "epochs configured",
-    "smoothing": "batches in the trailing mean of the loss curve", "steps_total": "mean steps through the epoch",
-    "best_epoch": "mean epoch of the best test accuracy", "missing": "seeds without results yet",
+    "trials": "seeds with results",
+    "epoch": "the compared epoch",
+    "epochs": "epochs configured",
+    "smoothing": "batches in the trailing mean of the loss curve",
+    "steps_total": "mean steps through the epoch",
+    "best_epoch": "mean epoch of the best test accuracy",
+    "missing": "seeds without results yet",
     "test": "the test a decision uses: t (paired t-test) or exact (sign-flip)",
 }
 DIVERGED = {
@@ -56,27 +68,38 @@ DIVERGED = {
     "diverged_tests": "the Holm family's size",
 }
 METRIC_STATS = {  # tested metrics; an untested metric has the first three
-    "mean": "mean over the seeds that did not diverge", "std": "sample std over them",
+    "mean": "mean over the seeds that did not diverge",
+    "std": "sample std over them",
     "delta": "mean paired difference, variant − baseline on the same seed",
-    "ci_low": "95% t-interval of delta, low end", "ci_high": "95% t-interval of delta, high end",
+    "ci_low": "95% t-interval of delta, low end",
+    "ci_high": "95% t-interval of delta, high end",
     "p_t": "paired t-test p (assumes normal differences)",
     "p_exact": "exact sign-flip (permutation) p on the same differences (no assumption)",
-    "p": "the p the decision uses (see --test)", "p_holm": "p adjusted by Holm (see tests)",
-    "tests": "the size of its Holm family", "wins": "pairs where the variant is better",
-    "losses": "pairs where it is worse", "detectable":
-        "the difference these pairs detect with 80% power (t-test; inf: the exact test cannot decide)",
-    "needed": "seeds a difference of --effect would need (80% power)", "note": "why an interval is missing or weak",
+    "p": "the p the decision uses (see --test)",
+    "p_holm": "p adjusted by Holm (see tests)",
+    "tests": "the size of its Holm family",
+    "wins": "pairs where the variant is better",
+    "losses": "pairs where it is worse",
+    "detectable": "the difference these pairs detect with 80% power (t-test; inf: the exact test cannot decide)",
+    "needed": "seeds a difference of --effect would need (80% power)",
+    "note": "why an interval is missing or weak",
 }
 SPEED_STATS = {
     "target": "the target level: the mean over the baseline's seeds of its curve's level at half its run",
-    "unit": "steps, or examples seen when batch sizes differ", "at": "mean step the seeds that reached it did",
+    "unit": "steps, or examples seen when batch sizes differ",
+    "at": "mean step the seeds that reached it did",
     "speedup": "baseline's steps ÷ the variant's: the geometric mean (its low end), or the median's low end",
     "speedup_high": "its high end (equal to speedup unless crossings are only bounded)",
     "estimator": "geometric mean (every pair reached the target) or median (some did not: censored)",
-    "ci_low": "95% interval, low end", "ci_high": "95% interval, high end",
-    "p_t": "t-test p on log speedups (geometric mean only)", "p_exact": "exact sign-flip or sign-test p",
-    "p": "the p the decision uses", "p_holm": "p adjusted by Holm over the verdict family",
-    "tests": "the Holm family's size", "pairs": "pairs with a target", "reached": "pairs where the variant reached it",
+    "ci_low": "95% interval, low end",
+    "ci_high": "95% interval, high end",
+    "p_t": "t-test p on log speedups (geometric mean only)",
+    "p_exact": "exact sign-flip or sign-test p",
+    "p": "the p the decision uses",
+    "p_holm": "p adjusted by Holm over the verdict family",
+    "tests": "the Holm family's size",
+    "pairs": "pairs with a target",
+    "reached": "pairs where the variant reached it",
     "censored": "pairs where it did not, within its own steps",
     "baseline_censored": "pairs where the baseline did not, within its own steps",
     "note": "why a number is missing or bounded",
@@ -91,15 +114,24 @@ def _declared() -> dict[str, str]:
         stats = METRIC_STATS if metric.tested else {s: METRIC_STATS[s] for s in ("mean", "std", "delta")}
         out |= {f"{name}_{s}": f"{metric.label}: {meaning}" for s, meaning in stats.items()}
     for name, speed in SPEEDS.items():
-        out |= {f"{name}_{s}": f"steps to the baseline's {speed.label}: {meaning}"
-                for s, meaning in SPEED_STATS.items()}
+        out |= {
+            f"{name}_{s}": f"steps to the baseline's {speed.label}: {meaning}" for s, meaning in SPEED_STATS.items()
+        }
     return out | {"verdict": "one quotable line (None on the baseline's row)"}
 
 
 COLUMNS = _declared()
-COUNTS = {"seeds", "pairs", "trials", "diverged_seeds", "epoch", "epochs", "smoothing", "diverged_tests",
-          *(c for c in COLUMNS if c.endswith(("_wins", "_losses", "_tests", "_pairs", "_reached", "_censored",
-                                              "_needed")))}
+COUNTS = {
+    "seeds",
+    "pairs",
+    "trials",
+    "diverged_seeds",
+    "epoch",
+    "epochs",
+    "smoothing",
+    "diverged_tests",
+    *(c for c in COLUMNS if c.endswith(("_wins", "_losses", "_tests", "_pairs", "_reached", "_censored", "_needed"))),
+}
 
 
 def col(measure: str, stat: str) -> str:

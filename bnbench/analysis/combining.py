@@ -13,6 +13,7 @@ trials, on the seeds both have (a note lists them); the runs must use the same d
 baseline's run has a sweep, have the same sweep points. Its batch size is kept (`Results.foreign`), so that steps to
 a target can be counted in examples when the batch sizes differ.
 """
+
 import json
 from functools import partial
 from pathlib import Path
@@ -46,8 +47,9 @@ def groups(run_dirs: list[Path]) -> tuple[list[list[Path]], dict[Path, str]]:
         others = [(m[0], json.loads(p)) for (c, p), m in found.items() if c == config and p != prints]
         if others:
             mine = json.loads(prints)
-            notes[members[0]] = "not pooled with " + "; ".join(f"{run.name} ({_differences(mine, theirs)})"
-                                                                for run, theirs in others)
+            notes[members[0]] = "not pooled with " + "; ".join(
+                f"{run.name} ({_differences(mine, theirs)})" for run, theirs in others
+            )
     return list(found.values()), notes
 
 
@@ -62,8 +64,10 @@ def fingerprint(run_dir: Path) -> dict:
         meta = store.read_meta(run_dir)
     except BnbenchError:
         meta = {}
-    return {key: meta.get(key) if isinstance(meta.get(key), (str, int, type(None))) else str(meta.get(key))
-            for key in FINGERPRINT}
+    return {
+        key: meta.get(key) if isinstance(meta.get(key), (str, int, type(None))) else str(meta.get(key))
+        for key in FINGERPRINT
+    }
 
 
 def pooled(runs: list[Results]) -> Results:
@@ -78,24 +82,42 @@ def pooled(runs: list[Results]) -> Results:
     used = [r for r in runs if r in taken.values()]
     seeds = sorted(taken)
     trials = runs[0].trials.changed(seeds=seeds)
-    parts = [(r, _mapping(r.trials, trials, lambda key, r=r: key if taken.get(key[1]) is r else None), {})
-             for r in used]
-    taken_from = "; ".join(f"seed{'s' * (len(own) > 1)} {_seed_list(own)} from {r.dir.name}"
-                           for r in used for own in [[s for s in seeds if taken[s] is r]])
-    notes = [f"pooled {len(used)} runs of one config, device, engine and software (differing only in seeds): "
-             f"{taken_from}"] if len(used) > 1 else []
+    parts = [
+        (r, _mapping(r.trials, trials, lambda key, r=r: key if taken.get(key[1]) is r else None), {}) for r in used
+    ]
+    taken_from = "; ".join(
+        f"seed{'s' * (len(own) > 1)} {_seed_list(own)} from {r.dir.name}"
+        for r in used
+        for own in [[s for s in seeds if taken[s] is r]]
+    )
+    notes = (
+        [f"pooled {len(used)} runs of one config, device, engine and software (differing only in seeds): {taken_from}"]
+        if len(used) > 1
+        else []
+    )
     for i, results in enumerate(runs):
         newer = [s for s in results.config.seeds if s in taken and taken[s] in runs[:i]]
         if newer:
-            notes.append(f"seed{'s' * (len(newer) > 1)} {_seed_list(newer)} of {results.dir.name} also in a newer "
-                         f"run: taken from the newest")
+            notes.append(
+                f"seed{'s' * (len(newer) > 1)} {_seed_list(newer)} of {results.dir.name} also in a newer "
+                f"run: taken from the newest"
+            )
         unfinished = [s for s in results.config.seeds if s not in finished[results.dir] and s not in newer]
         if unfinished:
-            notes.append(f"{results.dir.name} is {results.status}: its unfinished seed{'s' * (len(unfinished) > 1)} "
-                         f"{_seed_list(unfinished)} left out (pooling uses finished trials only)")
+            notes.append(
+                f"{results.dir.name} is {results.status}: its unfinished seed{'s' * (len(unfinished) > 1)} "
+                f"{_seed_list(unfinished)} left out (pooling uses finished trials only)"
+            )
     label = f"runs {' + '.join(r.dir.name for r in used)} (pooled)" if len(used) > 1 else f"run {used[0].dir.name}"
-    return Results(used[0].dir, trials, "complete", *_frames(parts), sources=tuple(r.dir for r in used),
-                   notes=tuple(notes), label=label)
+    return Results(
+        used[0].dir,
+        trials,
+        "complete",
+        *_frames(parts),
+        sources=tuple(r.dir for r in used),
+        notes=tuple(notes),
+        label=label,
+    )
 
 
 def against(results: Results, reference: Results, variant: str) -> Results:
@@ -113,28 +135,50 @@ def against(results: Results, reference: Results, variant: str) -> Results:
         return (name, key[1], *point) if key[0] == variant and same else None
 
     for point in results.trials.points:
-        parts.append((reference, _mapping(reference.trials, trials, partial(rename, point=tuple(point.values()))),
-                      {"variant": name, **point}))
+        parts.append(
+            (
+                reference,
+                _mapping(reference.trials, trials, partial(rename, point=tuple(point.values()))),
+                {"variant": name, **point},
+            )
+        )
     left = [s for s in results.config.seeds if s not in seeds]
-    notes = [f"baseline {name}: {variant} of {reference.runs}, paired on seed{'s' * (len(seeds) > 1)} "
-             f"{_seed_list(seeds)}" + (f"; seed{'s' * (len(left) > 1)} {_seed_list(left)} of {results.dir.name} not "
-                                       f"in {reference.dir.name}: left out" if left else "")]
-    sizes = [reference.trials.resolved[i if reference.config.sweep else 0].training.batch_size
-             for i in range(len(results.trials.points))]
+    notes = [
+        f"baseline {name}: {variant} of {reference.runs}, paired on seed{'s' * (len(seeds) > 1)} "
+        f"{_seed_list(seeds)}"
+        + (
+            f"; seed{'s' * (len(left) > 1)} {_seed_list(left)} of {results.dir.name} not "
+            f"in {reference.dir.name}: left out"
+            if left
+            else ""
+        )
+    ]
+    sizes = [
+        reference.trials.resolved[i if reference.config.sweep else 0].training.batch_size
+        for i in range(len(results.trials.points))
+    ]
     statuses = {results.status, reference.status}
     status = "complete" if statuses == {"complete"} else "running" if "running" in statuses else "partial"
-    return Results(results.dir, trials, status, *_frames(parts), sources=(*(results.sources or [results.dir]),
-                   reference.dir), notes=(*results.notes, *notes),
-                   label=f"{results.label or f'run {results.dir.name}'} vs {name}",
-                   foreign={**results.foreign, name: sizes})
+    return Results(
+        results.dir,
+        trials,
+        status,
+        *_frames(parts),
+        sources=(*(results.sources or [results.dir]), reference.dir),
+        notes=(*results.notes, *notes),
+        label=f"{results.label or f'run {results.dir.name}'} vs {name}",
+        foreign={**results.foreign, name: sizes},
+    )
 
 
 def check_pairs(reference: Results, variant: str, groups: list[list[Path]]) -> None:
     """Refuse, in one line, a baseline from another run that some run cannot be paired with."""
     names = [v.name for v in reference.config.variants]
     if variant not in names:
-        raise BnbenchError(f"--baseline {variant}@{reference.dir.name}: not a variant of {reference.dir} (its "
-                           f"variants: {', '.join(names)}); choose one of those")
+        raise BnbenchError(
+            f"--baseline {variant}@{reference.dir.name}: not a variant of {reference.dir} (its "
+            f"variants: {', '.join(names)}); choose one of those"
+        )
     for group in groups:
         try:
             indexes = [index_of(run_dir) for run_dir in group]
@@ -142,17 +186,21 @@ def check_pairs(reference: Results, variant: str, groups: list[list[Path]]) -> N
             continue  # comparing it says why
         config, seeds = indexes[0].config, sorted({s for index in indexes for s in index.config.seeds})
         where = f"--baseline {variant}@{reference.dir.name}: {group[0]}"
-        data = diff(reference.config.dataset.model_dump(mode="json"), config.dataset.model_dump(mode="json"),
-                    "dataset")
+        data = diff(reference.config.dataset.model_dump(mode="json"), config.dataset.model_dump(mode="json"), "dataset")
         if data:
-            raise BnbenchError(f"{where}: other data than the baseline's run ({'; '.join(data)}); compare runs on "
-                               f"the same data set")
+            raise BnbenchError(
+                f"{where}: other data than the baseline's run ({'; '.join(data)}); compare runs on the same data set"
+            )
         if not set(seeds) & set(reference.config.seeds):
-            raise BnbenchError(f"{where}: no seed in common with the baseline's run (seeds {_seed_list(seeds)} vs "
-                               f"{_seed_list(reference.config.seeds)}), so nothing pairs; run the same seeds")
+            raise BnbenchError(
+                f"{where}: no seed in common with the baseline's run (seeds {_seed_list(seeds)} vs "
+                f"{_seed_list(reference.config.seeds)}), so nothing pairs; run the same seeds"
+            )
         if reference.config.sweep and reference.trials.points != indexes[0].points:
-            raise BnbenchError(f"{where}: the baseline's run sweeps {', '.join(reference.config.sweep)}, this run "
-                               f"has other sweep points; use a baseline from a run without a sweep or with the same")
+            raise BnbenchError(
+                f"{where}: the baseline's run sweeps {', '.join(reference.config.sweep)}, this run "
+                f"has other sweep points; use a baseline from a run without a sweep or with the same"
+            )
 
 
 def finished_seeds(results: Results) -> list[int]:

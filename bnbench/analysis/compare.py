@@ -3,6 +3,7 @@ where runs are one experiment (see `combining`), each measured against its basel
 
 Large folders are shared out over forked worker processes; `compare` never imports torch.
 """
+
 import multiprocessing
 import os
 import signal
@@ -21,9 +22,14 @@ from .summary import Comparison, compare_run
 POOL_FROM = 16  # runs; fewer are compared in this process (starting workers would cost more than it saves)
 
 
-def compare_runs(paths: list[Path], baseline: Optional[str] = None, epoch: Optional[int] = None,
-                 pool: bool = True, test: str = "t", effect: Optional[float] = None
-                 ) -> tuple[list[Comparison], list[str]]:
+def compare_runs(
+    paths: list[Path],
+    baseline: Optional[str] = None,
+    epoch: Optional[int] = None,
+    pool: bool = True,
+    test: str = "t",
+    effect: Optional[float] = None,
+) -> tuple[list[Comparison], list[str]]:
     """Compare every run found under `paths`: grouped by experiment, newest run first, plus one warning per run
     that could not be compared. Runs that are one experiment are pooled unless `pool` is False (see
     `combining`). `baseline` is a variant name, or VARIANT@RUN: that variant of run RUN (a run folder or run id)
@@ -32,12 +38,20 @@ def compare_runs(paths: list[Path], baseline: Optional[str] = None, epoch: Optio
     for path in paths:
         if path.is_file():
             in_run = any((path.parent / marker).is_file() for marker in ("meta.json", "config.yaml"))
-            raise BnbenchError(f"{path}: is a file; pass " + (f"its run folder, {path.parent}" if in_run else
-                               "a results folder (e.g. results) or a run folder (results/<name>/<run id>)"))
+            raise BnbenchError(
+                f"{path}: is a file; pass "
+                + (
+                    f"its run folder, {path.parent}"
+                    if in_run
+                    else "a results folder (e.g. results) or a run folder (results/<name>/<run id>)"
+                )
+            )
     run_dirs = store.find_runs(paths)
     if not run_dirs:
-        raise BnbenchError(f"{', '.join(map(str, paths))}: no bnbench runs found (no folder holds config.yaml "
-                           f"or meta.json); pass a results folder or run folders")
+        raise BnbenchError(
+            f"{', '.join(map(str, paths))}: no bnbench runs found (no folder holds config.yaml "
+            f"or meta.json); pass a results folder or run folders"
+        )
     measure = partial(compare_run, epoch=epoch, test=test, effect=effect)
     variant, _, at = (baseline or "").partition("@")
     reference, outcomes = None, []
@@ -50,8 +64,9 @@ def compare_runs(paths: list[Path], baseline: Optional[str] = None, epoch: Optio
     found, apart = groups(run_dirs) if pool else ([[d] for d in run_dirs], {})
     if reference is not None:
         check_pairs(reference, variant, found)
-    outcomes += _each_run(found, partial(_compare_group, baseline=variant or None, reference=reference,
-                                         measure=measure, apart=apart))
+    outcomes += _each_run(
+        found, partial(_compare_group, baseline=variant or None, reference=reference, measure=measure, apart=apart)
+    )
     outcomes = [outcome for group in outcomes for outcome in group]
     comparisons = [outcome for outcome in outcomes if isinstance(outcome, Comparison)]
     skipped = [outcome for outcome in outcomes if isinstance(outcome, str)]
@@ -62,8 +77,9 @@ def compare_runs(paths: list[Path], baseline: Optional[str] = None, epoch: Optio
     return sorted(comparisons, key=lambda c: names.index(c.name)), skipped
 
 
-def _compare_group(run_dirs: list[Path], baseline: Optional[str], reference: Optional[Results], measure,
-                   apart: dict[Path, str]) -> list:
+def _compare_group(
+    run_dirs: list[Path], baseline: Optional[str], reference: Optional[Results], measure, apart: dict[Path, str]
+) -> list:
     """The comparison of one group of runs (pooled when there are several), or of each run: Comparisons, and for
     each run that could not be compared, why. `apart`: notes on groups kept apart from others of one config."""
     loaded, skipped = [], []
@@ -81,8 +97,9 @@ def _compare_group(run_dirs: list[Path], baseline: Optional[str], reference: Opt
     return [_compare_results(results, baseline, reference, measure) for results in runs] + skipped
 
 
-def _compare_results(results: Results, baseline: Optional[str], reference: Optional[Results],
-                     measure) -> Comparison | str:
+def _compare_results(
+    results: Results, baseline: Optional[str], reference: Optional[Results], measure
+) -> Comparison | str:
     """The comparison of a run (against `reference`'s variant `baseline`, if given), or why it was skipped."""
     try:
         if reference is not None:
@@ -111,4 +128,3 @@ def _start_worker() -> None:
     keep (a lock stays held while any copy of its file is open)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     store.RunLock.close_inherited()
-

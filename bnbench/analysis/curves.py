@@ -6,6 +6,7 @@ for the rest of the run; so trailing_mean sums each window from block-wise cumul
 A curve is measured at discrete steps, so where it meets a target is known only between two measured steps:
 first_crossing returns both ends.
 """
+
 import numpy as np
 
 NEVER = -1  # first_crossing's `at` when the curve never meets the target

@@ -8,6 +8,7 @@ stay fast and torch-free. Every number says what it can claim: an interval needs
 could not be made is NaN (and still counts in the family Holm adjusts for), and a p-value is printed so that it
 never contradicts the decision taken on it.
 """
+
 import math
 from functools import lru_cache
 
@@ -26,6 +27,7 @@ TIE_TOLERANCE = 1e-9  # relative: sums this close count as ties
 
 
 # ---- paired differences ------------------------------------------------------------------------------------------
+
 
 def zero_spread(d: np.ndarray) -> bool:
     """Whether the paired differences d [n], n >= 2, are constant up to rounding (False for n < 2).
@@ -64,8 +66,14 @@ def paired_t(d: np.ndarray) -> dict:
     d = np.asarray(d, dtype=float)
     n = len(d)
     constant = zero_spread(d)
-    out = {"mean": float(d.mean()) if n else np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_t": np.nan,
-           "sd": np.nan, "note": note(n, constant)}
+    out = {
+        "mean": float(d.mean()) if n else np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p_t": np.nan,
+        "sd": np.nan,
+        "note": note(n, constant),
+    }
     if n < 2:
         return out
     if constant:
@@ -81,10 +89,11 @@ def paired_t(d: np.ndarray) -> dict:
 
 # ---- tests without distributional assumptions --------------------------------------------------------------------
 
+
 @lru_cache(maxsize=EXACT_FLIPS + 1)
 def _all_signs(n: int) -> np.ndarray:
     """All 2^n sign vectors: shape [2^n, n] of +-1.0 (read-only; cached per n)."""
-    bits = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1
+    bits = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
     signs = 1.0 - 2.0 * bits
     signs.flags.writeable = False
     return signs
@@ -109,7 +118,7 @@ def sign_flip_p(d: np.ndarray) -> float:
         sums = np.abs(_all_signs(n) @ d)
         return float(np.count_nonzero(sums >= threshold) / len(sums))
     rng = np.random.default_rng(0)
-    draws, count = 2 ** 16, 0
+    draws, count = 2**16, 0
     for start in range(0, draws, 4096):
         signs = rng.choice(np.array([-1.0, 1.0]), size=(min(4096, draws - start), n))
         count += int(np.count_nonzero(np.abs(signs @ d) >= threshold))
@@ -124,7 +133,7 @@ def sign_test_p(wins: int, losses: int) -> float:
     if total == 0:
         return 1.0
     tail = sum(math.comb(total, i) for i in range(min(wins, losses) + 1))
-    return min(1.0, 2 * tail / 2 ** total)
+    return min(1.0, 2 * tail / 2**total)
 
 
 def holm(p: np.ndarray, family: int | None = None) -> np.ndarray:
@@ -148,6 +157,7 @@ def holm(p: np.ndarray, family: int | None = None) -> np.ndarray:
 
 
 # ---- power -------------------------------------------------------------------------------------------------------
+
 
 def _power(n, nc, alpha: float):
     """Power of the two-sided one-sample t-test on n pairs at level alpha when the noncentrality is nc
@@ -210,6 +220,7 @@ def seeds_needed(effect: float, sd: float, alpha: float, power: float = POWER, c
 
 # ---- reporting ---------------------------------------------------------------------------------------------------
 
+
 def format_p(p: float, alpha: float = ALPHA) -> str:
     """A p-value as short text: "-" for NaN, "<0.0001" below 1e-4 (when alpha >= 1e-4), else 2 significant digits.
 
@@ -230,6 +241,7 @@ def format_p(p: float, alpha: float = ALPHA) -> str:
 
 # ---- censored speed ratios ---------------------------------------------------------------------------------------
 
+
 def p_is(p: float, alpha: float = ALPHA) -> str:
     """'=0.031' or '<0.0001': format_p after "p", so that "p<0.0001" never reads "p=<0.0001"."""
     text = format_p(p, alpha)
@@ -240,7 +252,7 @@ def _order_statistic_rank(n: int) -> int:
     """The largest k >= 1 such that [k-th smallest, k-th largest] of n draws covers their median with probability
     at least CONFIDENCE, i.e. 2 P(Bin(n, 0.5) <= k - 1) <= 1 - CONFIDENCE; 0 when there is none (n < 6)."""
     k, tail = 0, 0
-    while k < n and 2 * (tail + math.comb(n, k)) / 2 ** n <= 1 - CONFIDENCE + 1e-12:
+    while k < n and 2 * (tail + math.comb(n, k)) / 2**n <= 1 - CONFIDENCE + 1e-12:
         tail += math.comb(n, k)
         k += 1
     return k
@@ -264,12 +276,22 @@ def censored_summary(lo: np.ndarray, hi: np.ndarray) -> dict:
         raise ValueError("censored_summary needs lo <= hi, of the same shape, without NaN")
     n = len(lo)
     wins, losses = int(np.count_nonzero(lo > 0)), int(np.count_nonzero(hi < 0))
-    out = {"estimate_low": np.nan, "estimate_high": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-           "p": np.nan, "wins": wins, "losses": losses, "undetermined": n - wins - losses, "note": "no pairs"}
+    out = {
+        "estimate_low": np.nan,
+        "estimate_high": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p": np.nan,
+        "wins": wins,
+        "losses": losses,
+        "undetermined": n - wins - losses,
+        "note": "no pairs",
+    }
     if n == 0:
         return out
-    out.update(estimate_low=float(np.median(lo)), estimate_high=float(np.median(hi)),
-               p=sign_test_p(wins, losses), note="")
+    out.update(
+        estimate_low=float(np.median(lo)), estimate_high=float(np.median(hi)), p=sign_test_p(wins, losses), note=""
+    )
     k = _order_statistic_rank(n)
     if k == 0:
         out["note"] = "fewer than 6 pairs: no distribution-free interval"

@@ -16,6 +16,7 @@ measured steps (after < T ≤ at): exact for the loss curve, measured every step
 interval between two evaluations for accuracy. A trial that does not reach the target is censored at its own
 last step.
 """
+
 import math
 from typing import Optional
 
@@ -29,8 +30,7 @@ from .reading import Results, diverged_at
 TARGET_AT = 0.5  # the target is the baseline's level at this fraction of its run
 
 
-def point_measures(results: Results, point: int, spans: dict, baseline: str,
-                   epoch: Optional[int]) -> tuple[dict, dict]:
+def point_measures(results: Results, point: int, spans: dict, baseline: str, epoch: Optional[int]) -> tuple[dict, dict]:
     """Each trial's numbers at sweep point `point`, as {name: array [seed, variant]}, and the smoothed training
     loss of its `ok` trials as long columns (for plots)."""
     trials = results.trials
@@ -51,9 +51,13 @@ def point_measures(results: Results, point: int, spans: dict, baseline: str,
     t |= speeds("steps_acc", _curves(v["trial"], v["step"], 100 * v["test_acc"], count), t, base, higher=True)
     keep = t["ok"][b["trial"]] & ~np.isnan(smooth)  # ok trials, full windows
     kept = b["trial"][keep]
-    curves = {"variant": np.array(names, dtype=object)[kept % shape[1]],
-              "seed": np.array(config.seeds)[kept // shape[1]], "step": b["step"][keep], "loss": smooth[keep],
-              **trials.points[point]}
+    curves = {
+        "variant": np.array(names, dtype=object)[kept % shape[1]],
+        "seed": np.array(config.seeds)[kept // shape[1]],
+        "step": b["step"][keep],
+        "loss": smooth[keep],
+        **trials.points[point],
+    }
     return {name: values.reshape(shape) for name, values in t.items()}, curves
 
 
@@ -69,8 +73,11 @@ def speeds(measure: str, curves: dict, t: dict, base: np.ndarray, higher: bool) 
     count = len(base)
     out = {f"{measure}_{k}": np.full(count, np.nan) for k in ("target", "ref", "after", "at")}
     why = np.full(count, "", dtype=object)
-    levels = [level_at(*curves[b], math.ceil(TARGET_AT * t["steps"][b]))
-              for b in sorted(set(base)) if t["ok"][b] and b in curves]
+    levels = [
+        level_at(*curves[b], math.ceil(TARGET_AT * t["steps"][b]))
+        for b in sorted(set(base))
+        if t["ok"][b] and b in curves
+    ]
     levels = [(step, level) for step, level in levels if not np.isnan(level)]
     target = np.mean([level for _, level in levels]) if levels else np.nan
     for k in range(count):
@@ -112,8 +119,10 @@ def _compared_epoch(results: Results, b: dict, e: dict, first: int, epoch: Optio
     behind = np.flatnonzero(steady & (reached < last))
     if len(behind):
         done = int(reached[behind[0]])
-        raise BnbenchError(f"--epoch {last}: {results.dir}: {results.trials.describe(first + behind[0])} has only "
-                           f"{done} epoch{'s' * (done != 1)}")
+        raise BnbenchError(
+            f"--epoch {last}: {results.dir}: {results.trials.describe(first + behind[0])} has only "
+            f"{done} epoch{'s' * (done != 1)}"
+        )
     return last
 
 
@@ -122,8 +131,12 @@ def _own_numbers(b: dict, e: dict, last: int, count: int, window: int) -> dict:
     final = b["epoch"] == last
     steps = np.zeros(count)
     np.maximum.at(steps, b["trial"], b["step"])
-    t = {"epoch": np.full(count, last), "train_loss": _mean_per_trial(b["loss"][final], b["trial"][final], count),
-         "steps": np.where(steps > 0, steps, np.nan), "diverged_step": diverged_at(b, count)}
+    t = {
+        "epoch": np.full(count, last),
+        "train_loss": _mean_per_trial(b["loss"][final], b["trial"][final], count),
+        "steps": np.where(steps > 0, steps, np.nan),
+        "diverged_step": diverged_at(b, count),
+    }
     at_last = e["epoch"] == last
     for column, scale in (("test_loss", 1), ("test_acc", 100)):
         t[column] = np.full(count, np.nan)
@@ -153,4 +166,4 @@ def _sum_per_trial(values: np.ndarray, trials: np.ndarray, count: int) -> np.nda
 def _curves(trials: np.ndarray, steps: np.ndarray, values: np.ndarray, count: int) -> dict:
     """{trial: (steps, values)} for the trials with rows (rows sorted by trial)."""
     at = np.searchsorted(trials, np.arange(count + 1))
-    return {k: (steps[at[k]:at[k + 1]], values[at[k]:at[k + 1]]) for k in range(count) if at[k + 1] > at[k]}
+    return {k: (steps[at[k] : at[k + 1]], values[at[k] : at[k + 1]]) for k in range(count) if at[k + 1] > at[k]}

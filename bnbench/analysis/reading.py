@@ -7,6 +7,7 @@ epochs.csv and evals.csv all hold in full (see `_snapshot`). Rows are numbered b
 runner's order: sweep point, seed, variant) and kept sorted by trial, so that the measures work on arrays, trial by
 trial, and a folder of hundreds of runs compares in seconds (benchmarks/compare_speed.py).
 """
+
 import io
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,16 +20,18 @@ import yaml
 
 from .. import store
 from ..config import Config
-from ..experiment import validate
 from ..errors import BnbenchError
+from ..experiment import validate
 from ..schema import NAN_TEXT, ROW_FILES
 
 KEYS = ["variant", "seed"]
+
 
 @dataclass
 class Results:
     """A run folder, each file read once. Rows are sorted by trial (file order within one), with the trial's number
     (see TrialIndex) in `trial`; the index is the row's position in its file."""
+
     dir: Path
     trials: "TrialIndex"
     status: str  # complete, running or partial
@@ -46,8 +49,11 @@ class Results:
 
     def batch_size(self, variant: str, point: int) -> int:
         """The examples a step of `variant` takes at sweep point `point` (a baseline from another run may differ)."""
-        return self.foreign.get(variant, [])[point] if variant in self.foreign else \
-            self.trials.resolved[point].training.batch_size
+        return (
+            self.foreign.get(variant, [])[point]
+            if variant in self.foreign
+            else self.trials.resolved[point].training.batch_size
+        )
 
     @property
     def runs(self) -> str:
@@ -60,6 +66,7 @@ class TrialIndex:
     """What config.yaml says about a run's rows, worked out once per distinct config (see `index_of`): the trials,
     numbered in the runner's order (sweep point, then seed, then variant), and each sweep point's config and
     values as the CSVs spell them."""
+
     config: Config
     points: list[dict[str, str]]
     resolved: list[Config]
@@ -70,13 +77,18 @@ class TrialIndex:
         """`resolved`: each sweep point's config, when known (a combined run's, see `pooled` and `against`)."""
         points = _point_texts(config)
         keys = [(v.name, s, *p.values()) for p in points for s in config.seeds for v in config.variants]
-        return cls(config, points, resolved or [config.with_values(p) for p in config.sweep_points()],
-                   {key: number for number, key in enumerate(keys)})
+        return cls(
+            config,
+            points,
+            resolved or [config.with_values(p) for p in config.sweep_points()],
+            {key: number for number, key in enumerate(keys)},
+        )
 
     def changed(self, **fields) -> "TrialIndex":
         """The trial index of this run's config with `fields` replaced (not validated again: a combined run's)."""
-        return TrialIndex.of(self.config.model_copy(update=fields),
-                             [c.model_copy(update=fields) for c in self.resolved])
+        return TrialIndex.of(
+            self.config.model_copy(update=fields), [c.model_copy(update=fields) for c in self.resolved]
+        )
 
     @property
     def labels(self) -> list[str]:
@@ -103,8 +115,9 @@ class TrialIndex:
         """'trial plain seed 2 optimizer.lr=0.001', for messages."""
         point, rest = divmod(number, self.per_point)
         seed, variant = divmod(rest, len(self.config.variants))
-        return trial_name(self.labels, (self.config.variants[variant].name, self.config.seeds[seed],
-                                    *self.points[point].values()))
+        return trial_name(
+            self.labels, (self.config.variants[variant].name, self.config.seeds[seed], *self.points[point].values())
+        )
 
 
 def index_of(run_dir: Path) -> TrialIndex:
@@ -132,14 +145,18 @@ def load_run(run_dir: Path) -> Results:
     before = _status(run_dir)
     data = {name: _read_bytes(run_dir / name) for name in reversed(ROW_FILES)}  # the reverse of the writing order
     status = before if before == "running" else _status(run_dir)  # a run resumed while we read is live too
-    frames = {name: _parse(run_dir / name, data[name], trials, live=status == "running")
-              for name in ROW_FILES if data[name] is not None}
+    frames = {
+        name: _parse(run_dir / name, data[name], trials, live=status == "running")
+        for name in ROW_FILES
+        if data[name] is not None
+    }
     if status == "running":
         _snapshot(frames)
     batches, epochs = by_trial(frames["batches.csv"]), by_trial(frames["epochs.csv"])
     _check_rows(run_dir, batches, epochs, trials)
-    return Results(run_dir, trials, status, batches, epochs,
-                   _evals(run_dir, frames.get("evals.csv"), batches, epochs, trials))
+    return Results(
+        run_dir, trials, status, batches, epochs, _evals(run_dir, frames.get("evals.csv"), batches, epochs, trials)
+    )
 
 
 def _status(run_dir: Path) -> str:
@@ -170,10 +187,14 @@ def _parse(path: Path, data: bytes, trials: TrialIndex, live: bool) -> pd.DataFr
     if not data.endswith(b"\n"):
         if not live:
             raise BnbenchError(f"{path}: the last line is cut off (truncated file?); restore the file or re-run")
-        data = data[:data.rfind(b"\n") + 1]
+        data = data[: data.rfind(b"\n") + 1]
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype={c: object for c in labels if c != "seed"},
-                            keep_default_na=False, na_values={c: NAN_TEXT for c in floats})
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            dtype={c: object for c in labels if c != "seed"},
+            keep_default_na=False,
+            na_values={c: NAN_TEXT for c in floats},
+        )
     except (pd.errors.ParserError, ValueError) as e:
         raise BnbenchError(f"{path}: not a valid CSV ({str(e).strip()}); restore the file or re-run") from None
     missing = [c for c in expected if c not in frame.columns]
@@ -196,15 +217,19 @@ def _numbers(path: Path, column: pd.Series, integer: bool) -> pd.Series:
     bad = values.isna() | (values % 1 != 0) if integer else values.isna() & column.notna()  # NaN: read from NAN_TEXT
     if bad.any():
         line = int(np.argmax(bad.to_numpy())) + 2
-        raise BnbenchError(f"{path}: line {line}: {column.name} is {column[bad].iloc[0]!r}, not "
-                           f"{'an integer' if integer else 'a number'}; the file was edited or damaged")
+        raise BnbenchError(
+            f"{path}: line {line}: {column.name} is {column[bad].iloc[0]!r}, not "
+            f"{'an integer' if integer else 'a number'}; the file was edited or damaged"
+        )
     return values.astype("int64" if integer else "float64")
 
 
 def _point_texts(config: Config) -> list[dict[str, str]]:
     """Each sweep point's values as the CSVs spell them (how csv.writer writes the typed values)."""
+
     def text(value):
         return "" if value is None else str(value)
+
     return [{path: text(config.with_values(point).get(path)) for path in point} for point in config.sweep_points()]
 
 
@@ -225,8 +250,9 @@ def _trial_numbers(path: Path, frame: pd.DataFrame, trials: TrialIndex) -> np.nd
     if (numbers < 0).any():
         line = int(np.argmax(numbers < 0))
         trial = trial_name(trials.labels, tuple(frame[trials.labels].iloc[line]))
-        raise BnbenchError(f"{path}: line {line + 2}: {trial} is not in config.yaml; the file was edited or "
-                           f"belongs to another run")
+        raise BnbenchError(
+            f"{path}: line {line + 2}: {trial} is not in config.yaml; the file was edited or belongs to another run"
+        )
     return numbers
 
 
@@ -237,8 +263,9 @@ def _snapshot(frames: dict[str, pd.DataFrame]) -> None:
     prefix of each. load_run reads them in the reverse order, so an epoch in epochs.csv is whole in batches.csv,
     read later. evals.csv, read first, may hold part of an epoch: its last evaluation is at the epoch's last
     step, so the epoch is whole there once that row is. An epoch not yet in every file waits for the next read."""
+
     def keys(frame: pd.DataFrame) -> np.ndarray:
-        return frame.trial.to_numpy() * 2 ** 32 + frame.epoch.to_numpy()
+        return frame.trial.to_numpy() * 2**32 + frame.epoch.to_numpy()
 
     batches, epochs, evals = (frames.get(name) for name in ROW_FILES)
     whole = np.intersect1d(keys(batches), keys(epochs))
@@ -281,8 +308,10 @@ def _check_numbering(path: Path, frame: pd.DataFrame, column: str, trials: int) 
     wrong = values != order
     if wrong.any():
         i = _first(frame, wrong)
-        raise BnbenchError(f"{path}: line {frame.index[i] + 2}: {column} {values[i]} should be {order[i]}; rows "
-                           f"were deleted, repeated or reordered")
+        raise BnbenchError(
+            f"{path}: line {frame.index[i] + 2}: {column} {values[i]} should be {order[i]}; rows "
+            f"were deleted, repeated or reordered"
+        )
 
 
 def _check_rows(run_dir: Path, batches: pd.DataFrame, epochs: pd.DataFrame, trials: TrialIndex) -> None:
@@ -293,18 +322,23 @@ def _check_rows(run_dir: Path, batches: pd.DataFrame, epochs: pd.DataFrame, tria
     last = np.diff(spans(batches, trials.size))[batches.trial.to_numpy()]  # steps are 1..n: the last is n
     early = ~np.isfinite(batches.loss.to_numpy()) & (batches.step.to_numpy() != last)
     if early.any():
-        raise BnbenchError(f"{run_dir / 'batches.csv'}: line {batches.index[_first(batches, early)] + 2}: the loss "
-                           f"is not finite but the trial goes on; the file was edited")
+        raise BnbenchError(
+            f"{run_dir / 'batches.csv'}: line {batches.index[_first(batches, early)] + 2}: the loss "
+            f"is not finite but the trial goes on; the file was edited"
+        )
     ran, done = per_trial_max(batches, "epoch", trials.size), per_trial_max(epochs, "epoch", trials.size)
     differ = ran != done
     if differ.any():
         trial = int(np.argmax(differ))
-        raise BnbenchError(f"{run_dir / 'epochs.csv'}: {trials.describe(trial)} has {_epochs(done[trial])} here but "
-                           f"{ran[trial]} in batches.csv; one of the files was truncated or edited")
+        raise BnbenchError(
+            f"{run_dir / 'epochs.csv'}: {trials.describe(trial)} has {_epochs(done[trial])} here but "
+            f"{ran[trial]} in batches.csv; one of the files was truncated or edited"
+        )
 
 
-def _evals(run_dir: Path, evals: Optional[pd.DataFrame], batches: pd.DataFrame, epochs: pd.DataFrame,
-           trials: TrialIndex) -> pd.DataFrame:
+def _evals(
+    run_dir: Path, evals: Optional[pd.DataFrame], batches: pd.DataFrame, epochs: pd.DataFrame, trials: TrialIndex
+) -> pd.DataFrame:
     """evals.csv, checked against epochs.csv (same epochs per trial, steps increasing); without it (older runs),
     one evaluation per epoch end: epochs.csv's test numbers at the epoch's last step."""
     if evals is None:
@@ -316,14 +350,18 @@ def _evals(run_dir: Path, evals: Optional[pd.DataFrame], batches: pd.DataFrame, 
     backwards = np.append(False, (trial[1:] == trial[:-1]) & (step[1:] <= step[:-1]))
     if backwards.any():
         i = _first(evals, backwards)
-        raise BnbenchError(f"{path}: line {evals.index[i] + 2}: step {step[i]} does not follow the step before it; "
-                           f"rows were deleted, repeated or reordered")
+        raise BnbenchError(
+            f"{path}: line {evals.index[i] + 2}: step {step[i]} does not follow the step before it; "
+            f"rows were deleted, repeated or reordered"
+        )
     have, want = per_trial_max(evals, "epoch", trials.size), per_trial_max(epochs, "epoch", trials.size)
     differ = (want > 0) & (have != want)
     if differ.any():
         trial = int(np.argmax(differ))
-        raise BnbenchError(f"{path}: {trials.describe(trial)} has {_epochs(have[trial])} here but {want[trial]} in "
-                           f"epochs.csv; one of the files was truncated or edited")
+        raise BnbenchError(
+            f"{path}: {trials.describe(trial)} has {_epochs(have[trial])} here but {want[trial]} in "
+            f"epochs.csv; one of the files was truncated or edited"
+        )
     return evals
 
 
@@ -334,8 +372,9 @@ def _epochs(n: int) -> str:
 
 def trial_name(labels: list[str], values: tuple) -> str:
     """'trial plain seed 2' (with its sweep values), for messages."""
-    return "trial " + " ".join([str(values[0]), "seed", str(values[1]), *(f"{k}={v}" for k, v in
-                                                                       zip(labels[2:], values[2:]))])
+    return "trial " + " ".join(
+        [str(values[0]), "seed", str(values[1]), *(f"{k}={v}" for k, v in zip(labels[2:], values[2:]))]
+    )
 
 
 def diverged_at(b: dict, count: int) -> np.ndarray:

@@ -7,6 +7,7 @@ the baseline too), and too few seeds.
 A claim says "better", "worse", "sooner", "later" or "diverges more/less often" only where the Holm-adjusted p
 of the verdict family is below ALPHA; p-values are printed so that the digits shown agree with that decision.
 """
+
 import numpy as np
 
 from .columns import METRICS, PRIMARY, SPEEDS, col
@@ -20,8 +21,7 @@ def verdict(row: dict, base: dict, baseline: str, points: list[str]) -> str:
     diverged = _divergence(row, base, baseline)
     if not row["pairs"]:
         return f"{head} nothing to compare: no seed where neither diverged" + (f" ({diverged})" if diverged else "")
-    claims = [_metric_claim(row, PRIMARY), *(_speed_claim(row, m, baseline) for m in SPEEDS), diverged,
-              _tests(row)]
+    claims = [_metric_claim(row, PRIMARY), *(_speed_claim(row, m, baseline) for m in SPEEDS), diverged, _tests(row)]
     if row["pairs"] < ADVISED_SEEDS:
         claims.append(f"only {row['pairs']} pair{'s' * (row['pairs'] != 1)}: run ≥ {ADVISED_SEEDS} seeds")
     return f"{head} " + "; ".join(c for c in claims if c)
@@ -46,16 +46,20 @@ def _metric_claim(row: dict, measure: str) -> str:
     delta = row[col(measure, "delta")]
     unit = f" {metric.unit}" if metric.unit else ""
     name = metric.label.removeprefix("final ").removesuffix(" %")
-    number = (f"{delta:+.2f}{unit}{_interval(row[col(measure, 'ci_low')], row[col(measure, 'ci_high')], True)}, "
-              f"{row[col(measure, 'wins')]}/{row['pairs']} seeds")
+    number = (
+        f"{delta:+.2f}{unit}{_interval(row[col(measure, 'ci_low')], row[col(measure, 'ci_high')], True)}, "
+        f"{row[col(measure, 'wins')]}/{row['pairs']} seeds"
+    )
     if _decided(row, measure):
         word = "better" if (delta > 0) == metric.higher else "worse"
         return f"{word} {name} {number} {_holm(row, measure)}"
     text = f"no difference shown in {name}: {number} better {_holm(row, measure)}".rstrip()
     detectable = row[col(measure, "detectable")]
     if np.isinf(detectable):
-        text += f"; the exact test cannot decide with {row['pairs']} pairs (its smallest p is " \
-                f"{format_p(2 / 2 ** row['pairs'])})"
+        text += (
+            f"; the exact test cannot decide with {row['pairs']} pairs (its smallest p is "
+            f"{format_p(2 / 2 ** row['pairs'])})"
+        )
     elif not np.isnan(detectable):
         text += f"; these seeds could detect ≥ {detectable:.2f}{unit}"
     needed = row.get(col(measure, "needed"))
@@ -107,8 +111,11 @@ def _tests(row: dict) -> str:
     text = f"{used}, Holm over {row[col(PRIMARY, 'tests')]} tests"
     if exact and len(exact) < len(measures):
         text += f" (exact for {', '.join(_short(m) for m in exact)}: no t-test there)"
-    other = [m for m in measures if not np.isnan(row.get(f"_other_{m}", np.nan))
-             and (row[f"_other_{m}"] < ALPHA) != _decided(row, m)]
+    other = [
+        m
+        for m in measures
+        if not np.isnan(row.get(f"_other_{m}", np.nan)) and (row[f"_other_{m}"] < ALPHA) != _decided(row, m)
+    ]
     if not other:
         return text
     names = ", ".join(_short(m) for m in other)
@@ -125,8 +132,10 @@ def _short(measure: str) -> str:
 def _divergence(row: dict, base: dict, baseline: str) -> str:
     if not (row["diverged_seeds"] or base["diverged_seeds"]):
         return ""
-    counts = (f"{row['variant']} diverged on {row['diverged_seeds']}/{row['trials']} seeds, {baseline} on "
-              f"{base['diverged_seeds']}/{base['trials']}")
+    counts = (
+        f"{row['variant']} diverged on {row['diverged_seeds']}/{row['trials']} seeds, {baseline} on "
+        f"{base['diverged_seeds']}/{base['trials']}"
+    )
     p = row[col("diverged", "p")]
     if np.isnan(p):
         return counts

@@ -22,6 +22,7 @@ Families: the tests a verdict line uses (test accuracy, the two speedups, diverg
 all the run's variant x sweep-point comparisons, its size fixed by the design (a test that cannot be made counts
 as p = 1); every other tested metric is adjusted across the comparisons on its own.
 """
+
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,6 +45,7 @@ TESTS = ["t", "exact"]
 @dataclass
 class Comparison:
     """One run measured against its baseline."""
+
     results: Results
     baseline: str
     table: pd.DataFrame  # one row per sweep point x variant, columns as in the module docstring
@@ -83,16 +85,22 @@ class Comparison:
         rows["window"] = (rows.batch - 1) // rows.smoothing + 1
         per_trial = rows.groupby(self.points + KEYS + ["epoch", "smoothing", "window"]).loss.agg(["mean", "size"])
         full = per_trial[per_trial["size"] == per_trial.index.get_level_values("smoothing")]
-        out = (full.groupby(self.points + ["variant", "epoch", "smoothing", "window"])["mean"]
-               .agg(loss_mean="mean", loss_std="std", seeds="size").reset_index())
+        out = (
+            full.groupby(self.points + ["variant", "epoch", "smoothing", "window"])["mean"]
+            .agg(loss_mean="mean", loss_std="std", seeds="size")
+            .reset_index()
+        )
         out.insert(len(self.points) + 3, "mini_batch", out.window * out.smoothing)
         return self._ordered(out.drop(columns="window"), ["mini_batch"])
 
     @cached_property
     def loss_curves(self) -> pd.DataFrame:
         """Smoothed training loss per step: mean and std over the `ok` seeds of each variant."""
-        out = (self.curves.groupby(self.points + ["variant", "step"]).loss
-               .agg(loss_mean="mean", loss_std="std", seeds="size").reset_index())
+        out = (
+            self.curves.groupby(self.points + ["variant", "step"])
+            .loss.agg(loss_mean="mean", loss_std="std", seeds="size")
+            .reset_index()
+        )
         return self._ordered(out, ["step"])
 
     @cached_property
@@ -102,8 +110,11 @@ class Comparison:
         ok = self.trials.loc[self.trials.ok, ["trial", "epoch"]].rename(columns={"epoch": "last"})
         rows = self.results.evals.merge(ok, on="trial")
         rows = rows[rows.epoch <= rows["last"]].assign(acc=lambda d: 100 * d.test_acc)
-        out = (rows.groupby(self.points + ["variant", "step"]).acc
-               .agg(acc_mean="mean", acc_std="std", seeds="size").reset_index())
+        out = (
+            rows.groupby(self.points + ["variant", "step"])
+            .acc.agg(acc_mean="mean", acc_std="std", seeds="size")
+            .reset_index()
+        )
         return self._ordered(out, ["step"])
 
     def _ordered(self, frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -111,8 +122,10 @@ class Comparison:
         points = dict.fromkeys(self.table[self.points].itertuples(index=False, name=None))
         points = {point: i for i, point in enumerate(points)}
         variants = {name: i for i, name in enumerate(self.table.variant.unique())}
-        frame = frame.assign(_point=[points[p] for p in frame[self.points].itertuples(index=False, name=None)],
-                             _variant=frame.variant.map(variants))
+        frame = frame.assign(
+            _point=[points[p] for p in frame[self.points].itertuples(index=False, name=None)],
+            _variant=frame.variant.map(variants),
+        )
         frame = frame.sort_values(["_point", "_variant", *by]).drop(columns=["_point", "_variant"])
         return frame.reset_index(drop=True)
 
@@ -126,29 +139,42 @@ def describe(config: Config) -> str:
     return f"{config.dataset.name}, {describe_model(config)}"
 
 
-def compare_run(results: Results, baseline: Optional[str] = None, epoch: Optional[int] = None, test: str = "t",
-                effect: Optional[float] = None) -> Comparison:
+def compare_run(
+    results: Results,
+    baseline: Optional[str] = None,
+    epoch: Optional[int] = None,
+    test: str = "t",
+    effect: Optional[float] = None,
+) -> Comparison:
     """Measure every variant of one run against `baseline` (default: the run's), at `epoch` (default: the last);
     `test` decides ("t" or "exact"), `effect`: the difference in the primary measure to size seeds for."""
     config, index = results.config, results.trials
     baseline = baseline or config.baseline
     names = [v.name for v in config.variants]
     if baseline not in names:
-        raise BnbenchError(f"--baseline {baseline}: not a variant of {results.dir} (its variants: "
-                           f"{', '.join(names)}); choose one of those")
+        raise BnbenchError(
+            f"--baseline {baseline}: not a variant of {results.dir} (its variants: "
+            f"{', '.join(names)}); choose one of those"
+        )
     if test not in TESTS:
         raise BnbenchError(f"--test {test}: unknown test; choose t or exact")
     where = {name: spans(getattr(results, name), index.size) for name in ("batches", "epochs", "evals")}
-    points = [p for p in range(len(index.points))
-              if (where["batches"][index.point_trials(p) + 1] - where["batches"][index.point_trials(p)]).any()]
+    points = [
+        p
+        for p in range(len(index.points))
+        if (where["batches"][index.point_trials(p) + 1] - where["batches"][index.point_trials(p)]).any()
+    ]
     if not points:
         raise BnbenchError(f"{results.dir / 'batches.csv'}: no finished epochs yet; wait for the run or resume it")
     rows, parts = [], []
     for point in points:  # a partial run may not have reached every sweep point
         m, curves = point_measures(results, point, where, baseline, epoch)
         rows += [_row(m, v, names.index(baseline), results, point, test) for v in range(len(names))]
-        trials = {"trial": index.point_trials(point), "variant": np.tile(names, m["ok"].shape[0]),
-                  "seed": np.repeat(index.resolved[point].seeds, len(names))}
+        trials = {
+            "trial": index.point_trials(point),
+            "variant": np.tile(names, m["ok"].shape[0]),
+            "seed": np.repeat(index.resolved[point].seeds, len(names)),
+        }
         parts.append(({**trials, **{k: a.ravel() for k, a in m.items()}, **index.points[point]}, curves))
     return Comparison(results, baseline, _table(results, rows, baseline, effect), parts)
 
@@ -161,11 +187,21 @@ def _row(m: dict, v: int, b: int, results: Results, point: int, test: str) -> di
     pairs = ok[:, v] & ok[:, b]
     is_base = v == b
     seeds = np.array(config.seeds)
-    row = {**results.trials.points[point], "variant": config.variants[v].name, "baseline": is_base, "test": test,
-           "seeds": int(ok[:, v].sum()), "pairs": None if is_base else int(pairs.sum()),
-           "trials": int(ran[:, v].sum()), "diverged_seeds": int(diverged[:, v].sum()), "epoch": int(m["epoch"][0, v]),
-           "epochs": config.training.epochs, "smoothing": int(m["smoothing"][0, v]),
-           "steps_total": _mean(m["steps"][ok[:, v], v]), "best_epoch": _mean(m["best_epoch"][ok[:, v], v])}
+    row = {
+        **results.trials.points[point],
+        "variant": config.variants[v].name,
+        "baseline": is_base,
+        "test": test,
+        "seeds": int(ok[:, v].sum()),
+        "pairs": None if is_base else int(pairs.sum()),
+        "trials": int(ran[:, v].sum()),
+        "diverged_seeds": int(diverged[:, v].sum()),
+        "epoch": int(m["epoch"][0, v]),
+        "epochs": config.training.epochs,
+        "smoothing": int(m["smoothing"][0, v]),
+        "steps_total": _mean(m["steps"][ok[:, v], v]),
+        "best_epoch": _mean(m["best_epoch"][ok[:, v], v]),
+    }
     for name, metric in METRICS.items():
         own = m[name][ok[:, v], v]
         row[col(name, "mean")], row[col(name, "std")] = _mean(own), (own.std(ddof=1) if len(own) > 1 else np.nan)
@@ -178,8 +214,11 @@ def _row(m: dict, v: int, b: int, results: Results, point: int, test: str) -> di
         more = int((diverged[:, v] & ~diverged[:, b] & both).sum())
         fewer = int((~diverged[:, v] & diverged[:, b] & both).sum())
         row[col("diverged", "p")] = inference.sign_test_p(more, fewer) if both.any() else np.nan
-    row["diverged"] = "; ".join(f"seed {s} diverged at step {int(step)}"
-                                for s, step in zip(seeds, m["diverged_step"][:, v]) if not np.isnan(step))
+    row["diverged"] = "; ".join(
+        f"seed {s} diverged at step {int(step)}"
+        for s, step in zip(seeds, m["diverged_step"][:, v])
+        if not np.isnan(step)
+    )
     row["missing"] = ", ".join(str(s) for s in seeds[~ran[:, v]])
     return row
 
@@ -199,10 +238,18 @@ def _paired(name: str, variant: np.ndarray, baseline: np.ndarray, higher: bool, 
     tie = np.isclose(variant, baseline, rtol=1e-7, atol=1e-12)
     better = (d > 0) if higher else (d < 0)
     p = _decision(t["p_t"], exact, test)
-    return {col(name, "delta"): t["mean"], col(name, "ci_low"): t["ci_low"], col(name, "ci_high"): t["ci_high"],
-            col(name, "p_t"): t["p_t"], col(name, "p_exact"): exact, col(name, "p"): p,
-            col(name, "wins"): int((better & ~tie).sum()), col(name, "losses"): int((~better & ~tie).sum()),
-            col(name, "note"): t["note"], f"_{name}_sd": t["sd"]}
+    return {
+        col(name, "delta"): t["mean"],
+        col(name, "ci_low"): t["ci_low"],
+        col(name, "ci_high"): t["ci_high"],
+        col(name, "p_t"): t["p_t"],
+        col(name, "p_exact"): exact,
+        col(name, "p"): p,
+        col(name, "wins"): int((better & ~tie).sum()),
+        col(name, "losses"): int((~better & ~tie).sum()),
+        col(name, "note"): t["note"],
+        f"_{name}_sd": t["sd"],
+    }
 
 
 def _decision(p_t: float, exact: float, test: str) -> float:
@@ -218,11 +265,16 @@ def _speed(measure: str, m: dict, v: int, b: int, pairs: np.ndarray, test: str) 
     at_v, at_b = m[f"{measure}_at"][has, v], m[f"{measure}_at"][has, b]
     reached = ~np.isnan(at_v)
     sizes_v, sizes_b = m["batch_size"][has, v], m["batch_size"][has, b]
-    out = {col(measure, "target"): _mean(m[f"{measure}_target"][has, v]),
-           col(measure, "unit"): "steps" if np.array_equal(sizes_v, sizes_b) else "examples",
-           col(measure, "at"): _mean(at_v[reached]), col(measure, "pairs"): int(has.sum()),
-           col(measure, "reached"): int(reached.sum()), col(measure, "censored"): int((~reached).sum()),
-           col(measure, "estimator"): "", col(measure, "note"): _why(m[f"{measure}_why"][pairs | (v == b), v])}
+    out = {
+        col(measure, "target"): _mean(m[f"{measure}_target"][has, v]),
+        col(measure, "unit"): "steps" if np.array_equal(sizes_v, sizes_b) else "examples",
+        col(measure, "at"): _mean(at_v[reached]),
+        col(measure, "pairs"): int(has.sum()),
+        col(measure, "reached"): int(reached.sum()),
+        col(measure, "censored"): int((~reached).sum()),
+        col(measure, "estimator"): "",
+        col(measure, "note"): _why(m[f"{measure}_why"][pairs | (v == b), v]),
+    }
     if v == b:
         return out | ({col(measure, "speedup"): 1.0, col(measure, "speedup_high"): 1.0} if has.any() else {})
     if not has.any():
@@ -232,16 +284,23 @@ def _speed(measure: str, m: dict, v: int, b: int, pairs: np.ndarray, test: str) 
     if np.isfinite(lo).all() and np.isfinite(hi).all():  # every trial of every pair reached the target
         return out | _geometric(measure, lo, hi, test, out[col(measure, "note")])
     s = inference.censored_summary(lo, hi)
-    return out | {col(measure, "speedup"): np.exp(s["estimate_low"]),
-                  col(measure, "speedup_high"): np.exp(s["estimate_high"]), col(measure, "estimator"): "median",
-                  col(measure, "ci_low"): np.exp(s["ci_low"]), col(measure, "ci_high"): np.exp(s["ci_high"]),
-                  col(measure, "p_t"): np.nan, col(measure, "p_exact"): s["p"], col(measure, "p"): s["p"],
-                  col(measure, "note"): _joined_notes(s["note"], out[col(measure, "note")])}
+    return out | {
+        col(measure, "speedup"): np.exp(s["estimate_low"]),
+        col(measure, "speedup_high"): np.exp(s["estimate_high"]),
+        col(measure, "estimator"): "median",
+        col(measure, "ci_low"): np.exp(s["ci_low"]),
+        col(measure, "ci_high"): np.exp(s["ci_high"]),
+        col(measure, "p_t"): np.nan,
+        col(measure, "p_exact"): s["p"],
+        col(measure, "p"): s["p"],
+        col(measure, "note"): _joined_notes(s["note"], out[col(measure, "note")]),
+    }
 
 
 def _log_ratios(m: dict, measure: str, has: np.ndarray, v: int, b: int) -> tuple[np.ndarray, np.ndarray]:
     """Per pair, the bounds of log(T_baseline / T_variant), T in examples: a crossing in (after, at] is a step
     in [after + 1, at]; a trial that never reached the target, a step past its own last one (> its steps)."""
+
     def steps(k: int) -> tuple[np.ndarray, np.ndarray]:
         at, after, total = (m[name][has, k] for name in (f"{measure}_at", f"{measure}_after", "steps"))
         reached = ~np.isnan(at)
@@ -267,11 +326,17 @@ def _geometric(measure: str, lo: np.ndarray, hi: np.ndarray, test: str, note: st
     exact = inference.sign_flip_p(end) if end is not None else 1.0
     p_t = worst["p_t"] if worst is not None else (1.0 if not np.isnan(low["p_t"]) else np.nan)
     grid = "" if np.array_equal(lo, hi) else "crossings known only between two measured points: a range"
-    return {col(measure, "speedup"): np.exp(low["mean"]), col(measure, "speedup_high"): np.exp(high["mean"]),
-            col(measure, "estimator"): "geometric mean", col(measure, "ci_low"): np.exp(low["ci_low"]),
-            col(measure, "ci_high"): np.exp(high["ci_high"]), col(measure, "p_t"): p_t,
-            col(measure, "p_exact"): exact, col(measure, "p"): _decision(p_t, exact, test),
-            col(measure, "note"): _joined_notes((worst or low)["note"], grid, note)}
+    return {
+        col(measure, "speedup"): np.exp(low["mean"]),
+        col(measure, "speedup_high"): np.exp(high["mean"]),
+        col(measure, "estimator"): "geometric mean",
+        col(measure, "ci_low"): np.exp(low["ci_low"]),
+        col(measure, "ci_high"): np.exp(high["ci_high"]),
+        col(measure, "p_t"): p_t,
+        col(measure, "p_exact"): exact,
+        col(measure, "p"): _decision(p_t, exact, test),
+        col(measure, "note"): _joined_notes((worst or low)["note"], grid, note),
+    }
 
 
 def _why(reasons: np.ndarray) -> str:
@@ -303,20 +368,31 @@ def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[f
                 level = inference.ALPHA / row[col(name, "tests")]
                 sd = row.pop(f"_{name}_sd")
                 row[col(name, "detectable")] = _detectable(row["pairs"], sd, level, row["test"])
-                row[col(name, "needed")] = (inference.seeds_needed(effect, sd, level)
-                                            if effect is not None and name == "test_acc" else None)
+                row[col(name, "needed")] = (
+                    inference.seeds_needed(effect, sd, level) if effect is not None and name == "test_acc" else None
+                )
     per_point, base = len(results.config.variants), [v.name for v in results.config.variants].index(baseline)
     points = list(results.config.sweep)
     names = [c for c in [*points, *COLUMNS] if c not in _FRAME and c != "verdict"]
-    rows = [{c: row.get(c, _EMPTY.get(c, np.nan)) for c in names} | {k: v for k, v in row.items() if k[0] == "_"}
-            for row in rows]
+    rows = [
+        {c: row.get(c, _EMPTY.get(c, np.nan)) for c in names} | {k: v for k, v in row.items() if k[0] == "_"}
+        for row in rows
+    ]
     for i, row in enumerate(rows):
-        row["verdict"] = None if row["baseline"] else verdict(row, rows[i // per_point * per_point + base], baseline,
-                                                              points)
+        row["verdict"] = (
+            None if row["baseline"] else verdict(row, rows[i // per_point * per_point + base], baseline, points)
+        )
     columns = {c: [row[c] for row in rows] for c in [*names, "verdict"]}
-    return pd.DataFrame({"experiment": results.config.name, "run": results.runs, "status": results.status,
-                         "partial": results.status != "complete", "notes": "; ".join(results.notes),
-                         **{c: _typed(c, v) for c, v in columns.items()}})
+    return pd.DataFrame(
+        {
+            "experiment": results.config.name,
+            "run": results.runs,
+            "status": results.status,
+            "partial": results.status != "complete",
+            "notes": "; ".join(results.notes),
+            **{c: _typed(c, v) for c, v in columns.items()},
+        }
+    )
 
 
 _FRAME = ["experiment", "run", "status", "partial", "notes"]  # the same for every row
@@ -327,7 +403,7 @@ def _detectable(pairs: int, sd: float, level: float, test: str) -> float:
     """The difference `pairs` pairs detect with 80% power at `level` (t-test power, from the observed spread):
     NaN without a spread (a constant difference: the t-test is undefined), inf where the exact test decides and
     cannot reach `level` at all with this many pairs (its smallest p is 2 / 2^pairs)."""
-    if test == "exact" and 2.0 / 2 ** pairs > level:
+    if test == "exact" and 2.0 / 2**pairs > level:
         return np.inf
     return inference.detectable(pairs, sd, level) if sd > 0 else np.nan
 
@@ -344,8 +420,9 @@ def _typed(column: str, values: list):
     """A table column as an array of its type: pandas' own inference from lists is much of a table's cost."""
     if column in COUNTS:
         missing = np.array([v is None or v != v for v in values])
-        return pd.arrays.IntegerArray(np.array([0 if m else v for v, m in zip(values, missing)], dtype=np.int64),
-                                      missing)
+        return pd.arrays.IntegerArray(
+            np.array([0 if m else v for v, m in zip(values, missing)], dtype=np.int64), missing
+        )
     if all(isinstance(v, (float, np.floating)) for v in values):
         return np.array(values, dtype=float)
     return values

@@ -7,6 +7,7 @@ trial's result and its serialized trainer state) to a `Receiver`: the runner, th
 backend that loses a unit's process raises `WorkerDied`. Every backend trains a unit with `train_unit`, so what a
 trial computes never depends on where it ran.
 """
+
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +18,17 @@ import torch
 from .. import store
 from ..config import Config
 from ..data import Dataset
-from ..errors import BnbenchError
 from ..engines import choose as engine_choice  # looked up per call (tests replace its build)
 from ..engines.epoch import run_epoch
 from ..engines.events import EpochResult, Progress
+from ..errors import BnbenchError
 from ..trials import Trial
 
 
 @dataclass
 class Job:
     """What every unit of a run shares."""
+
     run_dir: Path
     config: Config
     data: Dataset
@@ -51,6 +53,7 @@ class WorkerDied(Exception):
 @dataclass(frozen=True)
 class Dispatch:
     """Where the user asked a run's units to train; checked when made, before a run folder exists."""
+
     backend: str = "local"  # local: this process or `jobs` worker processes; ray: Ray tasks
     jobs: int = 1  # worker processes on this machine (1: this process)
     address: Optional[str] = None  # ray: the cluster's address (None: a Ray instance started for the run)
@@ -65,11 +68,14 @@ class Dispatch:
                     raise BnbenchError(f"{option}: only with --backend ray")
             return
         if self.jobs != 1:
-            raise BnbenchError(f"--jobs {self.jobs}: not used with --backend ray (Ray runs as many trials at once "
-                               f"as the cluster's CPUs and GPUs hold: 1 CPU and --gpus-per-trial each); leave it out")
+            raise BnbenchError(
+                f"--jobs {self.jobs}: not used with --backend ray (Ray runs as many trials at once "
+                f"as the cluster's CPUs and GPUs hold: 1 CPU and --gpus-per-trial each); leave it out"
+            )
         if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
             raise BnbenchError(f"--gpus-per-trial {self.gpus_per_trial}: expected 0 or more, e.g. 0.25")
         from .ray import import_ray
+
         import_ray()  # not installed: one line saying how to install it
 
 
@@ -78,6 +84,7 @@ def choose(dispatch: Dispatch, units: int, note: Callable[[str], None]) -> Backe
     most one per core."""
     if dispatch.backend == "ray":
         from .ray import Ray
+
         return Ray(dispatch.address, dispatch.gpus_per_trial, note)
     from .local import Local
     from .workers import Workers, cap_jobs
@@ -113,8 +120,14 @@ def checkpoints(run_dir: Path, unit: list[Trial]) -> Optional[list[dict]]:
     return None if states[0] is None else states
 
 
-def train_unit(unit: list[Trial], data: Dataset, device: torch.device, engine: str, start: Optional[list[dict]],
-               on_progress: Callable[[Progress], None]) -> Iterator[list[tuple[int, EpochResult, bytes]]]:
+def train_unit(
+    unit: list[Trial],
+    data: Dataset,
+    device: torch.device,
+    engine: str,
+    start: Optional[list[dict]],
+    on_progress: Callable[[Progress], None],
+) -> Iterator[list[tuple[int, EpochResult, bytes]]]:
     """Yield, for each remaining epoch of a unit, (trial index, epoch result, serialized trainer state) of each
     trial it trained; `start` are the states to resume from (None: from scratch). A trial stops at divergence.
 
@@ -140,7 +153,8 @@ def train_unit(unit: list[Trial], data: Dataset, device: torch.device, engine: s
             reason = str(error).splitlines()[0] if str(error) else ""
             results[0].fallback = f"graph -> eager at epoch {results[0].epoch} ({type(error).__name__}: {reason})"
         states = trainer.state_dicts()
-        epoch = [(trial.index, result, store.serialize(states[unit.index(trial)]))
-                 for trial, result in zip(active, results)]
+        epoch = [
+            (trial.index, result, store.serialize(states[unit.index(trial)])) for trial, result in zip(active, results)
+        ]
         finished = [state for _, _, state in epoch]
         yield epoch

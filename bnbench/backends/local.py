@@ -1,4 +1,5 @@
 """Units trained in this process, one after another (`--jobs 1`)."""
+
 from ..trials import Trial
 from . import Job, Receiver, checkpoints, cpu_settings, train_unit
 

@@ -9,6 +9,7 @@ epoch the driver received, up to RETRIES times; then the run stops, resumable.
 
 Ray is imported in this module only, and only when `--backend ray` is asked for (it is an optional extra).
 """
+
 import io
 import logging
 import queue
@@ -39,14 +40,18 @@ def import_ray():
 @dataclass
 class _Unit:
     """A unit in flight: its unfinished trials and the trainer states to (re)start them from."""
+
     trials: list[Trial]
     start: Optional[list[dict]]
     failures: int = 0
 
     def advance(self, epoch: list) -> None:
         """The driver received an epoch: a resubmission starts after it, without the trials it finished."""
-        go_on = {i: state for i, result, state in epoch
-                 if result.diverged_step is None and result.epoch < self.trials[0].config.training.epochs}
+        go_on = {
+            i: state
+            for i, result, state in epoch
+            if result.diverged_step is None and result.epoch < self.trials[0].config.training.epochs
+        }
         self.trials = [t for t in self.trials if t.index in go_on]
         self.start = [torch.load(io.BytesIO(go_on[t.index]), weights_only=True) for t in self.trials]
 
@@ -61,14 +66,18 @@ class Ray:
         connected_here = not ray.is_initialized()
         if connected_here:  # "local": always a new instance on this machine, never one found by chance
             on_sigterm = signal.getsignal(signal.SIGTERM)
-            ray.init(address=self.address or "local", include_dashboard=False if not self.address else None,
-                     logging_level=logging.WARNING)
+            ray.init(
+                address=self.address or "local",
+                include_dashboard=False if not self.address else None,
+                logging_level=logging.WARNING,
+            )
             if on_sigterm is not None and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, on_sigterm)  # Ray's core worker put in its own, which aborts
         flights: dict = {}  # ObjectRefGenerator -> _Unit
         try:
-            task = ray.remote(_unit_task).options(name="bnbench_unit", num_cpus=1, num_gpus=self._gpus(job),
-                                                  max_retries=0)
+            task = ray.remote(_unit_task).options(
+                name="bnbench_unit", num_cpus=1, num_gpus=self._gpus(job), max_retries=0
+            )
             data, config = ray.put(job.data), ray.put(job.config)
 
             def submit(unit: _Unit) -> None:
@@ -112,15 +121,21 @@ class Ray:
             raise BnbenchError(f"--backend ray: device {job.device} is not supported; use device: cpu or cuda")
         gpus = self.gpus_per_trial if self.gpus_per_trial is not None else float(device == "cuda")
         if device == "cuda" and gpus <= 0:
-            raise BnbenchError("--gpus-per-trial 0: the run's device is cuda; give each trial a share of a GPU, "
-                               "e.g. --gpus-per-trial 0.25, or set --device cpu")
+            raise BnbenchError(
+                "--gpus-per-trial 0: the run's device is cuda; give each trial a share of a GPU, "
+                "e.g. --gpus-per-trial 0.25, or set --device cpu"
+            )
         if device == "cpu" and gpus > 0:
-            raise BnbenchError(f"--gpus-per-trial {self.gpus_per_trial:g}: the run's device is cpu; set --device "
-                               f"cuda (or leave --gpus-per-trial out)")
+            raise BnbenchError(
+                f"--gpus-per-trial {self.gpus_per_trial:g}: the run's device is cpu; set --device "
+                f"cuda (or leave --gpus-per-trial out)"
+            )
         if gpus > 0 and self.ray.cluster_resources().get("GPU", 0) < gpus:
-            raise BnbenchError(f"--gpus-per-trial {gpus:g}: the Ray cluster has "
-                               f"{self.ray.cluster_resources().get('GPU', 0):g} GPUs; start its nodes with GPUs "
-                               f"or use --device cpu")
+            raise BnbenchError(
+                f"--gpus-per-trial {gpus:g}: the Ray cluster has "
+                f"{self.ray.cluster_resources().get('GPU', 0):g} GPUs; start its nodes with GPUs "
+                f"or use --device cpu"
+            )
         return gpus
 
     def _again(self, unit: _Unit, error: Exception) -> _Unit:
@@ -130,8 +145,10 @@ class Ray:
             raise WorkerDied(f"Ray lost the worker training {keys} {RETRIES + 1} times (last: {cause})")
         unit.failures += 1
         epoch = unit.start[0]["epoch"] if unit.start else 0
-        self.note(f"Ray lost the worker training {keys} ({cause}); submitted again from epoch {epoch} "
-                  f"(retry {unit.failures} of {RETRIES})")
+        self.note(
+            f"Ray lost the worker training {keys} ({cause}); submitted again from epoch {epoch} "
+            f"(retry {unit.failures} of {RETRIES})"
+        )
         return unit
 
 
@@ -149,8 +166,9 @@ def _unit_task(config, data, indices: list[int], engine: str, start: Optional[li
     def work() -> None:
         try:
             with cpu_settings():  # in this thread: denormal flushing is a per-thread CPU flag
-                for epoch in train_unit(unit, data.to(device), device, engine, start,
-                                        lambda p: events.put(("progress", p))):
+                for epoch in train_unit(
+                    unit, data.to(device), device, engine, start, lambda p: events.put(("progress", p))
+                ):
                     events.put(("epoch", epoch))
             events.put(("end", None))
         except BaseException as e:  # handed to the generator, which raises it in the task

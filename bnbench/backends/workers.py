@@ -7,6 +7,7 @@ keep it alive, on exit, waiting to send into a pipe nobody reads any more; and t
 most STOP_WAIT seconds before it kills it. A worker that dies in the middle of a message closes its pipe, which
 the main process reads as the worker's end, never as a wait for the rest.
 """
+
 import os
 import signal
 import tempfile
@@ -136,22 +137,21 @@ def _stop(workers: list) -> None:
             worker.join(STOP_WAIT)
 
 
-def _worker(run_dir: Path, config: Config, shared: Union[Dataset, Path], device: str, engine: str, tasks,
-            pipe) -> None:
+def _worker(run_dir: Path, config: Config, shared: Union[Dataset, Path], device: str, engine: str, tasks, pipe) -> None:
     """Worker process: trains the units it takes from `tasks`, in a thread of its own, and sends what happens
     down `pipe`. The thread, because this process's main thread inherits from a fork GNU OpenMP's thread pool of
     the main process without its threads: a parallel region of more than one thread there (a model factory that
     calls torch.set_num_threads(2)) waits for them forever, where a new thread starts a pool of its own."""
     stopping.detach()
     store.RunLock.close_inherited()
-    work = threading.Thread(target=_train, args=(run_dir, config, shared, device, engine, tasks, pipe),
-                            name="bnbench-train")
+    work = threading.Thread(
+        target=_train, args=(run_dir, config, shared, device, engine, tasks, pipe), name="bnbench-train"
+    )
     work.start()
     work.join()
 
 
-def _train(run_dir: Path, config: Config, shared: Union[Dataset, Path], device: str, engine: str, tasks,
-           pipe) -> None:
+def _train(run_dir: Path, config: Config, shared: Union[Dataset, Path], device: str, engine: str, tasks, pipe) -> None:
     """`shared` is the data set (forked workers) or the file that holds it (spawned ones). A failure is sent as
     its traceback, for the main process to raise."""
     try:
@@ -162,8 +162,9 @@ def _train(run_dir: Path, config: Config, shared: Union[Dataset, Path], device: 
             for indices in iter(tasks.get, None):
                 pipe.send(("taken", indices))
                 unit = [trials[i] for i in indices]
-                for epoch in train_unit(unit, data, device, engine, checkpoints(run_dir, unit),
-                                        lambda p: pipe.send(("progress", p))):
+                for epoch in train_unit(
+                    unit, data, device, engine, checkpoints(run_dir, unit), lambda p: pipe.send(("progress", p))
+                ):
                     for trial, result, state in epoch:
                         pipe.send(("epoch", trial, result, state))
                 for i in indices:

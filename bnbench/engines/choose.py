@@ -2,6 +2,7 @@
 that one cannot train the model (the reason goes to meta.json); what one trainer trains at once (its unit); and
 building that trainer. (The eager engine's own hand-written MLP backward picks itself per model:
 `direct.supported`.)"""
+
 import itertools
 from typing import Callable
 
@@ -11,6 +12,7 @@ from ..config import Config
 from ..data import Dataset
 from ..errors import BnbenchError
 from ..trials import Trial
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -81,8 +83,12 @@ def units(pending: list[Trial], engine: str, epochs: Callable[[Trial], int]) -> 
     if engine != "stacked":
         return [[t] for t in pending]
     from .stacked import StackedTrainer
-    return [list(unit) for group in StackedTrainer.compatible(pending)
-            for _, unit in itertools.groupby(sorted(group, key=epochs), key=epochs)]
+
+    return [
+        list(unit)
+        for group in StackedTrainer.compatible(pending)
+        for _, unit in itertools.groupby(sorted(group, key=epochs), key=epochs)
+    ]
 
 
 def build(engine: str, unit: list[Trial], data: Dataset, device: torch.device):
@@ -90,9 +96,12 @@ def build(engine: str, unit: list[Trial], data: Dataset, device: torch.device):
     load_state_dicts) that `backends.train_unit` drives."""
     if engine == "stacked":
         from .stacked import StackedTrainer
+
         return StackedTrainer(unit, data, device)
     if engine == "graph":
         from .graph import GraphTrainer
+
         return GraphTrainer(unit[0], data, device)
     from .eager import Trainer
+
     return Trainer(unit[0], data, device)

@@ -5,6 +5,7 @@ forward, backward (by hand for the MLP on the CPU, see `direct`; autograd otherw
 (`fast_optim`), and keep the loss and logits on the device; the epoch around it is `epoch.run_epoch`'s.
 `Trainer` is also each trial's state for the other engines: model, optimizer, checkpoints, evaluation.
 """
+
 from typing import Callable
 
 import numpy as np
@@ -52,8 +53,12 @@ class Trainer:
         self.load_state_dict(states[0])
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "epoch": self.epoch, "step": self.step}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a checkpoint; one that does not fit the model built now (a factory that builds another
@@ -63,9 +68,11 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError) as e:
             problem = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
-            raise BnbenchError(f"{self.trial.key}: its checkpoint does not fit the model built now ({problem}); "
-                               f"a model must be the same network on every build for its run to resume: fix "
-                               f"model.factory, or start a new run") from None
+            raise BnbenchError(
+                f"{self.trial.key}: its checkpoint does not fit the model built now ({problem}); "
+                f"a model must be the same network on every build for its run to resume: fix "
+                f"model.factory, or start a new run"
+            ) from None
         self.epoch, self.step = state["epoch"], state["step"]
 
     def train_epoch(self, on_progress: Callable[[Progress], None] = lambda p: None) -> EpochResult:
@@ -87,11 +94,11 @@ class Trainer:
         size = self.trial.config.training.batch_size
         order, labels, losses, logits = self.epoch_order, self.epoch_labels, [], []
         for i in range(first, last):
-            loss, out = self._step(order[i * size:(i + 1) * size], labels[i * size:(i + 1) * size])
+            loss, out = self._step(order[i * size : (i + 1) * size], labels[i * size : (i + 1) * size])
             losses.append(loss)
             logits.append(out)
         logits = torch.cat(logits)
-        self.correct_count += (logits.argmax(1) == labels[first * size:first * size + len(logits)]).sum()
+        self.correct_count += (logits.argmax(1) == labels[first * size : first * size + len(logits)]).sum()
         return torch.stack(losses).view(1, -1)
 
     def correct(self) -> list[int]:
@@ -111,8 +118,17 @@ class Trainer:
         seen = min(len(trained) * self.trial.config.training.batch_size, len(self.data.train.y))
         # on a diverged epoch predictions were counted through the end of the tick, past the rows kept: no number
         accuracy = correct / seen if log.diverged is None else float("nan")
-        return EpochResult(log.epoch, trained, float(np.mean(trained)), accuracy, test_loss, test_acc, 0.0,
-                           None if log.diverged is None else self.step, evals)
+        return EpochResult(
+            log.epoch,
+            trained,
+            float(np.mean(trained)),
+            accuracy,
+            test_loss,
+            test_acc,
+            0.0,
+            None if log.diverged is None else self.step,
+            evals,
+        )
 
     def _step(self, idx: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on the training examples `idx` (labels `y`); returns the loss and the logits."""
@@ -142,8 +158,8 @@ class Trainer:
         total, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
         with kept_globals(self.device):
             for s in range(0, len(y), EVAL_CHUNK):
-                out = self.model(self.data.inputs(x[s:s + EVAL_CHUNK]))
-                total += F.cross_entropy(out, y[s:s + EVAL_CHUNK], reduction="sum")
-                correct += (out.argmax(1) == y[s:s + EVAL_CHUNK]).sum()
+                out = self.model(self.data.inputs(x[s : s + EVAL_CHUNK]))
+                total += F.cross_entropy(out, y[s : s + EVAL_CHUNK], reduction="sum")
+                correct += (out.argmax(1) == y[s : s + EVAL_CHUNK]).sum()
         self.model.train(training)
         return total.item() / len(y), correct.item() / len(y)

@@ -9,6 +9,7 @@ tutorial's "Loss after mini-batch N" windows), drop a trial whose loss became no
 An engine (see `Engine`) holds one eager `Trainer` per trial (`trainers`; checkpoints and evaluation are the
 eager code) and trains the trials `live` lists, their losses in that order.
 """
+
 import math
 import time
 from typing import Callable, Protocol
@@ -48,12 +49,12 @@ class LossLog:
         every = self.trial.config.training.log_every
         window = None
         if every and self.count % every == 0:
-            window = float(torch.cat(self.chunks)[self.count - every:self.count].mean())
+            window = float(torch.cat(self.chunks)[self.count - every : self.count].mean())
         self.on_progress(Progress(self.trial.index, self.epoch, self.count, self.batches, float(chunk.mean()), window))
         return True
 
     def losses(self) -> np.ndarray:
-        return torch.cat(self.chunks)[:self.diverged].numpy()
+        return torch.cat(self.chunks)[: self.diverged].numpy()
 
 
 class Engine(Protocol):

@@ -1,5 +1,6 @@
 """What training reports while it runs (`Progress`) and once per epoch (`EpochResult`): plain records, free of
 torch, so that the run's lines and bars (log, progress) import no engine."""
+
 from dataclasses import dataclass, field
 from typing import Optional
 

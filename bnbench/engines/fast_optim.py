@@ -1,5 +1,6 @@
 """The optimizer a trainer steps, and its step without torch's per-call wrappers (`fast_step`): the fast paths
 into torch internals, in one place. The arithmetic is `optimizer.step()`'s (tests/test_train.py, test_direct.py)."""
+
 import inspect
 import sys
 from typing import Callable
@@ -54,6 +55,7 @@ def plain_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     def step() -> None:
         with torch.no_grad():
             update(optimizer)
+
     return step
 
 
@@ -68,9 +70,13 @@ def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     loaded state dict). Any other optimizer or setting calls `plain_step`.
     """
     group = optimizer.param_groups[0]
-    if not (isinstance(optimizer, torch.optim.Adam) and len(optimizer.param_groups) == 1 and group.get("fused")
-            and not (group["amsgrad"] or group["maximize"] or group["capturable"] or group["differentiable"])
-            and not isinstance(group["lr"], torch.Tensor)):
+    if not (
+        isinstance(optimizer, torch.optim.Adam)
+        and len(optimizer.param_groups) == 1
+        and group.get("fused")
+        and not (group["amsgrad"] or group["maximize"] or group["capturable"] or group["differentiable"])
+        and not isinstance(group["lr"], torch.Tensor)
+    ):
         return plain_step(optimizer)
     params = group["params"]
     kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") else torch._fused_adam_
@@ -91,7 +97,22 @@ def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
                 state["step"] = view
         counter.add_(1)
         beta1, beta2 = group["betas"]
-        kernel(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-               [], views, amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
-               eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+        kernel(
+            params,
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            views,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
+
     return step

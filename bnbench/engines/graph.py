@@ -7,6 +7,7 @@ a device buffer) are captured into one CUDA graph and replayed; a step reads its
 counter, so nothing on the host changes between replays. Evaluation, and a last batch of another size, stay eager.
 The arithmetic is the eager engine's (tests/test_graph.py compares them where a GPU is present).
 """
+
 import torch
 
 from ..data import Dataset
@@ -65,7 +66,7 @@ class GraphTrainer(Trainer):
             done += steps
         losses = self.losses[first:end]
         if last > full:
-            idx = self.epoch_order[full * size:]
+            idx = self.epoch_order[full * size :]
             y = self.data.train.y.index_select(0, idx)
             loss, out = self._step(idx, y)
             self.correct_count += (out.argmax(1) == y).sum()
@@ -102,8 +103,9 @@ class GraphTrainer(Trainer):
         model = {k: v.clone() for k, v in self.model.state_dict().items()}
         counters = [t.clone() for t in (self.cursor, self.correct_count, self.losses)]
         fresh = not self.optimizer.state
-        saved = ({p: {k: v.clone() for k, v in self.optimizer.state[p].items()} for p in self.params}
-                 if not fresh else {})
+        saved = (
+            {p: {k: v.clone() for k, v in self.optimizer.state[p].items()} for p in self.params} if not fresh else {}
+        )
         self.stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(self.stream), kept_globals(self.device):
             for _ in range(WARMUP):

@@ -19,6 +19,7 @@ The contract is equivalence with the eager `Trainer`; on the CPU the weights are
   parameter views: each update is bitwise that of the trial's eager optimizer, per-trial lr included.
 * The loss is each trial's mean cross-entropy; backward of their sum gives each trial exactly its gradient.
 """
+
 import copy
 import json
 from typing import Callable
@@ -46,8 +47,10 @@ class StackedTrainer:
 
     def __init__(self, trials: list[Trial], data: Dataset, device: torch.device):
         if not trials or len(self.compatible(trials)) > 1:
-            raise ValueError("StackedTrainer: trials must share everything but variant, seed, optimizer.lr, "
-                             f"optimizer.weight_decay and optimizer.momentum; got {[t.key for t in trials]}")
+            raise ValueError(
+                "StackedTrainer: trials must share everything but variant, seed, optimizer.lr, "
+                f"optimizer.weight_decay and optimizer.momentum; got {[t.key for t in trials]}"
+            )
         self.trials, self.data, self.device = list(trials), data, device
         self.training = trials[0].config.training
         self.epoch = 0  # epochs finished (all trials in the group advance together)
@@ -86,8 +89,10 @@ class StackedTrainer:
     def load_state_dicts(self, states: list[dict]) -> None:
         """Resume every trial from `Trainer.state_dict()`-format states (written by either engine)."""
         if len(states) != len(self.trials) or len({s["epoch"] for s in states}) != 1:
-            raise ValueError(f"load_state_dicts: expected {len(self.trials)} states at one epoch, got epochs "
-                             f"{[s['epoch'] for s in states]}")
+            raise ValueError(
+                f"load_state_dicts: expected {len(self.trials)} states at one epoch, got epochs "
+                f"{[s['epoch'] for s in states]}"
+            )
         self._groups = []  # their state is about to be replaced
         for trainer, state in zip(self._trainers, states):
             trainer.load_state_dict(state)
@@ -121,7 +126,7 @@ class StackedTrainer:
 
     def train(self, first: int, last: int) -> torch.Tensor:
         size = self.training.batch_size
-        losses = [self._step(self._orders[:, i * size:(i + 1) * size], self._counts) for i in range(first, last)]
+        losses = [self._step(self._orders[:, i * size : (i + 1) * size], self._counts) for i in range(first, last)]
         return torch.stack(losses, 1)
 
     def correct(self) -> list[int]:
@@ -176,8 +181,13 @@ class StackedTrainer:
         weight, bias = layer["weight"], layer["bias"]
         trials = len(weight)
         if isinstance(module, nn.Conv2d):
-            return torch.cat([_dense_grad(F.conv2d(x, w, b, module.stride, module.padding, module.dilation))
-                              for x, w, b in zip(h.chunk(trials, 1), weight.unbind(), bias.unbind())], 1)
+            return torch.cat(
+                [
+                    _dense_grad(F.conv2d(x, w, b, module.stride, module.padding, module.dilation))
+                    for x, w, b in zip(h.chunk(trials, 1), weight.unbind(), bias.unbind())
+                ],
+                1,
+            )
         out = _Linear.apply(h.view(len(h), trials, -1).transpose(0, 1), weight, bias)
         return out.transpose(0, 1).reshape(len(h), -1)  # [K, B, O] -> [B, K*O]
 
@@ -190,7 +200,7 @@ class StackedTrainer:
             if kind == "none":
                 parts.append(F.relu(part))
                 continue
-            bn = {name: t[row:row + count].flatten() for name, t in layer["bn"].items()}
+            bn = {name: t[row : row + count].flatten() for name, t in layer["bn"].items()}
             row += count
             if kind == "before_activation":
                 parts.append(F.relu(_batch_norm(part, bn)))
@@ -294,8 +304,11 @@ def _batch_norm(x: torch.Tensor, bn: dict[str, torch.Tensor]) -> torch.Tensor:
     """Training-mode BatchNorm of several trials' channels at once; running statistics update in place.
     The input is made contiguous: the CPU kernel rounds differently on a strided slice than eager does."""
     bn["num_batches_tracked"].add_(1)
-    return _dense_grad(F.batch_norm(x.contiguous(), bn["running_mean"], bn["running_var"], bn["weight"],
-                                    bn["bias"], True, BN_MOMENTUM, BN_EPS))
+    return _dense_grad(
+        F.batch_norm(
+            x.contiguous(), bn["running_mean"], bn["running_var"], bn["weight"], bn["bias"], True, BN_MOMENTUM, BN_EPS
+        )
+    )
 
 
 class _Linear(torch.autograd.Function):

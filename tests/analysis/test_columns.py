@@ -1,5 +1,6 @@
 """The column registry: every table, csv and json export has exactly the declared columns, in the declared order,
 whatever the data (a run of one variant, a sweep)."""
+
 import json
 
 import pytest
@@ -15,11 +16,18 @@ FRAME = ["experiment", "run", "status", "partial", "notes"]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    base = {"name": "cols", "seeds": [0, 1], "dataset": {"name": "digits"}, "device": "cpu",
-            "training": {"epochs": 1, "batch_size": 32, "log_every": 5}}
-    configs = {"two": base, "one": base | {"name": "cols-one", "variants": [{"name": "plain", "norm": "none"}],
-                                           "baseline": "plain"},
-               "sweep": base | {"name": "cols-sweep", "sweep": {"optimizer.lr": [0.001, 0.01]}}}
+    base = {
+        "name": "cols",
+        "seeds": [0, 1],
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "training": {"epochs": 1, "batch_size": 32, "log_every": 5},
+    }
+    configs = {
+        "two": base,
+        "one": base | {"name": "cols-one", "variants": [{"name": "plain", "norm": "none"}], "baseline": "plain"},
+        "sweep": base | {"name": "cols-sweep", "sweep": {"optimizer.lr": [0.001, 0.01]}},
+    }
     folders = {}
     for key, config in configs.items():
         path = out / f"{key}.yaml"

@@ -3,6 +3,7 @@ another run with another batch size (speeds in examples seen, each trial censore
 
 Each test fails on the code before the rebuild (commit e9ece1d); what that code printed for the same folders
 through `bnbench compare` is recorded in a comment per test."""
+
 import json
 import math
 from pathlib import Path
@@ -13,21 +14,35 @@ import yaml
 
 from bnbench.analysis import compare_runs
 
-META = {"status": "complete", "device": "cpu", "device_name": "AMD EPYC", "engine": "eager", "torch": "2.14.1",
-        "torchvision": "0.29.1", "bnbench": "0.1.0", "git_commit": "2a40124"}
+META = {
+    "status": "complete",
+    "device": "cpu",
+    "device_name": "AMD EPYC",
+    "engine": "eager",
+    "torch": "2.14.1",
+    "torchvision": "0.29.1",
+    "bnbench": "0.1.0",
+    "git_commit": "2a40124",
+}
 
 
-def write_run(folder: Path, trials: dict, *, name: str, run_id: str, batch_size: int, log_every=5,
-              baseline="plain", meta=None) -> Path:
+def write_run(
+    folder: Path, trials: dict, *, name: str, run_id: str, batch_size: int, log_every=5, baseline="plain", meta=None
+) -> Path:
     """A run folder as the runner writes it (9 significant digits), one epoch per trial. trials: {(variant, seed):
     (losses, test acc)}; a variant named plain has norm none, the others batchnorm."""
     run_dir = folder / name / run_id
     run_dir.mkdir(parents=True)
     variants = list(dict.fromkeys(k[0] for k in trials))
-    config = {"name": name, "seeds": sorted({k[1] for k in trials}), "dataset": {"name": "digits"},
-              "baseline": baseline, "device": "cpu",
-              "variants": [{"name": v, "norm": "none" if v == "plain" else "batchnorm"} for v in variants],
-              "training": {"epochs": 1, "batch_size": batch_size, "log_every": log_every}}
+    config = {
+        "name": name,
+        "seeds": sorted({k[1] for k in trials}),
+        "dataset": {"name": "digits"},
+        "baseline": baseline,
+        "device": "cpu",
+        "variants": [{"name": v, "norm": "none" if v == "plain" else "batchnorm"} for v in variants],
+        "training": {"epochs": 1, "batch_size": batch_size, "log_every": log_every},
+    }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     (run_dir / "meta.json").write_text(json.dumps(meta or {"status": "complete"}))
     batches = ["variant,seed,epoch,batch,step,loss"]
@@ -48,13 +63,14 @@ def line(seed: int, slope: float, steps: int) -> np.ndarray:
 
 def read_losses(run: Path, variant: str, seed: int) -> np.ndarray:
     import pandas as pd
+
     b = pd.read_csv(run / "batches.csv")
     return b[(b.variant == variant) & (b.seed == seed)].loss.to_numpy()
 
 
 def smoothed(losses: np.ndarray, window: int) -> dict:
     """{step: mean of the `window` losses ending there}, summed directly."""
-    return {t: math.fsum(losses[t - window:t]) / window for t in range(window, len(losses) + 1)}
+    return {t: math.fsum(losses[t - window : t]) / window for t in range(window, len(losses) + 1)}
 
 
 def crossing(curve: dict, level: float):
@@ -74,12 +90,25 @@ SEEDS = range(6)
 def two_batch_sizes(folder: Path, batch_a: int, steps_a: int, batch_b: int, steps_b: int, slopes: dict):
     """Run A: plain (the baseline) at batch_a for steps_a steps (and a bn it does not compare); run B: `slopes`'
     variants at batch_b for steps_b steps, the same data (the same examples per epoch)."""
-    a = write_run(folder, {(v, s): (line(100 + s, 0.43 / (steps_a / 2 - 2), steps_a), 0.8)
-                           for s in SEEDS for v in ("plain", "bn")}, name="base", run_id="20250101-000000",
-                  batch_size=batch_a)
-    b = write_run(folder, {(v, s): (line(200 + 10 * s + i, slope, steps_b), 0.8)
-                           for s in SEEDS for i, (v, slope) in enumerate(slopes.items())}, name="other",
-                  run_id="20250102-000000", batch_size=batch_b, baseline=next(iter(slopes)))
+    a = write_run(
+        folder,
+        {(v, s): (line(100 + s, 0.43 / (steps_a / 2 - 2), steps_a), 0.8) for s in SEEDS for v in ("plain", "bn")},
+        name="base",
+        run_id="20250101-000000",
+        batch_size=batch_a,
+    )
+    b = write_run(
+        folder,
+        {
+            (v, s): (line(200 + 10 * s + i, slope, steps_b), 0.8)
+            for s in SEEDS
+            for i, (v, slope) in enumerate(slopes.items())
+        },
+        name="other",
+        run_id="20250102-000000",
+        batch_size=batch_b,
+        baseline=next(iter(slopes)),
+    )
     return a, b
 
 
@@ -142,8 +171,7 @@ def test_speeds_against_a_run_of_another_batch_size_are_counted_in_examples(tmp_
         assert row.steps_p_holm < 0.05
         claim = f"reaches {base}'s half-run loss {speedups[variant]:.2f}×"
         assert claim in row.verdict and f"] {word} (Holm p" in row.verdict.split(claim)[1].split(";")[0]
-        assert row.verdict.split(claim)[1].split(";")[0].endswith(", counted in examples seen (the batch sizes "
-                                                                  "differ)")
+        assert row.verdict.split(claim)[1].split(";")[0].endswith(", counted in examples seen (the batch sizes differ)")
     never = expected_speeds(a, b, "never", 16, 32)
     assert all(at_v is None for _, at_v, _, _ in never)
     row = t.loc["never"]
@@ -152,9 +180,11 @@ def test_speeds_against_a_run_of_another_batch_size_are_counted_in_examples(tmp_
     bounds = [at_b * 16 / ((own + 1) * 32) for at_b, _, own, _ in never]
     high = math.exp(np.median(np.log(bounds)))
     assert row.steps_speedup == 0 and row.steps_speedup_high == pytest.approx(high, rel=1e-12) and high < 1
-    assert (f"no difference shown in speed to {base}'s half-run loss: median ≤{high:.2f}× [" in row.verdict
-            and ", 6/6 seeds did not reach it within their run, counted in examples seen (the batch sizes differ)"
-            in row.verdict)
+    assert (
+        f"no difference shown in speed to {base}'s half-run loss: median ≤{high:.2f}× [" in row.verdict
+        and ", 6/6 seeds did not reach it within their run, counted in examples seen (the batch sizes differ)"
+        in row.verdict
+    )
 
 
 def test_a_variant_reaching_the_target_after_the_baselines_last_step_is_reached(tmp_path):
@@ -178,6 +208,7 @@ def test_a_variant_reaching_the_target_after_the_baselines_last_step_is_reached(
 
 # ---- 3. pooling keys on meta.json --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("key, other", [("device", "cuda:0"), ("torch", "2.5.0"), ("engine", "graph")])
 def test_runs_that_differ_in_device_or_software_are_not_pooled(tmp_path, key, other):
     """Three runs of one config, seeds 0-2, 3-5 and 6-8; the newest recorded another `key` in meta.json. The two
@@ -185,11 +216,25 @@ def test_runs_that_differ_in_device_or_software_are_not_pooled(tmp_path, key, ot
     Old code: one comparison, "runs 20250101-000003 + 20250101-000002 + 20250101-000001 (pooled)", "note: pooled 3
     runs whose configs differ only in seeds: seeds 6, 7, 8 from 20250101-000003; seeds 3, 4, 5 from
     20250101-000002; seeds 0, 1, 2 from 20250101-000001" (the same for device, torch and engine)."""
+
     def trials(seeds):
-        return {(v, s): (line(s + 50 * (v == "bn"), 0.02 + 0.005 * (v == "bn"), 20), 0.8 + 0.01 * s)
-                for s in seeds for v in ("bn", "plain")}
-    runs = [write_run(tmp_path, trials(range(3 * i, 3 * i + 3)), name="pool", run_id=f"20250101-00000{i + 1}",
-                      batch_size=10, meta=META if i < 2 else {**META, key: other}) for i in range(3)]
+        return {
+            (v, s): (line(s + 50 * (v == "bn"), 0.02 + 0.005 * (v == "bn"), 20), 0.8 + 0.01 * s)
+            for s in seeds
+            for v in ("bn", "plain")
+        }
+
+    runs = [
+        write_run(
+            tmp_path,
+            trials(range(3 * i, 3 * i + 3)),
+            name="pool",
+            run_id=f"20250101-00000{i + 1}",
+            batch_size=10,
+            meta=META if i < 2 else {**META, key: other},
+        )
+        for i in range(3)
+    ]
     comparisons, skipped = compare_runs([tmp_path])
     assert skipped == [] and len(comparisons) == 2
     by_sources = {tuple(sorted(p.name for p in (c.results.sources or [c.results.dir]))): c for c in comparisons}

@@ -1,4 +1,5 @@
 """bnbench.analysis.curves against brute force: np.mean over each window's slice, and plain loops over points."""
+
 import time
 
 import numpy as np
@@ -12,8 +13,8 @@ def brute_trailing(values, trial, window):
     out = np.full(len(values), np.nan)
     for i in range(len(values)):
         start = i - window + 1
-        if start >= 0 and np.all(trial[start:i + 1] == trial[i]):
-            out[i] = np.mean(values[start:i + 1])
+        if start >= 0 and np.all(trial[start : i + 1] == trial[i]):
+            out[i] = np.mean(values[start : i + 1])
     return out
 
 
@@ -65,7 +66,7 @@ def test_trailing_mean_is_exact_after_a_spike(window):
     huge = np.zeros(len(values), dtype=bool)
     huge[[100, 103, 390]] = True
     clean = ~np.isnan(expected)
-    clean[window - 1:] &= ~np.convolve(huge, np.ones(window), "valid").astype(bool)  # windows without a spike
+    clean[window - 1 :] &= ~np.convolve(huge, np.ones(window), "valid").astype(bool)  # windows without a spike
     assert clean.sum() > len(values) / 3
     np.testing.assert_allclose(out[clean], expected[clean], rtol=1e-12)
     np.testing.assert_allclose(out[~clean & ~np.isnan(expected)], expected[~clean & ~np.isnan(expected)], rtol=1e-12)
@@ -81,7 +82,7 @@ def test_trailing_mean_non_finite_stays_in_its_windows():
     values[4], values[9] = np.inf, np.nan
     trial = np.zeros(12, dtype=int)
     out = trailing_mean(values, trial, 3)
-    expected = np.array([np.sum(values[i - 2:i + 1]) / 3 if i >= 2 else np.nan for i in range(12)])
+    expected = np.array([np.sum(values[i - 2 : i + 1]) / 3 if i >= 2 else np.nan for i in range(12)])
     np.testing.assert_array_equal(out, expected)  # inf in rows 4-6, NaN in rows 9-11, exact elsewhere
     assert np.isinf(out[4:7]).all() and np.isnan(out[9:]).all() and out[7] == 7.0 and out[8] == 8.0
 
@@ -103,19 +104,22 @@ def test_trailing_mean_is_fast():
 STEPS = np.array([10, 20, 30, 40, 50])
 
 
-@pytest.mark.parametrize("values,target,higher,expected", [
-    ([5.0, 4.0, 3.0, 2.0, 1.0], 2.5, False, (30, 40)),  # crossed between 30 and 40
-    ([5.0, 4.0, 3.0, 2.0, 1.0], 3.0, False, (20, 30)),  # meeting the target counts
-    ([5.0, 4.0, 3.0, 2.0, 1.0], 9.0, False, (0, 10)),  # met at the first point: somewhere in (0, 10]
-    ([np.nan, np.nan, 3.0, 2.0, 1.0], 3.5, False, (0, 30)),  # the first defined point
-    ([np.nan, 4.0, np.nan, 2.0, 1.0], 3.0, False, (20, 40)),  # undefined points are skipped
-    ([5.0, 4.0, 3.0, 2.0, 1.0], 0.5, False, (50, NEVER)),
-    ([5.0, 4.0, 3.0, 2.0, np.nan], 0.5, False, (40, NEVER)),  # the last defined step
-    ([10.0, 30.0, 50.0, 70.0, 90.0], 60.0, True, (30, 40)),
-    ([10.0, 30.0, 50.0, 70.0, 90.0], 95.0, True, (50, NEVER)),
-    ([np.nan] * 5, 1.0, True, (0, UNDEFINED)),
-    ([1.0] * 5, np.nan, True, (0, UNDEFINED)),
-])
+@pytest.mark.parametrize(
+    "values,target,higher,expected",
+    [
+        ([5.0, 4.0, 3.0, 2.0, 1.0], 2.5, False, (30, 40)),  # crossed between 30 and 40
+        ([5.0, 4.0, 3.0, 2.0, 1.0], 3.0, False, (20, 30)),  # meeting the target counts
+        ([5.0, 4.0, 3.0, 2.0, 1.0], 9.0, False, (0, 10)),  # met at the first point: somewhere in (0, 10]
+        ([np.nan, np.nan, 3.0, 2.0, 1.0], 3.5, False, (0, 30)),  # the first defined point
+        ([np.nan, 4.0, np.nan, 2.0, 1.0], 3.0, False, (20, 40)),  # undefined points are skipped
+        ([5.0, 4.0, 3.0, 2.0, 1.0], 0.5, False, (50, NEVER)),
+        ([5.0, 4.0, 3.0, 2.0, np.nan], 0.5, False, (40, NEVER)),  # the last defined step
+        ([10.0, 30.0, 50.0, 70.0, 90.0], 60.0, True, (30, 40)),
+        ([10.0, 30.0, 50.0, 70.0, 90.0], 95.0, True, (50, NEVER)),
+        ([np.nan] * 5, 1.0, True, (0, UNDEFINED)),
+        ([1.0] * 5, np.nan, True, (0, UNDEFINED)),
+    ],
+)
 def test_first_crossing(values, target, higher, expected):
     assert first_crossing(STEPS, np.array(values), target, higher) == expected
 

@@ -1,9 +1,10 @@
 """bnbench.analysis.inference against independent computations: scipy.stats, brute-force enumeration, a plain
 Holm, the noncentral t from scipy.stats."""
+
 import itertools
-from fractions import Fraction
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,8 @@ from scipy import stats
 
 from bnbench.analysis import inference as inf
 
-
 # ---- zero spread and notes ---------------------------------------------------------------------------------------
+
 
 def test_zero_spread_csv_rounding_is_constant():
     base = 100 * (0.902777778 - 0.861111111)
@@ -23,12 +24,15 @@ def test_zero_spread_csv_rounding_is_constant():
     assert inf.zero_spread(np.full(3, -2.5))
 
 
-@pytest.mark.parametrize("d", [
-    [80.0, 80.01, 80.0, 80.0, 80.0, 80.0],  # one test image in 10,000 on one seed
-    [0.01, 0.0, 0.0, 0.0],  # the same, on a difference that is otherwise zero
-    [0.5, 0.5001, 0.5, 0.5],  # a loss difference in its 4th digit
-    [2.3026, 2.3027, 2.3026],
-])
+@pytest.mark.parametrize(
+    "d",
+    [
+        [80.0, 80.01, 80.0, 80.0, 80.0, 80.0],  # one test image in 10,000 on one seed
+        [0.01, 0.0, 0.0, 0.0],  # the same, on a difference that is otherwise zero
+        [0.5, 0.5001, 0.5, 0.5],  # a loss difference in its 4th digit
+        [2.3026, 2.3027, 2.3026],
+    ],
+)
 def test_zero_spread_real_spread_is_not(d):
     assert not inf.zero_spread(np.array(d))
 
@@ -46,6 +50,7 @@ def test_note():
 
 
 # ---- paired t ----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n", [2, 3, 5, 10, 40])
 def test_paired_t_matches_scipy(n):
@@ -74,6 +79,7 @@ def test_paired_t_without_interval():
 
 # ---- sign flip ---------------------------------------------------------------------------------------------------
 
+
 def brute_sign_flip(d):
     observed = abs(sum(d))
     sums = [abs(sum(s * x for s, x in zip(signs, d))) for signs in itertools.product([1, -1], repeat=len(d))]
@@ -97,8 +103,13 @@ def test_sign_flip_constant_and_edges():
     # without tolerance, only 2 do (p = 0.125)
     d = [-0.3, 2.9, 1.8, 2.8]
     exact = [Fraction(str(x)) for x in d]
-    expected = sum(abs(sum(s * x for s, x in zip(signs, exact))) >= abs(sum(exact))
-                   for signs in itertools.product([1, -1], repeat=4)) / 16
+    expected = (
+        sum(
+            abs(sum(s * x for s, x in zip(signs, exact))) >= abs(sum(exact))
+            for signs in itertools.product([1, -1], repeat=4)
+        )
+        / 16
+    )
     assert inf.sign_flip_p(np.array(d)) == expected == 0.25
 
 
@@ -107,10 +118,11 @@ def test_sign_flip_monte_carlo_beyond_16():
     p = inf.sign_flip_p(d)
     assert p == inf.sign_flip_p(d)  # fixed seed: the same every time
     assert abs(p - stats.ttest_1samp(d, 0).pvalue) < 0.1  # close to the t-test on normal data
-    assert inf.sign_flip_p(np.full(20, 1.0)) == 1 / (1 + 2 ** 16)  # no random vector matches all-positive
+    assert inf.sign_flip_p(np.full(20, 1.0)) == 1 / (1 + 2**16)  # no random vector matches all-positive
 
 
 # ---- sign test ---------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("wins,losses", [(0, 1), (5, 0), (0, 6), (3, 3), (7, 2), (1, 9), (12, 30), (40, 41)])
 def test_sign_test_matches_binomtest(wins, losses):
@@ -124,6 +136,7 @@ def test_sign_test_without_pairs_and_large():
 
 
 # ---- Holm --------------------------------------------------------------------------------------------------------
+
 
 def plain_holm(p, m):
     order = sorted(range(len(p)), key=lambda i: p[i])
@@ -155,6 +168,7 @@ def test_holm_nan_counts_as_one():
 
 
 # ---- power -------------------------------------------------------------------------------------------------------
+
 
 def nct_power(n, delta, sd, alpha):
     df, nc = n - 1, delta * np.sqrt(n) / sd
@@ -193,12 +207,27 @@ def test_seeds_needed_edges():
 
 # ---- format_p ----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("p,alpha,text", [
-    (np.nan, 0.05, "-"), (0.031, 0.05, "0.031"), (0.03125, 0.05, "0.031"), (6e-41, 0.05, "<0.0001"),
-    (0.0498, 0.05, "0.0498"), (0.05, 0.05, "0.05"), (0.0501, 0.05, "0.05"), (0.04999999, 0.05, "0.04999999"),
-    (1.0, 0.05, "1"), (0.6249, 0.05, "0.62"), (0.00012, 0.05, "0.00012"),
-    (0.0098, 0.01, "0.0098"), (0.00998, 0.01, "0.00998"), (0.0104, 0.01, "0.01"), (3e-6, 1e-5, "3e-06"),
-])
+
+@pytest.mark.parametrize(
+    "p,alpha,text",
+    [
+        (np.nan, 0.05, "-"),
+        (0.031, 0.05, "0.031"),
+        (0.03125, 0.05, "0.031"),
+        (6e-41, 0.05, "<0.0001"),
+        (0.0498, 0.05, "0.0498"),
+        (0.05, 0.05, "0.05"),
+        (0.0501, 0.05, "0.05"),
+        (0.04999999, 0.05, "0.04999999"),
+        (1.0, 0.05, "1"),
+        (0.6249, 0.05, "0.62"),
+        (0.00012, 0.05, "0.00012"),
+        (0.0098, 0.01, "0.0098"),
+        (0.00998, 0.01, "0.00998"),
+        (0.0104, 0.01, "0.01"),
+        (3e-6, 1e-5, "3e-06"),
+    ],
+)
 def test_format_p(p, alpha, text):
     assert inf.format_p(p, alpha) == text
 
@@ -211,6 +240,7 @@ def test_format_p_never_contradicts(seed):
 
 
 # ---- censored summary --------------------------------------------------------------------------------------------
+
 
 def direct_ci(lo, hi):
     n = len(lo)
@@ -264,13 +294,16 @@ def test_censored_summary_edges():
 
 # ---- import cost -------------------------------------------------------------------------------------------------
 
+
 def test_imports_stay_light():
     """The two modules alone (not the package, whose __init__ reads tables) import none of the heavy libraries."""
     folder = Path(inf.__file__).parent
-    code = ("import importlib.util, sys\n"
-            "for name in ('inference', 'curves'):\n"
-            "    spec = importlib.util.spec_from_file_location(name, sys.argv[1] + '/' + name + '.py')\n"
-            "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
-            "print(sorted(m for m in ('scipy.stats', 'torch', 'pandas') if m in sys.modules))")
+    code = (
+        "import importlib.util, sys\n"
+        "for name in ('inference', 'curves'):\n"
+        "    spec = importlib.util.spec_from_file_location(name, sys.argv[1] + '/' + name + '.py')\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(sorted(m for m in ('scipy.stats', 'torch', 'pandas') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -7,6 +7,7 @@ and over each other metric's family, wins. All must equal the JSON to 1e-9 relat
 
 Fails on the code before the rebuild (commit e9ece1d): its JSON has no test_acc_p_t, test_acc_p_exact,
 steps_estimator, diverged_p columns (test_acc_p 0.0038 with "test_acc_tests": 2, a family per metric)."""
+
 import itertools
 import json
 import math
@@ -33,10 +34,15 @@ TIE = 1e-9  # relative: sign-flip sums this close to the observed one are ties (
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("recompute")
-    config = {"name": "t-recompute", "seeds": SEEDS, "dataset": {"name": "digits"}, "device": "cpu",
-              "optimizer": {"name": "adam", "lr": 1.0e-3},
-              "variants": [{"name": v, "norm": {"plain": "none"}.get(v, v)} for v in VARIANTS],
-              "training": {"epochs": EPOCHS, "batch_size": BATCH, "log_every": WINDOW}}
+    config = {
+        "name": "t-recompute",
+        "seeds": SEEDS,
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "optimizer": {"name": "adam", "lr": 1.0e-3},
+        "variants": [{"name": v, "norm": {"plain": "none"}.get(v, v)} for v in VARIANTS],
+        "training": {"epochs": EPOCHS, "batch_size": BATCH, "log_every": WINDOW},
+    }
     (folder / "exp.yaml").write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(app, ["run", str(folder / "exp.yaml"), "--out", str(folder / "results"), "-q"])
     assert result.exit_code == 0, result.output
@@ -64,20 +70,25 @@ def trials(run) -> dict:
     out["test_acc"] = 100 * last.test_acc.unstack()
     out["best_acc"] = 100 * e.groupby(["seed", "variant"]).test_acc.max().unstack()
     out["seconds"] = e.groupby(["seed", "variant"]).seconds.sum().unstack()
-    out["losses"] = {(s, name): g.sort_values("step").loss.to_numpy()
-                     for (s, name), g in b.groupby(["seed", "variant"])}
-    out["evals"] = {(s, name): (g.step.to_numpy(), 100 * g.test_acc.to_numpy())
-                    for (s, name), g in v.groupby(["seed", "variant"])}
+    out["losses"] = {
+        (s, name): g.sort_values("step").loss.to_numpy() for (s, name), g in b.groupby(["seed", "variant"])
+    }
+    out["evals"] = {
+        (s, name): (g.step.to_numpy(), 100 * g.test_acc.to_numpy()) for (s, name), g in v.groupby(["seed", "variant"])
+    }
     return {k: (x.loc[SEEDS, VARIANTS] if isinstance(x, pd.DataFrame) else x) for k, x in out.items()}
 
 
 # ---- independent statistics --------------------------------------------------------------------------------------
 
+
 def sign_flip_p(d: np.ndarray) -> float:
     """Every one of the 2^n sign vectors: the fraction whose |sum| reaches the observed |sum|."""
     observed = abs(math.fsum(d)) - TIE * math.fsum(abs(x) for x in d)
-    hits = sum(abs(math.fsum(s * x for s, x in zip(signs, d))) >= observed
-               for signs in itertools.product([1.0, -1.0], repeat=len(d)))
+    hits = sum(
+        abs(math.fsum(s * x for s, x in zip(signs, d))) >= observed
+        for signs in itertools.product([1.0, -1.0], repeat=len(d))
+    )
     return hits / 2 ** len(d)
 
 
@@ -98,7 +109,7 @@ def sign_test(wins: int, losses: int) -> float:
 
 def smoothed(losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     steps = np.arange(WINDOW, len(losses) + 1)
-    return steps, np.array([math.fsum(losses[t - WINDOW:t]) / WINDOW for t in steps])
+    return steps, np.array([math.fsum(losses[t - WINDOW : t]) / WINDOW for t in steps])
 
 
 def crossing(steps: np.ndarray, values: np.ndarray, level: float, higher: bool):
@@ -142,23 +153,41 @@ def speed(trials: dict, variant: str, kind: str) -> dict:
         hi.append(math.log(base_high) - math.log(own_low))
         ats.append(at_v)
     reached = [a for a in ats if a is not None]
-    out = {"target": level, "at": np.mean(reached) if reached else np.nan, "reached": len(reached),
-           "censored": len(SEEDS) - len(reached)}
+    out = {
+        "target": level,
+        "at": np.mean(reached) if reached else np.nan,
+        "reached": len(reached),
+        "censored": len(SEEDS) - len(reached),
+    }
     lo, hi = np.array(lo), np.array(hi)
     if np.isfinite(lo).all() and np.isfinite(hi).all():  # the geometric mean, known between its value on the low
-        low, high = t_test(lo), t_test(hi)               # and the high ends
+        low, high = t_test(lo), t_test(hi)  # and the high ends
         if lo.mean() > 0 or hi.mean() < 0:  # tested on the end least favourable to the direction claimed
             end, worst = (lo, low) if lo.mean() > 0 else (hi, high)
             p_t, p_exact = worst["p"], sign_flip_p(end)
         else:  # neither direction for certain
             p_t, p_exact = (np.nan if math.isnan(low["p"]) else 1.0), 1.0
-        return out | {"estimator": "geometric mean", "speedup": math.exp(lo.mean()),
-                      "speedup_high": math.exp(hi.mean()), "ci_low": math.exp(low["ci_low"]),
-                      "ci_high": math.exp(high["ci_high"]), "p_t": p_t, "p_exact": p_exact,
-                      "p": p_exact if math.isnan(p_t) else p_t}
+        return out | {
+            "estimator": "geometric mean",
+            "speedup": math.exp(lo.mean()),
+            "speedup_high": math.exp(hi.mean()),
+            "ci_low": math.exp(low["ci_low"]),
+            "ci_high": math.exp(high["ci_high"]),
+            "p_t": p_t,
+            "p_exact": p_exact,
+            "p": p_exact if math.isnan(p_t) else p_t,
+        }
     p = sign_test(int((lo > 0).sum()), int((hi < 0).sum()))
-    return out | {"estimator": "median", "speedup": math.exp(np.median(lo)), "speedup_high": math.exp(np.median(hi)),
-                  "ci_low": np.nan, "ci_high": np.nan, "p_t": np.nan, "p_exact": p, "p": p}  # < 6 pairs: no interval
+    return out | {
+        "estimator": "median",
+        "speedup": math.exp(np.median(lo)),
+        "speedup_high": math.exp(np.median(hi)),
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p_t": np.nan,
+        "p_exact": p,
+        "p": p,
+    }  # < 6 pairs: no interval
 
 
 def t_test(x: np.ndarray) -> dict:
@@ -216,8 +245,11 @@ def test_speeds_to_target(trials, shown):
             expected, row = speed(trials, v, kind), shown[v]
             assert row[f"{measure}_estimator"] == expected["estimator"]
             assert row[f"{measure}_unit"] == "steps"
-            assert (row[f"{measure}_pairs"], row[f"{measure}_reached"], row[f"{measure}_censored"]) == \
-                (len(SEEDS), expected["reached"], expected["censored"])
+            assert (row[f"{measure}_pairs"], row[f"{measure}_reached"], row[f"{measure}_censored"]) == (
+                len(SEEDS),
+                expected["reached"],
+                expected["censored"],
+            )
             for stat in ("target", "at", "speedup", "ci_low", "ci_high", "p_t", "p_exact", "p"):
                 assert close(row[f"{measure}_{stat}"], expected[stat]), (v, measure, stat)
             assert close(row[f"{measure}_speedup_high"], expected["speedup_high"]), (v, measure)

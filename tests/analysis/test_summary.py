@@ -4,6 +4,7 @@ by hand and on a real digits run edited by hand.
 
 Each test fails on the code before the rebuild (commit e9ece1d); what that code printed for the same folders
 through `bnbench compare` is recorded in a comment per test."""
+
 import io
 import json
 import math
@@ -29,8 +30,19 @@ NAN = float("nan")
 
 # ---- run folders by hand -----------------------------------------------------------------------------------------
 
-def write_run(folder: Path, trials: dict, *, name="synth", run_id="20250101-000000", batch_size=10, log_every=2,
-              baseline="plain", meta=None, evals=None) -> Path:
+
+def write_run(
+    folder: Path,
+    trials: dict,
+    *,
+    name="synth",
+    run_id="20250101-000000",
+    batch_size=10,
+    log_every=2,
+    baseline="plain",
+    meta=None,
+    evals=None,
+) -> Path:
     """A run folder as the runner writes it (numbers with 9 significant digits). trials: {(variant, seed):
     {"losses": [[epoch 1's losses], ...], "acc": [test acc per epoch], optional "test_loss", "seconds"}};
     a variant named plain has norm none, the others batchnorm. evals: {(variant, seed): [(epoch, step, acc)]}
@@ -40,9 +52,15 @@ def write_run(folder: Path, trials: dict, *, name="synth", run_id="20250101-0000
     variants = list(dict.fromkeys(k[0] for k in trials))
     seeds = sorted({k[1] for k in trials})
     epochs = max(len(t["losses"]) for t in trials.values())
-    config = {"name": name, "seeds": seeds, "dataset": {"name": "digits"}, "baseline": baseline, "device": "cpu",
-              "variants": [{"name": v, "norm": "none" if v.startswith("plain") else "batchnorm"} for v in variants],
-              "training": {"epochs": epochs, "batch_size": batch_size, "log_every": log_every}}
+    config = {
+        "name": name,
+        "seeds": seeds,
+        "dataset": {"name": "digits"},
+        "baseline": baseline,
+        "device": "cpu",
+        "variants": [{"name": v, "norm": "none" if v.startswith("plain") else "batchnorm"} for v in variants],
+        "training": {"epochs": epochs, "batch_size": batch_size, "log_every": log_every},
+    }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     (run_dir / "meta.json").write_text(json.dumps(meta or {"status": "complete"}))
     batches = ["variant,seed,epoch,batch,step,loss"]
@@ -55,8 +73,10 @@ def write_run(folder: Path, trials: dict, *, name="synth", run_id="20250101-0000
                 batches.append(f"{variant},{seed},{e},{b},{step},{loss:.9g}")
             test_loss = trial.get("test_loss", [1.0] * epochs)[e - 1]
             seconds = trial.get("seconds", [1.0] * epochs)[e - 1]
-            rows.append(f"{variant},{seed},{e},{np.mean(losses):.9g},0.5,{test_loss:.9g},{trial['acc'][e - 1]:.9g},"
-                        f"{seconds:.4f}")
+            rows.append(
+                f"{variant},{seed},{e},{np.mean(losses):.9g},0.5,{test_loss:.9g},{trial['acc'][e - 1]:.9g},"
+                f"{seconds:.4f}"
+            )
     (run_dir / "batches.csv").write_text("\n".join(batches) + "\n")
     (run_dir / "epochs.csv").write_text("\n".join(rows) + "\n")
     if evals is not None:
@@ -84,9 +104,10 @@ def json_rows(*args) -> dict:
 
 # ---- independent computations ------------------------------------------------------------------------------------
 
+
 def brute_smoothed(losses: np.ndarray, window: int) -> dict:
     """{step: mean of the `window` losses ending there}, summed directly, for every step with a full window."""
-    return {t: math.fsum(losses[t - window:t]) / window for t in range(window, len(losses) + 1)}
+    return {t: math.fsum(losses[t - window : t]) / window for t in range(window, len(losses) + 1)}
 
 
 def brute_crossing(curve: dict, level: float, higher: bool = False):
@@ -113,8 +134,7 @@ def brute_half_run_level(base_runs: list, window: int) -> float:
 def brute_loss_speed(base: np.ndarray, variant: np.ndarray, window: int, level: float):
     """One seed's crossings of the point's loss target `level`: (after, at) of its baseline trial and of its
     variant trial (at None: never within the run)."""
-    return (brute_crossing(brute_smoothed(base, window), level),
-            brute_crossing(brute_smoothed(variant, window), level))
+    return (brute_crossing(brute_smoothed(base, window), level), brute_crossing(brute_smoothed(variant, window), level))
 
 
 def plain_holm(p: list) -> list:
@@ -154,6 +174,7 @@ def curve(seed: int, slope: float, steps: int, noise: float = 0.0) -> np.ndarray
 
 # ---- 2. a constant difference within CSV rounding ----------------------------------------------------------------
 
+
 def test_constant_gain_within_csv_rounding_has_no_t_interval_and_the_exact_p_decides(tmp_path):
     """+15/360 on every one of 6 seeds, read back from 9-significant-digit text with last-digit noise: no
     t-interval, no t-test p, the exact sign-flip p = 2/64 decides (its Holm: x4, the other tests being p = 1).
@@ -177,8 +198,9 @@ def test_constant_gain_within_csv_rounding_has_no_t_interval_and_the_exact_p_dec
     assert bn.test_acc_wins == 6 and "[+4.17, +4.17]" not in bn.verdict
     assert "could detect ≥ 0.00" not in bn.verdict  # no spread: no t-test power to speak of
     # 4 x 2/64 = 0.125, printed with 2 digits; no interval after the difference
-    assert bn.verdict.startswith("bn vs plain: no difference shown in test acc: +4.17 pts, 6/6 seeds better "
-                                 "(Holm p=0.12);")
+    assert bn.verdict.startswith(
+        "bn vs plain: no difference shown in test acc: +4.17 pts, 6/6 seeds better (Holm p=0.12);"
+    )
 
 
 # ---- 4. divergence is an outcome ---------------------------------------------------------------------------------
@@ -194,9 +216,11 @@ def mixed_divergence(tmp_path_factory):
     for s in range(6):
         for v, slope in (("bn", 0.08), ("plain", 0.05)):
             loss = curve(s + 10 * (v == "bn"), slope, STEPS, noise=0.01)
-            trials[(v, s)] = {"losses": [list(loss[:10]), list(loss[10:])],
-                              "acc": [0.5, 0.8 + 0.01 * s + 0.03 * (v == "bn") + 0.002 * (s % 3) * (v == "bn")],
-                              "test_loss": [1.0, 0.6 - 0.01 * s - 0.05 * (v == "bn") * (1 + 0.1 * s)]}
+            trials[(v, s)] = {
+                "losses": [list(loss[:10]), list(loss[10:])],
+                "acc": [0.5, 0.8 + 0.01 * s + 0.03 * (v == "bn") + 0.002 * (s % 3) * (v == "bn")],
+                "test_loss": [1.0, 0.6 - 0.01 * s - 0.05 * (v == "bn") * (1 + 0.1 * s)],
+            }
     trials[("bn", 0)] = {"losses": [[0.01, 0.01, 0.01, 0.01, NAN]], "acc": [NAN], "test_loss": [NAN]}
     trials[("plain", 1)] = {"losses": [[2.0, 1.9, NAN]], "acc": [NAN], "test_loss": [NAN]}
     return write_run(tmp_path_factory.mktemp("mixed"), trials), trials
@@ -272,6 +296,7 @@ def test_a_baseline_that_diverged_more_is_named_with_mcnemars_p(tmp_path):
 
 # ---- 5. smoothing that a huge loss cannot spoil ------------------------------------------------------------------
 
+
 def test_loss_crossings_equal_a_brute_force_trailing_mean_after_a_huge_loss(tmp_path):
     """bn's loss spikes to a finite 1e35 at step 3 (and 2e21 at step 5) and recovers; once the spike has left the
     window, the smoothed curve is the ordinary one again and the crossings are those of a directly summed
@@ -305,8 +330,9 @@ def test_loss_crossings_equal_a_brute_force_trailing_mean_after_a_huge_loss(tmp_
         shown = comparison.curves[(comparison.curves.variant == "bn") & (comparison.curves.seed == s)]
         clean = {step: x for step, x in brute.items() if step >= 10}
         assert dict(zip(shown.step, shown.loss)).keys() >= clean.keys()
-        assert [dict(zip(shown.step, shown.loss))[step] for step in clean] == pytest.approx(list(clean.values()),
-                                                                                            rel=1e-12)
+        assert [dict(zip(shown.step, shown.loss))[step] for step in clean] == pytest.approx(
+            list(clean.values()), rel=1e-12
+        )
     bn = comparison.table.set_index("variant").loc["bn"]
     assert bn.steps_at == pytest.approx(np.mean(ats)) and bn.steps_reached == 4
     assert bn.steps_estimator == "geometric mean"
@@ -314,6 +340,7 @@ def test_loss_crossings_equal_a_brute_force_trailing_mean_after_a_huge_loss(tmp_
 
 
 # ---- 6. p-value text agrees with the decision --------------------------------------------------------------------
+
 
 def holm_edge_run(folder: Path, holm_p: float) -> Path:
     """bn vs plain, 6 seeds, whose accuracy differences give a t-test p of holm_p / 4; the other three tests of
@@ -360,6 +387,7 @@ def test_a_holm_p_just_above_alpha_is_not_called_better(tmp_path):
 
 # ---- 8. the t-test or the exact test decides ---------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def five_seeds_clear(tmp_path_factory):
     """bn +5 to +7 pts on each of 5 seeds: a tiny t-test p, an exact p of 2/32 (its least at n = 5)."""
@@ -383,8 +411,9 @@ def test_both_p_values_are_exported_and_the_exact_test_decides_when_asked(five_s
     assert exact["test_acc_p_holm"] == pytest.approx(FOUR * 0.0625)
     assert exact["verdict"].startswith(f"bn vs plain: no difference shown in test acc: {d.mean():+.2f} pts")
     assert "5/5 seeds better (Holm p=0.25)" in exact["verdict"]  # 4 x 2/32
-    assert exact["verdict"].endswith("exact tests, Holm over 4 tests; t-tests would decide test acc "
-                                     "otherwise, assuming normality")
+    assert exact["verdict"].endswith(
+        "exact tests, Holm over 4 tests; t-tests would decide test acc otherwise, assuming normality"
+    )
     result = invoke("compare", run, "--test", "exact", "--format", "csv")
     assert result.exit_code == 0, result.output
     csv = pd.read_csv(io.StringIO(result.stdout)).set_index("variant")
@@ -407,6 +436,7 @@ def test_the_t_test_decides_by_default_and_says_it_rests_on_normality(five_seeds
 
 # ---- 9, 10. detectable effects, seeds needed, the verdict family -------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def no_difference(tmp_path_factory):
     """bn and ln vs plain, 6 seeds, 1 epoch of 20 steps: accuracies that differ by noise only; the accuracy
@@ -416,8 +446,10 @@ def no_difference(tmp_path_factory):
     for s in range(6):
         base = 0.80 + 0.01 * s
         for v, slope in (("bn", 0.07), ("ln", 0.05), ("plain", 0.05)):
-            trials[(v, s)] = {"losses": [list(curve(s + 20 * len(v), slope, 20, 0.01))],
-                              "acc": [base + (0 if v == "plain" else 0.01 * rng.standard_normal())]}
+            trials[(v, s)] = {
+                "losses": [list(curve(s + 20 * len(v), slope, 20, 0.01))],
+                "acc": [base + (0 if v == "plain" else 0.01 * rng.standard_normal())],
+            }
     return write_run(tmp_path_factory.mktemp("nodiff"), trials)
 
 
@@ -432,8 +464,9 @@ def test_no_difference_comes_with_the_effect_the_pairs_could_detect(no_differenc
         d = accuracies(no_difference, v, 1) - accuracies(no_difference, "plain", 1)
         sd, n, level = d.std(ddof=1), int(row.pairs), ALPHA / row.test_acc_tests
         assert row.test_acc_tests == 8 and n == 6
-        delta = optimize.brentq(lambda x, n=n, sd=sd, level=level: power(n, x, sd, level) - 0.8, 1e-9 * sd,
-                                100 * sd, xtol=1e-14)
+        delta = optimize.brentq(
+            lambda x, n=n, sd=sd, level=level: power(n, x, sd, level) - 0.8, 1e-9 * sd, 100 * sd, xtol=1e-14
+        )
         assert row.test_acc_detectable == pytest.approx(delta, rel=1e-6)
         assert f"these seeds could detect ≥ {delta:.2f} pts" in row.verdict
 
@@ -481,9 +514,14 @@ def digits_run(tmp_path_factory):
     """A real run: batchnorm and plain, 6 seeds, 2 epochs of digits (90 steps each), the loss logged every step
     and smoothed over 5."""
     folder = tmp_path_factory.mktemp("digits")
-    config = {"name": "t-digits", "seeds": list(range(SEEDS)), "dataset": {"name": "digits"}, "device": "cpu",
-              "optimizer": {"name": "adam", "lr": 1.0e-3},
-              "training": {"epochs": 2, "batch_size": 16, "log_every": 5}}
+    config = {
+        "name": "t-digits",
+        "seeds": list(range(SEEDS)),
+        "dataset": {"name": "digits"},
+        "device": "cpu",
+        "optimizer": {"name": "adam", "lr": 1.0e-3},
+        "training": {"epochs": 2, "batch_size": 16, "log_every": 5},
+    }
     (folder / "exp.yaml").write_text(yaml.safe_dump(config))
     result = invoke("run", folder / "exp.yaml", "--out", folder / "results", "-q")
     assert result.exit_code == 0, result.output
@@ -512,14 +550,17 @@ def derived_run(source: Path, folder: Path, variants: dict) -> Path:
 
 def shifted(shift: int):
     """Plain's rows of seed s + shift (cyclic) labelled seed s."""
+
     def make(frame: pd.DataFrame, _name: str) -> pd.DataFrame:
         return frame.assign(seed=(frame.seed - shift) % SEEDS)
+
     return make
 
 
 def slowed(factor: float):
     """Plain's loss at step t replaced by its loss at step round(t / factor): the same curve, `factor` times
     slower, the same length (the test numbers unchanged)."""
+
     def make(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         if name != "batches.csv":
             return frame
@@ -529,6 +570,7 @@ def slowed(factor: float):
             source = np.maximum(np.floor(trial.step.to_numpy() / factor + 0.5).astype(int), 1)
             out.append(trial.assign(loss=loss[source - 1]))
         return pd.concat(out)
+
     return make
 
 
@@ -561,8 +603,9 @@ def test_equal_variants_paired_across_seeds_give_a_speedup_whose_interval_holds_
         crossing[s] = at
     held, shown, brute = [], [], []
     for shift in range(1, SEEDS):
-        run = derived_run(digits_run, tmp_path / f"shift{shift}", {"plain": ("none", same),
-                                                                   "plain2": ("none", shifted(shift))})
+        run = derived_run(
+            digits_run, tmp_path / f"shift{shift}", {"plain": ("none", same), "plain2": ("none", shifted(shift))}
+        )
         row = table(run).loc["plain2"]
         assert row.steps_estimator == "geometric mean" and row.steps_pairs == SEEDS
         assert row.steps_reached == SEEDS and row.steps_censored == 0
@@ -612,18 +655,28 @@ def test_a_variant_slowed_by_a_quarter_is_about_0_8_times_as_fast(digits_run, tm
     assert row.steps_ci_high < 1
     holm = plain_holm(family)[1]
     holm_text = "<0.0001" if holm < 1e-4 else f"={holm:.2g}"
-    assert f"reaches plain's half-run loss {speedup:.2f}× [{low:.2f}, {high:.2f}] later (Holm p{holm_text})" \
-        in row.verdict
+    assert (
+        f"reaches plain's half-run loss {speedup:.2f}× [{low:.2f}, {high:.2f}] later (Holm p{holm_text})" in row.verdict
+    )
 
 
 # ---- compare never imports torch ---------------------------------------------------------------------------------
 
+
 def test_compare_never_imports_torch(five_seeds_clear):
     """Through the CLI, with the rebuild's options. Old code: "No such option: --test" (exit code 2)."""
-    code = (f"import sys\nfrom typer.testing import CliRunner\nfrom bnbench.cli import app\n"
-            f"r = CliRunner().invoke(app, ['compare', {str(five_seeds_clear)!r}, '--test', 'exact', '--effect', '1', "
-            f"'--format', 'json'])\nassert r.exit_code == 0, r.output\nassert r.stdout.lstrip().startswith('[')\n"
-            f"assert 'torch' not in sys.modules, 'compare imported torch'\nprint('ok')")
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).parents[2])
+    code = (
+        f"import sys\nfrom typer.testing import CliRunner\nfrom bnbench.cli import app\n"
+        f"r = CliRunner().invoke(app, ['compare', {str(five_seeds_clear)!r}, '--test', 'exact', '--effect', '1', "
+        f"'--format', 'json'])\nassert r.exit_code == 0, r.output\nassert r.stdout.lstrip().startswith('[')\n"
+        f"assert 'torch' not in sys.modules, 'compare imported torch'\nprint('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
