@@ -174,14 +174,7 @@ def _loss_panel(ax, comparison: Comparison, styles: dict) -> None:
     curves, keys = comparison.loss_curves, comparison.points + ["variant"]
     for group, curve in curves.groupby(keys, sort=False):
         (line,) = ax.plot(curve.step, curve.loss_mean, linewidth=1.2, label=_label(comparison, group), **styles[group])
-        ax.fill_between(
-            curve.step,
-            curve.loss_mean - curve.loss_std.fillna(0),
-            curve.loss_mean + curve.loss_std.fillna(0),
-            color=line.get_color(),
-            alpha=0.2,
-            linewidth=0,
-        )
+        _band(ax, curve.step, curve.loss_mean, curve.loss_std, line.get_color())
     _targets(ax, comparison, "steps")
     window = ", ".join(dict.fromkeys(str(w) for w in comparison.table.smoothing))
     ax.set(
@@ -204,14 +197,7 @@ def _accuracy_panel(ax, comparison: Comparison, styles: dict) -> None:
         (line,) = ax.plot(
             curve.step, curve.acc_mean, marker="o", markersize=3, label=_label(comparison, group), **styles[group]
         )
-        ax.fill_between(
-            curve.step,
-            curve.acc_mean - curve.acc_std.fillna(0),
-            curve.acc_mean + curve.acc_std.fillna(0),
-            color=line.get_color(),
-            alpha=0.2,
-            linewidth=0,
-        )
+        _band(ax, curve.step, curve.acc_mean, curve.acc_std, line.get_color())
     _targets(ax, comparison, "steps_acc")
     ax.set(
         xlabel="training step (mini-batch)",
@@ -220,6 +206,11 @@ def _accuracy_panel(ax, comparison: Comparison, styles: dict) -> None:
     )
     ax.grid(True, alpha=0.3)
     _legend(ax)
+
+
+def _band(ax, steps, mean, std, colour: str) -> None:
+    """mean ± std over seeds, shaded in the line's colour (no band where one seed leaves std undefined)."""
+    ax.fill_between(steps, mean - std.fillna(0), mean + std.fillna(0), color=colour, alpha=0.2, linewidth=0)
 
 
 def _targets(ax, comparison: Comparison, measure: str) -> None:

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from rich.cells import cell_len
 from rich.console import Console
+from test_interrupts import _take_terminal  # the child's terminal set-up, as the Ctrl-C tests make it
 
 from bnbench.engines.events import Progress
 from bnbench.experiment import validate
@@ -188,16 +189,6 @@ def run_on_terminal(tmp_path: Path, epochs: int, stop_when=None, presses: int = 
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         os.close(master)
-
-
-def _take_terminal() -> None:
-    """In the child: SIGINT at its default, the pseudo-terminal its controlling terminal, and NOFLSH (Ctrl-C
-    would drop what the terminal has not yet passed on to this test, and the replay would miss it)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    attributes = termios.tcgetattr(0)
-    attributes[3] |= termios.NOFLSH
-    termios.tcsetattr(0, termios.TCSANOW, attributes)
 
 
 def drawn_lines(output: str) -> list[str]:
