@@ -184,6 +184,36 @@ def run(
         show_default=False,
         help="-v: a line per epoch; -vv: and the tutorial's 'Loss after mini-batch N' lines.",
     ),
+    until_decided: bool = typer.Option(
+        False,
+        "--until-decided",
+        help="Add seeds in rounds of 5 until every variant is decided against the baseline (better, worse, "
+        "or equivalent within --effect) by a group-sequential test, or --max-seeds is reached.",
+    ),
+    max_seeds: Optional[int] = typer.Option(
+        None, metavar="N", help="With --until-decided: the most seeds to train [default: 20]."
+    ),
+    metric: Optional[str] = typer.Option(
+        None,
+        metavar="METRIC",
+        help="With --until-decided: what is decided on: test_acc, best_acc, test_loss or train_loss "
+        "[default: test_acc].",
+    ),
+    alpha: Optional[float] = typer.Option(
+        None, metavar="A", help="With --until-decided: the family-wise error rate [default: 0.05]."
+    ),
+    effect: Optional[float] = typer.Option(
+        None,
+        metavar="X",
+        help="With --until-decided: also decide 'equivalent' when the difference lies within ±X (points for "
+        "accuracies).",
+    ),
+    spending: Optional[str] = typer.Option(
+        None,
+        metavar="pocock|obf",
+        help="With --until-decided: the alpha-spending function, pocock (stops early on large effects) or obf "
+        "(O'Brien–Fleming: keeps alpha for the last look) [default: pocock].",
+    ),
 ):
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
     from .backends import Dispatch
@@ -195,14 +225,24 @@ def run(
 
     seeds_ = _seeds(seeds)
     dispatch = Dispatch(backend, jobs, address, gpus_per_trial)
+    asked = {"max_seeds": max_seeds, "metric": metric, "alpha": alpha, "effect": effect, "spending": spending}
+    asked = {k: v for k, v in asked.items() if v is not None}
+    if asked and not until_decided:
+        raise BnbenchError(f"--{next(iter(asked)).replace('_', '-')}: only with --until-decided")
     todo = plan(config, run_folder, resume=resume, set_=tuple(set_), seeds=seeds_, device=device, out=out)
-    if todo.kind == "nothing":
+    sequential = _sequential(todo, until_decided, asked)
+    if sequential is False:
         console.print(f"nothing to do: {todo.reason}", highlight=False, soft_wrap=True, markup=False)
         return
     closing = ClosingLines()
     try:
         with RichReporter(console, NOTE if quiet else TRIAL + verbose) as reporter:
-            run_dir = execute(todo, dispatch, sys.argv, reporter)
+            if sequential:
+                from .until_decided import run as rounds
+
+                run_dir = rounds(todo, sequential, dispatch, sys.argv, reporter)
+            else:
+                run_dir = execute(todo, dispatch, sys.argv, reporter)
         lines = closing.lines(run_dir)
         finished(run_dir, lines)
     finally:
@@ -211,6 +251,26 @@ def run(
     for line in (part for line in lines for part in wrap(line, width, "", "  ", "; ")):
         console.print(line, highlight=False, soft_wrap=True, markup=False)
     console.print(f"done: {run_dir}\nnext: bnbench compare {run_dir}", highlight=False, soft_wrap=True, markup=False)
+
+
+def _sequential(todo, until_decided: bool, asked: dict):
+    """How `run` proceeds: the settings of --until-decided for a new run, True for a sequential run continued,
+    None for a plain run, False for nothing to do."""
+    if todo.kind == "new":
+        from .until_decided import Settings
+
+        return Settings(**asked) if until_decided else None
+    from .until_decided import continued, is_sequential, pending
+
+    if not (until_decided or is_sequential(todo.run_dir)):
+        return None if todo.kind != "nothing" else False
+    continued(todo.run_dir, None if not asked else asked)
+    if todo.kind == "grow":
+        raise BnbenchError(
+            f"{todo.run_dir}: a sequential run adds the seeds its plan says, round by round; continue it with: "
+            f"bnbench run --resume {todo.run_dir}"
+        )
+    return True if todo.kind == "resume" or pending(todo.run_dir) else False
 
 
 @app.command(

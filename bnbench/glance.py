@@ -11,6 +11,7 @@ from typing import Optional
 
 from .analysis import Comparison
 from .analysis.columns import SPEEDS, col
+from .analysis.decisions import caveat
 from .analysis.inference import format_p
 from .analysis.sentences import speed_value
 from .config import Config
@@ -32,7 +33,7 @@ def _block(c: Comparison, extra: str, width: int) -> str:
     epochs = ", ".join(dict.fromkeys(f"epoch {e} of {n}" for e, n in zip(t.epoch, t.epochs)))
     title = " · ".join(filter(None, [c.name, c.results.label or f"run {c.results.dir.name}", extra, epochs]))
     lines = wrap(title + status, width)
-    for verdict in (v for v in t.verdict if isinstance(v, str)):
+    for verdict in c.decided or (v for v in t.verdict if isinstance(v, str)):
         lines += wrap(verdict, width, "", "  ", "; ")
     lines += [""] + _table(c, width)
     lines += wrap(
@@ -41,7 +42,7 @@ def _block(c: Comparison, extra: str, width: int) -> str:
         f"known between two evaluations). Every statistic: --full or --format csv.",
         width,
     )
-    for note in c.results.notes:
+    for note in c.results.notes + (caveat(len(c.results.config.seeds)),) * bool(c.decided):
         lines += wrap(f"note: {note}", width, "", "  ")
     return "\n".join(lines) + "\n"
 

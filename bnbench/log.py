@@ -60,6 +60,12 @@ def finished(run_dir: Path, verdicts: list[str]) -> None:
         file.write(_stamped("finished: every trial trained"))
 
 
+def noted(run_dir: Path, lines: list[str]) -> None:
+    """Notes made between two trainings of a run (a sequential run's looks), after every other line."""
+    with open(run_dir / "run.log", "a", encoding="utf-8") as file:
+        file.writelines(_stamped(f"note: {line}") for line in lines)
+
+
 class RunLog:
     """A reporter that appends every line to RUN/run.log (with the time), then passes each event on to `inner`."""
 

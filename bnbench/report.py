@@ -13,6 +13,7 @@ import pandas as pd
 
 from .analysis import Comparison
 from .analysis.columns import METRICS, SPEEDS, col, of_measure
+from .analysis.decisions import caveat
 from .analysis.inference import ALPHA, format_p, p_is
 from .analysis.sentences import speed_value
 from .catalog import config_rows, run_rows
@@ -256,7 +257,9 @@ def _comparison_grid(c: Comparison, shown: list[str]) -> Grid:
     for row in c.table.to_dict("records"):
         cells = [_variant_cell(row), *([row[p]] for p in c.points), [str(row["seeds"])]]
         rows.append(cells + [_steps_cell(row, m) if m in SPEEDS else _metric_cell(row, m) for m in shown])
-    lead = _notes(c) + [v for v in c.table.verdict if isinstance(v, str)]
+    seeds = len(c.results.config.seeds)
+    lead = _notes(c) + c.decided + [f"note: {caveat(seeds)}"] * bool(c.decided)
+    lead += [v for v in c.table.verdict if isinstance(v, str)]
     return Grid(c.title, header, rows, _caption(c, shown), lead)
 
 

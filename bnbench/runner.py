@@ -51,6 +51,7 @@ class Plan:
     overrides: dict = field(default_factory=dict)
     seeds: Optional[list[int]] = None
     epochs: Optional[int] = None
+    meta: dict = field(default_factory=dict)  # a new run's further meta.json fields (a sequential plan)
 
 
 def plan(
@@ -106,6 +107,7 @@ def execute(
             plan.source,
             plan.out,
             overrides=plan.overrides,
+            extra=plan.meta,
             dispatch=dispatch,
             argv=argv,
             reporter=reporter,
@@ -158,27 +160,33 @@ def run_experiment(
     out: Path,
     *,
     overrides: dict,
+    extra: Optional[dict] = None,
     dispatch: backends.Dispatch = backends.Dispatch(),
     argv: Optional[list[str]] = None,
     reporter: Reporter = Silent(),
 ) -> Path:
-    """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder."""
+    """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder. `extra`:
+    further meta.json fields."""
     with _preparing(None):
         device = resolve_device(config.device)
         data = load_dataset(config.dataset, reporter.loading)
         trials = expand(config)
         _check_models(trials, data)
         engine, note = choose_engine(config, device), engine_note(config, requested_engine(config, device))
-        meta = environment(device) | {
-            "source": str(source.resolve()),
-            "overrides": overrides,
-            "command": argv or [],
-            "config": config.model_dump(mode="json"),
-            "started": now(),
-            "ended": None,
-            "status": "running",
-            "engine_note": note,
-        }
+        meta = (
+            environment(device)
+            | {
+                "source": str(source.resolve()),
+                "overrides": overrides,
+                "command": argv or [],
+                "config": config.model_dump(mode="json"),
+                "started": now(),
+                "ended": None,
+                "status": "running",
+                "engine_note": note,
+            }
+            | (extra or {})
+        )
         run_dir, lock = _create_run_dir(out, config, trials, meta)
     log = RunLog(run_dir, reporter)
     if note:

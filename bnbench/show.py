@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from . import store
-from .analysis import compare_run, load_run
+from .analysis import compare_run, decisions, load_run
 from .analysis.reading import diverged_at, spans
 from .config import Config
 from .drift import drift
@@ -58,11 +58,19 @@ def summary(run_dir: Path) -> dict:
     out["trials"] = _trials(results)
     out |= _next(out, _missing(out["trials"], meta.get("trials")))
     try:
-        table = compare_run(results).table
-        out["verdicts"], out["problem"] = [v for v in table.verdict if isinstance(v, str)], None
+        c = compare_run(results)
+        out["verdicts"], out["problem"] = c.decided or [v for v in c.table.verdict if isinstance(v, str)], None
     except BnbenchError as e:
         out["verdicts"], out["problem"] = [], str(e)
-    return out
+    return out | _rounds_left(out, meta, results)
+
+
+def _rounds_left(out: dict, meta: dict, results) -> dict:
+    """A complete run made with --until-decided that stopped between two rounds: `next` continues it."""
+    plan = decisions.plan_of(meta)
+    if plan is None or out["status"] != "complete" or out["next"] or decisions.record(results, plan)["finished"]:
+        return {}
+    return {"next": f"bnbench run --resume {out['run']}"}
 
 
 def _missing(trials: list[dict], recorded) -> Optional[str]:

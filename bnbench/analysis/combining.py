@@ -25,6 +25,7 @@ import pandas as pd
 from .. import store
 from ..config import diff
 from ..errors import BnbenchError
+from .decisions import plan_of
 from .reading import Results, TrialIndex, by_trial, diverged_at, index_of, per_trial_max
 
 FINGERPRINT = ["device", "device_name", "engine", "torch", "torchvision", "bnbench", "git_commit"]  # meta.json
@@ -55,18 +56,24 @@ def groups(run_dirs: list[Path]) -> tuple[list[list[Path]], dict[Path, str]]:
 
 def _differences(mine: dict, theirs: dict) -> str:
     """'device cpu vs cuda:0, torch 2.14.1 vs 2.13.0'."""
-    return ", ".join(f"{key} {mine[key]} vs {theirs[key]}" for key in FINGERPRINT if mine[key] != theirs[key])
+    return ", ".join(f"{key} {mine[key]} vs {theirs[key]}" for key in mine if mine[key] != theirs[key])
 
 
 def fingerprint(run_dir: Path) -> dict:
-    """What meta.json records of the things besides the config that can change a trial's numbers."""
+    """What meta.json records of the things besides the config that can change a trial's numbers, and how its
+    seeds were chosen: a run that added seeds until decided is not pooled with others (its seeds depend on its
+    results)."""
     try:
         meta = store.read_meta(run_dir)
     except BnbenchError:
         meta = {}
+    plan = plan_of(meta)
     return {
-        key: meta.get(key) if isinstance(meta.get(key), (str, int, type(None))) else str(meta.get(key))
-        for key in FINGERPRINT
+        **{
+            key: meta.get(key) if isinstance(meta.get(key), (str, int, type(None))) else str(meta.get(key))
+            for key in FINGERPRINT
+        },
+        "seeds chosen": "until decided" if plan else "in advance",
     }
 
 

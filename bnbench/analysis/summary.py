@@ -24,16 +24,17 @@ as p = 1); every other tested metric is adjusted across the comparisons on its o
 """
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 
+from .. import store
 from ..config import Config, describe_model
 from ..errors import BnbenchError
-from . import inference
+from . import decisions, inference
 from .columns import COLUMNS, COUNTS, METRICS, SPEEDS, VERDICT, col
 from .measures import point_measures
 from .reading import KEYS, Results, spans
@@ -50,6 +51,7 @@ class Comparison:
     baseline: str
     table: pd.DataFrame  # one row per sweep point x variant, columns as in the module docstring
     parts: list[tuple[dict, dict]]  # per sweep point, the columns of `trials` and of `curves`
+    decided: list[str] = field(default_factory=list)  # a run decided in rounds of seeds: its decisions, in words
 
     @cached_property
     def trials(self) -> pd.DataFrame:
@@ -176,7 +178,13 @@ def compare_run(
             "seed": np.repeat(index.resolved[point].seeds, len(names)),
         }
         parts.append(({**trials, **{k: a.ravel() for k, a in m.items()}, **index.points[point]}, curves))
-    return Comparison(results, baseline, _table(results, rows, baseline, effect), parts)
+    return Comparison(results, baseline, _table(results, rows, baseline, effect), parts, _sequential(results))
+
+
+def _sequential(results: Results) -> list[str]:
+    """The decisions of a run made with --until-decided, in words (none for other runs)."""
+    plan = None if results.sources else decisions.plan_of(store.read_meta(results.dir))
+    return [] if plan is None else decisions.lines(plan, decisions.record(results, plan), results.config.baseline)
 
 
 def _row(m: dict, v: int, b: int, results: Results, point: int, test: str) -> dict:
