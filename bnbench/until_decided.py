@@ -23,7 +23,7 @@ from .analysis.decisions import KEY, lines, plan_of, record
 from .analysis.reading import TrialIndex, load_run
 from .analysis.sequential import SPENDING, schedule
 from .config import Config
-from .errors import BnbenchError
+from .errors import BnbenchError, Interrupted
 from .experiment import validate
 from .log import noted
 from .run_state import Reporter, Silent
@@ -107,7 +107,12 @@ def run(
         if todo.kind == "resume":
             execute(todo, dispatch, argv, reporter)
     while True:
-        rec = look(run_dir, plan, reporter)
+        try:
+            rec = look(run_dir, plan, reporter)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted between two rounds; nothing finished is lost. Resume with: bnbench run --resume {run_dir}"
+            ) from None
         if rec["finished"]:
             return run_dir
         grow = Plan("grow", f"{run_dir} grows by seeds {rec['next_seeds']}", run_dir, seeds=_through(plan, rec))

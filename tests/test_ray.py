@@ -267,3 +267,19 @@ def test_ray_options_are_refused_in_one_line_before_a_run_folder(write_config, t
     assert result.exit_code == 2, result.output
     assert said in result.output.replace("\n", "") and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_until_decided_takes_its_rounds_on_the_cluster(cluster, config_file, tmp_path):
+    """A sequential run trains each round on the cluster, and ends with the seeds, files and decisions of one
+    trained in this process."""
+    rounds = ("--until-decided", "--set", "training.epochs=1", "--max-seeds", "10", "--alpha", "0.001")
+    here = CliRunner().invoke(app, ["run", str(config_file), *rounds, "--out", str(tmp_path / "here"), "-q"])
+    assert here.exit_code == 0, here.output
+    process = driver(cluster, tmp_path / "ray", config_file, *rounds)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    (mine,), (theirs,) = (tmp_path / "here" / "onray").iterdir(), (tmp_path / "ray" / "onray").iterdir()
+    assert "look 2 (10 seeds)" in output  # a second round, grown on the cluster
+    same_files(theirs, {name: (mine / name).read_text() for name in FILES})
+    records = [json.loads((d / "meta.json").read_text())["sequential"]["record"] for d in (mine, theirs)]
+    assert records[0] == records[1] and records[0]["finished"]

@@ -126,9 +126,7 @@ def test_rounds_grow_one_run_until_every_comparison_is_decided_or_the_cap(throug
     assert "verdict: bn_after vs bn_before: undecided after 10 seeds" in log
 
 
-def test_a_run_killed_in_its_second_round_resumes_to_the_same_seeds_files_and_decisions(
-    config_file, through, tmp_path
-):
+def test_a_run_killed_in_its_second_round_resumes_to_the_same_seeds_files_and_decisions(config_file, through, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "bnbench", "run", str(config_file), *ROUNDS, "--out", str(tmp_path), "-q"],
         stdout=subprocess.PIPE,
@@ -216,3 +214,19 @@ def test_a_sequential_run_keeps_its_plan_and_a_plain_run_cannot_become_one(confi
     ok("run", config_file, "--out", tmp_path, "-q")
     plain = run_of(tmp_path)
     assert "was not started with --until-decided" in refused("run", "--resume", plain, "--until-decided")
+
+
+def test_ctrl_c_while_a_look_is_taken_is_one_line_and_resumes(config_file, through, tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(until_decided, "look", interrupted)
+    result = invoke("run", config_file, *ROUNDS, "--out", tmp_path, "-q")
+    run_dir = run_of(tmp_path)
+    assert result.exit_code == 130
+    assert result.output.strip().splitlines()[-1] == (
+        f"interrupted between two rounds; nothing finished is lost. Resume with: bnbench run --resume {run_dir}"
+    )
+    monkeypatch.undo()
+    ok("run", "--resume", run_dir, "-q")
+    assert files(run_dir) == files(through[0]) and decisions(run_dir) == decisions(through[0])
