@@ -9,16 +9,14 @@ decisions as one that ran through, and `show` and `compare` say what the rows sa
 """
 
 import math
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .. import store
 from .columns import METRICS
 from .inference import POWER, detectable
 from .measures import point_measures
-from .reading import Results, load_run, spans
+from .reading import Results, spans
 from .sequential import BETTER, EQUIVALENT, UNDECIDED, WORSE, Design, boundaries, decide
 
 KEY = "sequential"  # meta.json's field
@@ -57,7 +55,7 @@ def record(results: Results, plan: dict) -> dict:
     if taken:
         d = _differences(results, plan, names, base)
         looks = decide(d, design(plan), len(taken))
-        rows = [_row(looks, i, name, plan) for i, name in enumerate(names)]
+        rows = [_row(looks, i, name) for i, name in enumerate(names)]
     done = bool(taken) and (len(taken) == len(plan["looks"]) or all(r["decision"] != UNDECIDED for r in rows))
     since = plan["looks"][taken[-1]] if taken else 0
     return {
@@ -102,12 +100,10 @@ def _differences(results: Results, plan: dict, names: list, baseline: str) -> np
     return d
 
 
-def _row(looks, i: int, name: tuple, plan: dict) -> dict:
+def _row(looks, i: int, name: tuple) -> dict:
     """One comparison's looks, JSON-ready (an infinite bound or interval as None)."""
-    point, variant, where = name
+    _, variant, where = name
     at = int(looks.decided_at[i])
-    last = at if at >= 0 else looks.n.shape[1] - 1
-    sd = _sd(looks, i, last)
     return {
         "variant": variant,
         "where": where,
@@ -115,30 +111,16 @@ def _row(looks, i: int, name: tuple, plan: dict) -> dict:
         "decided_at": at if at >= 0 else None,
         "n": looks.n[i].tolist(),
         "mean": _json(looks.mean[i]),
+        "sd": _json(looks.sd[i]),
         "low": _json(looks.low[i]),
         "high": _json(looks.high[i]),
         "bound": _json(looks.bound[i]),
         "status": [str(s) for s in looks.status[i]],
-        "sd": None if math.isnan(sd) else sd,
     }
-
-
-def _sd(looks, i: int, k: int) -> float:
-    """The differences' standard deviation at look k, from the interval's half width."""
-    n, half, bound = looks.n[i, k], (looks.high[i, k] - looks.low[i, k]) / 2, looks.bound[i, k]
-    if n < 2 or not math.isfinite(half) or not math.isfinite(bound) or bound == 0:
-        return math.nan
-    return float(half / bound * math.sqrt(n))
 
 
 def _json(values: np.ndarray) -> list:
     return [None if not math.isfinite(x) else float(x) for x in values]
-
-
-def read(run_dir: Path) -> Optional[tuple[dict, dict]]:
-    """A run's plan and its looks worked out from its rows now (None: not a sequential run)."""
-    plan = plan_of(store.read_meta(run_dir))
-    return None if plan is None else (plan, record(load_run(run_dir), plan))
 
 
 # ---- words -------------------------------------------------------------------------------------------------------
@@ -177,11 +159,9 @@ def _line(c: dict, plan: dict, rec: dict, baseline: str) -> str:
     if c["decision"] == EQUIVALENT:
         return f"{head} equivalent {name} within ±{plan['effect']:g}{unit}, {numbers}, decided after {seeds}{pairs}"
     text = f"{head} undecided after {seeds}{pairs}: {name} {numbers}"
-    if rec["finished"] and c["sd"] is not None and c["bound"][k] is not None:
-        level = _nominal(c["bound"][k], c["n"][k])
-        text += (
-            f"; could detect ≥ {detectable(c['n'][k], c['sd'], level):.2f}{unit} ({POWER:.0%} power at its last look)"
-        )
+    if rec["finished"] and c["sd"][k] is not None and c["bound"][k] is not None:
+        found = detectable(c["n"][k], c["sd"][k], _nominal(c["bound"][k], c["n"][k]))
+        text += f"; could detect ≥ {found:.2f}{unit} ({POWER:.0%} power at its last look)"
     return text
 
 

@@ -127,12 +127,14 @@ def _add_pairs(rng, total: np.ndarray, squares: np.ndarray, more: int) -> tuple[
 
 @dataclass
 class Looks:
-    """Every look of every sequence, arrays [sequences, K]: pairs `n`, `mean`, the repeated confidence interval
-    `low`..`high`, the t-scale `bound` used, `status` there; and per sequence the `decision` (the status of the
-    first decided look, else undecided) and `decided_at` (its look index, -1 if none)."""
+    """Every look of every sequence, arrays [sequences, K]: pairs `n`, `mean`, `sd` of the differences, the
+    repeated confidence interval `low`..`high`, the t-scale `bound` used, `status` there; and per sequence the
+    `decision` (the status of the first decided look, else undecided) and `decided_at` (its look index, -1 if
+    none)."""
 
     n: np.ndarray
     mean: np.ndarray
+    sd: np.ndarray
     low: np.ndarray
     high: np.ndarray
     bound: np.ndarray
@@ -162,7 +164,7 @@ def decide(d: np.ndarray, design: Design, looks: Optional[int] = None) -> Looks:
         bound = _bounds(counts, design)
         half = np.where(counts >= 2, bound * np.sqrt(var / counts), np.inf)
     low, high = mean - half, mean + half
-    return Looks(counts, mean, low, high, bound, _status(low, high, design))
+    return Looks(counts, mean, np.sqrt(var), low, high, bound, _status(low, high, design))
 
 
 def _bounds(counts: np.ndarray, design: Design) -> np.ndarray:
