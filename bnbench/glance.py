@@ -42,7 +42,7 @@ def _block(c: Comparison, extra: str, width: int) -> str:
         f"known between two evaluations). Every statistic: --full or --format csv.",
         width,
     )
-    for note in c.results.notes + (caveat(len(c.results.config.seeds)),) * bool(c.decided):
+    for note in c.results.notes + (caveat(),) * bool(c.decided):
         lines += wrap(f"note: {note}", width, "", "  ")
     return "\n".join(lines) + "\n"
 

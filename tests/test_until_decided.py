@@ -178,7 +178,7 @@ def test_show_and_compare_say_how_it_was_decided(through):
     compared = ok("compare", run_dir).replace("\n  ", " ")
     assert "plain vs bn_before: worse test acc" in compared
     assert "Pocock-type alpha spending" in compared and "boundaries |t| ≥" in compared
-    assert "the table tests its 10 seeds as if their number had been fixed in advance" in compared
+    assert "the table tests the seeds as if their number had been fixed in advance" in compared
     narrow = CliRunner().invoke(app, ["compare", str(run_dir)], env={"COLUMNS": "80"})
     assert narrow.exit_code == 0 and max(len(line) for line in narrow.stdout.splitlines()) <= 80
     full = ok("compare", run_dir, "--full")

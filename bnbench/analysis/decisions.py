@@ -137,11 +137,11 @@ def lines(plan: dict, rec: dict, baseline: str) -> list[str]:
     return out + [design_line(plan, rec)]
 
 
-def caveat(seeds: int) -> str:
+def caveat() -> str:
     """Why the comparison table's own tests do not replace a sequential run's decisions."""
     return (
-        f"the table tests its {seeds} seeds as if their number had been fixed in advance; the run added seeds "
-        f"until decided, so the sequential decisions above are the ones that hold"
+        "the table tests the seeds as if their number had been fixed in advance; the run added seeds until "
+        "decided, so the sequential decisions above are the ones that hold"
     )
 
 
