@@ -7,6 +7,7 @@ from . import store
 from .config import describe_model
 from .errors import BnbenchError
 from .experiment import SHIPPED, load_config
+from .tags import has_tags, note_of, tags_of
 from .trials import expand
 
 
@@ -39,8 +40,9 @@ def config_rows(folder: Optional[Path]) -> list[dict]:
     return rows
 
 
-def run_rows(results: Path) -> list[dict]:
-    """One row per run folder under `results` (newest first); unreadable runs say why."""
+def run_rows(results: Path, tags: tuple[str, ...] = ()) -> list[dict]:
+    """One row per run folder under `results` (newest first), or per run tagged with all of `tags`; unreadable
+    runs say why (unless runs are selected by tag: theirs cannot be read)."""
     if not results.exists():
         return []
     rows = []
@@ -48,7 +50,9 @@ def run_rows(results: Path) -> list[dict]:
         try:
             meta = store.read_meta(run_dir)
         except BnbenchError as e:
-            rows.append({"run": str(run_dir), "error": str(e)})
+            rows += [] if tags else [{"run": str(run_dir), "error": str(e)}]
+            continue
+        if not has_tags(meta, tags):
             continue
         try:
             config = store.read_config(run_dir)  # as now (a run may have grown), else as it started
@@ -66,6 +70,8 @@ def run_rows(results: Path) -> list[dict]:
                 "epochs": store.typed_field(config, "training", dict, {}).get("epochs", "?"),
                 "overrides": store.overrides_text(meta),
                 "device": f"{meta.get('device', '?')} ({meta.get('device_name', '')})",
+                "tags": tags_of(meta),
+                "note": note_of(meta),
             }
         )
     return rows

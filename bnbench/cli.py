@@ -129,6 +129,17 @@ def run(
         metavar="PATH=VALUE",
         help="Override a field: --set training.epochs=1 (repeatable; values are YAML).",
     ),
+    sweep: List[str] = typer.Option(
+        [],
+        "--sweep",
+        metavar="PATH=V1,V2",
+        help="Sweep a field over comma-separated YAML values, adding the axis or replacing the config's: --sweep "
+        "optimizer.lr=1e-4,1e-3, --sweep 'model.hidden=[64,32],[128,64]' (repeatable: one axis each).",
+    ),
+    tag: List[str] = typer.Option(
+        [], "--tag", metavar="NAME", help="Tag the new run (repeatable); `bnbench list --tag NAME` finds it."
+    ),
+    note: Optional[str] = typer.Option(None, metavar="TEXT", help="A one-line note on the new run (list, show)."),
     seeds: Optional[str] = typer.Option(
         None,
         metavar="SEEDS",
@@ -229,7 +240,18 @@ def run(
     asked = {k: v for k, v in asked.items() if v is not None}
     if asked and not until_decided:
         raise BnbenchError(f"--{next(iter(asked)).replace('_', '-')}: only with --until-decided")
-    todo = plan(config, run_folder, resume=resume, set_=tuple(set_), seeds=seeds_, device=device, out=out)
+    todo = plan(
+        config,
+        run_folder,
+        resume=resume,
+        set_=tuple(set_),
+        seeds=seeds_,
+        device=device,
+        out=out,
+        sweeps=tuple(sweep),
+        tags=tuple(tag),
+        note=note,
+    )
     sequential = _sequential(todo, until_decided, asked)
     if sequential is False:
         console.print(f"nothing to do: {todo.reason}", highlight=False, soft_wrap=True, markup=False)
@@ -343,6 +365,18 @@ def compare(
         metavar="X",
         help="Say how many seeds a test-acc difference of X points would need (80% power).",
     ),
+    per_seed: bool = typer.Option(
+        False,
+        "--per-seed",
+        help="With --format csv or json: the numbers the summary is made from, a row per run x sweep point x "
+        "variant x seed x measure (value, ok, the same seed's baseline value, the difference).",
+    ),
+    probes: bool = typer.Option(
+        False,
+        "--probes",
+        help="The probes of runs made with training.probe_every (probes.csv): per layer and measure, each "
+        "variant's mean and its paired difference from the baseline; with --plot, drawn vs step (first run only).",
+    ),
 ):
     """Compare each variant with the baseline over seeds: verdict, paired differences with Holm-adjusted p-values,
     steps to target."""
@@ -353,12 +387,14 @@ def compare(
         from .plots import check_path
 
         plot = check_path(plot)  # before the comparison, which can take a while
+    if probes:
+        return _compare_probes(paths, baseline, plot, title, dpi, output)
     comparisons, skipped = compare_runs(paths, baseline, epoch, pool=not no_pool, test=test, effect=effect)
     for warning in skipped:
         errors.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
     detail = full or windows or metric
     width = None if output else _width() if detail else console.width  # the glance: the terminal's, COLUMNS or 80
-    rendered = comparison_output(comparisons, format_, metric, windows, width=width, full=full)
+    rendered = comparison_output(comparisons, format_, metric, windows, width=width, full=full, per_seed=per_seed)
     if plot is not None:
         from .plots import MAX_RUNS, PER_PAGE, save_plot
 
@@ -372,14 +408,34 @@ def compare(
                 soft_wrap=True,
                 markup=False,
             )
-    if output is not None:
-        try:
-            output.write_text(rendered)
-        except OSError as e:
-            raise BnbenchError(f"--output {output}: cannot write ({e.strerror or e})") from None
-        errors.print(f"wrote: {output}", highlight=False, soft_wrap=True, markup=False)
-    else:
+    _emit(rendered, output)
+
+
+def _compare_probes(
+    paths: list[Path], baseline: Optional[str], plot: Optional[Path], title: Optional[str], dpi: int, output
+) -> None:
+    """`compare --probes`: the probe table (bnbench.probe_report), and the first run's probes drawn with --plot."""
+    from .analysis.probes import probe_summaries
+    from .probe_report import probes_output
+
+    summaries = probe_summaries(paths, baseline)
+    if plot is not None:
+        from .probe_plots import save_probe_plot
+
+        errors.print(f"plot: {save_probe_plot(summaries[0], plot, title, dpi)}", highlight=False, markup=False)
+    _emit(probes_output(summaries, None if output else console.width), output)
+
+
+def _emit(rendered: str, output: Optional[Path]) -> None:
+    """`compare`'s text to stdout, or to --output FILE (said on stderr)."""
+    if output is None:
         typer.echo(rendered, nl=False)
+        return
+    try:
+        output.write_text(rendered)
+    except OSError as e:
+        raise BnbenchError(f"--output {output}: cannot write ({e.strerror or e})") from None
+    errors.print(f"wrote: {output}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command(
@@ -401,12 +457,15 @@ def list_(
     format_: str = typer.Option(
         "table", "--format", "-f", metavar="table|json", help="table or json (both lists, every field)."
     ),
+    tag: List[str] = typer.Option(
+        [], "--tag", metavar="NAME", help="Only the runs tagged NAME (repeatable: tagged with all of them)."
+    ),
 ):
     """List the experiment configs and the runs stored under the results folder (status, seeds, epochs, the
     options each run was started with)."""
     from .report import list_output
 
-    typer.echo(list_output(configs, results, format_, console.width), nl=False)
+    typer.echo(list_output(configs, results, format_, console.width, tuple(tag)), nl=False)
 
 
 @app.command(
@@ -430,6 +489,61 @@ def show(
     from .show import find, summary
 
     typer.echo(show_output(summary(find(run_ref, results)), format_, console.width), nl=False)
+
+
+@app.command(
+    short_help="Export a run's curves: every batch loss, evaluation and epoch, as TensorBoard scalars.",
+    epilog="\b\nExamples:\n  bnbench export results/quick-digits/20261127-120150 --tensorboard tb\n  tensorboard "
+    "--logdir tb",
+)
+@user_errors
+def export(
+    run_ref: str = typer.Argument(
+        ..., metavar="RUN", help="A run folder, or a run id ('<run id>' or '<name>/<run id>') under --results."
+    ),
+    tensorboard: Path = typer.Option(
+        ...,
+        metavar="DIR",
+        callback=_home,
+        help="Write TensorBoard event files to DIR/<name>/<run id>/, a TensorBoard run per trial (pip install "
+        "'bnbench[tensorboard]').",
+    ),
+    results: Path = typer.Option(
+        Path("results"), metavar="DIR", callback=_home, help="Results folder to look for a run id in."
+    ),
+):
+    """Export every trial's training loss per batch, evaluations and epoch metrics as TensorBoard scalars, one
+    TensorBoard run per trial; refuses a run already exported to DIR."""
+    from .show import find
+    from .tensorboard import export as to_tensorboard
+
+    written = to_tensorboard(find(run_ref, results), tensorboard)
+    typer.echo(f"wrote: {written}\nview: tensorboard --logdir {tensorboard}")
+
+
+@app.command(
+    short_help="Free the disk a run's finished trials hold in checkpoints.",
+    epilog="\b\nExamples:\n  bnbench prune results/quick-digits/20261127-120150\n  bnbench prune "
+    "20261127-120150 --keep none",
+)
+@user_errors
+def prune(
+    run_ref: str = typer.Argument(
+        ..., metavar="RUN", help="A run folder, or a run id ('<run id>' or '<name>/<run id>') under --results."
+    ),
+    keep: str = typer.Option(
+        "final", metavar="final|none", help="final: the model weights only (no optimizer state); none: nothing."
+    ),
+    results: Path = typer.Option(
+        Path("results"), metavar="DIR", callback=_home, help="Results folder to look for a run id in."
+    ),
+):
+    """Prune the checkpoints of a run's finished trials (not of a running run): the run still resumes and grows by
+    seeds, but can no longer grow by epochs. Prints what it freed."""
+    from .checkpoints import prune_run
+    from .show import find
+
+    typer.echo(prune_run(find(run_ref, results), keep).text())
 
 
 def _width() -> Optional[int]:

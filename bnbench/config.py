@@ -67,30 +67,36 @@ NORMS = ("none", "batchnorm", "layernorm", "groupnorm", "instancenorm")
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # torchvision models bnbench builds
 VGGS = ("vgg11", "vgg13", "vgg16", "vgg19")
 GROUPS = 32  # GroupNorm's default number of groups (Wu & He's)
+TIMM_ARGUMENTS = {  # what bnbench passes to timm.create_model itself, and whence
+    "pretrained": "always False: every variant trains from the same-seed initial weights",
+    "num_classes": "from the data set",
+    "in_chans": "the data's channels",
+    "norm_layer": "the variant's norm",
+}
 # model field -> the kinds it may be set for; an mlp ignores channels, so that a sweep of model.kind can compare the
 # mlp and the cnn
 MODEL_FIELDS = {
     "hidden": ("mlp", "cnn"),
     "channels": ("mlp", "cnn"),
-    "name": ("torchvision",),
+    "name": ("torchvision", "timm"),
     "width": ("torchvision",),
     "stem": ("torchvision",),
     "factory": ("factory",),
-    "kwargs": ("factory",),
+    "kwargs": ("factory", "timm"),
 }
 
 
 class ModelConfig(Strict):
     """The built-in mlp and cnn, a torchvision classification model by name, or the user's own `factory`."""
 
-    kind: Literal["mlp", "cnn", "torchvision", "factory"] = "mlp"
+    kind: Literal["mlp", "cnn", "torchvision", "timm", "factory"] = "mlp"
     hidden: list[PositiveInt] = [64, 32]  # mlp: hidden widths; cnn: widths of the MLP head
     channels: list[PositiveInt] = [32, 64]  # cnn only: one 3x3 conv + 2x2 max-pool per entry
-    name: str | None = None  # torchvision: resnet18 | resnet34 | resnet50 | ... | vgg11 | ... (see models.py)
+    name: str | None = None  # torchvision: resnet18 | ... | vgg11 | ... (see models.py); timm: any timm model name
     width: PositiveInt = Field(64, le=4096)  # torchvision: channels of the first stage (64: torchvision's own)
     stem: Literal["cifar", "imagenet"] = "cifar"  # resnets: 3x3 conv without max-pool, or torchvision's 7x7/2 + pool
     factory: str | None = None  # factory: "module.path:callable", called with num_classes, in_shape, norm_layer
-    kwargs: dict[str, Any] = {}  # factory: further keyword arguments
+    kwargs: dict[str, Any] = {}  # factory, timm: further keyword arguments
 
     @model_validator(mode="after")
     def _fields_of_kind(self):
@@ -102,6 +108,8 @@ class ModelConfig(Strict):
                 f"model.name: {brief(self.name)} is not a torchvision model bnbench builds; choose one "
                 f"of {', '.join(RESNETS + VGGS)}"
             )
+        if self.kind == "timm":
+            self._check_timm()
         if self.kind == "factory" and not re.fullmatch(r"[\w.]+:[\w.]+", self.factory or ""):
             raise ValueError(
                 f"model.factory: expected 'module.path:callable' (e.g. my_nets:make_net), got {brief(self.factory)}"
@@ -114,6 +122,17 @@ class ModelConfig(Strict):
         if self.name in VGGS and self.stem != ModelConfig.model_fields["stem"].default:
             raise ValueError(f"model.stem is for the resnets; {self.name} has no stem to replace; remove it")
         return self
+
+    def _check_timm(self) -> None:
+        """A timm model's name is checked against timm itself when it is built (timm is an optional extra, slow to
+        import); here only its form, and kwargs that would collide with what bnbench passes to create_model."""
+        if not re.fullmatch(r"[\w.-]+", self.name or ""):
+            raise ValueError(f"model.name: expected a timm model name (e.g. resnet18), got {brief(self.name)}")
+        taken = sorted(set(self.kwargs) & set(TIMM_ARGUMENTS))
+        if taken:
+            raise ValueError(
+                f"model.kwargs: {', '.join(taken)} is set by bnbench ({TIMM_ARGUMENTS[taken[0]]}); remove it"
+            )
 
     def norms(self) -> tuple[str, ...]:
         """The norm kinds this model can be built with (a VGG comes as vggN and vggN_bn only)."""
@@ -150,6 +169,9 @@ class TrainingConfig(Strict):
     log_every: NonNegativeInt = Field(500, le=10**9)  # 0: no "Loss after mini-batch N" lines
     eval_every: Optional[PositiveInt] = Field(None, le=10**9)  # steps between test evaluations; None: epoch ends
     engine: Literal["auto", "eager", "graph", "stacked"] = "auto"
+    checkpoints: Literal["resume", "final", "none"] = "resume"  # what a finished trial keeps (bnbench.checkpoints)
+    probe_every: Optional[PositiveInt] = Field(None, le=10**9)  # steps between probes (bnbench.probes); None: none
+    probe_batch: int = Field(256, ge=2, le=100_000)  # examples in each trial's fixed probe batch
 
 
 DEFAULT_VARIANTS = [
@@ -157,10 +179,11 @@ DEFAULT_VARIANTS = [
     VariantConfig(name="plain", norm="none"),
 ]
 NOT_SWEEPABLE = {"name", "seeds", "variants", "baseline", "sweep"}
-SWEEPABLE = "model.*, optimizer.*, training.* but training.engine"
+SWEEPABLE = "model.*, optimizer.*, training.* but training.engine and training.checkpoints"
 PER_RUN = {  # what the runner sets up once per run: path -> (why, option and argument that set it)
     "dataset": ("the data set is loaded once per run", "--set", "{path}={value}"),
     "training.engine": ("one engine trains all trials of a run", "--set", "{path}={value}"),
+    "training.checkpoints": ("one setting keeps the checkpoints of all trials of a run", "--set", "{path}={value}"),
     "device": ("all trials of a run share one device", "--device", "{value}"),
 }
 
@@ -286,7 +309,7 @@ class Config(Strict):
         """torchvision models and factories put their norm layers where their authors did: only the norm kind is
         the variant's, and a VGG only comes with and without BatchNorm."""
         for v in self.variants:
-            if v.placement != "before_activation" and self.model.kind in ("torchvision", "factory"):
+            if v.placement != "before_activation" and self.model.kind in ("torchvision", "timm", "factory"):
                 raise ValueError(
                     f"variant '{v.name}': placement is for the mlp and cnn; a {self.model.kind} model "
                     f"places its norm layers itself (remove placement)"
@@ -413,6 +436,8 @@ def describe_model(config: Config) -> str:
     model = config.model
     if model.kind == "torchvision":
         return f"{model.name} (torchvision)" + (f" width {model.width}" if model.width != 64 else "")
+    if model.kind == "timm":
+        return f"{model.name} (timm)"
     if model.kind == "factory":
         return f"{model.factory} (factory)"
     return f"mlp {model.hidden}" if model.kind == "mlp" else f"cnn {model.channels} + {model.hidden}"

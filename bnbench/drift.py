@@ -38,9 +38,9 @@ def drift(run_dir: Path, meta: dict, stored: Config, strict: bool = False) -> Dr
         return Drift(edited, source, f"missing: {source} no longer exists")
     try:
         plain = load_config(source)[0].model_dump(mode="json")
-        now = load_config(source, tuple(overrides.get("set") or ()), overrides.get("seeds"), overrides.get("device"))[
-            0
-        ].model_dump(mode="json")
+        now = load_config(
+            source, tuple(overrides["set"]), overrides["seeds"], overrides["device"], tuple(overrides["sweep"])
+        )[0].model_dump(mode="json")
     except BnbenchError as e:
         return Drift(edited, source, f"no longer loads: {e}", error=e)
     changed = diff(started or resolved, now)

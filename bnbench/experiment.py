@@ -56,6 +56,28 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise BnbenchError(f"--set {text}: value is not valid YAML ({yaml_problem(e)})") from None
 
 
+def parse_sweep(text: str) -> tuple[str, list[Any]]:
+    """'optimizer.lr=1e-4,1e-3' -> ('optimizer.lr', [0.0001, 0.001]): Hydra's sweep habit, values separated by
+    commas outside brackets and quotes, each parsed as YAML as --set parses one ('model.hidden=[64,32],[128,64]'
+    sweeps two lists; 'model.hidden=[64,32]' is a sweep of one value). The values read as the items of the YAML
+    flow list `[VALUES]`, which splits them exactly so."""
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip():
+        raise BnbenchError(f"--sweep {text}: expected PATH=V1,V2,..., e.g. --sweep optimizer.lr=1e-4,1e-3")
+    key = key.strip()
+    try:
+        check_path(key.split("."), "--sweep")
+        parsed = load_yaml(f"[{values}]")
+    except ValueError as e:
+        raise BnbenchError(f"--sweep {text}: {e}") from None
+    except yaml.YAMLError as e:
+        raise BnbenchError(
+            f"--sweep {text}: values are not comma-separated YAML ({yaml_problem(e)}); e.g. "
+            f"--sweep 'model.hidden=[64,32],[128,64]'"
+        ) from None
+    return key, parsed
+
+
 def validate(raw: dict, source: str) -> Config:
     """A raw config as a Config, with every trial checked (each sweep point valid, each trial's file name distinct
     and short enough), so that no mistake surfaces after the data set is loaded."""
@@ -70,9 +92,14 @@ def validate(raw: dict, source: str) -> Config:
 
 
 def load_config(
-    ref: str, overrides: tuple[str, ...] = (), seeds: Optional[list[int]] = None, device: Optional[str] = None
+    ref: str,
+    overrides: tuple[str, ...] = (),
+    seeds: Optional[list[int]] = None,
+    device: Optional[str] = None,
+    sweeps: tuple[str, ...] = (),
 ) -> tuple[Config, Path]:
-    """Read, override and validate a config; returns it with the file it came from."""
+    """Read, override and validate a config; returns it with the file it came from. `sweeps` ('PATH=V1,V2') each
+    add a sweep axis, or replace the file's axis of that path (in its place: the trials keep the file's order)."""
     path = resolve(ref)
     raw = copy.deepcopy(read_yaml(path))
     if any(o.startswith("variants.") for o in overrides):  # `--set variants.1.name=x` edits the default list too
@@ -87,7 +114,40 @@ def load_config(
         raw["seeds"] = seeds
     if device is not None:
         raw["device"] = device
-    return validate(raw, str(path)), path
+    axes = _sweep_axes(sweeps)
+    if axes and isinstance(raw.get("sweep", {}), dict):
+        raw["sweep"] = {**raw.get("sweep", {}), **{key: values for key, (_, values) in axes.items()}}
+    try:
+        return validate(raw, str(path)), path
+    except BnbenchError:
+        _blame_sweeps(raw, axes, str(path))
+        raise
+
+
+def _sweep_axes(sweeps: tuple[str, ...]) -> dict[str, tuple[str, list[Any]]]:
+    """{path: (the option's text, values)} of the --sweep options; one path given twice is refused (which one
+    was meant?)."""
+    axes: dict[str, tuple[str, list[Any]]] = {}
+    for text in sweeps:
+        key, values = parse_sweep(text)
+        if key in axes:
+            raise BnbenchError(f"--sweep {text}: {key} is already swept by --sweep {axes[key][0]}; give each path once")
+        axes[key] = (text, values)
+    return axes
+
+
+def _blame_sweeps(raw: dict, axes: dict[str, tuple[str, list[Any]]], source: str) -> None:
+    """A config that does not validate with its --sweep axes: where the file (with --set) is valid alone, the
+    first axis that is not valid with it is refused under its own option, with the YAML sweep's message."""
+    if not axes:
+        return
+    alone = {**raw, "sweep": {}}
+    try:
+        validate(alone, source)
+    except BnbenchError:
+        return  # the file's own problem: its message stands
+    for key, (text, values) in axes.items():
+        validate({**alone, "sweep": {key: values}}, f"--sweep {text}")
 
 
 def _explain(error: ValidationError) -> str:
@@ -95,7 +155,7 @@ def _explain(error: ValidationError) -> str:
     errors = error.errors()
     first = errors[0]
     loc = [str(p) for p in first["loc"]]
-    field = ".".join(loc)
+    field = ".".join(p if p.isprintable() else repr(p) for p in loc)  # a key of '\n' must not break the line
     if first["type"] == "extra_forbidden":
         parent = _model_at(loc[:-1])
         message = f"unknown key {loc[-1]!r}{suggest(loc[-1], parent.model_fields if parent else [])}"

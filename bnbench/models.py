@@ -61,6 +61,8 @@ def build_model(
 ) -> nn.Module:
     if cfg.kind == "torchvision":
         return _seeded(lambda: _torchvision(cfg, variant, input_shape, num_classes), seed)
+    if cfg.kind == "timm":
+        return _seeded(lambda: _timm(cfg, variant, input_shape, num_classes), seed)
     if cfg.kind == "factory":
         return _seeded(lambda: _factory(cfg, variant, input_shape, num_classes), seed)
     return _builtin(cfg, variant, input_shape, num_classes, seed)
@@ -134,18 +136,19 @@ def _activation(variant: VariantConfig, norm: list[nn.Module]) -> list[nn.Module
     return [nn.ReLU(), *norm]
 
 
-def _norm(variant: VariantConfig, width: int, conv: bool) -> list[nn.Module]:
-    """The variant's norm layer for `width` conv channels or dense features (see the module's table)."""
+def _norm(variant: VariantConfig, width: int, conv: bool, **options) -> list[nn.Module]:
+    """The variant's norm layer for `width` conv channels or dense features (see the module's table); `options`
+    (eps, device, dtype, ...) go to its constructor."""
     norm = variant.norm
     if norm == "none" or (norm == "instancenorm" and not conv):
         return []
     if norm == "batchnorm":
-        return [nn.BatchNorm2d(width) if conv else nn.BatchNorm1d(width)]
+        return [nn.BatchNorm2d(width, **options) if conv else nn.BatchNorm1d(width, **options)]
     if norm == "layernorm":
-        return [nn.GroupNorm(1, width) if conv else nn.LayerNorm(width)]
+        return [nn.GroupNorm(1, width, **options) if conv else nn.LayerNorm(width, **options)]
     if norm == "groupnorm":
-        return [nn.GroupNorm(groups(variant, width), width)]
-    return [nn.InstanceNorm2d(width, affine=True)]
+        return [nn.GroupNorm(groups(variant, width), width, **options)]
+    return [nn.InstanceNorm2d(width, **{"affine": True} | options)]
 
 
 def groups(variant: VariantConfig, width: int) -> int:
@@ -201,17 +204,27 @@ def name_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=16).digest(), "little")
 
 
-class _NormLayer:
-    """The variant's norm for [N, C, H, W] features, as torchvision's `norm_layer(C)`; counts its calls, so that a
-    model that never calls it (and so equals the plain one) is noticed."""
+def norm_layer_for(variant: VariantConfig) -> Callable[..., nn.Module]:
+    """The variant's norm as the `norm_layer(num_channels, dims=2, **kwargs)` that factories and zoos get: a plain
+    function, because model zoos accept only a class or a function there (timm asserts it). dims=2 gives the norm
+    of [N, C, H, W] maps (torchvision's convention), dims=1 that of [N, C] dense features (the module's table);
+    kwargs go to the norm's constructor (timm passes device and dtype). Its `calls` attribute counts the calls, so
+    that a model that never calls it (and so equals the plain one) is noticed."""
 
-    def __init__(self, variant: VariantConfig):
-        self.variant, self.calls = variant, 0
-
-    def __call__(self, channels: int) -> nn.Module:
-        self.calls += 1
-        norm = _norm(self.variant, channels, conv=True)
+    def norm_layer(num_channels: int, dims: int = 2, **kwargs) -> nn.Module:
+        norm_layer.calls += 1
+        if dims not in (1, 2):
+            raise ValueError(f"norm_layer({num_channels}, dims={dims}): dims is 2 for [N, C, H, W] maps, 1 for [N, C]")
+        if dims == 1 and variant.norm == "instancenorm":
+            raise ValueError(
+                f"norm_layer({num_channels}, dims=1): norm: instancenorm normalises over positions, and dense "
+                f"features have none; use layernorm or groupnorm in variant '{variant.name}'"
+            )
+        norm = _norm(variant, num_channels, conv=dims == 2, **kwargs)
         return norm[0] if norm else nn.Identity()
+
+    norm_layer.calls = 0
+    return norm_layer
 
 
 @contextmanager
@@ -251,23 +264,42 @@ def _torchvision(
     from . import zoo  # torchvision.models imports torch._dynamo (slow): paid only by runs of its models
 
     build = zoo.resnet if cfg.name in zoo.RESNETS else zoo.vgg
-    with torch.device("meta"):  # a dry run without memory first: a wide resnet152 would fill it
-        model = build(cfg, variant, _NormLayer(variant), input_shape, num_classes)
+    return _from_zoo(build, cfg, variant, input_shape, num_classes)
+
+
+def _timm(cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    from . import timm_models  # an optional extra, and slow to import: paid only by runs of its models
+
+    return _from_zoo(timm_models.create, cfg, variant, input_shape, num_classes)
+
+
+def _from_zoo(
+    build: Callable[..., nn.Module],
+    cfg: ModelConfig,
+    variant: VariantConfig,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+) -> nn.Module:
+    """`build(cfg, variant, norm_layer, input_shape, num_classes)`, after a dry run on the meta device: one without
+    memory, as a wide resnet152 would fill it, that also tries a forward pass on inputs of the data's shape."""
+    with torch.device("meta"):
+        model = build(cfg, variant, norm_layer_for(variant), input_shape, num_classes)
         count = sum(p.numel() for p in model.parameters())
         if count > MAX_PARAMETERS:
+            what, fix = (f"at width {cfg.width} ", "model.width") if cfg.kind == "torchvision" else ("", "model")
             raise BnbenchError(
-                f"model: {cfg.name} at width {cfg.width} makes {count:,} parameters, more than the "
-                f"{MAX_PARAMETERS:,} bnbench builds; use a smaller model.width"
+                f"model: {cfg.name} {what}makes {count:,} parameters, more than the "
+                f"{MAX_PARAMETERS:,} bnbench builds; use a smaller {fix}"
             )
         try:
             with _lone_groups_refused(model, variant):
                 model(torch.zeros(2, *input_shape))
-        except ValueError as e:  # e.g. InstanceNorm of a 1x1 feature map, which normalises one value to 0
+        except (ValueError, RuntimeError, AssertionError) as e:  # e.g. InstanceNorm of a 1x1 map: one value to 0
             raise BnbenchError(
                 f"model: {cfg.name} cannot train on {'x'.join(map(str, input_shape))} inputs with "
                 f"norm: {variant.norm} ({e}); use larger images or another norm"
             ) from None
-    return build(cfg, variant, _NormLayer(variant), input_shape, num_classes)
+    return build(cfg, variant, norm_layer_for(variant), input_shape, num_classes)
 
 
 # ---- factories ---------------------------------------------------------------------------------------------------
@@ -279,7 +311,7 @@ def _factory(
     cfg: ModelConfig, variant: VariantConfig, input_shape: tuple[int, int, int], num_classes: int
 ) -> nn.Module:
     make = load_factory(cfg.factory)
-    norm_layer = _NormLayer(variant)
+    norm_layer = norm_layer_for(variant)
     threads = torch.get_num_threads()
     try:
         model = make(num_classes=num_classes, in_shape=input_shape, norm_layer=norm_layer, **cfg.kwargs)

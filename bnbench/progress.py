@@ -135,7 +135,8 @@ class Bars(Bar):
         self.cells = (0, 0, 0)  # label, short label, count
         self.screen = console  # (rich's `console` is its Live's, which rich's __init__ draws before it is made)
         self.layouts: dict[tuple[int, int, int, int], list[ProgressColumn]] = {}
-        super().__init__(console=console, transient=True)
+        # no display in a pipe: rich would print its last (empty) frame there, a blank line before an error
+        super().__init__(console=console, transient=True, disable=not console.is_terminal)
 
     def reserve(self, label: int, short: int, count: int) -> None:
         self.cells = tuple(map(max, self.cells, (label, short, count)))

@@ -15,6 +15,7 @@ from .analysis import Comparison
 from .analysis.columns import METRICS, SPEEDS, col, of_measure
 from .analysis.decisions import caveat
 from .analysis.inference import ALPHA, format_p, p_is
+from .analysis.per_seed import per_seed as per_seed_rows
 from .analysis.sentences import speed_value
 from .catalog import config_rows, run_rows
 from .errors import BnbenchError
@@ -47,10 +48,11 @@ def configs_table(folder: Optional[Path], width: int) -> str:
     return "\n".join(["Configs", *lines, *_errors(found, "file", width)]) + "\n"
 
 
-def runs_table(results: Path, width: int) -> str:
-    """A run a line: experiment/run id, status, trials done, seeds, epochs, started, device, and the options it was
-    started with (cut at the terminal's edge: `bnbench show RUN` has them whole); a run that cannot be read, why."""
-    found = run_rows(results)
+def runs_table(results: Path, width: int, tags: tuple[str, ...] = ()) -> str:
+    """A run a line: experiment/run id, status, trials done, seeds, epochs, started, device, its tags (a column
+    only where some run has tags), and the options it was started with (cut at the terminal's edge: `bnbench
+    show RUN` has them whole); a run that cannot be read, why. `tags`: only the runs tagged with all of them."""
+    found = run_rows(results, tags)
     rows = [
         [
             f"{r['name']}/{r['run']}",
@@ -60,14 +62,18 @@ def runs_table(results: Path, width: int) -> str:
             str(r["epochs"]),
             _short_time(r["started"]),
             r["device"].split(" (")[0],
+            ",".join(r["tags"]),
             r["overrides"],
         ]
         for r in found
         if "error" not in r
     ]
-    header = ["run", "status", "trials", "seeds", "epochs", "started", "device", "options"]
+    header = ["run", "status", "trials", "seeds", "epochs", "started", "device", "tags", "options"]
+    if not any(row[-2] for row in rows):  # no run has tags: no empty column
+        header, rows = header[:-2] + header[-1:], [row[:-2] + row[-1:] for row in rows]
     drop = [["started"], ["started", "device"]]
-    lines = columns(header, rows, width, drop, {"trials", "epochs"}, cut=True) if rows else ["(no runs yet)"]
+    none = f"(no runs tagged {', '.join(tags)})" if tags else "(no runs yet)"
+    lines = columns(header, rows, width, drop, {"trials", "epochs"}, cut=True) if rows else [none]
     return "\n".join([*wrap(f"Runs under {results}", width), *lines, *_errors(found, "run", width)]) + "\n"
 
 
@@ -96,13 +102,14 @@ def _short_time(stamp: str) -> str:
     return f"{stamp[5:10]} {stamp[11:16]}" if len(stamp) >= 16 and stamp[10] == "T" else stamp
 
 
-def list_output(configs: Optional[Path], results: Path, fmt: str, width: int) -> str:
-    """What `bnbench list` shows: the two lists, or (json) {"configs": [...], "runs": [...]} with every field."""
+def list_output(configs: Optional[Path], results: Path, fmt: str, width: int, tags: tuple[str, ...] = ()) -> str:
+    """What `bnbench list` shows: the two lists, or (json) {"configs": [...], "runs": [...]} with every field;
+    `tags`: only the runs tagged with all of them."""
     if fmt == "json":
-        return json.dumps({"configs": config_rows(configs), "runs": run_rows(results)}, indent=2) + "\n"
+        return json.dumps({"configs": config_rows(configs), "runs": run_rows(results, tags)}, indent=2) + "\n"
     if fmt != "table":
         raise BnbenchError(f"--format {fmt}: unknown format; choose table or json")
-    return configs_table(configs, width) + "\n" + runs_table(results, width)
+    return configs_table(configs, width) + "\n" + runs_table(results, width, tags)
 
 
 # ---- show --------------------------------------------------------------------------------------------------------
@@ -122,10 +129,13 @@ def show_output(summary: dict, fmt: str, width: int) -> str:
         f"{s['experiment']} · run {s['run']}",
         f"status: {s['status']}{damage} (started {s['started']}{ended}{resumed})",
         f"engine: {s['engine'] or '?'} · device: {s['device'] or '?'} ({s['device_name'] or '?'})",
+        f"checkpoints: {s['checkpoints']}",
         f"config: {s['source'] or '(not recorded)'}: {s['source_state']}",
         f"overrides: {s['overrides'] or '(none)'}",
         "differs from the config file: " + ("; ".join(s["from_source"]) or "nowhere"),
     ]
+    labels = [f"tags: {', '.join(s['tags'])}"] * bool(s["tags"]) + [f"note: {s['note']}"] * bool(s["note"])
+    lead += [" · ".join(labels)] if labels else []
     if s["edited"]:
         lead.append(f"config.yaml edited since the run began: {'; '.join(s['edited'])} (as started -> as now)")
     lead += [f"verdict: {v}" for v in s["verdicts"]] + ([f"cannot compare: {s['problem']}"] if s["problem"] else [])
@@ -193,10 +203,12 @@ def comparison_output(
     windows: bool = False,
     width: Optional[int] = None,
     full: bool = False,
+    per_seed: bool = False,
 ) -> str:
     """What `bnbench compare` shows, as text: for "table", the answer at a glance (see `glance`) or with `full`
     every statistic, laid out for a terminal `width` columns wide (None: not a terminal, the glance at 80
-    columns, the full table unwrapped); else the text of that export format.
+    columns, the full table unwrapped); else the text of that export format; `per_seed` (csv, json): the numbers
+    the summary is made from, a row per trial and measure (see `analysis.per_seed`).
 
     Every format shows the same numbers: csv and json at full precision, one row per variant (or per window
     with `windows`); the others rounded, with the same rows and columns, and the verdict lines on top.
@@ -207,9 +219,18 @@ def comparison_output(
         if metric not in SHOWN:
             raise BnbenchError(f"--metric {metric}: unknown metric; choose from {', '.join(SHOWN)}")
     shown = [m for m in SHOWN if m in metrics] or SHOWN
+    if per_seed and (fmt not in ("csv", "json") or windows):
+        raise BnbenchError(
+            f"--per-seed: {'--windows' if windows else f'--format {fmt}'} has no rows per seed; use --format csv or "
+            f"--format json without --windows"
+        )
     if fmt in ("csv", "json"):
         frame = pd.concat(
-            [_windows_frame(c) if windows else _columns(c.table, shown) for c in comparisons], ignore_index=True
+            [
+                per_seed_rows(c, shown) if per_seed else _windows_frame(c) if windows else _columns(c.table, shown)
+                for c in comparisons
+            ],
+            ignore_index=True,
         )
         return frame.to_csv(index=False) if fmt == "csv" else json.dumps(_records(frame), indent=2) + "\n"
     if fmt == "table" and not (full or windows or metrics):
@@ -257,8 +278,7 @@ def _comparison_grid(c: Comparison, shown: list[str]) -> Grid:
     for row in c.table.to_dict("records"):
         cells = [_variant_cell(row), *([row[p]] for p in c.points), [str(row["seeds"])]]
         rows.append(cells + [_steps_cell(row, m) if m in SPEEDS else _metric_cell(row, m) for m in shown])
-    seeds = len(c.results.config.seeds)
-    lead = _notes(c) + c.decided + [f"note: {caveat(seeds)}"] * bool(c.decided)
+    lead = _notes(c) + c.decided + [f"note: {caveat()}"] * bool(c.decided)
     lead += [v for v in c.table.verdict if isinstance(v, str)]
     return Grid(c.title, header, rows, _caption(c, shown), lead)
 

@@ -162,7 +162,7 @@ def _trial_states(
     note; `repair` drops a damaged one), unless meta.json records it finished for this config: then its rows,
     which `_repair_rows` checks against that record, are its result (a run whose checkpoints were deleted to
     free space stays complete)."""
-    recorded = {r.get("key"): r for r in store.typed_field(meta, "trials", list, []) if isinstance(r, dict)}
+    recorded = _records(meta)
     states = {}
     for trial in trials:
         try:
@@ -183,6 +183,17 @@ def _trial_states(
             reporter.note(f"{damage}: {trial.key} has finished, and its rows are checked against meta.json")
         states[trial.index] = state
     return states
+
+
+def _records(meta: dict) -> dict:
+    """meta.json's record of each trial, by key."""
+    return {r.get("key"): r for r in store.typed_field(meta, "trials", list, []) if isinstance(r, dict)}
+
+
+def finished_trials(trials: list[Trial], meta: dict) -> list[Trial]:
+    """The trials that meta.json records as finished for this config (what `bnbench prune` may prune)."""
+    recorded = _records(meta)
+    return [trial for trial in trials if _finished(recorded.get(trial.key), trial)]
 
 
 def _finished(record: Optional[dict], trial: Trial) -> Optional[TrialState]:

@@ -19,7 +19,7 @@ from typing import Literal, Optional
 
 import torch
 
-from . import backends, stopping, store
+from . import backends, checkpoints, stopping, store
 from .config import Config, dump
 from .data import Dataset, load_dataset
 from .engines.choose import resolve_device
@@ -31,6 +31,7 @@ from .log import RunLog
 from .models import build_model
 from .resume import finish_grow, grown_config, grows, is_complete, latest_partial_run, refuse_if_changed, reopen
 from .run_state import Reporter, Run, Silent, TrialState, now
+from .tags import labels, refuse_on_resume
 from .trials import Trial, expand
 
 # ---- public entry points -----------------------------------------------------------------------------------------
@@ -51,7 +52,7 @@ class Plan:
     overrides: dict = field(default_factory=dict)
     seeds: Optional[list[int]] = None
     epochs: Optional[int] = None
-    meta: dict = field(default_factory=dict)  # a new run's further meta.json fields (a sequential plan)
+    meta: dict = field(default_factory=dict)  # a new run's further meta.json fields (tags, note, a sequential plan)
 
 
 def plan(
@@ -63,6 +64,9 @@ def plan(
     seeds: Optional[list[int]] = None,
     device: Optional[str] = None,
     out: Path = Path("results"),
+    sweeps: tuple[str, ...] = (),
+    tags: tuple[str, ...] = (),
+    note: Optional[str] = None,
 ) -> Plan:
     """What `bnbench run CONFIG [RUN_DIR]` does: a new run of CONFIG (a file or a shipped name); with --resume, the
     run folder CONFIG (or RUN_DIR, a run of CONFIG) continued or grown, or CONFIG's newest partial run continued.
@@ -71,9 +75,10 @@ def plan(
         config = _run_folder_of(config, run_folder, resume)
     folder = Path(config)
     if not (folder / "meta.json").exists():
-        cfg, source = load_config(config, tuple(set_), seeds, device)
+        cfg, source = load_config(config, tuple(set_), seeds, device, tuple(sweeps))
         if resume:
             run_dir = latest_partial_run(out, cfg)
+            refuse_on_resume(tags, note, str(run_dir))
             return Plan("resume", f"{run_dir} is the newest partial run of '{cfg.name}' with this config", run_dir)
         return Plan(
             "new",
@@ -81,11 +86,13 @@ def plan(
             config=cfg,
             source=source,
             out=out,
-            overrides={"set": list(set_), "seeds": seeds, "device": device},
+            overrides={"set": list(set_), "seeds": seeds, "device": device, "sweep": list(sweeps)},
+            meta=labels(tags, note),
         )
     if not resume:
         raise BnbenchError(f"{config}: is a run folder; to continue it: bnbench run --resume {config}")
-    epochs = _growth(folder, set_, device)
+    refuse_on_resume(tags, note, config)
+    epochs = _growth(folder, set_, device, sweeps)
     if grows(folder, seeds, epochs):
         what = ([f"seeds {', '.join(map(str, seeds))}"] if seeds else []) + ([f"{epochs} epochs"] if epochs else [])
         return Plan("grow", f"{config} grows to {' and '.join(what)}", folder, seeds=seeds, epochs=epochs)
@@ -134,9 +141,14 @@ def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:
     return str(run_folder)
 
 
-def _growth(run_dir: Path, set_: tuple[str, ...], device: Optional[str]) -> Optional[int]:
+def _growth(run_dir: Path, set_: tuple[str, ...], device: Optional[str], sweeps: tuple[str, ...]) -> Optional[int]:
     """On `--resume RUN`: the epochs that `--set training.epochs=N` asks for; any other option that would change
     the trials already trained is refused (seeds are added by --seeds)."""
+    if sweeps:
+        raise BnbenchError(
+            f"--sweep {sweeps[0]}: would change the trials {run_dir} has trained; a run grows only by --set "
+            f"training.epochs=N (more epochs) and --seeds (more seeds); start a new run with --sweep"
+        )
     if device is not None:
         raise BnbenchError(
             f"--device {device}: {run_dir} continues on the device it started with; to train on "
@@ -250,6 +262,7 @@ def resume_experiment(
     try:
         config = finish_grow(run_dir, meta, config)
         refuse_if_changed(run_dir, meta, config)
+        checkpoints.refuse_epoch_growth(run_dir, config, meta, epochs)
         grown = grown_config(run_dir, config, seeds or [], epochs)
         log = RunLog(run_dir, reporter)
         with _preparing(run_dir):
@@ -304,6 +317,8 @@ def _execute(
     with _sigterm_as_interrupt():  # later signals are ignored while the stop is recorded
         try:
             store.write_meta(run.dir, _meta(run))
+            finished = [t for t in run.trials if run.states[t.index].finished]  # a stop may have left them unpruned
+            checkpoints.prune_finished(run.dir, finished, run.config.training.checkpoints)
             reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()}, len(data.train.y))
             backend.train(backends.Job(run.dir, run.config, data, device, engine), units, _Recorder(run, reporter))
             left = [t.key for t in run.trials if not run.states[t.index].finished]
@@ -432,6 +447,8 @@ class _Recorder:
         if result.fallback:
             self._fallback(trial, result.fallback)
         store.write_meta(run.dir, _meta(run))
+        if trial_state.finished:  # recorded as such first: a stop before this loses nothing
+            checkpoints.prune_trial(run.dir, trial, run.config.training.checkpoints)
         self.reporter.epoch_done(trial, result)
 
     def _fallback(self, trial: Trial, why: str) -> None:

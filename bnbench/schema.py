@@ -1,6 +1,6 @@
-"""The run folder's row files, batches.csv, epochs.csv and evals.csv: each file's columns after the trial's labels,
-declared once, as a typed row. The header, the text the runner appends and the types `compare` reads all come
-from these declarations.
+"""The run folder's row files, batches.csv, epochs.csv and evals.csv (and probes.csv, see bnbench.probes): each
+file's columns after the trial's labels, declared once, as a typed row. The header, the text the runner appends
+and the types `compare` reads all come from these declarations.
 
 A line is the trial's labels (as csv.writer writes them), then each field as `format(value, spec)` writes it:
 integers as Python writes them, losses and accuracies to 9 significant digits (a diverged loss as 'nan'), seconds
@@ -53,6 +53,17 @@ class EvalRow:
     test_acc: float = column(".9g")
 
 
+@dataclass(frozen=True)
+class ProbeRow:
+    """probes.csv (with training.probe_every): one line per probe step, layer and measure (bnbench.probes)."""
+
+    epoch: int
+    step: int
+    layer: str  # "linear1", "conv2", ...; "model" for the whole-model measures
+    measure: str
+    value: float = column(".9g")
+
+
 def csv_fields(values: list[Any]) -> str:
     """One CSV line's fields, as csv.writer writes them, without the line's end."""
     buf = io.StringIO()
@@ -85,6 +96,11 @@ class Columns:
     def floats(self) -> list[str]:
         return [name for name, kind, _ in self._specs if kind is float]
 
+    @property
+    def numbers(self) -> list[bool]:
+        """Whether each column holds a number (probes.csv's layer and measure are text)."""
+        return [kind is not str for _, kind, _ in self._specs]
+
     def __len__(self) -> int:
         return len(self._specs)
 
@@ -109,3 +125,5 @@ ROW_FILES = {
         Columns("evals.csv", EvalRow, optional=True),
     )
 }  # runs made before evals.csv lack it
+PROBES = Columns("probes.csv", ProbeRow, optional=True)  # written from the first probe on (training.probe_every)
+CUT_FILES = ROW_FILES | {PROBES.file: PROBES}  # the row files that resuming cuts back to each trial's checkpoint

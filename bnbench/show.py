@@ -10,13 +10,14 @@ from typing import Optional
 
 import numpy as np
 
-from . import store
+from . import checkpoints, store
 from .analysis import compare_run, decisions, load_run
 from .analysis.reading import diverged_at, spans
 from .config import Config
 from .drift import drift
 from .errors import BnbenchError
 from .experiment import validate
+from .tags import note_of, tags_of
 
 TRIAL_NUMBERS = ["train_loss", "test_loss", "test_acc"]
 
@@ -49,6 +50,9 @@ def summary(run_dir: Path) -> dict:
         "device_name": meta.get("device_name"),
         "source": store.typed_field(meta, "source", str),
         "overrides": store.overrides_text(meta),
+        "tags": tags_of(meta),
+        "note": note_of(meta),
+        "checkpoints": checkpoints.ALLOWS[checkpoints.kept(config, meta)],
         **_config_changes(run_dir, meta, config),
     }
     try:

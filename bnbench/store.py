@@ -22,7 +22,7 @@ import yaml
 
 from .errors import BnbenchError
 from .safe_yaml import yaml_problem
-from .schema import ROW_FILES, BatchRow, Columns, EpochRow, EvalRow, csv_fields
+from .schema import CUT_FILES, PROBES, ROW_FILES, BatchRow, Columns, EpochRow, EvalRow, ProbeRow, csv_fields
 from .trials import Trial
 
 if TYPE_CHECKING:  # torch is imported only where checkpoints are touched, so `compare` and `list` start fast
@@ -193,6 +193,13 @@ def append_epoch(run_dir: Path, trial: Trial, result: "EpochResult", first_step:
             f.write(columns.text(prefix, rows[name]))
             f.flush()
             os.fsync(f.fileno())
+    if result.probes:  # probes.csv begins with the first probe (bnbench.probes)
+        path = run_dir / PROBES.file
+        head = "" if path.exists() else PROBES.header(list(trial.labels))
+        with open(path, "a") as f:
+            f.write(head + PROBES.text(prefix, [ProbeRow(result.epoch, *row) for row in result.probes]))
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def serialize(state: dict) -> bytes:
@@ -273,7 +280,7 @@ def kept_rows(
     n_labels = len(trials[0].labels)
     order = {tuple(str(v) for v in _parse(csv_fields(list(t.labels.values())))): t.index for t in trials}
     texts, kept = {}, {}
-    for name, columns in ROW_FILES.items():
+    for name, columns in CUT_FILES.items():
         path = run_dir / name
         if columns.optional and not path.exists():
             continue
@@ -287,7 +294,7 @@ def kept_rows(
             if (
                 index is not None
                 and len(values) == len(columns)
-                and all(map(_is_number, values))
+                and all(_is_number(value) for value, number in zip(values, columns.numbers) if number)
                 and values[0].isdigit()
                 and int(values[0]) <= keep_epochs.get(index, 0)
             ):
@@ -360,20 +367,20 @@ def read_meta(run_dir: Path) -> dict:
 
 def overrides(meta: dict) -> Optional[dict]:
     """The options a run was started with, as meta.json records them: {"set": [PATH=VALUE, ...], "seeds": [...] or
-    None, "device": ... or None}; None when the record is damaged (a hand edit), which readers show rather than
-    fail on."""
+    None, "device": ... or None, "sweep": [PATH=V1,V2, ...]}; None when the record is damaged (a hand edit), which
+    readers show rather than fail on."""
     recorded = meta.get("overrides") or {}
     if not isinstance(recorded, dict):
         return None
     sets, seeds, device = recorded.get("set") or [], recorded.get("seeds"), recorded.get("device")
+    sweeps = recorded.get("sweep") or []
     if not (
-        isinstance(sets, list)
-        and all(isinstance(text, str) for text in sets)
+        all(isinstance(texts, list) and all(isinstance(text, str) for text in texts) for texts in (sets, sweeps))
         and (seeds is None or isinstance(seeds, list) and all(type(seed) is int for seed in seeds))
         and (device is None or isinstance(device, str))
     ):
         return None
-    return {"set": sets, "seeds": seeds, "device": device}
+    return {"set": sets, "seeds": seeds, "device": device, "sweep": sweeps}
 
 
 def overrides_text(meta: dict) -> str:
@@ -384,7 +391,7 @@ def overrides_text(meta: dict) -> str:
     if recorded is None:
         return "(damaged in meta.json)"
     last = {text.partition("=")[0].strip(): text for text in recorded["set"]}
-    parts = [f"--set {text}" for text in last.values()]
+    parts = [f"--set {text}" for text in last.values()] + [f"--sweep {text}" for text in recorded["sweep"]]
     if recorded["seeds"] is not None:
         parts.append("--seeds " + ",".join(map(str, recorded["seeds"])))
     if recorded["device"]:

@@ -97,9 +97,8 @@ def run(
         plan = new_plan(todo.config, settings if isinstance(settings, Settings) else Settings())
         first = plan["seeds"][: plan["looks"][0]]
         config = validate(todo.config.model_dump(mode="json") | {"seeds": first}, str(todo.source))
-        todo = replace(
-            todo, config=config, overrides=todo.overrides | {"seeds": first}, meta={KEY: {"plan": plan, "record": None}}
-        )
+        meta = todo.meta | {KEY: {"plan": plan, "record": None}}
+        todo = replace(todo, config=config, overrides=todo.overrides | {"seeds": first}, meta=meta)
         run_dir = execute(todo, dispatch, argv, reporter)
     else:
         run_dir = todo.run_dir

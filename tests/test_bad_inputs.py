@@ -56,7 +56,7 @@ RUN_CASES = [
         "unknown-model",
         config_with(model__kind="vit"),
         [],
-        "model.kind: Input should be 'mlp', 'cnn', 'torchvision' or 'factory'",
+        "model.kind: Input should be 'mlp', 'cnn', 'torchvision', 'timm' or 'factory'",
     ),
     ("unknown-optimizer", config_with(optimizer__name="lion"), [], "optimizer.name: Input should be"),
     ("unknown-norm", config_with(variants=[{"name": "a", "norm": "weightnorm"}]), [], "variants.0.norm"),

@@ -63,7 +63,7 @@ def test_overrides_are_yaml_and_dotted(write_config):
         ({"name": "x", "dataset": {"name": "imagenet"}}, "dataset.name: Input should be"),
         (
             {"name": "x", "model": {"kind": "resnet"}},
-            "model.kind: Input should be 'mlp', 'cnn', 'torchvision' or 'factory'",
+            "model.kind: Input should be 'mlp', 'cnn', 'torchvision', 'timm' or 'factory'",
         ),
         ({"name": "x", "variants": [{"name": "a", "norm": "weightnorm"}]}, "variants.0.norm: Input should be"),
         ({"name": "x", "baseline": "nobn"}, "baseline 'nobn' is not a variant"),

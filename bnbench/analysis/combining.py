@@ -1,8 +1,9 @@
 """Combining runs: which runs are one experiment (pooled), and a baseline taken from another run (`VARIANT@RUN`).
 
 Runs are pooled when nothing that can change a trial's numbers differs between them: their resolved configs
-(config.yaml) differ only in `seeds`, and meta.json records the same device, engine and software (FINGERPRINT). A
-trial's result depends only on those and its seed, and pairing is per seed, so such runs' trials are one experiment.
+(config.yaml) differ only in `seeds` (and `training.checkpoints`), and meta.json records the same device, engine
+and software (FINGERPRINT). A trial's result depends only on those and its seed, and pairing is per seed, so such
+runs' trials are one experiment.
 Each seed's trials are taken whole from the newest run that has finished all of them (every epoch, or diverged); a
 seed in several runs is taken once, from the newest, and a note says so; a partial run adds only its finished seeds,
 and a note names the rest. Runs of one config that differ in the fingerprint are kept apart, with a note saying in
@@ -38,7 +39,8 @@ def groups(run_dirs: list[Path]) -> tuple[list[list[Path]], dict[Path, str]]:
     found: dict = {}
     for run_dir in run_dirs:
         try:
-            config = json.dumps(index_of(run_dir).config.model_dump(mode="json", exclude={"seeds"}), sort_keys=True)
+            kept = {"seeds": True, "training": {"checkpoints"}}  # what a run keeps on disk changes none of its numbers
+            config = json.dumps(index_of(run_dir).config.model_dump(mode="json", exclude=kept), sort_keys=True)
             key = (config, json.dumps(fingerprint(run_dir), sort_keys=True))
         except BnbenchError:
             key = (run_dir, "")

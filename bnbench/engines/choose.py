@@ -53,7 +53,11 @@ def unsupported(config: Config, engine: str) -> str | None:
     which is why this engine never seeds the global RNGs (one set cannot hold K trials' streams); a model that draws
     (dropout) is a torchvision or factory model, which eager trains with them seeded per trial and epoch
     (`seeding.seed_globals`).
+
+    Probes (`training.probe_every`) are the eager trainer's: it alone steps one trial's own model at a time.
     """
+    if (config.training.probe_every or "training.probe_every" in config.sweep) and engine != "eager":
+        return "training.probe_every: probes are taken by the eager engine"
     if engine == "graph" and config.model.kind == "factory":
         return "a factory's model may branch on its data, which a CUDA graph cannot capture"
     if engine != "stacked":

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import probes
 from ..data import Dataset, batch_order
 from ..direct import DirectGradients, supported
 from ..errors import BnbenchError
@@ -40,6 +41,11 @@ class Trainer:
         self.step = 0  # optimizer steps taken
         self.correct_count = torch.zeros((), dtype=torch.long, device=device)  # this epoch's correct predictions
         self.trials, self.trainers, self.live = [trial], [self], [0]  # `epoch.Engine`: one trial, this one
+        self.probe_every = cfg.training.probe_every
+        if self.probe_every:  # the fixed probe batch (bnbench.probes), and the weights before the probed step
+            idx = probes.batch_indices(len(data.train.y), trial.seed, cfg.training.probe_batch).to(device)
+            self.probe_batch = (data.inputs(data.train.x.index_select(0, idx)), data.train.y.index_select(0, idx))
+            self.before = probes.weights(self.model)
 
     @property
     def active(self) -> list[Trial]:
@@ -93,7 +99,10 @@ class Trainer:
     def train(self, first: int, last: int) -> torch.Tensor:
         size = self.trial.config.training.batch_size
         order, labels, losses, logits = self.epoch_order, self.epoch_labels, [], []
+        probed = self.probe_every and (self.step + last) % self.probe_every == 0  # a probe follows this chunk
         for i in range(first, last):
+            if probed and i == last - 1:
+                self.before = probes.weights(self.model)
             loss, out = self._step(order[i * size : (i + 1) * size], labels[i * size : (i + 1) * size])
             losses.append(loss)
             logits.append(out)
@@ -129,6 +138,12 @@ class Trainer:
             None if log.diverged is None else self.step,
             evals,
         )
+
+    def probe(self, step: int) -> list[tuple[int, str, str, float]]:
+        """The probes (bnbench.probes) after step `step`, as (step, layer, measure, value); training is unchanged."""
+        rows = probes.update_ratios(self.model, self.before)
+        rows += probes.measure(self.model, *self.probe_batch, self.trial.config.optimizer.lr, self.trial.seed, step)
+        return [(step, *row) for row in rows]
 
     def _step(self, idx: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on the training examples `idx` (labels `y`); returns the loss and the logits."""

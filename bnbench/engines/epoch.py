@@ -2,9 +2,10 @@
 
 `run_epoch` drives an engine through one epoch: it cuts the epoch's batches into chunks that end at each tick
 (losses and correct predictions are read back from the device every `tick` batches, never per step), at each
-`training.eval_every` step and at the epoch's end; the engine trains each chunk (`train(first, last)`), and the
-skeleton does the rest: evaluate when due, hand each trial's losses to its `LossLog` (progress events, the
-tutorial's "Loss after mini-batch N" windows), drop a trial whose loss became non-finite, finish the epoch.
+`training.eval_every` step, at each `training.probe_every` step and at the epoch's end; the engine trains each chunk
+(`train(first, last)`), and the skeleton does the rest: evaluate and probe (bnbench.probes) when due, hand each
+trial's losses to its `LossLog` (progress events, the tutorial's "Loss after mini-batch N" windows), drop a trial
+whose loss became non-finite, finish the epoch.
 
 An engine (see `Engine`) holds one eager `Trainer` per trial (`trainers`; checkpoints and evaluation are the
 eager code) and trains the trials `live` lists, their losses in that order.
@@ -91,6 +92,7 @@ def run_epoch(engine: Engine, on_progress: Callable[[Progress], None] = lambda p
     evals: dict[int, list] = {k: [] for k in lanes}
     correct = dict.fromkeys(lanes, 0)
     every, step, size = cfg.eval_every, first.step, tick(cfg)  # the live trials are all at step `step`
+    probe_every, probes = cfg.probe_every, {k: [] for k in lanes}
     engine.begin(epoch)
     done = read = 0  # batches trained; batches whose losses went to the logs
     pending = []
@@ -98,11 +100,16 @@ def run_epoch(engine: Engine, on_progress: Callable[[Progress], None] = lambda p
         end = min(read + size, batches)
         if every:  # a chunk ends at each evaluation step
             end = min(end, done + every - (step + done) % every)
+        if probe_every:  # and at each probe step
+            end = min(end, done + probe_every - (step + done) % probe_every)
         pending.append(engine.train(done, end))
         done = end
         if every and (step + done) % every == 0:
             for k in engine.live:
                 evals[k].append((step + done, *engine.trainers[k].evaluate()))
+        if probe_every and (step + done) % probe_every == 0:
+            for k in engine.live:
+                probes[k] += engine.trainers[k].probe(step + done)
         if done - read == size or done == batches:
             rows = torch.cat(pending, 1).float().cpu()
             pending.clear()
@@ -114,6 +121,7 @@ def run_epoch(engine: Engine, on_progress: Callable[[Progress], None] = lambda p
     engine.epoch = epoch
     results = [engine.trainers[k].finish_epoch(logs[k], correct[k], evals[k]) for k in sorted(logs)]
     seconds = time.perf_counter() - start  # a stacked group's wall time, for every trial in it
-    for result in results:
+    for k, result in zip(sorted(logs), results):
         result.seconds = seconds
+        result.probes = [row for row in probes[k] if row[0] <= engine.trainers[k].step]  # none past a divergence
     return results

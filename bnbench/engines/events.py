@@ -29,6 +29,7 @@ class EpochResult:
     diverged_step: Optional[int] = None  # global 1-based step of the first non-finite loss
     evals: list[tuple[int, float, float]] = field(default_factory=list)  # (step, test loss, test acc), in order
     fallback: Optional[str] = None  # why this epoch was trained again with eager (its engine failed), for meta.json
+    probes: list[tuple[int, str, str, float]] = field(default_factory=list)  # (step, layer, measure, value)
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:

@@ -1,0 +1,97 @@
+"""`bnbench compare --probes`: what probes.csv (bnbench.probes) says, per sweep point, layer and measure, at a few
+points of training (the first probe step, the middle one and the last): each variant's mean over seeds, and each
+variant's paired difference from the baseline over the seeds both have, with the t-interval `compare` gives
+every other measure (`inference.paired_t`)."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from .. import store
+from ..errors import BnbenchError
+from ..schema import NAN_TEXT, PROBES
+from .inference import paired_t
+from .reading import KEYS, index_of
+
+
+@dataclass
+class ProbeSummary:
+    run_dir: Path
+    baseline: str
+    variants: list[str]  # in the config's order
+    sweep: list[str]  # the sweep paths (label columns after variant and seed)
+    seeds: int
+    probes: pd.DataFrame  # probes.csv as read: labels, epoch, step, layer, measure, value
+    table: pd.DataFrame  # per sweep point, layer, measure, step, variant: seeds, mean, pairs, diff, ci_low, ci_high
+
+
+def probe_summaries(paths: list[Path], baseline: Optional[str] = None) -> list[ProbeSummary]:
+    """The probe summary of every run found under `paths` that has probes.csv, newest first."""
+    run_dirs = store.find_runs(paths)
+    with_probes = [d for d in run_dirs if (d / PROBES.file).is_file()]
+    if not with_probes:
+        found = f"{len(run_dirs)} runs found, none" if run_dirs else "no runs found; none"
+        raise BnbenchError(
+            f"{', '.join(map(str, paths))}: {found} with probes.csv; run with --set training.probe_every=N"
+        )
+    return [probe_summary(d, baseline) for d in with_probes]
+
+
+def probe_summary(run_dir: Path, baseline: Optional[str] = None) -> ProbeSummary:
+    index = index_of(run_dir)
+    config = index.config
+    variants = [v.name for v in config.variants]
+    baseline = baseline or config.baseline
+    if baseline not in variants:
+        raise BnbenchError(f"--baseline {baseline}: not a variant of {run_dir}; choose one of {', '.join(variants)}")
+    sweep = index.labels[len(KEYS) :]
+    probes = read_probes(run_dir, index.labels)
+    rows = [
+        summary
+        for keys, group in probes.groupby([*sweep, "layer", "measure"], sort=False, dropna=False)
+        for summary in _summaries(dict(zip([*sweep, "layer", "measure"], keys)), group, variants, baseline)
+    ]
+    return ProbeSummary(run_dir, baseline, variants, sweep, len(config.seeds), probes, pd.DataFrame(rows))
+
+
+def read_probes(run_dir: Path, labels: list[str]) -> pd.DataFrame:
+    path = run_dir / PROBES.file
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype={c: object for c in labels if c != "seed"} | {"layer": object, "measure": object},
+            keep_default_na=False,
+            na_values={"value": NAN_TEXT},
+        )
+    except (OSError, pd.errors.ParserError, ValueError) as e:
+        raise BnbenchError(f"{path}: cannot read ({str(e).strip()}); restore the file or re-run") from None
+    missing = [c for c in [*labels, *PROBES.names] if c not in frame.columns]
+    if missing:
+        raise BnbenchError(f"{path}: no column {', '.join(missing)}; restore the file or re-run")
+    return frame
+
+
+def _summaries(keys: dict, group: pd.DataFrame, variants: list[str], baseline: str) -> list[dict]:
+    """One layer and measure of one sweep point: a row per summarised step and variant."""
+    steps = sorted(group.step.unique())
+    chosen = dict.fromkeys([steps[0], steps[(len(steps) - 1) // 2], steps[-1]])  # first, middle, last
+    wide = group.pivot_table(index="seed", columns=["step", "variant"], values="value", aggfunc="first", dropna=False)
+    rows = []
+    for step in chosen:
+        base = wide.get((step, baseline))
+        for variant in variants:
+            values = wide.get((step, variant))
+            if values is None:
+                continue
+            values = values.dropna()
+            d = (values - base).dropna() if base is not None and variant != baseline else pd.Series(dtype=float)
+            t = paired_t(d.to_numpy())
+            rows.append(
+                keys
+                | {"step": int(step), "variant": variant, "seeds": len(values)}
+                | {"mean": float(values.mean()), "pairs": len(d), "diff": t["mean"]}
+                | {"ci_low": t["ci_low"], "ci_high": t["ci_high"]}
+            )
+    return rows
