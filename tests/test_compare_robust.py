@@ -54,6 +54,7 @@ def epoch_result(trial, epoch: int):
         test_acc=evals[-1][2],
         seconds=1.0 + trial.index,
         evals=evals,
+        probes=[],
     )
 
 

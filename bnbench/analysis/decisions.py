@@ -155,7 +155,9 @@ def _line(c: dict, plan: dict, rec: dict, baseline: str) -> str:
     seeds = f"{plan['looks'][k]} seeds"
     pairs = "" if c["n"][k] == plan["looks"][k] else f" ({c['n'][k]} pairs: the others diverged)"
     if c["decision"] in (BETTER, WORSE):
-        return f"{head} {c['decision']} {name}, {numbers}, decided after {seeds}{pairs}"
+        small = plan["effect"] is not None and -plan["effect"] < c["low"][k] and c["high"][k] < plan["effect"]
+        within = f" (within ±{plan['effect']:g}{unit}: smaller than the margin)" if small else ""
+        return f"{head} {c['decision']} {name}, {numbers}{within}, decided after {seeds}{pairs}"
     if c["decision"] == EQUIVALENT:
         return f"{head} equivalent {name} within ±{plan['effect']:g}{unit}, {numbers}, decided after {seeds}{pairs}"
     text = f"{head} undecided after {seeds}{pairs}: {name} {numbers}"
