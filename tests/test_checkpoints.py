@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
+from cli_calls import invoke, ok, refused
 
 from bnbench import runner
 from bnbench.checkpoints import size_text
-from bnbench.cli import app
 from bnbench.data import load_dataset
 from bnbench.engines.eager import Trainer
 from bnbench.experiment import validate
@@ -30,23 +29,6 @@ CONFIG = {
 }
 KEYS = ["batchnorm-s0", "batchnorm-s1", "plain-s0", "plain-s1"]
 ROW_FILES = ("batches.csv", "epochs.csv", "evals.csv")
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def refused(*args):
-    result = invoke(*args)
-    assert result.exit_code == 2, result.output
-    (line,) = result.output.strip().splitlines()
-    return line
 
 
 def run(config_file, out, keep, *args):

@@ -6,9 +6,8 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_calls import invoke
 
-from bnbench.cli import app
 from bnbench.errors import BnbenchError
 from bnbench.experiment import load_config, parse_sweep
 
@@ -22,10 +21,6 @@ BASE = {
     "device": "cpu",
 }
 SWEEP = ["--sweep", "optimizer.lr=1e-3,1e-2", "--sweep", "model.hidden=[16],[8,8]"]
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def write(folder, raw, name="sw.yaml"):

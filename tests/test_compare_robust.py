@@ -15,11 +15,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_calls import invoke
 
 from bnbench import analysis, plots, store
 from bnbench.analysis import compare_run, compare_runs, load_run
-from bnbench.cli import app
 from bnbench.experiment import validate
 from bnbench.trials import expand
 
@@ -33,10 +32,6 @@ CONFIG = {
     "training": {"epochs": 3, "batch_size": 10, "log_every": 2, "eval_every": 2},
 }
 BATCHES = 4  # per epoch; evaluations at every second step, the last at the epoch's end
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def epoch_result(trial, epoch: int):

@@ -3,9 +3,7 @@ whole; options that would change trained trials are refused; seed ranges; verbos
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-from bnbench.cli import app
+from cli_calls import invoke, ok
 
 CONFIG = {
     "name": "grow",
@@ -16,16 +14,6 @@ CONFIG = {
     "training": {"epochs": 2, "batch_size": 32, "log_every": 10, "eval_every": 20},
 }
 ROW_FILES = ("batches.csv", "epochs.csv", "evals.csv")
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def rows(run_dir, name):

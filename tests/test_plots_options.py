@@ -2,16 +2,11 @@
 per variant whatever the order, and the x axis of a short run."""
 
 import pytest
+from cli_calls import invoke
 from matplotlib.colors import to_hex
-from typer.testing import CliRunner
 
 from bnbench.analysis import compare_runs
-from bnbench.cli import app
 from bnbench.plots import BASELINE_COLOUR, COLOURS, _page
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-from bnbench.cli import app
+from cli_calls import invoke
 
 SAME = [
     "variant",
@@ -27,10 +25,6 @@ SAME = [
     "steps_acc_speedup",
     "verdict",
 ]
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def train(out: Path, seeds: str, epochs: int = 1) -> Path:

@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from cli_calls import invoke, ok
 from scipy import stats
 from torch import nn
-from typer.testing import CliRunner
 
 from bnbench import probes, store
-from bnbench.cli import app
 from bnbench.config import Config
 from bnbench.engines import choose
 
@@ -39,16 +38,6 @@ def dropout_net(num_classes, in_shape, norm_layer):
     )
 '''
 MODEL_MEASURES = {"loss", "grad_norm", "loss_min", "loss_max", "grad_change_min", "grad_change_max", "beta_smoothness"}
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def train(tmp_path, config, *sets):

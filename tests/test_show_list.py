@@ -6,13 +6,7 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-from bnbench.cli import app
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
+from cli_calls import invoke
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_calls import invoke
 
 from bnbench import tensorboard
-from bnbench.cli import app
 
 TAGS = {
     "train/loss",
@@ -22,10 +21,6 @@ TAGS = {
     "epoch/test_acc",
     "epoch/seconds",
 }
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import yaml
+from cli_calls import invoke, ok, refused
 from typer.testing import CliRunner
 
 from bnbench import until_decided
@@ -34,23 +35,6 @@ PLACEMENT = {  # bn_after against bn_before is close; plain against bn_before is
 }
 ROUNDS = ("--until-decided", "--effect", "2", "--max-seeds", "10")
 FILES = ("batches.csv", "epochs.csv", "evals.csv")
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def refused(*args) -> str:
-    result = invoke(*args)
-    assert result.exit_code == 2, result.output
-    (line,) = result.output.strip().splitlines()
-    return line
 
 
 def run_of(out, name="rounds"):
