@@ -1,6 +1,7 @@
 """`bnbench export RUN --tensorboard DIR` on a real digits run (2 variants x 2 seeds x 2 batch sizes, 2 epochs,
 evaluated every 10 steps), read back with TensorBoard's own reader and checked against the CSVs, row by row."""
 
+import importlib.util
 import sys
 
 import numpy as np
@@ -11,6 +12,9 @@ from cli_calls import invoke
 
 from bnbench import tensorboard
 
+exports = pytest.mark.skipif(  # the extra's own tests: the one without it runs anyway
+    importlib.util.find_spec("tensorboard") is None, reason="TensorBoard is an optional extra: bnbench[tensorboard]"
+)
 TAGS = {
     "train/loss",
     "test/loss",
@@ -54,6 +58,7 @@ def trial_folders(root):
     return sorted(str(p.parent.relative_to(root)) for p in root.rglob("events.out.tfevents.*"))
 
 
+@exports
 def test_every_row_of_every_trial_is_a_scalar_at_its_step(run_dir, tmp_path):
     result = invoke("export", run_dir, "--tensorboard", tmp_path / "tb")
     assert result.exit_code == 0, result.output
@@ -78,6 +83,7 @@ def test_every_row_of_every_trial_is_a_scalar_at_its_step(run_dir, tmp_path):
             assert np.array([e.value for e in scalars[tag]]) == pytest.approx(values.to_numpy(), rel=1e-6), tag
 
 
+@exports
 def test_a_run_exported_before_is_refused_and_left_as_it_was(run_dir, tmp_path):
     assert invoke("export", run_dir, "--tensorboard", tmp_path).exit_code == 0
     root = tmp_path / "t-digits" / run_dir.name
@@ -100,6 +106,7 @@ def test_without_tensorboard_one_line_and_nothing_written(run_dir, tmp_path, mon
     assert not (tmp_path / "tb").exists()
 
 
+@exports
 def test_a_failed_export_leaves_nothing_to_refuse_later(run_dir, tmp_path, monkeypatch):
     def full(*_):
         raise OSError(28, "No space left on device")
