@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from . import checkpoints, store
-from .analysis import compare_run, decisions, load_run
+from .analysis import compare_run, load_run
 from .analysis.reading import diverged_at, spans
 from .config import Config
 from .drift import drift
@@ -66,15 +66,11 @@ def summary(run_dir: Path) -> dict:
         out["verdicts"], out["problem"] = c.decided or [v for v in c.table.verdict if isinstance(v, str)], None
     except BnbenchError as e:
         out["verdicts"], out["problem"] = [], str(e)
-    return out | _rounds_left(out, meta, results)
-
-
-def _rounds_left(out: dict, meta: dict, results) -> dict:
-    """A complete run made with --until-decided that stopped between two rounds: `next` continues it."""
-    plan = decisions.plan_of(meta)
-    if plan is None or out["status"] != "complete" or out["next"] or decisions.record(results, plan)["finished"]:
-        return {}
-    return {"next": f"bnbench run --resume {out['run']}"}
+        return out
+    rounds_left = c.sequential is not None and not c.sequential[1]["finished"]
+    if rounds_left and out["status"] == "complete" and not out["next"]:  # stopped between two rounds
+        out["next"] = f"bnbench run --resume {out['run']}"
+    return out
 
 
 def _missing(trials: list[dict], recorded) -> Optional[str]:

@@ -47,7 +47,7 @@ def record(results: Results, plan: dict) -> dict:
     seeds the next round adds (empty when finished)."""
     seeds = plan["seeds"]
     have = list(results.config.seeds)
-    taken = [k for k, n in enumerate(plan["looks"]) if have[:n] == seeds[:n] and len(have) >= n]
+    taken = [k for k, n in enumerate(plan["looks"]) if have[:n] == seeds[:n]]  # a shorter `have` differs
     if results.status != "complete" and taken:  # the rows of the last look's seeds may not all be there yet
         taken = taken[:-1] if len(have) == plan["looks"][taken[-1]] else taken
     names, base = _comparisons(results)
@@ -92,7 +92,8 @@ def _differences(results: Results, plan: dict, names: list, baseline: str) -> np
         if point not in measured:
             measured[point] = point_measures(results, point, where, baseline, None)[0]
         m, config = measured[point], index.resolved[point]
-        v, b = [x.name for x in config.variants].index(variant), [x.name for x in config.variants].index(baseline)
+        variants = [x.name for x in config.variants]
+        v, b = variants.index(variant), variants.index(baseline)
         values, ok = m[plan["metric"]], m["ok"]
         for s, seed in enumerate(config.seeds):
             if ok[s, v] and ok[s, b]:

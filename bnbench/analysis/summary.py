@@ -24,7 +24,7 @@ as p = 1); every other tested metric is adjusted across the comparisons on its o
 """
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Optional
 
@@ -51,7 +51,12 @@ class Comparison:
     baseline: str
     table: pd.DataFrame  # one row per sweep point x variant, columns as in the module docstring
     parts: list[tuple[dict, dict]]  # per sweep point, the columns of `trials` and of `curves`
-    decided: list[str] = field(default_factory=list)  # a run decided in rounds of seeds: its decisions, in words
+    sequential: Optional[tuple[dict, dict]] = None  # a run made with --until-decided: its plan and looks
+
+    @property
+    def decided(self) -> list[str]:
+        """A sequential run's decisions, in words (none for other runs)."""
+        return [] if self.sequential is None else decisions.lines(*self.sequential, self.results.config.baseline)
 
     @cached_property
     def trials(self) -> pd.DataFrame:
@@ -181,10 +186,10 @@ def compare_run(
     return Comparison(results, baseline, _table(results, rows, baseline, effect), parts, _sequential(results))
 
 
-def _sequential(results: Results) -> list[str]:
-    """The decisions of a run made with --until-decided, in words (none for other runs)."""
+def _sequential(results: Results) -> Optional[tuple[dict, dict]]:
+    """The plan of a run made with --until-decided and its looks worked out from its rows (None: another run)."""
     plan = None if results.sources else decisions.plan_of(store.read_meta(results.dir))
-    return [] if plan is None else decisions.lines(plan, decisions.record(results, plan), results.config.baseline)
+    return None if plan is None else (plan, decisions.record(results, plan))
 
 
 def _row(m: dict, v: int, b: int, results: Results, point: int, test: str) -> dict:
