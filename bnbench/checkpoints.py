@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import store
+from . import digests, store
 from .config import Config
 from .errors import BnbenchError
 from .experiment import validate
@@ -29,8 +29,7 @@ ALLOWS = {
 
 def files(run_dir: Path, trial: Trial) -> tuple[Path, Path]:
     """A trial's resume checkpoint and its weights-only file."""
-    folder = run_dir / "checkpoints"
-    return folder / f"{trial.key}.pt", folder / f"{trial.key}.weights.pt"
+    return store.checkpoint_files(run_dir, trial)
 
 
 def prune_trial(run_dir: Path, trial: Trial, keep: str) -> int:
@@ -93,16 +92,48 @@ def prune_run(run_dir: Path, keep: str) -> Pruned:
     try:
         meta = store.read_meta(run_dir)
         config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
+        finished = finished_trials(expand(config), meta)
+        _refuse_foreign_files(run_dir, finished)
         original, record = dict(meta), {"at": now(), "keep": keep, "trials": 0, "bytes": 0}
         meta["pruned"] = store.typed_field(meta, "pruned", list, []) + [record]
-        store.write_meta(run_dir, meta)  # before any file goes: a stop midway never leaves a run that claims more
-        record["bytes"], record["trials"] = prune_finished(run_dir, finished_trials(expand(config), meta), keep)
-        if not record["bytes"] and kept(config, original) == kept(config, meta):
-            meta = original  # pruned before: nothing to record
-        store.write_meta(run_dir, meta)
+        try:
+            store.remove_temporaries(run_dir)  # a prune or run killed mid-write left them
+            store.write_meta(run_dir, meta)  # before any file goes: a stop midway never leaves a run claiming more
+            record["bytes"], record["trials"] = prune_finished(run_dir, finished, keep)
+            _redigest(run_dir, finished, meta)
+            if not record["bytes"] and kept(config, original) == kept(config, meta):
+                meta = original  # pruned before: nothing to record
+            store.write_meta(run_dir, meta)
+        except OSError as e:  # a full disk or a read-only mount: what was pruned stays pruned, the run resumes
+            raise BnbenchError(store.unwritable(Path(e.filename or run_dir), e, "prune again")) from None
         return Pruned(record["bytes"], record["trials"], ALLOWS[kept(config, meta)])
     finally:
         lock.release()
+
+
+def _refuse_foreign_files(run_dir: Path, trials: list[Trial]) -> None:
+    """Before anything changes: a `checkpoints` that is not a folder, or a folder (pipe, device) where a finished
+    trial's checkpoint file belongs, is not ours to remove."""
+    folder = run_dir / "checkpoints"
+    if folder.exists() and not folder.is_dir():
+        raise BnbenchError(
+            f"{folder}: not a folder (a run keeps its checkpoints in one); move it away, then prune again"
+        )
+    for path in (path for trial in trials for path in files(run_dir, trial)):
+        if path.exists() and not path.is_file():
+            raise BnbenchError(
+                f"{path}: not a checkpoint file (a folder, pipe or device); move it away, then prune again"
+            )
+
+
+def _redigest(run_dir: Path, trials: list[Trial], meta: dict) -> None:
+    """Record in the pruned trials' digests the checkpoints they keep now (bnbench.digests); a trial without one (a
+    run made before digests, or stopped before its end) gets it when a run ends."""
+    recorded = digests.recorded(meta)
+    for trial in (t for t in trials if t.key in recorded):
+        recorded[trial.key]["checkpoint"] = digests.of_checkpoint(run_dir, trial)
+    if recorded:
+        meta["digests"] = recorded
 
 
 def size_text(n: int) -> str:

@@ -1,19 +1,52 @@
 """The `bnbench` command: parses arguments, calls the library, prints what it returns."""
 
+import errno
 import re
+import shlex
 import sys
 import warnings
 from functools import wraps
 from pathlib import Path
 from typing import List, Optional
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from . import stopping
 from .errors import BnbenchError, Interrupted
 
+
+CLICK_ERROR = getattr(typer, "TyperException", None) or click.ClickException  # newer typer has click's own copy
+
+
+class _Commands(TyperGroup):
+    """Click's own errors (a missing argument, an unknown option, a bad value) in the style of every other error:
+    one line, 'error: ...', and where the help is (click said 'Usage: ...', 'Try ...', then 'Error: ...')."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except CLICK_ERROR as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # `bnbench` alone: the help
+                e.show()
+            else:
+                where = f"; see: {e.ctx.command_path} -h" if getattr(e, "ctx", None) is not None else ""
+                errors.print(
+                    f"error: {e.format_message().rstrip('.')}{where}", highlight=False, soft_wrap=True, markup=False
+                )
+            sys.exit(e.exit_code)
+        except (typer.Abort, click.Abort):
+            errors.print("aborted", highlight=False, markup=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_Commands,
     no_args_is_help=True,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -56,8 +89,60 @@ def user_errors(command):
         except BnbenchError as e:
             errors.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
             raise typer.Exit(2) from None
+        except OSError as e:  # a disk that refused a write no step above named (a full stdout, a last meta.json)
+            if e.errno not in DISK_FAULTS:
+                raise
+            errors.print(f"error: {_refused_write(e)}", highlight=False, soft_wrap=True, markup=False)
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+DISK_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def _refused_write(error: OSError) -> str:
+    """The file (a write() to the output names none: bnbench names its own, see store.atomic_write), why, and what
+    to do: a file in a run folder is the run's, which resumes."""
+    from .store import unwritable
+
+    path = Path(error.filename) if error.filename else None
+    run = next((p for p in path.parents[:2] if (p / "meta.json").is_file()), None) if path else None
+    then = f"resume with: bnbench run --resume {run}" if run else "run the command again"
+    return unwritable(path or "standard output", error, then)
+
+
+RESUME = "bnbench run --resume "  # how the library's messages end that say how to continue a run
+
+
+def resume_in_full(command):
+    """`run`'s errors that end with how to continue the run ('... bnbench run --resume RUN') end with the whole
+    command instead: the options that say where and how loudly the run trains (--jobs, --backend, -q, ...) as
+    they were given; those that made the run (CONFIG, --set, --seeds, --sweep, --device, --tag, --note, --out)
+    are in its folder, and --resume refuses most of them. A stopped run's ('Resume with:') is on a line of its
+    own, to be copied whole (a terminal wraps it if it must); a refused option's stays the error's one line."""
+
+    @wraps(command)
+    def wrapper(**options):
+        try:
+            return command(**options)
+        except BnbenchError as e:
+            head, found, run_dir = str(e).rpartition(RESUME)
+            if found:
+                own_line = head.rstrip().lower().endswith("resume with:")
+                whole = RESUME + shlex.join([run_dir, *_resume_options(**options)])
+                e.args = (f"{head.rstrip()}\n  {whole}" if own_line else head + whole,)
+            raise
+
+    return wrapper
+
+
+def _resume_options(jobs, backend, address, gpus_per_trial, quiet, verbose, **_) -> list[str]:
+    given = {"--jobs": jobs != 1, "--backend": backend != "local", "--address": address is not None}
+    given |= {"--gpus-per-trial": gpus_per_trial is not None}
+    values = {"--jobs": jobs, "--backend": backend, "--address": address, "--gpus-per-trial": gpus_per_trial}
+    flags = [str(part) for option, asked in given.items() if asked for part in (option, values[option])]
+    return flags + ["-q"] * quiet + ["-" + "v" * verbose] * (verbose > 0)
 
 
 def _seeds(text: Optional[str]) -> Optional[list[int]]:
@@ -104,16 +189,26 @@ def _home(path):
     return path.expanduser() if path is not None else None
 
 
+def _config_names(incomplete: str) -> list[str]:
+    """Completion of CONFIG: the shipped configs' names (`run q<TAB>` -> quick); where none matches, nothing, so
+    that the shell completes a file name (typer's bash and zsh scripts fall back to files)."""
+    from .experiment import shipped_configs
+
+    return [name for name in sorted(shipped_configs()) if name.startswith(incomplete)]
+
+
 @app.command(
     short_help="Train an experiment's trials (variants x seeds x sweep points) into a run folder.",
     epilog="\b\nExamples:\n  bnbench run quick\n  bnbench run configs/mlp.yaml --seeds 0-4 --set "
     "training.epochs=1\n  bnbench run --resume results/quick-digits/20261127-120150 --seeds 5-9",
 )
 @user_errors
+@resume_in_full
 def run(
     config: str = typer.Argument(
         ...,
         metavar="CONFIG",
+        autocompletion=_config_names,
         help="Config file, shipped config name (see `bnbench list`), or with --resume a run folder.",
     ),
     run_folder: Optional[Path] = typer.Argument(
@@ -235,7 +330,7 @@ def run(
     from .runner import execute, plan
 
     seeds_ = _seeds(seeds)
-    dispatch = Dispatch(backend, jobs, address, gpus_per_trial)
+    dispatch = Dispatch(backend, jobs, address, gpus_per_trial, quiet)
     asked = {"max_seeds": max_seeds, "metric": metric, "alpha": alpha, "effect": effect, "spending": spending}
     asked = {k: v for k, v in asked.items() if v is not None}
     if asked and not until_decided:
@@ -297,13 +392,31 @@ def _sequential(todo, until_decided: bool, asked: dict):
 
 @app.command(
     short_help="Compare each variant with the baseline across seeds: verdict, intervals, p-values.",
-    epilog="\b\nExamples:\n  bnbench compare results/\n  bnbench compare results/mlp-cifar10 --format "
-    "markdown --plot mlp.png\n  bnbench compare RUN_B --baseline plain@RUN_A",
+    epilog="\b\nExamples:\n  bnbench compare\n  bnbench compare --latest\n  bnbench compare results/mlp-cifar10 --all\n"
+    "  bnbench compare results/mlp-cifar10 --format markdown --plot mlp.png\n  bnbench compare RUN_B --baseline "
+    "plain@RUN_A",
 )
 @user_errors
 def compare(
     paths: List[Path] = typer.Argument(
-        ..., metavar="PATH...", callback=_home, help="Results folders (searched for runs) or run folders."
+        None,
+        metavar="PATH",
+        callback=_home,
+        help="Results folders (searched for runs) or run folders [default: --results].",
+    ),
+    results: Path = typer.Option(
+        Path("results"),
+        metavar="DIR",
+        callback=_home,
+        help="Results folder: compared when no PATH is given, and where VARIANT@RUN's run id is looked for.",
+    ),
+    latest: bool = typer.Option(
+        False, "--latest", help="Only the newest run under the PATHs (or --results), on its own (not pooled)."
+    ),
+    every: bool = typer.Option(
+        False,
+        "--all",
+        help="Each run's table in full [default: the newest run's, and a line per other run with its answer].",
     ),
     format_: str = typer.Option(
         "table", "--format", "-f", metavar="FORMAT", help="table, markdown, csv, json or latex."
@@ -362,6 +475,7 @@ def compare(
         None,
         "--effect",
         min=1e-9,
+        max=100,
         metavar="X",
         help="Say how many seeds a test-acc difference of X points would need (80% power).",
     ),
@@ -387,6 +501,8 @@ def compare(
         from .plots import check_path
 
         plot = check_path(plot)  # before the comparison, which can take a while
+    paths = _compared(paths, results, latest)
+    baseline = _reference(baseline, paths, results)
     if probes:
         return _compare_probes(paths, baseline, plot, title, dpi, output)
     comparisons, skipped = compare_runs(paths, baseline, epoch, pool=not no_pool, test=test, effect=effect)
@@ -394,7 +510,9 @@ def compare(
         errors.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
     detail = full or windows or metric
     width = None if output else _width() if detail else console.width  # the glance: the terminal's, COLUMNS or 80
-    rendered = comparison_output(comparisons, format_, metric, windows, width=width, full=full, per_seed=per_seed)
+    rendered = comparison_output(
+        comparisons, format_, metric, windows, width=width, full=full, per_seed=per_seed, every=every
+    )
     if plot is not None:
         from .plots import MAX_RUNS, PER_PAGE, save_plot
 
@@ -409,6 +527,39 @@ def compare(
                 markup=False,
             )
     _emit(rendered, output)
+
+
+def _compared(paths: list[Path], results: Path, latest: bool) -> list[Path]:
+    """The folders `compare` reads: the PATHs, else the results folder; with --latest, the newest run under them."""
+    from . import store
+
+    if not paths and not results.is_dir():
+        raise BnbenchError(
+            f"--results {results}: no such folder; pass a results folder or run folder, or train a run first: "
+            f"bnbench run quick"
+        )
+    paths = paths or [results]
+    if not latest:
+        return paths
+    found = store.find_runs(paths)
+    if not found:
+        raise BnbenchError(f"--latest: no runs under {', '.join(map(str, paths))}; train one: bnbench run quick")
+    return found[:1]
+
+
+def _reference(baseline: Optional[str], paths: list[Path], results: Path) -> Optional[str]:
+    """--baseline VARIANT@RUN with RUN a run id that is not among the compared runs: the run of that id under
+    --results, as a folder."""
+    from . import store
+
+    variant, at, ref = (baseline or "").partition("@")
+    if not at or (Path(ref) / "meta.json").is_file() or not results.is_dir():
+        return baseline
+    try:
+        store.find_run(ref, store.find_runs(paths))
+        return baseline
+    except BnbenchError:
+        return f"{variant}@{store.find_run(ref, store.find_runs([results]))}"
 
 
 def _compare_probes(

@@ -16,6 +16,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     NonNegativeInt,
@@ -42,8 +43,19 @@ def _file_name(name: str) -> str:
     return name
 
 
+def _not_bool(value: Any) -> Any:
+    """YAML reads `true` and `false` as booleans, and pydantic takes a boolean for 1 or 0 where a number is due
+    (`epochs: true` trained one epoch): a number field refuses them. Strict fields would also refuse '1e-3', which
+    YAML reads as a string."""
+    if isinstance(value, bool):
+        raise ValueError(f"Input should be a number, not {str(value).lower()}")
+    return value
+
+
 Name = Annotated[str, AfterValidator(_file_name)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Number = BeforeValidator(_not_bool)
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False), Number]
+Count = Annotated[PositiveInt, Number]
 
 
 class Strict(BaseModel):
@@ -73,6 +85,7 @@ TIMM_ARGUMENTS = {  # what bnbench passes to timm.create_model itself, and whenc
     "in_chans": "the data's channels",
     "norm_layer": "the variant's norm",
 }
+TIMM_WEIGHTS = ("checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")  # files timm would read
 # model field -> the kinds it may be set for; an mlp ignores channels, so that a sweep of model.kind can compare the
 # mlp and the cnn
 MODEL_FIELDS = {
@@ -90,10 +103,10 @@ class ModelConfig(Strict):
     """The built-in mlp and cnn, a torchvision classification model by name, or the user's own `factory`."""
 
     kind: Literal["mlp", "cnn", "torchvision", "timm", "factory"] = "mlp"
-    hidden: list[PositiveInt] = [64, 32]  # mlp: hidden widths; cnn: widths of the MLP head
-    channels: list[PositiveInt] = [32, 64]  # cnn only: one 3x3 conv + 2x2 max-pool per entry
+    hidden: list[Count] = [64, 32]  # mlp: hidden widths; cnn: widths of the MLP head
+    channels: list[Count] = [32, 64]  # cnn only: one 3x3 conv + 2x2 max-pool per entry
     name: str | None = None  # torchvision: resnet18 | ... | vgg11 | ... (see models.py); timm: any timm model name
-    width: PositiveInt = Field(64, le=4096)  # torchvision: channels of the first stage (64: torchvision's own)
+    width: Count = Field(64, le=4096)  # torchvision: channels of the first stage (64: torchvision's own)
     stem: Literal["cifar", "imagenet"] = "cifar"  # resnets: 3x3 conv without max-pool, or torchvision's 7x7/2 + pool
     factory: str | None = None  # factory: "module.path:callable", called with num_classes, in_shape, norm_layer
     kwargs: dict[str, Any] = {}  # factory, timm: further keyword arguments
@@ -125,13 +138,20 @@ class ModelConfig(Strict):
 
     def _check_timm(self) -> None:
         """A timm model's name is checked against timm itself when it is built (timm is an optional extra, slow to
-        import); here only its form, and kwargs that would collide with what bnbench passes to create_model."""
+        import); here only its form, kwargs that would collide with what bnbench passes to create_model, and
+        those that point timm at weight files (`checkpoint_path` loads any file it is given)."""
         if not re.fullmatch(r"[\w.-]+", self.name or ""):
             raise ValueError(f"model.name: expected a timm model name (e.g. resnet18), got {brief(self.name)}")
         taken = sorted(set(self.kwargs) & set(TIMM_ARGUMENTS))
         if taken:
             raise ValueError(
                 f"model.kwargs: {', '.join(taken)} is set by bnbench ({TIMM_ARGUMENTS[taken[0]]}); remove it"
+            )
+        weights = [key for key in TIMM_WEIGHTS if key in self.kwargs]
+        if weights:
+            raise ValueError(
+                f"model.kwargs: {weights[0]} says where timm finds pretrained weights, and bnbench loads none "
+                f"(every variant trains from the same-seed initial weights); remove it"
             )
 
     def norms(self) -> tuple[str, ...]:
@@ -156,22 +176,22 @@ class VariantConfig(Strict):
 class OptimizerConfig(Strict):
     name: Literal["adam", "sgd", "adamw"] = "adam"
     lr: FiniteFloat = Field(1.0e-4, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
+    momentum: FiniteFloat = Field(0.9, ge=0, lt=1)  # sgd only
     weight_decay: Optional[FiniteFloat] = Field(None, ge=0)  # None: the optimizer's own default
 
 
 class TrainingConfig(Strict):
     """Counts are bounded far above any real run, so that no counter can overflow a 64-bit tensor or a format."""
 
-    epochs: PositiveInt = Field(5, le=100_000)
-    batch_size: PositiveInt = Field(10, le=10_000_000)
+    epochs: Count = Field(5, le=100_000)
+    batch_size: Count = Field(10, le=10_000_000)
     shuffle: bool = True
-    log_every: NonNegativeInt = Field(500, le=10**9)  # 0: no "Loss after mini-batch N" lines
-    eval_every: Optional[PositiveInt] = Field(None, le=10**9)  # steps between test evaluations; None: epoch ends
+    log_every: Annotated[NonNegativeInt, Number] = Field(500, le=10**9)  # 0: no "Loss after mini-batch N" lines
+    eval_every: Optional[Count] = Field(None, le=10**9)  # steps between test evaluations; None: epoch ends
     engine: Literal["auto", "eager", "graph", "stacked"] = "auto"
     checkpoints: Literal["resume", "final", "none"] = "resume"  # what a finished trial keeps (bnbench.checkpoints)
-    probe_every: Optional[PositiveInt] = Field(None, le=10**9)  # steps between probes (bnbench.probes); None: none
-    probe_batch: int = Field(256, ge=2, le=100_000)  # examples in each trial's fixed probe batch
+    probe_every: Optional[Count] = Field(None, le=10**9)  # steps between probes (bnbench.probes); None: none
+    probe_batch: Annotated[int, Number] = Field(256, ge=2, le=100_000)  # examples in each trial's fixed probe batch
 
 
 DEFAULT_VARIANTS = [
@@ -190,7 +210,7 @@ PER_RUN = {  # what the runner sets up once per run: path -> (why, option and ar
 
 class Config(Strict):
     name: Name
-    seeds: list[Annotated[NonNegativeInt, Field(lt=2**63)]] = Field(default=[42], min_length=1)
+    seeds: list[Annotated[NonNegativeInt, Field(lt=2**63), Number]] = Field(default=[42], min_length=1)
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = ModelConfig()
     variants: list[VariantConfig] = Field(default=DEFAULT_VARIANTS, min_length=1)
@@ -333,6 +353,17 @@ class Config(Strict):
         for path, value in point.items():
             set_path(raw, path.split("."), value)
         return Config.model_validate(raw).model_copy(update={"sweep": self.sweep})
+
+    def ignored(self) -> dict[str, str]:
+        """The fields this config takes but does not use, each with why: two sweep points that differ only in them
+        make the same trials (the mlp takes model.channels, so that a sweep of model.kind can compare it with
+        the cnn; only sgd uses optimizer.momentum)."""
+        out = {}
+        if self.model.kind == "mlp":
+            out["model.channels"] = "model.kind mlp does not use model.channels"
+        if self.optimizer.name != "sgd":
+            out["optimizer.momentum"] = f"optimizer.name {self.optimizer.name} does not use optimizer.momentum"
+        return out
 
     def get(self, path: str) -> Any:
         node = self

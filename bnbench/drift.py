@@ -48,6 +48,17 @@ def drift(run_dir: Path, meta: dict, stored: Config, strict: bool = False) -> Dr
     return Drift(edited, source, state, changed, diff(plain, resolved))
 
 
+def edited(meta: dict, path: Path, stored: Config) -> list[str]:
+    """config.yaml's fields edited since the run began ('field: as started -> as now'), without reading the
+    source file (for `compare` and a complete run's `--resume`); meta.json's config is compared as recorded if it
+    no longer validates."""
+    resolved = stored.model_dump(mode="json")
+    raw = meta.get("config")
+    if raw is None or raw == resolved:
+        return []
+    return diff(_started(raw, path, strict=False), resolved)
+
+
 def _started(raw: Optional[dict], path: Path, strict: bool) -> Optional[dict]:
     """The recorded config with the fields added to bnbench since at their defaults (so that they do not read as
     differences); not strict: as recorded if it no longer validates."""

@@ -48,15 +48,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> Optional[str]:
-    """The commit of the bnbench checkout that ran this (with '+dirty' for uncommitted changes), if any."""
-    here = Path(__file__).parent
+def _git_commit(checkout: Path = Path(__file__).parent) -> Optional[str]:
+    """The commit of the bnbench checkout that ran this (with '+dirty' for uncommitted changes), if any. Read
+    without git's optional locks: a plain `git status` refreshes the index under `.git/index.lock`, which would
+    make the user's own `git commit` in that checkout fail while a run starts."""
+    git = ["git", "--no-optional-locks", "-C", str(checkout)]
     try:
         commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain"], capture_output=True, text=True, timeout=5
+            [*git, "status", "--porcelain"], capture_output=True, text=True, timeout=5
         ).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -10,10 +10,10 @@ from typing import Any, Optional
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .config import DEFAULT_VARIANTS, Config, VariantConfig, brief, check_path, set_path, suggest
+from .config import DEFAULT_VARIANTS, Config, DatasetConfig, VariantConfig, brief, check_path, set_path, suggest
 from .errors import BnbenchError
 from .safe_yaml import load_yaml, read_yaml, yaml_problem
-from .trials import expand
+from .trials import expand, refuse_same_trials
 
 SHIPPED = resources.files("bnbench") / "configs"
 
@@ -78,12 +78,15 @@ def parse_sweep(text: str) -> tuple[str, list[Any]]:
     return key, parsed
 
 
-def validate(raw: dict, source: str) -> Config:
+def validate(raw: dict, source: str, new: bool = False) -> Config:
     """A raw config as a Config, with every trial checked (each sweep point valid, each trial's file name distinct
-    and short enough), so that no mistake surfaces after the data set is loaded."""
+    and short enough), so that no mistake surfaces after the data set is loaded. `new`: the config of a new run,
+    whose sweep must not make one trial twice (a stored run's is read as it was made)."""
     try:
         config = Config.model_validate(raw)
-        expand(config)
+        trials = expand(config)
+        if new:
+            refuse_same_trials(trials)
         return config
     except ValidationError as e:
         raise BnbenchError(f"{source}: {_explain(e)}") from None
@@ -102,6 +105,7 @@ def load_config(
     add a sweep axis, or replace the file's axis of that path (in its place: the trials keep the file's order)."""
     path = resolve(ref)
     raw = copy.deepcopy(read_yaml(path))
+    named = raw.get("name"), data_name(raw)
     if any(o.startswith("variants.") for o in overrides):  # `--set variants.1.name=x` edits the default list too
         raw.setdefault("variants", [v.model_dump() for v in DEFAULT_VARIANTS])
     try:
@@ -110,6 +114,8 @@ def load_config(
             set_path(raw, parts, value)
     except (ValueError, IndexError, TypeError, AttributeError) as e:
         raise BnbenchError(f"--set: cannot apply to {path}: {e}") from None
+    if raw.get("name") == named[0]:  # not named by --set name=...
+        raw["name"] = named_for_data(named[0], named[1], data_name(raw))
     if seeds is not None:
         raw["seeds"] = seeds
     if device is not None:
@@ -118,10 +124,37 @@ def load_config(
     if axes and isinstance(raw.get("sweep", {}), dict):
         raw["sweep"] = {**raw.get("sweep", {}), **{key: values for key, (_, values) in axes.items()}}
     try:
-        return validate(raw, str(path)), path
+        config = validate(raw, str(path), new=True)
+        if config.model.kind == "factory":
+            from .models import factories_beside  # (torch: only for a factory's config)
+
+            factories_beside(path)
+        return config, path
     except BnbenchError:
         _blame_sweeps(raw, axes, str(path))
         raise
+
+
+def named_for_data(name, dataset: Optional[str], other: Optional[str]):
+    """A config named after its data set ('resnet18-cifar10') run on another one (`--set dataset.name=digits`):
+    named after the data it runs on ('resnet18-digits'), so that its run folder, `list` and `compare` say it. Any
+    other name is the user's choice, and stays."""
+    suffix = f"-{dataset}"
+    if isinstance(name, str) and other and other != dataset and name.endswith(suffix):
+        return f"{name[: -len(suffix)]}-{other}"
+    return name
+
+
+def data_name(raw: dict) -> Optional[str]:
+    """The data set a raw config names (its default when it names none; an image folder by its root's folder
+    name, as `data.load_dataset` names it: 'cifar10' for /tmp/cifar10); None where it is malformed (validation
+    says so)."""
+    dataset = raw.get("dataset", {})
+    name = dataset.get("name", DatasetConfig.model_fields["name"].default) if isinstance(dataset, dict) else None
+    root = dataset.get("root") if isinstance(dataset, dict) else None
+    if name == "imagefolder" and isinstance(root, str) and Path(root).name:
+        return Path(root).name
+    return name if isinstance(name, str) else None
 
 
 def _sweep_axes(sweeps: tuple[str, ...]) -> dict[str, tuple[str, list[Any]]]:
@@ -143,11 +176,11 @@ def _blame_sweeps(raw: dict, axes: dict[str, tuple[str, list[Any]]], source: str
         return
     alone = {**raw, "sweep": {}}
     try:
-        validate(alone, source)
+        validate(alone, source, new=True)
     except BnbenchError:
         return  # the file's own problem: its message stands
     for key, (text, values) in axes.items():
-        validate({**alone, "sweep": {key: values}}, f"--sweep {text}")
+        validate({**alone, "sweep": {key: values}}, f"--sweep {text}", new=True)
 
 
 def _explain(error: ValidationError) -> str:

@@ -94,23 +94,38 @@ def columns(
     cut: bool = False,
 ) -> list[str]:
     """Rows as aligned columns two spaces apart under a header line, every line at most `width` cells (None: no
-    limit): while too
-    wide, the next set of column names in `drop` is left out; then, with `cut`, the last column is cut with "…"
-    (a free-text field such as a run's options), else each row becomes one record wrapped at " · "."""
+    limit): while too wide, the next set of column names in `drop` is left out; then, with `cut`, the last column
+    is cut with "…" (a free-text field such as a run's options), else each row becomes one record wrapped at
+    " · "."""
+    return laid_out(header, rows, width, drop, right, cut)[0]
+
+
+def laid_out(
+    header: list[str],
+    rows: list[list[str]],
+    width: Optional[int],
+    drop: list[list[str]] = (),
+    right: set[str] = frozenset(),
+    cut: bool = False,
+) -> tuple[list[str], list[str]]:
+    """`columns`' lines and the names of the columns they show, for a legend that names only those (records
+    show every column)."""
     for dropped in [[], *drop]:
         keep = [i for i, name in enumerate(header) if name not in dropped]
         lines = _aligned(
             [[header[i] for i in keep], *([row[i] for i in keep] for row in rows)], [header[i] in right for i in keep]
         )
         if width is None or max(map(cell_len, lines)) <= width:
-            return lines
+            return lines, [header[i] for i in keep]
     if cut:
-        return [line if cell_len(line) <= width else line[: width - 1] + "…" for line in lines]
-    return [
+        shown = [header[i] for i in keep]
+        return [line if cell_len(line) <= width else line[: width - 1] + "…" for line in lines], shown
+    records = [
         line
         for row in rows
         for line in wrap(" · ".join(f"{h}: {v}" for h, v in zip(header, row) if v), width, "", "  ", " · ")
     ]
+    return records, list(header)
 
 
 def _aligned(table: list[list[str]], right: list[bool]) -> list[str]:

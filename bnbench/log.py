@@ -9,10 +9,12 @@ whatever the terminal shows, so a quiet terminal loses nothing; the log ends wit
 
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 from .engines.events import EpochResult, Progress
 from .errors import BnbenchError, Interrupted
+from .store import unwritable
 from .trials import Trial
 
 NOTE, TRIAL, EPOCH, LOSS = 0, 1, 2, 3  # the verbosity from which each kind of line is printed
@@ -55,15 +57,24 @@ def _why(error: BaseException) -> str:
 
 def finished(run_dir: Path, verdicts: list[str]) -> None:
     """The end of a run that trained every trial: its verdict lines and the end line, after every other line."""
-    with open(run_dir / "run.log", "a", encoding="utf-8") as file:
-        file.writelines(_stamped(f"verdict: {line}") for line in verdicts)
-        file.write(_stamped("finished: every trial trained"))
+    lines = [*(f"verdict: {line}" for line in verdicts), "finished: every trial trained"]
+    _append(run_dir, lines, f"see the verdict of the complete run with: bnbench compare {run_dir}")
 
 
 def noted(run_dir: Path, lines: list[str]) -> None:
     """Notes made between two trainings of a run (a sequential run's looks), after every other line."""
-    with open(run_dir / "run.log", "a", encoding="utf-8") as file:
-        file.writelines(_stamped(f"note: {line}") for line in lines)
+    _append(run_dir, [f"note: {line}" for line in lines], f"continue with: bnbench run --resume {run_dir}")
+
+
+def _append(run_dir: Path, lines: list[str], then: str) -> None:
+    """Append stamped lines to run.log; a disk that refuses them (full, read-only) is one line saying `then`: the
+    run folder itself is as complete as before."""
+    path = run_dir / "run.log"
+    try:
+        with open(path, "a", encoding="utf-8") as file:
+            file.writelines(_stamped(line) for line in lines)
+    except OSError as e:
+        raise BnbenchError(unwritable(path, e, then)) from None
 
 
 class RunLog:
@@ -84,8 +95,10 @@ class RunLog:
         if error is not None:
             why = _why(error)
             resume = f"bnbench run --resume {self.dir}"
-            self._write(f"stopped: {why}" + ("" if resume in why else f"; continue with: {resume}"))
-        self.file.close()
+            with suppress(OSError):  # the disk refused it (full, read-only): the error on its way out says so
+                self._write(f"stopped: {why}" + ("" if resume in why else f"; continue with: {resume}"))
+        with suppress(OSError):
+            self.file.close()
 
     def loading(self, what: str, done: int, total: int) -> None:
         self.inner.loading(what, done, total)

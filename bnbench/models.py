@@ -336,18 +336,30 @@ def _factory(
     return model
 
 
+FACTORY_FOLDERS: list[Path] = []  # the folders of the factory configs loaded in this process (`factories_beside`)
+
+
+def factories_beside(config_file: Path) -> None:
+    """A factory config's folder is searched for its module too (after the working directory): a config and its
+    module kept side by side run from any folder. (A forked --jobs worker inherits the list.)"""
+    folder = config_file.resolve().parent
+    if folder not in FACTORY_FOLDERS:
+        FACTORY_FOLDERS.append(folder)
+
+
 def load_factory(ref: str) -> Callable[..., nn.Module]:
-    """'package.module:callable', imported from the working directory or the environment."""
+    """'package.module:callable', imported from the working directory, the config file's folder
+    (`factories_beside`) or the environment."""
     module_name, _, attribute = ref.partition(":")
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.append(cwd)
+    for folder in map(str, [Path.cwd(), *FACTORY_FOLDERS]):
+        if folder not in sys.path:
+            sys.path.append(folder)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         raise BnbenchError(
-            f"model.factory: cannot import '{module_name}' ({e}); run bnbench from the folder that "
-            f"holds it, or install it"
+            f"model.factory: cannot import '{module_name}' ({e}); put it beside the config file or in the "
+            f"folder bnbench runs from, or install it"
         ) from None
     except USER_ERRORS as e:  # the user's module
         raise BnbenchError(f"model.factory: importing '{module_name}' raised {_raised(e)}") from None

@@ -44,18 +44,26 @@ DASHES = ["-", "--", "-.", (0, (3, 1, 1, 1, 1, 1))]  # sweep points; ":" is the 
 
 def check_path(path: Path) -> Path:
     """The file --plot writes: `path`, or FILE.png for a name without an extension. Refuses, before anything is
-    compared, a path that cannot be written: a folder, an extension that is not one of FORMATS (matplotlib takes
+    compared, a path that cannot be written: a folder, something that is not a regular file (a device such as
+    /dev/null, a named pipe: never FILE.png beside it), an extension that is not one of FORMATS (matplotlib takes
     the format from it), a folder that does not exist."""
     formats = ", ".join(f".{f}" for f in FORMATS[:-1]) + f" or .{FORMATS[-1]}"
     if path.is_dir():
         raise BnbenchError(f"--plot {path}: is a folder; name a file in it, e.g. {path / 'compare.png'}")
+    _refuse_special(path)
     if not path.suffix:
         path = path.with_name(f"{path.name}.{FORMATS[0]}")
+        _refuse_special(path)
     if path.suffix.lower()[1:] not in FORMATS:
         raise BnbenchError(f"--plot {path}: unknown format '{path.suffix}'; use {formats}")
     if not path.parent.is_dir():
         raise BnbenchError(f"--plot {path}: folder {path.parent} does not exist; create it or choose another")
     return path
+
+
+def _refuse_special(path: Path) -> None:
+    if path.exists() and not path.is_file():
+        raise BnbenchError(f"--plot {path}: not a regular file (a device or named pipe); name a file, e.g. compare.png")
 
 
 def save_plot(comparisons: list[Comparison], path: Path, title: Optional[str] = None, dpi: int = DPI) -> list[Path]:

@@ -4,7 +4,9 @@ lines (see `log`) as far as the verbosity asks.
 Every line of it fits the terminal, drawn again at each frame for the terminal's width (a resized one too): the
 label, the bar, the count (never cut: `6336/4…` told nothing) and the time left always, the loss and the rate
 where there is room for them (`_layout`); four cells are kept free at the right, where the terminal echoes
-Ctrl-C (`^C` after a full-width line wraps it, and rich, erasing the display, then left its top line behind)."""
+Ctrl-C (`^C` after a full-width line wraps it, and rich, erasing the display, then left its top line behind).
+Rates and times left are measured here (`Rate`), not by rich, whose estimate from updates that come in bursts
+said 0:00:00 with half an epoch to go."""
 
 import math
 import time
@@ -14,7 +16,7 @@ from typing import Optional
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn
 from rich.progress import Progress as Bar
 from rich.table import Column, Table
 from rich.text import Text
@@ -26,6 +28,7 @@ from .trials import Trial
 
 RIGHT_MARGIN = 4  # cells left free at the right of every line: the terminal's `^C` echo (two of them) fits there
 BAR_MIN, BAR_LEAST, BAR_MAX = 8, 4, 40  # the loss and the rate are shown while the bar keeps BAR_MIN cells
+LABEL_LEAST = 20  # cells a label is cut to (in its middle) to keep the loss: "run: 100/100 trials" whole
 LOSS_WIDTH = 12  # "loss 1.234", "loss 9999.9", "loss 1.2e+05" (`_loss`)
 RATE_WIDTH = 13  # "9,999 batch/s", "999k steps/s" (`_rate`)
 TIME_WIDTH = 7  # "1:23:45", "12h34m", "123h45m", "1234h" (`TimeLeft`)
@@ -72,17 +75,21 @@ def _layout(width: int, label: int, short: int, count: int) -> list[ProgressColu
     """The columns of a display `width` cells wide, for labels of `label` cells ("batchnorm-s3 epoch 2/5") or
     `short` ones ("batchnorm-s3 e2/5"), and counts ("12/345") of `count`: label, bar, count and time left always,
     then the loss and the rate, the first of these that leaves the bar BAR_MIN cells: long labels with both,
-    short ones with both, long ones with the loss, ... short ones alone; a label too long for a bar of BAR_LEAST
-    cells is cut (rich's `…`). Every width is fixed: the lines are at most `width` - RIGHT_MARGIN cells, and
-    nothing in them is cut short by a neighbour."""
+    short ones with both, short ones cut to LABEL_LEAST cells with both (long sweep names), then the same with
+    the loss alone, then long and short labels alone; a label too long for a bar of BAR_LEAST cells is cut
+    (`Label`). Every width is fixed: the lines are at most `width` - RIGHT_MARGIN cells, and nothing in them is
+    cut short by a neighbour."""
     room = width - RIGHT_MARGIN
 
     def bar_for(label: int, extra: list[int]) -> int:  # the cells left to the bar; one space between columns
         return room - label - count - TIME_WIDTH - sum(extra) - (3 + len(extra))
 
-    choices = [(cells, extra) for extra in ([LOSS_WIDTH, RATE_WIDTH], [LOSS_WIDTH], []) for cells in (label, short)]
-    cells, extra = next(((c, e) for c, e in choices if bar_for(c, e) >= BAR_MIN), (min(label, short), []))
-    field = "{task.description}" if cells == label else "{task.fields[short]}"
+    least = min(short, LABEL_LEAST)
+    both, loss = [LOSS_WIDTH, RATE_WIDTH], [LOSS_WIDTH]
+    choices = [(label, both), (short, both), (least, both), (label, loss), (short, loss), (least, loss)]
+    choices += [(label, []), (short, [])]
+    cells, extra = next(((c, e) for c, e in choices if bar_for(c, e) >= BAR_MIN), (short, []))
+    field = "description" if cells == label else "short"
     label = cells
     bar = bar_for(label, extra)
     if bar < BAR_LEAST:
@@ -90,7 +97,7 @@ def _layout(width: int, label: int, short: int, count: int) -> list[ProgressColu
     bar = min(bar, BAR_MAX)
     fixed = {"no_wrap": True, "overflow": "ellipsis"}
     columns: list[ProgressColumn] = [
-        TextColumn(field, markup=False, table_column=Column(width=label, **fixed)),
+        Label(field, label, table_column=Column(width=label, **fixed)),
         BarColumn(bar_width=bar, table_column=Column(width=bar, **fixed)),
         MofNCompleteColumn(table_column=Column(width=count, justify="right", **fixed)),
     ]
@@ -109,17 +116,46 @@ def _layout(width: int, label: int, short: int, count: int) -> list[ProgressColu
     return columns
 
 
-class TimeLeft(TimeRemainingColumn):
-    """rich's time left in at most TIME_WIDTH cells: hours and minutes from 10 hours on."""
+def _fit(label: str, cells: int) -> str:
+    """`label` in `cells` cells, cut in its middle: its start names the variant and seed, its end the sweep
+    point's last value and the epoch ("batchnorm-s42-o…size=128 e2/5"); labels are ASCII (names are)."""
+    if len(label) <= cells:
+        return label
+    end = (cells - 1) // 2
+    return label[: cells - 1 - end] + "…" + (label[-end:] if end else "")
+
+
+class Label(ProgressColumn):
+    """A task's label (`field`: its description or its short label), cut in its middle to `cells` (`_fit`)."""
+
+    def __init__(self, field: str, cells: int, table_column: Column):
+        super().__init__(table_column=table_column)
+        self.field, self.cells = field, cells
 
     def render(self, task) -> Text:
-        text = super().render(task)
-        if task.time_remaining is None or task.total is None or task.time_remaining < 10 * 3600:
-            return text
-        minutes = int(task.time_remaining) // 60
-        hours = minutes // 60
-        text.plain = f"{hours}h{minutes % 60:02d}m" if hours < 1000 else f"{hours}h"
-        return text
+        label = task.description if self.field == "description" else task.fields.get("short", task.description)
+        return Text(_fit(label, self.cells), no_wrap=True)
+
+
+class TimeLeft(ProgressColumn):
+    """The task's `left` field (seconds; None while unknown) in at most TIME_WIDTH cells: hours and minutes from
+    10 hours on."""
+
+    def render(self, task) -> Text:
+        left = task.fields.get("left")
+        if left is None:
+            return Text("-:--:--", style="progress.remaining")
+        seconds = math.ceil(left)
+        minutes, hours = seconds // 60, seconds // 3600
+        if hours < 10:
+            text = f"{hours}:{minutes % 60:02d}:{seconds % 60:02d}"
+        else:
+            text = f"{hours}h{minutes % 60:02d}m" if hours < 1000 else f"{hours}h"
+        return Text(text, style="progress.remaining")
+
+
+def _left(remaining: float, per_second: Optional[float]) -> Optional[float]:
+    return remaining / per_second if per_second else None
 
 
 def _count_cells(total) -> int:
@@ -142,10 +178,16 @@ class Bars(Bar):
         self.cells = tuple(map(max, self.cells, (label, short, count)))
 
     def make_tasks_table(self, tasks) -> Table:
+        """A passing task's widths (the data set's decode) hold for its own frames only: the run's bars, after it,
+        lost their loss and rate to its long label for the rest of the run."""
         shown = [task for task in tasks if task.visible]
+        cells = self.cells
         for t in shown:
-            self.reserve(cell_len(t.description), cell_len(t.fields.get("short", t.description)), _count_cells(t.total))
-        key = (self.screen.width, *self.cells)
+            seen = (cell_len(t.description), cell_len(t.fields.get("short", t.description)), _count_cells(t.total))
+            if not t.fields.get("passing"):
+                self.reserve(*seen)
+            cells = tuple(map(max, cells, self.cells, seen))
+        key = (self.screen.width, *cells)
         if key not in self.layouts:
             self.layouts[key] = _layout(*key)
         columns = self.layouts[key]
@@ -167,6 +209,7 @@ class RichReporter:
         self.tasks: dict[int, int] = {}
         self.rates: dict[int, Rate] = {}
         self.loading_task = None
+        self.run_task = None
 
     def __enter__(self):
         with stopping.held():
@@ -193,8 +236,18 @@ class RichReporter:
         """The one-time decode of an image folder (a first CIFAR-10 run decodes 60,000 JPEGs)."""
         with stopping.held():
             if self.loading_task is None:
-                self.loading_task = self.bar.add_task(what, total=total, loss="", rate="images", short=what)
-            self.bar.update(self.loading_task, completed=done, total=total, description=what, short=what)
+                self.loading_task = self.bar.add_task(what, total=total, loss="", rate="-", short=what, passing=True)
+                self.loading_rate = Rate()
+            rate = self.loading_rate.add(time.perf_counter(), done)
+            self.bar.update(
+                self.loading_task,
+                completed=done,
+                total=total,
+                description=what,
+                short=what,
+                rate=_rate(rate, "images/s"),
+                left=_left(total - done, rate),
+            )
             if done >= total:
                 self.bar.remove_task(self.loading_task)
                 self.loading_task = None
@@ -208,7 +261,7 @@ class RichReporter:
         self.trained = 0  # steps trained by this process (a diverged trial's rest is done, not trained)
         self.run_rate = Rate()
         self.run_rate.add(time.perf_counter(), 0)
-        total = sum(t.config.training.epochs * self.steps[t.index] for t in trials)
+        total = self.total = sum(t.config.training.epochs * self.steps[t.index] for t in trials)
         widest = {
             short: max(
                 cell_len(label)
@@ -222,6 +275,8 @@ class RichReporter:
         self.bar.reserve(widest[False], widest[True], _count_cells(total))
         label = self._run_label(len(self.finished))
         with stopping.held():
+            if self.run_task is not None:  # the bar of the round before (--until-decided)
+                self.bar.remove_task(self.run_task)
             self.run_task = self.bar.add_task(
                 label, total=total, completed=sum(self.step_now.values()), loss="", rate="-", short=label
             )
@@ -247,12 +302,14 @@ class RichReporter:
     def _update_run(self) -> None:
         """The whole run's bar: trials finished of all, steps/s of late, ETA over all steps."""
         rate, label = self.run_rate.add(time.perf_counter(), self.trained), self._run_label(len(self.finished))
+        completed = sum(self.step_now.values())
         self.bar.update(
             self.run_task,
-            completed=sum(self.step_now.values()),
+            completed=completed,
             description=label,
             short=label,
             rate=_rate(rate, "steps/s"),
+            left=_left(self.total - completed, rate),
         )
 
     def progress(self, p: Progress) -> None:
@@ -264,6 +321,7 @@ class RichReporter:
             "total": p.batches,
             "loss": _loss(p.running_loss),
             "rate": _rate(rate, "batch/s"),
+            "left": _left(p.batches - p.batch, rate),
             "description": self._trial_label(trial, p.epoch),
             "short": self._trial_label(trial, p.epoch, short=True),
         }

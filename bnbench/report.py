@@ -12,15 +12,16 @@ import numpy as np
 import pandas as pd
 
 from .analysis import Comparison
+from .analysis.answers import NONE, answers
 from .analysis.columns import METRICS, SPEEDS, col, of_measure
 from .analysis.decisions import caveat
 from .analysis.inference import ALPHA, format_p, p_is
 from .analysis.per_seed import per_seed as per_seed_rows
-from .analysis.sentences import speed_value
+from .analysis.sentences import MEASURABLE, speed_interval, speed_value
 from .catalog import config_rows, run_rows
 from .errors import BnbenchError
 from .glance import glance
-from .layout import Grid, columns, render, wrap
+from .layout import Grid, columns, laid_out, render, wrap
 
 
 def configs_table(folder: Optional[Path], width: int) -> str:
@@ -49,10 +50,12 @@ def configs_table(folder: Optional[Path], width: int) -> str:
 
 
 def runs_table(results: Path, width: int, tags: tuple[str, ...] = ()) -> str:
-    """A run a line: experiment/run id, status, trials done, seeds, epochs, started, device, its tags (a column
-    only where some run has tags), and the options it was started with (cut at the terminal's edge: `bnbench
-    show RUN` has them whole); a run that cannot be read, why. `tags`: only the runs tagged with all of them."""
-    found = run_rows(results, tags)
+    """A run a line: experiment/run id, status, trials done, seeds, epochs, its verdict in a few words, started,
+    device, its tags (a column only where some run has tags), and the options it was started with; in a narrow
+    terminal, started, device, options, then trials and seeds are left out, and a line says so (`bnbench show
+    RUN` has them), and the last column is cut at the terminal's edge; a run that cannot be read, why. `tags`:
+    only the runs tagged with all of them."""
+    found = _answered(results, run_rows(results, tags))
     rows = [
         [
             f"{r['name']}/{r['run']}",
@@ -60,6 +63,7 @@ def runs_table(results: Path, width: int, tags: tuple[str, ...] = ()) -> str:
             r["trials"],
             seed_ranges(r["seeds"]),
             str(r["epochs"]),
+            r["verdict"],
             _short_time(r["started"]),
             r["device"].split(" (")[0],
             ",".join(r["tags"]),
@@ -68,13 +72,24 @@ def runs_table(results: Path, width: int, tags: tuple[str, ...] = ()) -> str:
         for r in found
         if "error" not in r
     ]
-    header = ["run", "status", "trials", "seeds", "epochs", "started", "device", "tags", "options"]
+    header = ["run", "status", "trials", "seeds", "epochs", "verdict", "started", "device", "tags", "options"]
     if not any(row[-2] for row in rows):  # no run has tags: no empty column
         header, rows = header[:-2] + header[-1:], [row[:-2] + row[-1:] for row in rows]
-    drop = [["started"], ["started", "device"]]
+    drop = [["started"], ["started", "device"], ["started", "device", "options"]]
+    drop += [drop[-1] + ["trials"], drop[-1] + ["trials", "seeds"]]  # the verdict is worth more
     none = f"(no runs tagged {', '.join(tags)})" if tags else "(no runs yet)"
-    lines = columns(header, rows, width, drop, {"trials", "epochs"}, cut=True) if rows else [none]
+    lines, shown = laid_out(header, rows, width, drop, {"trials", "epochs"}, cut=True) if rows else ([none], header)
+    left = [name for name in header if name not in shown]
+    lines += wrap(f"Left out at this width: {', '.join(left)} (see bnbench show RUN).", width) if left else []
     return "\n".join([*wrap(f"Runs under {results}", width), *lines, *_errors(found, "run", width)]) + "\n"
+
+
+def _answered(results: Path, rows: list[dict]) -> list[dict]:
+    """The rows of `run_rows`, each readable one with its verdict: the answer of a complete run in a few words
+    (`analysis.answers`, the words `compare` uses), "—" for a run not complete."""
+    done = [Path(r["path"]) for r in rows if "error" not in r and r["status"] == "complete"]
+    said = dict(zip(done, answers(results, done)))
+    return [r if "error" in r else r | {"verdict": said.get(Path(r["path"]), NONE)} for r in rows]
 
 
 def _errors(rows: list[dict], name: str, width: int) -> list[str]:
@@ -106,7 +121,8 @@ def list_output(configs: Optional[Path], results: Path, fmt: str, width: int, ta
     """What `bnbench list` shows: the two lists, or (json) {"configs": [...], "runs": [...]} with every field;
     `tags`: only the runs tagged with all of them."""
     if fmt == "json":
-        return json.dumps({"configs": config_rows(configs), "runs": run_rows(results, tags)}, indent=2) + "\n"
+        runs = _answered(results, run_rows(results, tags))
+        return json.dumps({"configs": config_rows(configs), "runs": runs}, indent=2) + "\n"
     if fmt != "table":
         raise BnbenchError(f"--format {fmt}: unknown format; choose table or json")
     return configs_table(configs, width) + "\n" + runs_table(results, width, tags)
@@ -173,11 +189,20 @@ def show_output(summary: dict, fmt: str, width: int) -> str:
     ]
     right = {"seed", "epochs", "steps", "seconds", "train loss", "test loss", "test acc %"}
     drop = [["steps"], ["steps", "seconds"], ["steps", "seconds", "test loss"]]
-    caption = (
-        "Per trial: epochs finished of configured, steps, wall seconds, and the numbers of its last finished "
-        "epoch (train loss: mean mini-batch loss of that epoch; test: in eval mode)."
+    table, shown = laid_out(header, rows, width, drop, right)
+    return "\n".join(lines + [""] + table + wrap(_trials_caption(header, shown), width)) + "\n"
+
+
+def _trials_caption(header: list[str], shown: list[str]) -> str:
+    """What `show`'s columns mean, naming only those shown, and which were left out for the width."""
+    counts = {"steps": "steps", "seconds": "wall seconds"}
+    said = ["epochs finished of configured", *(words for name, words in counts.items() if name in shown)]
+    left = [name for name in header if name not in shown]
+    return (
+        f"Per trial: {', '.join(said)}, and the numbers of its last finished epoch (train loss: mean mini-batch "
+        f"loss of that epoch; test: in eval mode)."
+        + (f" Left out at this width: {', '.join(left)} (--format json has them)." if left else "")
     )
-    return "\n".join(lines + [""] + columns(header, rows, width, drop, right) + wrap(caption, width)) + "\n"
 
 
 # ---- compare -------------------------------------------------------------------------------------------------------
@@ -204,11 +229,13 @@ def comparison_output(
     width: Optional[int] = None,
     full: bool = False,
     per_seed: bool = False,
+    every: bool = False,
 ) -> str:
-    """What `bnbench compare` shows, as text: for "table", the answer at a glance (see `glance`) or with `full`
-    every statistic, laid out for a terminal `width` columns wide (None: not a terminal, the glance at 80
-    columns, the full table unwrapped); else the text of that export format; `per_seed` (csv, json): the numbers
-    the summary is made from, a row per trial and measure (see `analysis.per_seed`).
+    """What `bnbench compare` shows, as text: for "table", the answer at a glance (see `glance`: the newest run
+    in full and a line per other run, or with `every` each run in full) or with `full` every statistic of every
+    run, laid out for a terminal `width` columns wide (None: not a terminal, the glance at 80 columns, the full
+    table unwrapped); else the text of that export format; `per_seed` (csv, json): the numbers the summary is
+    made from, a row per trial and measure (see `analysis.per_seed`).
 
     Every format shows the same numbers: csv and json at full precision, one row per variant (or per window
     with `windows`); the others rounded, with the same rows and columns, and the verdict lines on top.
@@ -234,7 +261,7 @@ def comparison_output(
         )
         return frame.to_csv(index=False) if fmt == "csv" else json.dumps(_records(frame), indent=2) + "\n"
     if fmt == "table" and not (full or windows or metrics):
-        return glance(comparisons, width)
+        return glance(comparisons, width, every)
     grids = [_windows_grid(c) if windows else _comparison_grid(c, shown) for c in comparisons]
     if fmt == "table":
         return "\n".join(render(g, width) for g in grids)
@@ -360,9 +387,8 @@ def _steps_cell(row: dict, measure: str) -> list[str]:
         return ["1.00× (reference)", *at, *note]
     if pd.isna(row[col(measure, "speedup")]):
         return ["n/a", *note]
-    lines = [_speed_value(row, measure)]
-    if not pd.isna(row[col(measure, "ci_low")]):
-        lines.append(f"[{row[col(measure, 'ci_low')]:.2f}, {row[col(measure, 'ci_high')]:.2f}]")
+    interval = speed_interval(row, measure)  # '' where it would say nothing
+    lines = [_speed_value(row, measure), *([interval] if interval else [])]
     lines += _p_line(row, measure)
     lines.append(f"reached {row[col(measure, 'reached')]}/{pairs}")
     if row[col(measure, "unit")] == "examples":
@@ -395,7 +421,9 @@ def _caption(c: Comparison, shown: list[str]) -> str:
             f"variant's. When every seed reached it: the geometric mean with a t-interval on log ratios (a range "
             f"where crossings are known only between two evaluations, tested on the end least favourable to "
             f"the claim); when some did not within their own run: the median with a distribution-free "
-            f"interval and the sign test; step = mean step of the seeds that reached it."
+            f"interval and the sign test; step = mean step of the seeds that reached it. A speedup the measured "
+            f"points bound only within more than {MEASURABLE:g}× is written by its end that holds (≥, ≤), or as not "
+            f"measurable, and its interval is left out, as is one spanning more than {MEASURABLE**2:g}×."
         )
     return text
 

@@ -3,12 +3,14 @@ checkpoint, its rows against that state, its config against the one it began wit
 whose rows or checkpoint are damaged is trained again from its start), and a grow (more seeds, more epochs) is
 written. `runner` trains what is left."""
 
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import store
+from . import digests, store
 from .config import Config, diff, dump
-from .drift import drift
+from .drift import drift, edited
 from .errors import BnbenchError
 from .experiment import parse_override, validate
 from .run_state import Reporter, Run, Silent, TrialState, now
@@ -26,8 +28,9 @@ def reopen(run_dir: Path, meta: dict, config: Config, grown: Optional[Config], r
         _grow(run_dir, meta, config, grown, reporter)
         config = grown
     trials = expand(config)
-    run = Run(run_dir, config, trials, meta, _trial_states(run_dir, trials, meta, reporter))
-    _repair_rows(run, reporter)
+    found = _trial_states(run_dir, trials, meta, reporter)
+    run = Run(run_dir, config, trials, meta, found.states)
+    _repair_rows(run, found.losses, reporter)
     return run
 
 
@@ -104,20 +107,23 @@ def finish_grow(run_dir: Path, meta: dict, config: Config) -> Config:
 
 def is_complete(run_dir: Path) -> bool:
     """A finished, intact run, for `--resume`: there is nothing to do, and nothing is written. Every trial's rows
-    are checked against its checkpoint as resuming checks them, so "nothing to do" never hides damage (rows cut
-    out of a CSV: resuming retrains those trials); an unreadable config raises what resuming it would."""
+    are checked against its checkpoint and its digests (bnbench.digests) as resuming checks them, so "nothing to
+    do" never hides damage (rows cut out of a CSV or edited, a checkpoint replaced: resuming repairs them); an
+    unreadable or edited config raises what resuming it would."""
     meta = store.read_meta(run_dir)
     config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
     if store.run_status(run_dir, meta) != "complete":
         return False
+    refuse_if_edited(run_dir, meta, config)
     trials = expand(config)
-    states = _trial_states(run_dir, trials, meta, Silent(), repair=False)
-    texts, kept = store.kept_rows(run_dir, trials, {i: s.epochs for i, s in states.items()})
+    found = _trial_states(run_dir, trials, meta, Silent(), repair=False)
+    texts, kept, lines = store.kept_rows(run_dir, trials, {i: s.epochs for i, s in found.states.items()})
     untouched = all(
         (run_dir / name).exists() and store.read_regular(run_dir / name) == text.encode()
         for name, text in texts.items()
     )
-    return untouched and not _mismatched(trials, states, kept) and all(s.finished for s in states.values())
+    damaged = _damaged(run_dir, trials, found.states, kept, lines, found.losses, meta)
+    return untouched and not damaged and not found.damaged and all(s.finished for s in found.states.values())
 
 
 def latest_partial_run(out: Path, config: Config) -> Path:
@@ -155,34 +161,70 @@ def latest_partial_run(out: Path, config: Config) -> Path:
 # ---- resume checks -----------------------------------------------------------------------------------------------
 
 
-def _trial_states(
-    run_dir: Path, trials: list[Trial], meta: dict, reporter: Reporter, repair: bool = True
-) -> dict[int, TrialState]:
-    """Each trial's state, from its checkpoint. A trial whose checkpoint is gone or damaged starts over (with a
-    note; `repair` drops a damaged one), unless meta.json records it finished for this config: then its rows,
-    which `_repair_rows` checks against that record, are its result (a run whose checkpoints were deleted to
-    free space stays complete)."""
-    recorded = _records(meta)
-    states = {}
+@dataclass
+class _Found:
+    """What the checkpoints say: each trial's state, the last finite loss each checkpoint records (by trial index;
+    `_damaged` checks it against the rows), and the trials whose checkpoint is damaged."""
+
+    states: dict[int, TrialState] = field(default_factory=dict)
+    losses: dict[int, Optional[float]] = field(default_factory=dict)
+    damaged: set[int] = field(default_factory=set)
+
+
+def _trial_states(run_dir: Path, trials: list[Trial], meta: dict, reporter: Reporter, repair: bool = True) -> _Found:
+    """Each trial's state, from its checkpoint. A trial whose checkpoint is gone or damaged (unreadable, another
+    trial's, or not the one its digest records) starts over (with a note; `repair` drops a damaged one and its
+    digest), unless meta.json records it finished for this config: then its rows, which `_repair_rows` checks
+    against that record, are its result (a run whose checkpoints were deleted to free space stays complete), unless
+    the run grew by epochs, which continue from the checkpoint."""
+    recorded, digested = _records(meta), digests.recorded(meta)
+    found = _Found()
     for trial in trials:
-        try:
-            summary, damage = store.checkpoint_summary(run_dir, trial), None
-        except BnbenchError as e:
-            summary, damage = None, str(e)
+        entry = digested.get(trial.key, {})
+        summary, damage = _checkpoint(run_dir, trial, entry)
+        if damage:
+            found.damaged.add(trial.index)
             if repair:
                 store.drop_checkpoint(run_dir, trial)
+                weights = store.checkpoint_files(run_dir, trial)[1]
+                if damage.startswith(f"{weights}:"):
+                    weights.unlink()
+                entry.pop("checkpoint", None)
         record = recorded.get(trial.key)
-        state = TrialState(**summary) if summary else _finished(record, trial) or TrialState()
+        state = _state(summary) if summary else _finished(record, trial) or TrialState()
+        if summary:
+            found.losses[trial.index] = summary.get("last_finite_loss")
         if state.status == "complete" and state.epochs < trial.config.training.epochs:  # the run grew by epochs
-            state.status = "running"
+            state = TrialState(**{**vars(state), "status": "running"}) if summary else TrialState()
         begun = isinstance(record, dict) and record.get("epochs", 0) != 0
         if summary is None and not state.finished and (damage or begun):
-            problem = damage or f"{run_dir / 'checkpoints' / trial.key}.pt: missing"
+            problem = damage or f"{store.checkpoint_files(run_dir, trial)[0]}: missing"
             reporter.note(f"{problem}: {trial.key} is trained again from its start")
         elif damage:
             reporter.note(f"{damage}: {trial.key} has finished, and its rows are checked against meta.json")
-        states[trial.index] = state
-    return states
+        found.states[trial.index] = state
+    return found
+
+
+def _checkpoint(run_dir: Path, trial: Trial, entry: dict) -> tuple[Optional[dict], Optional[str]]:
+    """A trial's checkpoint summary (None: none), or why it is not to be trusted: unreadable, another trial's (a
+    checkpoint records its trial's key), or not the file its digest records."""
+    path = store.checkpoint_files(run_dir, trial)[0]
+    damage = digests.checkpoint_damage(run_dir, entry)
+    if damage:
+        return None, damage
+    try:
+        summary = store.checkpoint_summary(run_dir, trial)
+    except BnbenchError as e:
+        return None, str(e)
+    if summary and summary.get("key", trial.key) != trial.key:
+        return None, f"{path}: the checkpoint of {summary['key']}, not of {trial.key} (swapped or copied)"
+    return summary, None
+
+
+def _state(summary: dict) -> TrialState:
+    """A checkpoint's summary as a state (it also names its trial: `key`)."""
+    return TrialState(**{k: summary[k] for k in vars(TrialState()) if k in summary})
 
 
 def _records(meta: dict) -> dict:
@@ -206,26 +248,70 @@ def _finished(record: Optional[dict], trial: Trial) -> Optional[TrialState]:
     return state if done and isinstance(state.epochs, int) and isinstance(state.steps, int) else None
 
 
-def _mismatched(
-    trials: list[Trial], states: dict[int, TrialState], kept: dict[str, dict[int, list[int]]]
-) -> list[Trial]:
-    """The trials whose rows (each row's epoch, per file, as `store.kept_rows` kept them) are not exactly the
-    epochs and steps of their state."""
-    wrong = []
+def _damaged(
+    run_dir: Path,
+    trials: list[Trial],
+    states: dict[int, TrialState],
+    kept: store.Kept,
+    lines: store.Lines,
+    losses: dict[int, Optional[float]],
+    meta: dict,
+) -> dict[int, str]:
+    """Why each damaged trial's rows (as `store.kept_rows` kept them: each row's epoch and line, per file) cannot be
+    kept, by trial index: they are not exactly the epochs and steps of its state, their last finite loss is not its
+    checkpoint's (a checkpoint swapped with another trial's has the same steps), or they are not the rows its
+    digests record."""
+    digested, wrong = digests.recorded(meta), {}
     for trial in trials:
         state = states[trial.index]
         epochs = list(range(1, state.epochs + 1))
         rows = {name: found[trial.index] for name, found in kept.items()}
         batches = rows.get("batches.csv", [])
         evals = _eval_epochs(batches, trial.config.training.eval_every)
-        if (
-            len(batches) != state.steps
-            or sorted(set(batches)) != epochs
-            or rows.get("epochs.csv", []) != epochs
-            or rows.get("evals.csv", evals) != evals
-        ):
-            wrong.append(trial)
+        own = lines.get("batches.csv", {}).get(trial.index, [])
+        fits = {
+            "batches.csv": len(batches) == state.steps and sorted(set(batches)) == epochs,
+            "epochs.csv": rows.get("epochs.csv", []) == epochs,
+            "evals.csv": rows.get("evals.csv", evals) == evals,
+        }
+        short = next((name for name, fit in fits.items() if not fit), None)
+        if short:
+            wrong[trial.index] = (
+                f"{run_dir / short}: the rows of {trial.key} do not match its checkpoint (truncated or edited)"
+            )
+        elif trial.index in losses and _last_loss(own) not in (None, _loss_text(losses[trial.index])):
+            wrong[trial.index] = (
+                f"{store.checkpoint_files(run_dir, trial)[0]}: its last loss {_loss_text(losses[trial.index])} is "
+                f"not {trial.key}'s in batches.csv ({_last_loss(own)}): another trial's checkpoint (swapped?)"
+            )
+        elif state.finished and trial.key in digested:
+            found = (
+                digests.rows_damage(run_dir / name, trial.key, digested[trial.key], _encoded(lines, name, trial))
+                for name in store.CUT_FILES
+            )
+            problem = next((p for p in found if p), None)
+            if problem:
+                wrong[trial.index] = problem
     return wrong
+
+
+def _encoded(lines: store.Lines, name: str, trial: Trial) -> Optional[list[bytes]]:
+    """A trial's lines in one row file, as bytes (None: the file is missing)."""
+    return None if name not in lines else [line.encode() for line in lines[name][trial.index]]
+
+
+def _loss_text(loss) -> Optional[str]:
+    """A loss as batches.csv writes it (bnbench.schema); None for none."""
+    return format(loss, ".9g") if isinstance(loss, float) and math.isfinite(loss) else None
+
+
+def _last_loss(lines: list[str]) -> Optional[str]:
+    """The last finite loss of a trial's batches.csv lines (the last field), as written; None for none."""
+    for line in reversed(lines):
+        text = line.rsplit(",", 1)[-1]
+        if math.isfinite(float(text)):
+            return text
+    return None
 
 
 def _eval_epochs(batch_epochs: list[int], every: Optional[int]) -> list[int]:
@@ -239,39 +325,57 @@ def _eval_epochs(batch_epochs: list[int], every: Optional[int]) -> list[int]:
     return epochs
 
 
-def _repair_rows(run: Run, reporter: Reporter) -> None:
-    """Cut every trial's rows back to its checkpoint, then check them against it: a trial whose rows are missing
-    or damaged (a truncated or edited CSV) loses its rows and checkpoint and is trained again from its start, so
-    that a resumed run never reports rows it does not have."""
-    kept = store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
-    broken = _mismatched(run.trials, run.states, kept)
-    for trial in broken:
-        reporter.note(
-            f"{run.dir}: the rows of {trial.key} do not match its checkpoint (a CSV was truncated or "
-            f"edited); it is trained again from its start"
-        )
+def _repair_rows(run: Run, losses: dict[int, Optional[float]], reporter: Reporter) -> None:
+    """Cut every trial's rows back to its checkpoint, then check them against it and against its digests: a trial
+    whose rows are missing or damaged (a truncated or edited CSV, a deleted row file) or belong to another
+    checkpoint loses its rows, checkpoint and digests and is trained again from its start, so that a resumed run
+    never reports rows it does not have."""
+    kept, lines = store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+    broken = _damaged(run.dir, run.trials, run.states, kept, lines, losses, run.meta)
+    digested = digests.recorded(run.meta)
+    had = {name for entry in digested.values() for name in entry}  # the row files the run's trials finished with
+    for trial in (t for t in run.trials if t.index in broken):
+        reporter.note(f"{broken[trial.index]}; {trial.key} is trained again from its start")
         store.drop_checkpoint(run.dir, trial)
         run.states[trial.index] = TrialState()
+    if digested:  # a trial that trains on (retrained, or grown by epochs) records its digests anew when it ends
+        run.meta["digests"] = {
+            t.key: digested[t.key] for t in run.trials if run.states[t.index].finished and t.key in digested
+        }
     if broken:
+        for name, columns in store.ROW_FILES.items():  # a deleted row file that the run had is made anew
+            if not (run.dir / name).exists() and name in had:
+                store.atomic_write(run.dir / name, store.header(run.trials, columns))
         store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
-        run.meta["retrained"] = store.typed_field(run.meta, "retrained", list, []) + [t.key for t in broken]
+        run.meta["retrained"] = store.typed_field(run.meta, "retrained", list, []) + [
+            t.key for t in run.trials if t.index in broken
+        ]
 
 
 def refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
     """Resuming with other settings than the run began with would mix two experiments: refuse when the run's
     config.yaml was edited or its source file changed (see `drift`)."""
     found = drift(run_dir, meta, stored, strict=True)
-    if found.edited:
-        raise BnbenchError(
-            f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(found.edited)}; "
-            f"as started -> as now); restore it or start a new run"
-        )
+    _refuse_edited(run_dir, found.edited)
     if found.error is not None:
         raise found.error
     if found.changed:
         raise BnbenchError(
             f"{found.source}: changed since the run began ({'; '.join(found.changed)}; in the run -> "
             f"in the file now); restore it or start a new run"
+        )
+
+
+def refuse_if_edited(run_dir: Path, meta: dict, stored: Config) -> None:
+    """A complete run's config.yaml edited since it began is not "nothing to do": its rows are another config's."""
+    _refuse_edited(run_dir, edited(meta, run_dir / "meta.json", stored))
+
+
+def _refuse_edited(run_dir: Path, fields: list[str]) -> None:
+    if fields:
+        raise BnbenchError(
+            f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(fields)}; as started -> as now); "
+            f"restore it (meta.json's `config` holds the one it ran) or start a new run"
         )
 
 

@@ -19,20 +19,20 @@ from typing import Literal, Optional
 
 import torch
 
-from . import backends, checkpoints, stopping, store
+from . import backends, checkpoints, digests, stopping, store
 from .config import Config, dump
 from .data import Dataset, load_dataset
 from .engines.choose import resolve_device
 from .engines.events import EpochResult, Progress
 from .environment import environment
 from .errors import BnbenchError, Interrupted
-from .experiment import load_config, parse_override, validate
+from .experiment import data_name, load_config, named_for_data, parse_override, validate
 from .log import RunLog
 from .models import build_model
 from .resume import finish_grow, grown_config, grows, is_complete, latest_partial_run, refuse_if_changed, reopen
 from .run_state import Reporter, Run, Silent, TrialState, now
 from .tags import labels, refuse_on_resume
-from .trials import Trial, expand
+from .trials import Trial, expand, refuse_large_probe_batch
 
 # ---- public entry points -----------------------------------------------------------------------------------------
 
@@ -127,12 +127,14 @@ def execute(
 
 
 def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:
-    """`run CONFIG --resume RUN_DIR`: RUN_DIR, once it is a run folder of CONFIG's experiment."""
+    """`run CONFIG --resume RUN_DIR`: RUN_DIR, once it is a run folder of CONFIG's experiment (on the config's
+    data set, or on another one, named after it: `experiment.named_for_data`)."""
     if not resume:
         raise BnbenchError(f"{run_folder}: a second argument is a run folder to continue; add --resume")
     if not (run_folder / "meta.json").exists():
         raise BnbenchError(f"{run_folder}: not a run folder (no meta.json); pass RESULTS/<name>/<run id>")
-    name, found = load_config(config)[0].name, store.read_config(run_folder).get("name")
+    cfg, ran = load_config(config)[0], store.read_config(run_folder)
+    name, found = named_for_data(cfg.name, cfg.dataset.name, data_name(ran)), ran.get("name")
     if found != name:
         raise BnbenchError(
             f"{run_folder}: a run of '{found}', not of {config} ('{name}'); pass a run folder of that "
@@ -236,6 +238,7 @@ def _create_run_dir(out: Path, config: Config, trials: list[Trial], meta: dict) 
 
 def _check_models(trials: list[Trial], data: Dataset) -> None:
     """Build each distinct model once, so that a model that cannot fit the data fails before a run folder exists."""
+    refuse_large_probe_batch(trials, len(data.train.y))
     for trial in {(t.variant.name, str(t.config.model)): t for t in trials}.values():
         build_model(trial.config.model, trial.variant, data.input_shape, data.num_classes, trial.seed)
 
@@ -318,13 +321,14 @@ def _execute(
         try:
             store.write_meta(run.dir, _meta(run))
             finished = [t for t in run.trials if run.states[t.index].finished]  # a stop may have left them unpruned
-            checkpoints.prune_finished(run.dir, finished, run.config.training.checkpoints)
+            checkpoints.prune_finished(run.dir, finished, checkpoints.kept(run.config, run.meta))
             reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()}, len(data.train.y))
             backend.train(backends.Job(run.dir, run.config, data, device, engine), units, _Recorder(run, reporter))
             left = [t.key for t in run.trials if not run.states[t.index].finished]
             if left:
                 raise RuntimeError(f"bnbench: trials left untrained at the end of the run: {', '.join(left)}")
-            store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+            lines = store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})[1]
+            digests.record(run.dir, run.meta, run.trials, lines)
         except _Terminated:
             _stopped(run, "partial")
             raise Interrupted(f"terminated (SIGTERM); nothing finished is lost. Resume with: {resume}", 143) from None
@@ -443,12 +447,12 @@ class _Recorder:
         trial_state = run.states[index]
         store.append_epoch(run.dir, trial, result, first_step=trial_state.steps)
         trial_state.record(result, trial.config.training.epochs)
-        store.save_checkpoint(run.dir, trial, state, vars(trial_state))
+        store.save_checkpoint(run.dir, trial, state, {"key": trial.key, **vars(trial_state)})
         if result.fallback:
             self._fallback(trial, result.fallback)
         store.write_meta(run.dir, _meta(run))
         if trial_state.finished:  # recorded as such first: a stop before this loses nothing
-            checkpoints.prune_trial(run.dir, trial, run.config.training.checkpoints)
+            checkpoints.prune_trial(run.dir, trial, checkpoints.kept(run.config, run.meta))
         self.reporter.epoch_done(trial, result)
 
     def _fallback(self, trial: Trial, why: str) -> None:

@@ -10,9 +10,10 @@ from typing import Optional
 
 import numpy as np
 
-from . import checkpoints, store
+from . import checkpoints, digests, store
 from .analysis import compare_run, load_run
-from .analysis.reading import diverged_at, spans
+from .analysis.decisions import as_typed
+from .analysis.reading import diverged_at, probe_damage, spans
 from .config import Config
 from .drift import drift
 from .errors import BnbenchError
@@ -55,12 +56,14 @@ def summary(run_dir: Path) -> dict:
         "checkpoints": checkpoints.ALLOWS[checkpoints.kept(config, meta)],
         **_config_changes(run_dir, meta, config),
     }
+    out |= as_typed(meta)  # a sequential run: as the user ran it
     try:
         results = load_run(run_dir)
     except BnbenchError as e:
-        return out | {"trials": [], "verdicts": [], "problem": str(e)} | _next(out, str(e))
+        problem = str(e).removesuffix(f"; {digests.repair(run_dir)}")  # `show` says the repair on a line of its own
+        return out | {"trials": [], "verdicts": [], "problem": problem} | _next(out, problem)
     out["trials"] = _trials(results)
-    out |= _next(out, _missing(out["trials"], meta.get("trials")))
+    out |= _next(out, _missing(out["trials"], meta.get("trials")) or _unread_damage(run_dir, meta))
     try:
         c = compare_run(results)
         out["verdicts"], out["problem"] = c.decided or [v for v in c.table.verdict if isinstance(v, str)], None
@@ -87,6 +90,16 @@ def _missing(trials: list[dict], recorded) -> Optional[str]:
         return None
     named = ", ".join(short[:4]) + ", ..." * (len(short) > 4)
     return f"the rows of {len(short)} trial{'s' * (len(short) > 1)} ({named}) fall short of what meta.json records"
+
+
+def _unread_damage(run_dir: Path, meta: dict) -> Optional[str]:
+    """Damage to what `load_run` does not read, against the digests the run's trials recorded (bnbench.digests):
+    a kept checkpoint's type and size (reading every checkpoint whole is resuming's), and probes.csv."""
+    for entry in digests.recorded(meta).values():
+        problem = digests.checkpoint_damage(run_dir, entry, whole=False)
+        if problem:
+            return problem
+    return probe_damage(run_dir)
 
 
 def _next(out: dict, problem: Optional[str]) -> dict:

@@ -8,13 +8,16 @@ or parallel run's files equal those of one uninterrupted sequential run, byte fo
 """
 
 import csv
+import errno
 import fcntl
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -30,18 +33,43 @@ if TYPE_CHECKING:  # torch is imported only where checkpoints are touched, so `c
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a temporary file beside `path`, then rename it over `path`; a failed write (a full disk) leaves the
-    old file and no temporary one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """Write a temporary file beside `path` (named `_temporary`), then rename it over `path`; a failed write (a
+    full disk) leaves the old file and no temporary one, and its OSError names `path` (a failed write() names no
+    file), so that the line the user sees can."""
+    tmp = _temporary(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        with suppress(OSError):  # a read-only mount refuses even this
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
+
+
+def _temporary(path: Path) -> Path:
+    """`atomic_write`'s temporary file for `path`: hidden, with the writer's pid (see `remove_temporaries`)."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+FIXES = {
+    errno.ENOSPC: "free space",
+    errno.EDQUOT: "free space",
+    errno.EROFS: "make its file system writable",
+    errno.EACCES: "fix its permissions",
+    errno.EPERM: "fix its permissions",
+    errno.EIO: "check the disk",
+}
+
+
+def unwritable(path: Path | str, error: OSError, then: str = "run the command again") -> str:
+    """The one line for a file the disk refused (full, read-only, no permission): the file, why, and what to do."""
+    fix = FIXES.get(error.errno, "free space or fix its permissions")
+    return f"{path}: cannot write ({error.strerror or error}); {fix}, then {then}"
 
 
 def stage_run_dir(out: Path, name: str) -> tuple[Path, Path, "RunLock"]:
@@ -123,7 +151,12 @@ class RunLock:
         cls.held.clear()
 
     def acquire(self) -> "RunLock":
-        f = open(self.path, "a+")
+        """Take the lock and write who holds it; a folder that cannot be written (a full disk, a read-only mount)
+        is one line, and the lock is not kept."""
+        try:
+            f = open(self.path, "a+")
+        except OSError as e:
+            raise BnbenchError(unwritable(self.path, e)) from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -131,10 +164,15 @@ class RunLock:
             holder = f.read().strip() or "another process"
             f.close()
             raise BnbenchError(f"{self.path.parent}: in use by {holder}; wait for it to finish or stop it") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        f.flush()
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            f.flush()
+        except OSError as e:
+            with suppress(OSError):
+                f.close()
+            raise BnbenchError(unwritable(self.path, e)) from None
         self.file = f
         self.held.append(f)
         return self
@@ -216,11 +254,17 @@ def deserialize(data: bytes) -> dict:
     return torch.load(io.BytesIO(data), weights_only=True)
 
 
+def checkpoint_files(run_dir: Path, trial: Trial) -> tuple[Path, Path]:
+    """A trial's resume checkpoint and its weights-only file (bnbench.checkpoints)."""
+    folder = run_dir / "checkpoints"
+    return folder / f"{trial.key}.pt", folder / f"{trial.key}.weights.pt"
+
+
 def save_checkpoint(run_dir: Path, trial: Trial, state: bytes, summary: dict) -> None:
     """The trainer state (already serialized, possibly by a worker) and the trial's summary, atomically."""
-    folder = run_dir / "checkpoints"
-    folder.mkdir(exist_ok=True)
-    atomic_write(folder / f"{trial.key}.pt", serialize({"summary": summary, "state": state}))
+    path = checkpoint_files(run_dir, trial)[0]
+    path.parent.mkdir(exist_ok=True)
+    atomic_write(path, serialize({"summary": summary, "state": state}))
 
 
 def _read_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
@@ -228,7 +272,9 @@ def _read_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
 
     import torch
 
-    path = run_dir / "checkpoints" / f"{trial.key}.pt"
+    path = checkpoint_files(run_dir, trial)[0]
+    if path.exists() and not path.is_file():  # opening a named pipe would wait for a writer forever
+        raise BnbenchError(f"{path}: damaged checkpoint (not a regular file)")
     if not path.is_file():
         return None
     try:
@@ -242,12 +288,12 @@ def _read_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
 def checkpoint_summary(run_dir: Path, trial: Trial) -> Optional[dict]:
     checkpoint = _read_checkpoint(run_dir, trial)
     if checkpoint is not None and not (isinstance(checkpoint, dict) and isinstance(checkpoint.get("summary"), dict)):
-        raise BnbenchError(f"{run_dir / 'checkpoints' / (trial.key + '.pt')}: damaged checkpoint (no summary)")
+        raise BnbenchError(f"{checkpoint_files(run_dir, trial)[0]}: damaged checkpoint (no summary)")
     return checkpoint and checkpoint["summary"]
 
 
 def drop_checkpoint(run_dir: Path, trial: Trial) -> None:
-    (run_dir / "checkpoints" / f"{trial.key}.pt").unlink(missing_ok=True)
+    checkpoint_files(run_dir, trial)[0].unlink(missing_ok=True)
 
 
 def load_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
@@ -256,37 +302,40 @@ def load_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
     return checkpoint and deserialize(checkpoint["state"])
 
 
-def rewrite_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]) -> dict[str, dict[int, list[int]]]:
+Kept = dict[str, dict[int, list[int]]]  # per file and trial, the epoch of each row kept
+Lines = dict[str, dict[int, list[str]]]  # per file and trial, the lines kept (without their newline), in order
+
+
+def rewrite_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]) -> tuple[Kept, Lines]:
     """Keep each trial's rows up to epoch keep_epochs[trial.index] (see `kept_rows`), in trial order, under the
-    right header. Returns, per file and trial, the epoch of each row kept, for the caller to check against the
-    checkpoints.
+    right header. Returns, per file and trial, the epoch of each row kept and the lines, for the caller to check
+    against the checkpoints and digests (bnbench.digests).
 
     Used when resuming (rows past a checkpoint are recomputed) and at the end of a run (rows sorted into trial
     order, so that --jobs and resumes do not change the file).
     """
-    texts, kept = kept_rows(run_dir, trials, keep_epochs)
+    texts, kept, lines = kept_rows(run_dir, trials, keep_epochs)
     for name, text in texts.items():
         atomic_write(run_dir / name, text)
-    return kept
+    return kept, lines
 
 
-def kept_rows(
-    run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]
-) -> tuple[dict[str, str], dict[str, dict[int, list[int]]]]:
+def kept_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]) -> tuple[dict[str, str], Kept, Lines]:
     """What `rewrite_rows` would write, without writing: per file, its new text (header and each trial's rows up
     to epoch keep_epochs[trial.index], in trial order; a torn last line and any row that is not one of ours --
     another trial's labels, a wrong number of fields, a field that is not a number -- dropped), and per file and
-    trial the epoch of each row kept. A file whose text equals its new text holds nothing that resuming drops."""
+    trial the epoch of each row kept, and the row's line. A file whose text equals its new text holds nothing that
+    resuming drops."""
     n_labels = len(trials[0].labels)
     order = {tuple(str(v) for v in _parse(csv_fields(list(t.labels.values())))): t.index for t in trials}
-    texts, kept = {}, {}
+    texts, kept, groups_of = {}, {}, {}
     for name, columns in CUT_FILES.items():
         path = run_dir / name
         if columns.optional and not path.exists():
             continue
         lines = read_regular(path).decode(errors="replace").split("\n") if path.exists() else [""]
         groups: dict[int, list[str]] = {t.index: [] for t in trials}
-        kept[name] = {t.index: [] for t in trials}
+        kept[name], groups_of[name] = {t.index: [] for t in trials}, groups
         for line in lines[1:-1]:  # the header is written anew; the last element is "" or a torn line
             fields = _parse(line)
             index = order.get(tuple(fields[:n_labels]))
@@ -301,7 +350,7 @@ def kept_rows(
                 groups[index].append(line)
                 kept[name][index].append(int(values[0]))
         texts[name] = header(trials, columns) + "".join(line + "\n" for t in trials for line in groups[t.index])
-    return texts, kept
+    return texts, kept, groups_of
 
 
 def _is_number(text: str) -> bool:
@@ -312,10 +361,16 @@ def _is_number(text: str) -> bool:
         return False
 
 
+TEMPORARY = re.compile(r"\..+\.(json|yaml|csv|pt)\.tmp[0-9]+")  # `_temporary`'s names for the run's own files
+
+
 def remove_temporaries(run_dir: Path) -> None:
-    """Drop the temporary files of atomic writes that a killed process left behind."""
+    """Drop the temporary files of atomic writes that a killed process (a run, a prune) left behind: only names
+    `_temporary` gives the run's files, never another file of the user's. Call it holding the run's lock (a live
+    writer's temporary is about to be renamed)."""
     for path in [*run_dir.glob(".*.tmp*"), *run_dir.glob("checkpoints/.*.tmp*")]:
-        path.unlink(missing_ok=True)
+        if TEMPORARY.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def _parse(line: str) -> list[str]:
@@ -358,7 +413,9 @@ def read_config(run_dir: Path) -> dict:
 
 
 def write_meta(run_dir: Path, meta: dict) -> None:
-    atomic_write(run_dir / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
+    """allow_nan=False: Python would write NaN or Infinity, which is not JSON; every number it holds is checked to
+    be finite where it comes in, so one that is not is a bug (a traceback), never an unreadable meta.json."""
+    atomic_write(run_dir / "meta.json", json.dumps(meta, indent=2, default=str, allow_nan=False) + "\n")
 
 
 def read_meta(run_dir: Path) -> dict:

@@ -12,11 +12,13 @@ A step's scalars go in one event and steps in order, as a training loop writes t
 that order).
 """
 
+import fcntl
 import os
 import shutil
 import socket
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -49,28 +51,49 @@ def trial_folder(variant: str, seed: int, point: dict) -> str:
 
 def export(run_dir: Path, out: Path) -> Path:
     """Write every trial of the run in `run_dir` as TensorBoard scalars under out/<name>/<run id>; returns that
-    folder. An export already there is refused (writing it again would show every point twice); a failed export
-    leaves nothing behind."""
+    folder. An export already there is refused (writing it again would show every point twice), and so is one
+    while another export writes to out/<name> (both would write the same partial folder); a failed export leaves
+    nothing behind."""
     protos = _protos()
     results = load_run(run_dir)
     target = out / results.config.name / run_dir.name
-    if target.exists():
-        raise BnbenchError(
-            f"--tensorboard {out}: {target} already holds an export of this run; delete that folder to export it "
-            f"again, or pass another --tensorboard folder"
-        )
     partial = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)  # left by an export that was killed
     try:
-        for folder, scalars in _trial_scalars(results):
-            with EventFile(partial / folder, protos) as file:
-                file.write(scalars, time.time())
-        partial.rename(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _only_export(target.parent, out):
+            if target.exists():
+                raise BnbenchError(
+                    f"--tensorboard {out}: {target} already holds an export of this run; delete that folder to "
+                    f"export it again, or pass another --tensorboard folder"
+                )
+            shutil.rmtree(partial, ignore_errors=True)  # left by an export that was killed
+            try:
+                for folder, scalars in _trial_scalars(results):
+                    with EventFile(partial / folder, protos) as file:
+                        file.write(scalars, time.time())
+                partial.rename(target)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
     except OSError as e:
         raise BnbenchError(f"--tensorboard {out}: cannot write ({e.strerror or e})") from None
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+@contextmanager
+def _only_export(folder: Path, out: Path):
+    """An exclusive flock on `folder` (out/<name>) while an export writes in it: the kernel drops it when the
+    exporter dies, and it leaves no file among TensorBoard's."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BnbenchError(
+                f"--tensorboard {out}: another export is writing {folder}; wait for it to finish"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _trial_scalars(results: Results):

@@ -9,20 +9,21 @@ nothing is undecided or the cap is reached.
 Each round is a grow of the same run folder (`runner.plan`/`execute`), so it trains with `--jobs` and `--backend
 ray` as any run does, and an interrupted run continues with `bnbench run --resume RUN`: the plan is in meta.json
 and every look is worked out again from the rows (`analysis.decisions`), so it takes the seeds and decisions an
-uninterrupted run takes. Every variant trains every round's seeds, decided or not: the run stays a complete grid
-that `compare`, pooling and growing read as any other, and the baseline trains every seed anyway.
+uninterrupted run takes (a run stopped as its last look was written, complete but with meta.json's record behind
+its rows, takes that look and writes its ending). Every variant trains every round's seeds, decided or not: the
+run stays a complete grid that `compare`, pooling and growing read as any other, and the baseline trains every
+seed anyway.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 from . import backends, store
-from .analysis.columns import METRICS, PRIMARY
-from .analysis.decisions import KEY, lines, plan_of, record
+from .analysis.decisions import KEY, Settings, check_run, checked, lines, plan_of, record
 from .analysis.reading import TrialIndex, load_run
-from .analysis.sequential import SPENDING, schedule
-from .config import Config
+from .analysis.sequential import schedule
+from .config import MAX_TRIALS, Config
 from .errors import BnbenchError, Interrupted
 from .experiment import validate
 from .log import noted
@@ -32,45 +33,29 @@ from .runner import Plan, execute
 ROUND = 5  # seeds a round, and the fewest the first look has
 
 
-@dataclass(frozen=True)
-class Settings:
-    """What `--until-decided` was asked: the cap on seeds, the metric decided on, the family-wise alpha, the
-    equivalence margin (None: no equivalence decisions) and the spending function."""
-
-    max_seeds: int = 20
-    metric: str = PRIMARY
-    alpha: float = 0.05
-    effect: Optional[float] = None
-    spending: str = "pocock"
-
-
-def checked(settings: Settings) -> Settings:
-    """The settings, or one line saying which option is wrong and what it takes."""
-    tested = [name for name, m in METRICS.items() if m.tested]
-    if settings.metric not in tested:
-        raise BnbenchError(f"--metric {settings.metric}: not a tested metric; choose one of {', '.join(tested)}")
-    if not 0 < settings.alpha <= 0.5:
-        raise BnbenchError(f"--alpha {settings.alpha:g}: must lie in (0, 0.5], e.g. 0.05")
-    if settings.effect is not None and not settings.effect > 0:
-        raise BnbenchError(f"--effect {settings.effect:g}: the equivalence margin must be above 0, e.g. --effect 1")
-    if settings.spending not in SPENDING:
-        raise BnbenchError(f"--spending {settings.spending}: choose {' or '.join(SPENDING)}")
-    if settings.max_seeds < 2:
-        raise BnbenchError(f"--max-seeds {settings.max_seeds}: a paired comparison needs at least 2 seeds")
-    return settings
-
-
-def new_plan(config: Config, settings: Settings) -> dict:
-    """The plan a new run is started with (meta.json's `sequential.plan`)."""
+def new_plan(config: Config, settings: Settings, typed_seeds: Optional[list[int]] = None) -> dict:
+    """The plan a new run is started with (meta.json's `sequential.plan`); `typed_seeds`: --seeds as typed."""
     s = checked(settings)
+    if len(config.variants) < 2:
+        raise BnbenchError(
+            f"--until-decided: the config has one variant ({config.variants[0].name}), and a decision compares a "
+            f"variant with the baseline; give the config (its `variants`) a second variant"
+        )
     if len(config.seeds) > s.max_seeds:
         raise BnbenchError(
             f"--max-seeds {s.max_seeds}: below the {len(config.seeds)} seeds the config starts with; raise it or "
             f"start with fewer (--seeds)"
         )
-    extra = (seed for seed in range(10**9) if seed not in set(config.seeds))
-    seeds = list(config.seeds) + [next(extra) for _ in range(s.max_seeds - len(config.seeds))]
     points = len(TrialIndex.of(config).points)
+    per_seed = len(config.variants) * points
+    if s.max_seeds * per_seed > MAX_TRIALS:
+        raise BnbenchError(
+            f"--max-seeds {s.max_seeds:,}: {s.max_seeds:,} seeds x {per_seed} trials a seed, more than the "
+            f"{MAX_TRIALS:,} trials one run may hold; use --max-seeds {MAX_TRIALS // per_seed} or fewer"
+        )
+    started = set(config.seeds)
+    extra = (seed for seed in range(MAX_TRIALS + len(started)) if seed not in started)
+    seeds = list(config.seeds) + [next(extra) for _ in range(s.max_seeds - len(config.seeds))]
     return {
         "metric": s.metric,
         "alpha": s.alpha,
@@ -81,6 +66,7 @@ def new_plan(config: Config, settings: Settings) -> dict:
         "seeds": seeds,
         "looks": list(schedule(max(len(config.seeds), ROUND), s.max_seeds, ROUND)),
         "comparisons": (len(config.variants) - 1) * points,
+        "typed_seeds": typed_seeds,
     }
 
 
@@ -94,7 +80,8 @@ def run(
     """Carry out `todo` (a new run, or a sequential run to continue) round by round until decided; returns the
     run folder. `settings` for a new run (a run keeps the plan it started with)."""
     if todo.kind == "new":
-        plan = new_plan(todo.config, settings if isinstance(settings, Settings) else Settings())
+        settings = settings if isinstance(settings, Settings) else Settings()
+        plan = new_plan(todo.config, settings, todo.overrides.get("seeds"))
         first = plan["seeds"][: plan["looks"][0]]
         config = validate(todo.config.model_dump(mode="json") | {"seeds": first}, str(todo.source))
         meta = todo.meta | {KEY: {"plan": plan, "record": None}}
@@ -119,14 +106,16 @@ def run(
 
 
 def continued(run_dir: Path, asked: Optional[dict] = None) -> dict:
-    """The plan of a sequential run being continued; `asked` (options of --until-decided) is refused: the plan
-    cannot change (a design chosen after seeing results is not the design whose error rate was promised)."""
-    plan = plan_of(store.read_meta(run_dir))
+    """The plan of a sequential run being continued, checked against the run; `asked` (options of
+    --until-decided) is refused: the plan cannot change (a design chosen after seeing results is not the design
+    whose error rate was promised)."""
+    plan = plan_of(store.read_meta(run_dir), run_dir)
     if plan is None:
         raise BnbenchError(
             f"{run_dir}: was not started with --until-decided, and a run decides in rounds only from its start; "
             f"start a new run with --until-decided"
         )
+    check_run(plan, validate(store.read_config(run_dir), str(run_dir / "config.yaml")), run_dir)
     if asked:
         raise BnbenchError(
             f"{run_dir}: its sequential plan is fixed (looks after {', '.join(map(str, plan['looks']))} seeds, "
@@ -136,13 +125,15 @@ def continued(run_dir: Path, asked: Optional[dict] = None) -> dict:
 
 
 def is_sequential(run_dir: Optional[Path]) -> bool:
-    return run_dir is not None and plan_of(store.read_meta(run_dir)) is not None
+    return run_dir is not None and KEY in store.read_meta(run_dir)
 
 
 def pending(run_dir: Path) -> bool:
-    """Whether a complete sequential run has rounds left (it stopped between two)."""
-    plan = plan_of(store.read_meta(run_dir))
-    return not record(load_run(run_dir), plan)["finished"]
+    """Whether a complete sequential run has work left: rounds (it stopped between two), or its last look, when
+    meta.json's record is not the one its rows give (stopped before the look was written: the ending is owed)."""
+    meta = store.read_meta(run_dir)
+    rec = record(load_run(run_dir), plan_of(meta, run_dir))
+    return not rec["finished"] or meta[KEY].get("record") != rec
 
 
 def _through(plan: dict, rec: dict) -> list[int]:
@@ -151,11 +142,13 @@ def _through(plan: dict, rec: dict) -> list[int]:
 
 
 def look(run_dir: Path, plan: dict, reporter: Reporter) -> dict:
-    """Take the looks the run's rows allow, write them to meta.json and say them (terminal and run.log)."""
+    """Take the looks the run's rows allow, write them to meta.json (removing what a write that was killed left)
+    and say them: to run.log, and to the terminal unless the run ends here (its verdict says them then)."""
     results = load_run(run_dir)
     rec = record(results, plan)
     lock = store.RunLock(run_dir).acquire()
     try:
+        store.remove_temporaries(run_dir)
         meta = store.read_meta(run_dir)
         meta[KEY] = {"plan": plan, "record": rec}
         store.write_meta(run_dir, meta)
@@ -167,6 +160,6 @@ def look(run_dir: Path, plan: dict, reporter: Reporter) -> dict:
         for line in lines(plan, rec | {"comparisons": fresh}, results.config.baseline)[:-1]
     ]
     noted(run_dir, said)
-    for line in said:
+    for line in said if not rec["finished"] else []:
         reporter.note(line)
     return rec

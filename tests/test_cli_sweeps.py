@@ -177,9 +177,11 @@ def test_list_shows_and_filters_by_tags(swept, tmp_path):
     assert [r["name"] for r in listed("v2", "lr-study")] == ["sw"]
     assert listed("nope") == []
     text = invoke("list", "--results", results, "--tag", "v2").stdout.split("Runs under")[1].splitlines()
-    assert text[1].split() == ["run", "status", "trials", "seeds", "epochs", "started", "device", "tags", "options"]
+    header = ["run", "status", "trials", "seeds", "epochs", "verdict", "started", "device", "tags", "options"]
+    assert text[1].split() == header
     row = next(line for line in text if line.startswith("sw/"))
-    assert row.split()[8:] == ["lr-study,v2", "--sweep", "optimizer.lr=1e-3,1e-2", "--sweep", "model.hidden=[16],[8,8]"]
+    options = ["--sweep", "optimizer.lr=1e-3,1e-2", "--sweep", "model.hidden=[16],[8,8]"]
+    assert row.split()[-5:] == ["lr-study,v2", *options]
     assert invoke("list", "--results", results, "--tag", "nope").stdout.endswith("(no runs tagged nope)\n")
 
 

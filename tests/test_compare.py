@@ -328,7 +328,9 @@ def test_a_crossing_known_only_within_bounds_makes_the_summary_a_median(tmp_path
         t.loc["bn", "steps_note"]
         == "2 pairs: interval unreliable; crossings known only between two measured points: a range"
     )
-    assert f"{low:.2f}–{high:.2f}× [{np.exp(lows.mean() - half_low):.2f}, " in t.loc["bn", "verdict"]
+    # the verdict leaves out an interval spanning more than 100× (1 d.o.f.: [0.00, ...]): it says nothing of speed
+    assert t.loc["bn", "steps_ci_high"] / t.loc["bn", "steps_ci_low"] > 100
+    assert f"{low:.2f}–{high:.2f}× (Holm p=" in t.loc["bn", "verdict"]
 
 
 def test_never_reached_is_censored_counted_never_dropped(tmp_path):
@@ -436,9 +438,10 @@ def test_steps_to_the_baselines_test_accuracy_at_half_its_run(tmp_path):
         t.loc["bn", "steps_acc_note"]
         == "2 pairs: interval unreliable; crossings known only between two measured points: a range"
     )
+    assert ci_high / ci_low > 100  # [0.00, 3078712.10]: an interval that says nothing is left out of the verdict
     assert (
-        f"no difference shown in speed to plain's half-run test acc: {low:.2f}–{high:.2f}× [{ci_low:.2f}, "
-        f"{ci_high:.2f}] (Holm p=1);" in t.loc["bn", "verdict"]
+        f"no difference shown in speed to plain's half-run test acc: {low:.2f}–{high:.2f}× (Holm p=1);"
+        in t.loc["bn", "verdict"]
     )
 
 

@@ -221,7 +221,7 @@ def test_a_grow_stopped_at_any_write_never_claims_complete_and_resumes_to_the_wh
     result = invoke("run", "--resume", run_dir, *GROW, "-q")
     monkeypatch.undo()
     assert result.exit_code == 130, result.output
-    assert f"Resume with: bnbench run --resume {run_dir}" in result.output.replace("\n", "")
+    assert f"Resume with:\n  bnbench run --resume {run_dir} -q\n" in result.output
     assert "Traceback" not in result.output
     assert truthful(run_dir) and (write == 1 or status(run_dir) == "partial")  # the first: nothing was written
     assert "nothing to do" not in ok("run", "--resume", run_dir, *GROW, "-q")

@@ -332,7 +332,7 @@ def stop_cleanly(terminal: Terminal, run_dir: Path, how: Callable[[Terminal], tu
     code, said = how(terminal)
     assert terminal.ended() == code, terminal.output[-3000:]
     output = terminal.output
-    assert said in output and f"Resume with: bnbench run --resume {run_dir}" in output, output[-3000:]
+    assert said in output and f"Resume with:\r\n  bnbench run --resume {run_dir}" in output, output[-3000:]
     for broken in ("Traceback", "Exception ignored", "Aborted"):
         assert broken not in output, output
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"

@@ -155,3 +155,26 @@ def test_a_baseline_from_another_run_is_refused_when_nothing_pairs(runs, tmp_pat
     assert result.exit_code == 2 and result.stderr.startswith("error: 20990101-000000: not a run folder, nor the id")
     result = invoke("compare", lone, "--baseline", f"bn@{runs['a']}")
     assert result.exit_code == 2 and "not a variant of" in result.stderr
+
+
+def test_a_baseline_from_another_run_pairs_with_every_sweep_point(runs, tmp_path):
+    """The README's use: a swept run against the plain network of a run without a sweep (a ValidationError
+    traceback: the combined config was validated again, and VARIANT@RUN is no file name). At the sweep's point of
+    A's learning rate, its plain trials are A's, seed for seed."""
+    result = invoke(
+        "run", "quick", "--set", "training.epochs=1", "--seeds", "0,1", "--sweep", "optimizer.lr=1e-3,3e-3",
+        "--out", tmp_path, "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (swept,) = (tmp_path / "quick-digits").iterdir()
+    name = f"plain@{runs['a'].name}"
+    table = csv(swept, "--baseline", f"plain@{runs['a']}").set_index(["optimizer.lr", "variant"])
+    assert table.index.tolist() == [(lr, v) for lr in (0.001, 0.003) for v in ("batchnorm", "plain", name)]
+    assert table.test_acc_delta[(0.001, "plain")] == 0.0 and table.pairs[(0.003, "batchnorm")] == 2
+    own = pd.read_csv(runs["a"] / "epochs.csv").set_index(["variant", "seed"]).test_acc * 100
+    assert table.test_acc_mean[(0.003, name)] == pytest.approx(own["plain"].mean())
+    per_seed = pd.read_csv(
+        io.StringIO(invoke("compare", swept, "--baseline", f"plain@{runs['a']}", "--per-seed", "-f", "csv").stdout)
+    ).query("measure == 'test_acc' and variant == 'batchnorm'")
+    assert per_seed.baseline_value.tolist() == pytest.approx(2 * own["plain"].tolist())
+    assert per_seed.delta.tolist() == pytest.approx((per_seed.value - per_seed.baseline_value).tolist())

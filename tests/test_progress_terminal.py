@@ -193,10 +193,10 @@ def run_on_terminal(tmp_path: Path, epochs: int, stop_when=None, presses: int = 
 
 def drawn_lines(output: str) -> list[str]:
     """Each line as drawn: the output cut at CR and LF, without its escape sequences (and the `^C` echo). Left
-    out: the lines `bnbench run` prints whole after the display has gone (`done:`, `next:`, `interrupted;`,
-    each with a path to copy), which the terminal wraps."""
+    out: the lines `bnbench run` prints whole after the display has gone (`done:`, `next:`, `interrupted;` and
+    the command that resumes the run, each with a path to copy), which the terminal wraps."""
     lines = [ANSI.sub("", part).replace("^C", "") for part in re.split(r"[\r\n]", output)]
-    return [line for line in lines if not re.match(r"done: |next: |interrupted; ", line)]
+    return [line for line in lines if not re.match(r"done: |next: |interrupted; |  bnbench run --resume ", line)]
 
 
 def replay(output: str) -> Screen:

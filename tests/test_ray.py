@@ -183,7 +183,7 @@ def test_a_terminated_driver_resumes_on_the_cluster(cluster, config_file, refere
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 143, output
-    assert f"Resume with: bnbench run --resume {run_dir}" in output.replace("\n", "")
+    assert f"Resume with:\n  bnbench run --resume {run_dir}" in output
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"
     process = driver(cluster, tmp_path, run_dir, "--resume")
     output, _ = process.communicate(timeout=300)

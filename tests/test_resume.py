@@ -140,7 +140,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_say_how_to_resume(config_file, refe
     output, _ = process.communicate(timeout=60)
     run_dir = run_dir_of(tmp_path)
     assert process.returncode == code, output
-    assert said in output and f"Resume with: bnbench run --resume {run_dir}" in output.replace("\n", "")
+    assert said in output and f"Resume with:\n  bnbench run --resume {run_dir} -q\n" in output
     assert "Traceback" not in output
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"
     finish("run", run_dir, "--resume", "-q")
@@ -362,7 +362,7 @@ def test_a_killed_worker_is_named_with_its_trials_and_the_run_resumes(config_fil
     assert process.returncode == 2, output
     one_line = output.replace("\n", "")
     assert f"worker process {victim} died (killed by SIGKILL" in one_line and "while training " in one_line
-    assert f"Resume with: bnbench run --resume {run_dir}" in one_line and "Traceback" not in output
+    assert f"Resume with:\n  bnbench run --resume {run_dir}" in output and "Traceback" not in output
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "partial"
     finish("run", run_dir, "--resume", "-q")
     assert same_files(run_dir, reference)
@@ -603,7 +603,7 @@ def test_a_full_disk_while_a_run_folder_is_made_or_repaired_is_one_line(config_f
     monkeypatch.undo()
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"{run_dir}: cannot write (No space left on device)" in result.output.replace("\n", "")
-    assert f"resume with: bnbench run --resume {run_dir}" in result.output.replace("\n", "")
+    assert f"resume with:\n  bnbench run --resume {run_dir} -q\n" in result.output
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "running"  # partial: no process holds it
     finish("run", run_dir, "--resume", "-q")
     assert same_files(run_dir, reference)

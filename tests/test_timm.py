@@ -116,10 +116,48 @@ def test_a_model_that_swallows_norm_layer_is_refused(monkeypatch):
 
 
 def test_bad_kwargs_and_small_inputs_are_one_line():
-    with pytest.raises(BnbenchError, match="model.kwargs: timm's resnet10t raised TypeError: .*'widht'"):
+    with pytest.raises(BnbenchError, match=r"model.kwargs \{.*'widht': 3\}: timm's resnet10t raised TypeError: "):
         resnet("batchnorm", widht=3)
     with pytest.raises(BnbenchError, match="resnet10t cannot train on 1x8x8 inputs with norm: instancenorm"):
         resnet("instancenorm")
+
+
+@pytest.mark.parametrize(
+    "kwargs, raised",
+    [
+        ({"stem_width": 0}, "IndexError: select"),
+        ({"channels": "abc"}, "TypeError: not all arguments converted"),  # was: "does not take a plain norm layer"
+        ({"drop_rate": "abc"}, "ValueError: could not convert string to float"),  # raised in the forward pass
+        ({"features_only": True}, r"ValueError: the model returns a list, not logits of shape \(2, 10\)"),
+    ],
+)
+def test_kwargs_that_break_timms_model_are_one_line_naming_them(kwargs, raised):
+    """Whatever timm raises with the kwargs, or a model that returns no logits (it failed in the loss), where the
+    model builds and runs without them."""
+    with pytest.raises(BnbenchError, match=rf"^model.kwargs \{{.*\}}: timm's resnet10t raised {raised}.*; it builds "):
+        resnet("batchnorm", **kwargs)
+
+
+@pytest.mark.parametrize("key", ["checkpoint_path", "pretrained_cfg_overlay"])
+def test_kwargs_that_read_weight_files_are_refused_before_timm_runs(write_config, tmp_path, key):
+    """checkpoint_path: /etc/passwd was opened (and failed with an IndexError)."""
+    raw = {"name": "t", "dataset": {"name": "digits"}, "device": "cpu", "model": {"kind": "timm", "name": "resnet10t"}}
+    raw["model"]["kwargs"] = {key: "/etc/passwd" if key == "checkpoint_path" else {"file": "/etc/passwd"}}
+    result = CliRunner().invoke(app, ["run", str(write_config(raw)), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and not (tmp_path / "o").exists()
+    assert f"model.kwargs: {key} says where timm finds pretrained weights, and bnbench loads none" in result.output
+
+
+def test_a_model_without_logits_is_refused_before_the_run_folder(write_config, tmp_path):
+    model = {"kind": "timm", "name": "resnet10t", "kwargs": SMALL | {"features_only": True}}
+    raw = {"name": "t", "dataset": {"name": "digits"}, "device": "cpu", "model": model}
+    result = CliRunner().invoke(app, ["run", str(write_config(raw)), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and not (tmp_path / "o").exists()
+    assert result.output.strip().splitlines() == [
+        "error: model.kwargs {'channels': [8, 16, 32, 64], 'features_only': True, 'stem_width': 8}: timm's "
+        "resnet10t raised ValueError: the model returns a list, not logits of shape (2, 10); it builds and runs "
+        "without them, so fix or remove them"
+    ]
 
 
 def test_missing_timm_is_one_line_naming_the_extra(write_config, monkeypatch):

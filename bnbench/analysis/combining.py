@@ -25,6 +25,7 @@ import pandas as pd
 
 from .. import store
 from ..config import diff
+from ..drift import edited
 from ..errors import BnbenchError
 from .decisions import plan_of
 from .reading import Results, TrialIndex, by_trial, diverged_at, index_of, per_trial_max
@@ -62,20 +63,21 @@ def _differences(mine: dict, theirs: dict) -> str:
 
 
 def fingerprint(run_dir: Path) -> dict:
-    """What meta.json records of the things besides the config that can change a trial's numbers, and how its
-    seeds were chosen: a run that added seeds until decided is not pooled with others (its seeds depend on its
-    results)."""
+    """What meta.json records of the things besides the config that can change a trial's numbers, how its
+    seeds were chosen (a run that added seeds until decided is not pooled with others: its seeds depend on its
+    results), and whether its config.yaml was edited since it began (its rows are not of the config it says)."""
     try:
         meta = store.read_meta(run_dir)
     except BnbenchError:
         meta = {}
-    plan = plan_of(meta)
+    plan, changed = plan_of(meta), edited(meta, run_dir / "meta.json", index_of(run_dir).config)
     return {
         **{
             key: meta.get(key) if isinstance(meta.get(key), (str, int, type(None))) else str(meta.get(key))
             for key in FINGERPRINT
         },
         "seeds chosen": "until decided" if plan else "in advance",
+        "config.yaml": "edited since the run began" if changed else "as the run began",
     }
 
 

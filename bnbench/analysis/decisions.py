@@ -2,31 +2,168 @@
 from the run's own rows, and the words for them.
 
 meta.json's `sequential` holds the plan, fixed when the run starts (`plan`: the metric, alpha, the cap, the
-margin, the spending function, every seed it may use in order and the seeds at each look), and the record of the
-looks taken (`record`), rewritten after each. The record is never the source of a decision: every look is worked
-out again from the rows (a trial's numbers depend only on its config and seed), so a resumed run takes the same
-decisions as one that ran through, and `show` and `compare` say what the rows say.
+margin, the spending function, every seed it may use in order and the seeds at each look; read back through the
+model `Plan`, so that a hand edit is one line), and the record of the looks taken (`record`), rewritten after
+each. The record is never the source of a decision: every look is worked out again from the rows (a trial's
+numbers depend only on its config and seed), so a resumed run takes the same decisions as one that ran through, and
+`show` and `compare` say what the rows say.
 """
 
 import math
-from typing import Optional
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .columns import METRICS
+from .. import store
+from ..config import MAX_TRIALS, Config, brief
+from ..errors import BnbenchError
+from .columns import METRICS, PRIMARY
 from .inference import POWER, detectable
 from .measures import point_measures
-from .reading import Results, spans
-from .sequential import BETTER, EQUIVALENT, UNDECIDED, WORSE, Design, boundaries, decide
+from .reading import Results, TrialIndex, spans
+from .sequential import BETTER, EQUIVALENT, SPENDING, UNDECIDED, WORSE, Design, boundaries, decide
 
 KEY = "sequential"  # meta.json's field
 SPENDING_NAMES = {"pocock": "Pocock-type", "obf": "O'Brien–Fleming-type"}
+TESTED = tuple(name for name, m in METRICS.items() if m.tested)
 
 
-def plan_of(meta: dict) -> Optional[dict]:
-    """The sequential plan a run was started with (None: a run of fixed seeds)."""
-    found = meta.get(KEY)
-    return found.get("plan") if isinstance(found, dict) and isinstance(found.get("plan"), dict) else None
+@dataclass(frozen=True)
+class Settings:
+    """What `--until-decided` was asked: the cap on seeds, the metric decided on, the family-wise alpha, the
+    equivalence margin (None: no equivalence decisions) and the spending function."""
+
+    max_seeds: int = 20
+    metric: str = PRIMARY
+    alpha: float = 0.05
+    effect: Optional[float] = None
+    spending: str = "pocock"
+
+
+def checked(settings: Settings) -> Settings:
+    """The settings, or one line saying which option is wrong and what it takes. The cap is bounded as --seeds is
+    (each seed makes a trial): a plan lists every seed it may use, so a huge cap would fill the memory."""
+    if settings.metric not in TESTED:
+        raise BnbenchError(f"--metric {settings.metric}: not a tested metric; choose one of {', '.join(TESTED)}")
+    if not 0 < settings.alpha <= 0.5:
+        raise BnbenchError(f"--alpha {settings.alpha:g}: must lie in (0, 0.5], e.g. 0.05")
+    if settings.effect is not None and not (settings.effect > 0 and math.isfinite(settings.effect)):
+        raise BnbenchError(f"--effect {settings.effect:g}: the equivalence margin must be above 0, e.g. --effect 1")
+    if settings.spending not in SPENDING:
+        raise BnbenchError(f"--spending {settings.spending}: choose {' or '.join(SPENDING)}")
+    if settings.max_seeds < 2:
+        raise BnbenchError(f"--max-seeds {settings.max_seeds}: a paired comparison needs at least 2 seeds")
+    if settings.max_seeds > MAX_TRIALS:
+        raise BnbenchError(
+            f"--max-seeds {settings.max_seeds:,}: more seeds than the {MAX_TRIALS:,} trials one run may hold (a seed "
+            f"trains every variant); use fewer, e.g. --max-seeds 50"
+        )
+    return settings
+
+
+class Plan(BaseModel):
+    """meta.json's `sequential.plan`, as `until_decided.new_plan` writes it, read back through this model: a hand
+    edit is refused in one line, never decided on (a plan changed after the start is not the design whose error
+    rate was promised) and never left to a traceback or a round that adds no seed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    metric: Literal[TESTED]
+    alpha: float = Field(gt=0, le=0.5)
+    effect: Optional[float] = Field(gt=0, allow_inf_nan=False)
+    spending: Literal[SPENDING]
+    max_seeds: int = Field(ge=2, le=MAX_TRIALS)
+    round: int = Field(ge=1)
+    seeds: list[int]  # every seed the run may use, in order
+    looks: list[int]  # the seeds at each look
+    comparisons: int = Field(ge=0)  # variants other than the baseline x sweep points (check_run: the config's)
+    typed_seeds: Optional[list[int]] = None  # --seeds as the user typed them (None: the config's), for `show`
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds) or any(not 0 <= s < 2**63 for s in seeds):
+            raise ValueError("must be distinct seeds, each in [0, 2**63)")
+        return seeds
+
+    @model_validator(mode="after")
+    def _fits(self) -> "Plan":
+        if len(self.seeds) != self.max_seeds:
+            raise ValueError(f"seeds: lists {len(self.seeds)} seeds, not max_seeds ({self.max_seeds})")
+        if not self.looks or self.looks != sorted(set(self.looks)) or self.looks[0] < 2:
+            raise ValueError(f"looks: must increase from at least 2 seeds (got {brief(self.looks)})")
+        if self.looks[-1] != self.max_seeds:
+            raise ValueError(f"looks: the last must be max_seeds ({self.max_seeds}), got {self.looks[-1]}")
+        return self
+
+
+def plan_of(meta: dict, run_dir: Optional[Path] = None) -> Optional[dict]:
+    """The sequential plan a run was started with (None: a run of fixed seeds, without the field), checked: a
+    damaged one is one line naming the field and the repair."""
+    if KEY not in meta:
+        return None
+    found = meta[KEY]
+    where = f"{run_dir / 'meta.json' if run_dir else 'meta.json'}: {KEY}"
+    if not isinstance(found, dict) or not isinstance(found.get("plan"), dict):
+        raise _damaged(f"{where}.plan: missing or not a mapping of the plan's fields")
+    try:
+        return Plan.model_validate(found["plan"]).model_dump(mode="json")
+    except ValidationError as e:
+        first = e.errors()[0]  # a check across fields (no loc) names its field: 'looks: ...'
+        problem = "is missing" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ")
+        got = f" (got {brief(first.get('input'))})" if first["loc"] and first["type"] != "missing" else ""
+        field = "".join(f"{part}: " for part in first["loc"])
+        raise _damaged(f"{where}.plan.{field}{problem}{got}") from None
+
+
+def _damaged(what: str) -> BnbenchError:
+    return BnbenchError(f"{what}; put back the plan the run was started with, or start a new run with --until-decided")
+
+
+def as_typed(meta: dict) -> dict:
+    """`show`'s `overrides` and `resumed` of a sequential run as the user ran it (nothing for another run, or a
+    damaged plan, which `show` reports where it compares): the options typed, --until-decided and its own among
+    them (each round's seeds, recorded as the run's --seeds, are the plan's), and the resumes the user asked for
+    (each round after the first reopens the run as a grow, which meta.json's `resumed` lists too)."""
+    try:
+        plan = plan_of(meta)
+    except BnbenchError:
+        return {}
+    recorded = store.overrides(meta)
+    if plan is None or recorded is None:
+        return {}
+    options = [
+        f"--{f.name.replace('_', '-')} {format(plan[f.name], 'g') if isinstance(plan[f.name], float) else plan[f.name]}"
+        for f in fields(Settings)
+        if plan[f.name] != f.default
+    ]
+    typed = store.overrides_text(meta | {"overrides": recorded | {"seeds": plan["typed_seeds"]}})
+    resumed = list(store.typed_field(meta, "resumed", list, []))
+    for change in store.typed_field(meta, "grown", list, []):  # a round's grow, just after its reopen
+        at = change.get("at") if isinstance(change, dict) else None
+        before = [when for when in resumed if isinstance(when, str) and isinstance(at, str) and when <= at]
+        if before:
+            resumed.remove(before[-1])
+    return {"overrides": " ".join([typed, "--until-decided", *options]).strip(), "resumed": resumed}
+
+
+def check_run(plan: dict, config: Config, run_dir: Path) -> None:
+    """That the plan is the run's: its seeds are the plan's first ones through a look, and its comparisons are
+    the config's (a plan whose seeds the run does not hold would add no seed, round after round)."""
+    if len(config.variants) < 2:  # made before --until-decided refused it
+        raise BnbenchError(
+            f"{run_dir}: a run of one variant ({config.variants[0].name}) made with --until-decided has nothing to "
+            f"decide (a decision compares a variant with the baseline); start a new run with a second variant"
+        )
+    have, where = list(config.seeds), f"{run_dir / 'meta.json'}: {KEY}.plan"
+    if len(have) not in plan["looks"] or plan["seeds"][: len(have)] != have:
+        raise _damaged(f"{where}.seeds: the run holds seeds {brief(have)}, not the plan's first seeds through a look")
+    comparisons = (len(config.variants) - 1) * len(TrialIndex.of(config).points)
+    if plan["comparisons"] != comparisons:
+        raise _damaged(f"{where}.comparisons: {plan['comparisons']}, but the run's config makes {comparisons}")
 
 
 def design(plan: dict) -> Design:
@@ -45,11 +182,11 @@ def record(results: Results, plan: dict) -> dict:
     against the baseline at a sweep point): the pairs, mean difference, repeated interval, boundary and status at
     each look, and its decision. `finished`: nothing is undecided, or the last look is taken; `next_seeds`: the
     seeds the next round adds (empty when finished)."""
-    seeds = plan["seeds"]
-    have = list(results.config.seeds)
-    taken = [k for k, n in enumerate(plan["looks"]) if have[:n] == seeds[:n]]  # a shorter `have` differs
-    if results.status != "complete" and taken:  # the rows of the last look's seeds may not all be there yet
-        taken = taken[:-1] if len(have) == plan["looks"][taken[-1]] else taken
+    check_run(plan, results.config, results.dir)
+    seeds, held = plan["seeds"], len(results.config.seeds)  # check_run: the plan's first `held`, through a look
+    taken = [k for k, n in enumerate(plan["looks"]) if n <= held]
+    if results.status != "complete":  # the rows of the last look's seeds may not all be there yet
+        taken = taken[:-1]
     names, base = _comparisons(results)
     rows = []
     if taken:
@@ -141,8 +278,9 @@ def lines(plan: dict, rec: dict, baseline: str) -> list[str]:
 def caveat() -> str:
     """Why the comparison table's own tests do not replace a sequential run's decisions."""
     return (
-        "the table tests the seeds as if their number had been fixed in advance; the run added seeds until "
-        "decided, so the sequential decisions above are the ones that hold"
+        "the table tests the seeds as if their number had been fixed in advance (its CI is a fixed-n one, "
+        "narrower than the repeated CI above); the run added seeds until decided, so the sequential decisions "
+        "and repeated CIs above are the ones that hold"
     )
 
 
@@ -152,7 +290,7 @@ def _line(c: dict, plan: dict, rec: dict, baseline: str) -> str:
     name = metric.label.removeprefix("final ").removesuffix(" %")
     head = f"{c['variant']}{' @ ' + c['where'] if c['where'] else ''} vs {baseline}:"
     k = c["decided_at"] if c["decided_at"] is not None else rec["looks_taken"] - 1
-    numbers = f"{_signed(c['mean'][k])}{unit} {_interval(c['low'][k], c['high'][k])}"
+    numbers = f"{_signed(c['mean'][k])}{unit}, {_level(plan)} {_interval(c['low'][k], c['high'][k])}"
     seeds = f"{plan['looks'][k]} seeds"
     pairs = "" if c["n"][k] == plan["looks"][k] else f" ({c['n'][k]} pairs: the others diverged)"
     if c["decision"] in (BETTER, WORSE):
@@ -180,10 +318,15 @@ def design_line(plan: dict, rec: dict) -> str:
     return (
         f"sequential design: looks after {', '.join(map(str, plan['looks']))} seeds (at most {plan['looks'][-1]}), "
         f"{SPENDING_NAMES[plan['spending']]} alpha spending, alpha {plan['alpha']:g}{split}{margin}; "
-        f"repeated {100 * (1 - plan['alpha'] / m):.4g}% intervals, boundaries |t| ≥ "
+        f"{_level(plan)}s, boundaries |t| ≥ "
         f"{', '.join(f'{b:.2f}' for b in bounds[: rec['looks_taken'] or 1])} at the looks taken; assumes roughly "
         f"normal differences across seeds"
     )
+
+
+def _level(plan: dict) -> str:
+    """What a decision's interval is: a repeated CI, each comparison's at alpha / m (together: 1 - alpha)."""
+    return f"repeated {100 * (1 - plan['alpha'] / plan['comparisons']):.4g}% CI"
 
 
 def _signed(x: Optional[float]) -> str:

@@ -11,9 +11,9 @@ import pandas as pd
 
 from .. import store
 from ..errors import BnbenchError
-from ..schema import NAN_TEXT, PROBES
+from ..schema import PROBES
 from .inference import paired_t
-from .reading import KEYS, index_of
+from .reading import KEYS, index_of, read_probes
 
 
 @dataclass
@@ -47,30 +47,19 @@ def probe_summary(run_dir: Path, baseline: Optional[str] = None) -> ProbeSummary
     if baseline not in variants:
         raise BnbenchError(f"--baseline {baseline}: not a variant of {run_dir}; choose one of {', '.join(variants)}")
     sweep = index.labels[len(KEYS) :]
-    probes = read_probes(run_dir, index.labels)
+    probes = read_probes(run_dir)
+    if probes.empty:
+        raise BnbenchError(
+            f"{run_dir / PROBES.file}: no probe rows, only the header; if the run has trained past "
+            f"training.probe_every ({config.training.probe_every} steps), they were lost: repair with: "
+            f"bnbench run --resume {run_dir}"
+        )
     rows = [
         summary
         for keys, group in probes.groupby([*sweep, "layer", "measure"], sort=False, dropna=False)
         for summary in _summaries(dict(zip([*sweep, "layer", "measure"], keys)), group, variants, baseline)
     ]
     return ProbeSummary(run_dir, baseline, variants, sweep, len(config.seeds), probes, pd.DataFrame(rows))
-
-
-def read_probes(run_dir: Path, labels: list[str]) -> pd.DataFrame:
-    path = run_dir / PROBES.file
-    try:
-        frame = pd.read_csv(
-            path,
-            dtype={c: object for c in labels if c != "seed"} | {"layer": object, "measure": object},
-            keep_default_na=False,
-            na_values={"value": NAN_TEXT},
-        )
-    except (OSError, pd.errors.ParserError, ValueError) as e:
-        raise BnbenchError(f"{path}: cannot read ({str(e).strip()}); restore the file or re-run") from None
-    missing = [c for c in [*labels, *PROBES.names] if c not in frame.columns]
-    if missing:
-        raise BnbenchError(f"{path}: no column {', '.join(missing)}; restore the file or re-run")
-    return frame
 
 
 def _summaries(keys: dict, group: pd.DataFrame, variants: list[str], baseline: str) -> list[dict]:

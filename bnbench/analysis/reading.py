@@ -10,7 +10,7 @@ trial, and a folder of hundreds of runs compares in seconds (benchmarks/compare_
 
 import io
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -18,11 +18,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .. import store
+from .. import digests, store
 from ..config import Config
+from ..drift import edited
 from ..errors import BnbenchError
 from ..experiment import validate
-from ..schema import NAN_TEXT, ROW_FILES
+from ..schema import CUT_FILES, NAN_TEXT, PROBES, ROW_FILES
+from ..trials import expand
 
 KEYS = ["variant", "seed"]
 
@@ -75,14 +77,10 @@ class TrialIndex:
     @classmethod
     def of(cls, config: Config, resolved: Optional[list[Config]] = None) -> "TrialIndex":
         """`resolved`: each sweep point's config, when known (a combined run's, see `pooled` and `against`)."""
-        points = _point_texts(config)
+        resolved = resolved or [config.with_values(p) for p in config.sweep_points()]
+        points = _point_texts(config, resolved)
         keys = [(v.name, s, *p.values()) for p in points for s in config.seeds for v in config.variants]
-        return cls(
-            config,
-            points,
-            resolved or [config.with_values(p) for p in config.sweep_points()],
-            {key: number for number, key in enumerate(keys)},
-        )
+        return cls(config, points, resolved, {key: number for number, key in enumerate(keys)})
 
     def changed(self, **fields) -> "TrialIndex":
         """The trial index of this run's config with `fields` replaced (not validated again: a combined run's)."""
@@ -93,6 +91,11 @@ class TrialIndex:
     @property
     def labels(self) -> list[str]:
         return KEYS + list(self.config.sweep)
+
+    @cached_property
+    def keys(self) -> list[str]:
+        """Each trial's key (checkpoint names, meta.json's records and digests), by trial number."""
+        return [trial.key for trial in expand(self.config)]
 
     @property
     def per_point(self) -> int:
@@ -144,7 +147,8 @@ def load_run(run_dir: Path) -> Results:
     trials = index_of(run_dir)
     before = _status(run_dir)
     data = {name: _read_bytes(run_dir / name) for name in reversed(ROW_FILES)}  # the reverse of the writing order
-    status = before if before == "running" else _status(run_dir)  # a run resumed while we read is live too
+    meta = store.read_meta(run_dir)
+    status = before if before == "running" else store.run_status(run_dir, meta)  # one resumed while read is live
     frames = {
         name: _parse(run_dir / name, data[name], trials, live=status == "running")
         for name in ROW_FILES
@@ -152,23 +156,90 @@ def load_run(run_dir: Path) -> Results:
     }
     if status == "running":
         _snapshot(frames)
+    else:
+        _check_digests(run_dir, meta, {name: (data[name], frames.get(name)) for name in ROW_FILES}, trials)
     batches, epochs = by_trial(frames["batches.csv"]), by_trial(frames["epochs.csv"])
     _check_rows(run_dir, batches, epochs, trials)
-    return Results(
-        run_dir, trials, status, batches, epochs, _evals(run_dir, frames.get("evals.csv"), batches, epochs, trials)
-    )
+    evals = _evals(run_dir, frames.get("evals.csv"), batches, epochs, trials)
+    return Results(run_dir, trials, status, batches, epochs, evals, notes=_edited(run_dir, meta, trials.config))
+
+
+def _edited(run_dir: Path, meta: dict, config: Config) -> tuple[str, ...]:
+    """A note when config.yaml was edited since the run began: its rows are not those of the config it now says
+    (`combining` does not pool it with runs of that config)."""
+    changed = edited(meta, run_dir / "meta.json", config)
+    return (
+        f"config.yaml edited since the run began ({'; '.join(changed)}): its rows are of the config it began with",
+    ) * bool(changed)
 
 
 def _status(run_dir: Path) -> str:
     return store.run_status(run_dir, store.read_meta(run_dir))
 
 
+def read_probes(run_dir: Path) -> pd.DataFrame:
+    """probes.csv, typed and checked as the other row files are (every row one of config.yaml's trials), and, for
+    a finished run, against the digests of its trials' rows (a row deleted, a value edited or a NaN written would
+    change the means silently)."""
+    trials, path = index_of(run_dir), run_dir / PROBES.file
+    data = _read_bytes(path)
+    meta = store.read_meta(run_dir)
+    status = store.run_status(run_dir, meta)
+    frame = None if data is None else _parse(path, data, trials, live=status == "running")
+    if status != "running":
+        _check_digests(run_dir, meta, {PROBES.file: (data, frame)}, trials)
+    if frame is None:
+        raise BnbenchError(f"{path}: missing; the run has no probes (run with --set training.probe_every=N)")
+    return frame
+
+
+def probe_damage(run_dir: Path) -> Optional[str]:
+    """Why a finished run's probes.csv is not what its trials wrote (None: it is, or no digest records it)."""
+    if not any(PROBES.file in entry for entry in digests.recorded(store.read_meta(run_dir)).values()):
+        return None
+    try:
+        read_probes(run_dir)
+    except BnbenchError as e:
+        return str(e)
+    return None
+
+
+def _check_digests(
+    run_dir: Path, meta: dict, files: dict[str, tuple[Optional[bytes], Optional[pd.DataFrame]]], trials: TrialIndex
+) -> None:
+    """A finished run's rows against the digests its trials recorded when they finished (bnbench.digests): any
+    difference is damage, named with its repair (resuming trains the damaged trial again). `files`: per row file,
+    its bytes and rows as `_parse` read them (None, None: missing). A run made before digests has none."""
+    recorded = digests.recorded(meta)
+    own = [(number, key) for number, key in enumerate(trials.keys) if key in recorded] if recorded else []
+    for name, (data, frame) in files.items():
+        if not any(name in recorded[key] for _, key in own):
+            continue
+        path = run_dir / name
+        lines = None if data is None else _lines_by_trial(path, data, frame, trials.size)
+        for number, key in own:
+            problem = digests.rows_damage(path, key, recorded[key], None if lines is None else lines[number])
+            if problem:
+                raise BnbenchError(f"{problem}; {digests.repair(run_dir)}")
+
+
+def _lines_by_trial(path: Path, data: bytes, frame: pd.DataFrame, trials: int) -> list[list[bytes]]:
+    """Each trial's lines of a row file, in file order (`frame`: its rows as `_parse` read them, in file order)."""
+    lines = data.split(b"\n")[1:-1]
+    if len(lines) != len(frame):
+        raise BnbenchError(f"{path}: holds lines that are not rows (blank lines?); the file was edited or damaged")
+    number = frame.trial.to_numpy()
+    order = np.argsort(number, kind="stable")
+    bounds = np.searchsorted(number[order], np.arange(trials + 1))
+    return [[lines[i] for i in order[bounds[k] : bounds[k + 1]]] for k in range(trials)]
+
+
 def _read_bytes(path: Path) -> Optional[bytes]:
-    """The file's bytes; None for a missing evals.csv (runs made before it existed)."""
+    """The file's bytes; None for a missing evals.csv (runs made before it existed) or probes.csv."""
     try:
         return store.read_regular(path)
     except FileNotFoundError:
-        if ROW_FILES[path.name].optional:
+        if CUT_FILES[path.name].optional:
             return None
         raise BnbenchError(f"{path}: missing; the run has written no results") from None
     except OSError as e:
@@ -178,10 +249,11 @@ def _read_bytes(path: Path) -> Optional[bytes]:
 def _parse(path: Path, data: bytes, trials: TrialIndex, live: bool) -> pd.DataFrame:
     """One CSV's rows in file order, typed and checked, with each row's trial number in `trial`. In a live run
     a last line without its newline is one still being written, and is left out."""
-    columns = ROW_FILES[path.name]
+    columns = CUT_FILES[path.name]
     ints, floats = columns.ints, columns.floats
     labels = trials.labels
     expected = labels + columns.names
+    texts = [c for c in columns.names if c not in ints + floats]  # probes.csv's layer and measure
     if not data.strip():
         raise BnbenchError(f"{path}: empty; expected the header line '{','.join(expected)}'")
     if not data.endswith(b"\n"):
@@ -191,7 +263,7 @@ def _parse(path: Path, data: bytes, trials: TrialIndex, live: bool) -> pd.DataFr
     try:
         frame = pd.read_csv(
             io.BytesIO(data),
-            dtype={c: object for c in labels if c != "seed"},
+            dtype={c: object for c in [*labels, *texts] if c != "seed"},
             keep_default_na=False,
             na_values={c: NAN_TEXT for c in floats},
         )
@@ -224,13 +296,14 @@ def _numbers(path: Path, column: pd.Series, integer: bool) -> pd.Series:
     return values.astype("int64" if integer else "float64")
 
 
-def _point_texts(config: Config) -> list[dict[str, str]]:
-    """Each sweep point's values as the CSVs spell them (how csv.writer writes the typed values)."""
+def _point_texts(config: Config, resolved: list[Config]) -> list[dict[str, str]]:
+    """Each sweep point's values as the CSVs spell them (how csv.writer writes the typed values), from the points'
+    configs (a combined run's are not validated again: its baseline VARIANT@RUN is no file name)."""
 
     def text(value):
         return "" if value is None else str(value)
 
-    return [{path: text(config.with_values(point).get(path)) for path in point} for point in config.sweep_points()]
+    return [{path: text(r.get(path)) for path in point} for point, r in zip(config.sweep_points(), resolved)]
 
 
 def _trial_numbers(path: Path, frame: pd.DataFrame, trials: TrialIndex) -> np.ndarray:

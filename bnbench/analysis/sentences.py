@@ -8,6 +8,8 @@ A claim says "better", "worse", "sooner", "later" or "diverges more/less often" 
 of the verdict family is below ALPHA; p-values are printed so that the digits shown agree with that decision.
 """
 
+from collections import Counter
+
 import numpy as np
 
 from .columns import METRICS, PRIMARY, SPEEDS, col
@@ -25,6 +27,26 @@ def verdict(row: dict, base: dict, baseline: str, points: list[str]) -> str:
     if row["pairs"] < ADVISED_SEEDS:
         claims.append(f"only {row['pairs']} pair{'s' * (row['pairs'] != 1)}: run ≥ {ADVISED_SEEDS} seeds")
     return f"{head} " + "; ".join(c for c in claims if c)
+
+
+def outcome(row: dict) -> str:
+    """A compared row's conclusion on the primary measure, as its verdict line draws it: better, worse, no
+    difference shown, or nothing to compare (no pair of seeds where neither diverged)."""
+    if not row["pairs"]:
+        return "nothing to compare"
+    if not _decided(row, PRIMARY):
+        return "no difference shown"
+    return "better" if (row[col(PRIMARY, "delta")] > 0) == METRICS[PRIMARY].higher else "worse"
+
+
+def headline(outcomes: list[tuple[str, str]]) -> str:
+    """A run's answer in a few words, from each comparison's (variant, outcome): 'batchnorm better', 'no
+    difference shown', 'undecided'; with several comparisons (variants, sweep points) counted, in the order met:
+    '2 better, 1 no difference shown'. `list` and `compare`'s line per older run both say this."""
+    if len(outcomes) == 1:
+        variant, word = outcomes[0]
+        return f"{variant} {word}" if word in ("better", "worse", "equivalent") else word
+    return ", ".join(f"{n} {word}" for word, n in Counter(word for _, word in outcomes).items())
 
 
 def _decided(row: dict, measure: str) -> bool:
@@ -74,7 +96,9 @@ def _speed_claim(row: dict, measure: str, baseline: str) -> str:
     if not pairs or np.isnan(speedup):
         return f"speed to {target}: n/a ({row[col(measure, 'note')] or 'no pairs'})"
     value = speed_value(speedup, high, row[col(measure, "estimator")])
-    value += _interval(row[col(measure, "ci_low")], row[col(measure, "ci_high")], False)
+    if value == UNMEASURABLE and not _decided(row, measure):
+        return f"speed to {target}: {UNMEASURABLE} (its measured points are too far apart to bound it)"
+    value += f" {speed_interval(row, measure)}".rstrip()
     if _decided(row, measure):
         text = f"reaches {target} {value} {'sooner' if speedup > 1 else 'later'}"
     else:
@@ -90,15 +114,39 @@ def _speed_claim(row: dict, measure: str, baseline: str) -> str:
     return text
 
 
+MEASURABLE = 10.0  # a speedup known only within a wider factor than this says nothing about its size
+UNMEASURABLE = "not measurable"
+
+
 def speed_value(low: float, high: float, estimator: str) -> str:
     """'1.69×' (geometric mean), '4.41–5.87×' (known between two values), 'median ≤0.44×'; the baseline's time to
-    its target over the variant's, so below 1 is slower."""
+    its target over the variant's, so below 1 is slower. A range the evaluation grid leaves wider than MEASURABLE
+    (a crossing at a curve's first evaluation is known only as "by then") is written by its end that means
+    something, '≥1.45×' when all of it is sooner, '≤0.30×' when all of it is later, and else 'not measurable':
+    '0.00–500.00×' would only be the grid's spacing."""
     prefix = "median " if estimator == "median" else ""
     if low == 0:
         return f"{prefix}≤{high:.2f}×"
     if np.isinf(high):
         return f"{prefix}≥{low:.2f}×"
+    if _too_wide(low, high, MEASURABLE):
+        return f"{prefix}≥{low:.2f}×" if low >= 1 else f"{prefix}≤{high:.2f}×" if high <= 1 else UNMEASURABLE
     return f"{prefix}{low:.2f}×" if np.isclose(low, high) else f"{prefix}{low:.2f}–{high:.2f}×"
+
+
+def speed_interval(row: dict, measure: str) -> str:
+    """The speedup's 95% interval, '[1.36, 1.98]', or '' where it says nothing: the speedup itself is not known
+    within MEASURABLE, or the interval spans more than MEASURABLE² ('[0.66, 14159.78]': an end set by the grid)."""
+    low, high = row[col(measure, "ci_low")], row[col(measure, "ci_high")]
+    speedup, speedup_high = row[col(measure, "speedup")], row[col(measure, "speedup_high")]
+    if np.isnan(low) or _too_wide(speedup, speedup_high, MEASURABLE) or _too_wide(low, high, MEASURABLE**2):
+        return ""
+    return _interval(low, high, False).strip()
+
+
+def _too_wide(low: float, high: float, factor: float) -> bool:
+    """Both ends bounded, and further apart than `factor` (a one-sided bound, 0 or inf, is the censoring's)."""
+    return bool(0 < low and np.isfinite(high) and high / low > factor)
 
 
 def _tests(row: dict) -> str:

@@ -35,10 +35,10 @@ from .. import store
 from ..config import Config, describe_model
 from ..errors import BnbenchError
 from . import decisions, inference
-from .columns import COLUMNS, COUNTS, METRICS, SPEEDS, VERDICT, col
+from .columns import COLUMNS, COUNTS, METRICS, PRIMARY, SPEEDS, VERDICT, col
 from .measures import point_measures
 from .reading import KEYS, Results, spans
-from .sentences import verdict
+from .sentences import headline, outcome, verdict
 
 TESTS = ["t", "exact"]
 
@@ -57,6 +57,16 @@ class Comparison:
     def decided(self) -> list[str]:
         """A sequential run's decisions, in words (none for other runs)."""
         return [] if self.sequential is None else decisions.lines(*self.sequential, self.results.config.baseline)
+
+    @property
+    def headline(self) -> str:
+        """The run's answer in a few words (see `sentences.headline`): a sequential run's decisions, else each
+        verdict line's conclusion on the primary measure."""
+        if self.sequential is not None:
+            return headline([(c["variant"], c["decision"]) for c in self.sequential[1]["comparisons"]]) or "undecided"
+        read = ["variant", "pairs", col(PRIMARY, "delta"), col(PRIMARY, "p_holm")]  # all of the table is slow to read
+        rows = self.table.loc[~self.table.baseline.astype(bool), read].to_dict("records")
+        return headline([(row["variant"], outcome(row)) for row in rows])
 
     @cached_property
     def trials(self) -> pd.DataFrame:
@@ -188,7 +198,7 @@ def compare_run(
 
 def _sequential(results: Results) -> Optional[tuple[dict, dict]]:
     """The plan of a run made with --until-decided and its looks worked out from its rows (None: another run)."""
-    plan = None if results.sources else decisions.plan_of(store.read_meta(results.dir))
+    plan = None if results.sources else decisions.plan_of(store.read_meta(results.dir), results.dir)
     return None if plan is None else (plan, decisions.record(results, plan))
 
 

@@ -58,6 +58,7 @@ class Dispatch:
     jobs: int = 1  # worker processes on this machine (1: this process)
     address: Optional[str] = None  # ray: the cluster's address (None: a Ray instance started for the run)
     gpus_per_trial: Optional[float] = None  # ray: GPUs each unit reserves (None: 1 for a CUDA run, else 0)
+    quiet: bool = False  # ray: none of Ray's own log lines (-q)
 
     def __post_init__(self):
         if self.backend not in ("local", "ray"):
@@ -72,11 +73,12 @@ class Dispatch:
                 f"--jobs {self.jobs}: not used with --backend ray (Ray runs as many trials at once "
                 f"as the cluster's CPUs and GPUs hold: 1 CPU and --gpus-per-trial each); leave it out"
             )
-        if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
-            raise BnbenchError(f"--gpus-per-trial {self.gpus_per_trial}: expected 0 or more, e.g. 0.25")
-        from .ray import import_ray
+        if self.gpus_per_trial is not None and not 0 <= self.gpus_per_trial < float("inf"):
+            raise BnbenchError(f"--gpus-per-trial {self.gpus_per_trial}: expected a finite 0 or more, e.g. 0.25")
+        from .ray import check_address, import_ray
 
         import_ray()  # not installed: one line saying how to install it
+        check_address(self.address)  # no cluster there: one line, before a run folder exists
 
 
 def choose(dispatch: Dispatch, units: int, note: Callable[[str], None]) -> Backend:
@@ -85,7 +87,7 @@ def choose(dispatch: Dispatch, units: int, note: Callable[[str], None]) -> Backe
     if dispatch.backend == "ray":
         from .ray import Ray
 
-        return Ray(dispatch.address, dispatch.gpus_per_trial, note)
+        return Ray(dispatch.address, dispatch.gpus_per_trial, note, dispatch.quiet)
     from .local import Local
     from .workers import Workers, cap_jobs
 

@@ -12,9 +12,12 @@ Ray is imported in this module only, and only when `--backend ray` is asked for 
 
 import io
 import logging
+import os
 import queue
 import signal
+import socket
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -27,6 +30,8 @@ from . import Job, Receiver, WorkerDied, checkpoints, cpu_settings, train_unit
 
 RETRIES = 3  # resubmissions of one unit after its worker or node died
 INSTALL = "pip install 'bnbench[ray]' (in a clone of bnbench: pip install -e '.[ray]')"
+ANSWERS_WITHIN = 5.0  # seconds: a cluster's address that has not accepted a connection by then does not answer
+OTHERWISE = "or leave --address out (the run starts a Ray instance of its own), or use --backend local"
 
 
 def import_ray():
@@ -35,6 +40,60 @@ def import_ray():
     except ImportError:
         raise BnbenchError(f"--backend ray: Ray is not installed; install it with: {INSTALL}") from None
     return ray
+
+
+def check_address(address: Optional[str]) -> None:
+    """--address: a Ray cluster answers there, checked before the run folder exists. Ray itself retries an
+    address that does not answer for minutes, printing warnings, then raises a ConnectionError (an OSError, so
+    that it read as the run folder's disk failing, and left a partial run behind)."""
+    if address in (None, "local"):
+        return
+    host, port = _bootstrap(address)
+    try:
+        socket.create_connection((host, port), timeout=ANSWERS_WITHIN).close()
+    except OSError as e:
+        raise BnbenchError(
+            f"--address {address}: no Ray cluster answers at {host}:{port} ({e.strerror or e or 'timed out'}); "
+            f"start one there with: ray start --head --port {port}, {OTHERWISE}"
+        ) from None
+
+
+def _bootstrap(address: str) -> tuple[str, int]:
+    """The host and port a driver connects to: auto is the cluster `ray start` left on this machine (or
+    RAY_ADDRESS), found as Ray finds it."""
+    target = address.removeprefix("ray://")
+    if target == "auto":
+        from ray._private.services import get_ray_address_from_environment
+
+        try:
+            target = get_ray_address_from_environment("auto", None)
+        except ConnectionError:
+            raise BnbenchError(
+                f"--address auto: no Ray cluster runs on this machine; start one with: ray start --head, {OTHERWISE}"
+            ) from None
+    host, colon, port = target.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise BnbenchError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+    return host.strip("[]"), int(port)
+
+
+@contextmanager
+def _ray_lines(quiet: bool):
+    """Ray's own log lines while it starts or connects: its warnings ("Token authentication is enabled ...") but
+    not its info; under -q (`bnbench run -q` prints notes and the verdict only) none, its C++ core's included,
+    which write to the process's stderr before any log level of Ray's applies (a failure to connect is said in
+    one line by `Ray._connect`)."""
+    if not quiet:
+        yield logging.WARNING
+        return
+    stderr = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield logging.ERROR
+    finally:
+        os.dup2(stderr, 2)
+        os.close(stderr)
 
 
 @dataclass
@@ -57,20 +116,22 @@ class _Unit:
 
 
 class Ray:
-    def __init__(self, address: Optional[str], gpus_per_trial: Optional[float], note: Callable[[str], None]):
+    def __init__(
+        self,
+        address: Optional[str],
+        gpus_per_trial: Optional[float],
+        note: Callable[[str], None],
+        quiet: bool = False,
+    ):
         self.ray = import_ray()
-        self.address, self.gpus_per_trial, self.note = address, gpus_per_trial, note
+        self.address, self.gpus_per_trial, self.note, self.quiet = address, gpus_per_trial, note, quiet
 
     def train(self, job: Job, units: list[list[Trial]], receiver: Receiver) -> None:
         ray = self.ray
         connected_here = not ray.is_initialized()
         if connected_here:  # "local": always a new instance on this machine, never one found by chance
             on_sigterm = signal.getsignal(signal.SIGTERM)
-            ray.init(
-                address=self.address or "local",
-                include_dashboard=False if not self.address else None,
-                logging_level=logging.WARNING,
-            )
+            self._connect()
             if on_sigterm is not None and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, on_sigterm)  # Ray's core worker put in its own, which aborts
         flights: dict = {}  # ObjectRefGenerator -> _Unit
@@ -112,6 +173,25 @@ class Ray:
                     ray.cancel(generator, force=True)
                 if connected_here:
                     ray.shutdown()
+
+    def _connect(self) -> None:
+        """A Ray instance of the run's own, or the cluster at --address (checked as the run began: one that has
+        gone since is said as such, not as a failing disk)."""
+        with _ray_lines(self.quiet) as level:
+            try:
+                self.ray.init(
+                    address=self.address or "local",
+                    include_dashboard=False if not self.address else None,
+                    logging_level=level,
+                    log_to_driver=not self.quiet,
+                )
+            except ConnectionError as e:
+                why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                if self.address is None:
+                    raise BnbenchError(f"--backend ray: Ray did not start on this machine ({why}); use --backend local")
+                raise BnbenchError(
+                    f"--address {self.address}: cannot connect to the Ray cluster ({why}); start it again, {OTHERWISE}"
+                ) from None
 
     def _gpus(self, job: Job) -> float:
         """GPUs each unit reserves: by default 1 for a CUDA run and 0 for a CPU one. A unit without a GPU trains

@@ -1,0 +1,284 @@
+"""What a newcomer met (issue 34): the resume line of a stopped run, run folders named after the data they ran on,
+a Ray address that does not answer, the live display's bars, factories beside their config, completion, one
+style of error, `bnbench init` and `bnbench rm`. What is seen on a terminal is seen on a real pseudo-terminal of
+80 columns (`on_terminal`), replayed by the small terminal emulator of the display's tests (`Screen`)."""
+
+import fcntl
+import io
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+from typing import Optional
+
+import pytest
+import yaml
+from cli_calls import ok
+from rich.console import Console
+from test_interrupts import _take_terminal
+from test_progress_terminal import ANSI, Screen
+
+from bnbench import progress
+from bnbench.engines.events import Progress
+from bnbench.experiment import load_config, shipped_configs, validate
+from bnbench.progress import RichReporter
+from bnbench.trials import expand
+
+ROWS, COLUMNS = 24, 80
+CONFIG = {
+    "name": "stops",
+    "seeds": [0, 1],
+    "dataset": {"name": "digits"},
+    "device": "cpu",
+    "optimizer": {"name": "adam", "lr": 1.0e-3},
+    "training": {"epochs": 30, "batch_size": 8, "log_every": 0, "eval_every": 100},
+}
+
+
+def on_terminal(*args, stop_when=None, cwd=None, within: float = 120) -> tuple[int, str]:
+    """`python -m bnbench ARGS` on a pseudo-terminal of 24 x 80 that is its controlling terminal; Ctrl-C once
+    `stop_when(output so far)` holds. The exit status and everything it wrote."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    drop = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bnbench", *map(str, args)],
+        cwd=cwd,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env | {"TERM": "xterm-256color"},
+        start_new_session=True,
+        preexec_fn=_take_terminal,
+    )
+    os.close(slave)
+    chunks, stopped, deadline = [], False, time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: no process holds the terminal any more
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            if stop_when and not stopped and stop_when(b"".join(chunks).decode(errors="replace")):
+                os.write(master, b"\x03")
+                stopped = True
+        else:
+            pytest.fail(f"not ended within {within} s:\n{b''.join(chunks).decode(errors='replace')[-3000:]}")
+        return process.wait(within), b"".join(chunks).decode(errors="replace")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        os.close(master)
+
+
+def printed_lines(output: str) -> list[str]:
+    """The lines the program wrote (cut at its own line ends, not where the terminal wraps them), each from its
+    last carriage return."""
+    return [ANSI.sub("", line.rstrip("\r").rpartition("\r")[2]).replace("^C", "") for line in output.split("\n")]
+
+
+def screen_of(output: str) -> list[str]:
+    screen = Screen(ROWS, COLUMNS)
+    screen.feed(output)
+    return screen.text()
+
+
+@pytest.fixture
+def config_file(tmp_path) -> Path:
+    path = tmp_path / "stops.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    return path
+
+
+# ---- A: the resume line --------------------------------------------------------------------------------------------
+
+
+def test_a_stopped_run_prints_the_whole_command_to_resume_it_on_a_line_of_its_own(config_file, tmp_path):
+    """The line is the command the user ran, with --resume RUN and its --jobs and -v kept (its config and
+    seeds are in the run folder), on a line of its own: the terminal wraps it, nothing in it is cut."""
+    out = tmp_path / ("a-results-folder-with-a-long-name-" * 2)
+    code, output = on_terminal(
+        "run", config_file, "--out", out, "--jobs", "2", "-v", stop_when=lambda text: " epoch 2/30" in text
+    )
+    (run_dir,) = (out / "stops").iterdir()
+    assert code == 130, output[-3000:]
+    lines = printed_lines(output)
+    at = lines.index("interrupted; nothing finished is lost. Resume with:")
+    assert lines[at + 1] == f"  bnbench run --resume {run_dir} --jobs 2 -v"
+    assert len(lines[at + 1]) > COLUMNS  # the terminal's to wrap
+    code, output = on_terminal(*lines[at + 1].split()[1:], within=300)
+    assert code == 0 and f"done: {run_dir}" in "".join(screen_of(output)), output[-3000:]
+
+
+# ---- B: run folders named after the data they ran on ---------------------------------------------------------------
+
+
+def test_a_config_run_on_other_data_is_named_after_that_data(tmp_path):
+    """`--set dataset.name=digits` of mlp-cifar10 lands in mlp-digits/, and `run mlp RUN --resume` knows it for
+    a run of mlp; a name the user gives, and every shipped config's own, stays."""
+    ok(
+        "run",
+        "mlp",
+        "--set",
+        "dataset.name=digits",
+        "--set",
+        "training.epochs=1",
+        "--seeds",
+        "0",
+        "--out",
+        tmp_path,
+        "-q",
+    )
+    (run_dir,) = (tmp_path / "mlp-digits").iterdir()
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["name"] == "mlp-digits"
+    assert "nothing to do" in ok("run", "mlp", run_dir, "--resume")
+    assert load_config("mlp", ("dataset.name=digits", "name=mine"))[0].name == "mine"
+    for name, path in shipped_configs().items():
+        assert load_config(name)[0].name == yaml.safe_load(path.read_text())["name"]
+    assert load_config("mlp")[0].name == "mlp-cifar10"
+
+
+# ---- C: a Ray address that does not answer --------------------------------------------------------------------------
+
+
+def bnbench(*args, within: float = 240, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bnbench", *map(str, args)], capture_output=True, text=True, timeout=within, cwd=cwd
+    )
+
+
+def test_a_ray_address_that_does_not_answer_is_one_line_about_ray_and_leaves_no_run(tmp_path):
+    """It read as a full disk ("cannot write (Failed to connect to Ray cluster ...) ... free space"), after
+    minutes of Ray's warnings, and left a partial run behind."""
+    pytest.importorskip("ray")
+    done = bnbench("run", "quick", "--backend", "ray", "--address", "127.0.0.1:1", "-q", "--out", tmp_path, within=60)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.splitlines() == [
+        "error: --address 127.0.0.1:1: no Ray cluster answers at 127.0.0.1:1 (Connection refused); start one there "
+        "with: ray start --head --port 1, or leave --address out (the run starts a Ray instance of its own), or use "
+        "--backend local"
+    ]
+    assert not list(tmp_path.iterdir())
+
+
+def test_ray_prints_none_of_its_own_lines_under_quiet(tmp_path):
+    """`-q`: notes and the verdict only; Ray's WARNING lines (token authentication, ...) came through."""
+    pytest.importorskip("ray")
+    done = bnbench("run", "quick", "--backend", "ray", "-q", "--seeds", "0,1", "--out", tmp_path, within=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and "WARNING" not in done.stdout, done.stdout + done.stderr
+
+
+# ---- D: the live display's bars ---------------------------------------------------------------------------------
+
+
+def reporter_frame(reporter) -> list[str]:
+    lines = reporter.console.render_lines(reporter.bar.get_renderable(), pad=False)
+    return ["".join(segment.text for segment in line).rstrip() for line in lines]
+
+
+def display(tmp_path, seeds: int, sweep: Optional[dict] = None):
+    """A RichReporter on an 80-column terminal for a run of 3 variants x `seeds` seeds, an epoch of 100 steps."""
+    config = validate(
+        {
+            "name": "p",
+            "seeds": list(range(seeds)),
+            "dataset": {"name": "digits"},
+            "variants": [
+                {"name": "plain", "norm": "none"},
+                {"name": "batchnorm", "norm": "batchnorm"},
+                {"name": "layernorm", "norm": "layernorm"},
+            ],
+            "training": {"epochs": 1, "batch_size": 10},
+            "sweep": sweep or {},
+        },
+        "p.yaml",
+    )
+    console = Console(file=io.StringIO(), force_terminal=True, width=COLUMNS)
+    return expand(config), RichReporter(console)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The display's clock (its rates and times left), moved by the test."""
+    now = [1000.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    return now
+
+
+def test_bars_keep_loss_and_rate_after_a_decode_and_with_long_sweep_names(tmp_path, clock):
+    """They lost both for the whole run: the decode's long label stayed reserved ("plain-s42 epoch 2/5 ━╸━━
+    2300/5000 0:00:00"), and long trial labels went before them (now cut in their middle)."""
+    decode = "decoding /home/someone/data/cifar-10-batches/train (once, then cached)"
+    for sweep, label in (({}, "plain-s0 epoch 1/1 "), ({"optimizer.lr": [0.001]}, "plain-s0-o….001 e1/1 ")):
+        trials, reporter = display(tmp_path, 2, sweep)
+        with reporter:
+            reporter.loading(decode, 1, 50_000)
+            reporter.loading(decode, 50_000, 50_000)
+            reporter.started(tmp_path, trials, {}, train_size=1000)
+            for batch in (10, 20, 30):
+                clock[0] += 1.0
+                reporter.progress(Progress(trial=0, epoch=1, batch=batch, batches=100, running_loss=2.3))
+            frame = reporter_frame(reporter)
+        trial = next(line for line in frame if line.startswith("plain-s0"))
+        assert trial.startswith(label) and "loss 2.300" in trial and "10 batch/s" in trial, frame
+        assert all(len(line) <= COLUMNS - 4 for line in frame), frame
+        run = next(line for line in frame if line.startswith("run: "))
+        assert "steps/s" in run, frame
+
+
+def test_a_rounds_run_bar_goes_and_the_time_left_counts_the_trials_left(tmp_path, clock):
+    """A round's "run: 10/10 trials" stayed under the next round's; "50/75 trials ... 0:00:02" with 25 trials
+    to train: rich's estimate from updates in bursts. The time left is the steps left at the measured rate."""
+    trials, reporter = display(tmp_path, 25)
+    with reporter:
+        reporter.started(tmp_path, trials[:30], {}, train_size=1000)  # the first round
+        reporter.started(tmp_path, trials, {t.index: 1 for t in trials[:50]}, train_size=1000)  # the next
+        for batch in (0, 10, 20):
+            reporter.progress(Progress(trial=50, epoch=1, batch=batch, batches=100, running_loss=2.3))
+            clock[0] += 1.0
+        frame = reporter_frame(reporter)
+    (run,) = [line for line in frame if line.startswith("run: ")]
+    assert run.startswith("run: 50/75 trials") and "10 steps/s" in run, frame
+    assert run.endswith("0:04:08"), frame  # (7500 - 5000 - 20 steps) / 10 steps/s
+    (trial,) = [line for line in frame if line.startswith(f"{trials[50].key} ")]
+    assert trial.endswith("0:00:08"), frame  # 80 batches of the epoch at 10 batch/s
+
+
+# ---- E: a factory beside its config -----------------------------------------------------------------------------
+
+NET = """
+from torch import nn
+
+
+def make_net(num_classes, in_shape, norm_layer):
+    return nn.Sequential(
+        nn.Conv2d(in_shape[0], 8, 3, padding=1, bias=False), norm_layer(8), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes),
+    )
+"""
+
+
+def test_a_factory_beside_its_config_runs_from_another_folder(tmp_path):
+    """It was imported from the working directory only: "cannot import 'beside_net'"."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "mine" / "beside_net.py").write_text(NET)
+    config = tmp_path / "mine" / "exp.yaml"
+    raw = {**CONFIG, "name": "beside", "training": {"epochs": 1, "batch_size": 32, "log_every": 0}}
+    config.write_text(yaml.safe_dump(raw | {"model": {"kind": "factory", "factory": "beside_net:make_net"}}))
+    done = bnbench("run", config, "--out", tmp_path / "out", "-q", "--jobs", "2", cwd=tmp_path / "elsewhere")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = (tmp_path / "out" / "beside").iterdir()
+    assert len((run_dir / "epochs.csv").read_text().splitlines()) == 1 + 4  # 2 variants x 2 seeds, 1 epoch
