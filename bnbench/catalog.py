@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import store
+from .analysis.decisions import as_typed
 from .config import describe_model
 from .errors import BnbenchError
 from .experiment import SHIPPED, load_config
@@ -68,7 +69,7 @@ def run_rows(results: Path, tags: tuple[str, ...] = ()) -> list[dict]:
                 "trials": f"{meta.get('trials_done', '?')}/{meta.get('trials_total', '?')}",
                 "seeds": ", ".join(map(str, store.typed_field(config, "seeds", list, []))) or "?",
                 "epochs": store.typed_field(config, "training", dict, {}).get("epochs", "?"),
-                "overrides": store.overrides_text(meta),
+                "overrides": as_typed(meta).get("overrides", store.overrides_text(meta)),
                 "device": f"{meta.get('device', '?')} ({meta.get('device_name', '')})",
                 "tags": tags_of(meta),
                 "note": note_of(meta),

@@ -17,7 +17,6 @@ from typer.core import TyperGroup
 from . import stopping
 from .errors import BnbenchError, Interrupted
 
-
 CLICK_ERROR = getattr(typer, "TyperException", None) or click.ClickException  # newer typer has click's own copy
 
 
@@ -297,7 +296,10 @@ def run(
         "or equivalent within --effect) by a group-sequential test, or --max-seeds is reached.",
     ),
     max_seeds: Optional[int] = typer.Option(
-        None, metavar="N", help="With --until-decided: the most seeds to train [default: 20]."
+        None,
+        metavar="N",
+        help="With --until-decided: the most seeds to train, each training every variant (at most 10,000 trials in "
+        "all) [default: 20].",
     ),
     metric: Optional[str] = typer.Option(
         None,
@@ -695,6 +697,52 @@ def prune(
     from .show import find
 
     typer.echo(prune_run(find(run_ref, results), keep).text())
+
+
+@app.command(
+    "rm",
+    short_help="Delete a run folder (not while a run holds it).",
+    epilog="\b\nExamples:\n  bnbench rm results/quick-digits/20261127-120150\n  bnbench rm 20261127-120150 --yes",
+)
+@user_errors
+def rm(
+    run_ref: str = typer.Argument(
+        ..., metavar="RUN", help="A run folder, or a run id ('<run id>' or '<name>/<run id>') under --results."
+    ),
+    results: Path = typer.Option(
+        Path("results"), metavar="DIR", callback=_home, help="Results folder to look for a run id in."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
+):
+    """Delete a run folder and everything in it (rows, checkpoints, run.log), after asking; refused while a run
+    trains, resumes or grows in it (its lock is held). Prints what it removed."""
+    from .removal import remove_run
+    from .show import find
+
+    def confirm(run_dir: Path, holds: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise BnbenchError(f"{run_dir}: no terminal to ask on; to delete it: bnbench rm {run_dir} --yes")
+        return typer.confirm(f"delete {run_dir} ({holds})?", default=False, err=True)
+
+    typer.echo(remove_run(find(run_ref, results), confirm))
+
+
+@app.command(
+    short_help="Write a config and a model factory to start your own network from.",
+    epilog="\b\nExamples:\n  bnbench init\n  bnbench init experiments/mine",
+)
+@user_errors
+def init(
+    folder: Path = typer.Argument(Path("."), metavar="[FOLDER]", callback=_home, help="Where to write them."),
+):
+    """Write FOLDER/my_net.yaml (BN vs none on the bundled digits set) and FOLDER/my_net.py (the network, with
+    norm_layer where the normalization goes): they run as written, in seconds; never overwrites a file."""
+    from .scaffold import init as write
+
+    config, module = write(folder)
+    typer.echo(f"wrote: {config}, {module}\nnext: bnbench run {config}")
 
 
 def _width() -> Optional[int]:

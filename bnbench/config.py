@@ -111,6 +111,16 @@ class ModelConfig(Strict):
     factory: str | None = None  # factory: "module.path:callable", called with num_classes, in_shape, norm_layer
     kwargs: dict[str, Any] = {}  # factory, timm: further keyword arguments
 
+    @field_validator("kwargs")
+    @classmethod
+    def _finite_kwargs(cls, kwargs: dict) -> dict:
+        """config.yaml and meta.json are written as JSON numbers: an infinite or NaN one would be stored as null,
+        and a resumed run would pass None."""
+        for path, value in _leaves(kwargs):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{path}: {value} is not a finite number; give a finite one")
+        return kwargs
+
     @model_validator(mode="after")
     def _fields_of_kind(self):
         """A field that this kind of model does not use would be ignored silently (`hidden` of a torchvision
@@ -370,6 +380,16 @@ class Config(Strict):
         for part in path.split("."):
             node = node[int(part)] if isinstance(node, list) else getattr(node, part)
         return node
+
+
+def _leaves(value: Any, path: str = ""):
+    """(dotted path, value) of every value inside nested mappings and lists."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else None
+    if items is None:
+        yield path, value
+        return
+    for key, item in items:
+        yield from _leaves(item, f"{path}.{key}" if path else str(key))
 
 
 def _refuse_per_run(path: str, values: list) -> None:

@@ -114,8 +114,9 @@ def load_config(
             set_path(raw, parts, value)
     except (ValueError, IndexError, TypeError, AttributeError) as e:
         raise BnbenchError(f"--set: cannot apply to {path}: {e}") from None
-    if raw.get("name") == named[0]:  # not named by --set name=...
-        raw["name"] = named_for_data(named[0], named[1], data_name(raw))
+    renamed = named_for_data(*named, data_name(raw))
+    if renamed != named[0] and raw.get("name") == named[0]:  # not named by --set name=...
+        raw["name"] = renamed
     if seeds is not None:
         raw["seeds"] = seeds
     if device is not None:

@@ -9,6 +9,7 @@ Uses matplotlib's object API with the Agg canvas (no pyplot, no display), so it 
 global backend alone.
 """
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -26,7 +27,12 @@ from .glance import separating
 FORMATS = ["png", "pdf", "svg"]
 PER_PAGE = 5
 MAX_RUNS = 20
-ROW_INCHES, WIDTH_INCHES, TITLE_INCHES, DPI = 4.6, 13, 0.5, 110
+WIDTH_INCHES, TITLE_INCHES, DPI = 13, 0.5, 110
+# A row of panels, in inches: its panels AXES; above them its title and first verdict line ABOVE, each further
+# verdict line LINE; below them the step axis's ticks and label LABELS, then its legend (LEGEND_COLUMNS entries a
+# line, LEGEND_ROW each): BELOW + LEGEND_ROW per legend line in all.
+AXES_INCHES, ABOVE_INCHES, LINE_INCHES = 2.85, 0.8, 0.17  # a run without a sweep: 4.6 inches, as before
+LABELS_INCHES, BELOW_INCHES, LEGEND_ROW_INCHES, LEGEND_COLUMNS = 0.55, 0.75, 0.2, 4
 BASELINE_COLOUR = "black"
 COLOURS = [
     "tab:blue",
@@ -88,27 +94,36 @@ def save_plot(comparisons: list[Comparison], path: Path, title: Optional[str] = 
 
 def _page(comparisons: list[Comparison], title: Optional[str]) -> Figure:
     """One row of panels per comparison, under its title; `title` replaces a lone run's, and heads a page of
-    several."""
+    several. Each row is as tall as its verdict lines and legend need, its panels AXES_INCHES whatever they are:
+    a sweep's lines (lr: 4 points) ran into the panels' titles, and its legend, inside a panel, hid the curves."""
     several = title is not None and len(comparisons) > 1
     head = TITLE_INCHES * several
-    figure = Figure(figsize=(WIDTH_INCHES, ROW_INCHES * len(comparisons) + head))
+    verdicts = [_verdicts(c) for c in comparisons]
+    legends = [math.ceil(_entries(c) / LEGEND_COLUMNS) for c in comparisons]
+    above = [ABOVE_INCHES + LINE_INCHES * text.count("\n") for text in verdicts]
+    below = [BELOW_INCHES + LEGEND_ROW_INCHES * n for n in legends]
+    heights = [AXES_INCHES + a + b for a, b in zip(above, below)]
+    figure = Figure(figsize=(WIDTH_INCHES, sum(heights) + head))
     FigureCanvasAgg(figure)
-    rows = figure.subfigures(
-        len(comparisons) + several, 1, squeeze=False, height_ratios=[head] * several + [ROW_INCHES] * len(comparisons)
-    )[:, 0]
+    rows = figure.subfigures(len(comparisons) + several, 1, squeeze=False, height_ratios=[head] * several + heights)[
+        :, 0
+    ]
     if several:
         rows[0].suptitle(title, fontweight="bold", fontsize="x-large", va="center", y=0.5)
         rows = rows[1:]
     settings = separating([c.results.config for c in comparisons])
-    for row, comparison, extra in zip(rows, comparisons, settings):
+    for row, comparison, extra, text, height, top, bottom in zip(
+        rows, comparisons, settings, verdicts, heights, above, below
+    ):
         heading = title if title is not None and len(comparisons) == 1 else comparison.title
-        row.suptitle(heading + (f" · {extra}" if extra else ""), fontweight="bold")
-        row.text(0.5, 0.885, _verdicts(comparison), ha="center", va="center", fontsize="small")
+        row.suptitle(heading + (f" · {extra}" if extra else ""), fontweight="bold", y=1 - 0.12 / height, va="top")
+        row.text(0.5, 1 - 0.4 / height, text, ha="center", va="top", fontsize="small", linespacing=1.3)
         loss, accuracy = row.subplots(1, 2, width_ratios=[3, 2])
-        row.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.80, wspace=0.18)
+        row.subplots_adjust(left=0.07, right=0.98, bottom=bottom / height, top=1 - top / height, wspace=0.18)
         styles = _styles(comparison)
         _loss_panel(loss, comparison, styles)
         _accuracy_panel(accuracy, comparison, styles)
+        _legend(row, (loss, accuracy), (bottom - LABELS_INCHES) / height)
         last = max(1, *(c.step.max() for c in (comparison.loss_curves, comparison.accuracy_curves) if len(c)))
         for ax, ticks in ((loss, 9), (accuracy, 5)):  # step 0 to the last, whole-number ticks that never touch
             ax.set_xlim(0, last)
@@ -196,7 +211,6 @@ def _loss_panel(ax, comparison: Comparison, styles: dict) -> None:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="both", alpha=0.3)
-    _legend(ax)
 
 
 def _accuracy_panel(ax, comparison: Comparison, styles: dict) -> None:
@@ -213,7 +227,6 @@ def _accuracy_panel(ax, comparison: Comparison, styles: dict) -> None:
         title="test accuracy, mean ± std over seeds",
     )
     ax.grid(True, alpha=0.3)
-    _legend(ax)
 
 
 def _band(ax, steps, mean, std, colour: str) -> None:
@@ -234,6 +247,24 @@ def _targets(ax, comparison: Comparison, measure: str) -> None:
         )
 
 
-def _legend(ax) -> None:
-    if ax.get_legend_handles_labels()[0]:  # every trial of the run may have diverged
-        ax.legend(fontsize="small")
+def _entries(comparison: Comparison) -> int:
+    """The legend's entries: a line per sweep point and variant, and the two target lines."""
+    return len(comparison.table) + 2
+
+
+def _legend(row, panels, top: float) -> None:
+    """One legend for a row's panels (the same lines in both), under them: inside a panel it hid the curves."""
+    found = {}
+    for ax in panels:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            found.setdefault(label, handle)
+    if found:  # every trial of the run may have diverged
+        row.legend(
+            found.values(),
+            found.keys(),
+            loc="upper center",
+            bbox_to_anchor=(0.5, top),
+            ncol=LEGEND_COLUMNS,
+            fontsize="small",
+            frameon=False,
+        )

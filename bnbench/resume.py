@@ -273,6 +273,8 @@ def _damaged(
             "batches.csv": len(batches) == state.steps and sorted(set(batches)) == epochs,
             "epochs.csv": rows.get("epochs.csv", []) == epochs,
             "evals.csv": rows.get("evals.csv", evals) == evals,
+            "probes.csv": state.diverged_step is not None
+            or _probes_fit(lines.get("probes.csv", {}).get(trial.index, []), state.steps, trial),
         }
         short = next((name for name, fit in fits.items() if not fit), None)
         if short:
@@ -293,6 +295,24 @@ def _damaged(
             if problem:
                 wrong[trial.index] = problem
     return wrong
+
+
+def _probes_fit(lines: list[str], steps: int, trial: Trial) -> bool:
+    """Whether a trial's probes.csv lines are one whole probe at every `training.probe_every` steps up to `steps`,
+    each of the same rows (layer, measure) once: what its checkpoint says it has, even in a run made before digests
+    (a probes.csv deleted, emptied, or with rows repeated or cut)."""
+    every = trial.config.training.probe_every
+    probes: dict[int, list[tuple[str, str]]] = {}
+    for _, step, layer, measure, _ in (line.rsplit(",", 5)[1:] for line in lines):
+        if not step.isdigit():
+            return False
+        probes.setdefault(int(step), []).append((layer, measure))
+    shapes = {tuple(rows) for rows in probes.values()}
+    return (
+        list(probes) == list(range(every, steps + 1, every) if every else [])
+        and len(shapes) <= 1
+        and all(len(set(rows)) == len(rows) for rows in probes.values())
+    )
 
 
 def _encoded(lines: store.Lines, name: str, trial: Trial) -> Optional[list[bytes]]:

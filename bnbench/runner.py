@@ -134,7 +134,7 @@ def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:
     if not (run_folder / "meta.json").exists():
         raise BnbenchError(f"{run_folder}: not a run folder (no meta.json); pass RESULTS/<name>/<run id>")
     cfg, ran = load_config(config)[0], store.read_config(run_folder)
-    name, found = named_for_data(cfg.name, cfg.dataset.name, data_name(ran)), ran.get("name")
+    name, found = named_for_data(cfg.name, data_name(cfg.model_dump(mode="json")), data_name(ran)), ran.get("name")
     if found != name:
         raise BnbenchError(
             f"{run_folder}: a run of '{found}', not of {config} ('{name}'); pass a run folder of that "

@@ -14,6 +14,7 @@ run folder exists.
 """
 
 import difflib
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -46,18 +47,23 @@ def create(
 ) -> nn.Module:
     """`timm.create_model(name, pretrained=False, num_classes=..., in_chans=C, norm_layer=..., **model.kwargs)`:
     timm's own architecture (stem included: the data's channels come in through in_chans), no weights downloaded.
-    On the meta device (the dry run) its output is checked too."""
+    On the meta device (`models._from_zoo`'s dry run) its output is checked too, and its warnings are left to the
+    real build."""
     timm = load_timm()
     if not timm.is_model(cfg.name):
         close = difflib.get_close_matches(cfg.name, timm.list_models(), n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
         raise BnbenchError(f"model.name: {cfg.name} is not a timm model ({hint})")
+    dry = torch.get_default_device().type == "meta"
     try:
-        model = _create(timm, cfg.name, cfg.kwargs, norm_layer, input_shape, num_classes)
-        if norm_layer.calls == 0:
-            raise _refused(cfg, "it accepts norm_layer but never calls it")
-        if any(p.is_meta for p in model.parameters()):
-            _check_logits(model, input_shape, num_classes)
+        with warnings.catch_warnings():
+            if dry:  # said by the real build, if there is one: a refusal stays one line
+                warnings.simplefilter("ignore")
+            model = _create(timm, cfg.name, cfg.kwargs, norm_layer, input_shape, num_classes)
+            if norm_layer.calls == 0:
+                raise _refused(cfg, "it accepts norm_layer but never calls it")
+            if dry:
+                _check_logits(model, input_shape, num_classes)
     except BnbenchError:  # bnbench's own refusals (the norm layer's: models.norm_layer_for)
         raise
     except Exception as e:  # timm's code, run with the user's kwargs
@@ -89,7 +95,8 @@ def _blamed(
 
     built = False
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             bare = _create(timm, cfg.name, {}, norm_layer_for(variant), input_shape, num_classes)
             built = True
             _check_logits(bare, input_shape, num_classes)

@@ -75,6 +75,15 @@ def test_a_float_field_is_finite(tmp_path, override, field):
     assert f": {field}: Input should be a finite number" in line
 
 
+@pytest.mark.parametrize("kwargs", ["{w: .inf}", "{a: [1, {b: .nan}]}"])
+def test_model_kwargs_hold_finite_numbers(tmp_path, kwargs):
+    """An infinite one was stored as null in config.yaml (JSON has none), so a resumed run would pass None."""
+    raw = DIGITS | {"model": {"kind": "factory", "factory": "nets:make"}}
+    line = refused("run", write(tmp_path, raw), "--set", f"model.kwargs={kwargs}", "--out", tmp_path / "r")
+    where = "w: inf" if "w" in kwargs else "a.1.b: nan"
+    assert line.startswith(f"error: {tmp_path / 'hostile.yaml'}: model.kwargs: {where} is not a finite number")
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [
@@ -220,3 +229,20 @@ def test_a_header_only_probes_csv_is_one_line_with_its_repair(probed, tmp_path):
         f"error: {run_dir / 'probes.csv'}: no probe rows, only the header; if the run has trained past "
         f"training.probe_every (10 steps), they were lost: repair with: bnbench run --resume {run_dir}"
     )
+
+
+@pytest.mark.parametrize(
+    "damage, said",
+    [
+        (lambda lines: lines[:-1] + [lines[-1][:-8]], "cut off"),  # a torn last line
+        (lambda lines: lines[:5] + [lines[5].rsplit(",", 1)[0] + ",abc"] + lines[6:], "line 6: value is 'abc'"),
+        (lambda lines: lines[:5] + [lines[5].replace(",10,", ",ten,", 1)] + lines[6:], "line 6: step is 'ten'"),
+    ],
+)
+def test_a_damaged_probes_csv_is_one_line_naming_the_file(probed, tmp_path, damage, said):
+    """Tracebacks before (issue 34); the rows are read as the other row files are (analysis.reading)."""
+    run_dir = shutil.copytree(probed, tmp_path / "r" / "hostile" / probed.name)
+    lines = (run_dir / "probes.csv").read_text().splitlines()
+    (run_dir / "probes.csv").write_text("\n".join(damage(lines)) + ("\n" if said != "cut off" else ""))
+    line = refused("compare", run_dir, "--probes")
+    assert line.startswith(f"error: {run_dir / 'probes.csv'}: ") and said in line

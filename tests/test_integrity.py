@@ -300,3 +300,16 @@ def test_a_grow_by_epochs_stopped_midway_is_not_damage(copy, three, monkeypatch)
     assert shown["status"] == "partial" and shown["damage"] is None and not shown["problem"]
     ok("run", "--resume", run_dir, "-q")
     assert rows(run_dir) == rows(three) and summary(run_dir)["damage"] is None
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [case[1] for case in PROBES_DAMAGED if case[0] != "probe-nan"],
+    ids=[case[0] for case in PROBES_DAMAGED if case[0] != "probe-nan"],
+)
+def test_probes_of_a_run_made_before_digests_are_repaired_by_resume(copy, complete, damage):
+    """Without digests, a trial's probes are checked by their shape: one whole probe at every probe_every steps."""
+    run_dir = copy(lambda d: (without_digests(d), damage(d)))
+    output = ok("run", "--resume", run_dir, "-v").replace("\n", " ")
+    assert "nothing to do" not in output and "probes.csv: the rows of" in output
+    assert rows(run_dir) == rows(complete)

@@ -6,6 +6,7 @@ style of error, `bnbench init` and `bnbench rm`. What is seen on a terminal is s
 import fcntl
 import io
 import os
+import re
 import select
 import signal
 import struct
@@ -18,18 +19,23 @@ from typing import Optional
 
 import pytest
 import yaml
-from cli_calls import ok
+from cli_calls import ok, refused
+from matplotlib.colors import to_hex
 from rich.console import Console
 from test_interrupts import _take_terminal
 from test_progress_terminal import ANSI, Screen
 
-from bnbench import progress
+from bnbench import plots, probe_plots, progress
+from bnbench.analysis import compare_runs
+from bnbench.analysis.probes import probe_summaries
 from bnbench.engines.events import Progress
 from bnbench.experiment import load_config, shipped_configs, validate
 from bnbench.progress import RichReporter
+from bnbench.store import RunLock
 from bnbench.trials import expand
 
 ROWS, COLUMNS = 24, 80
+TEXT = {"capture_output": True, "text": True, "timeout": 60}
 CONFIG = {
     "name": "stops",
     "seeds": [0, 1],
@@ -40,9 +46,9 @@ CONFIG = {
 }
 
 
-def on_terminal(*args, stop_when=None, cwd=None, within: float = 120) -> tuple[int, str]:
-    """`python -m bnbench ARGS` on a pseudo-terminal of 24 x 80 that is its controlling terminal; Ctrl-C once
-    `stop_when(output so far)` holds. The exit status and everything it wrote."""
+def on_terminal(*args, stop_when=None, press: bytes = b"\x03", cwd=None, within: float = 120) -> tuple[int, str]:
+    """`python -m bnbench ARGS` on a pseudo-terminal of 24 x 80 that is its controlling terminal; `press` typed
+    (Ctrl-C) once `stop_when(output so far)` holds. The exit status and everything it wrote."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     drop = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
@@ -70,7 +76,7 @@ def on_terminal(*args, stop_when=None, cwd=None, within: float = 120) -> tuple[i
                     break
                 chunks.append(data)
             if stop_when and not stopped and stop_when(b"".join(chunks).decode(errors="replace")):
-                os.write(master, b"\x03")
+                os.write(master, press)
                 stopped = True
         else:
             pytest.fail(f"not ended within {within} s:\n{b''.join(chunks).decode(errors='replace')[-3000:]}")
@@ -282,3 +288,140 @@ def test_a_factory_beside_its_config_runs_from_another_folder(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = (tmp_path / "out" / "beside").iterdir()
     assert len((run_dir / "epochs.csv").read_text().splitlines()) == 1 + 4  # 2 variants x 2 seeds, 1 epoch
+
+
+# ---- F: completion, one style of error --------------------------------------------------------------------------
+
+
+def test_completion_offers_the_shipped_config_names_and_else_the_shells_files():
+    complete = {"_BNBENCH_COMPLETE": "complete_bash", "COMP_CWORD": "2"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bnbench"], env=os.environ | complete | {"COMP_WORDS": "bnbench run q"}, **TEXT
+    )
+    assert done.stdout.split() == ["quick"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bnbench"], env=os.environ | complete | {"COMP_WORDS": "bnbench run ./my"}, **TEXT
+    )
+    assert done.stdout.split() == []  # bash completes a file name then (complete -o default)
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["run"], "error: Missing argument 'CONFIG'; see: bnbench run -h"),
+        (["run", "quick", "--bogus"], "error: No such option: --bogus"),
+        (["run", "quick", "--jobs", "0"], "error: Invalid value for '--jobs' / '-j': Input should be greater"),
+        (["nope"], "error: No such command 'nope'; see: bnbench -h"),
+        (["run", "nothere"], "error: nothere: no such config file or shipped config"),
+    ],
+)
+def test_every_error_is_one_line_in_one_style(args, line):
+    """Click's own errors said "Usage: ... Try ... Error: ...", bnbench's "error: ..."."""
+    done = bnbench(*args, within=60)
+    assert done.returncode == 2 and done.stdout == ""
+    (said,) = done.stderr.splitlines()
+    assert said.startswith(line), done.stderr
+
+
+# ---- G: bnbench init, bnbench rm ---------------------------------------------------------------------------------
+
+
+def test_init_writes_a_config_and_factory_that_run_as_written(tmp_path):
+    said = ok("init", tmp_path / "mine")
+    config, module = tmp_path / "mine" / "my_net.yaml", tmp_path / "mine" / "my_net.py"
+    assert said.splitlines() == [f"wrote: {config}, {module}", f"next: bnbench run {config}"]
+    assert refused("init", tmp_path / "mine").endswith(
+        "already there; bnbench init writes new files only: pass another FOLDER"
+    )
+    (tmp_path / "elsewhere").mkdir()
+    done = bnbench("run", config, "--seeds", "0,1", "--out", tmp_path / "out", "-q", cwd=tmp_path / "elsewhere")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = (tmp_path / "out" / "my_net-digits").iterdir()
+    rows = [line.split(",") for line in (run_dir / "epochs.csv").read_text().splitlines()[1:]]
+    assert len(rows) == 2 * 2 * 5 and "batchnorm vs plain: " in done.stdout
+
+
+@pytest.fixture
+def a_run(tmp_path) -> Path:
+    ok("run", "quick", "--seeds", "0", "--set", "training.epochs=1", "--out", tmp_path / "results", "-q")
+    (run_dir,) = (tmp_path / "results" / "quick-digits").iterdir()
+    return run_dir
+
+
+def test_rm_deletes_a_run_but_not_under_a_live_run(a_run, tmp_path):
+    lock = RunLock(a_run).acquire()  # as a running run holds it
+    try:
+        assert f"{a_run}: in use by pid {os.getpid()}" in refused("rm", a_run, "--yes")
+    finally:
+        lock.release()
+    assert a_run.is_dir()
+    files = sum(1 for path in a_run.rglob("*") if path.is_file())
+    said = ok("rm", a_run.name, "--results", tmp_path / "results", "--yes")
+    assert re.fullmatch(rf"removed: {re.escape(str(a_run))} \({files} files, [\d.]+ [kM]B\)\n", said), said
+    assert not a_run.exists() and not a_run.parent.exists()  # its experiment's folder, left empty, too
+
+
+def test_rm_asks_first_on_a_terminal_and_refuses_without_one(a_run):
+    code, output = on_terminal("rm", a_run, stop_when=lambda text: "?" in text, press=b"n\n", within=60)
+    assert code == 0 and f"kept: {a_run}" in output and a_run.is_dir(), output
+    code, output = on_terminal("rm", a_run, stop_when=lambda text: "?" in text, press=b"y\n", within=60)
+    assert code == 0 and f"removed: {a_run}" in output and not a_run.exists(), output
+    assert refused("rm", "nothing-here").startswith("error: nothing-here")
+
+
+# ---- F: the lr plot's layout, the probe plot's colours ------------------------------------------------------------
+
+
+def boxes(figure, artists) -> list:
+    renderer = figure.canvas.get_renderer()
+    return [artist.get_window_extent(renderer) for artist in artists]
+
+
+def test_the_lr_plot_keeps_its_verdicts_off_the_panel_titles_and_its_legend_off_the_curves(tmp_path):
+    """Four lr points: four verdict lines ran into the panels' titles, and the legend (ten entries) inside each
+    panel hid the curves. Now the row grows for them, and one legend sits under both panels."""
+    ok("run", "lr", "--set", "dataset.name=digits", "--set", "training.epochs=1", "--seeds", "0,1", "--out", tmp_path)
+    comparisons, _ = compare_runs([tmp_path / "lr-digits"])
+    figure = plots._page(comparisons, None)
+    figure.canvas.draw()
+    (row,) = figure.subfigs
+    panels = row.axes
+    (verdicts,) = [text for text in row.texts if "Δ test acc" in text.get_text()]
+    assert verdicts.get_text().count("\n") == 3  # three variants' lines and "(+1 more ...)"
+    (verdict_box,) = boxes(figure, [verdicts])
+    for title in boxes(figure, [ax.title for ax in panels]):
+        assert not verdict_box.overlaps(title)
+    assert not any(ax.get_legend() for ax in panels)
+    (legend,) = row.legends
+    assert sum("optimizer.lr=" in text.get_text() for text in legend.get_texts()) == 8  # 2 variants x 4 lr
+    (legend_box,) = boxes(figure, [legend])
+    for ax in panels:
+        assert not legend_box.overlaps(ax.get_tightbbox(figure.canvas.get_renderer()))
+
+
+def test_in_the_probe_plot_a_colour_is_a_variant_in_every_panel(tmp_path):
+    """Colours meant layers in the layer rows and variants in the model row."""
+    ok(
+        "run",
+        "quick",
+        "--set",
+        "training.probe_every=50",
+        "--set",
+        "training.epochs=1",
+        "--seeds",
+        "0,1",
+        "--out",
+        tmp_path,
+    )
+    (summary,) = probe_summaries([tmp_path])
+    figure = probe_plots._figure(summary, None)
+    colour_of = {}
+    for ax in figure.axes:
+        title = ax.get_title()
+        variant = title.split(":")[0]
+        if variant in summary.variants:
+            colour_of.setdefault(variant, set()).update(to_hex(line.get_color()) for line in ax.get_lines())
+        elif title == "model: effective beta-smoothness":
+            beta = {line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()}
+    assert {v: {beta[v]} for v in summary.variants} == colour_of
+    assert beta[summary.baseline] == "#000000" and len(set(beta.values())) == len(summary.variants)

@@ -1,12 +1,16 @@
 """`--until-decided` against hostile input and bad luck: a hand-edited plan in meta.json, one variant, a huge
---max-seeds, a kill as the last look is written; and what it says: one interval per number, each decision once at
-the end of a run, and `show` with the options the user typed."""
+--max-seeds, a kill as the last look is written; and what it says: each interval labelled for what it is, each
+decision once at the end of a run, and `show` with the options the user typed."""
 
+import fcntl
 import json
 import os
+import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 import time
 
 import pytest
@@ -232,10 +236,6 @@ def test_the_run_ends_with_each_decision_once(two_rounds):
 
 def test_on_a_terminal_the_decision_is_printed_once(tmp_path):
     """A real pty of 24 x 80: the run's last lines hold the decision once."""
-    import fcntl
-    import struct
-    import termios
-
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR")}
@@ -244,17 +244,24 @@ def test_on_a_terminal_the_decision_is_printed_once(tmp_path):
         [sys.executable, "-m", "bnbench", *args], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=tmp_path
     )
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the process has gone
-            break
-        if not data:
-            break
-        chunks.append(data)
-    assert process.wait(120) == 0
-    os.close(master)
+    chunks, deadline = [], time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 0.1)[0]:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: no process holds the terminal any more
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert process.wait(10) == 0, b"".join(chunks).decode(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
     screen = Screen(rows=1000)
     screen.feed(b"".join(chunks).decode(errors="replace"))
     text = ANSI.sub("", "\n".join(screen.text()))
@@ -269,3 +276,9 @@ def test_show_says_what_the_user_ran(decided, two_rounds):
     assert "overrides: --until-decided --max-seeds 10 --effect 0.01\n" in shown  # no --seeds: none typed
     assert "resumed" not in shown  # its second round reopened it; the user never resumed it
     assert meta(two_rounds[0])["resumed"]  # as meta.json records it
+
+
+def test_list_says_what_the_user_ran(two_rounds):
+    listed = json.loads(ok("list", "--results", two_rounds[0].parent.parent, "--format", "json"))
+    (run,) = listed["runs"]
+    assert run["overrides"] == "--until-decided --max-seeds 10 --effect 0.01"  # not the rounds' --seeds

@@ -25,7 +25,7 @@ from rich.cells import cell_len
 
 from bnbench.analysis import answers as remembered
 from bnbench.analysis import compare_run, load_run
-from bnbench.analysis.sentences import speed_interval, speed_value
+from bnbench.analysis.sentences import headline, speed_interval, speed_value
 
 ROWS, COLUMNS = 24, 80
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -117,6 +117,7 @@ def test_the_line_per_other_run_says_what_its_own_comparison_says(home):
     newest, older = runs(home)
     said = compare_run(load_run(older)).headline
     assert said == "batchnorm better"
+    assert compare_run(load_run(newest)).headline == "batchnorm better"  # its sequential decision
     assert on_terminal("compare", "results", cwd=home)[-1].endswith(f": {said}")
 
 
@@ -238,6 +239,19 @@ def test_lists_verdicts_are_remembered_until_a_run_changes(home, tmp_path, monke
     inside = sorted(p.name for p in newest.iterdir())
     ok("list", "--results", newest)  # a run folder as the results folder: its files are the run's
     assert sorted(p.name for p in newest.iterdir()) == inside
+
+
+@pytest.mark.parametrize(
+    "outcomes, said",
+    [
+        ([("batchnorm", "better")], "batchnorm better"),
+        ([("batchnorm", "no difference shown")], "no difference shown"),
+        ([("batchnorm", "undecided")], "undecided"),
+        ([("bn", "better"), ("ln", "no difference shown"), ("gn", "better")], "2 better, 1 no difference shown"),
+    ],
+)
+def test_a_runs_answer_in_a_few_words(outcomes, said):
+    assert headline(outcomes) == said
 
 
 @pytest.mark.parametrize(

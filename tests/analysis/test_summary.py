@@ -8,7 +8,6 @@ through `bnbench compare` is recorded in a comment per test."""
 import io
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -534,7 +533,10 @@ def derived_run(source: Path, folder: Path, variants: dict) -> Path:
     file name) -> that file's rows of the variant (labelled with its name)."""
     run_dir = folder / source.parent.name / source.name
     run_dir.mkdir(parents=True)
-    shutil.copy(source / "meta.json", run_dir / "meta.json")
+    meta = json.loads((source / "meta.json").read_text())
+    for made_up in ("config", "digests"):  # the config it began with and its rows' digests are the source's
+        del meta[made_up]
+    (run_dir / "meta.json").write_text(json.dumps(meta))
     config = yaml.safe_load((source / "config.yaml").read_text())
     config["variants"] = [{"name": name, "norm": norm} for name, (norm, _) in variants.items()]
     config["baseline"] = "plain"
