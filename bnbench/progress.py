@@ -28,7 +28,7 @@ from .trials import Trial
 
 RIGHT_MARGIN = 4  # cells left free at the right of every line: the terminal's `^C` echo (two of them) fits there
 BAR_MIN, BAR_LEAST, BAR_MAX = 8, 4, 40  # the loss and the rate are shown while the bar keeps BAR_MIN cells
-LABEL_LEAST = 20  # cells a label is cut to (in its middle) to keep the loss: "run: 100/100 trials" whole
+LABEL_LEAST = 20  # cells a label is cut to (in its middle) to keep the loss and rate; "run: 100/100 trials" fits
 LOSS_WIDTH = 12  # "loss 1.234", "loss 9999.9", "loss 1.2e+05" (`_loss`)
 RATE_WIDTH = 13  # "9,999 batch/s", "999k steps/s" (`_rate`)
 TIME_WIDTH = 7  # "1:23:45", "12h34m", "123h45m", "1234h" (`TimeLeft`)

@@ -258,9 +258,9 @@ def _damaged(
     meta: dict,
 ) -> dict[int, str]:
     """Why each damaged trial's rows (as `store.kept_rows` kept them: each row's epoch and line, per file) cannot be
-    kept, by trial index: they are not exactly the epochs and steps of its state, their last finite loss is not its
-    checkpoint's (a checkpoint swapped with another trial's has the same steps), or they are not the rows its
-    digests record."""
+    kept, by trial index: they are not exactly the epochs and steps of its state (its probes: one at every
+    probe_every steps), their last finite loss is not its checkpoint's (a checkpoint swapped with another trial's
+    has the same steps), or they are not the rows its digests record."""
     digested, wrong = digests.recorded(meta), {}
     for trial in trials:
         state = states[trial.index]

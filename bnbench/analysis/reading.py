@@ -227,7 +227,7 @@ def _lines_by_trial(path: Path, data: bytes, frame: pd.DataFrame, trials: int) -
     """Each trial's lines of a row file, in file order (`frame`: its rows as `_parse` read them, in file order)."""
     lines = data.split(b"\n")[1:-1]
     if len(lines) != len(frame):
-        raise BnbenchError(f"{path}: holds lines that are not rows (blank lines?); the file was edited or damaged")
+        raise BnbenchError(f"{path}: holds lines that are not rows (blank lines?); {digests.repair(path.parent)}")
     number = frame.trial.to_numpy()
     order = np.argsort(number, kind="stable")
     bounds = np.searchsorted(number[order], np.arange(trials + 1))

@@ -53,7 +53,7 @@ def check_address(address: Optional[str]) -> None:
         socket.create_connection((host, port), timeout=ANSWERS_WITHIN).close()
     except OSError as e:
         raise BnbenchError(
-            f"--address {address}: no Ray cluster answers at {host}:{port} ({e.strerror or e or 'timed out'}); "
+            f"--address {address}: no Ray cluster answers at {host}:{port} ({e.strerror or e}); "
             f"start one there with: ray start --head --port {port}, {OTHERWISE}"
         ) from None
 
