@@ -28,7 +28,7 @@ from .environment import environment
 from .errors import BnbenchError, Interrupted
 from .experiment import data_name, load_config, named_for_data, parse_override, validate
 from .log import RunLog
-from .models import build_model
+from .models import build_model, factories_beside
 from .resume import finish_grow, grown_config, grows, is_complete, latest_partial_run, refuse_if_changed, reopen
 from .run_state import Reporter, Run, Silent, TrialState, now
 from .tags import labels, refuse_on_resume
@@ -260,6 +260,9 @@ def resume_experiment(
     depend only on its config and seed, and its checkpoint continues exactly: tested)."""
     meta = store.read_meta(run_dir)
     config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
+    source = store.typed_field(meta, "source", str)
+    if config.model.kind == "factory" and source:  # its module may sit beside the config it was started from
+        factories_beside(Path(source))
     lock = store.RunLock(run_dir).acquire()
     log = None
     try:

@@ -288,6 +288,9 @@ def test_a_factory_beside_its_config_runs_from_another_folder(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = (tmp_path / "out" / "beside").iterdir()
     assert len((run_dir / "epochs.csv").read_text().splitlines()) == 1 + 4  # 2 variants x 2 seeds, 1 epoch
+    grown = bnbench("run", "--resume", run_dir, "--seeds", "0,1,2", "-q", cwd=tmp_path / "elsewhere")
+    assert grown.returncode == 0, grown.stdout + grown.stderr  # a resume finds it beside the config it began from
+    assert len((run_dir / "epochs.csv").read_text().splitlines()) == 1 + 6
 
 
 # ---- F: completion, one style of error --------------------------------------------------------------------------

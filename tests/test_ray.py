@@ -279,7 +279,8 @@ def test_until_decided_takes_its_rounds_on_the_cluster(cluster, config_file, tmp
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
     (mine,), (theirs,) = (tmp_path / "here" / "onray").iterdir(), (tmp_path / "ray" / "onray").iterdir()
-    assert "look 2 (10 seeds)" in output  # a second round, grown on the cluster
+    assert "look 2 (10 seeds)" in (theirs / "run.log").read_text()  # a second round, grown on the cluster
+    assert "after 10 seeds" in output  # its decision, printed once, at the end
     same_files(theirs, {name: (mine / name).read_text() for name in FILES})
     records = [json.loads((d / "meta.json").read_text())["sequential"]["record"] for d in (mine, theirs)]
     assert records[0] == records[1] and records[0]["finished"]
