@@ -134,15 +134,18 @@ def _page(comparisons: list[Comparison], title: Optional[str]) -> Figure:
 
 
 def _verdicts(comparison: Comparison) -> str:
-    """'bn_before: Δ test acc +6.17 [+4.84, +7.49] · to loss 1.98× · to acc 4.66–6.11×', a variant a part."""
+    """'bn_before: Δ test acc +6.17 [+4.84, +7.49] · to loss 1.98× · to acc 4.66–6.11×', a variant a part. A run
+    made with --until-decided leads with its decisions (their repeated CIs are the intervals that hold) and labels
+    the table's interval as the fixed-n one it is, as the text output does."""
     parts = []
+    fixed = " fixed-n CI" if comparison.sequential is not None else ""
     for row in comparison.table.to_dict("records"):
         if row["baseline"] or not row["pairs"]:
             continue
         point = "".join(f" {p}={row[p]}" for p in comparison.points)
         delta = f"Δ test acc {row[col('test_acc', 'delta')]:+.2f}"
         if row[col("test_acc", "ci_low")] == row[col("test_acc", "ci_low")]:
-            delta += f" [{row[col('test_acc', 'ci_low')]:+.2f}, {row[col('test_acc', 'ci_high')]:+.2f}]"
+            delta += f"{fixed} [{row[col('test_acc', 'ci_low')]:+.2f}, {row[col('test_acc', 'ci_high')]:+.2f}]"
         speeds = [
             f"to {'loss' if m == 'steps' else 'acc'} "
             + speed_value(row[col(m, "speedup")], row[col(m, "speedup_high")], row[col(m, "estimator")])
@@ -150,6 +153,7 @@ def _verdicts(comparison: Comparison) -> str:
             if row[col(m, "speedup")] == row[col(m, "speedup")]
         ]
         parts.append(" · ".join([f"{row['variant']}{point}: {delta}", *speeds]))
+    parts = [*comparison.decided, *parts]
     return "\n".join(parts[:3]) + (f"\n(+{len(parts) - 3} more: bnbench compare)" if len(parts) > 3 else "")
 
 

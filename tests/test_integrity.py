@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from cli_calls import invoke, ok, refused
+from run_files import meta, only_run, rows
 
 from bnbench.analysis.compare import compare_runs
 from bnbench.show import summary
@@ -28,19 +29,7 @@ ROW_FILES = ("batches.csv", "epochs.csv", "evals.csv", "probes.csv")
 
 
 def run_of(out):
-    (run_dir,) = (out / "integrity").iterdir()
-    return run_dir
-
-
-def rows(run_dir):
-    """The row files' lines, without epochs.csv's wall-clock seconds."""
-    texts = {name: (run_dir / name).read_text().splitlines() for name in ROW_FILES}
-    texts["epochs.csv"] = [line.rsplit(",", 1)[0] for line in texts["epochs.csv"]]
-    return texts
-
-
-def meta(run_dir):
-    return json.loads((run_dir / "meta.json").read_text())
+    return only_run(out, "integrity")
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,11 @@ a Ray address that does not answer, the live display's bars, factories beside th
 style of error, `bnbench init` and `bnbench rm`. What is seen on a terminal is seen on a real pseudo-terminal of
 80 columns (`on_terminal`), replayed by the small terminal emulator of the display's tests (`Screen`)."""
 
-import fcntl
 import io
 import os
 import re
-import select
-import signal
-import struct
 import subprocess
 import sys
-import termios
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -21,8 +15,8 @@ import pytest
 import yaml
 from cli_calls import ok, refused
 from matplotlib.colors import to_hex
+from pty_calls import COLUMNS, ROWS, on_terminal
 from rich.console import Console
-from test_interrupts import _take_terminal
 from test_progress_terminal import ANSI, Screen
 
 from bnbench import plots, probe_plots, progress
@@ -34,7 +28,6 @@ from bnbench.progress import RichReporter
 from bnbench.store import RunLock
 from bnbench.trials import expand
 
-ROWS, COLUMNS = 24, 80
 TEXT = {"capture_output": True, "text": True, "timeout": 60}
 CONFIG = {
     "name": "stops",
@@ -44,48 +37,6 @@ CONFIG = {
     "optimizer": {"name": "adam", "lr": 1.0e-3},
     "training": {"epochs": 30, "batch_size": 8, "log_every": 0, "eval_every": 100},
 }
-
-
-def on_terminal(*args, stop_when=None, press: bytes = b"\x03", cwd=None, within: float = 120) -> tuple[int, str]:
-    """`python -m bnbench ARGS` on a pseudo-terminal of 24 x 80 that is its controlling terminal; `press` typed
-    (Ctrl-C) once `stop_when(output so far)` holds. The exit status and everything it wrote."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-    drop = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bnbench", *map(str, args)],
-        cwd=cwd,
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env | {"TERM": "xterm-256color"},
-        start_new_session=True,
-        preexec_fn=_take_terminal,
-    )
-    os.close(slave)
-    chunks, stopped, deadline = [], False, time.monotonic() + within
-    try:
-        while time.monotonic() < deadline:
-            if select.select([master], [], [], 0.05)[0]:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: no process holds the terminal any more
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            if stop_when and not stopped and stop_when(b"".join(chunks).decode(errors="replace")):
-                os.write(master, press)
-                stopped = True
-        else:
-            pytest.fail(f"not ended within {within} s:\n{b''.join(chunks).decode(errors='replace')[-3000:]}")
-        return process.wait(within), b"".join(chunks).decode(errors="replace")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        os.close(master)
 
 
 def printed_lines(output: str) -> list[str]:

@@ -2,21 +2,16 @@
 --max-seeds, a kill as the last look is written; and what it says: each interval labelled for what it is, each
 decision once at the end of a run, and `show` with the options the user typed."""
 
-import fcntl
 import json
-import os
-import select
 import shutil
-import struct
-import subprocess
-import sys
-import termios
 import time
 
 import pytest
 import yaml
 from cli_calls import ok, refused
-from test_progress_terminal import ANSI, COLUMNS, ROWS, Screen
+from pty_calls import on_terminal
+from run_files import meta, only_run, seeds
+from test_progress_terminal import ANSI, Screen
 
 FAST = ("--set", "training.epochs=1")
 CLOSE = {  # bn_after against bn_before is close: undecided after 5 seeds, so it takes a second round
@@ -33,19 +28,6 @@ CLOSE = {  # bn_after against bn_before is close: undecided after 5 seeds, so it
     "training": {"epochs": 1, "batch_size": 32, "log_every": 10, "eval_every": 20},
     "device": "cpu",
 }
-
-
-def only_run(out, name):
-    (run_dir,) = (out / name).iterdir()
-    return run_dir
-
-
-def meta(run_dir):
-    return json.loads((run_dir / "meta.json").read_text())
-
-
-def seeds(run_dir):
-    return yaml.safe_load((run_dir / "config.yaml").read_text())["seeds"]
 
 
 @pytest.fixture(scope="module")
@@ -236,34 +218,11 @@ def test_the_run_ends_with_each_decision_once(two_rounds):
 
 def test_on_a_terminal_the_decision_is_printed_once(tmp_path):
     """A real pty of 24 x 80: the run's last lines hold the decision once."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR")}
     args = ["run", "quick", "--until-decided", *FAST, "--max-seeds", "15", "--out", str(tmp_path)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bnbench", *args], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=tmp_path
-    )
-    os.close(slave)
-    chunks, deadline = [], time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if not select.select([master], [], [], 0.1)[0]:
-                continue
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: no process holds the terminal any more
-                break
-            if not data:
-                break
-            chunks.append(data)
-        assert process.wait(10) == 0, b"".join(chunks).decode(errors="replace")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(master)
+    code, output = on_terminal(*args, cwd=tmp_path)
+    assert code == 0, output
     screen = Screen(rows=1000)
-    screen.feed(b"".join(chunks).decode(errors="replace"))
+    screen.feed(output)
     text = ANSI.sub("", "\n".join(screen.text()))
     assert text.count("batchnorm vs plain: better test acc") == 1, text
     assert "decided after 5 seeds" in text
@@ -282,3 +241,16 @@ def test_list_says_what_the_user_ran(two_rounds):
     listed = json.loads(ok("list", "--results", two_rounds[0].parent.parent, "--format", "json"))
     (run,) = listed["runs"]
     assert run["overrides"] == "--until-decided --max-seeds 10 --effect 0.01"  # not the rounds' --seeds
+
+
+def test_the_plot_leads_with_the_decision_and_labels_the_tables_interval(decided):
+    """The plot's verdict text showed the table's fixed-n interval, unlabelled, beside a decision made with a
+    wider repeated CI."""
+    from bnbench.analysis.reading import load_run
+    from bnbench.analysis.summary import compare_run
+    from bnbench.plots import _verdicts
+
+    text = _verdicts(compare_run(load_run(decided[0])))
+    first, *_, last = text.splitlines()
+    assert "repeated 95% CI [" in first and "decided after 5 seeds" in first
+    assert "fixed-n CI [" in last and "repeated" not in last

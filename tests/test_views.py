@@ -4,15 +4,10 @@ the newest run's answer leads and fits the screen, other runs a line each; absol
 the code `compare` uses, remembered between calls); `compare` with no path, --latest and VARIANT@RUN found under
 --results; speedups the evaluation grid cannot bound said in words, not as absurd numbers."""
 
-import fcntl
 import json
 import os
 import re
 import shutil
-import struct
-import subprocess
-import sys
-import termios
 from importlib.metadata import version
 from io import StringIO
 from pathlib import Path
@@ -21,51 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_calls import ok, refused
+from pty_calls import COLUMNS, ROWS, printed
 from rich.cells import cell_len
 
 from bnbench.analysis import answers as remembered
 from bnbench.analysis import compare_run, load_run
 from bnbench.analysis.sentences import headline, speed_interval, speed_value
 
-ROWS, COLUMNS = 24, 80
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 RANGE = re.compile(r"(\d+\.\d+)–(\d+\.\d+)×")
 INTERVAL = re.compile(r"\[(\d+\.\d+), (\d+\.\d+)\]")
-
-
-def on_terminal(*args, cwd: Path) -> list[str]:
-    """`python -m bnbench ARGS` with its output on a pseudo-terminal of ROWS x COLUMNS: the lines it printed."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bnbench", *map(str, args)],
-        cwd=cwd,
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env | {"TERM": "xterm-256color"},
-    )
-    os.close(slave)
-    chunks = []
-    try:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the command has ended and closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        assert process.wait(120) == 0, b"".join(chunks).decode()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(master)
-    text = ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
-    lines = text.split("\n")
-    return lines[:-1] if lines[-1] == "" else lines
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +60,14 @@ def test_compare_with_no_path_leads_with_the_newest_runs_answer_within_a_screen(
     """Old code: `bnbench compare` failed (PATH missing); `compare results` printed every run's block, 35 lines
     for these two runs, the first verdict scrolled off a 24-line screen."""
     newest, older = runs(home)
-    lines = on_terminal("compare", cwd=home)
+    lines = printed("compare", cwd=home)
     fits(lines)
     assert len(lines) <= ROWS - 1, "\n".join(lines)  # the prompt's line too: the first line is still on screen
     assert lines[0].startswith(f"quick-digits · run {newest.name}")
     assert lines[1].startswith("batchnorm vs plain: better test acc")
     at = lines.index("Other runs (each in full: --all):")
     assert lines[at + 1 :] == [f"quick-digits · run {older.name} · epoch 1 of 1: batchnorm better"]
-    every = on_terminal("compare", "--all", cwd=home)
+    every = printed("compare", "--all", cwd=home)
     fits(every)
     assert "Other runs (each in full: --all):" not in every
     assert sum(line.startswith("quick-digits · run ") for line in every) == 2 and len(every) > len(lines)
@@ -118,12 +78,12 @@ def test_the_line_per_other_run_says_what_its_own_comparison_says(home):
     said = compare_run(load_run(older)).headline
     assert said == "batchnorm better"
     assert compare_run(load_run(newest)).headline == "batchnorm better"  # its sequential decision
-    assert on_terminal("compare", "results", cwd=home)[-1].endswith(f": {said}")
+    assert printed("compare", "results", cwd=home)[-1].endswith(f": {said}")
 
 
 def test_compare_latest_is_the_newest_run_alone(home):
     newest, _ = runs(home)
-    lines = on_terminal("compare", "--latest", cwd=home)
+    lines = printed("compare", "--latest", cwd=home)
     assert lines[0].startswith(f"quick-digits · run {newest.name}") and "Other runs (each in full: --all):" not in lines
     assert ok("compare", "--latest", "--results", home / "results", "-f", "csv").count(newest.name) == 2  # 2 rows
 
@@ -150,7 +110,7 @@ def test_a_baseline_run_id_is_found_under_the_results_folder(home, tmp_path):
 def test_the_80_column_table_shows_each_variants_test_accuracy(home):
     """Old code: "test acc" was the first column left out at 80 columns; only --full showed it."""
     _, older = runs(home)
-    lines = on_terminal("compare", older, cwd=home)
+    lines = printed("compare", older, cwd=home)
     fits(lines)
     at = next(i for i, line in enumerate(lines) if line.startswith("variant "))
     assert lines[at].split()[:3] == ["variant", "test", "acc"]
@@ -170,7 +130,7 @@ def legend(lines: list[str]) -> str:
 def test_a_legend_names_only_the_columns_its_table_shows(swept, home):
     """Old code: a sweep's table at 80 columns dropped "to loss" and "to acc" and its legend still explained
     them."""
-    lines = on_terminal("compare", swept, cwd=home)
+    lines = printed("compare", swept, cwd=home)
     fits(lines)
     header = next(line for line in lines if line.startswith("variant "))
     assert "optimizer.lr" in header and "test acc" in header
@@ -187,7 +147,7 @@ def test_a_legend_names_only_the_columns_its_table_shows(swept, home):
 def test_shows_caption_names_only_the_columns_shown(home):
     """Old code: the caption said "steps, wall seconds" where the 80-column table had left both out."""
     _, older = runs(home)
-    lines = on_terminal("show", older, cwd=home)
+    lines = printed("show", older, cwd=home)
     fits(lines)
     header = next(line for line in lines if line.startswith("variant "))
     caption = " ".join(lines[next(i for i, line in enumerate(lines) if line.startswith("Per trial: ")) :])
@@ -203,7 +163,7 @@ def test_list_has_a_column_for_epochs_and_for_the_verdict(home, tmp_path):
     partial = runs(tmp_path)[0]
     meta = json.loads((partial / "meta.json").read_text())
     (partial / "meta.json").write_text(json.dumps(meta | {"status": "running"}))  # stopped: no lock is held
-    lines = on_terminal("list", cwd=tmp_path)
+    lines = printed("list", cwd=tmp_path)
     fits(lines)
     at = lines.index("Runs under results")
     assert lines[at + 1].split() == ["run", "status", "trials", "seeds", "epochs", "verdict"]
