@@ -295,9 +295,10 @@ def test_plots_come_in_pages_of_a_bounded_size(tmp_path):
     assert result.exit_code == 0, result.output
     first, second = tmp_path / "many.png", tmp_path / "many-2.png"
     assert f"plot: {first}\nplot: {second}\n" in result.stderr and "drew the first" not in result.stderr
+    row = plots.AXES_INCHES + plots.ABOVE_INCHES + plots.BELOW_INCHES + plots.LEGEND_ROW_INCHES  # a verdict line
     width, height = png_size(first)
-    assert (width, height) == (plots.WIDTH_INCHES * plots.DPI, round(plots.PER_PAGE * plots.ROW_INCHES * plots.DPI))
-    assert png_size(second)[1] == round(plots.ROW_INCHES * plots.DPI)  # the one run left for the second page
+    assert (width, height) == (plots.WIDTH_INCHES * plots.DPI, round(plots.PER_PAGE * row * plots.DPI))
+    assert png_size(second)[1] == round(row * plots.DPI)  # the one run left for the second page
 
 
 def test_at_most_max_runs_are_drawn_and_the_rest_are_named(tmp_path, monkeypatch):
