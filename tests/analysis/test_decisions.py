@@ -35,21 +35,25 @@ def record(decision, low, high, n=(5, 10), decided_at=1):
 def test_a_difference_inside_the_margin_says_so():
     (line, _) = lines(PLAN, record("worse", -1.91, -0.13), "plain")
     assert line == (
-        "bn_after vs plain: worse test acc, -1.02 pts, repeated 95% CI [-1.91, -0.13] (within ±2 pts: smaller than the margin), "
-        "decided after 10 seeds"
+        "bn_after vs plain: worse test acc, -1.02 pts, repeated 95% CI [-1.91, -0.13] "
+        "(within ±2 pts: smaller than the margin), decided after 10 seeds"
     )
 
 
 def test_a_difference_reaching_past_the_margin_does_not():
     (line, _) = lines(PLAN, record("worse", -2.5, -0.5), "plain")
-    assert line == "bn_after vs plain: worse test acc, -1.50 pts, repeated 95% CI [-2.50, -0.50], decided after 10 seeds"
+    assert line == (
+        "bn_after vs plain: worse test acc, -1.50 pts, repeated 95% CI [-2.50, -0.50], decided after 10 seeds"
+    )
     (line, _) = lines(PLAN | {"effect": None}, record("better", 0.5, 1.5), "plain")
-    assert line == "bn_after vs plain: better test acc, +1.00 pts, repeated 95% CI [+0.50, +1.50], decided after 10 seeds"
+    assert line == (
+        "bn_after vs plain: better test acc, +1.00 pts, repeated 95% CI [+0.50, +1.50], decided after 10 seeds"
+    )
 
 
 def test_pairs_lost_to_divergence_are_named():
     (line, _) = lines(PLAN, record("equivalent", -1.0, 1.0, n=(5, 8)), "plain")
     assert line == (
-        "bn_after vs plain: equivalent test acc within ±2 pts, +0.00 pts, repeated 95% CI [-1.00, +1.00], decided after 10 seeds "
-        "(8 pairs: the others diverged)"
+        "bn_after vs plain: equivalent test acc within ±2 pts, +0.00 pts, repeated 95% CI [-1.00, +1.00], "
+        "decided after 10 seeds (8 pairs: the others diverged)"
     )
