@@ -41,6 +41,11 @@ class _Commands(TyperGroup):
         except (typer.Abort, click.Abort):
             errors.print("aborted", highlight=False, markup=False)
             sys.exit(1)
+        except OSError as e:  # the help or click's own output, to a full standard output (a command's: user_errors)
+            if e.errno not in DISK_FAULTS:
+                raise
+            errors.print(f"error: {_refused_write(e)}", highlight=False, soft_wrap=True, markup=False)
+            sys.exit(2)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -15,3 +15,8 @@ class Interrupted(BnbenchError):
     def __init__(self, message: str, code: int = 130):
         super().__init__(message)
         self.code = code
+
+
+class OutputRefused(OSError):
+    """Standard output refused a line (`> /dev/full`, a full disk under a redirect): an OSError that names no file,
+    as one from a run folder's row file does not either, told apart so that the message blames the output."""

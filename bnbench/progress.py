@@ -11,6 +11,7 @@ said 0:00:00 with half an epoch to go."""
 import math
 import time
 from collections import deque
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +24,7 @@ from rich.text import Text
 
 from . import stopping
 from .engines.events import EpochResult, Progress, batches_per_epoch
+from .errors import OutputRefused
 from .log import EPOCH, LOSS, NOTE, TRIAL, epoch_line, finishes, loss_line, trial_line
 from .trials import Trial
 
@@ -48,6 +50,18 @@ def _rate(per_second: Optional[float], unit: str) -> str:
         return "-"
     return f"{per_second:,.0f} {unit}" if per_second < 10_000 else f"{per_second / 1000:,.0f}k {unit}"
 
+
+
+@contextmanager
+def _output():
+    """A line to standard output that it refuses (a full disk under a redirect) is OutputRefused, so that the run's
+    message blames the output and not its run folder."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, OutputRefused):
+            raise
+        raise OutputRefused(e.errno, e.strerror) from e
 
 class Rate:
     """Steps per second over the updates of the last RATE_SPAN seconds (at least the two last ones), measured
@@ -229,7 +243,7 @@ class RichReporter:
     def _print(self, level: int, line: str) -> None:
         if self.verbosity >= level:
             # a terminal wraps long lines (notes) at words; a pipe gets each line whole
-            with stopping.held():
+            with stopping.held(), _output():
                 self.console.print(line, highlight=False, soft_wrap=not self.console.is_terminal, markup=False)
 
     def loading(self, what: str, done: int, total: int) -> None:
@@ -280,11 +294,12 @@ class RichReporter:
             self.run_task = self.bar.add_task(
                 label, total=total, completed=sum(self.step_now.values()), loss="", rate="-", short=label
             )
-            self.console.print(
-                f"[bold]{trials[0].config.name}[/]: {len(trials)} trials "
-                f"({len(self.finished)} already done) -> {run_dir}",
-                soft_wrap=not self.console.is_terminal,
-            )  # one line in a pipe, whatever its length
+            with _output():
+                self.console.print(
+                    f"[bold]{trials[0].config.name}[/]: {len(trials)} trials "
+                    f"({len(self.finished)} already done) -> {run_dir}",
+                    soft_wrap=not self.console.is_terminal,
+                )  # one line in a pipe, whatever its length
 
     def _run_label(self, finished: int) -> str:
         return f"run: {finished}/{len(self.trials)} trials"

@@ -25,7 +25,7 @@ from .data import Dataset, load_dataset
 from .engines.choose import resolve_device
 from .engines.events import EpochResult, Progress
 from .environment import environment
-from .errors import BnbenchError, Interrupted
+from .errors import BnbenchError, Interrupted, OutputRefused
 from .experiment import data_name, load_config, named_for_data, parse_override, validate
 from .log import RunLog
 from .models import build_model, factories_beside
@@ -338,11 +338,13 @@ def _execute(
         except KeyboardInterrupt:
             _stopped(run, "partial")
             raise Interrupted(f"interrupted; nothing finished is lost. Resume with: {resume}") from None
-        except OSError as e:  # writing the run folder failed: a full disk, a lost mount
+        except OSError as e:  # writing the run folder failed (a full disk, a lost mount), or the output did
             _stopped(run, "partial")
+            output = isinstance(e, OutputRefused)
+            where, fix = ("standard output", "where it goes") if output else (run.dir, "or fix the folder")
             raise BnbenchError(
-                f"{run.dir}: cannot write ({e.strerror or e}); every finished epoch is saved: free "
-                f"space or fix the folder, then resume with: {resume}"
+                f"{where}: cannot write ({e.strerror or e}); every finished epoch is saved: free space {fix}, then "
+                f"resume with: {resume}"
             ) from None
         except backends.WorkerDied as e:
             _stopped(run, "partial")

@@ -227,17 +227,36 @@ def test_a_full_disk_at_the_verdict_line_is_one_line_and_the_run_is_complete(con
     assert "batchnorm" in ok("compare", run_dir)
 
 
-def test_a_full_standard_output_is_one_line(tmp_path):
+def to_full_output(*args):
+    """`python -m bnbench ARGS` with its standard output on /dev/full (every write: ENOSPC)."""
     with open("/dev/full", "w") as full:
-        ended = subprocess.run(
-            [sys.executable, "-m", "bnbench", "list", "--results", str(tmp_path)],
+        return subprocess.run(
+            [sys.executable, "-m", "bnbench", *map(str, args)],
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,
             timeout=120,
         )
+
+
+@pytest.mark.parametrize("args", [["list"], ["--help"], ["run", "-h"]], ids=["list", "help", "command-help"])
+def test_a_full_standard_output_is_one_line(tmp_path, args):
+    """The help was a traceback (click writes it before any command's error handling runs)."""
+    ended = to_full_output(*args, *(["--results", tmp_path] if args == ["list"] else []))
     assert ended.returncode == 2
     assert ended.stderr == f"error: standard output: cannot write ({FULL}); free space, then run the command again\n"
+
+
+def test_a_full_standard_output_during_a_run_blames_the_output_and_the_run_resumes(tmp_path):
+    """It said the run folder could not be written ("free space or fix the folder")."""
+    ended = to_full_output("run", "quick", "--set", "training.epochs=1", "--seeds", "0", "--out", tmp_path, "-q")
+    assert ended.returncode == 2
+    (run_dir,) = (tmp_path / "quick-digits").iterdir()
+    assert ended.stderr == (
+        f"error: standard output: cannot write ({FULL}); every finished epoch is saved: free space where it goes, "
+        f"then resume with:\n  bnbench run --resume {run_dir} -q\n"
+    )
+    assert "batchnorm vs plain" in ok("run", "--resume", run_dir, "-q")
 
 
 # ---- prune --------------------------------------------------------------------------------------------------------
