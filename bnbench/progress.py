@@ -51,7 +51,6 @@ def _rate(per_second: Optional[float], unit: str) -> str:
     return f"{per_second:,.0f} {unit}" if per_second < 10_000 else f"{per_second / 1000:,.0f}k {unit}"
 
 
-
 @contextmanager
 def _output():
     """A line to standard output that it refuses (a full disk under a redirect) is OutputRefused, so that the run's
@@ -62,6 +61,7 @@ def _output():
         if isinstance(e, OutputRefused):
             raise
         raise OutputRefused(e.errno, e.strerror) from e
+
 
 class Rate:
     """Steps per second over the updates of the last RATE_SPAN seconds (at least the two last ones), measured
