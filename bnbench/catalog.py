@@ -64,7 +64,7 @@ def run_rows(results: Path, tags: tuple[str, ...] = ()) -> list[dict]:
                 "name": run_dir.parent.name,
                 "run": run_dir.name,
                 "path": str(run_dir),
-                "started": meta.get("started", "?"),
+                "started": store.typed_field(meta, "started", str, "?"),
                 "status": store.run_status(run_dir, meta),
                 "trials": f"{meta.get('trials_done', '?')}/{meta.get('trials_total', '?')}",
                 "seeds": ", ".join(map(str, store.typed_field(config, "seeds", list, []))) or "?",

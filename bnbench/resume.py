@@ -229,7 +229,8 @@ def _state(summary: dict) -> TrialState:
 
 def _records(meta: dict) -> dict:
     """meta.json's record of each trial, by key."""
-    return {r.get("key"): r for r in store.typed_field(meta, "trials", list, []) if isinstance(r, dict)}
+    records = store.typed_field(meta, "trials", list, [])
+    return {r["key"]: r for r in records if isinstance(r, dict) and isinstance(r.get("key"), str)}
 
 
 def finished_trials(trials: list[Trial], meta: dict) -> list[Trial]:
@@ -244,8 +245,10 @@ def _finished(record: Optional[dict], trial: Trial) -> Optional[TrialState]:
         state = TrialState(**{k: record[k] for k in vars(TrialState())})
     except (TypeError, KeyError):  # no record, or not one this bnbench wrote
         return None
+    if not (isinstance(state.epochs, int) and isinstance(state.steps, int)):  # a hand edit: no record either
+        return None
     done = state.status == "diverged" or (state.status == "complete" and state.epochs >= trial.config.training.epochs)
-    return state if done and isinstance(state.epochs, int) and isinstance(state.steps, int) else None
+    return state if done else None
 
 
 def _damaged(

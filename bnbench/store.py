@@ -12,6 +12,7 @@ import errno
 import fcntl
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -419,7 +420,21 @@ def write_meta(run_dir: Path, meta: dict) -> None:
 
 
 def read_meta(run_dir: Path) -> dict:
-    return _read_mapping(run_dir / "meta.json", json.loads, "JSON", "a JSON object")
+    return _read_mapping(run_dir / "meta.json", _strict_json, "JSON", "a JSON object")
+
+
+def _strict_json(text: str) -> Any:
+    """JSON as write_meta writes it: Python's reader takes NaN, Infinity and 1e999 (as infinity), which the run's
+    next write of meta.json would refuse; a hand edit that wrote one is damage, named on read."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not a finite number; write one in its place")
+
+    def finite(number: str) -> float:
+        value = float(number)
+        return value if math.isfinite(value) else refuse(number)
+
+    return json.loads(text, parse_constant=refuse, parse_float=finite)
 
 
 def overrides(meta: dict) -> Optional[dict]:

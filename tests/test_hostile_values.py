@@ -88,7 +88,7 @@ def test_model_kwargs_hold_finite_numbers(tmp_path, kwargs):
     "args, expected",
     [
         (["--backend", "ray", "--gpus-per-trial", "inf"], "error: --gpus-per-trial inf: expected a finite 0 or more"),
-        (["--until-decided", "--effect", "inf"], "error: --effect inf: the equivalence margin must be above 0"),
+        (["--until-decided", "--effect", "inf"], "error: --effect inf: the equivalence margin must be a finite number"),
         (["--until-decided", "--alpha", "nan"], "error: --alpha nan: must lie in (0, 0.5]"),
     ],
 )

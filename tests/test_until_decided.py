@@ -181,7 +181,7 @@ def test_a_sequential_run_is_not_pooled_with_a_run_of_fixed_seeds(config_file, t
         (("--max-seeds", "8"), "--max-seeds: only with --until-decided"),
         (("--until-decided", "--metric", "seconds"), "--metric seconds: not a tested metric"),
         (("--until-decided", "--alpha", "0"), "--alpha 0: must lie in (0, 0.5]"),
-        (("--until-decided", "--effect", "-1"), "--effect -1: the equivalence margin must be above 0"),
+        (("--until-decided", "--effect", "-1"), "--effect -1: the equivalence margin must be a finite number above 0"),
         (("--until-decided", "--spending", "linear"), "--spending linear: choose pocock or obf"),
         (("--until-decided", "--seeds", "0-5", "--max-seeds", "4"), "--max-seeds 4: below the 6 seeds"),
     ],

@@ -51,7 +51,9 @@ def checked(settings: Settings) -> Settings:
     if not 0 < settings.alpha <= 0.5:
         raise BnbenchError(f"--alpha {settings.alpha:g}: must lie in (0, 0.5], e.g. 0.05")
     if settings.effect is not None and not (settings.effect > 0 and math.isfinite(settings.effect)):
-        raise BnbenchError(f"--effect {settings.effect:g}: the equivalence margin must be above 0, e.g. --effect 1")
+        raise BnbenchError(
+            f"--effect {settings.effect:g}: the equivalence margin must be a finite number above 0, e.g. --effect 1"
+        )
     if settings.spending not in SPENDING:
         raise BnbenchError(f"--spending {settings.spending}: choose {' or '.join(SPENDING)}")
     if settings.max_seeds < 2:
