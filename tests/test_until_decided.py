@@ -4,7 +4,6 @@ round or between two resumes to the seeds, files and decisions of one that ran t
 say how it was decided, a sequential run is not pooled with a run of fixed seeds, and options that would change
 the plan are refused in one line."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 import pytest
 import yaml
 from cli_calls import invoke, ok, refused
+from run_files import meta, only_run, seeds
 from typer.testing import CliRunner
 
 from bnbench import until_decided
@@ -38,16 +38,7 @@ FILES = ("batches.csv", "epochs.csv", "evals.csv")
 
 
 def run_of(out, name="rounds"):
-    (run_dir,) = (out / name).iterdir()
-    return run_dir
-
-
-def meta(run_dir):
-    return json.loads((run_dir / "meta.json").read_text())
-
-
-def seeds(run_dir):
-    return yaml.safe_load((run_dir / "config.yaml").read_text())["seeds"]
+    return only_run(out, name)
 
 
 def files(run_dir):
