@@ -20,11 +20,11 @@ pages of fixed layout instead of one constrained-layout figure with a row per ru
   10 x 25,000      1.38 -> 0.34    3.73 -> 2.30    4.40 -> 2.65    11.5 -> 8.3
   50 x 7,200       5.09 -> 1.00    7.21 -> 2.77    9.24 -> 3.33    > 20 min -> 10.8 (20 runs drawn)
   300 x 7,200      39.4 -> 5.95    42.7 -> 8.03    47.6 -> 12.5    > 30 min -> 16.1 (20 runs drawn)
-(the "> 20 min" and "> 30 min" as reported in the issue; bnbench/plots.py: constrained layout, over one figure with
-a row per run, grew far faster than the rows: 10 runs 8.6 s, 47 runs 72 s, 50 runs over 20 minutes). Then the
-t-test written out with scipy.special instead of scipy.stats (0.9 s of import, 1 ms a call) and the boxed table's
-width counted instead of measured by rich, 300 x 7,200 on an idle machine: compare 5.05 s, command csv 5.91 s,
-table 8.72 s, csv --plot 13.15 s.
+(the "> 20 min" and "> 30 min" as reported in the issue; bnbench/views/plots.py: constrained layout, over one
+figure with a row per run, grew far faster than the rows: 10 runs 8.6 s, 47 runs 72 s, 50 runs over 20 minutes).
+Then the t-test written out with scipy.special instead of scipy.stats (0.9 s of import, 1 ms a call)
+and the boxed table's width counted instead of measured by rich, 300 x 7,200 on an idle machine: compare 5.05 s,
+command csv 5.91 s, table 8.72 s, csv --plot 13.15 s.
 The runs share one config and meta.json, so they would pool into one comparison: they are compared with
 --no-pool (pool=False), as 300 runs of different settings would be.
 
@@ -53,8 +53,8 @@ import pandas as pd
 import yaml
 
 from bnbench.analysis import compare_runs
-from bnbench.plots import MAX_RUNS, PER_PAGE, save_plot
-from bnbench.report import FORMATS, comparison_output
+from bnbench.views.plots import MAX_RUNS, PER_PAGE, save_plot
+from bnbench.views.report import FORMATS, comparison_output
 
 VARIANTS, SEEDS, EPOCHS, EVAL_EVERY = ["batchnorm", "plain"], [0, 1, 2, 3, 4], 5, 50
 

@@ -30,7 +30,7 @@ Decoded-image cache
     untimed warm-up call that only builds (or loads) the cache, so the table shows the steady state.
 
 Earlier measurements (as bnbench's docstrings and comments stated them, each with the machine it named)
-    bnbench/direct.py        For the tutorial's tiny MLP, autograd's bookkeeping (graph nodes, AccumulateGrad,
+    bnbench/engines/direct.py        For the tutorial's tiny MLP, autograd's bookkeeping (graph nodes, AccumulateGrad,
                              module calls) is about a third of a training step on the CPU: 1.09 -> 0.76 ms per BN
                              step, measured on the 2-core VM.
     engines/fast_optim.py    fast_step (the fused Adam kernel called without optimizer.step's wrappers) saves
@@ -38,9 +38,9 @@ Earlier measurements (as bnbench's docstrings and comments stated them, each wit
                              an eighth of the whole step.
     bnbench/backends/        Without BN, Adam's tiny second moments go denormal and made the plain MLP's step 2.3x
                              slower (2.4 vs 1.06 ms on the 2-core CPU), hence flushing denormals to zero.
-    bnbench/data.py          Listing an image folder with os.scandir and plain strings: pathlib cost 2 s per
+    bnbench/experiment/data.py          Listing an image folder with os.scandir and plain strings: pathlib cost 2 s per
                              CIFAR-10 listing.
-    bnbench/progress.py      The one-time decode of an image folder: a first CIFAR-10 run, ~25 s of 60,000 JPEGs.
+    bnbench/views/progress.py      The one-time decode of an image folder: a first CIFAR-10 run, ~25 s of 60,000 JPEGs.
 
 Run
     mkdir -p /tmp/cifar10 && tar -xzf ../shared/data/cifar10-jpeg.tar.gz -C /tmp/cifar10   # once
@@ -89,7 +89,7 @@ def data_kind(root: Path) -> str:
 def train_size(root: Path, kind: str) -> int:
     if kind == "cifar10":
         return 50_000
-    from bnbench.data import IMAGE_SUFFIXES
+    from bnbench.experiment.data import IMAGE_SUFFIXES
 
     return sum(
         1
@@ -261,7 +261,7 @@ def warm_cache(root: Path, kind: str, tmp: Path) -> None:
     cache = root / ".bnbench-cache"
     state = "found" if cache.is_dir() and any(cache.iterdir()) else "not found, decoding all images"
     code = (
-        "from bnbench.config import DatasetConfig; from bnbench.data import load_dataset; "
+        "from bnbench.experiment.config import DatasetConfig; from bnbench.experiment.data import load_dataset; "
         f"load_dataset(DatasetConfig(name='imagefolder', root={str(root)!r}))"
     )
     print(f"bnbench cache warm-up (untimed, builds {cache} or loads it; cache {state}) ...", end=" ", flush=True)

@@ -27,13 +27,13 @@ import time
 
 import torch
 
-from bnbench.data import Dataset, Split, load_dataset
 from bnbench.engines.choose import resolve_device
 from bnbench.engines.eager import Trainer
 from bnbench.engines.graph import GraphTrainer
 from bnbench.engines.stacked import StackedTrainer
-from bnbench.experiment import load_config
-from bnbench.trials import expand
+from bnbench.experiment.data import Dataset, Split, load_dataset
+from bnbench.experiment.loading import load_config
+from bnbench.experiment.trials import expand
 
 
 def data_for(root, device) -> Dataset:

@@ -21,14 +21,14 @@ from pathlib import Path
 import ray
 import torch
 
-from bnbench import store
 from bnbench.backends import Job
 from bnbench.backends.local import Local
 from bnbench.backends.ray import Ray
-from bnbench.data import Dataset, Split, load_dataset
 from bnbench.engines.eager import Trainer
-from bnbench.experiment import load_config
-from bnbench.trials import expand
+from bnbench.experiment.data import Dataset, Split, load_dataset
+from bnbench.experiment.loading import load_config
+from bnbench.experiment.trials import expand
+from bnbench.rundir import store
 
 
 class Clock:

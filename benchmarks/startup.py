@@ -89,7 +89,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-c",
-                "from bnbench.config import DatasetConfig; from bnbench.data import "
+                "from bnbench.experiment.config import DatasetConfig; from bnbench.experiment.data import "
                 f"load_dataset; load_dataset(DatasetConfig(name='imagefolder', root={str(args.root)!r}))",
             ]
         )  # warm

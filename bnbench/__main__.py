@@ -1,3 +1,3 @@
-from .cli import app
+from bnbench.cli import app
 
 app(prog_name="bnbench")

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from . import stopping
-from .errors import BnbenchError, Interrupted
+from bnbench.errors import BnbenchError, Interrupted
+from bnbench.runner import stopping
 
 CLICK_ERROR = getattr(typer, "TyperException", None) or click.ClickException  # newer typer has click's own copy
 
@@ -108,7 +108,7 @@ DISK_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 def _refused_write(error: OSError) -> str:
     """The file (a write() to the output names none: bnbench names its own, see store.atomic_write), why, and what
     to do: a file in a run folder is the run's, which resumes."""
-    from .store import unwritable
+    from bnbench.rundir.store import unwritable
 
     path = Path(error.filename) if error.filename else None
     run = next((p for p in path.parents[:2] if (p / "meta.json").is_file()), None) if path else None
@@ -176,7 +176,7 @@ def _seed_range(text: str, part: str) -> range:
 def _bounded_seeds(text: str, ranges: list[range]) -> None:
     """Each seed makes at least one trial: more seeds than a run's trials are refused before they are listed
     (a list of a billion seeds fills the memory)."""
-    from .config import MAX_TRIALS
+    from bnbench.experiment.config import MAX_TRIALS
 
     count = sum(map(len, ranges))
     if count > MAX_TRIALS:
@@ -196,7 +196,7 @@ def _home(path):
 def _config_names(incomplete: str) -> list[str]:
     """Completion of CONFIG: the shipped configs' names (`run q<TAB>` -> quick); where none matches, nothing, so
     that the shell completes a file name (typer's bash and zsh scripts fall back to files)."""
-    from .experiment import shipped_configs
+    from bnbench.experiment.loading import shipped_configs
 
     return [name for name in sorted(shipped_configs()) if name.startswith(incomplete)]
 
@@ -329,12 +329,12 @@ def run(
     ),
 ):
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
-    from .backends import Dispatch
-    from .closing import ClosingLines
-    from .layout import wrap
-    from .log import NOTE, TRIAL, finished
-    from .progress import RichReporter
-    from .runner import execute, plan
+    from bnbench.backends import Dispatch
+    from bnbench.rundir.log import NOTE, TRIAL, finished
+    from bnbench.runner.closing import ClosingLines
+    from bnbench.runner.execute import execute, plan
+    from bnbench.views.layout import wrap
+    from bnbench.views.progress import RichReporter
 
     seeds_ = _seeds(seeds)
     dispatch = Dispatch(backend, jobs, address, gpus_per_trial, quiet)
@@ -362,7 +362,7 @@ def run(
     try:
         with RichReporter(console, NOTE if quiet else TRIAL + verbose) as reporter:
             if sequential:
-                from .until_decided import run as rounds
+                from bnbench.runner.until_decided import run as rounds
 
                 run_dir = rounds(todo, sequential, dispatch, sys.argv, reporter)
             else:
@@ -381,10 +381,10 @@ def _sequential(todo, until_decided: bool, asked: dict):
     """How `run` proceeds: the settings of --until-decided for a new run, True for a sequential run continued,
     None for a plain run, False for nothing to do."""
     if todo.kind == "new":
-        from .until_decided import Settings
+        from bnbench.runner.until_decided import Settings
 
         return Settings(**asked) if until_decided else None
-    from .until_decided import continued, is_sequential, pending
+    from bnbench.runner.until_decided import continued, is_sequential, pending
 
     if not (until_decided or is_sequential(todo.run_dir)):
         return None if todo.kind != "nothing" else False
@@ -501,11 +501,11 @@ def compare(
 ):
     """Compare each variant with the baseline over seeds: verdict, paired differences with Holm-adjusted p-values,
     steps to target."""
-    from .analysis import compare_runs
-    from .report import comparison_output
+    from bnbench.analysis import compare_runs
+    from bnbench.views.report import comparison_output
 
     if plot is not None:
-        from .plots import check_path
+        from bnbench.views.plots import check_path
 
         plot = check_path(plot)  # before the comparison, which can take a while
     paths = _compared(paths, results, latest)
@@ -521,7 +521,7 @@ def compare(
         comparisons, format_, metric, windows, width=width, full=full, per_seed=per_seed, every=every
     )
     if plot is not None:
-        from .plots import MAX_RUNS, PER_PAGE, save_plot
+        from bnbench.views.plots import MAX_RUNS, PER_PAGE, save_plot
 
         for file in save_plot(comparisons, plot, title, dpi):
             errors.print(f"plot: {file}", highlight=False, soft_wrap=True, markup=False)
@@ -538,7 +538,7 @@ def compare(
 
 def _compared(paths: list[Path], results: Path, latest: bool) -> list[Path]:
     """The folders `compare` reads: the PATHs, else the results folder; with --latest, the newest run under them."""
-    from . import store
+    from bnbench.rundir import store
 
     if not paths and not results.is_dir():
         raise BnbenchError(
@@ -557,7 +557,7 @@ def _compared(paths: list[Path], results: Path, latest: bool) -> list[Path]:
 def _reference(baseline: Optional[str], paths: list[Path], results: Path) -> Optional[str]:
     """--baseline VARIANT@RUN with RUN a run id that is not among the compared runs: the run of that id under
     --results, as a folder."""
-    from . import store
+    from bnbench.rundir import store
 
     variant, at, ref = (baseline or "").partition("@")
     if not at or (Path(ref) / "meta.json").is_file() or not results.is_dir():
@@ -572,13 +572,13 @@ def _reference(baseline: Optional[str], paths: list[Path], results: Path) -> Opt
 def _compare_probes(
     paths: list[Path], baseline: Optional[str], plot: Optional[Path], title: Optional[str], dpi: int, output
 ) -> None:
-    """`compare --probes`: the probe table (bnbench.probe_report), and the first run's probes drawn with --plot."""
-    from .analysis.probes import probe_summaries
-    from .probe_report import probes_output
+    """`compare --probes`: the probe table (views.probe_report), and the first run's probes drawn with --plot."""
+    from bnbench.analysis.probes import probe_summaries
+    from bnbench.views.probe_report import probes_output
 
     summaries = probe_summaries(paths, baseline)
     if plot is not None:
-        from .probe_plots import save_probe_plot
+        from bnbench.views.probe_plots import save_probe_plot
 
         errors.print(f"plot: {save_probe_plot(summaries[0], plot, title, dpi)}", highlight=False, markup=False)
     _emit(probes_output(summaries, None if output else console.width), output)
@@ -621,7 +621,7 @@ def list_(
 ):
     """List the experiment configs and the runs stored under the results folder (status, seeds, epochs, the
     options each run was started with)."""
-    from .report import list_output
+    from bnbench.views.report import list_output
 
     typer.echo(list_output(configs, results, format_, console.width, tuple(tag)), nl=False)
 
@@ -643,8 +643,8 @@ def show(
 ):
     """One run: status, engine and device, where its config came from and how it differs from that file, each
     trial's progress and final numbers, and the verdict."""
-    from .report import show_output
-    from .show import find, summary
+    from bnbench.analysis.show import find, summary
+    from bnbench.views.report import show_output
 
     typer.echo(show_output(summary(find(run_ref, results)), format_, console.width), nl=False)
 
@@ -672,8 +672,8 @@ def export(
 ):
     """Export every trial's training loss per batch, evaluations and epoch metrics as TensorBoard scalars, one
     TensorBoard run per trial; refuses a run already exported to DIR."""
-    from .show import find
-    from .tensorboard import export as to_tensorboard
+    from bnbench.analysis.show import find
+    from bnbench.views.tensorboard import export as to_tensorboard
 
     written = to_tensorboard(find(run_ref, results), tensorboard)
     typer.echo(f"wrote: {written}\nview: tensorboard --logdir {tensorboard}")
@@ -698,8 +698,8 @@ def prune(
 ):
     """Prune the checkpoints of a run's finished trials (not of a running run): the run still resumes and grows by
     seeds, but can no longer grow by epochs. Prints what it freed."""
-    from .checkpoints import prune_run
-    from .show import find
+    from bnbench.analysis.show import find
+    from bnbench.rundir.checkpoints import prune_run
 
     typer.echo(prune_run(find(run_ref, results), keep).text())
 
@@ -721,8 +721,8 @@ def rm(
 ):
     """Delete a run folder and everything in it (rows, checkpoints, run.log), after asking; refused while a run
     trains, resumes or grows in it (its lock is held). Prints what it removed."""
-    from .removal import remove_run
-    from .show import find
+    from bnbench.analysis.show import find
+    from bnbench.rundir.removal import remove_run
 
     def confirm(run_dir: Path, holds: str) -> bool:
         if yes:
@@ -744,7 +744,7 @@ def init(
 ):
     """Write FOLDER/my_net.yaml (BN vs none on the bundled digits set) and FOLDER/my_net.py (the network, with
     norm_layer where the normalization goes): they run as written, in seconds; never overwrites a file."""
-    from .scaffold import init as write
+    from bnbench.experiment.scaffold import init as write
 
     config, module = write(folder)
     typer.echo(f"wrote: {config}, {module}\nnext: bnbench run {config}")

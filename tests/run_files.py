@@ -5,7 +5,7 @@ import json
 
 import yaml
 
-from bnbench.schema import ROW_FILES
+from bnbench.rundir.schema import ROW_FILES
 
 
 def only_run(out, name):

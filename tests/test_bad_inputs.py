@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bnbench.cli import app
-from bnbench.config import Config
 from bnbench.errors import BnbenchError
-from bnbench.experiment import load_config
+from bnbench.experiment.config import Config
+from bnbench.experiment.loading import load_config
 
 runner = CliRunner()
 GOOD = {

@@ -11,13 +11,13 @@ import torch
 import yaml
 from cli_calls import invoke, ok, refused
 
-from bnbench import runner
-from bnbench.checkpoints import size_text
-from bnbench.data import load_dataset
 from bnbench.engines.eager import Trainer
-from bnbench.experiment import validate
-from bnbench.store import RunLock, deserialize, read_config
-from bnbench.trials import expand
+from bnbench.experiment.data import load_dataset
+from bnbench.experiment.loading import validate
+from bnbench.experiment.trials import expand
+from bnbench.rundir.checkpoints import size_text
+from bnbench.rundir.store import RunLock, deserialize, read_config
+from bnbench.runner import execute as runner
 
 CONFIG = {
     "name": "keep",

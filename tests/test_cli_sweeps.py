@@ -9,7 +9,7 @@ import yaml
 from cli_calls import invoke
 
 from bnbench.errors import BnbenchError
-from bnbench.experiment import load_config, parse_sweep
+from bnbench.experiment.loading import load_config, parse_sweep
 
 BASE = {
     "name": "sw",

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from bnbench.analysis import compare_runs
 from bnbench.cli import app
-from bnbench.layout import natural_width, tokens
-from bnbench.report import SHOWN, _comparison_grid, comparison_output, configs_table, runs_table
+from bnbench.views.layout import natural_width, tokens
+from bnbench.views.report import SHOWN, _comparison_grid, comparison_output, configs_table, runs_table
 
 runner = CliRunner()
 T_975_DF1 = math.tan(math.pi * 0.475)  # 97.5% quantiles of Student's t: 1 d.o.f. is Cauchy,

@@ -17,10 +17,12 @@ import pytest
 import yaml
 from cli_calls import invoke
 
-from bnbench import analysis, plots, store
+from bnbench import analysis
 from bnbench.analysis import compare_run, compare_runs, load_run
-from bnbench.experiment import validate
-from bnbench.trials import expand
+from bnbench.experiment.loading import validate
+from bnbench.experiment.trials import expand
+from bnbench.rundir import store
+from bnbench.views import plots
 
 CONFIG = {
     "name": "live",

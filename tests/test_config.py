@@ -2,10 +2,10 @@
 
 import pytest
 
-from bnbench.config import Config
 from bnbench.errors import BnbenchError
-from bnbench.experiment import load_config, shipped_configs
-from bnbench.trials import expand
+from bnbench.experiment.config import Config
+from bnbench.experiment.loading import load_config, shipped_configs
+from bnbench.experiment.trials import expand
 
 
 def error_of(write_config, raw, *overrides):

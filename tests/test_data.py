@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from bnbench.config import DatasetConfig
-from bnbench.data import batch_order, load_dataset
 from bnbench.errors import BnbenchError
+from bnbench.experiment.config import DatasetConfig
+from bnbench.experiment.data import batch_order, load_dataset
 
 
 def write_folder(root, classes=("cat", "airplane", "dog"), per_class=3, size=(6, 5), mode="RGB"):

@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bnbench.config import ModelConfig, OptimizerConfig, VariantConfig
-from bnbench.direct import DirectGradients, supported
+from bnbench.engines.direct import DirectGradients, supported
 from bnbench.engines.fast_optim import fast_step, make_optimizer
-from bnbench.models import build_model
+from bnbench.experiment.config import ModelConfig, OptimizerConfig, VariantConfig
+from bnbench.nets.models import build_model
 
 VARIANTS = [
     VariantConfig(name="before", norm="batchnorm", placement="before_activation"),

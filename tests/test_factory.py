@@ -8,12 +8,12 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from bnbench import models
 from bnbench.cli import app
-from bnbench.config import Config, ModelConfig, VariantConfig
 from bnbench.errors import BnbenchError
-from bnbench.models import BnbenchWarning, build_model
-from bnbench.runner import choose_engine, engine_note
+from bnbench.experiment.config import Config, ModelConfig, VariantConfig
+from bnbench.nets import models
+from bnbench.nets.models import BnbenchWarning, build_model
+from bnbench.runner.execute import choose_engine, engine_note
 
 NET = '''
 import sys

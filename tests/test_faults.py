@@ -15,8 +15,9 @@ import pytest
 import yaml
 from cli_calls import invoke, ok, refused
 
-from bnbench import environment, log, store, tensorboard
 from bnbench.errors import BnbenchError
+from bnbench.rundir import environment, log, store
+from bnbench.views import tensorboard
 
 CONFIG = {
     "name": "faults",

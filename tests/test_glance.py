@@ -11,7 +11,7 @@ from rich.cells import cell_len
 from typer.testing import CliRunner
 
 from bnbench.cli import app
-from bnbench.layout import tokens
+from bnbench.views.layout import tokens
 
 WIDTHS = [60, 80, 120]
 

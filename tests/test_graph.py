@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
-from bnbench import runner
-from bnbench.config import Config
-from bnbench.data import load_dataset
 from bnbench.engines import choose
 from bnbench.engines.eager import Trainer
 from bnbench.engines.graph import GraphTrainer
 from bnbench.errors import BnbenchError
-from bnbench.runner import choose_engine
-from bnbench.trials import expand
+from bnbench.experiment.config import Config
+from bnbench.experiment.data import load_dataset
+from bnbench.experiment.trials import expand
+from bnbench.runner import execute as runner
+from bnbench.runner.execute import choose_engine
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="the graph engine needs a CUDA device")
 VARIANTS = [

@@ -144,8 +144,8 @@ def test_version_and_short_help():
 
 
 def test_verdict_lines_come_from_the_forked_process_or_from_here(whole, monkeypatch):
-    from bnbench import closing
-    from bnbench.show import summary
+    from bnbench.analysis.show import summary
+    from bnbench.runner import closing
 
     expected = summary(whole)["verdicts"]
     assert expected and expected[0].startswith("batchnorm vs plain:")
@@ -181,14 +181,14 @@ def copy_of(run_dir, tmp_path):
 
 
 def status(run_dir):
-    from bnbench.show import summary
+    from bnbench.analysis.show import summary
 
     return summary(run_dir)["status"]
 
 
 def truthful(run_dir):
     """The run says partial, or it is complete and every trial of its config.yaml is there."""
-    from bnbench.show import summary
+    from bnbench.analysis.show import summary
 
     s = summary(run_dir)
     return s["status"] == "partial" or (
@@ -206,7 +206,7 @@ def test_a_grow_stopped_at_any_write_never_claims_complete_and_resumes_to_the_wh
     meta.json, config.yaml, the rows cut back, the first new epoch's rows and checkpoint. The run is never
     "complete" with trials missing, `--resume` with the same options is not "nothing to do", and it ends equal to
     the run made whole."""
-    from bnbench import store
+    from bnbench.rundir import store
 
     run_dir = copy_of(two_epoch_run, tmp_path)
     real, calls = store.atomic_write, []
@@ -233,7 +233,7 @@ def test_a_grow_stopped_at_any_write_never_claims_complete_and_resumes_to_the_wh
 def test_a_grow_stopped_between_its_two_writes_resumes_without_the_options(tmp_path, two_epoch_run, whole, monkeypatch):
     """Stopped after the grown meta.json, before config.yaml: the run is not refused as edited, and a plain
     --resume finishes the grow it began."""
-    from bnbench import store
+    from bnbench.rundir import store
 
     run_dir = copy_of(two_epoch_run, tmp_path)
     real = store.atomic_write

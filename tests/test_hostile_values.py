@@ -10,11 +10,11 @@ import pytest
 import yaml
 from cli_calls import invoke, ok, refused
 
-from bnbench import store
-from bnbench.config import Config
 from bnbench.errors import BnbenchError
-from bnbench.experiment import load_config, validate
-from bnbench.trials import expand, refuse_large_probe_batch
+from bnbench.experiment.config import Config
+from bnbench.experiment.loading import load_config, validate
+from bnbench.experiment.trials import expand, refuse_large_probe_batch
+from bnbench.rundir import store
 
 DIGITS = {
     "name": "hostile",

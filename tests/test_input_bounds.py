@@ -11,9 +11,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from bnbench.cli import app
-from bnbench.config import Config, DatasetConfig
-from bnbench.data import load_dataset
-from bnbench.experiment import load_config
+from bnbench.experiment.config import Config, DatasetConfig
+from bnbench.experiment.data import load_dataset
+from bnbench.experiment.loading import load_config
 
 runner = CliRunner()
 GOOD = {

@@ -1,5 +1,5 @@
 """Run-folder integrity: a finished trial's rows and checkpoint are checked against the digests it recorded
-(bnbench.digests) and a checkpoint against its own trial before `--resume` trusts it; damage to a complete run is
+(bnbench.rundir.digests) and a checkpoint against its own trial before `--resume` trusts it; damage to a complete run is
 named by `show`, `compare` and `--resume` with its repair, which trains the damaged trials again to the rows of the
 undamaged run; an edited config.yaml is refused by `--resume` and never pooled silently by `compare`; a grow
 follows what `bnbench prune` left."""
@@ -15,7 +15,7 @@ from cli_calls import invoke, ok, refused
 from run_files import meta, only_run, rows
 
 from bnbench.analysis.compare import compare_runs
-from bnbench.show import summary
+from bnbench.analysis.show import summary
 
 CONFIG = {
     "name": "integrity",
@@ -271,7 +271,7 @@ def test_a_grow_after_prune_none_keeps_no_checkpoints(copy):
 def test_a_grow_by_epochs_stopped_midway_is_not_damage(copy, three, monkeypatch):
     """The digests of trials that train on (a grow by epochs) are dropped before their rows grow, and recorded
     anew when the run ends: a stopped grow reads as partial, not damaged, and resumes to the grown run."""
-    from bnbench import store
+    from bnbench.rundir import store
 
     run_dir = copy()
     real, calls = store.save_checkpoint, []

@@ -1,11 +1,11 @@
-"""bnbench.layout: tables never split a token, never exceed the width, and switch layout exactly at natural width."""
+"""bnbench.views.layout: tables never split a token, never exceed the width, switch layout exactly at natural width."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 
-from bnbench.layout import Grid, natural_width, render, tokens, wrap
+from bnbench.views.layout import Grid, natural_width, render, tokens, wrap
 
 PATH = "/tmp/pytest-of-root/pytest-12/test_list_reports_a_broken_run0/results/x/20250101-000000/meta.json"
 

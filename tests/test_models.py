@@ -3,11 +3,11 @@
 import torch
 from torch import nn
 
-from bnbench.config import Config, ModelConfig, VariantConfig
-from bnbench.data import load_dataset
 from bnbench.engines.eager import Trainer
-from bnbench.models import build_model, weighted_layers
-from bnbench.trials import expand
+from bnbench.experiment.config import Config, ModelConfig, VariantConfig
+from bnbench.experiment.data import load_dataset
+from bnbench.experiment.trials import expand
+from bnbench.nets.models import build_model, weighted_layers
 
 BN = VariantConfig(name="bn", norm="batchnorm")
 AFTER = VariantConfig(name="after", norm="batchnorm", placement="after_activation")

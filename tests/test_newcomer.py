@@ -19,14 +19,14 @@ from pty_calls import COLUMNS, ROWS, on_terminal
 from rich.console import Console
 from test_progress_terminal import ANSI, Screen
 
-from bnbench import plots, probe_plots, progress
 from bnbench.analysis import compare_runs
 from bnbench.analysis.probes import probe_summaries
 from bnbench.engines.events import Progress
-from bnbench.experiment import load_config, shipped_configs, validate
-from bnbench.progress import RichReporter
-from bnbench.store import RunLock
-from bnbench.trials import expand
+from bnbench.experiment.loading import load_config, shipped_configs, validate
+from bnbench.experiment.trials import expand
+from bnbench.rundir.store import RunLock
+from bnbench.views import plots, probe_plots, progress
+from bnbench.views.progress import RichReporter
 
 TEXT = {"capture_output": True, "text": True, "timeout": 60}
 CONFIG = {

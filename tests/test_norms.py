@@ -6,15 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from bnbench.config import Config, ModelConfig, VariantConfig
-from bnbench.data import load_dataset
-from bnbench.direct import supported
+from bnbench.engines.direct import supported
 from bnbench.engines.eager import Trainer
-from bnbench.experiment import load_config
-from bnbench.models import build_model, groups, weighted_layers
-from bnbench.runner import choose_engine, engine_note
-from bnbench.seeding import generator
-from bnbench.trials import expand
+from bnbench.experiment.config import Config, ModelConfig, VariantConfig
+from bnbench.experiment.data import load_dataset
+from bnbench.experiment.loading import load_config
+from bnbench.experiment.seeding import generator
+from bnbench.experiment.trials import expand
+from bnbench.nets.models import build_model, groups, weighted_layers
+from bnbench.runner.execute import choose_engine, engine_note
 
 CPU = torch.device("cpu")
 CNN = ModelConfig(kind="cnn", channels=[8, 16], hidden=[24])

@@ -6,7 +6,7 @@ from cli_calls import invoke
 from matplotlib.colors import to_hex
 
 from bnbench.analysis import compare_runs
-from bnbench.plots import BASELINE_COLOUR, COLOURS, _page
+from bnbench.views.plots import BASELINE_COLOUR, COLOURS, _page
 
 
 @pytest.fixture(scope="module")

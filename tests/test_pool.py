@@ -59,7 +59,7 @@ def test_pooled_runs_equal_one_run_with_all_seeds(runs):
 
 
 def without_digests(run_dir):
-    """The run as one made before its trials recorded digests of their rows (bnbench.digests)."""
+    """The run as one made before its trials recorded digests of their rows (bnbench.rundir.digests)."""
     meta = json.loads((run_dir / "meta.json").read_text())
     del meta["digests"]
     (run_dir / "meta.json").write_text(json.dumps(meta))

@@ -1,4 +1,4 @@
-"""Probes (`training.probe_every`, bnbench.probes): training is bitwise the same with them; each measure equals a
+"""Probes (`training.probe_every`, engines.probes): training is bitwise the same with them; each measure equals a
 slow direct computation on a tiny model; probes.csv holds one row per probe step, layer and measure, also after a
 resume; `compare --probes` reports probes.csv's numbers; engines other than eager give way to eager."""
 
@@ -13,9 +13,9 @@ from cli_calls import invoke, ok
 from scipy import stats
 from torch import nn
 
-from bnbench import probes, store
-from bnbench.config import Config
-from bnbench.engines import choose
+from bnbench.engines import choose, probes
+from bnbench.experiment.config import Config
+from bnbench.rundir import store
 
 CONFIG = {
     "name": "probe",

@@ -7,13 +7,13 @@ import numpy as np
 from rich.console import Console
 from test_data import write_folder
 
-from bnbench.config import DatasetConfig
-from bnbench.data import load_dataset
 from bnbench.engines.events import EpochResult, Progress
-from bnbench.experiment import validate
-from bnbench.log import NOTE
-from bnbench.progress import RichReporter
-from bnbench.trials import expand
+from bnbench.experiment.config import DatasetConfig
+from bnbench.experiment.data import load_dataset
+from bnbench.experiment.loading import validate
+from bnbench.experiment.trials import expand
+from bnbench.rundir.log import NOTE
+from bnbench.views.progress import RichReporter
 
 
 def result(epoch, diverged=None):

@@ -27,9 +27,9 @@ from rich.console import Console
 from test_interrupts import _take_terminal  # the child's terminal set-up, as the Ctrl-C tests make it
 
 from bnbench.engines.events import Progress
-from bnbench.experiment import validate
-from bnbench.progress import Rate, RichReporter
-from bnbench.trials import expand
+from bnbench.experiment.loading import validate
+from bnbench.experiment.trials import expand
+from bnbench.views.progress import Rate, RichReporter
 
 ROWS, COLUMNS = 24, 80
 REPO = Path(__file__).resolve().parents[1]

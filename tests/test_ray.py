@@ -217,9 +217,9 @@ def test_a_ray_instance_of_its_own_streams_what_the_local_backend_computes(tmp_p
     from bnbench.backends import Job
     from bnbench.backends.local import Local
     from bnbench.backends.ray import Ray
-    from bnbench.config import Config
-    from bnbench.data import load_dataset
-    from bnbench.trials import expand
+    from bnbench.experiment.config import Config
+    from bnbench.experiment.data import load_dataset
+    from bnbench.experiment.trials import expand
 
     config = Config.model_validate(CONFIG | {"seeds": [0], "training": CONFIG["training"] | {"epochs": 2}})
     trials = expand(config)

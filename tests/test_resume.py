@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bnbench.cli import app
-from bnbench.store import RunLock
+from bnbench.rundir.store import RunLock
 
 CONFIG = {
     "name": "crash",
@@ -399,9 +399,10 @@ def test_jobs_above_the_core_count_are_capped_and_said(config_file, tmp_path):
 def test_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch):
     """Everything before training is written in a hidden folder and renamed into place: a run folder is never
     half made (an early Ctrl-C used to leave one that neither resumed nor compared)."""
-    from bnbench import runner, store
-    from bnbench.config import Config
-    from bnbench.trials import expand
+    from bnbench.experiment.config import Config
+    from bnbench.experiment.trials import expand
+    from bnbench.rundir import store
+    from bnbench.runner import execute as runner
 
     config = Config.model_validate(CONFIG)
 
@@ -429,7 +430,7 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch):
 def test_a_full_disk_is_one_line_and_the_run_resumes(config_file, reference, tmp_path, monkeypatch):
     import errno
 
-    from bnbench import store
+    from bnbench.rundir import store
 
     real, calls = store.save_checkpoint, []
 
@@ -518,7 +519,7 @@ def test_a_damaged_complete_run_is_named_by_show_and_repaired_by_resume(
     """A complete run whose rows were cut is not "nothing to do": `show` names the damage and the repair
     command (where the rows alone tell), `--resume` trains again exactly the damaged trials and ends equal to the
     run."""
-    from bnbench.show import summary
+    from bnbench.analysis.show import summary
 
     run_dir = damaged_copy(complete_run, tmp_path, damage)
     if named:
@@ -559,7 +560,7 @@ def test_a_deleted_checkpoints_folder_of_a_partial_run_is_retrained_with_a_note(
 def test_staging_left_by_a_killed_start_is_removed_by_the_next_run(tmp_path):
     """SIGKILL while a run folder is set up leaves only a hidden staging folder (never an empty run folder);
     the next run of that experiment removes it, and no command takes it for a run."""
-    from bnbench import store
+    from bnbench.rundir import store
 
     parent = tmp_path / "crash"
     staging, run_dir, lock = store.stage_run_dir(tmp_path, "crash")
@@ -579,7 +580,7 @@ def test_a_full_disk_while_a_run_folder_is_made_or_repaired_is_one_line(config_f
     resume command, the run partial, and a later resume ends equal to the uninterrupted run."""
     import errno
 
-    from bnbench import store
+    from bnbench.rundir import store
 
     real = store.atomic_write
 

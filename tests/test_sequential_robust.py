@@ -248,7 +248,7 @@ def test_the_plot_leads_with_the_decision_and_labels_the_tables_interval(decided
     wider repeated CI."""
     from bnbench.analysis.reading import load_run
     from bnbench.analysis.summary import compare_run
-    from bnbench.plots import _verdicts
+    from bnbench.views.plots import _verdicts
 
     text = _verdicts(compare_run(load_run(decided[0])))
     first, *_, last = text.splitlines()

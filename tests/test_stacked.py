@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from bnbench.config import Config, DatasetConfig
-from bnbench.data import load_dataset
 from bnbench.engines.eager import Trainer
 from bnbench.engines.stacked import StackedTrainer
-from bnbench.trials import expand
+from bnbench.experiment.config import Config, DatasetConfig
+from bnbench.experiment.data import load_dataset
+from bnbench.experiment.trials import expand
 
 CPU = torch.device("cpu")
 VARIANTS = [

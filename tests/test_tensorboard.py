@@ -10,7 +10,7 @@ import pytest
 import yaml
 from cli_calls import invoke
 
-from bnbench import tensorboard
+from bnbench.views import tensorboard
 
 exports = pytest.mark.skipif(  # the extra's own tests: the one without it runs anyway
     importlib.util.find_spec("tensorboard") is None, reason="TensorBoard is an optional extra: bnbench[tensorboard]"

@@ -9,9 +9,9 @@ from torch import nn
 from typer.testing import CliRunner
 
 from bnbench.cli import app
-from bnbench.config import Config, ModelConfig, VariantConfig, describe_model
 from bnbench.errors import BnbenchError
-from bnbench.models import build_model, norm_layer_for
+from bnbench.experiment.config import Config, ModelConfig, VariantConfig, describe_model
+from bnbench.nets.models import build_model, norm_layer_for
 
 timm = pytest.importorskip("timm")
 

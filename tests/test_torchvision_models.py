@@ -8,12 +8,12 @@ import torch
 import torchvision
 from torch import nn
 
-from bnbench.config import Config, ModelConfig, VariantConfig
 from bnbench.errors import BnbenchError
-from bnbench.models import build_model, name_key
-from bnbench.runner import choose_engine
-from bnbench.seeding import derive_seed
-from bnbench.zoo import RESNETS, VGGS
+from bnbench.experiment.config import Config, ModelConfig, VariantConfig
+from bnbench.experiment.seeding import derive_seed
+from bnbench.nets.models import build_model, name_key
+from bnbench.nets.zoo import RESNETS, VGGS
+from bnbench.runner.execute import choose_engine
 
 NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)
 DIGITS = (1, 8, 8)
@@ -36,7 +36,7 @@ def shared(model):
 
 
 def test_model_tables_match_the_config_names():
-    from bnbench import config
+    from bnbench.experiment import config
 
     assert tuple(RESNETS) == config.RESNETS and tuple(VGGS) == config.VGGS
 
@@ -104,7 +104,7 @@ def test_vgg_pair_shares_its_weights_and_only_bn_differs():
 
 
 def test_vgg_at_width_64_has_torchvisions_layers():
-    from bnbench.zoo import vgg
+    from bnbench.nets.zoo import vgg
 
     with torch.device("meta"):
         ours = vgg(ModelConfig(kind="torchvision", name="vgg11"), VariantConfig(name="bn"), None, (3, 32, 32), 10)

@@ -7,13 +7,13 @@ import sys
 import pytest
 import torch
 
-from bnbench.config import Config, DatasetConfig, ModelConfig, OptimizerConfig, VariantConfig
-from bnbench.data import load_dataset
 from bnbench.engines.eager import Trainer
 from bnbench.engines.events import batches_per_epoch
 from bnbench.engines.fast_optim import fast_step, make_optimizer
-from bnbench.models import build_model
-from bnbench.trials import expand
+from bnbench.experiment.config import Config, DatasetConfig, ModelConfig, OptimizerConfig, VariantConfig
+from bnbench.experiment.data import load_dataset
+from bnbench.experiment.trials import expand
+from bnbench.nets.models import build_model
 
 
 @pytest.mark.parametrize("name, weight_decay", [("adam", None), ("adam", 0.01), ("adamw", None), ("sgd", None)])
@@ -94,7 +94,8 @@ def test_a_run_never_imports_torch_dynamo(tmp_path):
     """torch.optim's torch.compile hooks would import torch._dynamo (2-4 s a process); bnbench skips them (see
     `fast_optim.plain_step`), and the bitwise tests above show the arithmetic is optimizer.step()'s."""
     script = (
-        "import sys; from bnbench.experiment import load_config; from bnbench.runner import run_experiment; "
+        "import sys; from bnbench.experiment.loading import load_config; "
+        "from bnbench.runner.execute import run_experiment; "
         "cfg, source = load_config('quick', ('training.epochs=1', 'optimizer.name=sgd'), [0]); "
         f"run_experiment(cfg, source, __import__('pathlib').Path({str(tmp_path)!r}), overrides={{}}); "
         "cfg, source = load_config('quick', ('training.epochs=1',), [0]); "

@@ -15,8 +15,8 @@ from cli_calls import invoke, ok, refused
 from run_files import meta, only_run, seeds
 from typer.testing import CliRunner
 
-from bnbench import until_decided
 from bnbench.cli import app
+from bnbench.runner import until_decided
 
 PLACEMENT = {  # bn_after against bn_before is close; plain against bn_before is far
     "name": "rounds",

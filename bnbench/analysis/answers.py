@@ -15,10 +15,10 @@ import os
 from importlib.metadata import version
 from pathlib import Path
 
-from ..errors import BnbenchError
-from .compare import _each_run
-from .reading import load_run
-from .summary import compare_run
+from bnbench.analysis.compare import _each_run
+from bnbench.analysis.reading import load_run
+from bnbench.analysis.summary import compare_run
+from bnbench.errors import BnbenchError
 
 CACHE = ".bnbench-answers.json"
 READ = ("meta.json", "config.yaml", "batches.csv", "epochs.csv", "evals.csv")  # what an answer is worked out from

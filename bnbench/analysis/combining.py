@@ -23,12 +23,12 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .. import store
-from ..config import diff
-from ..drift import edited
-from ..errors import BnbenchError
-from .decisions import plan_of
-from .reading import Results, TrialIndex, by_trial, diverged_at, index_of, per_trial_max
+from bnbench.analysis.decisions import plan_of
+from bnbench.analysis.reading import Results, TrialIndex, by_trial, diverged_at, index_of, per_trial_max
+from bnbench.errors import BnbenchError
+from bnbench.experiment.config import diff
+from bnbench.rundir import store
+from bnbench.rundir.drift import edited
 
 FINGERPRINT = ["device", "device_name", "engine", "torch", "torchvision", "bnbench", "git_commit"]  # meta.json
 

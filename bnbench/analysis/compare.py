@@ -13,11 +13,11 @@ from functools import partial
 from pathlib import Path
 from typing import Optional
 
-from .. import store
-from ..errors import BnbenchError
-from .combining import against, check_pairs, finished_seeds, groups, pooled
-from .reading import Results, load_run
-from .summary import Comparison, compare_run
+from bnbench.analysis.combining import against, check_pairs, finished_seeds, groups, pooled
+from bnbench.analysis.reading import Results, load_run
+from bnbench.analysis.summary import Comparison, compare_run
+from bnbench.errors import BnbenchError
+from bnbench.rundir import store
 
 POOL_FROM = 16  # runs; fewer are compared in this process (starting workers would cost more than it saves)
 

@@ -17,14 +17,14 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .. import store
-from ..config import MAX_TRIALS, Config, brief
-from ..errors import BnbenchError
-from .columns import METRICS, PRIMARY
-from .inference import POWER, detectable
-from .measures import point_measures
-from .reading import Results, TrialIndex, spans
-from .sequential import BETTER, EQUIVALENT, SPENDING, UNDECIDED, WORSE, Design, boundaries, decide
+from bnbench.analysis.columns import METRICS, PRIMARY
+from bnbench.analysis.inference import POWER, detectable
+from bnbench.analysis.measures import point_measures
+from bnbench.analysis.reading import Results, TrialIndex, spans
+from bnbench.analysis.sequential import BETTER, EQUIVALENT, SPENDING, UNDECIDED, WORSE, Design, boundaries, decide
+from bnbench.errors import BnbenchError
+from bnbench.experiment.config import MAX_TRIALS, Config, brief
+from bnbench.rundir import store
 
 KEY = "sequential"  # meta.json's field
 SPENDING_NAMES = {"pocock": "Pocock-type", "obf": "O'Brien–Fleming-type"}

@@ -23,9 +23,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..errors import BnbenchError
-from .curves import NEVER, UNDEFINED, first_crossing, level_at, trailing_mean
-from .reading import Results, diverged_at
+from bnbench.analysis.curves import NEVER, UNDEFINED, first_crossing, level_at, trailing_mean
+from bnbench.analysis.reading import Results, diverged_at
+from bnbench.errors import BnbenchError
 
 TARGET_AT = 0.5  # the target is the baseline's level at this fraction of its run
 

@@ -11,8 +11,8 @@ pairs where both trials count. Steps to a target are the step by which the trial
 import numpy as np
 import pandas as pd
 
-from .columns import METRICS, SPEEDS
-from .summary import Comparison
+from bnbench.analysis.columns import METRICS, SPEEDS
+from bnbench.analysis.summary import Comparison
 
 COLUMNS = ["variant", "seed", "measure", "value", "ok", "baseline_value", "delta"]
 

@@ -1,4 +1,4 @@
-"""`bnbench compare --probes`: what probes.csv (bnbench.probes) says, per sweep point, layer and measure, at a few
+"""`bnbench compare --probes`: what probes.csv (engines.probes) says, per sweep point, layer and measure, at a few
 points of training (the first probe step, the middle one and the last): each variant's mean over seeds, and each
 variant's paired difference from the baseline over the seeds both have, with the t-interval `compare` gives
 every other measure (`inference.paired_t`)."""
@@ -9,11 +9,11 @@ from typing import Optional
 
 import pandas as pd
 
-from .. import store
-from ..errors import BnbenchError
-from ..schema import PROBES
-from .inference import paired_t
-from .reading import KEYS, index_of, read_probes
+from bnbench.analysis.inference import paired_t
+from bnbench.analysis.reading import KEYS, index_of, read_probes
+from bnbench.errors import BnbenchError
+from bnbench.rundir import store
+from bnbench.rundir.schema import PROBES
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Reading a run folder: config.yaml's numbering of trials, the three CSVs read once, typed and checked (their
-columns: bnbench.schema).
+columns: bnbench.rundir.schema).
 
 Each run is checked whole, and any mismatch between its files is damage, except while it is being written (status
 running): then it is read as a snapshot of what it has finished, each trial on the epochs that batches.csv,
@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .. import digests, store
-from ..config import Config
-from ..drift import edited
-from ..errors import BnbenchError
-from ..experiment import validate
-from ..schema import CUT_FILES, NAN_TEXT, PROBES, ROW_FILES
-from ..trials import expand
+from bnbench.errors import BnbenchError
+from bnbench.experiment.config import Config
+from bnbench.experiment.loading import validate
+from bnbench.experiment.trials import expand
+from bnbench.rundir import digests, store
+from bnbench.rundir.drift import edited
+from bnbench.rundir.schema import CUT_FILES, NAN_TEXT, PROBES, ROW_FILES
 
 KEYS = ["variant", "seed"]
 
@@ -207,7 +207,7 @@ def probe_damage(run_dir: Path) -> Optional[str]:
 def _check_digests(
     run_dir: Path, meta: dict, files: dict[str, tuple[Optional[bytes], Optional[pd.DataFrame]]], trials: TrialIndex
 ) -> None:
-    """A finished run's rows against the digests its trials recorded when they finished (bnbench.digests): any
+    """A finished run's rows against the digests its trials recorded when they finished (bnbench.rundir.digests): any
     difference is damage, named with its repair (resuming trains the damaged trial again). `files`: per row file,
     its bytes and rows as `_parse` read them (None, None: missing). A run made before digests has none."""
     recorded = digests.recorded(meta)

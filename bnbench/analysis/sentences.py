@@ -12,8 +12,8 @@ from collections import Counter
 
 import numpy as np
 
-from .columns import METRICS, PRIMARY, SPEEDS, col
-from .inference import ADVISED_SEEDS, ALPHA, format_p, p_is
+from bnbench.analysis.columns import METRICS, PRIMARY, SPEEDS, col
+from bnbench.analysis.inference import ADVISED_SEEDS, ALPHA, format_p, p_is
 
 
 def verdict(row: dict, base: dict, baseline: str, points: list[str]) -> str:

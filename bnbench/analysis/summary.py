@@ -31,14 +31,14 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .. import store
-from ..config import Config, describe_model
-from ..errors import BnbenchError
-from . import decisions, inference
-from .columns import COLUMNS, COUNTS, METRICS, PRIMARY, SPEEDS, VERDICT, col
-from .measures import point_measures
-from .reading import KEYS, Results, spans
-from .sentences import headline, outcome, verdict
+from bnbench.analysis import decisions, inference
+from bnbench.analysis.columns import COLUMNS, COUNTS, METRICS, PRIMARY, SPEEDS, VERDICT, col
+from bnbench.analysis.measures import point_measures
+from bnbench.analysis.reading import KEYS, Results, spans
+from bnbench.analysis.sentences import headline, outcome, verdict
+from bnbench.errors import BnbenchError
+from bnbench.experiment.config import Config, describe_model
+from bnbench.rundir import store
 
 TESTS = ["t", "exact"]
 

@@ -15,14 +15,14 @@ from typing import Callable, Iterator, Optional, Protocol
 
 import torch
 
-from .. import store
-from ..config import Config
-from ..data import Dataset
-from ..engines import choose as engine_choice  # looked up per call (tests replace its build)
-from ..engines.epoch import run_epoch
-from ..engines.events import EpochResult, Progress
-from ..errors import BnbenchError
-from ..trials import Trial
+from bnbench.engines import choose as engine_choice  # looked up per call (tests replace its build)
+from bnbench.engines.epoch import run_epoch
+from bnbench.engines.events import EpochResult, Progress
+from bnbench.errors import BnbenchError
+from bnbench.experiment.config import Config
+from bnbench.experiment.data import Dataset
+from bnbench.experiment.trials import Trial
+from bnbench.rundir import store
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Dispatch:
             )
         if self.gpus_per_trial is not None and not 0 <= self.gpus_per_trial < float("inf"):
             raise BnbenchError(f"--gpus-per-trial {self.gpus_per_trial}: expected a finite 0 or more, e.g. 0.25")
-        from .ray import check_address, import_ray
+        from bnbench.backends.ray import check_address, import_ray
 
         import_ray()  # not installed: one line saying how to install it
         check_address(self.address)  # no cluster there: one line, before a run folder exists
@@ -85,11 +85,11 @@ def choose(dispatch: Dispatch, units: int, note: Callable[[str], None]) -> Backe
     """Ray tasks for --backend ray; else this process for one job (or one unit), or `jobs` worker processes, at
     most one per core."""
     if dispatch.backend == "ray":
-        from .ray import Ray
+        from bnbench.backends.ray import Ray
 
         return Ray(dispatch.address, dispatch.gpus_per_trial, note, dispatch.quiet)
-    from .local import Local
-    from .workers import Workers, cap_jobs
+    from bnbench.backends.local import Local
+    from bnbench.backends.workers import Workers, cap_jobs
 
     jobs = cap_jobs(dispatch.jobs, units, note)
     return Workers(jobs) if jobs > 1 else Local()

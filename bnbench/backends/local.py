@@ -1,7 +1,7 @@
 """Units trained in this process, one after another (`--jobs 1`)."""
 
-from ..trials import Trial
-from . import Job, Receiver, checkpoints, cpu_settings, train_unit
+from bnbench.backends import Job, Receiver, checkpoints, cpu_settings, train_unit
+from bnbench.experiment.trials import Trial
 
 
 class Local:

@@ -21,12 +21,13 @@ from typing import Callable, Union
 import torch
 import torch.multiprocessing as mp
 
-from .. import stopping, store
-from ..config import Config
-from ..data import Dataset
-from ..errors import BnbenchError
-from ..trials import Trial, expand
-from . import Job, Receiver, WorkerDied, checkpoints, cpu_settings, train_unit
+from bnbench.backends import Job, Receiver, WorkerDied, checkpoints, cpu_settings, train_unit
+from bnbench.errors import BnbenchError
+from bnbench.experiment.config import Config
+from bnbench.experiment.data import Dataset
+from bnbench.experiment.trials import Trial, expand
+from bnbench.rundir import store
+from bnbench.runner import stopping
 
 STOP_WAIT = 2.0  # seconds the workers have to end after SIGTERM (at once, unless stopped or stuck) before SIGKILL
 

@@ -8,10 +8,10 @@ from typing import Callable
 
 import torch
 
-from ..config import Config
-from ..data import Dataset
-from ..errors import BnbenchError
-from ..trials import Trial
+from bnbench.errors import BnbenchError
+from bnbench.experiment.config import Config
+from bnbench.experiment.data import Dataset
+from bnbench.experiment.trials import Trial
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,7 +86,7 @@ def units(pending: list[Trial], engine: str, epochs: Callable[[Trial], int]) -> 
     have finished the same number of epochs (`epochs`: a resumed run may have some trials an epoch ahead)."""
     if engine != "stacked":
         return [[t] for t in pending]
-    from .stacked import StackedTrainer
+    from bnbench.engines.stacked import StackedTrainer
 
     return [
         list(unit)
@@ -99,13 +99,13 @@ def build(engine: str, unit: list[Trial], data: Dataset, device: torch.device):
     """The trainer of a unit, an `epoch.Engine` with the group interface (active, epoch, state_dicts,
     load_state_dicts) that `backends.train_unit` drives."""
     if engine == "stacked":
-        from .stacked import StackedTrainer
+        from bnbench.engines.stacked import StackedTrainer
 
         return StackedTrainer(unit, data, device)
     if engine == "graph":
-        from .graph import GraphTrainer
+        from bnbench.engines.graph import GraphTrainer
 
         return GraphTrainer(unit[0], data, device)
-    from .eager import Trainer
+    from bnbench.engines.eager import Trainer
 
     return Trainer(unit[0], data, device)

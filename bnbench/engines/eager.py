@@ -12,16 +12,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import probes
-from ..data import Dataset, batch_order
-from ..direct import DirectGradients, supported
-from ..errors import BnbenchError
-from ..models import build_model
-from ..seeding import kept_globals, seed_globals
-from ..trials import Trial
-from .epoch import LossLog, run_epoch
-from .events import EpochResult, Progress
-from .fast_optim import fast_step, make_optimizer
+from bnbench.engines import probes
+from bnbench.engines.direct import DirectGradients, supported
+from bnbench.engines.epoch import LossLog, run_epoch
+from bnbench.engines.events import EpochResult, Progress
+from bnbench.engines.fast_optim import fast_step, make_optimizer
+from bnbench.errors import BnbenchError
+from bnbench.experiment.data import Dataset, batch_order
+from bnbench.experiment.seeding import kept_globals, seed_globals
+from bnbench.experiment.trials import Trial
+from bnbench.nets.models import build_model
 
 EVAL_CHUNK = 2000
 
@@ -42,7 +42,7 @@ class Trainer:
         self.correct_count = torch.zeros((), dtype=torch.long, device=device)  # this epoch's correct predictions
         self.trials, self.trainers, self.live = [trial], [self], [0]  # `epoch.Engine`: one trial, this one
         self.probe_every = cfg.training.probe_every
-        if self.probe_every:  # the fixed probe batch (bnbench.probes), and the weights before the probed step
+        if self.probe_every:  # the fixed probe batch (bnbench.engines.probes), and the weights before the probed step
             idx = probes.batch_indices(len(data.train.y), trial.seed, cfg.training.probe_batch).to(device)
             self.probe_batch = (data.inputs(data.train.x.index_select(0, idx)), data.train.y.index_select(0, idx))
             self.before = probes.weights(self.model)
@@ -140,7 +140,7 @@ class Trainer:
         )
 
     def probe(self, step: int) -> list[tuple[int, str, str, float]]:
-        """The probes (bnbench.probes) after step `step`, as (step, layer, measure, value); training is unchanged."""
+        """The probes (engines.probes) after step `step`, as (step, layer, measure, value); training is unchanged."""
         rows = probes.update_ratios(self.model, self.before)
         rows += probes.measure(self.model, *self.probe_batch, self.trial.config.optimizer.lr, self.trial.seed, step)
         return [(step, *row) for row in rows]

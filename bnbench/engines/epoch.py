@@ -3,7 +3,7 @@
 `run_epoch` drives an engine through one epoch: it cuts the epoch's batches into chunks that end at each tick
 (losses and correct predictions are read back from the device every `tick` batches, never per step), at each
 `training.eval_every` step, at each `training.probe_every` step and at the epoch's end; the engine trains each chunk
-(`train(first, last)`), and the skeleton does the rest: evaluate and probe (bnbench.probes) when due, hand each
+(`train(first, last)`), and the skeleton does the rest: evaluate and probe (bnbench.engines.probes) when due, hand each
 trial's losses to its `LossLog` (progress events, the tutorial's "Loss after mini-batch N" windows), drop a trial
 whose loss became non-finite, finish the epoch.
 
@@ -18,9 +18,9 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from ..config import TrainingConfig
-from ..trials import Trial
-from .events import EpochResult, Progress, batches_per_epoch
+from bnbench.engines.events import EpochResult, Progress, batches_per_epoch
+from bnbench.experiment.config import TrainingConfig
+from bnbench.experiment.trials import Trial
 
 
 def tick(training: TrainingConfig) -> int:

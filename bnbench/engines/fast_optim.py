@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from ..config import OptimizerConfig
+from bnbench.experiment.config import OptimizerConfig
 
 
 def _skip_dynamo_import() -> None:

@@ -10,12 +10,12 @@ The arithmetic is the eager engine's (tests/test_graph.py compares them where a 
 
 import torch
 
-from ..data import Dataset
-from ..seeding import kept_globals
-from ..trials import Trial
-from .eager import Trainer
-from .epoch import tick
-from .events import batches_per_epoch
+from bnbench.engines.eager import Trainer
+from bnbench.engines.epoch import tick
+from bnbench.engines.events import batches_per_epoch
+from bnbench.experiment.data import Dataset
+from bnbench.experiment.seeding import kept_globals
+from bnbench.experiment.trials import Trial
 
 REPLAY = 50  # steps per graph: enough to hide launch latency, few enough for progress and divergence checks
 WARMUP = 3  # eager steps before capture (CUDA libraries initialise lazily; capture must not see that)

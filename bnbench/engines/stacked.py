@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Dataset, batch_order
-from ..trials import Trial
-from .eager import Trainer
-from .epoch import run_epoch
-from .events import EpochResult, Progress
-from .fast_optim import fast_step, make_optimizer
+from bnbench.engines.eager import Trainer
+from bnbench.engines.epoch import run_epoch
+from bnbench.engines.events import EpochResult, Progress
+from bnbench.engines.fast_optim import fast_step, make_optimizer
+from bnbench.experiment.data import Dataset, batch_order
+from bnbench.experiment.trials import Trial
 
 PER_TRIAL = {"optimizer": ("lr", "weight_decay", "momentum")}  # the config fields that may differ in one group
 KINDS = {"none": 0, "before_activation": 1, "after_activation": 2}

@@ -1,0 +1,78 @@
+"""What `bnbench list` shows: the configs in a folder and the runs under a results folder, as plain rows."""
+
+from pathlib import Path
+from typing import Optional
+
+from bnbench.analysis.decisions import as_typed
+from bnbench.errors import BnbenchError
+from bnbench.experiment.config import describe_model
+from bnbench.experiment.loading import SHIPPED, load_config
+from bnbench.experiment.trials import expand
+from bnbench.rundir import store
+from bnbench.rundir.tags import has_tags, note_of, tags_of
+
+
+def config_rows(folder: Optional[Path]) -> list[dict]:
+    """One row per *.yaml config; an invalid config gets its error message instead of its fields."""
+    if folder is None:
+        folder = Path("configs") if Path("configs").is_dir() else Path(str(SHIPPED))
+    if not folder.is_dir():
+        raise BnbenchError(f"--configs: '{folder}' is not a folder")
+    rows = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            config, _ = load_config(str(path))
+        except BnbenchError as e:
+            rows.append({"file": path.name, "error": str(e)})
+            continue
+        rows.append(
+            {
+                "file": path.name,
+                "name": config.name,
+                "dataset": config.dataset.name,
+                "model": describe_model(config),
+                "variants": ", ".join(v.name for v in config.variants),
+                "seeds": ", ".join(map(str, config.seeds)),
+                "epochs": config.training.epochs,
+                "sweep": ", ".join(f"{k} x{len(v)}" for k, v in config.sweep.items()),
+                "trials": len(expand(config)),
+            }
+        )
+    return rows
+
+
+def run_rows(results: Path, tags: tuple[str, ...] = ()) -> list[dict]:
+    """One row per run folder under `results` (newest first), or per run tagged with all of `tags`; unreadable
+    runs say why (unless runs are selected by tag: theirs cannot be read)."""
+    if not results.exists():
+        return []
+    rows = []
+    for run_dir in store.find_runs([results]):
+        try:
+            meta = store.read_meta(run_dir)
+        except BnbenchError as e:
+            rows += [] if tags else [{"run": str(run_dir), "error": str(e)}]
+            continue
+        if not has_tags(meta, tags):
+            continue
+        try:
+            config = store.read_config(run_dir)  # as now (a run may have grown), else as it started
+        except BnbenchError:
+            config = store.typed_field(meta, "config", dict, {})
+        rows.append(
+            {
+                "name": run_dir.parent.name,
+                "run": run_dir.name,
+                "path": str(run_dir),
+                "started": store.typed_field(meta, "started", str, "?"),
+                "status": store.run_status(run_dir, meta),
+                "trials": f"{meta.get('trials_done', '?')}/{meta.get('trials_total', '?')}",
+                "seeds": ", ".join(map(str, store.typed_field(config, "seeds", list, []))) or "?",
+                "epochs": store.typed_field(config, "training", dict, {}).get("epochs", "?"),
+                "overrides": as_typed(meta).get("overrides", store.overrides_text(meta)),
+                "device": f"{meta.get('device', '?')} ({meta.get('device_name', '')})",
+                "tags": tags_of(meta),
+                "note": note_of(meta),
+            }
+        )
+    return rows

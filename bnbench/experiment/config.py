@@ -1,0 +1,496 @@
+"""The experiment config's schema: one YAML file describes one experiment; pydantic validates it, and every
+check's message names the field and the fix. Dotted paths through the schema (`--set`, sweeps) live here too.
+Reading a file is `safe_yaml`'s job, loading an experiment (overrides, trials) `experiment`'s.
+"""
+
+import difflib
+import itertools
+import math
+import os
+import re
+import reprlib
+import shlex
+from typing import Annotated, Any, Literal, Optional
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_NAME_CHARS = 100  # names become folder and file names (255 bytes at most on common file systems)
+MAX_TRIALS = 10_000  # variants x seeds x sweep points of one run
+
+
+def _file_name(name: str) -> str:
+    """Experiment and variant names become folder and file names: plain ASCII, short."""
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ValueError(
+            "String should match the name rule: only ASCII letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
+    if len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"is {len(name)} characters long; use at most {MAX_NAME_CHARS} (it names files)")
+    return name
+
+
+def _not_bool(value: Any) -> Any:
+    """YAML reads `true` and `false` as booleans, and pydantic takes a boolean for 1 or 0 where a number is due
+    (`epochs: true` trained one epoch): a number field refuses them. Strict fields would also refuse '1e-3', which
+    YAML reads as a string."""
+    if isinstance(value, bool):
+        raise ValueError(f"Input should be a number, not {str(value).lower()}")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_file_name)]
+Number = BeforeValidator(_not_bool)
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False), Number]
+Count = Annotated[PositiveInt, Number]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetConfig(Strict):
+    name: Literal["cifar10", "cifar100", "mnist", "fashion_mnist", "imagefolder", "digits"] = "cifar10"
+    root: str = "./data"
+    download: bool = True
+    normalize: bool = False  # per-channel standardisation with the train split's mean/std
+
+    @field_validator("root")
+    @classmethod
+    def _home(cls, root: str) -> str:
+        """`~/data` as a shell would read it (a value from --set or a YAML file never passes through one)."""
+        return os.path.expanduser(root)
+
+
+NORMS = ("none", "batchnorm", "layernorm", "groupnorm", "instancenorm")
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # torchvision models bnbench builds
+VGGS = ("vgg11", "vgg13", "vgg16", "vgg19")
+GROUPS = 32  # GroupNorm's default number of groups (Wu & He's)
+TIMM_ARGUMENTS = {  # what bnbench passes to timm.create_model itself, and whence
+    "pretrained": "always False: every variant trains from the same-seed initial weights",
+    "num_classes": "from the data set",
+    "in_chans": "the data's channels",
+    "norm_layer": "the variant's norm",
+}
+TIMM_WEIGHTS = ("checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")  # files timm would read
+# model field -> the kinds it may be set for; an mlp ignores channels, so that a sweep of model.kind can compare the
+# mlp and the cnn
+MODEL_FIELDS = {
+    "hidden": ("mlp", "cnn"),
+    "channels": ("mlp", "cnn"),
+    "name": ("torchvision", "timm"),
+    "width": ("torchvision",),
+    "stem": ("torchvision",),
+    "factory": ("factory",),
+    "kwargs": ("factory", "timm"),
+}
+
+
+class ModelConfig(Strict):
+    """The built-in mlp and cnn, a torchvision classification model by name, or the user's own `factory`."""
+
+    kind: Literal["mlp", "cnn", "torchvision", "timm", "factory"] = "mlp"
+    hidden: list[Count] = [64, 32]  # mlp: hidden widths; cnn: widths of the MLP head
+    channels: list[Count] = [32, 64]  # cnn only: one 3x3 conv + 2x2 max-pool per entry
+    name: str | None = None  # torchvision: resnet18 | ... | vgg11 | ... (see models.py); timm: any timm model name
+    width: Count = Field(64, le=4096)  # torchvision: channels of the first stage (64: torchvision's own)
+    stem: Literal["cifar", "imagenet"] = "cifar"  # resnets: 3x3 conv without max-pool, or torchvision's 7x7/2 + pool
+    factory: str | None = None  # factory: "module.path:callable", called with num_classes, in_shape, norm_layer
+    kwargs: dict[str, Any] = {}  # factory, timm: further keyword arguments
+
+    @field_validator("kwargs")
+    @classmethod
+    def _finite_kwargs(cls, kwargs: dict) -> dict:
+        """config.yaml and meta.json are written as JSON numbers: an infinite or NaN one would be stored as null,
+        and a resumed run would pass None."""
+        for path, value in _leaves(kwargs):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{path}: {value} is not a finite number; give a finite one")
+        return kwargs
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self):
+        """A field that this kind of model does not use would be ignored silently (`hidden` of a torchvision
+        model): one set away from its default is refused. A value equal to the default cannot be told from the
+        default itself, which every stored config.yaml writes out."""
+        if self.kind == "torchvision" and self.name not in RESNETS + VGGS:
+            raise ValueError(
+                f"model.name: {brief(self.name)} is not a torchvision model bnbench builds; choose one "
+                f"of {', '.join(RESNETS + VGGS)}"
+            )
+        if self.kind == "timm":
+            self._check_timm()
+        if self.kind == "factory" and not re.fullmatch(r"[\w.]+:[\w.]+", self.factory or ""):
+            raise ValueError(
+                f"model.factory: expected 'module.path:callable' (e.g. my_nets:make_net), got {brief(self.factory)}"
+            )
+        for field, kinds in MODEL_FIELDS.items():
+            if self.kind not in kinds and getattr(self, field) != ModelConfig.model_fields[field].default:
+                raise ValueError(
+                    f"model.{field} is for model.kind: {' or '.join(kinds)}, not {self.kind}; remove it or set kind"
+                )
+        if self.name in VGGS and self.stem != ModelConfig.model_fields["stem"].default:
+            raise ValueError(f"model.stem is for the resnets; {self.name} has no stem to replace; remove it")
+        return self
+
+    def _check_timm(self) -> None:
+        """A timm model's name is checked against timm itself when it is built (timm is an optional extra, slow to
+        import); here only its form, kwargs that would collide with what bnbench passes to create_model, and
+        those that point timm at weight files (`checkpoint_path` loads any file it is given)."""
+        if not re.fullmatch(r"[\w.-]+", self.name or ""):
+            raise ValueError(f"model.name: expected a timm model name (e.g. resnet18), got {brief(self.name)}")
+        taken = sorted(set(self.kwargs) & set(TIMM_ARGUMENTS))
+        if taken:
+            raise ValueError(
+                f"model.kwargs: {', '.join(taken)} is set by bnbench ({TIMM_ARGUMENTS[taken[0]]}); remove it"
+            )
+        weights = [key for key in TIMM_WEIGHTS if key in self.kwargs]
+        if weights:
+            raise ValueError(
+                f"model.kwargs: {weights[0]} says where timm finds pretrained weights, and bnbench loads none "
+                f"(every variant trains from the same-seed initial weights); remove it"
+            )
+
+    def norms(self) -> tuple[str, ...]:
+        """The norm kinds this model can be built with (a VGG comes as vggN and vggN_bn only)."""
+        return ("none", "batchnorm") if self.kind == "torchvision" and self.name in VGGS else NORMS
+
+
+class VariantConfig(Strict):
+    name: Name
+    norm: Literal[NORMS] = "batchnorm"
+    placement: Literal["before_activation", "after_activation"] = "before_activation"
+    # groupnorm: groups (default GROUPS), clipped to a divisor of each width; strict, so `groups: true` is refused
+    groups: Annotated[StrictInt, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _groups_for_groupnorm(self):
+        if self.groups is not None and self.norm != "groupnorm":
+            raise ValueError(f"variant '{self.name}': groups is for norm: groupnorm, not {self.norm}; remove it")
+        return self
+
+
+class OptimizerConfig(Strict):
+    name: Literal["adam", "sgd", "adamw"] = "adam"
+    lr: FiniteFloat = Field(1.0e-4, gt=0)
+    momentum: FiniteFloat = Field(0.9, ge=0, lt=1)  # sgd only
+    weight_decay: Optional[FiniteFloat] = Field(None, ge=0)  # None: the optimizer's own default
+
+
+class TrainingConfig(Strict):
+    """Counts are bounded far above any real run, so that no counter can overflow a 64-bit tensor or a format."""
+
+    epochs: Count = Field(5, le=100_000)
+    batch_size: Count = Field(10, le=10_000_000)
+    shuffle: bool = True
+    log_every: Annotated[NonNegativeInt, Number] = Field(500, le=10**9)  # 0: no "Loss after mini-batch N" lines
+    eval_every: Optional[Count] = Field(None, le=10**9)  # steps between test evaluations; None: epoch ends
+    engine: Literal["auto", "eager", "graph", "stacked"] = "auto"
+    checkpoints: Literal["resume", "final", "none"] = (
+        "resume"  # what a finished trial keeps (bnbench.rundir.checkpoints)
+    )
+    probe_every: Optional[Count] = Field(None, le=10**9)  # steps between probes (bnbench.engines.probes); None: none
+    probe_batch: Annotated[int, Number] = Field(256, ge=2, le=100_000)  # examples in each trial's fixed probe batch
+
+
+DEFAULT_VARIANTS = [
+    VariantConfig(name="batchnorm", norm="batchnorm", placement="before_activation"),
+    VariantConfig(name="plain", norm="none"),
+]
+NOT_SWEEPABLE = {"name", "seeds", "variants", "baseline", "sweep"}
+SWEEPABLE = "model.*, optimizer.*, training.* but training.engine and training.checkpoints"
+PER_RUN = {  # what the runner sets up once per run: path -> (why, option and argument that set it)
+    "dataset": ("the data set is loaded once per run", "--set", "{path}={value}"),
+    "training.engine": ("one engine trains all trials of a run", "--set", "{path}={value}"),
+    "training.checkpoints": ("one setting keeps the checkpoints of all trials of a run", "--set", "{path}={value}"),
+    "device": ("all trials of a run share one device", "--device", "{value}"),
+}
+
+
+class Config(Strict):
+    name: Name
+    seeds: list[Annotated[NonNegativeInt, Field(lt=2**63), Number]] = Field(default=[42], min_length=1)
+    dataset: DatasetConfig = DatasetConfig()
+    model: ModelConfig = ModelConfig()
+    variants: list[VariantConfig] = Field(default=DEFAULT_VARIANTS, min_length=1)
+    baseline: Optional[str] = None  # default: "plain" if present, else the first variant without BN
+    optimizer: OptimizerConfig = OptimizerConfig()
+    training: TrainingConfig = TrainingConfig()
+    sweep: dict[str, list[Any]] = {}
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds):
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be unique")
+        return seeds
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, variants):
+        names = [v.name for v in variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique, got {names}")
+        if len({n.casefold() for n in names}) != len(names):
+            raise ValueError(
+                f"variant names must differ in more than case (they name checkpoint files, and macOS "
+                f"and Windows ignore case), got {names}"
+            )
+        return variants
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_paths(cls, sweep):
+        for path, values in sweep.items():
+            if path.split(".")[0] in NOT_SWEEPABLE:
+                raise ValueError(f"'{path}' cannot be swept (sweepable: {SWEEPABLE})")
+            check_path(path.split("."), "sweep")
+            _refuse_per_run(path, values)
+            if not values:
+                raise ValueError(f"'{path}' has no values")
+        return sweep
+
+    @model_validator(mode="after")
+    def _bounded_trials(self):
+        """Count the trials from the list lengths before any is built: listing 3 million sweep points took minutes."""
+        points = math.prod(len(values) for values in self.sweep.values())
+        trials = len(self.variants) * len(self.seeds) * points
+        if trials > MAX_TRIALS:
+            raise ValueError(
+                f"variants x seeds x sweep points = {len(self.variants):,} x {len(self.seeds):,} x "
+                f"{points:,} = {trials:,} trials, more than the {MAX_TRIALS:,} one run may hold; "
+                f"sweep fewer values or split the sweep into several runs"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _baseline(self):
+        names = [v.name for v in self.variants]
+        if self.baseline is None:
+            plain = [v.name for v in self.variants if v.norm == "none"]
+            self.__dict__["baseline"] = "plain" if "plain" in names else (plain or names)[0]
+        elif self.baseline not in names:
+            raise ValueError(f"baseline '{self.baseline}' is not a variant; choose one of {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_for_bn(self):
+        sizes = self.sweep.get("training.batch_size", [self.training.batch_size])
+        if 1 in sizes and any(v.norm == "batchnorm" for v in self.variants):
+            raise ValueError("training.batch_size: BatchNorm cannot train on batches of 1 example; use 2 or more")
+        return self
+
+    @model_validator(mode="after")
+    def _layer_for_bn(self):
+        """An mlp without hidden layers has no layer to normalise: its norm variants would be the plain network,
+        unnoticed; so would an mlp's instancenorm (a dense feature has no positions to normalise over)."""
+        normed = [v for v in self.variants if v.norm != "none"]
+        if self.model.kind == "mlp" and not self.model.hidden and normed:
+            raise ValueError(
+                f"model.hidden: [] leaves the mlp no hidden layer to normalise, so variant "
+                f"'{normed[0].name}' would be the plain network; add a width (e.g. model.hidden: [64]) "
+                f"or use norm: none"
+            )
+        instance = [v.name for v in normed if v.norm == "instancenorm"]
+        if self.model.kind == "mlp" and instance:
+            raise ValueError(
+                f"variant '{instance[0]}': instancenorm normalises each channel over its image positions, "
+                f"and an mlp's features have none; use it with model.kind: cnn, or use layernorm"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _groups_below_dense_widths(self):
+        """GroupNorm of a dense layer with as many groups as features puts each feature in a group of its own and
+        normalises it to 0: the layer's output is its shift, unnoticed. The groups clip to the width, so the
+        default and any larger count do it on the built-ins' narrowest hidden layer (conv features have positions
+        to normalise over; models bnbench does not lay out are checked when built, models.py)."""
+        if self.model.kind not in ("mlp", "cnn") or not self.model.hidden:
+            return self
+        narrowest = min(self.model.hidden)
+        for v in self.variants:
+            if v.norm == "groupnorm" and (v.groups or GROUPS) >= narrowest:
+                fix = (
+                    f"set groups below {narrowest} (e.g. groups: {max(1, narrowest // 8)})"
+                    if narrowest > 1
+                    else "widen model.hidden"
+                )
+                raise ValueError(
+                    f"variant '{v.name}': groups {v.groups or f'{GROUPS} (the default)'} on the "
+                    f"{narrowest}-wide hidden layer of model.hidden {self.model.hidden} puts each feature "
+                    f"in a group of its own, which GroupNorm normalises to 0; {fix}, or use layernorm"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _model_takes_norms(self):
+        """torchvision models and factories put their norm layers where their authors did: only the norm kind is
+        the variant's, and a VGG only comes with and without BatchNorm."""
+        for v in self.variants:
+            if v.placement != "before_activation" and self.model.kind in ("torchvision", "timm", "factory"):
+                raise ValueError(
+                    f"variant '{v.name}': placement is for the mlp and cnn; a {self.model.kind} model "
+                    f"places its norm layers itself (remove placement)"
+                )
+            if v.norm not in self.model.norms():
+                raise ValueError(
+                    f"variant '{v.name}': {self.model.name} cannot take norm: {v.norm}; it takes "
+                    f"{', '.join(self.model.norms())}"
+                )
+        return self
+
+    def sweep_points(self) -> list[dict[str, Any]]:
+        """The cartesian product of the sweep, one dict {dotted path: value} per point ([{}] without a sweep)."""
+        keys = list(self.sweep)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.sweep[k] for k in keys))]
+
+    def with_values(self, point: dict[str, Any]) -> "Config":
+        """This config with dotted-path values set (a sweep point); validated again, all but the sweep itself,
+        which was checked with this config (validating it at every point made listing N points cost N x N)."""
+        raw = self.model_dump(exclude={"sweep"})
+        for path, value in point.items():
+            set_path(raw, path.split("."), value)
+        return Config.model_validate(raw).model_copy(update={"sweep": self.sweep})
+
+    def ignored(self) -> dict[str, str]:
+        """The fields this config takes but does not use, each with why: two sweep points that differ only in them
+        make the same trials (the mlp takes model.channels, so that a sweep of model.kind can compare it with
+        the cnn; only sgd uses optimizer.momentum)."""
+        out = {}
+        if self.model.kind == "mlp":
+            out["model.channels"] = "model.kind mlp does not use model.channels"
+        if self.optimizer.name != "sgd":
+            out["optimizer.momentum"] = f"optimizer.name {self.optimizer.name} does not use optimizer.momentum"
+        return out
+
+    def get(self, path: str) -> Any:
+        node = self
+        for part in path.split("."):
+            node = node[int(part)] if isinstance(node, list) else getattr(node, part)
+        return node
+
+
+def _leaves(value: Any, path: str = ""):
+    """(dotted path, value) of every value inside nested mappings and lists."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else None
+    if items is None:
+        yield path, value
+        return
+    for key, item in items:
+        yield from _leaves(item, f"{path}.{key}" if path else str(key))
+
+
+def _refuse_per_run(path: str, values: list) -> None:
+    """Sweeping what the runner sets up once per run would be ignored silently: every point would get the first."""
+    for fixed, (why, option, argument) in PER_RUN.items():
+        if path == fixed or path.startswith(fixed + "."):
+            example = argument.format(path=path, value=_flow(values[0]) if values else "VALUE")
+            raise ValueError(
+                f"'{path}' cannot be swept: {why}; make one run per value instead, e.g. {option} {shlex.quote(example)}"
+            )
+        if fixed.startswith(path + "."):
+            raise ValueError(
+                f"'{path}' cannot be swept as a whole: it holds {fixed}, and {why}; sweep the other "
+                f"fields one by one (sweepable: {SWEEPABLE})"
+            )
+
+
+def _flow(value: Any) -> str:
+    """A value as one line of YAML, as --set takes it."""
+    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("\n...\n").strip()
+
+
+# ---- dotted paths ------------------------------------------------------------------------------------------------
+
+
+def check_path(parts: list[str], what: str) -> None:
+    """Raise ValueError unless `parts` is a path through the Config schema (list items by index)."""
+    model, done = Config, []
+    for part in parts:
+        if model is None:
+            raise ValueError(f"{what} path '{'.'.join(parts)}': '{'.'.join(done)}' has no fields")
+        if model is list:
+            if not part.isdigit():
+                raise ValueError(f"{what} path '{'.'.join(parts)}': '{part}' should be a list index")
+            model, done = VariantConfig, done + [part]
+            continue
+        if part not in model.model_fields:
+            path = ".".join(parts)
+            raise ValueError(f"{what} path {path!r}: unknown key {part!r}{suggest(part, model.model_fields)}")
+        annotation = model.model_fields[part].annotation
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else list
+            if part == "variants"
+            else None
+        )
+        done.append(part)
+
+
+def set_path(raw: dict, parts: list[str], value: Any) -> None:
+    node = raw
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise ValueError(f"'{part}' is not a mapping")
+    if isinstance(node, list):
+        node[int(parts[-1])] = value
+    else:
+        node[parts[-1]] = value
+
+
+def suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(options)}"
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxlevel = 60, 60, 8, 8, 3
+
+
+def brief(value: Any) -> str:
+    """repr(value), cut to fit one line of a message (a sweep may list thousands of values)."""
+    return _BRIEF.repr(value)
+
+
+def dump(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def diff(a: Any, b: Any, path: str = "") -> list[str]:
+    """'training.epochs: 10 -> 12' for each field that differs between two configs as mappings (model_dump)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            d
+            for k in sorted(set(a) | set(b), key=str)
+            for d in diff(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+        ]
+    return [] if a == b else [f"{path}: {a!r} -> {b!r}"]
+
+
+def describe_model(config: Config) -> str:
+    """'mlp [64, 32]', 'cnn [16, 32] + [64]', 'resnet18 (torchvision) width 32', 'mymodule:make (factory)': the
+    model as a person names it, for titles and lists (a torchvision model's width only when not its own 64)."""
+    model = config.model
+    if model.kind == "torchvision":
+        return f"{model.name} (torchvision)" + (f" width {model.width}" if model.width != 64 else "")
+    if model.kind == "timm":
+        return f"{model.name} (timm)"
+    if model.kind == "factory":
+        return f"{model.factory} (factory)"
+    return f"mlp {model.hidden}" if model.kind == "mlp" else f"cnn {model.channels} + {model.hidden}"
