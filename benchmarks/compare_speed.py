@@ -53,8 +53,8 @@ import pandas as pd
 import yaml
 
 from bnbench.analysis import compare_runs
+from bnbench.views.compare_text import FORMATS, comparison_output
 from bnbench.views.plots import MAX_RUNS, PER_PAGE, save_plot
-from bnbench.views.report import FORMATS, comparison_output
 
 VARIANTS, SEEDS, EPOCHS, EVAL_EVERY = ["batchnorm", "plain"], [0, 1, 2, 3, 4], 5, 50
 

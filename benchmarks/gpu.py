@@ -15,7 +15,7 @@ What it measures (training time only: data already on the device, wall clock aro
     where accumulating into kept .grad tensors cost 8 ms a step (memory traffic; tutorial MLP, K=20).
 
 Run (on a machine with a CUDA GPU)
-    python benchmarks/gpu.py --root /tmp/cifar10              # CIFAR-10 as an image folder (see README)
+    python benchmarks/gpu.py --root /tmp/cifar10              # CIFAR-10 as an image folder (see docs/tutorial.md)
     python benchmarks/gpu.py                                  # no data at hand: random uint8 data of CIFAR-10's
                                                               # shape (timing is the same; losses are meaningless)
     python benchmarks/gpu.py --epochs 1 --device cpu          # a quick check of the script itself

@@ -2,6 +2,7 @@ import os
 
 import pytest
 import yaml
+from support.configs import tiny_config
 from typer.testing import CliRunner
 
 from bnbench.cli import app
@@ -24,14 +25,7 @@ def write_config(tmp_path):
 @pytest.fixture
 def digits_config():
     """A small digits experiment: 2 variants x 2 seeds, 2 epochs."""
-    return {
-        "name": "t-digits",
-        "seeds": [0, 1],
-        "dataset": {"name": "digits"},
-        "device": "cpu",
-        "optimizer": {"name": "adam", "lr": 1.0e-3},
-        "training": {"epochs": 2, "batch_size": 16, "log_every": 20},
-    }
+    return tiny_config()
 
 
 @pytest.fixture

@@ -19,9 +19,12 @@ from bnbench.analysis.compare import _each_run
 from bnbench.analysis.reading import load_run
 from bnbench.analysis.summary import compare_run
 from bnbench.errors import BnbenchError
+from bnbench.rundir import search
+from bnbench.rundir.folder import CONFIG, META, RunFolder
+from bnbench.rundir.schema import BATCHES, EPOCHS, EVALS
 
 CACHE = ".bnbench-answers.json"
-READ = ("meta.json", "config.yaml", "batches.csv", "epochs.csv", "evals.csv")  # what an answer is worked out from
+READ = (META, CONFIG, BATCHES.file, EPOCHS.file, EVALS.file)  # what an answer is worked out from
 NONE = "—"  # no answer: the run is not complete, or cannot be compared (`compare` says why)
 
 
@@ -35,7 +38,7 @@ def answers(results: Path, run_dirs: list[Path]) -> list[str]:
     todo = [i for i, (name, stamp) in enumerate(zip(names, stamps)) if known.get(name, {}).get("stamp") != stamp]
     for i, said in zip(todo, _each_run([run_dirs[i] for i in todo], answer)):
         known[names[i]] = {"stamp": stamps[i], "answer": said}
-    if todo and not any((results / marker).exists() for marker in ("meta.json", "config.yaml")):  # not in a run
+    if todo and not search.holds_run(results):  # not in a run
         _write(path, {"version": current, "runs": {k: v for k, v in known.items() if (results / k).is_dir()}})
     return [known[name]["answer"] for name in names]
 
@@ -53,7 +56,7 @@ def _stamp(run_dir: Path) -> list:
     stamps = []
     for name in READ:
         try:
-            s = (run_dir / name).stat()
+            s = RunFolder(run_dir).file(name).stat()
             stamps.append([s.st_size, s.st_mtime_ns])
         except OSError:
             stamps.append(None)

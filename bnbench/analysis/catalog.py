@@ -3,12 +3,13 @@
 from pathlib import Path
 from typing import Optional
 
-from bnbench.analysis.decisions import as_typed
+from bnbench.analysis.decisions import as_typed, overrides_text
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import describe_model
 from bnbench.experiment.loading import SHIPPED, load_config
 from bnbench.experiment.trials import expand
-from bnbench.rundir import store
+from bnbench.rundir import search
+from bnbench.rundir.folder import RunFolder
 from bnbench.rundir.tags import has_tags, note_of, tags_of
 
 
@@ -47,32 +48,39 @@ def run_rows(results: Path, tags: tuple[str, ...] = ()) -> list[dict]:
     if not results.exists():
         return []
     rows = []
-    for run_dir in store.find_runs([results]):
+    for run_dir in search.find_runs([results]):
+        folder = RunFolder(run_dir)
         try:
-            meta = store.read_meta(run_dir)
+            meta = folder.meta()
         except BnbenchError as e:
             rows += [] if tags else [{"run": str(run_dir), "error": str(e)}]
             continue
         if not has_tags(meta, tags):
             continue
         try:
-            config = store.read_config(run_dir)  # as now (a run may have grown), else as it started
+            config = folder.raw_config()  # as now (a run may have grown), else as it started
         except BnbenchError:
-            config = store.typed_field(meta, "config", dict, {})
+            config = meta.fields.config if isinstance(meta.fields.config, dict) else {}
+        seeds, training = config.get("seeds"), config.get("training")
         rows.append(
             {
                 "name": run_dir.parent.name,
                 "run": run_dir.name,
                 "path": str(run_dir),
-                "started": store.typed_field(meta, "started", str, "?"),
-                "status": store.run_status(run_dir, meta),
-                "trials": f"{meta.get('trials_done', '?')}/{meta.get('trials_total', '?')}",
-                "seeds": ", ".join(map(str, store.typed_field(config, "seeds", list, []))) or "?",
-                "epochs": store.typed_field(config, "training", dict, {}).get("epochs", "?"),
-                "overrides": as_typed(meta).get("overrides", store.overrides_text(meta)),
-                "device": f"{meta.get('device', '?')} ({meta.get('device_name', '')})",
+                "started": meta.fields.started if isinstance(meta.fields.started, str) else "?",
+                "status": folder.status(meta),
+                "trials": f"{_or(meta, 'trials_done', '?')}/{_or(meta, 'trials_total', '?')}",
+                "seeds": ", ".join(map(str, seeds if isinstance(seeds, list) else [])) or "?",
+                "epochs": (training if isinstance(training, dict) else {}).get("epochs", "?"),
+                "overrides": as_typed(meta).get("overrides", overrides_text(meta.overrides())),
+                "device": f"{_or(meta, 'device', '?')} ({_or(meta, 'device_name', '')})",
                 "tags": tags_of(meta),
                 "note": note_of(meta),
             }
         )
     return rows
+
+
+def _or(meta, name: str, missing: str):
+    """A field as the run recorded it, or `missing` where it recorded none (a run made before the field)."""
+    return getattr(meta.fields, name) if meta.has(name) else missing

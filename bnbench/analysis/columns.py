@@ -1,5 +1,5 @@
-"""The comparison table's columns, declared once: every other module (the summary that fills them, the report,
-plots, show, the csv/json exports) looks a name up here, so a column is never spelled two ways.
+"""The comparison table's columns, declared once: every other module (the summary that fills them, the text
+views, plots, show, the csv/json exports) looks a name up here, so a column is never spelled two ways.
 
 A table has one row per sweep point x variant. Measures are per trial and summarised per variant; a tested
 measure is compared with the baseline on the pairs of seeds where neither trial diverged.

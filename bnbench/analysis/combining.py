@@ -24,11 +24,13 @@ import numpy as np
 import pandas as pd
 
 from bnbench.analysis.decisions import plan_of
-from bnbench.analysis.reading import Results, TrialIndex, by_trial, diverged_at, index_of, per_trial_max
+from bnbench.analysis.reading import Results, TrialIndex, diverged_at, index_of
+from bnbench.analysis.row_checks import by_trial, per_trial_max
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import diff
-from bnbench.rundir import store
 from bnbench.rundir.drift import edited
+from bnbench.rundir.folder import RunFolder
+from bnbench.rundir.meta import Meta
 
 FINGERPRINT = ["device", "device_name", "engine", "torch", "torchvision", "bnbench", "git_commit"]  # meta.json
 
@@ -67,15 +69,13 @@ def fingerprint(run_dir: Path) -> dict:
     seeds were chosen (a run that added seeds until decided is not pooled with others: its seeds depend on its
     results), and whether its config.yaml was edited since it began (its rows are not of the config it says)."""
     try:
-        meta = store.read_meta(run_dir)
+        meta = RunFolder(run_dir).meta()
     except BnbenchError:
-        meta = {}
-    plan, changed = plan_of(meta), edited(meta, run_dir / "meta.json", index_of(run_dir).config)
+        meta = Meta({})
+    plan, changed = plan_of(meta), edited(meta, run_dir, index_of(run_dir).config)
+    recorded = {key: getattr(meta.fields, key) for key in FINGERPRINT}
     return {
-        **{
-            key: meta.get(key) if isinstance(meta.get(key), (str, int, type(None))) else str(meta.get(key))
-            for key in FINGERPRINT
-        },
+        **{key: value if isinstance(value, (str, int, type(None))) else str(value) for key, value in recorded.items()},
         "seeds chosen": "until decided" if plan else "in advance",
         "config.yaml": "edited since the run began" if changed else "as the run began",
     }

@@ -17,7 +17,8 @@ from bnbench.analysis.combining import against, check_pairs, finished_seeds, gro
 from bnbench.analysis.reading import Results, load_run
 from bnbench.analysis.summary import Comparison, compare_run
 from bnbench.errors import BnbenchError
-from bnbench.rundir import store
+from bnbench.rundir import search
+from bnbench.rundir.lock import RunLock
 
 POOL_FROM = 16  # runs; fewer are compared in this process (starting workers would cost more than it saves)
 
@@ -37,7 +38,7 @@ def compare_runs(
     nothing to compare."""
     for path in paths:
         if path.is_file():
-            in_run = any((path.parent / marker).is_file() for marker in ("meta.json", "config.yaml"))
+            in_run = search.holds_run(path.parent)
             raise BnbenchError(
                 f"{path}: is a file; pass "
                 + (
@@ -46,7 +47,7 @@ def compare_runs(
                     else "a results folder (e.g. results) or a run folder (results/<name>/<run id>)"
                 )
             )
-    run_dirs = store.find_runs(paths)
+    run_dirs = search.find_runs(paths)
     if not run_dirs:
         raise BnbenchError(
             f"{', '.join(map(str, paths))}: no bnbench runs found (no folder holds config.yaml "
@@ -56,7 +57,7 @@ def compare_runs(
     variant, _, at = (baseline or "").partition("@")
     reference, outcomes = None, []
     if at:
-        reference = load_run(store.find_run(at, run_dirs))
+        reference = load_run(search.find_run(at, run_dirs))
         variant = variant or reference.config.baseline
         if reference.dir in run_dirs:  # its own variants against VARIANT, as usual
             outcomes.append([_compare_results(reference, variant, None, measure)])
@@ -127,4 +128,4 @@ def _start_worker() -> None:
     """In a forked worker: Ctrl-C is for the main process to handle, and its run locks are not the worker's to
     keep (a lock stays held while any copy of its file is open)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    store.RunLock.close_inherited()
+    RunLock.close_inherited()

@@ -20,11 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bnbench.analysis.columns import METRICS, PRIMARY
 from bnbench.analysis.inference import POWER, detectable
 from bnbench.analysis.measures import point_measures
-from bnbench.analysis.reading import Results, TrialIndex, spans
+from bnbench.analysis.reading import Results, TrialIndex
+from bnbench.analysis.row_checks import spans
 from bnbench.analysis.sequential import BETTER, EQUIVALENT, SPENDING, UNDECIDED, WORSE, Design, boundaries, decide
 from bnbench.errors import BnbenchError
-from bnbench.experiment.config import MAX_TRIALS, Config, brief
-from bnbench.rundir import store
+from bnbench.experiment.config import MAX_TRIALS, Config
+from bnbench.experiment.fields import brief
+from bnbench.rundir.folder import META, RunFolder
+from bnbench.rundir.meta import Meta, Overrides
 
 KEY = "sequential"  # meta.json's field
 SPENDING_NAMES = {"pocock": "Pocock-type", "obf": "O'Brien–Fleming-type"}
@@ -102,13 +105,13 @@ class Plan(BaseModel):
         return self
 
 
-def plan_of(meta: dict, run_dir: Optional[Path] = None) -> Optional[dict]:
+def plan_of(meta: Meta, run_dir: Optional[Path] = None) -> Optional[dict]:
     """The sequential plan a run was started with (None: a run of fixed seeds, without the field), checked: a
     damaged one is one line naming the field and the repair."""
-    if KEY not in meta:
+    if not meta.has(KEY):
         return None
-    found = meta[KEY]
-    where = f"{run_dir / 'meta.json' if run_dir else 'meta.json'}: {KEY}"
+    found = meta.fields.sequential
+    where = f"{RunFolder(run_dir).meta_file if run_dir else META}: {KEY}"
     if not isinstance(found, dict) or not isinstance(found.get("plan"), dict):
         raise _damaged(f"{where}.plan: missing or not a mapping of the plan's fields")
     try:
@@ -125,7 +128,7 @@ def _damaged(what: str) -> BnbenchError:
     return BnbenchError(f"{what}; put back the plan the run was started with, or start a new run with --until-decided")
 
 
-def as_typed(meta: dict) -> dict:
+def as_typed(meta: Meta) -> dict:
     """`show`'s `overrides` and `resumed` of a sequential run as the user ran it (nothing for another run, or a
     damaged plan, which `show` reports where it compares): the options typed, --until-decided and its own among
     them (each round's seeds, recorded as the run's --seeds, are the plan's), and the resumes the user asked for
@@ -134,7 +137,7 @@ def as_typed(meta: dict) -> dict:
         plan = plan_of(meta)
     except BnbenchError:
         return {}
-    recorded = store.overrides(meta)
+    recorded = meta.overrides()
     if plan is None or recorded is None:
         return {}
     options = [
@@ -142,14 +145,29 @@ def as_typed(meta: dict) -> dict:
         for f in fields(Settings)
         if plan[f.name] != f.default
     ]
-    typed = store.overrides_text(meta | {"overrides": recorded | {"seeds": plan["typed_seeds"]}})
-    resumed = list(store.typed_field(meta, "resumed", list, []))
-    for change in store.typed_field(meta, "grown", list, []):  # a round's grow, just after its reopen
+    typed = overrides_text(recorded.model_copy(update={"seeds": plan["typed_seeds"]}))
+    resumed = list(meta.fields.resumed)
+    for change in meta.fields.grown:  # a round's grow, just after its reopen
         at = change.get("at") if isinstance(change, dict) else None
         before = [when for when in resumed if isinstance(when, str) and isinstance(at, str) and when <= at]
         if before:
             resumed.remove(before[-1])
     return {"overrides": " ".join([typed, "--until-decided", *options]).strip(), "resumed": resumed}
+
+
+def overrides_text(recorded: Optional[Overrides]) -> str:
+    """The options a run was started with on top of its config file, as typed: '--set training.epochs=1 --seeds
+    0,1' ('' for none). A path set more than once (a run grown by epochs twice) shows its last value, where it was
+    first set: what the run holds."""
+    if recorded is None:
+        return "(damaged in meta.json)"
+    last = {text.partition("=")[0].strip(): text for text in recorded.set}
+    parts = [f"--set {text}" for text in last.values()] + [f"--sweep {text}" for text in recorded.sweep]
+    if recorded.seeds is not None:
+        parts.append("--seeds " + ",".join(map(str, recorded.seeds)))
+    if recorded.device:
+        parts.append(f"--device {recorded.device}")
+    return " ".join(parts)
 
 
 def check_run(plan: dict, config: Config, run_dir: Path) -> None:
@@ -160,7 +178,7 @@ def check_run(plan: dict, config: Config, run_dir: Path) -> None:
             f"{run_dir}: a run of one variant ({config.variants[0].name}) made with --until-decided has nothing to "
             f"decide (a decision compares a variant with the baseline); start a new run with a second variant"
         )
-    have, where = list(config.seeds), f"{run_dir / 'meta.json'}: {KEY}.plan"
+    have, where = list(config.seeds), f"{RunFolder(run_dir).meta_file}: {KEY}.plan"
     if len(have) not in plan["looks"] or plan["seeds"][: len(have)] != have:
         raise _damaged(f"{where}.seeds: the run holds seeds {brief(have)}, not the plan's first seeds through a look")
     comparisons = (len(config.variants) - 1) * len(TrialIndex.of(config).points)

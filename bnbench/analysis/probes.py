@@ -12,7 +12,8 @@ import pandas as pd
 from bnbench.analysis.inference import paired_t
 from bnbench.analysis.reading import KEYS, index_of, read_probes
 from bnbench.errors import BnbenchError
-from bnbench.rundir import store
+from bnbench.rundir import search
+from bnbench.rundir.folder import RunFolder
 from bnbench.rundir.schema import PROBES
 
 
@@ -29,7 +30,7 @@ class ProbeSummary:
 
 def probe_summaries(paths: list[Path], baseline: Optional[str] = None) -> list[ProbeSummary]:
     """The probe summary of every run found under `paths` that has probes.csv, newest first."""
-    run_dirs = store.find_runs(paths)
+    run_dirs = search.find_runs(paths)
     with_probes = [d for d in run_dirs if (d / PROBES.file).is_file()]
     if not with_probes:
         found = f"{len(run_dirs)} runs found, none" if run_dirs else "no runs found; none"
@@ -50,7 +51,7 @@ def probe_summary(run_dir: Path, baseline: Optional[str] = None) -> ProbeSummary
     probes = read_probes(run_dir)
     if probes.empty:
         raise BnbenchError(
-            f"{run_dir / PROBES.file}: no probe rows, only the header; if the run has trained past "
+            f"{RunFolder(run_dir).file(PROBES.file)}: no probe rows, only the header; if the run has trained past "
             f"training.probe_every ({config.training.probe_every} steps), they were lost: repair with: "
             f"bnbench run --resume {run_dir}"
         )

@@ -18,13 +18,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from bnbench.analysis.row_checks import by_trial, check_rows, evals_checked
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config
 from bnbench.experiment.loading import validate
 from bnbench.experiment.trials import expand
-from bnbench.rundir import digests, store
+from bnbench.rundir import digests
 from bnbench.rundir.drift import edited
-from bnbench.rundir.schema import CUT_FILES, NAN_TEXT, PROBES, ROW_FILES
+from bnbench.rundir.folder import CONFIG, RunFolder
+from bnbench.rundir.meta import Meta
+from bnbench.rundir.schema import BATCHES, CUT_FILES, EPOCHS, EVALS, NAN_TEXT, PROBES, ROW_FILES
 
 KEYS = ["variant", "seed"]
 
@@ -127,16 +130,16 @@ def index_of(run_dir: Path) -> TrialIndex:
     """config.yaml's trial index, cached by the file's text: the runs of one experiment share one, and parsing YAML
     is a good part of reading a small run. A config that does not load takes the uncached path, whose error names
     the file."""
-    path = run_dir / "config.yaml"
+    folder = RunFolder(run_dir)
     try:
-        return _index_of(store.read_regular(path).decode())
+        return _index_of(folder.read_bytes(CONFIG).decode())
     except (OSError, ValueError, yaml.YAMLError, BnbenchError):
-        return TrialIndex.of(validate(store.read_config(run_dir), str(path)))
+        return TrialIndex.of(folder.config())
 
 
 @lru_cache(maxsize=64)
 def _index_of(text: str) -> TrialIndex:
-    return TrialIndex.of(validate(yaml.safe_load(text), "config.yaml"))
+    return TrialIndex.of(validate(yaml.safe_load(text), CONFIG))
 
 
 def load_run(run_dir: Path) -> Results:
@@ -144,13 +147,13 @@ def load_run(run_dir: Path) -> Results:
 
     A run being written (status running) is read as a snapshot of what it has finished (see `_snapshot`); any
     other run must be whole, and a mismatch between its files is damage."""
-    trials = index_of(run_dir)
-    before = _status(run_dir)
-    data = {name: _read_bytes(run_dir / name) for name in reversed(ROW_FILES)}  # the reverse of the writing order
-    meta = store.read_meta(run_dir)
-    status = before if before == "running" else store.run_status(run_dir, meta)  # one resumed while read is live
+    trials, folder = index_of(run_dir), RunFolder(run_dir)
+    before = folder.status(folder.meta())
+    data = {name: _read_bytes(folder, name) for name in reversed(ROW_FILES)}  # the reverse of writing
+    meta = folder.meta()
+    status = before if before == "running" else folder.status(meta)  # one resumed while read is live
     frames = {
-        name: _parse(run_dir / name, data[name], trials, live=status == "running")
+        name: _parse(folder.file(name), data[name], trials, live=status == "running")
         for name in ROW_FILES
         if data[name] is not None
     }
@@ -158,33 +161,30 @@ def load_run(run_dir: Path) -> Results:
         _snapshot(frames)
     else:
         _check_digests(run_dir, meta, {name: (data[name], frames.get(name)) for name in ROW_FILES}, trials)
-    batches, epochs = by_trial(frames["batches.csv"]), by_trial(frames["epochs.csv"])
-    _check_rows(run_dir, batches, epochs, trials)
-    evals = _evals(run_dir, frames.get("evals.csv"), batches, epochs, trials)
+    batches, epochs = by_trial(frames[BATCHES.file]), by_trial(frames[EPOCHS.file])
+    check_rows(folder, batches, epochs, trials)
+    evals = evals_checked(folder, frames.get(EVALS.file), batches, epochs, trials)
     return Results(run_dir, trials, status, batches, epochs, evals, notes=_edited(run_dir, meta, trials.config))
 
 
-def _edited(run_dir: Path, meta: dict, config: Config) -> tuple[str, ...]:
+def _edited(run_dir: Path, meta: Meta, config: Config) -> tuple[str, ...]:
     """A note when config.yaml was edited since the run began: its rows are not those of the config it now says
     (`combining` does not pool it with runs of that config)."""
-    changed = edited(meta, run_dir / "meta.json", config)
+    changed = edited(meta, run_dir, config)
     return (
         f"config.yaml edited since the run began ({'; '.join(changed)}): its rows are of the config it began with",
     ) * bool(changed)
-
-
-def _status(run_dir: Path) -> str:
-    return store.run_status(run_dir, store.read_meta(run_dir))
 
 
 def read_probes(run_dir: Path) -> pd.DataFrame:
     """probes.csv, typed and checked as the other row files are (every row one of config.yaml's trials), and, for
     a finished run, against the digests of its trials' rows (a row deleted, a value edited or a NaN written would
     change the means silently)."""
-    trials, path = index_of(run_dir), run_dir / PROBES.file
-    data = _read_bytes(path)
-    meta = store.read_meta(run_dir)
-    status = store.run_status(run_dir, meta)
+    trials, folder = index_of(run_dir), RunFolder(run_dir)
+    path = folder.file(PROBES.file)
+    data = _read_bytes(folder, PROBES.file)
+    meta = folder.meta()
+    status = folder.status(meta)
     frame = None if data is None else _parse(path, data, trials, live=status == "running")
     if status != "running":
         _check_digests(run_dir, meta, {PROBES.file: (data, frame)}, trials)
@@ -195,7 +195,7 @@ def read_probes(run_dir: Path) -> pd.DataFrame:
 
 def probe_damage(run_dir: Path) -> Optional[str]:
     """Why a finished run's probes.csv is not what its trials wrote (None: it is, or no digest records it)."""
-    if not any(PROBES.file in entry for entry in digests.recorded(store.read_meta(run_dir)).values()):
+    if not any(PROBES.file in entry for entry in digests.recorded(RunFolder(run_dir).meta()).values()):
         return None
     try:
         read_probes(run_dir)
@@ -205,7 +205,7 @@ def probe_damage(run_dir: Path) -> Optional[str]:
 
 
 def _check_digests(
-    run_dir: Path, meta: dict, files: dict[str, tuple[Optional[bytes], Optional[pd.DataFrame]]], trials: TrialIndex
+    run_dir: Path, meta: Meta, files: dict[str, tuple[Optional[bytes], Optional[pd.DataFrame]]], trials: TrialIndex
 ) -> None:
     """A finished run's rows against the digests its trials recorded when they finished (bnbench.rundir.digests): any
     difference is damage, named with its repair (resuming trains the damaged trial again). `files`: per row file,
@@ -215,7 +215,7 @@ def _check_digests(
     for name, (data, frame) in files.items():
         if not any(name in recorded[key] for _, key in own):
             continue
-        path = run_dir / name
+        path = RunFolder(run_dir).file(name)
         lines = None if data is None else _lines_by_trial(path, data, frame, trials.size)
         for number, key in own:
             problem = digests.rows_damage(path, key, recorded[key], None if lines is None else lines[number])
@@ -234,12 +234,13 @@ def _lines_by_trial(path: Path, data: bytes, frame: pd.DataFrame, trials: int) -
     return [[lines[i] for i in order[bounds[k] : bounds[k + 1]]] for k in range(trials)]
 
 
-def _read_bytes(path: Path) -> Optional[bytes]:
+def _read_bytes(folder: RunFolder, name: str) -> Optional[bytes]:
     """The file's bytes; None for a missing evals.csv (runs made before it existed) or probes.csv."""
+    path = folder.file(name)
     try:
-        return store.read_regular(path)
+        return folder.read_bytes(name)
     except FileNotFoundError:
-        if CUT_FILES[path.name].optional:
+        if CUT_FILES[name].optional:
             return None
         raise BnbenchError(f"{path}: missing; the run has written no results") from None
     except OSError as e:
@@ -348,99 +349,6 @@ def _snapshot(frames: dict[str, pd.DataFrame]) -> None:
         whole = np.intersect1d(whole, keys(evals)[ended])
     for name, frame in frames.items():
         frames[name] = frame[np.isin(keys(frame), whole)]
-
-
-def by_trial(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows sorted by trial, file order within one; the index stays each row's position in the file. A finished
-    run's files are in trial order already."""
-    trial = frame.trial.to_numpy()
-    return frame if (trial[1:] >= trial[:-1]).all() else frame.iloc[np.argsort(trial, kind="stable")]
-
-
-def spans(frame: pd.DataFrame, trials: int) -> np.ndarray:
-    """Where each trial's rows start in a frame sorted by trial: trial i's are rows spans[i]:spans[i + 1]."""
-    return np.searchsorted(frame.trial.to_numpy(), np.arange(trials + 1))
-
-
-def _first(frame: pd.DataFrame, mask: np.ndarray) -> int:
-    """The position (in `frame`) of the earliest row in the file among those in `mask`."""
-    rows = np.flatnonzero(mask)
-    return int(rows[np.argmin(frame.index.to_numpy()[rows])])
-
-
-def per_trial_max(frame: pd.DataFrame, column: str, trials: int) -> np.ndarray:
-    out = np.zeros(trials, dtype=np.int64)
-    np.maximum.at(out, frame.trial.to_numpy(), frame[column].to_numpy())
-    return out
-
-
-def _check_numbering(path: Path, frame: pd.DataFrame, column: str, trials: int) -> None:
-    """`column` runs 1, 2, 3, ... within each trial."""
-    values = frame[column].to_numpy()
-    order = np.arange(len(frame)) - spans(frame, trials)[frame.trial.to_numpy()] + 1
-    wrong = values != order
-    if wrong.any():
-        i = _first(frame, wrong)
-        raise BnbenchError(
-            f"{path}: line {frame.index[i] + 2}: {column} {values[i]} should be {order[i]}; rows "
-            f"were deleted, repeated or reordered"
-        )
-
-
-def _check_rows(run_dir: Path, batches: pd.DataFrame, epochs: pd.DataFrame, trials: TrialIndex) -> None:
-    """Steps and epochs run 1, 2, 3, ... per trial, only a trial's last loss may be NaN/inf, and both files
-    hold the same epochs of each trial."""
-    _check_numbering(run_dir / "batches.csv", batches, "step", trials.size)
-    _check_numbering(run_dir / "epochs.csv", epochs, "epoch", trials.size)
-    last = np.diff(spans(batches, trials.size))[batches.trial.to_numpy()]  # steps are 1..n: the last is n
-    early = ~np.isfinite(batches.loss.to_numpy()) & (batches.step.to_numpy() != last)
-    if early.any():
-        raise BnbenchError(
-            f"{run_dir / 'batches.csv'}: line {batches.index[_first(batches, early)] + 2}: the loss "
-            f"is not finite but the trial goes on; the file was edited"
-        )
-    ran, done = per_trial_max(batches, "epoch", trials.size), per_trial_max(epochs, "epoch", trials.size)
-    differ = ran != done
-    if differ.any():
-        trial = int(np.argmax(differ))
-        raise BnbenchError(
-            f"{run_dir / 'epochs.csv'}: {trials.describe(trial)} has {_epochs(done[trial])} here but "
-            f"{ran[trial]} in batches.csv; one of the files was truncated or edited"
-        )
-
-
-def _evals(
-    run_dir: Path, evals: Optional[pd.DataFrame], batches: pd.DataFrame, epochs: pd.DataFrame, trials: TrialIndex
-) -> pd.DataFrame:
-    """evals.csv, checked against epochs.csv (same epochs per trial, steps increasing); without it (older runs),
-    one evaluation per epoch end: epochs.csv's test numbers at the epoch's last step."""
-    if evals is None:
-        ends = batches.groupby(["trial", "epoch"]).step.max().reset_index()
-        return ends.merge(epochs[trials.labels + ["trial", "epoch", "test_loss", "test_acc"]], on=["trial", "epoch"])
-    path = run_dir / "evals.csv"
-    evals = by_trial(evals)
-    trial, step = evals.trial.to_numpy(), evals.step.to_numpy()
-    backwards = np.append(False, (trial[1:] == trial[:-1]) & (step[1:] <= step[:-1]))
-    if backwards.any():
-        i = _first(evals, backwards)
-        raise BnbenchError(
-            f"{path}: line {evals.index[i] + 2}: step {step[i]} does not follow the step before it; "
-            f"rows were deleted, repeated or reordered"
-        )
-    have, want = per_trial_max(evals, "epoch", trials.size), per_trial_max(epochs, "epoch", trials.size)
-    differ = (want > 0) & (have != want)
-    if differ.any():
-        trial = int(np.argmax(differ))
-        raise BnbenchError(
-            f"{path}: {trials.describe(trial)} has {_epochs(have[trial])} here but {want[trial]} in "
-            f"epochs.csv; one of the files was truncated or edited"
-        )
-    return evals
-
-
-def _epochs(n: int) -> str:
-    n = int(n)
-    return f"{n} epoch{'s' * (n != 1)}"
 
 
 def trial_name(labels: list[str], values: tuple) -> str:

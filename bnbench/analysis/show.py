@@ -11,14 +11,17 @@ from typing import Optional
 import numpy as np
 
 from bnbench.analysis import compare_run, load_run
-from bnbench.analysis.decisions import as_typed
-from bnbench.analysis.reading import diverged_at, probe_damage, spans
+from bnbench.analysis.decisions import as_typed, overrides_text
+from bnbench.analysis.reading import diverged_at, probe_damage
+from bnbench.analysis.row_checks import spans
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config
-from bnbench.experiment.loading import validate
-from bnbench.rundir import checkpoints, digests, store
+from bnbench.rundir import checkpoints, digests, search
 from bnbench.rundir.drift import drift
+from bnbench.rundir.folder import RunFolder
+from bnbench.rundir.meta import Meta
 from bnbench.rundir.tags import note_of, tags_of
+from bnbench.rundir.trial_state import trial_status
 
 TRIAL_NUMBERS = ["train_loss", "test_loss", "test_acc"]
 
@@ -26,31 +29,32 @@ TRIAL_NUMBERS = ["train_loss", "test_loss", "test_acc"]
 def find(ref: str, results: Path) -> Path:
     """The run folder `ref` names: a run folder, or a run id ('<run id>' or '<name>/<run id>') under `results`."""
     path = Path(ref)
-    if (path / "meta.json").is_file():
+    if RunFolder(path).has_meta():
         return path
     if path.is_dir():
         raise BnbenchError(f"{ref}: not a run folder (no meta.json); pass RESULTS/<name>/<run id> or a run id")
     if not results.is_dir():
         raise BnbenchError(f"{ref}: not a run folder, and --results {results} does not exist to look for a run id")
-    return store.find_run(ref, store.find_runs([results]))
+    return search.find_run(ref, search.find_runs([results]))
 
 
 def summary(run_dir: Path) -> dict:
     """Everything `show` prints about a run, JSON-ready."""
-    meta = store.read_meta(run_dir)
-    config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
+    folder = RunFolder(run_dir)
+    meta, config = folder.meta(), folder.config()
+    recorded = meta.fields
     out = {
         "run": str(run_dir),
         "experiment": config.name,
-        "status": store.run_status(run_dir, meta),
-        "started": meta.get("started"),
-        "ended": meta.get("ended"),
-        "resumed": store.typed_field(meta, "resumed", list, []),
-        "engine": meta.get("engine"),
-        "device": meta.get("device"),
-        "device_name": meta.get("device_name"),
-        "source": store.typed_field(meta, "source", str),
-        "overrides": store.overrides_text(meta),
+        "status": folder.status(meta),
+        "started": recorded.started,
+        "ended": recorded.ended,
+        "resumed": recorded.resumed,
+        "engine": recorded.engine,
+        "device": recorded.device,
+        "device_name": recorded.device_name,
+        "source": recorded.source,
+        "overrides": overrides_text(meta.overrides()),
         "tags": tags_of(meta),
         "note": note_of(meta),
         "checkpoints": checkpoints.ALLOWS[checkpoints.kept(config, meta)],
@@ -63,7 +67,7 @@ def summary(run_dir: Path) -> dict:
         problem = str(e).removesuffix(f"; {digests.repair(run_dir)}")  # `show` says the repair on a line of its own
         return out | {"trials": [], "verdicts": [], "problem": problem} | _next(out, problem)
     out["trials"] = _trials(results)
-    out |= _next(out, _missing(out["trials"], meta.get("trials")) or _unread_damage(run_dir, meta))
+    out |= _next(out, _missing(out["trials"], recorded.trials) or _unread_damage(run_dir, meta))
     try:
         c = compare_run(results)
         out["verdicts"], out["problem"] = c.decided or [v for v in c.table.verdict if isinstance(v, str)], None
@@ -92,7 +96,7 @@ def _missing(trials: list[dict], recorded) -> Optional[str]:
     return f"the rows of {len(short)} trial{'s' * (len(short) > 1)} ({named}) fall short of what meta.json records"
 
 
-def _unread_damage(run_dir: Path, meta: dict) -> Optional[str]:
+def _unread_damage(run_dir: Path, meta: Meta) -> Optional[str]:
     """Damage to what `load_run` does not read, against the digests the run's trials recorded (bnbench.rundir.digests):
     a kept checkpoint's type and size (reading every checkpoint whole is resuming's), and probes.csv."""
     for entry in digests.recorded(meta).values():
@@ -110,7 +114,7 @@ def _next(out: dict, problem: Optional[str]) -> dict:
     return {"damage": problem if damaged else None, "next": f"bnbench run --resume {out['run']}" if resumable else None}
 
 
-def _config_changes(run_dir: Path, meta: dict, config: Config) -> dict:
+def _config_changes(run_dir: Path, meta: Meta, config: Config) -> dict:
     """`from_source`: fields where the run's resolved config differs from its source file (what the overrides
     changed), as 'field: in the file -> in the run'; `source_state`: whether the file is as the run began
     ('unchanged'), or why not; `edited`: fields of config.yaml edited since the run began."""
@@ -132,9 +136,7 @@ def _trials(results) -> list[dict]:
         own_b, own_e = b.iloc[spans_b[k] : spans_b[k + 1]], e.iloc[spans_e[k] : spans_e[k + 1]]
         variant, seed, *values = labels[k]
         epochs = int(own_e.epoch.max()) if len(own_e) else 0
-        status = store.trial_status(
-            epochs, int(needed[k]), bool(diverged[k]), len(own_b) > 0, results.status == "running"
-        )
+        status = trial_status(epochs, int(needed[k]), bool(diverged[k]), len(own_b) > 0, results.status == "running")
         last = own_e.iloc[-1] if len(own_e) else None
         rows.append(
             {

@@ -22,7 +22,7 @@ from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config
 from bnbench.experiment.data import Dataset
 from bnbench.experiment.trials import Trial
-from bnbench.rundir import store
+from bnbench.rundir import checkpoint_files
 
 
 @dataclass
@@ -103,7 +103,7 @@ def cpu_settings():
     results independent of --jobs; parallelism comes from --jobs (trials side by side), which is where it pays
     for models this small (a model factory that sets its own count has it undone as it returns). Flushing
     denormals to zero: without BN, Adam's tiny second moments go denormal and make the plain MLP's step much
-    slower (README, *Speed*); values below 1e-38 change nothing a loss can show.
+    slower (docs/performance.md); values below 1e-38 change nothing a loss can show.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -118,7 +118,7 @@ def cpu_settings():
 def checkpoints(run_dir: Path, unit: list[Trial]) -> Optional[list[dict]]:
     """The trainer states a unit resumes from, or None when it starts from scratch (a unit's trials are at one
     epoch: all have a checkpoint or none)."""
-    states = [store.load_checkpoint(run_dir, t) for t in unit]
+    states = [checkpoint_files.load(run_dir, t) for t in unit]
     return None if states[0] is None else states
 
 
@@ -148,7 +148,7 @@ def train_unit(
             if engine != "graph":
                 raise
             engine, trainer = "eager", engine_choice.build("eager", unit, data, device)
-            resume = [store.deserialize(state) for state in finished] if finished else start
+            resume = [checkpoint_files.deserialize(state) for state in finished] if finished else start
             if resume is not None:
                 trainer.load_state_dicts(resume)
             results = run_epoch(trainer, on_progress)
@@ -156,7 +156,8 @@ def train_unit(
             results[0].fallback = f"graph -> eager at epoch {results[0].epoch} ({type(error).__name__}: {reason})"
         states = trainer.state_dicts()
         epoch = [
-            (trial.index, result, store.serialize(states[unit.index(trial)])) for trial, result in zip(active, results)
+            (trial.index, result, checkpoint_files.serialize(states[unit.index(trial)]))
+            for trial, result in zip(active, results)
         ]
         finished = [state for _, _, state in epoch]
         yield epoch

@@ -26,7 +26,7 @@ from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config
 from bnbench.experiment.data import Dataset
 from bnbench.experiment.trials import Trial, expand
-from bnbench.rundir import store
+from bnbench.rundir.lock import RunLock
 from bnbench.runner import stopping
 
 STOP_WAIT = 2.0  # seconds the workers have to end after SIGTERM (at once, unless stopped or stuck) before SIGKILL
@@ -144,7 +144,7 @@ def _worker(run_dir: Path, config: Config, shared: Union[Dataset, Path], device:
     the main process without its threads: a parallel region of more than one thread there (a model factory that
     calls torch.set_num_threads(2)) waits for them forever, where a new thread starts a pool of its own."""
     stopping.detach()
-    store.RunLock.close_inherited()
+    RunLock.close_inherited()
     work = threading.Thread(
         target=_train, args=(run_dir, config, shared, device, engine, tasks, pipe), name="bnbench-train"
     )

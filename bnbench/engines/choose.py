@@ -28,7 +28,7 @@ def resolve_device(name: str) -> torch.device:
 def requested(config: Config, device: torch.device) -> str:
     """`training.engine`, with auto resolved: graph on CUDA (adam/adamw), else eager.
 
-    On the CPU eager is about as fast per trial as a stacked group of 6 or more trials (README, *Speed*), and
+    On the CPU eager is about as fast per trial as a stacked group of 6 or more trials (docs/performance.md), and
     --jobs multiplies eager's throughput by the cores; so stacked is opted into, not chosen.
     """
     engine = config.training.engine

@@ -147,7 +147,7 @@ class Trainer:
 
     def _step(self, idx: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on the training examples `idx` (labels `y`); returns the loss and the logits."""
-        # index_select: several times faster than advanced indexing for a CIFAR batch (README, *Speed*)
+        # index_select: several times faster than advanced indexing for a CIFAR batch (docs/performance.md)
         loss, out = self.gradients(self.data.inputs(self.data.train.x.index_select(0, idx)), y)
         self.optimizer_step()
         return loss, out

@@ -11,7 +11,7 @@ from bnbench.experiment.config import OptimizerConfig
 
 
 def _skip_dynamo_import() -> None:
-    """Spare every run (and every --jobs worker) the slow import of torch._dynamo (README, *Speed*).
+    """Spare every run (and every --jobs worker) the slow import of torch._dynamo (docs/performance.md).
 
     torch.optim wraps `add_param_group`, `zero_grad`, `state_dict` and `load_state_dict` in `torch._disable_dynamo`,
     whose first call imports torch._dynamo only to make the method opaque to `torch.compile`
@@ -66,7 +66,7 @@ def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     fused kernel with the same arguments as torch/optim/adam.py's `_fused_adam`, so the arithmetic is identical;
     it saves the Python of the wrappers, a fair part of a tutorial-MLP step (benchmarks/cpu.py). The parameters'
     step counters become views of one tensor, so that one add_ counts a step for all of them (`_foreach_add_` on
-    ten 0-d tensors is slower: README, *Speed*); they are re-made whenever the state holds other tensors (a
+    ten 0-d tensors is slower: docs/performance.md); they are re-made whenever the state holds other tensors (a
     loaded state dict). Any other optimizer or setting calls `plain_step`.
     """
     group = optimizer.param_groups[0]

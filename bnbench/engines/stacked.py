@@ -3,7 +3,7 @@ trained at once as one batched model.
 
 Why: a model this small leaves an accelerator idle between kernel launches, so K models cost about what one
 does when every layer runs once for all of them. On the CPU (one thread) the eager engine's hand-written MLP
-backward (`direct`) leaves it little to win, and only from about 6 trials (README, *Speed*).
+backward (`direct`) leaves it little to win, and only from about 6 trials (docs/performance.md).
 The contract is equivalence with the eager `Trainer`; on the CPU the weights are bitwise equal
 (tests/test_stacked.py):
 

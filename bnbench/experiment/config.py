@@ -1,65 +1,23 @@
 """The experiment config's schema: one YAML file describes one experiment; pydantic validates it, and every
 check's message names the field and the fix. Dotted paths through the schema (`--set`, sweeps) live here too.
-Reading a file is `safe_yaml`'s job, loading an experiment (overrides, trials) `experiment`'s.
+The model and variant sections are `model_variants`', the field types they share `fields`'; reading a file is
+`safe_yaml`'s job, loading an experiment (overrides, trials) `loading`'s.
 """
 
 import difflib
 import itertools
 import math
 import os
-import re
-import reprlib
 import shlex
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    NonNegativeInt,
-    PositiveInt,
-    StrictInt,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, NonNegativeInt, field_validator, model_validator
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-MAX_NAME_CHARS = 100  # names become folder and file names (255 bytes at most on common file systems)
+from bnbench.experiment.fields import Count, FiniteFloat, Name, Number, Strict
+from bnbench.experiment.model_variants import GROUPS, ModelConfig, VariantConfig
+
 MAX_TRIALS = 10_000  # variants x seeds x sweep points of one run
-
-
-def _file_name(name: str) -> str:
-    """Experiment and variant names become folder and file names: plain ASCII, short."""
-    if not re.fullmatch(NAME_PATTERN, name):
-        raise ValueError(
-            "String should match the name rule: only ASCII letters, digits, '_', '.' and '-', "
-            "starting with a letter or digit"
-        )
-    if len(name) > MAX_NAME_CHARS:
-        raise ValueError(f"is {len(name)} characters long; use at most {MAX_NAME_CHARS} (it names files)")
-    return name
-
-
-def _not_bool(value: Any) -> Any:
-    """YAML reads `true` and `false` as booleans, and pydantic takes a boolean for 1 or 0 where a number is due
-    (`epochs: true` trained one epoch): a number field refuses them. Strict fields would also refuse '1e-3', which
-    YAML reads as a string."""
-    if isinstance(value, bool):
-        raise ValueError(f"Input should be a number, not {str(value).lower()}")
-    return value
-
-
-Name = Annotated[str, AfterValidator(_file_name)]
-Number = BeforeValidator(_not_bool)
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False), Number]
-Count = Annotated[PositiveInt, Number]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DatasetConfig(Strict):
@@ -73,114 +31,6 @@ class DatasetConfig(Strict):
     def _home(cls, root: str) -> str:
         """`~/data` as a shell would read it (a value from --set or a YAML file never passes through one)."""
         return os.path.expanduser(root)
-
-
-NORMS = ("none", "batchnorm", "layernorm", "groupnorm", "instancenorm")
-RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # torchvision models bnbench builds
-VGGS = ("vgg11", "vgg13", "vgg16", "vgg19")
-GROUPS = 32  # GroupNorm's default number of groups (Wu & He's)
-TIMM_ARGUMENTS = {  # what bnbench passes to timm.create_model itself, and whence
-    "pretrained": "always False: every variant trains from the same-seed initial weights",
-    "num_classes": "from the data set",
-    "in_chans": "the data's channels",
-    "norm_layer": "the variant's norm",
-}
-TIMM_WEIGHTS = ("checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")  # files timm would read
-# model field -> the kinds it may be set for; an mlp ignores channels, so that a sweep of model.kind can compare the
-# mlp and the cnn
-MODEL_FIELDS = {
-    "hidden": ("mlp", "cnn"),
-    "channels": ("mlp", "cnn"),
-    "name": ("torchvision", "timm"),
-    "width": ("torchvision",),
-    "stem": ("torchvision",),
-    "factory": ("factory",),
-    "kwargs": ("factory", "timm"),
-}
-
-
-class ModelConfig(Strict):
-    """The built-in mlp and cnn, a torchvision classification model by name, or the user's own `factory`."""
-
-    kind: Literal["mlp", "cnn", "torchvision", "timm", "factory"] = "mlp"
-    hidden: list[Count] = [64, 32]  # mlp: hidden widths; cnn: widths of the MLP head
-    channels: list[Count] = [32, 64]  # cnn only: one 3x3 conv + 2x2 max-pool per entry
-    name: str | None = None  # torchvision: resnet18 | ... | vgg11 | ... (see models.py); timm: any timm model name
-    width: Count = Field(64, le=4096)  # torchvision: channels of the first stage (64: torchvision's own)
-    stem: Literal["cifar", "imagenet"] = "cifar"  # resnets: 3x3 conv without max-pool, or torchvision's 7x7/2 + pool
-    factory: str | None = None  # factory: "module.path:callable", called with num_classes, in_shape, norm_layer
-    kwargs: dict[str, Any] = {}  # factory, timm: further keyword arguments
-
-    @field_validator("kwargs")
-    @classmethod
-    def _finite_kwargs(cls, kwargs: dict) -> dict:
-        """config.yaml and meta.json are written as JSON numbers: an infinite or NaN one would be stored as null,
-        and a resumed run would pass None."""
-        for path, value in _leaves(kwargs):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{path}: {value} is not a finite number; give a finite one")
-        return kwargs
-
-    @model_validator(mode="after")
-    def _fields_of_kind(self):
-        """A field that this kind of model does not use would be ignored silently (`hidden` of a torchvision
-        model): one set away from its default is refused. A value equal to the default cannot be told from the
-        default itself, which every stored config.yaml writes out."""
-        if self.kind == "torchvision" and self.name not in RESNETS + VGGS:
-            raise ValueError(
-                f"model.name: {brief(self.name)} is not a torchvision model bnbench builds; choose one "
-                f"of {', '.join(RESNETS + VGGS)}"
-            )
-        if self.kind == "timm":
-            self._check_timm()
-        if self.kind == "factory" and not re.fullmatch(r"[\w.]+:[\w.]+", self.factory or ""):
-            raise ValueError(
-                f"model.factory: expected 'module.path:callable' (e.g. my_nets:make_net), got {brief(self.factory)}"
-            )
-        for field, kinds in MODEL_FIELDS.items():
-            if self.kind not in kinds and getattr(self, field) != ModelConfig.model_fields[field].default:
-                raise ValueError(
-                    f"model.{field} is for model.kind: {' or '.join(kinds)}, not {self.kind}; remove it or set kind"
-                )
-        if self.name in VGGS and self.stem != ModelConfig.model_fields["stem"].default:
-            raise ValueError(f"model.stem is for the resnets; {self.name} has no stem to replace; remove it")
-        return self
-
-    def _check_timm(self) -> None:
-        """A timm model's name is checked against timm itself when it is built (timm is an optional extra, slow to
-        import); here only its form, kwargs that would collide with what bnbench passes to create_model, and
-        those that point timm at weight files (`checkpoint_path` loads any file it is given)."""
-        if not re.fullmatch(r"[\w.-]+", self.name or ""):
-            raise ValueError(f"model.name: expected a timm model name (e.g. resnet18), got {brief(self.name)}")
-        taken = sorted(set(self.kwargs) & set(TIMM_ARGUMENTS))
-        if taken:
-            raise ValueError(
-                f"model.kwargs: {', '.join(taken)} is set by bnbench ({TIMM_ARGUMENTS[taken[0]]}); remove it"
-            )
-        weights = [key for key in TIMM_WEIGHTS if key in self.kwargs]
-        if weights:
-            raise ValueError(
-                f"model.kwargs: {weights[0]} says where timm finds pretrained weights, and bnbench loads none "
-                f"(every variant trains from the same-seed initial weights); remove it"
-            )
-
-    def norms(self) -> tuple[str, ...]:
-        """The norm kinds this model can be built with (a VGG comes as vggN and vggN_bn only)."""
-        return ("none", "batchnorm") if self.kind == "torchvision" and self.name in VGGS else NORMS
-
-
-class VariantConfig(Strict):
-    name: Name
-    norm: Literal[NORMS] = "batchnorm"
-    placement: Literal["before_activation", "after_activation"] = "before_activation"
-    # groupnorm: groups (default GROUPS), clipped to a divisor of each width; strict, so `groups: true` is refused
-    groups: Annotated[StrictInt, Field(gt=0)] | None = None
-
-    @model_validator(mode="after")
-    def _groups_for_groupnorm(self):
-        if self.groups is not None and self.norm != "groupnorm":
-            raise ValueError(f"variant '{self.name}': groups is for norm: groupnorm, not {self.norm}; remove it")
-        return self
 
 
 class OptimizerConfig(Strict):
@@ -318,7 +168,7 @@ class Config(Strict):
         """GroupNorm of a dense layer with as many groups as features puts each feature in a group of its own and
         normalises it to 0: the layer's output is its shift, unnoticed. The groups clip to the width, so the
         default and any larger count do it on the built-ins' narrowest hidden layer (conv features have positions
-        to normalise over; models bnbench does not lay out are checked when built, models.py)."""
+        to normalise over; models bnbench does not lay out are checked when built, nets/norms.py)."""
         if self.model.kind not in ("mlp", "cnn") or not self.model.hidden:
             return self
         narrowest = min(self.model.hidden)
@@ -384,16 +234,6 @@ class Config(Strict):
         return node
 
 
-def _leaves(value: Any, path: str = ""):
-    """(dotted path, value) of every value inside nested mappings and lists."""
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else None
-    if items is None:
-        yield path, value
-        return
-    for key, item in items:
-        yield from _leaves(item, f"{path}.{key}" if path else str(key))
-
-
 def _refuse_per_run(path: str, values: list) -> None:
     """Sweeping what the runner sets up once per run would be ignored silently: every point would get the first."""
     for fixed, (why, option, argument) in PER_RUN.items():
@@ -457,15 +297,6 @@ def set_path(raw: dict, parts: list[str], value: Any) -> None:
 def suggest(word: str, options) -> str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(options)}"
-
-
-_BRIEF = reprlib.Repr()
-_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxlevel = 60, 60, 8, 8, 3
-
-
-def brief(value: Any) -> str:
-    """repr(value), cut to fit one line of a message (a sweep may list thousands of values)."""
-    return _BRIEF.repr(value)
 
 
 def dump(config: Config) -> str:

@@ -2,13 +2,14 @@
 
 Images are held as uint8 [N, C, H, W] (CIFAR-10: 150 MB) and scaled like `ToTensor()` (x / 255) one batch at a
 time, so the training loop does no per-sample PIL work and worker processes can share one uint8 copy.
-Decoding an image folder is cached next to the data (invalidated when any file's name, size or mtime changes),
-the digits split in the user's cache folder.
+Decoding an image folder is cached next to the data (invalidated when any file's name, size or mtime changes);
+the digits come with the package (digits.npz, see digits-provenance.txt).
 """
 
 import hashlib
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -24,6 +25,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 GREY_MODES = ("L", "1", "I;16")
 Loading = Callable[[str, int, int], None]
 DECODER = "2"  # part of the cache fingerprint: version 1 decoded a split in its first file's mode
+DIGITS = resources.files("bnbench.experiment") / "digits.npz"  # the 8x8 digits and their split
 
 
 @dataclass
@@ -111,28 +113,13 @@ def load_dataset(cfg: DatasetConfig, loading: Optional[Loading] = None) -> Datas
 
 
 def _digits(cfg: DatasetConfig) -> Dataset:
-    """scikit-learn's bundled 8x8 digits (no network): 0..16 rescaled to uint8, a fixed stratified 80/20 split.
-
-    The result is cached per scikit-learn version: importing sklearn (and the scipy.stats it pulls in) is slow,
-    most of a quick run's start (README, *Speed*); the cached file loads in milliseconds."""
-    from importlib.metadata import version
-
-    cache = _cache_home() / f"digits-scikit-learn-{version('scikit-learn')}.pt"
-    if cache.is_file():
-        try:
-            return Dataset.load(cache)
-        except Exception:  # a damaged cache is rebuilt, never trusted
-            pass
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    bunch = load_digits()
-    x = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
-    x_tr, x_te, y_tr, y_te = train_test_split(x, bunch.target, test_size=0.2, random_state=0, stratify=bunch.target)
-    split = lambda a, b: Split(torch.from_numpy(a), torch.from_numpy(b).long())  # noqa: E731
-    data = Dataset("digits", split(x_tr, y_tr), split(x_te, y_te), [str(c) for c in bunch.target_names])
-    _save_cache(data.save, [cache])
-    return data
+    """The 8x8 digits as scikit-learn bundles them, shipped in digits.npz (no network, no scikit-learn): 0..16
+    rescaled to uint8, and the fixed stratified 80/20 split that scikit-learn drew (digits-provenance.txt)."""
+    with DIGITS.open("rb") as file, np.load(file) as saved:
+        images, target, train, test = (saved[key] for key in ("images", "target", "train", "test"))
+    x = np.round(images * (255 / 16)).astype(np.uint8)[:, None]
+    split = lambda rows: Split(torch.from_numpy(x[rows]), torch.from_numpy(target[rows]).long())  # noqa: E731
+    return Dataset("digits", split(train), split(test), [str(c) for c in range(10)])
 
 
 def _torchvision(cfg: DatasetConfig) -> Dataset:

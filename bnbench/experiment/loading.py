@@ -11,16 +11,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from bnbench.errors import BnbenchError
-from bnbench.experiment.config import (
-    DEFAULT_VARIANTS,
-    Config,
-    DatasetConfig,
-    VariantConfig,
-    brief,
-    check_path,
-    set_path,
-    suggest,
-)
+from bnbench.experiment.config import DEFAULT_VARIANTS, Config, DatasetConfig, check_path, set_path, suggest
+from bnbench.experiment.fields import brief
+from bnbench.experiment.model_variants import VariantConfig
 from bnbench.experiment.safe_yaml import load_yaml, read_yaml, yaml_problem
 from bnbench.experiment.trials import expand, refuse_same_trials
 

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bnbench.errors import BnbenchError
-from bnbench.experiment.config import Config, VariantConfig, brief
+from bnbench.experiment.config import Config
+from bnbench.experiment.fields import brief
+from bnbench.experiment.model_variants import VariantConfig
 
 MAX_KEY_BYTES = 200  # the key names checkpoints/<key>.pt, written as .<key>.pt.tmp<pid>: under 255 bytes
 

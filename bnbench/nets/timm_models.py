@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from bnbench.errors import BnbenchError
-from bnbench.experiment.config import ModelConfig, VariantConfig, brief
+from bnbench.experiment.fields import brief
+from bnbench.experiment.model_variants import ModelConfig, VariantConfig
+from bnbench.nets.norms import norm_layer_for
 
 EXAMPLES = "e.g. resnet18, resnet10t, resnet50, densenet121"  # architectures that take a plain norm_layer
 DRY_BATCH = 2  # examples in the dry run's forward pass (BatchNorm needs 2)
@@ -64,7 +66,7 @@ def create(
                 raise _refused(cfg, "it accepts norm_layer but never calls it")
             if dry:
                 _check_logits(model, input_shape, num_classes)
-    except BnbenchError:  # bnbench's own refusals (the norm layer's: models.norm_layer_for)
+    except BnbenchError:  # bnbench's own refusals (the norm layer's: norms.norm_layer_for)
         raise
     except Exception as e:  # timm's code, run with the user's kwargs
         raise _blamed(timm, cfg, variant, input_shape, num_classes, e) from None
@@ -91,7 +93,7 @@ def _blamed(
     """Whose fault `e` is, found by building and running the model again on the meta device without the kwargs:
     the kwargs', where it then works; else the norm's (a TypeError as it is built: the architecture takes no
     plain norm layer) or the data's (the model cannot run on inputs of its shape)."""
-    from bnbench.nets.models import _raised, norm_layer_for  # models imports this module
+    from bnbench.nets.models import _raised  # models imports this module
 
     built = False
     try:

@@ -1,8 +1,8 @@
 """torchvision's ResNets and VGGs with a variant's norm, for `model.kind: torchvision` (see `models`).
 
-A module of its own because importing torchvision.models imports torch._dynamo, which is slow (README, *Speed*)
-and which runs of the built-in models and factories never pay. The model names are listed once, in config
-(RESNETS, VGGS: torch-free, for validating configs); the tables here follow their order.
+A module of its own because importing torchvision.models imports torch._dynamo, which is slow (docs/performance.md)
+and which runs of the built-in models and factories never pay. The model names are listed once, in
+experiment.model_variants (RESNETS, VGGS: torch-free, for validating configs); the tables here follow their order.
 """
 
 from collections.abc import Callable
@@ -12,7 +12,7 @@ from torchvision.models import resnet as tv_resnet
 from torchvision.models import vgg as tv_vgg
 
 from bnbench.errors import BnbenchError
-from bnbench.experiment.config import RESNETS, VGGS, ModelConfig, VariantConfig
+from bnbench.experiment.model_variants import RESNETS, VGGS, ModelConfig, VariantConfig
 
 # torchvision's resnetN() for resnet18 .. resnet152: block, blocks per stage
 RESNET_BLOCKS = dict(
@@ -44,16 +44,24 @@ class _ScaledResNet(tv_resnet.ResNet):
         return super()._make_layer(block, planes * self.width // 64, blocks, stride, dilate)
 
 
-def resnet(
+def create(
     cfg: ModelConfig,
     variant: VariantConfig,
     norm_layer: Callable[[int], nn.Module],
     input_shape: tuple[int, int, int],
     num_classes: int,
 ) -> nn.Module:
+    """The ResNet or VGG `cfg` names, as `models._from_zoo` builds every zoo's models (timm's too): a ResNet takes
+    the variant's norm through `norm_layer`, a VGG comes with BatchNorm or without (`variant.norm`)."""
+    if cfg.name in RESNETS:
+        return _resnet(cfg, norm_layer, input_shape[0], num_classes)
+    return _vgg(cfg, variant.norm, input_shape, num_classes)
+
+
+def _resnet(cfg: ModelConfig, norm_layer: Callable[[int], nn.Module], channels: int, num_classes: int) -> nn.Module:
     block, layers = RESNET_BLOCKS[cfg.name]
     model = _ScaledResNet(cfg.width, block, layers, num_classes=num_classes, norm_layer=norm_layer)
-    channels, width = input_shape[0], cfg.width
+    width = cfg.width
     if cfg.stem == "cifar":
         model.conv1 = nn.Conv2d(channels, width, 3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
@@ -64,13 +72,7 @@ def resnet(
     return model
 
 
-def vgg(
-    cfg: ModelConfig,
-    variant: VariantConfig,
-    norm_layer: Callable[[int], nn.Module],
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-) -> nn.Module:
+def _vgg(cfg: ModelConfig, norm: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """torchvision's VGG from its own layer table and `make_layers`, scaled to `width` (the classifier's 4096
     hidden units scale with it); five 2x2 max-pools need inputs of 32x32 or more."""
     layout = tv_vgg.cfgs[VGG_LAYOUTS[cfg.name]]
@@ -81,7 +83,7 @@ def vgg(
         )
     features = tv_vgg.make_layers([v if v == "M" else v * cfg.width // 64 for v in layout], batch_norm=True)
     for i, layer in enumerate(features):  # vggN is vggN_bn without its BatchNorm2d: Identity keeps the names
-        if isinstance(layer, nn.BatchNorm2d) and variant.norm == "none":
+        if isinstance(layer, nn.BatchNorm2d) and norm == "none":
             features[i] = nn.Identity()
     model = tv_vgg.VGG(features, num_classes=num_classes)
     model.features[0] = nn.Conv2d(input_shape[0], cfg.width, 3, padding=1)

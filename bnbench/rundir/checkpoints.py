@@ -13,11 +13,12 @@ from typing import Optional
 
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config
-from bnbench.experiment.loading import validate
 from bnbench.experiment.trials import Trial, expand
-from bnbench.rundir import digests, store
-from bnbench.runner.resume import finished_trials
-from bnbench.runner.state import now
+from bnbench.rundir import checkpoint_files, digests, store
+from bnbench.rundir.folder import RunFolder
+from bnbench.rundir.meta import Meta, now
+from bnbench.rundir.store import unwritable
+from bnbench.rundir.trial_state import finished_trials
 
 KEEP = ("resume", "final", "none")  # from most kept to least: a run keeps the least any setting or prune left
 ALLOWS = {
@@ -27,18 +28,13 @@ ALLOWS = {
 }
 
 
-def files(run_dir: Path, trial: Trial) -> tuple[Path, Path]:
-    """A trial's resume checkpoint and its weights-only file."""
-    return store.checkpoint_files(run_dir, trial)
-
-
 def prune_trial(run_dir: Path, trial: Trial, keep: str) -> int:
     """Cut a finished trial's checkpoint down to `keep`; returns the bytes freed. The weights are written (atomically)
     before the resume checkpoint goes, so a stop in between loses nothing; pruning again frees nothing."""
-    resume, weights = files(run_dir, trial)
+    resume, weights = checkpoint_files.files(run_dir, trial)
     before = _size(resume) + _size(weights)
     if keep == "final" and resume.is_file():
-        store.atomic_write(weights, store.serialize(store.load_checkpoint(run_dir, trial)["model"]))
+        store.atomic_write(weights, checkpoint_files.serialize(checkpoint_files.load(run_dir, trial)["model"]))
     if keep != "resume":
         resume.unlink(missing_ok=True)
     if keep == "none":
@@ -52,14 +48,14 @@ def prune_finished(run_dir: Path, trials: list[Trial], keep: str) -> tuple[int, 
     return sum(freed), sum(1 for n in freed if n)
 
 
-def kept(config: Config, meta: dict) -> str:
+def kept(config: Config, meta: Meta) -> str:
     """What the run's finished trials keep: the least that its config or any `bnbench prune` (meta.json's `pruned`)
     left them."""
-    pruned = [p.get("keep") for p in store.typed_field(meta, "pruned", list, []) if isinstance(p, dict)]
+    pruned = [p.get("keep") for p in meta.fields.pruned if isinstance(p, dict)]
     return max([config.training.checkpoints, *(k for k in pruned if k in KEEP)], key=KEEP.index)
 
 
-def refuse_epoch_growth(run_dir: Path, config: Config, meta: dict, epochs: Optional[int]) -> None:
+def refuse_epoch_growth(run_dir: Path, config: Config, meta: Meta, epochs: Optional[int]) -> None:
     """More epochs continue each trial from its optimizer state, which a pruned run no longer has."""
     left = kept(config, meta)
     if left != "resume" and epochs not in (None, config.training.epochs):
@@ -88,24 +84,24 @@ def prune_run(run_dir: Path, keep: str) -> Pruned:
     is taken), and record it in meta.json (`pruned`), so that `show` and a grow by epochs know."""
     if keep not in KEEP[1:]:
         raise BnbenchError(f"--keep {keep}: choose final (the weights only) or none")
-    lock = store.RunLock(run_dir).acquire()
+    folder = RunFolder(run_dir)
+    lock = folder.lock().acquire()
     try:
-        meta = store.read_meta(run_dir)
-        config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
+        meta, config = folder.meta(), folder.config()
         finished = finished_trials(expand(config), meta)
         _refuse_foreign_files(run_dir, finished)
-        original, record = dict(meta), {"at": now(), "keep": keep, "trials": 0, "bytes": 0}
-        meta["pruned"] = store.typed_field(meta, "pruned", list, []) + [record]
+        original, record = meta, {"at": now(), "keep": keep, "trials": 0, "bytes": 0}
+        meta = meta.with_(pruned=meta.fields.pruned + [record])
         try:
-            store.remove_temporaries(run_dir)  # a prune or run killed mid-write left them
-            store.write_meta(run_dir, meta)  # before any file goes: a stop midway never leaves a run claiming more
+            folder.remove_temporaries()  # a prune or run killed mid-write left them
+            folder.write_meta(meta)  # before any file goes: a stop midway never leaves a run claiming more
             record["bytes"], record["trials"] = prune_finished(run_dir, finished, keep)
             _redigest(run_dir, finished, meta)
             if not record["bytes"] and kept(config, original) == kept(config, meta):
                 meta = original  # pruned before: nothing to record
-            store.write_meta(run_dir, meta)
+            folder.write_meta(meta)
         except OSError as e:  # a full disk or a read-only mount: what was pruned stays pruned, the run resumes
-            raise BnbenchError(store.unwritable(Path(e.filename or run_dir), e, "prune again")) from None
+            raise BnbenchError(unwritable(Path(e.filename or run_dir), e, "prune again")) from None
         return Pruned(record["bytes"], record["trials"], ALLOWS[kept(config, meta)])
     finally:
         lock.release()
@@ -114,26 +110,26 @@ def prune_run(run_dir: Path, keep: str) -> Pruned:
 def _refuse_foreign_files(run_dir: Path, trials: list[Trial]) -> None:
     """Before anything changes: a `checkpoints` that is not a folder, or a folder (pipe, device) where a finished
     trial's checkpoint file belongs, is not ours to remove."""
-    folder = run_dir / "checkpoints"
+    folder = run_dir / checkpoint_files.FOLDER
     if folder.exists() and not folder.is_dir():
         raise BnbenchError(
             f"{folder}: not a folder (a run keeps its checkpoints in one); move it away, then prune again"
         )
-    for path in (path for trial in trials for path in files(run_dir, trial)):
+    for path in (path for trial in trials for path in checkpoint_files.files(run_dir, trial)):
         if path.exists() and not path.is_file():
             raise BnbenchError(
                 f"{path}: not a checkpoint file (a folder, pipe or device); move it away, then prune again"
             )
 
 
-def _redigest(run_dir: Path, trials: list[Trial], meta: dict) -> None:
+def _redigest(run_dir: Path, trials: list[Trial], meta: Meta) -> None:
     """Record in the pruned trials' digests the checkpoints they keep now (rundir.digests); a trial without one (a run
     made before digests, or stopped before its end) gets it when a run ends."""
     recorded = digests.recorded(meta)
     for trial in (t for t in trials if t.key in recorded):
         recorded[trial.key]["checkpoint"] = digests.of_checkpoint(run_dir, trial)
     if recorded:
-        meta["digests"] = recorded
+        meta.update(digests=recorded)
 
 
 def size_text(n: int) -> str:

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from bnbench.experiment.trials import Trial
-from bnbench.rundir import store
+from bnbench.rundir import checkpoint_files
+from bnbench.rundir.meta import Meta
+from bnbench.rundir.rows import Lines
 
 
 def of_lines(lines: Iterable[bytes]) -> str:
@@ -37,15 +39,15 @@ def of_lines(lines: Iterable[bytes]) -> str:
     return h.hexdigest()[:32]
 
 
-def recorded(meta: dict) -> dict[str, dict]:
+def recorded(meta: Meta) -> dict[str, dict]:
     """meta.json's digests, by trial key (a hand-damaged entry is left out: that trial is read as an old run's)."""
-    found = meta.get("digests")
+    found = meta.fields.digests
     return {k: v for k, v in found.items() if isinstance(v, dict)} if isinstance(found, dict) else {}
 
 
-def record(run_dir: Path, meta: dict, trials: list[Trial], lines: store.Lines) -> None:
+def record(run_dir: Path, meta: Meta, trials: list[Trial], lines: Lines) -> None:
     """At the end of a run (every trial finished): add to `meta` (not written here) the digests each trial lacks,
-    from its final rows `lines` (see store.rewrite_rows) and the checkpoint kept of it."""
+    from its final rows `lines` (see rows.rewrite_rows) and the checkpoint kept of it."""
     digests = recorded(meta)
     for trial in trials:
         entry = digests.setdefault(trial.key, {})
@@ -53,12 +55,12 @@ def record(run_dir: Path, meta: dict, trials: list[Trial], lines: store.Lines) -
             entry.setdefault(name, of_lines(line.encode() for line in per_trial[trial.index]))
         if "checkpoint" not in entry:
             entry["checkpoint"] = of_checkpoint(run_dir, trial)
-    meta["digests"] = {t.key: digests[t.key] for t in trials if t.key in digests}
+    meta.update(digests={t.key: digests[t.key] for t in trials if t.key in digests})
 
 
 def of_checkpoint(run_dir: Path, trial: Trial) -> Optional[dict]:
     """The checkpoint the run keeps of a finished trial: its file name, size and sha256 (None: it keeps none)."""
-    for path in store.checkpoint_files(run_dir, trial):
+    for path in checkpoint_files.files(run_dir, trial):
         if path.is_file():
             return {"file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path)}
     return None
@@ -70,7 +72,7 @@ def checkpoint_damage(run_dir: Path, entry: dict, whole: bool = True) -> Optiona
     kept = entry.get("checkpoint")
     if not isinstance(kept, dict) or not isinstance(kept.get("file"), str):
         return None
-    path = run_dir / "checkpoints" / kept["file"]
+    path = run_dir / checkpoint_files.FOLDER / kept["file"]
     if not (path.exists() or path.is_symlink()):
         return None
     if not path.is_file():

@@ -10,7 +10,8 @@ from typing import Optional
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config, diff
 from bnbench.experiment.loading import load_config, validate
-from bnbench.rundir import store
+from bnbench.rundir.folder import RunFolder
+from bnbench.rundir.meta import Meta
 
 
 @dataclass
@@ -23,13 +24,13 @@ class Drift:
     error: Optional[BnbenchError] = None  # why the file no longer loads
 
 
-def drift(run_dir: Path, meta: dict, stored: Config, strict: bool = False) -> Drift:
+def drift(run_dir: Path, meta: Meta, stored: Config, strict: bool = False) -> Drift:
     """The run's drift; `strict`: a recorded config that no longer validates is an error (the runner's reading),
     else it is compared as recorded."""
     resolved = stored.model_dump(mode="json")
-    started = _started(meta.get("config"), run_dir / "meta.json", strict)
+    started = _started(meta.fields.config, RunFolder(run_dir).meta_file, strict)
     edited = diff(started, resolved) if started is not None else []
-    source, overrides = store.typed_field(meta, "source", str), store.overrides(meta)
+    source, overrides = meta.fields.source, meta.overrides()
     if not source:
         return Drift(edited, None, "not recorded")
     if overrides is None:
@@ -38,9 +39,9 @@ def drift(run_dir: Path, meta: dict, stored: Config, strict: bool = False) -> Dr
         return Drift(edited, source, f"missing: {source} no longer exists")
     try:
         plain = load_config(source)[0].model_dump(mode="json")
-        now = load_config(
-            source, tuple(overrides["set"]), overrides["seeds"], overrides["device"], tuple(overrides["sweep"])
-        )[0].model_dump(mode="json")
+        now = load_config(source, tuple(overrides.set), overrides.seeds, overrides.device, tuple(overrides.sweep))[
+            0
+        ].model_dump(mode="json")
     except BnbenchError as e:
         return Drift(edited, source, f"no longer loads: {e}", error=e)
     changed = diff(started or resolved, now)
@@ -48,15 +49,15 @@ def drift(run_dir: Path, meta: dict, stored: Config, strict: bool = False) -> Dr
     return Drift(edited, source, state, changed, diff(plain, resolved))
 
 
-def edited(meta: dict, path: Path, stored: Config) -> list[str]:
+def edited(meta: Meta, run_dir: Path, stored: Config) -> list[str]:
     """config.yaml's fields edited since the run began ('field: as started -> as now'), without reading the
     source file (for `compare` and a complete run's `--resume`); meta.json's config is compared as recorded if it
     no longer validates."""
     resolved = stored.model_dump(mode="json")
-    raw = meta.get("config")
+    raw = meta.fields.config
     if raw is None or raw == resolved:
         return []
-    return diff(_started(raw, path, strict=False), resolved)
+    return diff(_started(raw, RunFolder(run_dir).meta_file, strict=False), resolved)
 
 
 def _started(raw: Optional[dict], path: Path, strict: bool) -> Optional[dict]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from bnbench.engines.events import EpochResult, Progress
 from bnbench.errors import BnbenchError, Interrupted
 from bnbench.experiment.trials import Trial
+from bnbench.rundir.folder import RunFolder
 from bnbench.rundir.store import unwritable
 
 NOTE, TRIAL, EPOCH, LOSS = 0, 1, 2, 3  # the verbosity from which each kind of line is printed
@@ -69,7 +70,7 @@ def noted(run_dir: Path, lines: list[str]) -> None:
 def _append(run_dir: Path, lines: list[str], then: str) -> None:
     """Append stamped lines to run.log; a disk that refuses them (full, read-only) is one line saying `then`: the
     run folder itself is as complete as before."""
-    path = run_dir / "run.log"
+    path = RunFolder(run_dir).log_file
     try:
         with open(path, "a", encoding="utf-8") as file:
             file.writelines(_stamped(line) for line in lines)
@@ -82,7 +83,7 @@ class RunLog:
 
     def __init__(self, run_dir: Path, inner):
         self.inner, self.dir = inner, run_dir
-        self.file = open(run_dir / "run.log", "a", encoding="utf-8", buffering=1)
+        self.file = open(RunFolder(run_dir).log_file, "a", encoding="utf-8", buffering=1)
 
     def _write(self, line: str) -> None:
         self.file.write(_stamped(line))

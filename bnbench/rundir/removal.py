@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Callable
 
 from bnbench.errors import BnbenchError
-from bnbench.rundir import store
+from bnbench.rundir.folder import RunFolder
 
 
 def remove_run(run_dir: Path, confirm: Callable[[Path, str], bool]) -> str:
     """Delete `run_dir` once `confirm(run_dir, what it holds: '9 files, 0.3 MB')` says yes (the lock taken
     first: refused, one line, while a run holds it); its experiment's folder goes too when that leaves it empty.
     What was removed, or that nothing was, in one line."""
-    lock = store.RunLock(run_dir).acquire()
+    lock = RunFolder(run_dir).lock().acquire()
     try:
         files = [path for path in run_dir.rglob("*") if path.is_file() and not path.is_symlink()]
         holds = f"{len(files)} files, {_size(sum(path.stat().st_size for path in files))}"

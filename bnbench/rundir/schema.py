@@ -44,21 +44,25 @@ class EpochRow:
 
 
 @dataclass(frozen=True)
-class EvalRow:
-    """evals.csv: one line every training.eval_every steps and at each epoch's end."""
+class _AtStep:
+    """The columns a row taken at a training step begins with."""
 
     epoch: int
-    step: int
+    step: int  # 1, 2, ... within the trial
+
+
+@dataclass(frozen=True)
+class EvalRow(_AtStep):
+    """evals.csv: one line every training.eval_every steps and at each epoch's end."""
+
     test_loss: float = column(".9g")
     test_acc: float = column(".9g")
 
 
 @dataclass(frozen=True)
-class ProbeRow:
+class ProbeRow(_AtStep):
     """probes.csv (with training.probe_every): one line per probe step, layer and measure (bnbench.engines.probes)."""
 
-    epoch: int
-    step: int
     layer: str  # "linear1", "conv2", ...; "model" for the whole-model measures
     measure: str
     value: float = column(".9g")
@@ -117,13 +121,9 @@ class Columns:
 
 
 # In the order the runner appends an epoch's rows (compare's reading of a live run relies on it).
-ROW_FILES = {
-    c.file: c
-    for c in (
-        Columns("batches.csv", BatchRow),
-        Columns("epochs.csv", EpochRow),
-        Columns("evals.csv", EvalRow, optional=True),
-    )
-}  # runs made before evals.csv lack it
+BATCHES = Columns("batches.csv", BatchRow)
+EPOCHS = Columns("epochs.csv", EpochRow)
+EVALS = Columns("evals.csv", EvalRow, optional=True)  # runs made before evals.csv lack it
+ROW_FILES = {c.file: c for c in (BATCHES, EPOCHS, EVALS)}
 PROBES = Columns("probes.csv", ProbeRow, optional=True)  # written from the first probe on (training.probe_every)
 CUT_FILES = ROW_FILES | {PROBES.file: PROBES}  # the row files that resuming cuts back to each trial's checkpoint

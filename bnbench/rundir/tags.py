@@ -5,7 +5,7 @@ import re
 from typing import Optional
 
 from bnbench.errors import BnbenchError
-from bnbench.rundir import store
+from bnbench.rundir.meta import Meta
 
 MAX_TAG_CHARS = 100
 MAX_NOTE_CHARS = 1000
@@ -40,24 +40,19 @@ def refuse_on_resume(tags: tuple[str, ...], note: Optional[str], run: str) -> No
         )
 
 
-def tags_of(meta: dict) -> list[str]:
+def tags_of(meta: Meta) -> list[str]:
     """The run's tags, printable; none where meta.json has none (a run from before tags) or a damaged list."""
-    return [printable(tag) for tag in _stored_tags(meta)]
+    return [printable(tag) for tag in meta.fields.tags]
 
 
-def note_of(meta: dict) -> str:
+def note_of(meta: Meta) -> str:
     """The run's note, printable."""
-    return printable(store.typed_field(meta, "note", str, ""))
+    return printable(meta.fields.note or "")
 
 
-def has_tags(meta: dict, wanted: tuple[str, ...]) -> bool:
+def has_tags(meta: Meta, wanted: tuple[str, ...]) -> bool:
     """`list --tag A --tag B`: the runs tagged with all of them."""
-    return set(wanted) <= set(_stored_tags(meta))
-
-
-def _stored_tags(meta: dict) -> list[str]:
-    tags = store.typed_field(meta, "tags", list, [])
-    return tags if all(isinstance(tag, str) for tag in tags) else []
+    return set(wanted) <= set(meta.fields.tags)
 
 
 def printable(text: str) -> str:

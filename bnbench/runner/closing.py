@@ -1,6 +1,6 @@
 """The verdict lines `bnbench run` ends with, worked out by a process forked as the run starts.
 
-`show.summary` needs pandas and scipy, slow to import (README, *Speed*: a good part of a quick run's fixed cost);
+`show.summary` needs pandas and scipy, slow to import (docs/performance.md: a good part of a quick run's fixed cost);
 imported in a forked child while the run trains, they cost the run nothing on a machine with a core to spare
 (Linux; elsewhere the lines are worked out here, after the run).
 The child is forked before the run starts its lock, threads or workers; it ignores Ctrl-C (the run handles

@@ -11,7 +11,6 @@ reads back, repairs and grows a run folder; `environment` is the machine meta.js
 
 import os
 import shutil
-import signal
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,18 +19,24 @@ from typing import Literal, Optional
 import torch
 
 from bnbench import backends
+from bnbench.engines import choose
 from bnbench.engines.choose import resolve_device
 from bnbench.engines.events import EpochResult, Progress
 from bnbench.errors import BnbenchError, Interrupted, OutputRefused
-from bnbench.experiment.config import Config, dump
+from bnbench.experiment.config import Config
 from bnbench.experiment.data import Dataset, load_dataset
-from bnbench.experiment.loading import data_name, load_config, named_for_data, parse_override, validate
+from bnbench.experiment.loading import data_name, load_config, named_for_data, parse_override
 from bnbench.experiment.trials import Trial, expand, refuse_large_probe_batch
 from bnbench.nets.models import build_model, factories_beside
-from bnbench.rundir import checkpoints, digests, store
+from bnbench.rundir import checkpoint_files, checkpoints, digests, rows
 from bnbench.rundir.environment import environment
+from bnbench.rundir.folder import RunFolder
+from bnbench.rundir.lock import RunLock, stage_run_dir
 from bnbench.rundir.log import RunLog
+from bnbench.rundir.meta import Meta, now
+from bnbench.rundir.schema import ROW_FILES
 from bnbench.rundir.tags import labels, refuse_on_resume
+from bnbench.rundir.trial_state import TrialState
 from bnbench.runner import stopping
 from bnbench.runner.resume import (
     finish_grow,
@@ -42,7 +47,7 @@ from bnbench.runner.resume import (
     refuse_if_changed,
     reopen,
 )
-from bnbench.runner.state import Reporter, Run, Silent, TrialState, now
+from bnbench.runner.state import Reporter, Run, Silent
 
 # ---- public entry points -----------------------------------------------------------------------------------------
 
@@ -84,7 +89,7 @@ def plan(
     if run_folder is not None:
         config = _run_folder_of(config, run_folder, resume)
     folder = Path(config)
-    if not (folder / "meta.json").exists():
+    if not RunFolder(folder).meta_file.exists():
         cfg, source = load_config(config, tuple(set_), seeds, device, tuple(sweeps))
         if resume:
             run_dir = latest_partial_run(out, cfg)
@@ -141,9 +146,9 @@ def _run_folder_of(config: str, run_folder: Path, resume: bool) -> str:
     data set, or on another one, named after it: `experiment.named_for_data`)."""
     if not resume:
         raise BnbenchError(f"{run_folder}: a second argument is a run folder to continue; add --resume")
-    if not (run_folder / "meta.json").exists():
+    if not RunFolder(run_folder).meta_file.exists():
         raise BnbenchError(f"{run_folder}: not a run folder (no meta.json); pass RESULTS/<name>/<run id>")
-    cfg, ran = load_config(config)[0], store.read_config(run_folder)
+    cfg, ran = load_config(config)[0], RunFolder(run_folder).raw_config()
     name, found = named_for_data(cfg.name, data_name(cfg.model_dump(mode="json")), data_name(ran)), ran.get("name")
     if found != name:
         raise BnbenchError(
@@ -196,8 +201,8 @@ def run_experiment(
         data = load_dataset(config.dataset, reporter.loading)
         trials = expand(config)
         _check_models(trials, data)
-        engine, note = choose_engine(config, device), engine_note(config, requested_engine(config, device))
-        meta = (
+        engine, note = choose.choose(config, device), choose.note(config, choose.requested(config, device))
+        meta = Meta(
             environment(device)
             | {
                 "source": str(source.resolve()),
@@ -224,15 +229,15 @@ def run_experiment(
     return run_dir
 
 
-def _create_run_dir(out: Path, config: Config, trials: list[Trial], meta: dict) -> tuple[Path, store.RunLock]:
+def _create_run_dir(out: Path, config: Config, trials: list[Trial], meta: Meta) -> tuple[Path, RunLock]:
     """The run folder, locked, with config.yaml, meta.json and the CSV headers: written in a hidden sibling and
     renamed into place, so that a folder under its run id is always complete (an early Ctrl-C leaves none)."""
-    staging, run_dir, lock = store.stage_run_dir(out, config.name)
+    staging, run_dir, lock = stage_run_dir(out, config.name)
     try:
-        store.atomic_write(staging / "config.yaml", dump(config))
-        store.write_meta(staging, meta | {"trials_done": 0, "trials_total": len(trials)})
-        for name, columns in store.ROW_FILES.items():
-            store.atomic_write(staging / name, store.header(trials, columns))
+        RunFolder(staging).write_config(config)
+        RunFolder(staging).write_meta(meta.with_(trials_done=0, trials_total=len(trials)))
+        for name in ROW_FILES:
+            rows.write_header(staging, trials, name)
         os.rename(staging, run_dir)
         lock.moved(run_dir)
         return run_dir, lock
@@ -268,12 +273,12 @@ def resume_experiment(
     `seeds` and `epochs` grow the run: the trials of seeds it lacks, and the epochs past every trial's last one,
     are trained into the same folder, which then holds what one run started with them would (a trial's numbers
     depend only on its config and seed, and its checkpoint continues exactly: tested)."""
-    meta = store.read_meta(run_dir)
-    config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
-    source = store.typed_field(meta, "source", str)
+    folder = RunFolder(run_dir)
+    meta, config = folder.meta(), folder.config()
+    source = meta.fields.source
     if config.model.kind == "factory" and source:  # its module may sit beside the config it was started from
         factories_beside(Path(source))
-    lock = store.RunLock(run_dir).acquire()
+    lock = folder.lock().acquire()
     log = None
     try:
         config = finish_grow(run_dir, meta, config)
@@ -285,7 +290,7 @@ def resume_experiment(
             run = reopen(run_dir, meta, config, grown, log)
             data = load_dataset(run.config.dataset, reporter.loading)
         device = resolve_device(run.config.device)
-        _execute(run, data, device, choose_engine(run.config, device), dispatch, log)
+        _execute(run, data, device, choose.choose(run.config, device), dispatch, log)
     finally:
         if log:
             log.close()
@@ -304,9 +309,9 @@ def _preparing(run_dir: Optional[Path]):
         else "before training began; no run folder was made"
     )
     try:
-        with _sigterm_as_interrupt():
+        with stopping.sigterm_as_interrupt():
             yield
-    except _Terminated:
+    except stopping.Terminated:
         raise Interrupted(f"terminated (SIGTERM) {then}", 143) from None
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted {then}") from None
@@ -326,13 +331,13 @@ def _execute(
     run: Run, data: Dataset, device: torch.device, engine: str, dispatch: backends.Dispatch, reporter: Reporter
 ) -> None:
     pending = [t for t in run.trials if not run.states[t.index].finished]
-    units = _units(run, pending, engine)
-    run.meta["engine"] = engine
+    units = choose.units(pending, engine, lambda t: run.states[t.index].epochs)
+    run.meta.update(engine=engine)
     backend = backends.choose(dispatch, len(units), reporter.note)
     resume = f"bnbench run --resume {run.dir}"
-    with _sigterm_as_interrupt():  # later signals are ignored while the stop is recorded
+    with stopping.sigterm_as_interrupt():  # later signals are ignored while the stop is recorded
         try:
-            store.write_meta(run.dir, _meta(run))
+            run.folder.write_meta(_meta(run))
             finished = [t for t in run.trials if run.states[t.index].finished]  # a stop may have left them unpruned
             checkpoints.prune_finished(run.dir, finished, checkpoints.kept(run.config, run.meta))
             reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()}, len(data.train.y))
@@ -340,9 +345,9 @@ def _execute(
             left = [t.key for t in run.trials if not run.states[t.index].finished]
             if left:
                 raise RuntimeError(f"bnbench: trials left untrained at the end of the run: {', '.join(left)}")
-            lines = store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})[1]
+            lines = rows.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})[1]
             digests.record(run.dir, run.meta, run.trials, lines)
-        except _Terminated:
+        except stopping.Terminated:
             _stopped(run, "partial")
             raise Interrupted(f"terminated (SIGTERM); nothing finished is lost. Resume with: {resume}", 143) from None
         except KeyboardInterrupt:
@@ -366,83 +371,16 @@ def _execute(
             _stopped(run, "failed")
             raise
     run.meta.update(status="complete", ended=now())
-    store.write_meta(run.dir, _meta(run))
+    run.folder.write_meta(_meta(run))
 
 
 def _stopped(run: Run, status: str) -> None:
     """Record how the run ended, if the folder can still be written (it may be why it stopped)."""
     run.meta.update(status=status, ended=now())
     try:
-        store.write_meta(run.dir, _meta(run))
+        run.folder.write_meta(_meta(run))
     except OSError:
         pass
-
-
-class _Terminated(Exception):
-    """SIGTERM (what Slurm and Kubernetes send before killing a job), raised in the main thread."""
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """Stop on SIGTERM as on Ctrl-C: meta.json says partial and the run resumes. The first of them stops the run;
-    the ones after it are ignored while it stops (ending the workers, recording the run), so that a second Ctrl-C
-    cannot cut the stop short and print a traceback from the middle of it; in the `bnbench` command, to the end of
-    its process (`stopping.process_ends_with_run`). A signal this process was started ignoring (nohup, a
-    background job) stays ignored. Only in the main thread (where Python delivers signals); elsewhere the
-    defaults stay."""
-    taken = []
-
-    def handler(signum, frame):
-        if not taken:
-            taken.append(signum)
-            raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated()
-
-    try:
-        previous = {s: signal.signal(s, handler) for s in stopping.SIGNALS if signal.getsignal(s) != signal.SIG_IGN}
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        ignore = taken and stopping.process_ends_with_run
-        for s, before in previous.items():
-            signal.signal(s, signal.SIG_IGN if ignore else before)
-
-
-def choose_engine(config: Config, device: torch.device) -> str:
-    """The engine that trains this run: the one asked for (`requested_engine`), or eager where that one cannot
-    train the model (`engine_note` says why, in meta.json)."""
-    from bnbench.engines import choose
-
-    return choose.choose(config, device, requested_engine(config, device))
-
-
-def requested_engine(config: Config, device: torch.device) -> str:
-    """`training.engine`, with auto resolved: graph on CUDA (adam/adamw), else eager.
-
-    On the CPU eager is about as fast per trial as a stacked group of 6 or more trials (README, *Speed*), and
-    --jobs multiplies eager's throughput by the cores; so stacked is opted into, not chosen.
-    """
-    from bnbench.engines import choose
-
-    return choose.requested(config, device)
-
-
-def engine_note(config: Config, engine: str) -> str | None:
-    """Why `engine` cannot train this config's model, so that eager trains it instead (for meta.json); None if it
-    can. (The eager engine's own hand-written MLP backward picks itself per model: `direct.supported`.)"""
-    from bnbench.engines import choose
-
-    return choose.note(config, engine)
-
-
-def _units(run: Run, pending: list[Trial], engine: str) -> list[list[Trial]]:
-    """What one trainer trains at once: one trial, or for the stacked engine a group of compatible trials that
-    have finished the same number of epochs (a resumed run may have some trials an epoch ahead)."""
-    from bnbench.engines import choose
-
-    return choose.units(pending, engine, lambda t: run.states[t.index].epochs)
 
 
 @dataclass
@@ -460,12 +398,12 @@ class _Recorder:
     def epoch_done(self, index: int, result: EpochResult, state: bytes) -> None:
         run, trial = self.run, self.run.trials[index]
         trial_state = run.states[index]
-        store.append_epoch(run.dir, trial, result, first_step=trial_state.steps)
+        rows.append_epoch(run.dir, trial, result, first_step=trial_state.steps)
         trial_state.record(result, trial.config.training.epochs)
-        store.save_checkpoint(run.dir, trial, state, {"key": trial.key, **vars(trial_state)})
+        checkpoint_files.save(run.dir, trial, state, {"key": trial.key, **vars(trial_state)})
         if result.fallback:
             self._fallback(trial, result.fallback)
-        store.write_meta(run.dir, _meta(run))
+        run.folder.write_meta(_meta(run))
         if trial_state.finished:  # recorded as such first: a stop before this loses nothing
             checkpoints.prune_trial(run.dir, trial, checkpoints.kept(run.config, run.meta))
         self.reporter.epoch_done(trial, result)
@@ -473,7 +411,7 @@ class _Recorder:
     def _fallback(self, trial: Trial, why: str) -> None:
         """meta.json's `engine_fallback` names each trial whose engine failed (then eager trained it on); the first
         is a note, as the others most likely failed alike."""
-        self.run.meta.setdefault("engine_fallback", {})[trial.key] = why
+        self.run.meta.update(engine_fallback=self.run.meta.fields.engine_fallback | {trial.key: why})
         if not self.fell_back:
             self.reporter.note(
                 f"{trial.key}: {why}; eager trains it on from its last finished epoch (meta.json's "
@@ -485,7 +423,8 @@ class _Recorder:
 # ---- meta.json ---------------------------------------------------------------------------------------------------
 
 
-def _meta(run: Run) -> dict:
+def _meta(run: Run) -> Meta:
+    """meta.json as written: the run's fields, and each trial's record (kept apart: they change every epoch)."""
     trials = [{"key": t.key, **t.labels, **vars(run.states[t.index])} for t in run.trials]
     done = sum(s.finished for s in run.states.values())
-    return run.meta | {"trials_done": done, "trials_total": len(run.trials), "trials": trials}
+    return run.meta.with_(trials_done=done, trials_total=len(run.trials), trials=trials)

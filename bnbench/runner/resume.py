@@ -9,21 +9,26 @@ from pathlib import Path
 from typing import Optional
 
 from bnbench.errors import BnbenchError
-from bnbench.experiment.config import Config, diff, dump
+from bnbench.experiment.config import Config, diff
 from bnbench.experiment.loading import parse_override, validate
 from bnbench.experiment.trials import Trial, expand
-from bnbench.rundir import digests, store
+from bnbench.rundir import checkpoint_files, digests, rows, search
 from bnbench.rundir.drift import drift, edited
-from bnbench.runner.state import Reporter, Run, Silent, TrialState, now
+from bnbench.rundir.folder import RunFolder
+from bnbench.rundir.meta import Meta, now
+from bnbench.rundir.schema import BATCHES, CUT_FILES, EPOCHS, EVALS, PROBES, ROW_FILES
+from bnbench.rundir.trial_state import TrialState, finished, records, state_of
+from bnbench.runner.state import Reporter, Run, Silent
 
 
-def reopen(run_dir: Path, meta: dict, config: Config, grown: Optional[Config], reporter: Reporter) -> Run:
-    """The run made ready to train on (under `runner._preparing`): temporaries removed, meta.json marked running
+def reopen(run_dir: Path, meta: Meta, config: Config, grown: Optional[Config], reporter: Reporter) -> Run:
+    """The run made ready to train on (under `execute._preparing`): temporaries removed, meta.json marked running
     before any other file changes (from here on a stop leaves the run partial, never "complete"), the grow written
     (`grown`: from `grown_config`), each trial's state read and its rows repaired."""
-    store.remove_temporaries(run_dir)
-    meta.update(status="running", ended=None, resumed=store.typed_field(meta, "resumed", list, []) + [now()])
-    store.write_meta(run_dir, meta)
+    folder = RunFolder(run_dir)
+    folder.remove_temporaries()
+    meta.update(status="running", ended=None, resumed=meta.fields.resumed + [now()])
+    folder.write_meta(meta)
     if grown:
         _grow(run_dir, meta, config, grown, reporter)
         config = grown
@@ -36,7 +41,7 @@ def reopen(run_dir: Path, meta: dict, config: Config, grown: Optional[Config], r
 
 def grows(run_dir: Path, seeds: Optional[list[int]] = None, epochs: Optional[int] = None) -> bool:
     """Whether `seeds`/`epochs` add anything to the run (for `--resume` of a complete run: else nothing to do)."""
-    config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
+    config = RunFolder(run_dir).config()
     return bool(set(seeds or []) - set(config.seeds)) or (epochs is not None and epochs != config.training.epochs)
 
 
@@ -56,17 +61,18 @@ def grown_config(run_dir: Path, config: Config, seeds: list[int], epochs: Option
     raw = config.model_dump(mode="json")
     raw["seeds"] = config.seeds + added
     raw["training"]["epochs"] = epochs or current
-    grown = validate(raw, str(run_dir / "config.yaml"))
+    grown = validate(raw, str(RunFolder(run_dir).config_file))
     expand(grown)  # a key too long for a file name is refused before anything is written
     return grown
 
 
-def _grow(run_dir: Path, meta: dict, config: Config, grown: Config, reporter: Reporter) -> None:
+def _grow(run_dir: Path, meta: Meta, config: Config, grown: Config, reporter: Reporter) -> None:
     """Write the grown config to meta.json (the resolved config, and the overrides, so that the source-file
     check keeps holding) and to config.yaml, in that order (`finish_grow` completes a grow stopped between)."""
     added = [s for s in grown.seeds if s not in config.seeds]
     current = config.training.epochs
-    overrides = dict(store.overrides(meta) or {})
+    recorded = meta.overrides()
+    overrides = recorded.model_dump() if recorded else {}
     if added:
         overrides["seeds"] = grown.seeds
     if grown.training.epochs != current:  # replaces an earlier grow's: the run has one epoch count
@@ -76,33 +82,34 @@ def _grow(run_dir: Path, meta: dict, config: Config, grown: Config, reporter: Re
     meta.update(
         config=grown.model_dump(mode="json"),
         overrides=overrides,
-        grown=store.typed_field(meta, "grown", list, []) + [change],
+        grown=meta.fields.grown + [change],
     )
-    store.write_meta(run_dir, meta)
-    store.atomic_write(run_dir / "config.yaml", dump(grown))
+    RunFolder(run_dir).write_meta(meta)
+    RunFolder(run_dir).write_config(grown)
     what = [f"added seeds {', '.join(map(str, added))}"] * bool(added)
     what += [f"epochs {current} -> {grown.training.epochs}"] * (grown.training.epochs != current)
     reporter.note(f"{run_dir}: {'; '.join(what)}")
 
 
-def finish_grow(run_dir: Path, meta: dict, config: Config) -> Config:
+def finish_grow(run_dir: Path, meta: Meta, config: Config) -> Config:
     """A grow stopped between its two writes (meta.json, then config.yaml) left config.yaml as it was before the
     grow: write the grown config that meta.json holds (else the run would refuse its own config as edited)."""
-    grown, changes = meta.get("config"), store.typed_field(meta, "grown", list, [])
+    folder = RunFolder(run_dir)
+    grown, changes = meta.fields.config, meta.fields.grown
     if not (isinstance(grown, dict) and changes and isinstance(changes[-1], dict)):
         return config
     last = changes[-1]
     try:
-        raw = validate(grown, str(run_dir / "meta.json")).model_dump(mode="json")
+        raw = validate(grown, str(folder.meta_file)).model_dump(mode="json")
         raw["seeds"] = [s for s in raw["seeds"] if s not in last["seeds_added"]]
         raw["training"]["epochs"] = last["epochs"][0]
-        before = validate(raw, str(run_dir / "meta.json")).model_dump(mode="json")
+        before = validate(raw, str(folder.meta_file)).model_dump(mode="json")
     except (BnbenchError, KeyError, TypeError, IndexError):  # not a grow this bnbench wrote: the edit check tells
         return config
     if before != config.model_dump(mode="json") or before == grown:
         return config
-    store.atomic_write(run_dir / "config.yaml", dump(validate(grown, str(run_dir / "meta.json"))))
-    return validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
+    folder.write_config(validate(grown, str(folder.meta_file)))
+    return folder.config()
 
 
 def is_complete(run_dir: Path) -> bool:
@@ -110,17 +117,16 @@ def is_complete(run_dir: Path) -> bool:
     are checked against its checkpoint and its digests (bnbench.rundir.digests) as resuming checks them, so "nothing to
     do" never hides damage (rows cut out of a CSV or edited, a checkpoint replaced: resuming repairs them); an
     unreadable or edited config raises what resuming it would."""
-    meta = store.read_meta(run_dir)
-    config = validate(store.read_config(run_dir), str(run_dir / "config.yaml"))
-    if store.run_status(run_dir, meta) != "complete":
+    folder = RunFolder(run_dir)
+    meta, config = folder.meta(), folder.config()
+    if folder.status(meta) != "complete":
         return False
     refuse_if_edited(run_dir, meta, config)
     trials = expand(config)
     found = _trial_states(run_dir, trials, meta, Silent(), repair=False)
-    texts, kept, lines = store.kept_rows(run_dir, trials, {i: s.epochs for i, s in found.states.items()})
+    texts, kept, lines = rows.kept_rows(run_dir, trials, {i: s.epochs for i, s in found.states.items()})
     untouched = all(
-        (run_dir / name).exists() and store.read_regular(run_dir / name) == text.encode()
-        for name, text in texts.items()
+        folder.file(name).exists() and folder.read_bytes(name) == text.encode() for name, text in texts.items()
     )
     damaged = _damaged(run_dir, trials, found.states, kept, lines, found.losses, meta)
     return untouched and not damaged and not found.damaged and all(s.finished for s in found.states.values())
@@ -130,19 +136,9 @@ def latest_partial_run(out: Path, config: Config) -> Path:
     """The newest run under `out` that is not complete and was started with this resolved config (for
     `run CONFIG --resume`; a run of the same experiment with other settings is not it)."""
     folder = out / config.name
-    runs = (
-        sorted(
-            (p for p in folder.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file()), reverse=True
-        )
-        if folder.is_dir()
-        else []
-    )
-    partial = [r for r in runs if store.run_status(r, store.read_meta(r)) == "partial"]
+    partial = [run for run in search.runs_of(out, config.name) if run.status(run.meta()) == "partial"]
     wanted = config.model_dump(mode="json")
-    configs = {
-        run_dir: _resolved(store.read_config(run_dir), run_dir / "config.yaml")  # each read once
-        for run_dir in partial
-    }
+    configs = {run.path: _resolved(run.raw_config(), run.config_file) for run in partial}  # each read once
     for run_dir, started in configs.items():
         if started == wanted:
             return run_dir
@@ -150,7 +146,7 @@ def latest_partial_run(out: Path, config: Config) -> Path:
     if partial:
         hint = (
             f" (the newest partial run, {partial[0]}, has other settings: "
-            f"{'; '.join(diff(configs[partial[0]], wanted)[:3])}; resume it by its folder)"
+            f"{'; '.join(diff(configs[partial[0].path], wanted)[:3])}; resume it by its folder)"
         )
     raise BnbenchError(
         f"--resume: no partial run of '{config.name}' with this config under '{folder}'{hint}; "
@@ -171,13 +167,13 @@ class _Found:
     damaged: set[int] = field(default_factory=set)
 
 
-def _trial_states(run_dir: Path, trials: list[Trial], meta: dict, reporter: Reporter, repair: bool = True) -> _Found:
+def _trial_states(run_dir: Path, trials: list[Trial], meta: Meta, reporter: Reporter, repair: bool = True) -> _Found:
     """Each trial's state, from its checkpoint. A trial whose checkpoint is gone or damaged (unreadable, another
     trial's, or not the one its digest records) starts over (with a note; `repair` drops a damaged one and its
     digest), unless meta.json records it finished for this config: then its rows, which `_repair_rows` checks
     against that record, are its result (a run whose checkpoints were deleted to free space stays complete), unless
     the run grew by epochs, which continue from the checkpoint."""
-    recorded, digested = _records(meta), digests.recorded(meta)
+    recorded, digested = records(meta), digests.recorded(meta)
     found = _Found()
     for trial in trials:
         entry = digested.get(trial.key, {})
@@ -185,20 +181,20 @@ def _trial_states(run_dir: Path, trials: list[Trial], meta: dict, reporter: Repo
         if damage:
             found.damaged.add(trial.index)
             if repair:
-                store.drop_checkpoint(run_dir, trial)
-                weights = store.checkpoint_files(run_dir, trial)[1]
+                checkpoint_files.drop(run_dir, trial)
+                weights = checkpoint_files.files(run_dir, trial)[1]
                 if damage.startswith(f"{weights}:"):
                     weights.unlink()
                 entry.pop("checkpoint", None)
         record = recorded.get(trial.key)
-        state = _state(summary) if summary else _finished(record, trial) or TrialState()
+        state = state_of(summary) if summary else finished(record, trial) or TrialState()
         if summary:
             found.losses[trial.index] = summary.get("last_finite_loss")
         if state.status == "complete" and state.epochs < trial.config.training.epochs:  # the run grew by epochs
             state = TrialState(**{**vars(state), "status": "running"}) if summary else TrialState()
         begun = isinstance(record, dict) and record.get("epochs", 0) != 0
         if summary is None and not state.finished and (damage or begun):
-            problem = damage or f"{store.checkpoint_files(run_dir, trial)[0]}: missing"
+            problem = damage or f"{checkpoint_files.files(run_dir, trial)[0]}: missing"
             reporter.note(f"{problem}: {trial.key} is trained again from its start")
         elif damage:
             reporter.note(f"{damage}: {trial.key} has finished, and its rows are checked against meta.json")
@@ -209,12 +205,12 @@ def _trial_states(run_dir: Path, trials: list[Trial], meta: dict, reporter: Repo
 def _checkpoint(run_dir: Path, trial: Trial, entry: dict) -> tuple[Optional[dict], Optional[str]]:
     """A trial's checkpoint summary (None: none), or why it is not to be trusted: unreadable, another trial's (a
     checkpoint records its trial's key), or not the file its digest records."""
-    path = store.checkpoint_files(run_dir, trial)[0]
+    path = checkpoint_files.files(run_dir, trial)[0]
     damage = digests.checkpoint_damage(run_dir, entry)
     if damage:
         return None, damage
     try:
-        summary = store.checkpoint_summary(run_dir, trial)
+        summary = checkpoint_files.summary(run_dir, trial)
     except BnbenchError as e:
         return None, str(e)
     if summary and summary.get("key", trial.key) != trial.key:
@@ -222,45 +218,16 @@ def _checkpoint(run_dir: Path, trial: Trial, entry: dict) -> tuple[Optional[dict
     return summary, None
 
 
-def _state(summary: dict) -> TrialState:
-    """A checkpoint's summary as a state (it also names its trial: `key`)."""
-    return TrialState(**{k: summary[k] for k in vars(TrialState()) if k in summary})
-
-
-def _records(meta: dict) -> dict:
-    """meta.json's record of each trial, by key."""
-    records = store.typed_field(meta, "trials", list, [])
-    return {r["key"]: r for r in records if isinstance(r, dict) and isinstance(r.get("key"), str)}
-
-
-def finished_trials(trials: list[Trial], meta: dict) -> list[Trial]:
-    """The trials that meta.json records as finished for this config (what `bnbench prune` may prune)."""
-    recorded = _records(meta)
-    return [trial for trial in trials if _finished(recorded.get(trial.key), trial)]
-
-
-def _finished(record: Optional[dict], trial: Trial) -> Optional[TrialState]:
-    """meta.json's record of a trial that finished all of this config's epochs (or diverged), else None."""
-    try:
-        state = TrialState(**{k: record[k] for k in vars(TrialState())})
-    except (TypeError, KeyError):  # no record, or not one this bnbench wrote
-        return None
-    if not (isinstance(state.epochs, int) and isinstance(state.steps, int)):  # a hand edit: no record either
-        return None
-    done = state.status == "diverged" or (state.status == "complete" and state.epochs >= trial.config.training.epochs)
-    return state if done else None
-
-
 def _damaged(
     run_dir: Path,
     trials: list[Trial],
     states: dict[int, TrialState],
-    kept: store.Kept,
-    lines: store.Lines,
+    kept: rows.Kept,
+    lines: rows.Lines,
     losses: dict[int, Optional[float]],
-    meta: dict,
+    meta: Meta,
 ) -> dict[int, str]:
-    """Why each damaged trial's rows (as `store.kept_rows` kept them: each row's epoch and line, per file) cannot be
+    """Why each damaged trial's rows (as `rows.kept_rows` kept them: each row's epoch and line, per file) cannot be
     kept, by trial index: they are not exactly the epochs and steps of its state (its probes: one at every
     probe_every steps), their last finite loss is not its checkpoint's (a checkpoint swapped with another trial's
     has the same steps), or they are not the rows its digests record."""
@@ -268,31 +235,34 @@ def _damaged(
     for trial in trials:
         state = states[trial.index]
         epochs = list(range(1, state.epochs + 1))
-        rows = {name: found[trial.index] for name, found in kept.items()}
-        batches = rows.get("batches.csv", [])
+        has = {name: found[trial.index] for name, found in kept.items()}
+        batches = has.get(BATCHES.file, [])
         evals = _eval_epochs(batches, trial.config.training.eval_every)
-        own = lines.get("batches.csv", {}).get(trial.index, [])
+        own = lines.get(BATCHES.file, {}).get(trial.index, [])
         fits = {
-            "batches.csv": len(batches) == state.steps and sorted(set(batches)) == epochs,
-            "epochs.csv": rows.get("epochs.csv", []) == epochs,
-            "evals.csv": rows.get("evals.csv", evals) == evals,
-            "probes.csv": state.diverged_step is not None
-            or _probes_fit(lines.get("probes.csv", {}).get(trial.index, []), state.steps, trial),
+            BATCHES.file: len(batches) == state.steps and sorted(set(batches)) == epochs,
+            EPOCHS.file: has.get(EPOCHS.file, []) == epochs,
+            EVALS.file: has.get(EVALS.file, evals) == evals,
+            PROBES.file: state.diverged_step is not None
+            or _probes_fit(lines.get(PROBES.file, {}).get(trial.index, []), state.steps, trial),
         }
         short = next((name for name, fit in fits.items() if not fit), None)
         if short:
             wrong[trial.index] = (
-                f"{run_dir / short}: the rows of {trial.key} do not match its checkpoint (truncated or edited)"
+                f"{RunFolder(run_dir).file(short)}: the rows of {trial.key} do not match its checkpoint "
+                f"(truncated or edited)"
             )
         elif trial.index in losses and _last_loss(own) not in (None, _loss_text(losses[trial.index])):
             wrong[trial.index] = (
-                f"{store.checkpoint_files(run_dir, trial)[0]}: its last loss {_loss_text(losses[trial.index])} is "
+                f"{checkpoint_files.files(run_dir, trial)[0]}: its last loss {_loss_text(losses[trial.index])} is "
                 f"not {trial.key}'s in batches.csv ({_last_loss(own)}): another trial's checkpoint (swapped?)"
             )
         elif state.finished and trial.key in digested:
             found = (
-                digests.rows_damage(run_dir / name, trial.key, digested[trial.key], _encoded(lines, name, trial))
-                for name in store.CUT_FILES
+                digests.rows_damage(
+                    RunFolder(run_dir).file(name), trial.key, digested[trial.key], _encoded(lines, name, trial)
+                )
+                for name in CUT_FILES
             )
             problem = next((p for p in found if p), None)
             if problem:
@@ -318,7 +288,7 @@ def _probes_fit(lines: list[str], steps: int, trial: Trial) -> bool:
     )
 
 
-def _encoded(lines: store.Lines, name: str, trial: Trial) -> Optional[list[bytes]]:
+def _encoded(lines: rows.Lines, name: str, trial: Trial) -> Optional[list[bytes]]:
     """A trial's lines in one row file, as bytes (None: the file is missing)."""
     return None if name not in lines else [line.encode() for line in lines[name][trial.index]]
 
@@ -353,29 +323,27 @@ def _repair_rows(run: Run, losses: dict[int, Optional[float]], reporter: Reporte
     whose rows are missing or damaged (a truncated or edited CSV, a deleted row file) or belong to another
     checkpoint loses its rows, checkpoint and digests and is trained again from its start, so that a resumed run
     never reports rows it does not have."""
-    kept, lines = store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+    kept, lines = rows.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
     broken = _damaged(run.dir, run.trials, run.states, kept, lines, losses, run.meta)
     digested = digests.recorded(run.meta)
     had = {name for entry in digested.values() for name in entry}  # the row files the run's trials finished with
     for trial in (t for t in run.trials if t.index in broken):
         reporter.note(f"{broken[trial.index]}; {trial.key} is trained again from its start")
-        store.drop_checkpoint(run.dir, trial)
+        checkpoint_files.drop(run.dir, trial)
         run.states[trial.index] = TrialState()
     if digested:  # a trial that trains on (retrained, or grown by epochs) records its digests anew when it ends
-        run.meta["digests"] = {
-            t.key: digested[t.key] for t in run.trials if run.states[t.index].finished and t.key in digested
-        }
+        run.meta.update(
+            digests={t.key: digested[t.key] for t in run.trials if run.states[t.index].finished and t.key in digested}
+        )
     if broken:
-        for name, columns in store.ROW_FILES.items():  # a deleted row file that the run had is made anew
-            if not (run.dir / name).exists() and name in had:
-                store.atomic_write(run.dir / name, store.header(run.trials, columns))
-        store.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
-        run.meta["retrained"] = store.typed_field(run.meta, "retrained", list, []) + [
-            t.key for t in run.trials if t.index in broken
-        ]
+        for name in ROW_FILES:  # a deleted row file that the run had is made anew
+            if not run.folder.file(name).exists() and name in had:
+                rows.write_header(run.dir, run.trials, name)
+        rows.rewrite_rows(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()})
+        run.meta.update(retrained=run.meta.fields.retrained + [t.key for t in run.trials if t.index in broken])
 
 
-def refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
+def refuse_if_changed(run_dir: Path, meta: Meta, stored: Config) -> None:
     """Resuming with other settings than the run began with would mix two experiments: refuse when the run's
     config.yaml was edited or its source file changed (see `drift`)."""
     found = drift(run_dir, meta, stored, strict=True)
@@ -389,16 +357,16 @@ def refuse_if_changed(run_dir: Path, meta: dict, stored: Config) -> None:
         )
 
 
-def refuse_if_edited(run_dir: Path, meta: dict, stored: Config) -> None:
+def refuse_if_edited(run_dir: Path, meta: Meta, stored: Config) -> None:
     """A complete run's config.yaml edited since it began is not "nothing to do": its rows are another config's."""
-    _refuse_edited(run_dir, edited(meta, run_dir / "meta.json", stored))
+    _refuse_edited(run_dir, edited(meta, run_dir, stored))
 
 
 def _refuse_edited(run_dir: Path, fields: list[str]) -> None:
     if fields:
         raise BnbenchError(
-            f"{run_dir / 'config.yaml'}: edited since the run began ({'; '.join(fields)}; as started -> as now); "
-            f"restore it (meta.json's `config` holds the one it ran) or start a new run"
+            f"{RunFolder(run_dir).config_file}: edited since the run began ({'; '.join(fields)}; as started -> "
+            f"as now); restore it (meta.json's `config` holds the one it ran) or start a new run"
         )
 
 

@@ -3,16 +3,15 @@ lines go (a `Reporter`); shared by `runner` (which trains) and `resume` (which m
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from bnbench.experiment.config import Config
 from bnbench.experiment.trials import Trial
-from bnbench.rundir import store
+from bnbench.rundir.folder import RunFolder
+from bnbench.rundir.meta import Meta
+from bnbench.rundir.trial_state import TrialState
 
 if TYPE_CHECKING:
     from bnbench.engines.events import EpochResult, Progress
@@ -44,40 +43,13 @@ class Silent:
 
 
 @dataclass
-class TrialState:
-    """What the run folder says about one trial (from its checkpoint)."""
-
-    epochs: int = 0
-    steps: int = 0
-    seconds: float = 0.0
-    diverged_step: Optional[int] = None
-    last_finite_loss: Optional[float] = None
-    status: str = "pending"
-
-    def record(self, result: EpochResult, epochs_total: int) -> None:
-        self.epochs, self.steps = result.epoch, self.steps + len(result.losses)
-        self.seconds += result.seconds
-        finite = result.losses[np.isfinite(result.losses)]
-        if len(finite):
-            self.last_finite_loss = float(finite[-1])
-        if result.diverged_step is not None:
-            self.diverged_step = result.diverged_step
-        self.status = store.trial_status(result.epoch, epochs_total, result.diverged_step is not None, True, True)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("complete", "diverged")
-
-
-@dataclass
 class Run:
     dir: Path
     config: Config
     trials: list[Trial]
-    meta: dict
+    meta: Meta  # as meta.json holds it, less each trial's record (`runner.execute._meta` adds them)
     states: dict[int, TrialState] = field(default_factory=dict)
 
-
-def now() -> str:
-    """The time as meta.json records it (started, ended, resumed, grown)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.dir)

@@ -64,3 +64,35 @@ def _die_with_parent() -> None:
         return
     if os.getppid() == 1:  # the parent died before the request took effect
         os._exit(1)
+
+
+class Terminated(Exception):
+    """SIGTERM (what Slurm and Kubernetes send before killing a job), raised in the main thread."""
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Stop on SIGTERM as on Ctrl-C: meta.json says partial and the run resumes. The first of them stops the run;
+    the ones after it are ignored while it stops (ending the workers, recording the run), so that a second Ctrl-C
+    cannot cut the stop short and print a traceback from the middle of it; in the `bnbench` command, to the end of
+    its process (`process_ends_with_run`). A signal this process was started ignoring (nohup, a
+    background job) stays ignored. Only in the main thread (where Python delivers signals); elsewhere the
+    defaults stay."""
+    taken = []
+
+    def handler(signum, frame):
+        if not taken:
+            taken.append(signum)
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
+
+    try:
+        previous = {s: signal.signal(s, handler) for s in SIGNALS if signal.getsignal(s) != signal.SIG_IGN}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        ignore = taken and process_ends_with_run
+        for s, before in previous.items():
+            signal.signal(s, signal.SIG_IGN if ignore else before)

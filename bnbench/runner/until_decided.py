@@ -26,7 +26,7 @@ from bnbench.analysis.sequential import schedule
 from bnbench.errors import BnbenchError, Interrupted
 from bnbench.experiment.config import MAX_TRIALS, Config
 from bnbench.experiment.loading import validate
-from bnbench.rundir import store
+from bnbench.rundir.folder import RunFolder
 from bnbench.rundir.log import noted
 from bnbench.runner.execute import Plan, execute
 from bnbench.runner.state import Reporter, Silent
@@ -110,13 +110,13 @@ def continued(run_dir: Path, asked: Optional[dict] = None) -> dict:
     """The plan of a sequential run being continued, checked against the run; `asked` (options of
     --until-decided) is refused: the plan cannot change (a design chosen after seeing results is not the design
     whose error rate was promised)."""
-    plan = plan_of(store.read_meta(run_dir), run_dir)
+    plan = plan_of(RunFolder(run_dir).meta(), run_dir)
     if plan is None:
         raise BnbenchError(
             f"{run_dir}: was not started with --until-decided, and a run decides in rounds only from its start; "
             f"start a new run with --until-decided"
         )
-    check_run(plan, validate(store.read_config(run_dir), str(run_dir / "config.yaml")), run_dir)
+    check_run(plan, RunFolder(run_dir).config(), run_dir)
     if asked:
         raise BnbenchError(
             f"{run_dir}: its sequential plan is fixed (looks after {', '.join(map(str, plan['looks']))} seeds, "
@@ -126,15 +126,15 @@ def continued(run_dir: Path, asked: Optional[dict] = None) -> dict:
 
 
 def is_sequential(run_dir: Optional[Path]) -> bool:
-    return run_dir is not None and KEY in store.read_meta(run_dir)
+    return run_dir is not None and RunFolder(run_dir).meta().has(KEY)
 
 
 def pending(run_dir: Path) -> bool:
     """Whether a complete sequential run has work left: rounds (it stopped between two), or its last look, when
     meta.json's record is not the one its rows give (stopped before the look was written: the ending is owed)."""
-    meta = store.read_meta(run_dir)
+    meta = RunFolder(run_dir).meta()
     rec = record(load_run(run_dir), plan_of(meta, run_dir))
-    return not rec["finished"] or meta[KEY].get("record") != rec
+    return not rec["finished"] or meta.fields.sequential.get("record") != rec
 
 
 def _through(plan: dict, rec: dict) -> list[int]:
@@ -147,12 +147,13 @@ def look(run_dir: Path, plan: dict, reporter: Reporter) -> dict:
     and say them: to run.log, and to the terminal unless the run ends here (its verdict says them then)."""
     results = load_run(run_dir)
     rec = record(results, plan)
-    lock = store.RunLock(run_dir).acquire()
+    folder = RunFolder(run_dir)
+    lock = folder.lock().acquire()
     try:
-        store.remove_temporaries(run_dir)
-        meta = store.read_meta(run_dir)
-        meta[KEY] = {"plan": plan, "record": rec}
-        store.write_meta(run_dir, meta)
+        folder.remove_temporaries()
+        meta = folder.meta()
+        meta.update(**{KEY: {"plan": plan, "record": rec}})
+        folder.write_meta(meta)
     finally:
         lock.release()
     fresh = [c for c in rec["comparisons"] if c["decided_at"] in (None, rec["looks_taken"] - 1)]  # decided before: said

@@ -17,6 +17,7 @@ from bnbench.analysis.decisions import caveat
 from bnbench.analysis.inference import format_p
 from bnbench.analysis.sentences import speed_value
 from bnbench.experiment.config import Config
+from bnbench.views.cells import number
 from bnbench.views.layout import laid_out, wrap
 
 WIDTH = 80  # when there is no terminal and no COLUMNS
@@ -96,7 +97,7 @@ def _table(c: Comparison, width: int) -> tuple[list[str], list[str]]:
 
 def _cells(row: dict, points: list[str]) -> list[str]:
     """variant, sweep values, then COLUMNS[1:]."""
-    acc = _number(row[col("test_acc", "mean")], 2)
+    acc = number(row[col("test_acc", "mean")], 2)
     diverged = f"{row['diverged_seeds']}/{row['trials']}"
     if row["baseline"]:
         reference = "1" if row["seeds"] else "-"
@@ -137,10 +138,6 @@ def _speed(row: dict, measure: str) -> str:
         if math.isnan(low)
         else speed_value(low, row[col(measure, "speedup_high")], row[col(measure, "estimator")])
     )
-
-
-def _number(x: float, digits: int) -> str:
-    return "-" if math.isnan(x) else f"{x:.{digits}f}"
 
 
 # ---- titles ------------------------------------------------------------------------------------------------------

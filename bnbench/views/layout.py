@@ -85,21 +85,6 @@ def _wrap_tokens(text: str, width: Optional[int], indent: str, hanging: str) -> 
     return lines + [(hanging if lines else indent) + " ".join(words)] if words else lines
 
 
-def columns(
-    header: list[str],
-    rows: list[list[str]],
-    width: Optional[int],
-    drop: list[list[str]] = (),
-    right: set[str] = frozenset(),
-    cut: bool = False,
-) -> list[str]:
-    """Rows as aligned columns two spaces apart under a header line, every line at most `width` cells (None: no
-    limit): while too wide, the next set of column names in `drop` is left out; then, with `cut`, the last column
-    is cut with "…" (a free-text field such as a run's options), else each row becomes one record wrapped at
-    " · "."""
-    return laid_out(header, rows, width, drop, right, cut)[0]
-
-
 def laid_out(
     header: list[str],
     rows: list[list[str]],
@@ -108,7 +93,10 @@ def laid_out(
     right: set[str] = frozenset(),
     cut: bool = False,
 ) -> tuple[list[str], list[str]]:
-    """`columns`' lines and the names of the columns they show, for a legend that names only those (records
+    """Rows as aligned columns two spaces apart under a header line, every line at most `width` cells (None: no
+    limit): while too wide, the next set of column names in `drop` is left out; then, with `cut`, the last column
+    is cut with "…" (a free-text field such as a run's options), else each row becomes one record wrapped at
+    " · ". Returns the lines and the names of the columns they show, for a legend that names only those (records
     show every column)."""
     for dropped in [[], *drop]:
         keep = [i for i, name in enumerate(header) if name not in dropped]
@@ -152,7 +140,7 @@ def natural_width(grid: Grid) -> int:
     """Terminal cells the boxed table needs so that no cell wraps (title and caption are wrapped apart): each
     column's widest line, one space of padding either side and a border, plus the last border. Counted, not
     measured by rich: measuring costs as much as drawing (a comparison of 300 runs spent seconds on it);
-    tests/test_layout.py checks the count against the drawn table."""
+    tests/views/test_layout.py checks the count against the drawn table."""
     columns = [[name, *(line for row in grid.rows for line in row[i])] for i, name in enumerate(grid.header)]
     return sum(max(map(cell_len, column)) + 3 for column in columns) + 1
 

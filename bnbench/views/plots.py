@@ -2,8 +2,8 @@
 page: FILE.png, FILE-2.png, ... (or .svg), or one FILE.pdf of pages.
 
 Pages have fixed margins: constrained layout, over one figure with a row per run, grew far faster than the rows
-(benchmarks/compare_speed.py). Drawing a run still takes matplotlib a while (README), so at most MAX_RUNS runs
-are drawn, the first in the comparison's order, and the caller says how many were left out.
+(benchmarks/compare_speed.py). Drawing a run still takes matplotlib a while (docs/statistics.md), so at most
+MAX_RUNS runs are drawn, the first in the comparison's order, and the caller says how many were left out.
 
 Uses matplotlib's object API with the Agg canvas (no pyplot, no display), so it works headless and leaves the
 global backend alone.
@@ -11,20 +11,18 @@ global backend alone.
 
 import math
 from pathlib import Path
-from typing import Optional
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from typing import TYPE_CHECKING, Optional
 
 from bnbench.analysis import Comparison
 from bnbench.analysis.columns import SPEEDS, col
 from bnbench.analysis.sentences import speed_value
 from bnbench.errors import BnbenchError
 from bnbench.views.glance import separating
+from bnbench.views.plot_file import check_path
 
-FORMATS = ["png", "pdf", "svg"]
+if TYPE_CHECKING:  # matplotlib is the optional `plot` extra: imported only where a figure is drawn
+    from matplotlib.figure import Figure
+
 PER_PAGE = 5
 MAX_RUNS = 20
 WIDTH_INCHES, TITLE_INCHES, DPI = 13, 0.5, 110
@@ -48,33 +46,11 @@ COLOURS = [
 DASHES = ["-", "--", "-.", (0, (3, 1, 1, 1, 1, 1))]  # sweep points; ":" is the target lines'
 
 
-def check_path(path: Path) -> Path:
-    """The file --plot writes: `path`, or FILE.png for a name without an extension. Refuses, before anything is
-    compared, a path that cannot be written: a folder, something that is not a regular file (a device such as
-    /dev/null, a named pipe: never FILE.png beside it), an extension that is not one of FORMATS (matplotlib takes
-    the format from it), a folder that does not exist."""
-    formats = ", ".join(f".{f}" for f in FORMATS[:-1]) + f" or .{FORMATS[-1]}"
-    if path.is_dir():
-        raise BnbenchError(f"--plot {path}: is a folder; name a file in it, e.g. {path / 'compare.png'}")
-    _refuse_special(path)
-    if not path.suffix:
-        path = path.with_name(f"{path.name}.{FORMATS[0]}")
-        _refuse_special(path)
-    if path.suffix.lower()[1:] not in FORMATS:
-        raise BnbenchError(f"--plot {path}: unknown format '{path.suffix}'; use {formats}")
-    if not path.parent.is_dir():
-        raise BnbenchError(f"--plot {path}: folder {path.parent} does not exist; create it or choose another")
-    return path
-
-
-def _refuse_special(path: Path) -> None:
-    if path.exists() and not path.is_file():
-        raise BnbenchError(f"--plot {path}: not a regular file (a device or named pipe); name a file, e.g. compare.png")
-
-
 def save_plot(comparisons: list[Comparison], path: Path, title: Optional[str] = None, dpi: int = DPI) -> list[Path]:
     """Draw the first MAX_RUNS comparisons, PER_PAGE a page, under `title` (default: each run's); `dpi` for PNG.
     Returns the files written."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
     path = check_path(path)
     shown = comparisons[:MAX_RUNS]
     pages = [shown[i : i + PER_PAGE] for i in range(0, len(shown), PER_PAGE)]
@@ -92,10 +68,14 @@ def save_plot(comparisons: list[Comparison], path: Path, title: Optional[str] = 
         raise BnbenchError(f"--plot {path}: cannot save ({e.strerror or e}); choose a writable path") from None
 
 
-def _page(comparisons: list[Comparison], title: Optional[str]) -> Figure:
+def _page(comparisons: list[Comparison], title: Optional[str]) -> "Figure":
     """One row of panels per comparison, under its title; `title` replaces a lone run's, and heads a page of
     several. Each row is as tall as its verdict lines and legend need, its panels AXES_INCHES whatever they are:
     a sweep's lines (lr: 4 points) ran into the panels' titles, and its legend, inside a panel, hid the curves."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     several = title is not None and len(comparisons) > 1
     head = TITLE_INCHES * several
     verdicts = [_verdicts(c) for c in comparisons]
@@ -124,7 +104,7 @@ def _page(comparisons: list[Comparison], title: Optional[str]) -> Figure:
         _loss_panel(loss, comparison, styles)
         _accuracy_panel(accuracy, comparison, styles)
         _legend(row, (loss, accuracy), (bottom - LABELS_INCHES) / height)
-        last = max(1, *(c.step.max() for c in (comparison.loss_curves, comparison.accuracy_curves) if len(c)))
+        last = max([1, *(c.step.max() for c in (comparison.loss_curves, comparison.accuracy_curves) if len(c))])
         for ax, ticks in ((loss, 9), (accuracy, 5)):  # step 0 to the last, whole-number ticks that never touch
             ax.set_xlim(0, last)
             ax.xaxis.set_major_locator(MaxNLocator(nbins=ticks, integer=True, steps=[1, 2, 2.5, 5, 10]))
@@ -198,6 +178,8 @@ def _label(comparison: Comparison, keys: tuple) -> str:
 
 
 def _loss_panel(ax, comparison: Comparison, styles: dict) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     curves, keys = comparison.loss_curves, comparison.points + ["variant"]
     for group, curve in curves.groupby(keys, sort=False):
         (line,) = ax.plot(curve.step, curve.loss_mean, linewidth=1.2, label=_label(comparison, group), **styles[group])

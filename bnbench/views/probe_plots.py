@@ -9,14 +9,17 @@ sweep is drawn at its first sweep point. Same canvas as `plots` (object API, Agg
 """
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 from bnbench.analysis.probes import ProbeSummary
 from bnbench.errors import BnbenchError
-from bnbench.views.plots import BASELINE_COLOUR, COLOURS, DASHES, check_path
+from bnbench.views.plot_file import check_path
+from bnbench.views.plots import BASELINE_COLOUR, COLOURS, DASHES
+
+if TYPE_CHECKING:  # matplotlib is the optional `plot` extra: imported only where a figure is drawn
+    from matplotlib.figure import Figure
 
 BANDS = [("loss variation", "loss_min", "loss_max"), ("gradient predictiveness", "grad_change_min", "grad_change_max")]
 BETA = "beta_smoothness"
@@ -34,7 +37,9 @@ def save_probe_plot(summary: ProbeSummary, path: Path, title: Optional[str] = No
     return path
 
 
-def _figure(s: ProbeSummary, title: Optional[str]) -> Figure:
+def _figure(s: ProbeSummary, title: Optional[str]) -> "Figure":
+    from matplotlib.figure import Figure
+
     means, colours = _means(s), _colours(s)
     layer_measures = list(dict.fromkeys(means.loc[means.layer != "model", "measure"]))
     cols = max(len(s.variants), len(BANDS) + 1)

@@ -1,6 +1,6 @@
 """`bnbench compare --probes` as text: per run (and sweep point), a table of layer, measure and probe step, each
 variant's mean over seeds, and each other variant's paired difference from the baseline with its t-interval, in
-the terminal's width (`layout.columns`: the intervals go first, then a record per row)."""
+the terminal's width (`layout.laid_out`: the intervals go first, then a record per row)."""
 
 import math
 from typing import Optional
@@ -9,7 +9,7 @@ import pandas as pd
 
 from bnbench.analysis.inference import CONFIDENCE
 from bnbench.analysis.probes import ProbeSummary
-from bnbench.views.layout import columns, wrap
+from bnbench.views.layout import laid_out, wrap
 
 
 def probes_output(summaries: list[ProbeSummary], width: Optional[int]) -> str:
@@ -33,13 +33,10 @@ def _block(s: ProbeSummary, width: Optional[int]) -> str:
         deltas = [f"Δ {v}" if len(others) > 1 else "Δ" for v in others]
         intervals = [f"CI {v}" if len(others) > 1 else "CI" for v in others]
         header = ["layer / measure", "step", *s.variants, *deltas, *intervals]
-        lines += [""] + columns(
-            header,
-            _rows(rows, s.variants, others),
-            width,
-            drop=[intervals, deltas],
-            right={"step", *s.variants, *deltas},
+        laid, _ = laid_out(
+            header, _rows(rows, s.variants, others), width, [intervals, deltas], {"step", *s.variants, *deltas}
         )
+        lines += ["", *laid]
     return "\n".join(lines) + "\n"
 
 

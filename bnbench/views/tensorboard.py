@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bnbench.analysis import Results, load_run
-from bnbench.analysis.reading import spans
+from bnbench.analysis.row_checks import spans
 from bnbench.errors import BnbenchError
 from bnbench.experiment.trials import _file_safe
 

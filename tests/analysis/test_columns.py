@@ -4,6 +4,7 @@ whatever the data (a run of one variant, a sweep)."""
 import json
 
 import pytest
+from support.configs import tiny_config
 from typer.testing import CliRunner
 
 from bnbench.analysis import compare_runs
@@ -16,13 +17,7 @@ FRAME = ["experiment", "run", "status", "partial", "notes"]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    base = {
-        "name": "cols",
-        "seeds": [0, 1],
-        "dataset": {"name": "digits"},
-        "device": "cpu",
-        "training": {"epochs": 1, "batch_size": 32, "log_every": 5},
-    }
+    base = tiny_config("cols", optimizer=None, training={"epochs": 1, "batch_size": 32, "log_every": 5})
     configs = {
         "two": base,
         "one": base | {"name": "cols-one", "variants": [{"name": "plain", "norm": "none"}], "baseline": "plain"},

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from support.configs import tiny_config
 
 from bnbench.analysis import compare_runs
 
@@ -34,15 +35,14 @@ def write_run(
     run_dir = folder / name / run_id
     run_dir.mkdir(parents=True)
     variants = list(dict.fromkeys(k[0] for k in trials))
-    config = {
-        "name": name,
-        "seeds": sorted({k[1] for k in trials}),
-        "dataset": {"name": "digits"},
-        "baseline": baseline,
-        "device": "cpu",
-        "variants": [{"name": v, "norm": "none" if v == "plain" else "batchnorm"} for v in variants],
-        "training": {"epochs": 1, "batch_size": batch_size, "log_every": log_every},
-    }
+    config = tiny_config(
+        name,
+        sorted({k[1] for k in trials}),
+        optimizer=None,
+        training={"epochs": 1, "batch_size": batch_size, "log_every": log_every},
+        baseline=baseline,
+        variants=[{"name": v, "norm": "none" if v == "plain" else "batchnorm"} for v in variants],
+    )
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     (run_dir / "meta.json").write_text(json.dumps(meta or {"status": "complete"}))
     batches = ["variant,seed,epoch,batch,step,loss"]

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from scipy import optimize, stats
+from support.configs import tiny_config
 from typer.testing import CliRunner
 
 from bnbench.cli import app
@@ -34,15 +35,12 @@ TIE = 1e-9  # relative: sign-flip sums this close to the observed one are ties (
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("recompute")
-    config = {
-        "name": "t-recompute",
-        "seeds": SEEDS,
-        "dataset": {"name": "digits"},
-        "device": "cpu",
-        "optimizer": {"name": "adam", "lr": 1.0e-3},
-        "variants": [{"name": v, "norm": {"plain": "none"}.get(v, v)} for v in VARIANTS],
-        "training": {"epochs": EPOCHS, "batch_size": BATCH, "log_every": WINDOW},
-    }
+    config = tiny_config(
+        "t-recompute",
+        SEEDS,
+        training={"epochs": EPOCHS, "batch_size": BATCH, "log_every": WINDOW},
+        variants=[{"name": v, "norm": {"plain": "none"}.get(v, v)} for v in VARIANTS],
+    )
     (folder / "exp.yaml").write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(app, ["run", str(folder / "exp.yaml"), "--out", str(folder / "results"), "-q"])
     assert result.exit_code == 0, result.output

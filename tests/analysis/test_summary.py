@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from scipy import optimize, stats
+from support.configs import tiny_config
 from typer.testing import CliRunner
 
 from bnbench.analysis import compare_runs
@@ -51,15 +52,14 @@ def write_run(
     variants = list(dict.fromkeys(k[0] for k in trials))
     seeds = sorted({k[1] for k in trials})
     epochs = max(len(t["losses"]) for t in trials.values())
-    config = {
-        "name": name,
-        "seeds": seeds,
-        "dataset": {"name": "digits"},
-        "baseline": baseline,
-        "device": "cpu",
-        "variants": [{"name": v, "norm": "none" if v.startswith("plain") else "batchnorm"} for v in variants],
-        "training": {"epochs": epochs, "batch_size": batch_size, "log_every": log_every},
-    }
+    config = tiny_config(
+        name,
+        seeds,
+        optimizer=None,
+        training={"epochs": epochs, "batch_size": batch_size, "log_every": log_every},
+        baseline=baseline,
+        variants=[{"name": v, "norm": "none" if v.startswith("plain") else "batchnorm"} for v in variants],
+    )
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     (run_dir / "meta.json").write_text(json.dumps(meta or {"status": "complete"}))
     batches = ["variant,seed,epoch,batch,step,loss"]
@@ -513,14 +513,7 @@ def digits_run(tmp_path_factory):
     """A real run: batchnorm and plain, 6 seeds, 2 epochs of digits (90 steps each), the loss logged every step
     and smoothed over 5."""
     folder = tmp_path_factory.mktemp("digits")
-    config = {
-        "name": "t-digits",
-        "seeds": list(range(SEEDS)),
-        "dataset": {"name": "digits"},
-        "device": "cpu",
-        "optimizer": {"name": "adam", "lr": 1.0e-3},
-        "training": {"epochs": 2, "batch_size": 16, "log_every": 5},
-    }
+    config = tiny_config("t-digits", list(range(SEEDS)), training={"epochs": 2, "batch_size": 16, "log_every": 5})
     (folder / "exp.yaml").write_text(yaml.safe_dump(config))
     result = invoke("run", folder / "exp.yaml", "--out", folder / "results", "-q")
     assert result.exit_code == 0, result.output

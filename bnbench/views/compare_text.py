@@ -1,0 +1,245 @@
+"""`bnbench compare`'s output: the glance (`glance`), or every statistic of every run as a text grid laid out
+for the terminal (`layout`: boxed where it fits, records where it does not), or an export format (`exports`).
+Nothing here computes results: the numbers are `analysis.summary`'s table, put into words and cells.
+"""
+
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from bnbench.analysis import Comparison
+from bnbench.analysis.columns import METRICS, SPEEDS, col, of_measure
+from bnbench.analysis.decisions import caveat
+from bnbench.analysis.inference import ALPHA, format_p, p_is
+from bnbench.analysis.per_seed import per_seed as per_seed_rows
+from bnbench.analysis.sentences import MEASURABLE, speed_interval, speed_value
+from bnbench.errors import BnbenchError
+from bnbench.views.cells import number
+from bnbench.views.exports import data, latex, markdown
+from bnbench.views.glance import glance
+from bnbench.views.layout import Grid, render
+
+FORMATS = ["table", "markdown", "csv", "json", "latex"]
+SHOWN = ["train_loss", "test_loss", "test_acc", "best_acc", "steps", "steps_acc", "seconds"]  # --metric choices
+
+
+def comparison_output(
+    comparisons: list[Comparison],
+    fmt: str = "table",
+    metrics: list[str] = (),
+    windows: bool = False,
+    width: Optional[int] = None,
+    full: bool = False,
+    per_seed: bool = False,
+    every: bool = False,
+) -> str:
+    """What `bnbench compare` shows, as text: for "table", the answer at a glance (see `glance`: the newest run
+    in full and a line per other run, or with `every` each run in full) or with `full` every statistic of every
+    run, laid out for a terminal `width` columns wide (None: not a terminal, the glance at 80 columns, the full
+    table unwrapped); else the text of that export format; `per_seed` (csv, json): the numbers the summary is
+    made from, a row per trial and measure (see `analysis.per_seed`).
+
+    Every format shows the same numbers: csv and json at full precision, one row per variant (or per window
+    with `windows`); the others rounded, with the same rows and columns, and the verdict lines on top.
+    """
+    if fmt not in FORMATS:
+        raise BnbenchError(f"--format {fmt}: unknown format; choose one of {', '.join(FORMATS)}")
+    for metric in metrics:
+        if metric not in SHOWN:
+            raise BnbenchError(f"--metric {metric}: unknown metric; choose from {', '.join(SHOWN)}")
+    shown = [m for m in SHOWN if m in metrics] or SHOWN
+    if per_seed and (fmt not in ("csv", "json") or windows):
+        raise BnbenchError(
+            f"--per-seed: {'--windows' if windows else f'--format {fmt}'} has no rows per seed; use --format csv or "
+            f"--format json without --windows"
+        )
+    if fmt in ("csv", "json"):
+        frame = pd.concat(
+            [
+                per_seed_rows(c, shown) if per_seed else _windows_frame(c) if windows else _columns(c.table, shown)
+                for c in comparisons
+            ],
+            ignore_index=True,
+        )
+        return data(frame, fmt)
+    if fmt == "table" and not (full or windows or metrics):
+        return glance(comparisons, width, every)
+    grids = [_windows_grid(c) if windows else _comparison_grid(c, shown) for c in comparisons]
+    if fmt == "table":
+        return "\n".join(render(g, width) for g in grids)
+    return "\n".join(markdown(g) if fmt == "markdown" else latex(g) for g in grids)
+
+
+def _columns(table: pd.DataFrame, shown: list[str]) -> pd.DataFrame:
+    """The table without the columns of the --metric choices not asked for."""
+    hidden = {c for m in SHOWN if m not in shown for c in of_measure(m)}
+    return table.drop(columns=[c for c in table.columns if c in hidden])
+
+
+def _windows_frame(c: Comparison) -> pd.DataFrame:
+    """The loss windows with the run's identity on every row, as the table has it."""
+    return c.windows.assign(
+        experiment=c.name, run=c.results.runs, status=c.results.status, notes="; ".join(c.results.notes)
+    )[["experiment", "run", "status", "notes", *c.windows.columns]]
+
+
+# ---- the grid: a row per variant (x sweep point), a cell of lines per measure ------------------------------------
+
+
+def _short(x: float) -> str:
+    """4.0 -> '4', 4.333 -> '4.3' (means of whole numbers)."""
+    return f"{x:.1f}".removesuffix(".0")
+
+
+def _comparison_grid(c: Comparison, shown: list[str]) -> Grid:
+    """Every statistic of the `shown` measures, under the notes, decisions and verdict lines, above the caption."""
+    header = ["variant", *c.points, "seeds", *(_header(c, m) for m in shown)]
+    rows = []
+    for row in c.table.to_dict("records"):
+        cells = [_variant_cell(row), *([row[p]] for p in c.points), [str(row["seeds"])]]
+        rows.append(cells + [_steps_cell(row, m) if m in SPEEDS else _metric_cell(row, m) for m in shown])
+    lead = _notes(c) + c.decided + [f"note: {caveat()}"] * bool(c.decided)
+    lead += [v for v in c.table.verdict if isinstance(v, str)]
+    return Grid(c.title, header, rows, _caption(c, shown), lead)
+
+
+def _notes(c: Comparison) -> list[str]:
+    """What combining runs did (pooled seeds, a baseline from another run), as lead paragraphs."""
+    return [f"note: {note}" for note in c.results.notes]
+
+
+def _header(c: Comparison, measure: str) -> str:
+    return f"steps to {c.baseline}'s {SPEEDS[measure].label}" if measure in SPEEDS else METRICS[measure].label
+
+
+def _variant_cell(row: dict) -> list[str]:
+    lines = [row["variant"]] + ["(baseline)"] * bool(row["baseline"])
+    if row["diverged_seeds"]:
+        lines.append(f"diverged {row['diverged_seeds']}/{row['trials']} seeds")
+        lines += row["diverged"].split("; ")
+        if not row["baseline"] and not pd.isna(row["diverged_p"]):
+            lines.append(f"vs baseline: exact p{p_is(row['diverged_p'])}, Holm {format_p(row['diverged_p_holm'])}")
+    return lines + ([f"no results yet: seed {row['missing']}"] if row["missing"] else [])
+
+
+def _p_line(row: dict, measure: str) -> list[str]:
+    """'t p=0.0012, exact 0.031, Holm 0.0048 (8)': both tests' p, the adjusted p the decision uses, its family."""
+    if pd.isna(row[col(measure, "p")]):
+        return []
+    t = "" if pd.isna(row[col(measure, "p_t")]) else f"t p{p_is(row[col(measure, 'p_t')])}, "
+    return [
+        f"{t}exact p{p_is(row[col(measure, 'p_exact')])}, Holm {format_p(row[col(measure, 'p_holm')])} "
+        f"({row[col(measure, 'tests')]})"
+    ]
+
+
+def _metric_cell(row: dict, measure: str) -> list[str]:
+    metric = METRICS[measure]
+    n, digits = row["seeds"], metric.digits
+    if not n:
+        return ["all seeds diverged" if row["diverged"] else "no results"]
+    lines = [
+        number(row[col(measure, "mean")], digits) + (f" ± {number(row[col(measure, 'std')], digits)}" if n >= 2 else "")
+    ]
+    if measure == "best_acc":
+        lines.append(f"at epoch {_short(row['best_epoch'])}")
+    pairs = row["pairs"]
+    if row["baseline"]:
+        return lines
+    if not pairs:
+        return lines + ["Δ: no paired seed"]
+    lines.append(f"Δ {number(row[col(measure, 'delta')], digits, sign=True)} ({pairs} pair{'s' * (pairs != 1)})")
+    if not metric.tested:
+        return lines
+    if not pd.isna(row[col(measure, "ci_low")]):
+        low, high = (number(row[col(measure, end)], digits, sign=True) for end in ("ci_low", "ci_high"))
+        lines.append(f"[{low}, {high}]")
+    lines += _p_line(row, measure)
+    lines.append(f"wins {row[col(measure, 'wins')]}/{pairs}")
+    detectable = row[col(measure, "detectable")]
+    if not pd.isna(detectable) and not row[col(measure, "p_holm")] < ALPHA:
+        lines.append(
+            "exact test cannot decide" if np.isinf(detectable) else f"could detect ≥ {number(detectable, digits)}"
+        )
+    if not pd.isna(row.get(col(measure, "needed"), np.nan)):
+        lines.append(f"--effect needs ~{row[col(measure, 'needed')]} seeds")
+    return lines + ([row[col(measure, "note")]] if row[col(measure, "note")] else [])
+
+
+def _speed_value(row: dict, measure: str) -> str:
+    return speed_value(row[col(measure, "speedup")], row[col(measure, "speedup_high")], row[col(measure, "estimator")])
+
+
+def _steps_cell(row: dict, measure: str) -> list[str]:
+    pairs = row[col(measure, "pairs")]
+    note = [row[col(measure, "note")]] if row[col(measure, "note")] else []
+    if not pairs:
+        return ["n/a", *note]
+    at = [] if pd.isna(row[col(measure, "at")]) else [f"step {_short(row[col(measure, 'at')])}"]
+    if row["baseline"]:
+        return ["1.00× (reference)", *at, *note]
+    if pd.isna(row[col(measure, "speedup")]):
+        return ["n/a", *note]
+    interval = speed_interval(row, measure)  # '' where it would say nothing
+    lines = [_speed_value(row, measure), *([interval] if interval else [])]
+    lines += _p_line(row, measure)
+    lines.append(f"reached {row[col(measure, 'reached')]}/{pairs}")
+    if row[col(measure, "unit")] == "examples":
+        lines.append("in examples seen")
+    return lines + at + note
+
+
+def _caption(c: Comparison, shown: list[str]) -> str:
+    t, base = c.table, c.baseline
+    epochs = ", ".join(dict.fromkeys(f"{e} of {n}" for e, n in zip(t.epoch, t.epochs)))
+    window = ", ".join(dict.fromkeys(str(w) for w in t.smoothing))
+    every = c.results.config.training.eval_every
+    text = (
+        f"Mean ± std over seeds at epoch {epochs}. Δ = variant − {base} on the same seed (n pairs: seeds where "
+        f"neither diverged), its 95% t-interval, the paired t-test p (assumes normal differences), the exact "
+        f"sign-flip p (assumes nothing), and the Holm-adjusted p the decision uses (family size in brackets: "
+        f"test acc, both speedups and divergence form one family over the run's comparisons, each other "
+        f"metric its own), seeds won; where no difference is shown, the difference these pairs could detect "
+        f"with 80% power."
+    )
+    if "best_acc" in shown:
+        text += " Best test acc: its epoch is chosen on the test set, so it is optimistic."
+    if "seconds" in shown:
+        text += " Seconds: Δ only (trials that share cores are no paired measurement)."
+    if any(m in SPEEDS for m in shown):
+        text += (
+            f" Steps to target: the target is the mean level of {base}'s curves at half their run "
+            f"(training loss: mean of the last {window} batches; test acc: evaluated every "
+            f"{f'{every} steps' if every else 'epoch'} in eval mode); speedup = {base}'s steps ÷ the "
+            f"variant's. When every seed reached it: the geometric mean with a t-interval on log ratios (a range "
+            f"where crossings are known only between two evaluations, tested on the end least favourable to "
+            f"the claim); when some did not within their own run: the median with a distribution-free "
+            f"interval and the sign test; step = mean step of the seeds that reached it. A speedup the measured "
+            f"points bound only within more than {MEASURABLE:g}× is written by its end that holds (≥, ≤), or as not "
+            f"measurable, and its interval is left out, as is one spanning more than {MEASURABLE**2:g}×."
+        )
+    return text
+
+
+def _windows_grid(c: Comparison) -> Grid:
+    w, t = c.windows, c.table
+    columns = list(t[c.points + ["variant"]].itertuples(index=False, name=None))
+    cells = {
+        (*(row[p] for p in c.points), row["variant"], row["mini_batch"]): [
+            number(row["loss_mean"], 4) + (f" ± {number(row['loss_std'], 4)}" if row["seeds"] >= 2 else "")
+        ]
+        for row in w.to_dict("records")
+    }
+    header = ["mini-batch", *(", ".join([col[-1], *(f"{p}={v}" for p, v in zip(c.points, col))]) for col in columns)]
+    rows = [[[str(b)], *(cells.get((*col, b), [""]) for col in columns)] for b in sorted(w.mini_batch.unique())]
+    epochs = ", ".join(dict.fromkeys(str(e) for e in t.epoch))
+    window = ", ".join(dict.fromkeys(str(s) for s in t.smoothing))
+    left_out = [f"{v} {d}" for v, ds in zip(t.variant, t.diverged) for d in ds.split("; ") if ds]
+    caption = (
+        f"Mean loss of each {window} mini-batches of epoch {epochs} (the tutorial's \"Loss after mini-batch "
+        f'N" lines), mean ± std over seeds.'
+        + (f" Left out: {'; '.join(left_out)}." if left_out else "")
+        + ("" if rows else f" No full window of {window} batches in epoch {epochs}.")
+    )
+    return Grid(f"{c.title} · epoch {epochs}", header, rows, caption, _notes(c))
