@@ -13,11 +13,11 @@ means every shown config and factory is the one that ran.
 
 Comparing (the documented rule): both the shown and the fresh text are normalised first. Run ids
 (20261206-180131) become `<run id>`, times of day (2026-12-06T18:01:31+0000) `<time>`, durations (`0.4 s`)
-`<t> s`, the path of the installed shipped configs `<bnbench>/configs/`, and a block's own wall-clock fields
-(VOLATILE: seconds columns) `<t>`. Numbers are bitwise reproducible only on the same kind of CPU and torch build
+`<t> s`, the path of the installed shipped configs `<bnbench>/configs/`, and the wall-clock fields of VOLATILE
+(the seconds per trial of `--full`) `<t>`. Numbers are bitwise reproducible only on the same kind of CPU and torch build
 (docs/tutorial.md, *Another machine, other digits*), so the machine the outputs were made on is recorded in
 docs/examples/machine.txt: on it every number is compared; on another machine numbers become `<n>` and runs of
-spaces one space, so the check still catches every changed word, line and column but not a changed digit.
+spaces one space, so the check still catches every changed word and line, but not a changed digit.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 a trial's last loss not finite, the same epochs in batches.csv, epochs.csv and evals.csv."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol
 
 import numpy as np
 import pandas as pd
@@ -11,8 +11,14 @@ from bnbench.errors import BnbenchError
 from bnbench.rundir.folder import RunFolder
 from bnbench.rundir.schema import BATCHES, EPOCHS, EVALS
 
-if TYPE_CHECKING:
-    from bnbench.analysis.reading import TrialIndex
+
+class Trials(Protocol):
+    """What the checks need of a run's trial index (bnbench.analysis.reading.TrialIndex)."""
+
+    size: int
+    labels: list[str]
+
+    def describe(self, number: int) -> str: ...
 
 
 def by_trial(frame: pd.DataFrame) -> pd.DataFrame:
@@ -52,7 +58,7 @@ def _check_numbering(path: Path, frame: pd.DataFrame, column: str, trials: int) 
         )
 
 
-def check_rows(folder: RunFolder, batches: pd.DataFrame, epochs: pd.DataFrame, trials: "TrialIndex") -> None:
+def check_rows(folder: RunFolder, batches: pd.DataFrame, epochs: pd.DataFrame, trials: Trials) -> None:
     """Steps and epochs run 1, 2, 3, ... per trial, only a trial's last loss may be NaN/inf, and both files
     hold the same epochs of each trial."""
     _check_numbering(folder.file(BATCHES.file), batches, "step", trials.size)
@@ -75,7 +81,7 @@ def check_rows(folder: RunFolder, batches: pd.DataFrame, epochs: pd.DataFrame, t
 
 
 def evals_checked(
-    folder: RunFolder, evals: Optional[pd.DataFrame], batches: pd.DataFrame, epochs: pd.DataFrame, trials: "TrialIndex"
+    folder: RunFolder, evals: Optional[pd.DataFrame], batches: pd.DataFrame, epochs: pd.DataFrame, trials: Trials
 ) -> pd.DataFrame:
     """evals.csv, checked against epochs.csv (same epochs per trial, steps increasing); without it (older runs),
     one evaluation per epoch end: epochs.csv's test numbers at the epoch's last step."""

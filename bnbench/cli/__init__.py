@@ -130,9 +130,7 @@ def run(
     with resume_in_full(resume_flags(jobs, backend.value, address, gpus_per_trial, quiet, verbose)):
         seed_numbers = seed_list(seeds)
         dispatch = Dispatch(backend.value, jobs, address, gpus_per_trial, quiet)
-        asked = asked_settings(
-            until_decided, max_seeds, metric and metric.value, alpha, effect, spending and spending.value
-        )
+        asked = asked_settings(until_decided, max_seeds, o.value(metric), alpha, effect, o.value(spending))
         made = dict(set_=tuple(set_), seeds=seed_numbers, device=device, out=out, sweeps=tuple(sweep))
         todo = plan(config, run_folder, resume=resume, tags=tuple(tag), note=note, **made)
         sequential = proceeding(todo, until_decided, asked)
@@ -161,7 +159,7 @@ def compare(
     output: o.Output = None,
     plot: o.Plot = None,
     title: o.Title = None,
-    dpi: o.Dpi = 110,
+    dpi: o.Dpi = o.DPI,
     windows: o.Windows = False,
     epoch: o.Epoch = None,
     baseline: o.Baseline = None,
@@ -185,9 +183,9 @@ def compare(
     if probes:
         text = probes_text(paths, baseline, figure, _note, width)
     else:
-        compared = dict(epoch=epoch, pool=not no_pool, test=test.value, effect=effect)
+        how = dict(epoch=epoch, pool=not no_pool, test=test.value, effect=effect)
         shown = Shown(fmt=format_.value, metrics=metric, windows=windows, full=full, per_seed=per_seed, every=every)
-        text = comparison_text(paths, baseline, figure, _note, width, console.is_terminal, compared, shown)
+        text = comparison_text(paths, baseline, figure, _note, width, console.is_terminal, how, shown)
     if output is None:
         return typer.echo(text, nl=False)
     save_text(text, output)

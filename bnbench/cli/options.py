@@ -13,6 +13,7 @@ import typer
 from bnbench.errors import BnbenchError
 
 RESULTS = Path("results")
+DPI = 110  # --plot's PNG resolution (views.plots.DPI, which imports matplotlib)
 
 
 def _home(path):
@@ -20,6 +21,11 @@ def _home(path):
     if isinstance(path, list):
         return [p.expanduser() for p in path]
     return path.expanduser() if path is not None else None
+
+
+def _path(kind, metavar: str, help: str, *names: str):
+    """A path argument or option (`kind`: typer.Argument or typer.Option), `~` expanded."""
+    return kind(*names, metavar=metavar, callback=_home, help=help)
 
 
 def _config_names(incomplete: str) -> list[str]:
@@ -43,44 +49,32 @@ def _choice(kind: type[Enum], refusal: str):
     return parse
 
 
-class Backend(str, Enum):
-    local = "local"
-    ray = "ray"
+def _choices(name: str, *values: str) -> type[Enum]:
+    """An Enum of strings, each member named as its value."""
+    return Enum(name, [(value, value) for value in values], type=str, module=__name__)
 
 
-class Tested(str, Enum):  # the metrics a sequential run can decide on
-    train_loss = "train_loss"
-    test_loss = "test_loss"
-    test_acc = "test_acc"
-    best_acc = "best_acc"
+Backend = _choices("Backend", "local", "ray")
+Tested = _choices("Tested", "train_loss", "test_loss", "test_acc", "best_acc")  # what a sequential run decides on
+Spending = _choices("Spending", "pocock", "obf")
+Format = _choices("Format", "table", "markdown", "csv", "json", "latex")
+ListFormat = _choices("ListFormat", "table", "json")  # list's and show's
+Test = _choices("Test", "t", "exact")
+Keep = _choices("Keep", "final", "none")
 
 
-class Spending(str, Enum):
-    pocock = "pocock"
-    obf = "obf"
+def value(choice: Optional[Enum]) -> Optional[str]:
+    """What the library takes for an optional choice: its value, None where it was not given."""
+    return None if choice is None else choice.value
 
 
-class Format(str, Enum):
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
-    latex = "latex"
+def _listed(kind: type[Enum]) -> str:
+    return ", ".join(member.value for member in kind)
 
 
-class ListFormat(str, Enum):  # list's and show's
-    table = "table"
-    json = "json"
-
-
-class Test(str, Enum):
-    t = "t"
-    exact = "exact"
-
-
-class Keep(str, Enum):
-    final = "final"
-    none = "none"
+def _pick(kind: type[Enum], metavar: str, refusal: str, help: str, *names: str):
+    """An option whose value is one of `kind`'s, refused with the line `refusal` otherwise (see `_choice`)."""
+    return typer.Option(*names, metavar=metavar, parser=_choice(kind, refusal), help=help)
 
 
 def _until(kind: type, metavar: str, help: str, **kwargs):
@@ -94,10 +88,8 @@ Run = Annotated[
     str,
     typer.Argument(metavar="RUN", help="A run folder, or a run id ('<run id>' or '<name>/<run id>') under --results."),
 ]
-RunResults = Annotated[
-    Path, typer.Option(metavar="DIR", callback=_home, help="Results folder to look for a run id in.")
-]
-LIST_FORMAT = _choice(ListFormat, "--format {}: unknown format; choose table or json")
+RunResults = Annotated[Path, _path(typer.Option, "DIR", "Results folder to look for a run id in.")]
+LIST_REFUSAL = "--format {}: unknown format; choose table or json"  # list's and show's
 
 # ---- run -----------------------------------------------------------------------------------------------------------
 
@@ -111,11 +103,7 @@ Config = Annotated[
 ]
 RunDir = Annotated[
     Optional[Path],
-    typer.Argument(
-        metavar="RUN_DIR",
-        callback=_home,
-        help="With --resume after a CONFIG: the run folder of that config to continue.",
-    ),
+    _path(typer.Argument, "RUN_DIR", "With --resume after a CONFIG: the run folder of that config to continue."),
 ]
 Set = Annotated[
     list[str],
@@ -146,9 +134,7 @@ Seeds = Annotated[
     ),
 ]
 Device = Annotated[Optional[str], typer.Option(metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps.")]
-Out = Annotated[
-    Path, typer.Option(metavar="DIR", callback=_home, help="Results folder; the run goes to OUT/<name>/<run id>/.")
-]
+Out = Annotated[Path, _path(typer.Option, "DIR", "Results folder; the run goes to OUT/<name>/<run id>/.")]
 Jobs = Annotated[
     int,
     typer.Option(
@@ -161,10 +147,11 @@ Jobs = Annotated[
 ]
 BackendOption = Annotated[
     Backend,
-    typer.Option(
-        metavar="local|ray",
-        parser=_choice(Backend, "--backend {}: expected local or ray"),
-        help="Where trials train: local (this process, or --jobs worker processes) or ray (Ray tasks; pip install "
+    _pick(
+        Backend,
+        "local|ray",
+        "--backend {}: expected local or ray",
+        "Where trials train: local (this process, or --jobs worker processes) or ray (Ray tasks; pip install "
         "'bnbench[ray]').",
     ),
 ]
@@ -222,7 +209,7 @@ UntilMetric = _until(
     Tested,
     "METRIC",
     "what is decided on: test_acc, best_acc, test_loss or train_loss [default: test_acc].",
-    parser=_choice(Tested, "--metric {}: not a tested metric; choose one of " + ", ".join(t.value for t in Tested)),
+    parser=_choice(Tested, "--metric {}: not a tested metric; choose one of " + _listed(Tested)),
 )
 Alpha = _until(float, "A", "the family-wise error rate [default: 0.05].")
 Margin = _until(float, "X", "also decide 'equivalent' when the difference lies within ±X (points for accuracies).")
@@ -238,18 +225,14 @@ SpendingOption = _until(
 
 Paths = Annotated[
     Optional[list[Path]],
-    typer.Argument(
-        metavar="PATH",
-        callback=_home,
-        help="Results folders (searched for runs) or run folders [default: --results].",
-    ),
+    _path(typer.Argument, "PATH", "Results folders (searched for runs) or run folders [default: --results]."),
 ]
 ComparedResults = Annotated[
     Path,
-    typer.Option(
-        metavar="DIR",
-        callback=_home,
-        help="Results folder: compared when no PATH is given, and where VARIANT@RUN's run id is looked for.",
+    _path(
+        typer.Option,
+        "DIR",
+        "Results folder: compared when no PATH is given, and where VARIANT@RUN's run id is looked for.",
     ),
 ]
 Latest = Annotated[
@@ -264,24 +247,25 @@ Every = Annotated[
 ]
 FormatOption = Annotated[
     Format,
-    typer.Option(
+    _pick(
+        Format,
+        "FORMAT",
+        "--format {}: unknown format; choose one of " + _listed(Format),
+        "table, markdown, csv, json or latex.",
         "--format",
         "-f",
-        metavar="FORMAT",
-        parser=_choice(Format, "--format {}: unknown format; choose one of " + ", ".join(f.value for f in Format)),
-        help="table, markdown, csv, json or latex.",
     ),
 ]
 Output = Annotated[
     Optional[Path],
-    typer.Option("--output", "-o", metavar="FILE", callback=_home, help="Write to this file instead of printing."),
+    _path(typer.Option, "FILE", "Write to this file instead of printing.", "--output", "-o"),
 ]
 Plot = Annotated[
     Optional[Path],
-    typer.Option(
-        metavar="FILE",
-        callback=_home,
-        help="Also draw training loss and test accuracy vs step: FILE.png, .pdf or .svg (FILE alone: FILE.png); 5 "
+    _path(
+        typer.Option,
+        "FILE",
+        "Also draw training loss and test accuracy vs step: FILE.png, .pdf or .svg (FILE alone: FILE.png); 5 "
         "runs a page (FILE-2.png, ...; a PDF holds the pages), at most the first 20 runs.",
     ),
 ]
@@ -330,12 +314,13 @@ Full = Annotated[
 ]
 TestOption = Annotated[
     Test,
-    typer.Option(
-        "--test",
-        metavar="t|exact",
-        parser=_choice(Test, "--test {}: unknown test; choose t or exact"),
-        help="The test a decision uses: t (paired t-test: assumes normal differences; at 5 seeds the only one that "
+    _pick(
+        Test,
+        "t|exact",
+        "--test {}: unknown test; choose t or exact",
+        "The test a decision uses: t (paired t-test: assumes normal differences; at 5 seeds the only one that "
         "can decide) or exact (sign-flip: assumes nothing, needs ≥ 6 seeds). Both p-values are always shown.",
+        "--test",
     ),
 ]
 Effect = Annotated[
@@ -369,40 +354,37 @@ Probes = Annotated[
 
 Configs = Annotated[
     Optional[Path],
-    typer.Option(
-        metavar="DIR", callback=_home, help="Folder of configs [default: ./configs if present, else the shipped ones]."
-    ),
+    _path(typer.Option, "DIR", "Folder of configs [default: ./configs if present, else the shipped ones]."),
 ]
-ListedResults = Annotated[Path, typer.Option(metavar="DIR", callback=_home, help="Results folder to list runs from.")]
+ListedResults = Annotated[Path, _path(typer.Option, "DIR", "Results folder to list runs from.")]
 ListFormatOption = Annotated[
     ListFormat,
-    typer.Option(
-        "--format", "-f", metavar="table|json", parser=LIST_FORMAT, help="table or json (both lists, every field)."
-    ),
+    _pick(ListFormat, "table|json", LIST_REFUSAL, "table or json (both lists, every field).", "--format", "-f"),
 ]
 ShowFormat = Annotated[
     ListFormat,
-    typer.Option("--format", "-f", metavar="table|json", parser=LIST_FORMAT, help="table or json (every field)."),
+    _pick(ListFormat, "table|json", LIST_REFUSAL, "table or json (every field).", "--format", "-f"),
 ]
 ListTag = Annotated[
     list[str], typer.Option(metavar="NAME", help="Only the runs tagged NAME (repeatable: tagged with all of them).")
 ]
 Tensorboard = Annotated[
     Path,
-    typer.Option(
-        metavar="DIR",
-        callback=_home,
-        help="Write TensorBoard event files to DIR/<name>/<run id>/, a TensorBoard run per trial (pip install "
+    _path(
+        typer.Option,
+        "DIR",
+        "Write TensorBoard event files to DIR/<name>/<run id>/, a TensorBoard run per trial (pip install "
         "'bnbench[tensorboard]').",
     ),
 ]
 KeepOption = Annotated[
     Keep,
-    typer.Option(
-        metavar="final|none",
-        parser=_choice(Keep, "--keep {}: choose final (the weights only) or none"),
-        help="final: the model weights only (no optimizer state); none: nothing.",
+    _pick(
+        Keep,
+        "final|none",
+        "--keep {}: choose final (the weights only) or none",
+        "final: the model weights only (no optimizer state); none: nothing.",
     ),
 ]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")]
-Folder = Annotated[Path, typer.Argument(metavar="[FOLDER]", callback=_home, help="Where to write them.")]
+Folder = Annotated[Path, _path(typer.Argument, "[FOLDER]", "Where to write them.")]

@@ -4,12 +4,13 @@ so that a later error still leaves them said."""
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from bnbench.analysis import compare_runs
 from bnbench.analysis.probes import probe_summaries
 from bnbench.errors import BnbenchError
 from bnbench.views.compare_text import comparison_output
+from bnbench.views.plot_file import check_path
 from bnbench.views.probe_report import probes_output
 
 Note = Callable[[str], None]
@@ -27,11 +28,7 @@ class Figure:
     def asked(cls, path: Optional[Path], title: Optional[str], dpi: int) -> Optional["Figure"]:
         """The figure asked for, its path checked now (matplotlib installed, a file it can save): before the
         comparison, which can take a while. None without --plot."""
-        if path is None:
-            return None
-        from bnbench.views.plot_file import check_path
-
-        return cls(check_path(path), title, dpi)
+        return None if path is None else cls(check_path(path), title, dpi)
 
 
 @dataclass(frozen=True)
@@ -40,7 +37,7 @@ class Shown:
     statistic, the per-seed numbers, each run in full."""
 
     fmt: str = "table"
-    metrics: list[str] = ()
+    metrics: Sequence[str] = ()
     windows: bool = False
     full: bool = False
     per_seed: bool = False

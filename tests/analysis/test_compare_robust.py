@@ -208,6 +208,7 @@ def load_while_writing(work: Path, writes: list[tuple[str, bytes]], schedule: tu
         monkeypatch.setattr(Path, "read_bytes", real_read)
 
 
+@pytest.mark.slow
 def test_reading_while_the_runner_appends_never_sees_damage(behind, monkeypatch):
     """Every way the writer's pieces can fall between compare's reads of the three files: before the first, between
     them, after the last. Each time compare gives the numbers of the whole run before the epoch or after it."""
@@ -292,6 +293,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.slow
 def test_plots_come_in_pages_of_a_bounded_size(tmp_path):
     results = many_runs(tmp_path, plots.PER_PAGE + 1)
     result = invoke("compare", results, "--plot", tmp_path / "many.png")

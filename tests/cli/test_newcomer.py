@@ -224,6 +224,7 @@ def make_net(num_classes, in_shape, norm_layer):
 """
 
 
+@pytest.mark.slow
 def test_a_factory_beside_its_config_runs_from_another_folder(tmp_path):
     """It was imported from the working directory only: "cannot import 'beside_net'"."""
     (tmp_path / "mine").mkdir()
@@ -277,6 +278,7 @@ def test_every_error_is_one_line_in_one_style(args, line):
 # ---- G: bnbench init, bnbench rm ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_init_writes_a_config_and_factory_that_run_as_written(tmp_path):
     said = ok("init", tmp_path / "mine")
     config, module = tmp_path / "mine" / "my_net.yaml", tmp_path / "mine" / "my_net.py"

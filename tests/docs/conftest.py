@@ -12,11 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def docs_script():
     def load(name):
-        if name not in sys.modules:  # a dataclass needs its module registered while it is made
-            spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / f"{name}.py")
+        module_name = f"bnbench_docs_{name}"  # docs/NAME.py, under a name no installed module has
+        if module_name not in sys.modules:  # a dataclass needs its module registered while it is made
+            spec = importlib.util.spec_from_file_location(module_name, ROOT / "docs" / f"{name}.py")
             module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
+            sys.modules[module_name] = module
             spec.loader.exec_module(module)
-        return sys.modules[name]
+        return sys.modules[module_name]
 
     return load

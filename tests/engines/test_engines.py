@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from bnbench.cli import app
@@ -16,6 +17,7 @@ VARIANTS = [
 ]
 
 
+@pytest.mark.slow
 def test_stacked_run_equals_eager_run(tmp_path, run_config, digits_config):
     config = digits_config | {"variants": VARIANTS, "sweep": {"optimizer.lr": [1e-3, 3e-3]}}  # 12 trials
     eager = run_config(config, tmp_path / "eager")[0]

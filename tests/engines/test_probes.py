@@ -74,7 +74,7 @@ def assert_bitwise_equal(a, b):
         assert a == b
 
 
-@pytest.mark.parametrize("model", ["mlp", "dropout"])
+@pytest.mark.parametrize("model", ["mlp", pytest.param("dropout", marks=pytest.mark.slow)])
 def test_probing_changes_no_trained_number(tmp_path, monkeypatch, model):
     """BN and plain, the direct MLP backward and autograd with dropout: with probes every 7 steps (cutting the
     ticks and evaluations at other steps) every loss, evaluation, weight and optimizer state is bitwise the same."""

@@ -100,7 +100,15 @@ def assert_same_progress(eager: list, stacked: list):
     np.testing.assert_allclose([p.running_loss for p in stacked], [p.running_loss for p in eager], rtol=RTOL)
 
 
-@pytest.mark.parametrize("model,optimizer", [("mlp", "adam"), ("mlp", "sgd"), ("cnn", "adam"), ("cnn", "sgd")])
+@pytest.mark.parametrize(
+    "model,optimizer",
+    [
+        ("mlp", "adam"),
+        ("mlp", "sgd"),
+        pytest.param("cnn", "adam", marks=pytest.mark.slow),
+        pytest.param("cnn", "sgd", marks=pytest.mark.slow),
+    ],
+)
 def test_stacked_training_equals_eager_training(data, model, optimizer):
     trials = expand(config(model, optimizer))
     assert len(trials) == 12 and len(StackedTrainer.compatible(trials)) == 1

@@ -63,6 +63,7 @@ def test_a_step_hands_back_loss_and_logits_without_their_autograd_graph(kind):
     assert all(p.grad is not None for p in trainer.params)
 
 
+@pytest.mark.slow
 def test_evaluating_every_n_steps_changes_no_training_number():
     """training.eval_every: test-set evaluations at every 7th global step and at each epoch's end, in eval mode,
     with the model handed back in training mode and the same losses, weights and BN statistics to the bit."""

@@ -60,6 +60,17 @@ def test_decoded_folder_is_cached_and_invalidated_on_change(tmp_path):
     assert len(list((root / ".bnbench-cache").iterdir())) == 3
 
 
+def test_a_damaged_folder_cache_is_rebuilt_not_trusted(tmp_path):
+    root = tmp_path / "imgs"
+    write_folder(root)
+    fresh = load_dataset(DatasetConfig(name="imagefolder", root=str(root)))
+    for cache in (root / ".bnbench-cache").iterdir():
+        cache.write_bytes(b"not a tensor file")
+    rebuilt = load_dataset(DatasetConfig(name="imagefolder", root=str(root)))
+    assert torch.equal(rebuilt.train.x, fresh.train.x) and torch.equal(rebuilt.test.y, fresh.test.y)
+    assert all(cache.stat().st_size > 100 for cache in (root / ".bnbench-cache").iterdir())
+
+
 def test_mixed_sizes_and_missing_root_are_user_errors(tmp_path):
     root = tmp_path / "imgs"
     write_folder(root)

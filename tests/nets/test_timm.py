@@ -58,6 +58,7 @@ def test_timm_takes_the_norm_through_norm_layer_and_the_datas_channels(norm, lay
     assert model(torch.rand(3, *DIGITS)).shape == (3, 10)
 
 
+@pytest.mark.slow
 def test_timm_variants_train_on_digits(run_config, tmp_path):
     """resnet10t at 1/8 width on the 8x8 digits (timm's own stem: 7x7... here 3 3x3 convs, the first of stride 2,
     then a max-pool, so the last stage sees 1x1 maps): 3 epochs of 45 steps, seed 0. Measured test accuracies:

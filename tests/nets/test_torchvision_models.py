@@ -148,6 +148,7 @@ def test_inputs_too_small_are_one_line():
         )
 
 
+@pytest.mark.slow
 def test_resnet_trains_on_digits_and_a_stacked_request_runs_eager(run_config, tmp_path):
     config = tiny_config(
         "tv",
@@ -168,6 +169,7 @@ def test_resnet_trains_on_digits_and_a_stacked_request_runs_eager(run_config, tm
     assert max(float(r[6]) for r in rows) > 0.5  # test_acc after one epoch of 45 steps, far above chance
 
 
+@pytest.mark.slow
 def test_vgg_pair_trains_on_tiny_images(run_config, tmp_path):
     """A 32x32 two-class image folder (red vs blue, noisy): vgg11_bn at width 4 fits it in 24 steps (train loss
     below 0.01 in its third epoch, seeds 0-2 alike; in eval mode its running statistics need a few epochs more);

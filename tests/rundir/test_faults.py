@@ -243,6 +243,7 @@ def test_a_full_standard_output_is_one_line(tmp_path, args):
     assert ended.stderr == f"error: standard output: cannot write ({FULL}); free space, then run the command again\n"
 
 
+@pytest.mark.slow
 def test_a_full_standard_output_during_a_run_blames_the_output_and_the_run_resumes(tmp_path):
     """It said the run folder could not be written ("free space or fix the folder")."""
     ended = to_full_output("run", "quick", "--set", "training.epochs=1", "--seeds", "0", "--out", tmp_path, "-q")

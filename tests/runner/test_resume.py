@@ -224,6 +224,7 @@ def test_two_runs_of_one_config_get_separate_folders(config_file, tmp_path):
     assert runs[0].joinpath("batches.csv").read_text() == runs[1].joinpath("batches.csv").read_text()
 
 
+@pytest.mark.slow
 def test_stacked_run_killed_between_trials_of_a_group_resumes_exactly(config_file, tmp_path):
     """A stacked group records its trials one by one; a kill in between leaves them an epoch apart."""
     stacked = ["--set", "training.engine=stacked"]
