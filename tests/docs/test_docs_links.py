@@ -61,3 +61,12 @@ def test_architecture_names_the_code_as_it_stands():
     assert {p for p in packages if f"bnbench/{p}/" not in text} == set()
     modules = {p.name for p in (ROOT / "bnbench").rglob("*.py")}
     assert {m for m in re.findall(r"`(\w+\.py)`", text) if m not in modules} == set()
+
+
+def test_ci_runs_the_readmes_test_commands():
+    """.ci/run runs the whole suite with the command the README gives for it, and the README's style check."""
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    full = re.search(r"^(python -m pytest -q -m .+?)\s+# the whole suite", readme, re.M).group(1)
+    assert full in ci
+    assert "ruff check ." in ci and "ruff format --check ." in ci

@@ -199,10 +199,10 @@ def test_an_edited_run_config_refuses_to_resume_even_without_its_source(config_f
     )
 
 
-def test_a_held_lock_refuses_and_a_dead_holder_does_not_block(config_file, tmp_path):
+def test_a_held_lock_refuses_and_a_dead_holder_does_not_block(half_run, tmp_path):
     """The stopped run released its flock, as the kernel does for a killed process (every SIGKILL test of the
     slow tier resumes over a dead holder's lock)."""
-    run_dir = stopped_here(config_file, tmp_path, lambda d: rows(d / "batches.csv") > 0)
+    run_dir = stopped_run(half_run, tmp_path)
     lock = RunLock(run_dir).acquire()
     try:
         result = CliRunner().invoke(app, ["run", str(run_dir), "--resume"])
@@ -479,8 +479,8 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(config_file, reference, tmp
     assert same_files(run_dir, reference)
 
 
-def test_config_and_run_folder_both_given_to_resume(config_file, reference, tmp_path):
-    run_dir = stopped_here(config_file, tmp_path, lambda d: rows(d / "epochs.csv") >= 2)
+def test_config_and_run_folder_both_given_to_resume(config_file, half_run, reference, tmp_path):
+    run_dir = stopped_run(half_run, tmp_path)
     result = CliRunner().invoke(app, ["run", str(config_file), str(run_dir)])
     assert result.exit_code == 2 and "add --resume" in result.output
     result = CliRunner().invoke(app, ["run", "quick", str(run_dir), "--resume"])

@@ -132,6 +132,7 @@ def test_a_home_folder_in_paths_reads_as_the_shell_would(tmp_path, monkeypatch):
     assert invoke("compare", "~/res").exit_code == 0 and invoke("list", "--results", "~/res").exit_code == 0
 
 
+@pytest.mark.slow
 def test_the_run_header_is_one_line_in_a_pipe(tmp_path):
     out = tmp_path / ("a-long-folder-name-" * 5) / "results"
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
