@@ -1,5 +1,5 @@
 """Where a run's units train: one interface, one module per place (local: this process; workers: forked worker
-processes; ray: Ray tasks, on this machine or a cluster).
+processes; ray: Ray tasks, on this machine or a cluster), and how a run and its processes stop (stopping).
 
 A unit is what one trainer trains at once: one trial, or a stacked group. A backend trains the units it is given
 and hands back, in the calling thread and as they happen, each progress event and each finished epoch (the

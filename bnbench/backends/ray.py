@@ -23,10 +23,9 @@ from typing import Callable, Optional
 
 import torch
 
-from bnbench.backends import Job, Receiver, WorkerDied, checkpoints, cpu_settings, train_unit
+from bnbench.backends import Job, Receiver, WorkerDied, checkpoints, cpu_settings, stopping, train_unit
 from bnbench.errors import BnbenchError
 from bnbench.experiment.trials import Trial, expand
-from bnbench.runner import stopping
 
 RETRIES = 3  # resubmissions of one unit after its worker or node died
 INSTALL = "pip install 'bnbench[ray]' (in a clone of bnbench: pip install -e '.[ray]')"

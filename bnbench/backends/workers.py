@@ -21,13 +21,12 @@ from typing import Callable, Union
 import torch
 import torch.multiprocessing as mp
 
-from bnbench.backends import Job, Receiver, WorkerDied, checkpoints, cpu_settings, train_unit
+from bnbench.backends import Job, Receiver, WorkerDied, checkpoints, cpu_settings, stopping, train_unit
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config
 from bnbench.experiment.data import Dataset
 from bnbench.experiment.trials import Trial, expand
 from bnbench.rundir.lock import RunLock
-from bnbench.runner import stopping
 
 STOP_WAIT = 2.0  # seconds the workers have to end after SIGTERM (at once, unless stopped or stuck) before SIGKILL
 

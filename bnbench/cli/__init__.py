@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from bnbench.backends import stopping
 from bnbench.cli import options as o
 from bnbench.errors import BnbenchError
-from bnbench.runner import stopping
 
 CLICK_ERROR = getattr(typer, "TyperException", None) or click.ClickException  # newer typer has click's own copy
 

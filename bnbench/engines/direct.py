@@ -6,7 +6,7 @@ Flatten, Linear, BatchNorm1d and ReLU, `DirectGradients` walks the layers by han
 autograd calls for them, with the same arguments: addmm / mm / sum for Linear, native_batch_norm and its backward
 for BN, relu / threshold_backward, and _log_softmax / nll_loss_forward and their backward kernels for the
 cross-entropy. Gradients, BN running statistics and losses are therefore bitwise those of `loss.backward()`
-(tests/test_direct.py checks it). Other models, and other devices (cuDNN has its own BN kernels), use autograd.
+(tests/engines/test_direct.py checks it). Other models, and other devices (cuDNN has its own BN kernels), use autograd.
 """
 
 from typing import Optional

@@ -1,5 +1,6 @@
-"""The optimizer a trainer steps, and its step without torch's per-call wrappers (`fast_step`): the fast paths
-into torch internals, in one place. The arithmetic is `optimizer.step()`'s (tests/test_train.py, test_direct.py)."""
+"""The optimizer a trainer steps, and its step without torch's per-call wrappers (`fast_step`): the fast
+paths into torch internals, in one place. The arithmetic is `optimizer.step()`'s (tests/engines/test_train.py,
+test_direct.py)."""
 
 import inspect
 import sys

@@ -5,7 +5,7 @@ launches and the GPU waits on Python (benchmarks/gpu.py). Here up to REPLAY step
 batch gather from the device-resident data, forward, backward, the capturable Adam update, the loss written into
 a device buffer) are captured into one CUDA graph and replayed; a step reads its batch position from a device
 counter, so nothing on the host changes between replays. Evaluation, and a last batch of another size, stay eager.
-The arithmetic is the eager engine's (tests/test_graph.py compares them where a GPU is present).
+The arithmetic is the eager engine's (tests/engines/test_graph.py compares them where a GPU is present).
 """
 
 import torch

@@ -5,7 +5,7 @@ Why: a model this small leaves an accelerator idle between kernel launches, so K
 does when every layer runs once for all of them. On the CPU (one thread) the eager engine's hand-written MLP
 backward (`direct`) leaves it little to win, and only from about 6 trials (docs/performance.md).
 The contract is equivalence with the eager `Trainer`; on the CPU the weights are bitwise equal
-(tests/test_stacked.py):
+(tests/engines/test_stacked.py):
 
 * Each trial keeps an eager `Trainer` (model from `build_model`, optimizer from `make_optimizer`). Its
   parameters and BN buffers are rebound to views of [K, ...] tensors, so the stacked forward and the eager

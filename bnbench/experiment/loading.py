@@ -96,6 +96,17 @@ def validate(raw: dict, source: str, new: bool = False) -> Config:
         raise BnbenchError(f"{source}: {e}") from None
 
 
+FACTORY_FOLDERS: list[Path] = []  # the folders of the factory configs loaded in this process (`factories_beside`)
+
+
+def factories_beside(config_file: Path) -> None:
+    """A factory config's folder is searched for its module too (after the working directory): a config and its
+    module kept side by side run from any folder. (A forked --jobs worker inherits the list.)"""
+    folder = config_file.resolve().parent
+    if folder not in FACTORY_FOLDERS:
+        FACTORY_FOLDERS.append(folder)
+
+
 def load_config(
     ref: str,
     overrides: tuple[str, ...] = (),
@@ -129,8 +140,6 @@ def load_config(
     try:
         config = validate(raw, str(path), new=True)
         if config.model.kind == "factory":
-            from bnbench.nets.models import factories_beside  # (torch: only for a factory's config)
-
             factories_beside(path)
         return config, path
     except BnbenchError:

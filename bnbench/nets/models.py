@@ -32,6 +32,7 @@ from torch import nn
 
 from bnbench.errors import BnbenchError
 from bnbench.experiment.fields import brief
+from bnbench.experiment.loading import FACTORY_FOLDERS
 from bnbench.experiment.model_variants import ModelConfig, VariantConfig
 from bnbench.experiment.seeding import derive_seed, generator, kept_globals, seed_globals
 from bnbench.nets.norms import lone_groups_refused, norm_layer_for, norm_layers
@@ -249,17 +250,6 @@ def _factory(
             stacklevel=2,
         )
     return model
-
-
-FACTORY_FOLDERS: list[Path] = []  # the folders of the factory configs loaded in this process (`factories_beside`)
-
-
-def factories_beside(config_file: Path) -> None:
-    """A factory config's folder is searched for its module too (after the working directory): a config and its
-    module kept side by side run from any folder. (A forked --jobs worker inherits the list.)"""
-    folder = config_file.resolve().parent
-    if folder not in FACTORY_FOLDERS:
-        FACTORY_FOLDERS.append(folder)
 
 
 def load_factory(ref: str) -> Callable[..., nn.Module]:

@@ -13,7 +13,7 @@ import multiprocessing as mp
 import sys
 from pathlib import Path
 
-from bnbench.runner import stopping
+from bnbench.backends import stopping
 
 
 class ClosingLines:

@@ -19,15 +19,16 @@ from typing import Literal, Optional
 import torch
 
 from bnbench import backends
+from bnbench.backends import stopping
 from bnbench.engines import choose
 from bnbench.engines.choose import resolve_device
 from bnbench.engines.events import EpochResult, Progress
 from bnbench.errors import BnbenchError, Interrupted, OutputRefused
 from bnbench.experiment.config import Config
 from bnbench.experiment.data import Dataset, load_dataset
-from bnbench.experiment.loading import data_name, load_config, named_for_data, parse_override
+from bnbench.experiment.loading import data_name, factories_beside, load_config, named_for_data, parse_override
 from bnbench.experiment.trials import Trial, expand, refuse_large_probe_batch
-from bnbench.nets.models import build_model, factories_beside
+from bnbench.nets.models import build_model
 from bnbench.rundir import checkpoint_files, checkpoints, digests, rows
 from bnbench.rundir.environment import environment
 from bnbench.rundir.folder import RunFolder
@@ -37,7 +38,6 @@ from bnbench.rundir.meta import Meta, now
 from bnbench.rundir.schema import ROW_FILES
 from bnbench.rundir.tags import labels, refuse_on_resume
 from bnbench.rundir.trial_state import TrialState
-from bnbench.runner import stopping
 from bnbench.runner.resume import (
     finish_grow,
     grown_config,

@@ -22,11 +22,11 @@ from rich.progress import Progress as Bar
 from rich.table import Column, Table
 from rich.text import Text
 
+from bnbench.backends import stopping
 from bnbench.engines.events import EpochResult, Progress, batches_per_epoch
 from bnbench.errors import OutputRefused
 from bnbench.experiment.trials import Trial
 from bnbench.rundir.log import EPOCH, LOSS, NOTE, TRIAL, epoch_line, finishes, loss_line, trial_line
-from bnbench.runner import stopping
 
 RIGHT_MARGIN = 4  # cells left free at the right of every line: the terminal's `^C` echo (two of them) fits there
 BAR_MIN, BAR_LEAST, BAR_MAX = 8, 4, 40  # the loss and the rate are shown while the bar keeps BAR_MIN cells

@@ -70,3 +70,18 @@ def test_ci_runs_the_readmes_test_commands():
     full = re.search(r"^(python -m pytest -q -m .+?)\s+# the whole suite", readme, re.M).group(1)
     assert full in ci
     assert "ruff check ." in ci and "ruff format --check ." in ci
+
+
+def test_architecture_import_table_is_the_code():
+    """The table of docs/architecture.md lists, per package, the bnbench packages its modules import."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    table = {row[0]: set(re.findall(r"`(\w+)`", row[1])) for row in re.findall(r"^\| `(\w+)` \| (.*) \|$", text, re.M)}
+    found = {}
+    for package in table:
+        imports = re.findall(
+            r"^\s*(?:from|import) bnbench\.(\w+)",
+            "\n".join(p.read_text() for p in (ROOT / "bnbench" / package).rglob("*.py")),
+            re.M,
+        )
+        found[package] = set(imports) - {package, "errors"}
+    assert found == table

@@ -9,24 +9,13 @@ import time
 import pytest
 import yaml
 from support.cli_calls import ok, refused
-from support.configs import tiny_config
+from support.configs import placements
 from support.pty_calls import on_terminal
 from support.run_files import meta, only_run, seeds
 from support.screen import ANSI, Screen
 
 FAST = ("--set", "training.epochs=1")
-# bn_after against bn_before is close: undecided after 5 seeds, so it takes a second round
-CLOSE = tiny_config(
-    "close",
-    [0, 1, 2],
-    training={"epochs": 1, "batch_size": 32, "log_every": 10, "eval_every": 20},
-    model={"kind": "mlp", "hidden": [64, 32]},
-    variants=[
-        {"name": "bn_before", "norm": "batchnorm", "placement": "before_activation"},
-        {"name": "bn_after", "norm": "batchnorm", "placement": "after_activation"},
-    ],
-    baseline="bn_before",
-)
+CLOSE = placements("close")  # bn_after against bn_before is close: undecided after 5 seeds, so it takes a second round
 
 
 @pytest.fixture(scope="module")

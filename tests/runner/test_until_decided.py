@@ -7,7 +7,7 @@ the plan are refused in one line."""
 import pytest
 import yaml
 from support.cli_calls import invoke, ok, refused
-from support.configs import tiny_config
+from support.configs import placements
 from support.interrupt import interrupted_when
 from support.run_files import meta, only_run, seeds
 from typer.testing import CliRunner
@@ -15,19 +15,7 @@ from typer.testing import CliRunner
 from bnbench.cli import app
 from bnbench.runner import until_decided
 
-# bn_after against bn_before is close; plain against bn_before is far
-PLACEMENT = tiny_config(
-    "rounds",
-    [0, 1, 2],
-    training={"epochs": 1, "batch_size": 32, "log_every": 10, "eval_every": 20},
-    model={"kind": "mlp", "hidden": [64, 32]},
-    variants=[
-        {"name": "bn_before", "norm": "batchnorm", "placement": "before_activation"},
-        {"name": "bn_after", "norm": "batchnorm", "placement": "after_activation"},
-        {"name": "plain", "norm": "none"},
-    ],
-    baseline="bn_before",
-)
+PLACEMENT = placements("rounds", {"name": "plain", "norm": "none"})  # bn_after against bn_before is close; plain is far
 ROUNDS = ("--until-decided", "--effect", "2", "--max-seeds", "10")
 FILES = ("batches.csv", "epochs.csv", "evals.csv")
 

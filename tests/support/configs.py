@@ -22,3 +22,21 @@ def tiny_config(name: str = "t-digits", seeds=(0, 1), *, optimizer=ADAM, trainin
         **fields,
     }
     return copy.deepcopy({key: value for key, value in config.items() if value is not None})
+
+
+def placements(name: str, *more_variants: dict) -> dict:
+    """The experiment the --until-decided tests run in rounds: an MLP with BN before and after its activations, a
+    close pair (undecided after 5 seeds, so it takes a second round), from 3 seeds of one epoch; `more_variants`
+    added."""
+    return tiny_config(
+        name,
+        [0, 1, 2],
+        training={"epochs": 1, "batch_size": 32, "log_every": 10, "eval_every": 20},
+        model={"kind": "mlp", "hidden": [64, 32]},
+        variants=[
+            {"name": "bn_before", "norm": "batchnorm", "placement": "before_activation"},
+            {"name": "bn_after", "norm": "batchnorm", "placement": "after_activation"},
+            *more_variants,
+        ],
+        baseline="bn_before",
+    )
