@@ -21,7 +21,7 @@ from pathlib import Path
 import ray
 import torch
 
-from bnbench.backends import Job
+from bnbench.backends.dispatch import Job
 from bnbench.backends.local import Local
 from bnbench.backends.ray import Ray
 from bnbench.engines.eager import Trainer

@@ -1,6 +1,6 @@
 """Units trained in this process, one after another (`--jobs 1`)."""
 
-from bnbench.backends import Job, Receiver, checkpoints, cpu_settings, train_unit
+from bnbench.backends.dispatch import Job, Receiver, checkpoints, cpu_settings, train_unit
 from bnbench.experiment.trials import Trial
 
 

@@ -23,7 +23,8 @@ from typing import Callable, Optional
 
 import torch
 
-from bnbench.backends import Job, Receiver, WorkerDied, checkpoints, cpu_settings, stopping, train_unit
+from bnbench.backends import stopping
+from bnbench.backends.dispatch import Job, Receiver, WorkerDied, checkpoints, cpu_settings, train_unit
 from bnbench.errors import BnbenchError
 from bnbench.experiment.trials import Trial, expand
 

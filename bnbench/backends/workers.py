@@ -21,7 +21,8 @@ from typing import Callable, Union
 import torch
 import torch.multiprocessing as mp
 
-from bnbench.backends import Job, Receiver, WorkerDied, checkpoints, cpu_settings, stopping, train_unit
+from bnbench.backends import stopping
+from bnbench.backends.dispatch import Job, Receiver, WorkerDied, checkpoints, cpu_settings, train_unit
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config
 from bnbench.experiment.data import Dataset

@@ -118,7 +118,7 @@ def run(
     spending: o.SpendingOption = None,
 ):
     """Train every trial (variants x seeds x sweep points) of an experiment and store its results."""
-    from bnbench.backends import Dispatch
+    from bnbench.backends.dispatch import Dispatch
     from bnbench.rundir.log import NOTE, TRIAL
     from bnbench.runner.execute import plan
     from bnbench.runner.seeds import seed_list

@@ -236,7 +236,7 @@ def _factory(
             f"model.factory: {cfg.factory}(num_classes={num_classes}, in_shape={input_shape}, "
             f"norm_layer=..., **model.kwargs) raised {_raised(e)}"
         ) from None
-    finally:  # a factory's torch.set_num_threads stops here: a trial trains on one thread (backends.cpu_settings)
+    finally:  # a factory's torch.set_num_threads stops here: a trial trains on one thread (dispatch.cpu_settings)
         torch.set_num_threads(threads)
     if not isinstance(model, nn.Module):
         raise BnbenchError(f"model.factory: {cfg.factory} returned a {type(model).__name__}, not a torch nn.Module")

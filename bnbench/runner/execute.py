@@ -18,8 +18,9 @@ from typing import Literal, Optional
 
 import torch
 
-from bnbench import backends
 from bnbench.backends import stopping
+from bnbench.backends.dispatch import Dispatch, Job, WorkerDied
+from bnbench.backends.dispatch import choose as choose_backend
 from bnbench.engines import choose
 from bnbench.engines.choose import resolve_device
 from bnbench.engines.events import EpochResult, Progress
@@ -118,7 +119,7 @@ def plan(
 
 def execute(
     plan: Plan,
-    dispatch: backends.Dispatch = backends.Dispatch(),
+    dispatch: Dispatch = Dispatch(),
     argv: Optional[list[str]] = None,
     reporter: Reporter = Silent(),
 ) -> Path:
@@ -190,7 +191,7 @@ def run_experiment(
     *,
     overrides: dict,
     extra: Optional[dict] = None,
-    dispatch: backends.Dispatch = backends.Dispatch(),
+    dispatch: Dispatch = Dispatch(),
     argv: Optional[list[str]] = None,
     reporter: Reporter = Silent(),
 ) -> Path:
@@ -261,7 +262,7 @@ def _check_models(trials: list[Trial], data: Dataset) -> None:
 def resume_experiment(
     run_dir: Path,
     *,
-    dispatch: backends.Dispatch = backends.Dispatch(),
+    dispatch: Dispatch = Dispatch(),
     argv: Optional[list[str]] = None,
     reporter: Reporter = Silent(),
     seeds: Optional[list[int]] = None,
@@ -328,12 +329,12 @@ def _preparing(run_dir: Optional[Path]):
 
 
 def _execute(
-    run: Run, data: Dataset, device: torch.device, engine: str, dispatch: backends.Dispatch, reporter: Reporter
+    run: Run, data: Dataset, device: torch.device, engine: str, dispatch: Dispatch, reporter: Reporter
 ) -> None:
     pending = [t for t in run.trials if not run.states[t.index].finished]
     units = choose.units(pending, engine, lambda t: run.states[t.index].epochs)
     run.meta.update(engine=engine)
-    backend = backends.choose(dispatch, len(units), reporter.note)
+    backend = choose_backend(dispatch, len(units), reporter.note)
     resume = f"bnbench run --resume {run.dir}"
     with stopping.sigterm_as_interrupt():  # later signals are ignored while the stop is recorded
         try:
@@ -341,7 +342,7 @@ def _execute(
             finished = [t for t in run.trials if run.states[t.index].finished]  # a stop may have left them unpruned
             checkpoints.prune_finished(run.dir, finished, checkpoints.kept(run.config, run.meta))
             reporter.started(run.dir, run.trials, {i: s.epochs for i, s in run.states.items()}, len(data.train.y))
-            backend.train(backends.Job(run.dir, run.config, data, device, engine), units, _Recorder(run, reporter))
+            backend.train(Job(run.dir, run.config, data, device, engine), units, _Recorder(run, reporter))
             left = [t.key for t in run.trials if not run.states[t.index].finished]
             if left:
                 raise RuntimeError(f"bnbench: trials left untrained at the end of the run: {', '.join(left)}")
@@ -361,7 +362,7 @@ def _execute(
                 f"{where}: cannot write ({e.strerror or e}); every finished epoch is saved: free space {fix}, then "
                 f"resume with: {resume}"
             ) from None
-        except backends.WorkerDied as e:
+        except WorkerDied as e:
             _stopped(run, "partial")
             raise BnbenchError(f"{e}; nothing finished is lost. Resume with: {resume}") from None
         except BnbenchError:  # the user can fix it (a factory that builds another model on resume): resumable

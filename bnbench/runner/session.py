@@ -5,7 +5,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Callable, Optional
 
-from bnbench import backends
+from bnbench.backends.dispatch import Dispatch
 from bnbench.errors import BnbenchError
 from bnbench.rundir.log import finished
 from bnbench.runner.closing import ClosingLines
@@ -51,7 +51,7 @@ def proceeding(todo: Plan, until_decided: bool, asked: dict) -> "Settings | bool
 def train(
     todo: Plan,
     sequential: "Settings | bool | None",
-    dispatch: backends.Dispatch,
+    dispatch: Dispatch,
     argv: Optional[list[str]],
     reporting: Callable[[], AbstractContextManager[Reporter]],
 ) -> tuple[Path, list[str]]:

@@ -19,10 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from bnbench import backends
 from bnbench.analysis.decisions import KEY, Settings, check_run, checked, lines, plan_of, record
 from bnbench.analysis.reading import TrialIndex, load_run
 from bnbench.analysis.sequential import schedule
+from bnbench.backends.dispatch import Dispatch
 from bnbench.errors import BnbenchError, Interrupted
 from bnbench.experiment.config import MAX_TRIALS, Config
 from bnbench.experiment.loading import validate
@@ -74,7 +74,7 @@ def new_plan(config: Config, settings: Settings, typed_seeds: Optional[list[int]
 def run(
     todo: Plan,
     settings: "Settings | bool",
-    dispatch: backends.Dispatch = backends.Dispatch(),
+    dispatch: Dispatch = Dispatch(),
     argv: Optional[list[str]] = None,
     reporter: Reporter = Silent(),
 ) -> Path:

@@ -213,7 +213,7 @@ def test_a_ray_instance_of_its_own_streams_what_the_local_backend_computes(tmp_p
     pytest.importorskip("ray")
     import torch
 
-    from bnbench.backends import Job
+    from bnbench.backends.dispatch import Job
     from bnbench.backends.local import Local
     from bnbench.backends.ray import Ray
     from bnbench.experiment.config import Config

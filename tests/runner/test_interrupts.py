@@ -206,7 +206,7 @@ def test_a_factory_that_sets_its_thread_count_trains_in_jobs_workers(threaded_ne
 
 
 def test_a_factory_cannot_change_the_thread_count_trials_train_with(threaded_net):
-    """One thread per trial (`backends.cpu_settings`): what a factory sets is undone as it returns."""
+    """One thread per trial (`backends.dispatch.cpu_settings`): what a factory sets is undone as it returns."""
     from bnbench.experiment.model_variants import ModelConfig, VariantConfig
     from bnbench.nets.models import build_model
 
