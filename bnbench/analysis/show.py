@@ -1,4 +1,4 @@
-"""`bnbench show RUN`: what one run folder holds, as plain data (report.show_output renders it).
+"""`bnbench show RUN`: what one run folder holds, as plain data (views.show_text renders it).
 
 Where the run's config came from and how it differs from that file (meta.json keeps the source file, the
 overrides and the resolved config the run started with), its status, engine and device, each trial's progress and

@@ -179,7 +179,7 @@ def sigterm_to_main(terminal: Terminal) -> tuple[int, str]:
 
 def ctrl_c_twice(terminal: Terminal, apart: float = 0.15) -> tuple[int, str]:
     """An impatient user: the second Ctrl-C lands while the first is handled, or as the process exits (it used
-    to print two tracebacks ending in _Terminated)."""
+    to print two tracebacks ending in stopping.Terminated)."""
     terminal.ctrl_c()
     time.sleep(apart)
     terminal.ctrl_c()
