@@ -74,7 +74,7 @@ METRIC_STATS = {  # tested metrics; an untested metric has the first three
     "ci_low": "95% t-interval of delta, low end",
     "ci_high": "95% t-interval of delta, high end",
     "p_t": "paired t-test p (assumes normal differences)",
-    "p_exact": "exact sign-flip (permutation) p on the same differences (no assumption)",
+    "p_exact": "exact sign-flip (permutation) p on the same differences (assumes symmetric differences)",
     "p": "the p the decision uses (see --test)",
     "p_holm": "p adjusted by Holm (see tests)",
     "tests": "the size of its Holm family",

@@ -1,5 +1,5 @@
-"""Statistics on plain arrays: paired differences over seeds, tests that need no assumption, Holm's adjustment,
-power, and speed ratios known only as intervals.
+"""Statistics on plain arrays: paired differences over seeds, a sign-flip test that assumes only symmetric
+differences, Holm's adjustment, power, and speed ratios known only as intervals.
 
 No figures and no tables here: `bnbench compare` turns runs into arrays, these functions turn arrays into
 numbers, and the caller words them. Everything is written with numpy, math and scipy.special (Student's and the

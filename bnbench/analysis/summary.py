@@ -4,10 +4,11 @@ comparison with the baseline, and the verdict line; the table's columns are decl
 Pairing is per seed (same initial weights, same batch order): for a measure x shaped [seed, variant], the
 differences are `x[:, v] - x[:, base]` on the seeds where neither trial diverged. Each tested difference gets its
 mean, a 95% t-interval, the paired t-test p (which assumes normal differences) and the exact sign-flip p (which
-assumes nothing; with 5 pairs it cannot go below 0.0625); the decision uses the t-test's (`test="t"`, the default:
-at 5 seeds an exact test could never decide) or the exact one (`test="exact"`), and the verdict says when the two
-disagree. A constant difference has no t-interval; its exact p stands. What the pairs could have detected (80%
-power, the observed spread) comes with every "no difference shown".
+assumes the differences symmetric about 0 under no difference; with 5 pairs it cannot go below 0.0625); the
+decision uses the t-test's (`test="t"`, the default: at 5 seeds an exact test could never decide) or the exact
+one (`test="exact"`), and the verdict says when the two disagree. A constant difference has no t-interval; its
+exact p stands. What the pairs could have detected (80% power, the observed spread) comes with every "no
+difference shown".
 
 Divergence is an outcome of its own: k of n seeds per variant, the baseline included, tested against the
 baseline's by McNemar's exact test on the pairs. Steps to a target (see `measures`) give per seed a speedup

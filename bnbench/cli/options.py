@@ -319,7 +319,8 @@ TestOption = Annotated[
         "t|exact",
         "--test {}: unknown test; choose t or exact",
         "The test a decision uses: t (paired t-test: assumes normal differences; at 5 seeds the only one that "
-        "can decide) or exact (sign-flip: assumes nothing, needs ≥ 6 seeds). Both p-values are always shown.",
+        "can decide) or exact (sign-flip: assumes symmetric differences, needs ≥ 6 seeds). Both p-values are always "
+        "shown.",
         "--test",
     ),
 ]

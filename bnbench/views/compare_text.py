@@ -198,7 +198,8 @@ def _caption(c: Comparison, shown: list[str]) -> str:
     text = (
         f"Mean ± std over seeds at epoch {epochs}. Δ = variant − {base} on the same seed (n pairs: seeds where "
         f"neither diverged), its 95% t-interval, the paired t-test p (assumes normal differences), the exact "
-        f"sign-flip p (assumes nothing), and the Holm-adjusted p the decision uses (family size in brackets: "
+        f"sign-flip p (assumes symmetric differences; above 16 pairs estimated from 2¹⁶ random sign flips), and "
+        f"the Holm-adjusted p the decision uses (family size in brackets: "
         f"test acc, both speedups and divergence form one family over the run's comparisons, each other "
         f"metric its own), seeds won; where no difference is shown, the difference these pairs could detect "
         f"with 80% power."
