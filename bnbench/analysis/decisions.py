@@ -310,7 +310,8 @@ def _line(c: dict, plan: dict, rec: dict, baseline: str) -> str:
     name = metric.label.removeprefix("final ").removesuffix(" %")
     head = f"{c['variant']}{' @ ' + c['where'] if c['where'] else ''} vs {baseline}:"
     k = c["decided_at"] if c["decided_at"] is not None else rec["looks_taken"] - 1
-    numbers = f"{_signed(c['mean'][k])}{unit}, {_level(plan)} {_interval(c['low'][k], c['high'][k])}"
+    digits = metric.digits  # a loss's differences are thousandths: 2 decimals would print "-0.00 [-0.01, -0.00]"
+    numbers = f"{_signed(c['mean'][k], digits)}{unit}, {_level(plan)} {_interval(c['low'][k], c['high'][k], digits)}"
     seeds = f"{plan['looks'][k]} seeds"
     pairs = "" if c["n"][k] == plan["looks"][k] else f" ({c['n'][k]} pairs: the others diverged)"
     if c["decision"] in (BETTER, WORSE):
@@ -322,7 +323,7 @@ def _line(c: dict, plan: dict, rec: dict, baseline: str) -> str:
     text = f"{head} undecided after {seeds}{pairs}: {name} {numbers}"
     if rec["finished"] and c["sd"][k] is not None and c["bound"][k] is not None:
         found = detectable(c["n"][k], c["sd"][k], _nominal(c["bound"][k], c["n"][k]))
-        text += f"; could detect ≥ {found:.2f}{unit} ({POWER:.0%} power at its last look)"
+        text += f"; could detect ≥ {found:.{digits}f}{unit} ({POWER:.0%} power at its last look)"
     return text
 
 
@@ -349,12 +350,12 @@ def _level(plan: dict) -> str:
     return f"repeated {100 * (1 - plan['alpha'] / plan['comparisons']):.4g}% CI"
 
 
-def _signed(x: Optional[float]) -> str:
-    return "-" if x is None else f"{x:+.2f}"
+def _signed(x: Optional[float], digits: int) -> str:
+    return "-" if x is None else f"{x:+.{digits}f}"
 
 
-def _interval(low: Optional[float], high: Optional[float]) -> str:
-    return "[no interval]" if low is None or high is None else f"[{low:+.2f}, {high:+.2f}]"
+def _interval(low: Optional[float], high: Optional[float], digits: int) -> str:
+    return "[no interval]" if low is None or high is None else f"[{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
 def _nominal(bound: float, n: int) -> float:

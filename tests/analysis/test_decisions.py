@@ -57,3 +57,20 @@ def test_pairs_lost_to_divergence_are_named():
         "bn_after vs plain: equivalent test acc within ±2 pts, +0.00 pts, repeated 95% CI [-1.00, +1.00], "
         "decided after 10 seeds (8 pairs: the others diverged)"
     )
+
+
+def test_a_loss_is_written_at_its_own_precision():
+    """Losses differ by thousandths: at 2 decimals a decided loss read "-0.00 [-0.01, -0.00]" (issue 31); its lines
+    use the metric's 4 decimals, the undecided one's detectable effect too."""
+    loss = PLAN | {"metric": "train_loss", "effect": None}
+    (line, _) = lines(loss, record("better", -0.0072, -0.0012), "plain")
+    assert line == (
+        "bn_after vs plain: better train loss, -0.0042, repeated 95% CI [-0.0072, -0.0012], decided after 10 seeds"
+    )
+    undecided = record("undecided", -0.0032, 0.0012, decided_at=None)
+    undecided["comparisons"][0]["sd"] = [0.004, 0.004]
+    (line, _) = lines(loss, undecided, "plain")
+    assert line.startswith("bn_after vs plain: undecided after 10 seeds: train loss -0.0010, repeated 95% CI ")
+    assert "[-0.0032, +0.0012]; could detect ≥ 0.00" in line and " (80% power at its last look)" in line
+    detectable = line.split("could detect ≥ ")[1].split(" ")[0]
+    assert len(detectable.split(".")[1]) == 4 and float(detectable) > 0
