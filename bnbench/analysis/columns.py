@@ -2,7 +2,8 @@
 views, plots, show, the csv/json exports) looks a name up here, so a column is never spelled two ways.
 
 A table has one row per sweep point x variant. Measures are per trial and summarised per variant; a tested
-measure is compared with the baseline on the pairs of seeds where neither trial diverged.
+measure is compared with the baseline on the pairs of seeds where neither trial diverged (the primary one, where
+some pair has a diverged trial, by rank over every pair: see `outcomes`).
 """
 
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ class Metric:
     digits: int
     higher: bool  # higher is better
     tested: bool  # paired tests; wall seconds are not (trials that share cores slow each other)
+    scale: float = float("inf")  # the largest difference there can be (accuracies: 100 pts)
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,8 @@ class Speed:
 METRICS = {
     "train_loss": Metric("final train loss", "", 4, False, True),
     "test_loss": Metric("final test loss", "", 4, False, True),
-    "test_acc": Metric("final test acc %", "pts", 2, True, True),
-    "best_acc": Metric("best test acc % (optimistic)", "pts", 2, True, True),
+    "test_acc": Metric("final test acc %", "pts", 2, True, True, 100.0),
+    "best_acc": Metric("best test acc % (optimistic)", "pts", 2, True, True, 100.0),
     "seconds": Metric("seconds per trial", "", 2, False, False),
 }
 SPEEDS = {
@@ -66,21 +68,38 @@ DIVERGED = {
     "diverged_p": "exact McNemar test on the pairs: diverging more or less often than the baseline",
     "diverged_p_holm": "diverged_p adjusted by Holm over the verdict family",
     "diverged_tests": "the Holm family's size",
+    "learned_nothing": "no seed ended above chance accuracy (see docs/statistics.md; empty: classes unknown)",
+    "test_acc_rule": "empty: test acc decided on the pairs where neither diverged; else the rank rule that decided",
+    "test_acc_ranked": "pairs where both trials ended, finished or diverged (the rank rule's n)",
+    "test_acc_ranked_wins": "of them, pairs the variant won: it finished where the baseline diverged, or beat it",
+    "test_acc_ranked_losses": "pairs it lost (ties, two diverged trials included, are dropped)",
 }
 METRIC_STATS = {  # tested metrics; an untested metric has the first three
     "mean": "mean over the seeds that did not diverge",
     "std": "sample std over them",
     "delta": "mean paired difference, variant − baseline on the same seed",
-    "ci_low": "95% t-interval of delta, low end",
-    "ci_high": "95% t-interval of delta, high end",
+    "ci_low": (
+        "95% interval of delta (unadjusted for the Holm family), low end: the lower of the t-interval's and the "
+        "skew-corrected one's"
+    ),
+    "ci_high": "95% interval of delta, high end: the higher of the two",
+    "ci_level": "the confidence level of ci_low..ci_high: 0.95, for the interval alone",
+    "ci_unadjusted": (
+        "True where p_holm adjusts over several tests and the interval does not: it can exclude 0 beside no "
+        "difference shown"
+    ),
     "p_t": "paired t-test p (assumes normal differences)",
+    "p_skew": "skewness-corrected t-test p (Hall 1992: holds its level on skewed differences)",
     "p_exact": "exact sign-flip (permutation) p on the same differences (assumes symmetric differences)",
-    "p": "the p the decision uses (see --test)",
+    "p": "the p the decision uses (see --test): under t the larger of p_t and p_skew",
     "p_holm": "p adjusted by Holm (see tests)",
     "tests": "the size of its Holm family",
     "wins": "pairs where the variant is better",
     "losses": "pairs where it is worse",
-    "detectable": "the difference these pairs detect with 80% power (t-test; inf: the exact test cannot decide)",
+    "detectable": (
+        "the difference these pairs detect with 80% power (t-test; inf: the exact test cannot decide; above the "
+        "metric's scale, 100 pts for accuracies: none within it; empty where the rank rule decided)"
+    ),
     "needed": "seeds a difference of --effect would need (80% power)",
     "note": "why an interval is missing or weak",
 }
@@ -91,9 +110,15 @@ SPEED_STATS = {
     "speedup": "baseline's steps ÷ the variant's: the geometric mean (its low end), or the median's low end",
     "speedup_high": "its high end (equal to speedup unless crossings are only bounded)",
     "estimator": "geometric mean (every pair reached the target) or median (some did not: censored)",
-    "ci_low": "95% interval, low end",
+    "ci_low": "95% interval (unadjusted for the Holm family), low end",
     "ci_high": "95% interval, high end",
+    "ci_level": "the confidence level of ci_low..ci_high: 0.95 (at least, for the median's), for the interval alone",
+    "ci_unadjusted": (
+        "True where p_holm adjusts over several tests and the interval does not: it can exclude 1 beside no "
+        "difference shown"
+    ),
     "p_t": "t-test p on log speedups (geometric mean only)",
+    "p_skew": "skewness-corrected t-test p on them",
     "p_exact": "exact sign-flip or sign-test p",
     "p": "the p the decision uses",
     "p_holm": "p adjusted by Holm over the verdict family",
@@ -130,7 +155,11 @@ COUNTS = {
     "epochs",
     "smoothing",
     "diverged_tests",
-    *(c for c in COLUMNS if c.endswith(("_wins", "_losses", "_tests", "_pairs", "_reached", "_censored", "_needed"))),
+    *(
+        c
+        for c in COLUMNS
+        if c.endswith(("_wins", "_losses", "_tests", "_pairs", "_reached", "_censored", "_needed", "_ranked"))
+    ),
 }
 
 

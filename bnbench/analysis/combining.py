@@ -128,6 +128,8 @@ def pooled(runs: list[Results]) -> Results:
         sources=tuple(r.dir for r in used),
         notes=tuple(notes),
         label=label,
+        grown=used[0].grown if len(used) == 1 else (),
+        pooled=len(used) if len(used) > 1 else 0,
     )
 
 
@@ -179,6 +181,8 @@ def against(results: Results, reference: Results, variant: str) -> Results:
         notes=(*results.notes, *notes),
         label=f"{results.label or f'run {results.dir.name}'} vs {name}",
         foreign={**results.foreign, name: sizes},
+        grown=results.grown,
+        pooled=results.pooled,
     )
 
 

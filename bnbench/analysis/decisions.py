@@ -18,11 +18,21 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bnbench.analysis.columns import METRICS, PRIMARY
-from bnbench.analysis.inference import POWER, detectable
+from bnbench.analysis.inference import FEWEST, POWER, detectable, format_p, format_size
 from bnbench.analysis.measures import point_measures
 from bnbench.analysis.reading import Results, TrialIndex
 from bnbench.analysis.row_checks import spans
-from bnbench.analysis.sequential import BETTER, EQUIVALENT, SPENDING, UNDECIDED, WORSE, Design, boundaries, decide
+from bnbench.analysis.sequential import (
+    BETTER,
+    EQUIVALENT,
+    SPENDING,
+    UNDECIDED,
+    WORSE,
+    Design,
+    boundaries,
+    decide,
+    exact_when_constant,
+)
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import MAX_TRIALS, Config
 from bnbench.experiment.fields import brief
@@ -59,8 +69,11 @@ def checked(settings: Settings) -> Settings:
         )
     if settings.spending not in SPENDING:
         raise BnbenchError(f"--spending {settings.spending}: choose {' or '.join(SPENDING)}")
-    if settings.max_seeds < 2:
-        raise BnbenchError(f"--max-seeds {settings.max_seeds}: a paired comparison needs at least 2 seeds")
+    if settings.max_seeds < FEWEST:
+        raise BnbenchError(
+            f"--max-seeds {settings.max_seeds}: a decision needs at least {FEWEST} seeds (fewer cannot show the skew "
+            f"that breaks the tests); use --max-seeds {FEWEST} or more"
+        )
     if settings.max_seeds > MAX_TRIALS:
         raise BnbenchError(
             f"--max-seeds {settings.max_seeds:,}: more seeds than the {MAX_TRIALS:,} trials one run may hold (a seed "
@@ -211,7 +224,7 @@ def record(results: Results, plan: dict) -> dict:
     rows = []
     if taken:
         d = _differences(results, plan, names, base)
-        looks = decide(d, design(plan), len(taken))
+        looks = exact_when_constant(d, decide(d, design(plan), len(taken)), design(plan))
         rows = [_row(looks, i, name) for i, name in enumerate(names)]
     done = bool(taken) and (len(taken) == len(plan["looks"]) or all(r["decision"] != UNDECIDED for r in rows))
     since = plan["looks"][taken[-1]] if taken else 0
@@ -311,7 +324,7 @@ def _line(c: dict, plan: dict, rec: dict, baseline: str) -> str:
     head = f"{c['variant']}{' @ ' + c['where'] if c['where'] else ''} vs {baseline}:"
     k = c["decided_at"] if c["decided_at"] is not None else rec["looks_taken"] - 1
     digits = metric.digits  # a loss's differences are thousandths: 2 decimals would print "-0.00 [-0.01, -0.00]"
-    numbers = f"{_signed(c['mean'][k], digits)}{unit}, {_level(plan)} {_interval(c['low'][k], c['high'][k], digits)}"
+    numbers = _numbers(c, k, plan, digits, unit)
     seeds = f"{plan['looks'][k]} seeds"
     pairs = "" if c["n"][k] == plan["looks"][k] else f" ({c['n'][k]} pairs: the others diverged)"
     if c["decision"] in (BETTER, WORSE):
@@ -321,10 +334,21 @@ def _line(c: dict, plan: dict, rec: dict, baseline: str) -> str:
     if c["decision"] == EQUIVALENT:
         return f"{head} equivalent {name} within ±{plan['effect']:g}{unit}, {numbers}, decided after {seeds}{pairs}"
     text = f"{head} undecided after {seeds}{pairs}: {name} {numbers}"
-    if rec["finished"] and c["sd"][k] is not None and c["bound"][k] is not None:
+    if rec["finished"] and c["sd"][k] and c["bound"][k] is not None:  # sd 0: no t-test, no power to speak of
         found = detectable(c["n"][k], c["sd"][k], _nominal(c["bound"][k], c["n"][k]))
-        text += f"; could detect ≥ {found:.{digits}f}{unit} ({POWER:.0%} power at its last look)"
+        text += f"; could detect ≥ {format_size(found, digits)}{unit} ({POWER:.0%} power at its last look)"
     return text
+
+
+def _numbers(c: dict, k: int, plan: dict, digits: int, unit: str) -> str:
+    """The estimate at look k and its repeated CI; for a constant difference (sd 0: no t-interval) the exact
+    sign-flip p against the look's level instead, which is what decides it (sequential.exact_when_constant)."""
+    mean, n = f"{_signed(c['mean'][k], digits)}{unit}", c["n"][k]
+    if n < 2 or c["sd"][k] != 0 or c["bound"][k] is None:  # no bound: the look decides nothing, "[no interval]"
+        return f"{mean}, {_level(plan)} {_interval(c['low'][k], c['high'][k], digits)}"
+    level, p = _nominal(c["bound"][k], n), 1.0 if c["mean"][k] == 0 else 2.0 / 2**n  # every sign agrees
+    held = f"{'≤' if p <= level else '>'} {level:.3g}, this look's level"
+    return f"{mean} on every pair (no spread: exact sign-flip p={format_p(p, level)} {held})"
 
 
 def design_line(plan: dict, rec: dict) -> str:
@@ -340,9 +364,23 @@ def design_line(plan: dict, rec: dict) -> str:
         f"sequential design: looks after {', '.join(map(str, plan['looks']))} seeds (at most {plan['looks'][-1]}), "
         f"{SPENDING_NAMES[plan['spending']]} alpha spending, alpha {plan['alpha']:g}{split}{margin}; "
         f"{_level(plan)}s, boundaries |t| ≥ "
-        f"{', '.join(f'{b:.2f}' for b in bounds[: rec['looks_taken'] or 1])} at the looks taken; assumes roughly "
+        f"{', '.join(f'{b:.2f}' for b in bounds[: rec['looks_taken'] or 1])} at the looks taken{_used(rec, bounds)}; "
+        f"assumes roughly "
         f"normal differences across seeds"
     )
+
+
+def _used(rec: dict, planned: tuple[float, ...]) -> str:
+    """The boundaries a comparison used where they are not the planned ones: a missing pair (a diverged trial)
+    changes a look's n and so its boundary (5.05 in place of 3.87 at 4 pairs of 5); "none" at a look that added
+    no pair, which decides nothing anew."""
+    changed = [
+        f"{c['variant']}{' @ ' + c['where'] if c['where'] else ''} "
+        + ", ".join("none" if b is None else f"{b:.2f}" for b in c["bound"][: rec["looks_taken"]])
+        for c in rec["comparisons"]
+        if any(b is None or not math.isclose(b, p) for b, p in zip(c["bound"][: rec["looks_taken"]], planned))
+    ]
+    return f" (planned; used, the pairs lost changing them: {'; '.join(changed)})" if changed else ""
 
 
 def _level(plan: dict) -> str:

@@ -11,6 +11,7 @@ never contradicts the decision taken on it.
 
 import math
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 from scipy.special import nctdtr, nctdtrinc, stdtr, stdtrit
@@ -19,7 +20,7 @@ CONFIDENCE = 0.95
 ALPHA = 0.05
 POWER = 0.8
 ENOUGH_PAIRS = 3  # below this the interval is flagged as unreliable
-ADVISED_SEEDS = 5  # the verdict asks for at least this many before trusting "not shown"
+FEWEST = 8  # fewer pairs cannot show the skew or clusters that break the tests (docs/statistics.md)
 SPREAD_TOLERANCE = 1e-6  # relative: a spread below this fraction of the differences is rounding, not spread
 
 EXACT_FLIPS = 16  # sign_flip_p enumerates all 2^n sign vectors up to this n, then samples 2^16 of them
@@ -57,34 +58,93 @@ def note(pairs: int, constant: bool) -> str:
 
 
 def paired_t(d: np.ndarray) -> dict:
-    """Mean of the paired differences d [n], its CONFIDENCE t-interval and the two-sided one-sample t-test p-value
-    against 0 (scipy.stats.ttest_1samp's numbers, written with scipy.special).
+    """Mean of the paired differences d [n], its CONFIDENCE interval and the two-sided p-values against 0 of the
+    t-test (scipy.stats.ttest_1samp's, written with scipy.special) and of the skewness-corrected t-test.
 
-    Keys: mean, ci_low, ci_high, p_t, sd (sample std), note. The interval and p are NaN when n < 2 or the
-    differences are constant (zero_spread; sd is then 0.0); sd is NaN when n < 2, and the mean when n == 0.
+    The decision's p is the larger of the two, and its interval the hull of the two intervals (`mean_tests`): a
+    difference is claimed only where both agree, which holds the error rate on the skewed differences real seeds
+    give. Keys: mean, ci_low, ci_high, p (the decision's), p_t, p_skew, t_low, t_high (the t-interval alone),
+    skew, sd (sample std), note. The intervals and p-values are NaN when n < 2 or the differences are constant
+    (zero_spread; sd is then 0.0); sd is NaN when n < 2, and the mean when n == 0.
     """
     d = np.asarray(d, dtype=float)
     n = len(d)
     constant = zero_spread(d)
-    out = {
-        "mean": float(d.mean()) if n else np.nan,
-        "ci_low": np.nan,
-        "ci_high": np.nan,
-        "p_t": np.nan,
-        "sd": np.nan,
-        "note": note(n, constant),
-    }
+    out = dict.fromkeys(("ci_low", "ci_high", "p", "p_t", "p_skew", "t_low", "t_high", "skew", "sd"), np.nan)
+    out.update(mean=float(d.mean()) if n else np.nan, note=note(n, constant))
     if n < 2:
         return out
     if constant:
         out["sd"] = 0.0
         return out
-    sd = float(np.std(d, ddof=1))
+    return out | {k: float(v[0]) for k, v in mean_tests(d[None, :]).items()}
+
+
+def mean_tests(d: np.ndarray, crit: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+    """The t-test and the skewness-corrected t-test of mean 0 on each row of d [k, n] (n >= 2, no NaN; a row
+    without spread gets NaN p-values), at the two-sided CONFIDENCE level, or at the t-scale boundaries `crit` [k] when given.
+
+    Returns arrays [k]: mean, sd, skew; t_low, t_high, p_t: Student's; s_low, s_high, p_skew: Hall's (1992)
+    transformation of the studentized mean, whose t reference is right to second order when the differences are
+    skewed (`skew_corrected`); ci_low, ci_high: the hull of the two intervals, and p: the larger p, the decision's.
+    The hull excludes 0 exactly when both intervals do, i.e. when p < 1 - CONFIDENCE.
+    """
+    n = d.shape[1]
+    mean, sd = d.mean(axis=1), d.std(axis=1, ddof=1)
+    skew = skewness(d, mean, sd)
+    if crit is None:
+        crit = np.full(len(d), stdtrit(n - 1, 1 - (1 - CONFIDENCE) / 2))
     se = sd / math.sqrt(n)
-    half = float(stdtrit(n - 1, 1 - (1 - CONFIDENCE) / 2)) * se
-    t = out["mean"] / se
-    out.update(ci_low=out["mean"] - half, ci_high=out["mean"] + half, p_t=float(2 * stdtr(n - 1, -abs(t))), sd=sd)
-    return out
+    t_low, t_high = mean - crit * se, mean + crit * se
+    s_low, s_high = skew_corrected(mean, sd, skew, n, crit)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant row: NaN, its caller's to route
+        p_t = 2 * stdtr(n - 1, -np.abs(mean / se))
+        p_skew = 2 * stdtr(n - 1, -np.abs(hall_statistic(mean / sd, skew, n)))
+    return {
+        "mean": mean,
+        "sd": sd,
+        "skew": skew,
+        "t_low": t_low,
+        "t_high": t_high,
+        "p_t": p_t,
+        "p_skew": p_skew,
+        "ci_low": np.minimum(t_low, s_low),
+        "ci_high": np.maximum(t_high, s_high),
+        "p": np.maximum(p_t, p_skew),
+    }
+
+
+# ---- skewed differences ------------------------------------------------------------------------------------------
+
+
+def skewness(d: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """The sample skewness of each row of d [k, n] (NaN entries left out): mean((d - mean)^3) / sd^3, with sd the
+    ddof=1 std of the row (Hall 1992's gamma-hat); 0 where sd is 0 or not finite."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = np.nansum((d - mean[:, None]) ** 3, axis=1) / (~np.isnan(d)).sum(axis=1) / sd**3
+    return np.where(np.isfinite(g), g, 0.0)
+
+
+def hall_statistic(w: np.ndarray, skew: np.ndarray, n) -> np.ndarray:
+    """Hall's transformed studentized mean sqrt(n) g(w), w = (mean - mu) / sd:
+    g(w) = w + skew w^2 / 3 + skew^2 w^3 / 27 + skew / (6 n), increasing in w, which removes the skewness term of
+    the studentized mean's Edgeworth expansion (P. Hall, "On the removal of skewness by transformation", JRSS B
+    54, 1992; the one-sample form of Zhou & Dinh, Biostatistics 6, 2005)."""
+    return np.sqrt(n) * (w + skew * w**2 / 3 + skew**2 * w**3 / 27 + skew / (6 * n))
+
+
+def skew_corrected(mean, sd, skew, n, crit) -> tuple[np.ndarray, np.ndarray]:
+    """The interval {mu : |hall_statistic((mean - mu) / sd)| < crit}: g inverted in closed form, since
+    g(w) = ((1 + skew w / 3)^3 - 1) / skew + skew / (6 n). Arrays broadcast; n may be an array."""
+    n = np.asarray(n, dtype=float)
+
+    def w_at(y):  # g^-1(y / sqrt(n))
+        z = y / np.sqrt(n) - skew / (6 * n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = 3 / skew * (np.cbrt(1 + skew * z) - 1)
+        return np.where(np.abs(skew) > 1e-9, w, z)
+
+    return mean - sd * w_at(crit), mean - sd * w_at(-crit)
 
 
 # ---- tests without distributional assumptions --------------------------------------------------------------------
@@ -200,14 +260,30 @@ def _searched(n: int, alpha: float, power: float) -> float:
     return float(high)
 
 
-def seeds_needed(effect: float, sd: float, alpha: float, power: float = POWER, cap: int = 10_000) -> int | None:
+def exact_pairs(alpha: float) -> int:
+    """The fewest pairs with which the exact sign-flip test can decide at level alpha: its smallest p, 2 / 2^n
+    (every sign agreeing), must be below alpha; 10 at 0.05 / 24."""
+    n = 1
+    while 2.0 / 2**n >= alpha:
+        n += 1
+    return n
+
+
+def seeds_needed(
+    effect: float, sd: float, alpha: float, power: float = POWER, cap: int = 10_000, exact: bool = False
+) -> int | None:
     """The smallest number of pairs n >= 2 with which a two-sided paired t-test at level alpha detects a true mean
     difference |effect| with probability `power`, when the differences have standard deviation sd. None when it
-    exceeds `cap`, sd or effect is NaN, or effect is 0; 2 when sd == 0 (and effect is not)."""
+    exceeds `cap`, sd or effect is NaN, or effect is 0. Where the `exact` sign-flip test decides, and always when
+    sd == 0 (a constant difference has no t-test: compare decides it exactly), never fewer than exact_pairs(alpha):
+    below that the exact test cannot decide at all, whatever the power (a t-test's 2 would read as a promise)."""
     if np.isnan(sd) or np.isnan(effect) or effect == 0:
         return None
     if sd == 0:
-        return 2
+        return exact_pairs(alpha)
+    if exact:
+        found = seeds_needed(effect, sd, alpha, power, cap)
+        return None if found is None else max(found, exact_pairs(alpha))
     ratio = abs(effect) / sd
     high = 2
     while _power(high, ratio * math.sqrt(high), alpha) < power:  # power grows with n: find an upper bound ...
@@ -237,6 +313,12 @@ def format_p(p: float, alpha: float = ALPHA) -> str:
         if (float(text) < alpha) == (p < alpha):
             return text
     return repr(float(p))
+
+
+def format_size(x: float, digits: int) -> str:
+    """A positive size (a detectable effect) at `digits` decimals, or at 2 significant digits where those would
+    round it to 0: "could detect ≥ 0.00" would read as "any difference at all"."""
+    return f"{x:.{digits}f}" if round(x, digits) > 0 else f"{x:.2g}"
 
 
 # ---- censored speed ratios ---------------------------------------------------------------------------------------

@@ -25,12 +25,13 @@ def paired(name: str, variant: np.ndarray, baseline: np.ndarray, higher: bool, t
     exact = inference.sign_flip_p(d)
     tie = np.isclose(variant, baseline, rtol=1e-7, atol=1e-12)
     better = (d > 0) if higher else (d < 0)
-    p = _decision(t["p_t"], exact, test)
+    p = _decision(t["p"], exact, test)
     return {
         col(name, "delta"): t["mean"],
         col(name, "ci_low"): t["ci_low"],
         col(name, "ci_high"): t["ci_high"],
         col(name, "p_t"): t["p_t"],
+        col(name, "p_skew"): t["p_skew"],
         col(name, "p_exact"): exact,
         col(name, "p"): p,
         col(name, "wins"): int((better & ~tie).sum()),
@@ -41,8 +42,8 @@ def paired(name: str, variant: np.ndarray, baseline: np.ndarray, higher: bool, t
 
 
 def _decision(p_t: float, exact: float, test: str) -> float:
-    """The p a decision uses: the t-test's, or the exact one's under --test exact or where the t-test is
-    undefined (a constant difference)."""
+    """The p a decision uses: the t-tests' (the larger of Student's and the skewness-corrected one), or the exact
+    one's under --test exact or where the t-tests are undefined (a constant difference)."""
     return exact if test == "exact" or np.isnan(p_t) else p_t
 
 
@@ -79,9 +80,11 @@ def speed(measure: str, m: dict, v: int, b: int, pairs: np.ndarray, test: str) -
         col(measure, "ci_low"): np.exp(s["ci_low"]),
         col(measure, "ci_high"): np.exp(s["ci_high"]),
         col(measure, "p_t"): np.nan,
+        col(measure, "p_skew"): np.nan,
         col(measure, "p_exact"): s["p"],
         col(measure, "p"): s["p"],
         col(measure, "note"): _joined_notes(s["note"], out[col(measure, "note")]),
+        f"_{measure}_counts": (s["wins"], s["losses"], s["undetermined"]),  # the sign test's, for the verdict's word
     }
 
 
@@ -112,7 +115,10 @@ def _geometric(measure: str, lo: np.ndarray, hi: np.ndarray, test: str, note: st
     else:
         worst, end = None, None
     exact = inference.sign_flip_p(end) if end is not None else 1.0
-    p_t = worst["p_t"] if worst is not None else (1.0 if not np.isnan(low["p_t"]) else np.nan)
+    if worst is not None:
+        p_t, p_skew, p = worst["p_t"], worst["p_skew"], worst["p"]
+    else:  # a difference in neither direction for certain
+        p_t = p_skew = p = 1.0 if not np.isnan(low["p_t"]) else np.nan
     grid = "" if np.array_equal(lo, hi) else "crossings known only between two measured points: a range"
     return {
         col(measure, "speedup"): np.exp(low["mean"]),
@@ -121,8 +127,9 @@ def _geometric(measure: str, lo: np.ndarray, hi: np.ndarray, test: str, note: st
         col(measure, "ci_low"): np.exp(low["ci_low"]),
         col(measure, "ci_high"): np.exp(high["ci_high"]),
         col(measure, "p_t"): p_t,
+        col(measure, "p_skew"): p_skew,
         col(measure, "p_exact"): exact,
-        col(measure, "p"): _decision(p_t, exact, test),
+        col(measure, "p"): _decision(p, exact, test),
         col(measure, "note"): _joined_notes((worst or low)["note"], grid, note),
     }
 

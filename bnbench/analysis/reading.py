@@ -46,6 +46,8 @@ class Results:
     sources: tuple[Path, ...] = ()  # the run folders it was combined from (pooled, or a baseline's), newest first
     notes: tuple[str, ...] = ()  # what combining them did (seeds taken, left out, paired)
     label: str = ""  # how titles name a combined run ("runs A + B (pooled)"); "" for "run <run id>"
+    grown: tuple[int, ...] = ()  # its seed counts before each grow that added seeds, then now: (5, 7); () if none
+    pooled: int = 0  # how many runs' seeds were pooled into it (0: one run's)
     foreign: dict = field(default_factory=dict)  # variant from another run -> its batch size per sweep point
 
     @property
@@ -164,7 +166,16 @@ def load_run(run_dir: Path) -> Results:
     batches, epochs = by_trial(frames[BATCHES.file]), by_trial(frames[EPOCHS.file])
     check_rows(folder, batches, epochs, trials)
     evals = evals_checked(folder, frames.get(EVALS.file), batches, epochs, trials)
-    return Results(run_dir, trials, status, batches, epochs, evals, notes=_edited(run_dir, meta, trials.config))
+    return Results(
+        run_dir,
+        trials,
+        status,
+        batches,
+        epochs,
+        evals,
+        notes=_edited(run_dir, meta, trials.config),
+        grown=_grown(meta, trials.config),
+    )
 
 
 def _edited(run_dir: Path, meta: Meta, config: Config) -> tuple[str, ...]:
@@ -174,6 +185,21 @@ def _edited(run_dir: Path, meta: Meta, config: Config) -> tuple[str, ...]:
     return (
         f"config.yaml edited since the run began ({'; '.join(changed)}): its rows are of the config it began with",
     ) * bool(changed)
+
+
+def _grown(meta: Meta, config: Config) -> tuple[int, ...]:
+    """The run's seed counts before each grow that added seeds (`run --resume RUN --seeds ...`, recorded in
+    meta.json's `grown`), then now: seeds added after the run was made, maybe after a look at its results, which
+    fixed-n tests do not allow for. A hand-damaged record counts as no grow."""
+    added = [
+        len(change["seeds_added"])
+        for change in meta.fields.grown
+        if isinstance(change, dict) and isinstance(change.get("seeds_added"), list) and change["seeds_added"]
+    ]
+    counts = [len(config.seeds)]
+    for n in reversed(added):
+        counts.insert(0, counts[0] - n)
+    return tuple(counts) if added and counts[0] > 0 else ()
 
 
 def read_probes(run_dir: Path) -> pd.DataFrame:

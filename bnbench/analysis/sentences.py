@@ -12,8 +12,9 @@ from collections import Counter
 
 import numpy as np
 
+from bnbench.analysis import outcomes
 from bnbench.analysis.columns import METRICS, PRIMARY, SPEEDS, col
-from bnbench.analysis.inference import ADVISED_SEEDS, ALPHA, format_p, p_is
+from bnbench.analysis.inference import ALPHA, FEWEST, format_p, format_size, p_is
 
 
 def verdict(row: dict, base: dict, baseline: str, points: list[str]) -> str:
@@ -21,21 +22,41 @@ def verdict(row: dict, base: dict, baseline: str, points: list[str]) -> str:
     where = "".join(f" @ {path}={row[path]}" for path in points)
     head = f"{row['variant']}{where} vs {baseline}:"
     diverged = _divergence(row, base, baseline)
-    if not row["pairs"]:
+    n = _compared(row)
+    if not n:
         return f"{head} nothing to compare: no seed where neither diverged" + (f" ({diverged})" if diverged else "")
-    claims = [_metric_claim(row, PRIMARY), *(_speed_claim(row, m, baseline) for m in SPEEDS), diverged, _tests(row)]
-    if row["pairs"] < ADVISED_SEEDS:
-        claims.append(f"only {row['pairs']} pair{'s' * (row['pairs'] != 1)}: run ≥ {ADVISED_SEEDS} seeds")
+    if outcomes.by_rank(row, PRIMARY):
+        metric = METRICS[PRIMARY]
+        primary = [outcomes.ranked_claim(row, PRIMARY, _name(PRIMARY)), outcomes.survivors(row, PRIMARY, metric.unit)]
+    else:
+        primary = [_metric_claim(row, PRIMARY)]
+    flat = row.get("learned_nothing") and base.get("learned_nothing")  # speeds on flat curves compare noise
+    speeds = [] if flat else list(SPEEDS)
+    said = [_speed_claim(row, m, baseline) for m in speeds] or ["no variant learned (both at chance accuracy)"]
+    claims = [*primary, *said, diverged, _tests(row, speeds)]
+    if n < FEWEST:
+        claims.append(
+            f"only {n} pair{'s' * (n != 1)}: too few to check that the differences are near-symmetric, as the "
+            f"tests assume; run ≥ {FEWEST} seeds"
+        )
     return f"{head} " + "; ".join(c for c in claims if c)
+
+
+def _compared(row: dict) -> int:
+    """The pairs the primary decision counts: every pair where both ended under the rank rule, else the pairs
+    where neither diverged."""
+    return row[col(PRIMARY, "ranked")] if outcomes.by_rank(row, PRIMARY) else row["pairs"]
 
 
 def outcome(row: dict) -> str:
     """A compared row's conclusion on the primary measure, as its verdict line draws it: better, worse, no
     difference shown, or nothing to compare (no pair of seeds where neither diverged)."""
-    if not row["pairs"]:
+    if not _compared(row):
         return "nothing to compare"
     if not _decided(row, PRIMARY):
         return "no difference shown"
+    if outcomes.by_rank(row, PRIMARY):
+        return "better" if outcomes.decided_better(row, PRIMARY) else "worse"
     return "better" if (row[col(PRIMARY, "delta")] > 0) == METRICS[PRIMARY].higher else "worse"
 
 
@@ -63,31 +84,49 @@ def _interval(low: float, high: float, signed: bool) -> str:
     return f" [{low:+.2f}, {high:+.2f}]" if signed else f" [{low:.2f}, {high:.2f}]"
 
 
+def _ci(row: dict, measure: str, interval: str) -> str:
+    """A claim's interval: ' [+2.12, +7.26]', or ', unadjusted 95% CI [+2.12, +7.26]' beside a decision Holm-adjusted
+    over several tests (the interval is its measure's alone, so it can exclude 0 beside "no difference shown");
+    '' for none."""
+    if not interval.strip():
+        return ""
+    if row.get(col(measure, "ci_unadjusted")) is True:
+        return f", unadjusted {row[col(measure, 'ci_level')]:.0%} CI {interval.strip()}"
+    return f" {interval.strip()}"
+
+
 def _metric_claim(row: dict, measure: str) -> str:
     metric = METRICS[measure]
     delta = row[col(measure, "delta")]
     unit = f" {metric.unit}" if metric.unit else ""
-    name = metric.label.removeprefix("final ").removesuffix(" %")
-    number = (
-        f"{delta:+.2f}{unit}{_interval(row[col(measure, 'ci_low')], row[col(measure, 'ci_high')], True)}, "
-        f"{row[col(measure, 'wins')]}/{row['pairs']} seeds"
-    )
+    name = _name(measure)
+    interval = _ci(row, measure, _interval(row[col(measure, "ci_low")], row[col(measure, "ci_high")], True))
+    number = f"{delta:+.2f}{unit}{interval}, {row[col(measure, 'wins')]}/{row['pairs']} seeds"
     if _decided(row, measure):
         word = "better" if (delta > 0) == metric.higher else "worse"
         return f"{word} {name} {number} {_holm(row, measure)}"
     text = f"no difference shown in {name}: {number} better {_holm(row, measure)}".rstrip()
     detectable = row[col(measure, "detectable")]
     if np.isinf(detectable):
+        tests = row[col(measure, "tests")]
+        level = f"{ALPHA / tests:.3g} = {ALPHA:g} / {tests} Holm tests" if tests > 1 else f"{ALPHA:g}"
         text += (
-            f"; the exact test cannot decide with {row['pairs']} pairs (its smallest p is "
-            f"{format_p(2 / 2 ** row['pairs'])})"
+            f"; the exact test cannot decide with {row['pairs']} pairs (its smallest p, "
+            f"{format_p(2 / 2 ** row['pairs'], ALPHA / tests)}, is above the level it is held to, {level})"
         )
+    elif detectable > metric.scale:
+        text += f"; these seeds cannot detect any difference within the 0–{metric.scale:g}{unit} scale"
     elif not np.isnan(detectable):
-        text += f"; these seeds could detect ≥ {detectable:.2f}{unit}"
+        text += f"; these seeds could detect ≥ {format_size(detectable, 2)}{unit}"
     needed = row.get(col(measure, "needed"))
     if needed is not None and needed == needed:
         text += f"; the --effect difference would need ~{int(needed)} seeds"
     return text
+
+
+def _name(measure: str) -> str:
+    """'test acc': a metric's label as a claim names it."""
+    return METRICS[measure].label.removeprefix("final ").removesuffix(" %")
 
 
 def _speed_claim(row: dict, measure: str, baseline: str) -> str:
@@ -98,11 +137,13 @@ def _speed_claim(row: dict, measure: str, baseline: str) -> str:
     value = speed_value(speedup, high, row[col(measure, "estimator")])
     if value == UNMEASURABLE and not _decided(row, measure):
         return f"speed to {target}: {UNMEASURABLE} (its measured points are too far apart to bound it)"
-    value += f" {speed_interval(row, measure)}".rstrip()
-    if _decided(row, measure):
-        text = f"reaches {target} {value} {'sooner' if speedup > 1 else 'later'}"
+    interval = _ci(row, measure, speed_interval(row, measure))
+    if _decided(row, measure) and row[col(measure, "estimator")] == "median":
+        text = f"reaches {target} {_by_sign_test(row, measure)}: {value}{interval}"
+    elif _decided(row, measure):
+        text = f"reaches {target} {value} {'sooner' if speedup > 1 else 'later'}{interval}"
     else:
-        text = f"no difference shown in speed to {target}: {value}"
+        text = f"no difference shown in speed to {target}: {value}{interval}"
     text += f" {_holm(row, measure)}".rstrip()
     censored, missed = row[col(measure, "censored")], row[col(measure, "baseline_censored")]
     if censored:
@@ -112,6 +153,15 @@ def _speed_claim(row: dict, measure: str, baseline: str) -> str:
     if row[col(measure, "unit")] == "examples":
         text += ", counted in examples seen (the batch sizes differ)"
     return text
+
+
+def _by_sign_test(row: dict, measure: str) -> str:
+    """What the sign test decided where some trial never reached the target: the seeds sooner against those later,
+    'sooner on 8 seeds, later on 0, 9 undetermined'. Its direction is the claim's: the median can stay known only
+    between two values on either side of 1 (0.50–2.01×) while the seeds that are determined all agree."""
+    sooner, later, undetermined = row[f"_{measure}_counts"]
+    more, fewer = ((sooner, "sooner"), (later, "later"))[:: 1 if sooner > later else -1]
+    return f"{more[1]} on {more[0]} seeds, {fewer[1]} on {fewer[0]}, {undetermined} undetermined (sign test)"
 
 
 MEASURABLE = 10.0  # a speedup known only within a wider factor than this says nothing about its size
@@ -149,13 +199,15 @@ def _too_wide(low: float, high: float, factor: float) -> bool:
     return bool(0 < low and np.isfinite(high) and high / low > factor)
 
 
-def _tests(row: dict) -> str:
-    """Which test decided, its family, and the claims whose decision the other test would not share."""
-    measures = [m for m in (PRIMARY, *SPEEDS) if not np.isnan(row[col(m, "p")])]
+def _tests(row: dict, speeds: list[str]) -> str:
+    """Which test decided, its family, and the claims (of the primary measure and the `speeds` said) whose
+    decision the other test would not share."""
+    ranked = outcomes.by_rank(row, PRIMARY)  # its claim names its test
+    measures = [m for m in (PRIMARY, *speeds) if not np.isnan(row[col(m, "p")]) and not (m == PRIMARY and ranked)]
     if not measures:
         return ""
     exact = [m for m in measures if row["test"] == "exact" or np.isnan(row[col(m, "p_t")])]
-    used = "exact tests" if len(exact) == len(measures) else "t-tests"
+    used = "exact tests" if len(exact) == len(measures) else "t-tests with skew correction"
     text = f"{used}, Holm over {row[col(PRIMARY, 'tests')]} tests"
     if exact and len(exact) < len(measures):
         text += f" (exact for {', '.join(_short(m) for m in exact)}: no t-test there)"
@@ -191,3 +243,16 @@ def _divergence(row: dict, base: dict, baseline: str) -> str:
         more = row["diverged_seeds"] / max(row["trials"], 1) > base["diverged_seeds"] / max(base["trials"], 1)
         counts = f"diverges {'more' if more else 'less'} often: {counts}"
     return f"{counts} (exact p{p_is(p)}, Holm p{p_is(row[col('diverged', 'p_holm')])})"
+
+
+def added_seeds(grown: tuple[int, ...], pooled: int) -> str:
+    """The caveat of a comparison on seeds added after a run was made, maybe after a look at its results ('grown
+    from 5 to 7 seeds: ...'): its tests are fixed-n ones, whose p-values do not allow for the looks (optional
+    stopping; --until-decided plans them). '' for one run made whole."""
+    if pooled > 1:
+        how = f"seeds pooled from {pooled} runs"
+    elif grown:
+        how = f"grown from {' to '.join(map(str, grown))} seeds"
+    else:
+        return ""
+    return f"{how}: if seeds were added after a look, these fixed-n p-values overstate the evidence (optional stopping)"

@@ -11,7 +11,8 @@ exact p stands. What the pairs could have detected (80% power, the observed spre
 difference shown".
 
 Divergence is an outcome of its own: k of n seeds per variant, the baseline included, tested against the
-baseline's by McNemar's exact test on the pairs. Steps to a target (see `measures`) give per seed a speedup
+baseline's by McNemar's exact test on the pairs; where some pair has a diverged trial, the primary measure is
+decided on every pair by rank, a diverged trial the worst (see `outcomes`). Steps to a target (see `measures`) give per seed a speedup
 T_baseline / T_variant, known exactly or within bounds (an evaluation grid, a crossing at a curve's first point):
 when every pair reached the target, the geometric mean with a t-interval on log speedups, a range when crossings
 are bounded, tested on the end least favourable to the claim; when a trial of some pair (the variant's or the
@@ -31,13 +32,13 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from bnbench.analysis import decisions, inference
+from bnbench.analysis import decisions, inference, outcomes
 from bnbench.analysis.columns import COLUMNS, COUNTS, METRICS, PRIMARY, SPEEDS, VERDICT, col
 from bnbench.analysis.measures import point_measures
 from bnbench.analysis.paired import mean, paired, speed
 from bnbench.analysis.reading import KEYS, Results
 from bnbench.analysis.row_checks import spans
-from bnbench.analysis.sentences import headline, outcome, verdict
+from bnbench.analysis.sentences import added_seeds, headline, outcome, verdict
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config, describe_model
 from bnbench.rundir.folder import RunFolder
@@ -67,6 +68,7 @@ class Comparison:
         if self.sequential is not None:
             return headline([(c["variant"], c["decision"]) for c in self.sequential[1]["comparisons"]]) or "undecided"
         read = ["variant", "pairs", col(PRIMARY, "delta"), col(PRIMARY, "p_holm")]  # all of the table is slow to read
+        read += [col(PRIMARY, s) for s in ("rule", "ranked", "ranked_wins", "ranked_losses")]
         rows = self.table.loc[~self.table.baseline.astype(bool), read].to_dict("records")
         return headline([(row["variant"], outcome(row)) for row in rows])
 
@@ -195,7 +197,9 @@ def compare_run(
             "seed": np.repeat(index.resolved[point].seeds, len(names)),
         }
         parts.append(({**trials, **{k: a.ravel() for k, a in m.items()}, **index.points[point]}, curves))
-    return Comparison(results, baseline, _table(results, rows, baseline, effect), parts, _sequential(results))
+    sequential = _sequential(results)  # its own decisions allow for the looks; the table's caveat() says so
+    caveat = "" if sequential else added_seeds(results.grown, results.pooled)
+    return Comparison(results, baseline, _table(results, rows, baseline, effect, caveat), parts, sequential)
 
 
 def _sequential(results: Results) -> Optional[tuple[dict, dict]]:
@@ -234,7 +238,10 @@ def _row(m: dict, v: int, b: int, results: Results, point: int, test: str) -> di
             row.update(paired(name, m[name][pairs, v], m[name][pairs, b], metric.higher, metric.tested, test))
     for measure in SPEEDS:
         row.update(speed(measure, m, v, b, pairs, test))
+    level = outcomes.chance(config.dataset.name)
+    row["learned_nothing"] = outcomes.learned_nothing(m["test_acc"][ok[:, v], v], row["trials"], level)
     if not is_base:
+        row.update(outcomes.ranked(PRIMARY, m, v, b, METRICS[PRIMARY].higher))
         both = ran[:, v] & ran[:, b]
         more = int((diverged[:, v] & ~diverged[:, b] & both).sum())
         fewer = int((~diverged[:, v] & diverged[:, b] & both).sum())
@@ -248,9 +255,10 @@ def _row(m: dict, v: int, b: int, results: Results, point: int, test: str) -> di
     return row
 
 
-def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[float]) -> pd.DataFrame:
+def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[float], caveat: str) -> pd.DataFrame:
     """The table from its rows: Holm-adjusted p-values by family, the detectable effects and seeds needed at each
-    family's level, the verdicts, counts as nullable integers."""
+    family's level, the verdicts (each with `caveat`, also a note, where seeds were added after the run was made),
+    counts as nullable integers."""
     compared = [i for i, row in enumerate(rows) if not row["baseline"]]
     families = [VERDICT] + [[name] for name, metric in METRICS.items() if metric.tested and name not in VERDICT]
     for family in families:
@@ -260,15 +268,19 @@ def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[f
         for j, (name, i) in enumerate(members):
             rows[i][col(name, "p_holm")], rows[i][col(name, "tests")] = adjusted[j], len(members)
             rows[i][f"_other_{name}"] = other[j]
+            rows[i] |= _level(rows[i], name, len(members))
     for i in compared:
         row = rows[i]
         for name, metric in METRICS.items():
             if metric.tested:
                 level = inference.ALPHA / row[col(name, "tests")]
                 sd = row.pop(f"_{name}_sd")
-                row[col(name, "detectable")] = _detectable(row["pairs"], sd, level, row["test"])
+                ranked = name == PRIMARY and outcomes.by_rank(row, PRIMARY)  # no effect size: a rank rule decided
+                row[col(name, "detectable")] = np.nan if ranked else _detectable(row["pairs"], sd, level, row["test"])
                 row[col(name, "needed")] = (
-                    inference.seeds_needed(effect, sd, level) if effect is not None and name == "test_acc" else None
+                    inference.seeds_needed(effect, sd, level, exact=row["test"] == "exact")
+                    if effect is not None and name == "test_acc" and not ranked
+                    else None
                 )
     per_point, base = len(results.config.variants), [v.name for v in results.config.variants].index(baseline)
     points = list(results.config.sweep)
@@ -278,9 +290,8 @@ def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[f
         for row in rows
     ]
     for i, row in enumerate(rows):
-        row["verdict"] = (
-            None if row["baseline"] else verdict(row, rows[i // per_point * per_point + base], baseline, points)
-        )
+        line = None if row["baseline"] else verdict(row, rows[i // per_point * per_point + base], baseline, points)
+        row["verdict"] = f"{line}; {caveat}" if line and caveat else line
     columns = {c: [row[c] for row in rows] for c in [*names, "verdict"]}
     return pd.DataFrame(
         {
@@ -288,14 +299,15 @@ def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[f
             "run": results.runs,
             "status": results.status,
             "partial": results.status != "complete",
-            "notes": "; ".join(results.notes),
+            "notes": "; ".join(filter(None, (*results.notes, caveat))),
             **{c: _typed(c, v) for c, v in columns.items()},
         }
     )
 
 
 _FRAME = ["experiment", "run", "status", "partial", "notes"]  # the same for every row
-_EMPTY = {c: "" for c in COLUMNS if c.endswith(("_note", "_estimator", "_unit"))} | {"diverged": "", "missing": ""}
+_EMPTY = {c: "" for c in COLUMNS if c.endswith(("_note", "_estimator", "_unit", "_rule"))}
+_EMPTY |= {"diverged": "", "missing": ""}
 
 
 def _detectable(pairs: int, sd: float, level: float, test: str) -> float:
@@ -307,12 +319,21 @@ def _detectable(pairs: int, sd: float, level: float, test: str) -> float:
     return inference.detectable(pairs, sd, level) if sd > 0 else np.nan
 
 
+def _level(row: dict, measure: str, tests: int) -> dict:
+    """Where a measure has an interval: its level, CONFIDENCE for it alone, and whether the decision beside it is
+    adjusted over more tests than that (Holm over the family): such an interval can exclude 0 beside "no difference
+    shown", so every format labels it unadjusted."""
+    if f"{measure}_ci_level" not in COLUMNS or np.isnan(row.get(col(measure, "ci_low"), np.nan)):
+        return {}
+    return {col(measure, "ci_level"): inference.CONFIDENCE, col(measure, "ci_unadjusted"): tests > 1}
+
+
 def _other_p(row: dict, measure: str) -> float:
     """The p of the test the decision does not use (NaN where there is none): the exact one under "t", the t-test's
     under "exact"."""
-    return (
-        np.nan if measure == "diverged" else row.get(col(measure, "p_exact" if row["test"] == "t" else "p_t"), np.nan)
-    )
+    if measure == "diverged" or (measure == PRIMARY and outcomes.by_rank(row, PRIMARY)):  # no other test there
+        return np.nan
+    return row.get(col(measure, "p_exact" if row["test"] == "t" else "p_t"), np.nan)
 
 
 def _typed(column: str, values: list):

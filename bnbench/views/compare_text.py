@@ -11,7 +11,8 @@ import pandas as pd
 from bnbench.analysis import Comparison
 from bnbench.analysis.columns import METRICS, SPEEDS, col, of_measure
 from bnbench.analysis.decisions import caveat
-from bnbench.analysis.inference import ALPHA, format_p, p_is
+from bnbench.analysis.inference import ALPHA, format_p, format_size, p_is
+from bnbench.analysis.outcomes import by_rank
 from bnbench.analysis.per_seed import per_seed as per_seed_rows
 from bnbench.analysis.sentences import MEASURABLE, speed_interval, speed_value
 from bnbench.errors import BnbenchError
@@ -144,27 +145,42 @@ def _metric_cell(row: dict, measure: str) -> list[str]:
     ]
     if measure == "best_acc":
         lines.append(f"at epoch {_short(row['best_epoch'])}")
-    pairs = row["pairs"]
+    pairs, ranked = row["pairs"], by_rank(row, measure)
     if row["baseline"]:
         return lines
     if not pairs:
-        return lines + ["Δ: no paired seed"]
+        return lines + ["Δ: no paired seed"] + (_ranked_lines(row, measure) if ranked else [])
     lines.append(f"Δ {number(row[col(measure, 'delta')], digits, sign=True)} ({pairs} pair{'s' * (pairs != 1)})")
     if not metric.tested:
         return lines
     if not pd.isna(row[col(measure, "ci_low")]):
         low, high = (number(row[col(measure, end)], digits, sign=True) for end in ("ci_low", "ci_high"))
         lines.append(f"[{low}, {high}]")
-    lines += _p_line(row, measure)
-    lines.append(f"wins {row[col(measure, 'wins')]}/{pairs}")
+    if ranked:
+        lines += _ranked_lines(row, measure)
+    else:
+        lines += [*_p_line(row, measure), f"wins {row[col(measure, 'wins')]}/{pairs}"]
     detectable = row[col(measure, "detectable")]
     if not pd.isna(detectable) and not row[col(measure, "p_holm")] < ALPHA:
-        lines.append(
-            "exact test cannot decide" if np.isinf(detectable) else f"could detect ≥ {number(detectable, digits)}"
-        )
+        if np.isinf(detectable):
+            lines.append("exact test cannot decide")
+        elif detectable > metric.scale:
+            lines.append(f"detects no difference within 0–{metric.scale:g}")
+        else:
+            lines.append(f"could detect ≥ {format_size(detectable, digits)}")
     if not pd.isna(row.get(col(measure, "needed"), np.nan)):
         lines.append(f"--effect needs ~{row[col(measure, 'needed')]} seeds")
     return lines + ([row[col(measure, "note")]] if row[col(measure, "note")] else [])
+
+
+def _ranked_lines(row: dict, measure: str) -> list[str]:
+    """Where a diverged trial made the measure a rank comparison over every pair (see `outcomes`): its sign test
+    and wins, in place of the paired tests of the pairs where neither diverged."""
+    return [
+        f"sign test p{p_is(row[col(measure, 'p')])}, Holm {format_p(row[col(measure, 'p_holm')])} "
+        f"({row[col(measure, 'tests')]})",
+        f"wins {row[col(measure, 'ranked_wins')]}/{row[col(measure, 'ranked')]}, a diverged trial the worst",
+    ]
 
 
 def _speed_value(row: dict, measure: str) -> str:
@@ -204,6 +220,12 @@ def _caption(c: Comparison, shown: list[str]) -> str:
         f"metric its own), seeds won; where no difference is shown, the difference these pairs could detect "
         f"with 80% power."
     )
+    if "test_acc" in shown and any(by_rank(row, "test_acc") for row in t.to_dict("records")):
+        text += (
+            " Test acc where a seed diverged: decided over every pair where both trials ended by the sign test, a "
+            "diverged trial ranking below every finished one and two diverged trials tying (wins over those pairs)."
+        )
+    text += _unadjusted(t, shown)
     if "best_acc" in shown:
         text += " Best test acc: its epoch is chosen on the test set, so it is optimistic."
     if "seconds" in shown:
@@ -221,6 +243,18 @@ def _caption(c: Comparison, shown: list[str]) -> str:
             f"measurable, and its interval is left out, as is one spanning more than {MEASURABLE**2:g}×."
         )
     return text
+
+
+def _unadjusted(table: pd.DataFrame, shown: list[str]) -> str:
+    """Where a shown interval stands beside a decision Holm-adjusted over several tests, that it is not adjusted:
+    it can exclude 0 where the decision shows no difference (as the verdicts, csv and json say: `ci_unadjusted`)."""
+    flags = [f"{m}_ci_unadjusted" for m in shown if f"{m}_ci_unadjusted" in table.columns]
+    if not any(table[flag].eq(True).any() for flag in flags):
+        return ""
+    return (
+        " Intervals are 95% each, unadjusted for the Holm family: one can exclude 0 (1 for a speedup) beside "
+        "no difference shown."
+    )
 
 
 def _windows_grid(c: Comparison) -> Grid:

@@ -15,6 +15,7 @@ from bnbench.analysis import Comparison
 from bnbench.analysis.columns import SPEEDS, col
 from bnbench.analysis.decisions import caveat
 from bnbench.analysis.inference import format_p
+from bnbench.analysis.outcomes import by_rank
 from bnbench.analysis.sentences import speed_value
 from bnbench.experiment.config import Config
 from bnbench.views.cells import number
@@ -60,12 +61,14 @@ def _legend(c: Comparison, shown: list[str], table: list[str]) -> str:
     """What the speedup columns shown mean, and which columns were left out for the width: it names no column it
     does not show (test acc, the mean final test accuracy over seeds, needs no words)."""
     speeds = [name for name in SPEED_COLUMNS if name in shown]
-    parts = []
+    parts = _unadjusted(c)
     if speeds:
         labels = " and ".join(SPEEDS[SPEED_COLUMNS[name]].label for name in speeds)
         cells = " ".join(table[1:])
         bounds = [text for mark, text in BOUNDS.items() if mark in cells]
         parts.append(f"{', '.join(speeds)}: speedup to {c.baseline}'s {labels} ({'; '.join(['1 = as fast', *bounds])})")
+    if any(RANKED in line for line in table[1:]):
+        parts.append(f"{RANKED}: some seed diverged, so test acc is decided on every pair by the sign test, {RULED}")
     left = [name for name in COLUMNS if name not in shown and name != "diverged"]
     parts += [f"{', '.join(left)} left out at this width"] * bool(left)
     return "; ".join(parts) + (". " if parts else "") + "Every statistic: --full or --format csv."
@@ -73,9 +76,21 @@ def _legend(c: Comparison, shown: list[str], table: list[str]) -> str:
 
 # ---- the table ---------------------------------------------------------------------------------------------------
 
+def _unadjusted(c: Comparison) -> list[str]:
+    """The Δ column's interval is for test acc alone, the Holm p beside it adjusted over the verdict family: said
+    where the family has more than one test, so that an interval excluding 0 beside a Holm p above 0.05 reads as
+    what it is."""
+    flags = c.table[col("test_acc", "ci_unadjusted")]
+    if not flags.eq(True).any():
+        return []
+    return [f"95% CI unadjusted, Holm p adjusted over {c.table[col('test_acc', 'tests')].max()} tests"]
+
+
 COLUMNS = ["variant", "test acc", "Δ pts [95% CI]", "Holm p", "wins", "to loss", "to acc", "diverged"]
 RIGHT = {"test acc", "Holm p", "wins", "to loss", "to acc", "diverged"}
 SPEED_COLUMNS = {"to loss": "steps", "to acc": "steps_acc"}
+RANKED = "ranked"  # the Δ cell where a diverged trial made test acc a rank comparison (see `outcomes`)
+RULED = "a diverged trial counting as the worst (wins: over those pairs)"
 BOUNDS = {  # what the marks of speedup cells mean, said in the legend where a cell has one
     "–": "a–b: known between two measured points",
     "≥": "≥a: bounded below only",
@@ -112,19 +127,23 @@ def _cells(row: dict, points: list[str]) -> list[str]:
             reference,
             diverged,
         ]
-    if not row["pairs"]:
+    ranked = by_rank(row, "test_acc")
+    if not row["pairs"] and not ranked:
         return [row["variant"], *(str(row[p]) for p in points), acc, "no pairs", "", "", "", "", diverged]
     delta = f"{row[col('test_acc', 'delta')]:+.2f}"
     low, high = row[col("test_acc", "ci_low")], row[col("test_acc", "ci_high")]
     if not math.isnan(low):
         delta += f" [{low:+.2f}, {high:+.2f}]"
+    wins = f"{row[col('test_acc', 'wins')]}/{row['pairs']}"
+    if ranked:
+        delta, wins = RANKED, f"{row[col('test_acc', 'ranked_wins')]}/{row[col('test_acc', 'ranked')]}"
     return [
         row["variant"],
         *(str(row[p]) for p in points),
         acc,
         delta,
         format_p(row[col("test_acc", "p_holm")]),
-        f"{row[col('test_acc', 'wins')]}/{row['pairs']}",
+        wins,
         _speed(row, "steps"),
         _speed(row, "steps_acc"),
         diverged,

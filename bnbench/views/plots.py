@@ -118,14 +118,15 @@ def _verdicts(comparison: Comparison) -> str:
     made with --until-decided leads with its decisions (their repeated CIs are the intervals that hold) and labels
     the table's interval as the fixed-n one it is, as the text output does."""
     parts = []
-    fixed = " fixed-n CI" if comparison.sequential is not None else ""
+    fixed = " fixed-n CI" if comparison.sequential is not None else ""  # else labelled as the verdicts label it
     for row in comparison.table.to_dict("records"):
         if row["baseline"] or not row["pairs"]:
             continue
         point = "".join(f" {p}={row[p]}" for p in comparison.points)
         delta = f"Δ test acc {row[col('test_acc', 'delta')]:+.2f}"
         if row[col("test_acc", "ci_low")] == row[col("test_acc", "ci_low")]:
-            delta += f"{fixed} [{row[col('test_acc', 'ci_low')]:+.2f}, {row[col('test_acc', 'ci_high')]:+.2f}]"
+            label = fixed or " unadjusted CI" * (row[col("test_acc", "ci_unadjusted")] is True)
+            delta += f"{label} [{row[col('test_acc', 'ci_low')]:+.2f}, {row[col('test_acc', 'ci_high')]:+.2f}]"
         speeds = [
             f"to {'loss' if m == 'steps' else 'acc'} "
             + speed_value(row[col(m, "speedup")], row[col(m, "speedup_high")], row[col(m, "estimator")])

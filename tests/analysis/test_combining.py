@@ -170,7 +170,8 @@ def test_speeds_against_a_run_of_another_batch_size_are_counted_in_examples(tmp_
         row = t.loc[variant]
         assert row.steps_p_holm < 0.05
         claim = f"reaches {base}'s half-run loss {speedups[variant]:.2f}×"
-        assert claim in row.verdict and f"] {word} (Holm p" in row.verdict.split(claim)[1].split(";")[0]
+        after = row.verdict.split(claim)[1].split(";")[0]
+        assert claim in row.verdict and after.startswith(f" {word}, unadjusted 95% CI [") and "] (Holm p" in after
         assert row.verdict.split(claim)[1].split(";")[0].endswith(", counted in examples seen (the batch sizes differ)")
     never = expected_speeds(a, b, "never", 16, 32)
     assert all(at_v is None for _, at_v, _, _ in never)
@@ -181,7 +182,8 @@ def test_speeds_against_a_run_of_another_batch_size_are_counted_in_examples(tmp_
     high = math.exp(np.median(np.log(bounds)))
     assert row.steps_speedup == 0 and row.steps_speedup_high == pytest.approx(high, rel=1e-12) and high < 1
     assert (
-        f"no difference shown in speed to {base}'s half-run loss: median ≤{high:.2f}× [" in row.verdict
+        f"no difference shown in speed to {base}'s half-run loss: median ≤{high:.2f}×, unadjusted 95% CI ["
+        in row.verdict
         and ", 6/6 seeds did not reach it within their run, counted in examples seen (the batch sizes differ)"
         in row.verdict
     )

@@ -168,7 +168,8 @@ def test_two_pairs_are_flagged_and_the_verdict_asks_for_five_seeds(tmp_path):
     half = T_975_DF1 * np.std([5.0, 6.0], ddof=1) / math.sqrt(2)  # 1 degree of freedom: t = 12.7
     assert t.loc["bn", "test_acc_ci_low"] == pytest.approx(5.5 - half)
     assert (
-        f"no difference shown in test acc: +5.50 pts [{5.5 - half:+.2f}, {5.5 + half:+.2f}], 2/2 seeds better"
+        f"no difference shown in test acc: +5.50 pts, unadjusted 95% CI [{5.5 - half:+.2f}, {5.5 + half:+.2f}], 2/2 "
+        f"seeds better"
         in t.loc["bn", "verdict"]
     )
     assert t.loc["bn", "verdict"].endswith("only 2 pairs: run ≥ 5 seeds")

@@ -23,8 +23,11 @@ SAME = [
     "test_acc_p",
     "steps_speedup",
     "steps_acc_speedup",
-    "verdict",
 ]
+POOLED = (  # the verdict's caveat and note: pooled seeds may have been added after a look at the first run's
+    "seeds pooled from 2 runs: if seeds were added after a look, these fixed-n p-values overstate the evidence "
+    "(optional stopping)"
+)
 
 
 def train(out: Path, seeds: str, epochs: int = 1) -> Path:
@@ -56,6 +59,9 @@ def test_pooled_runs_equal_one_run_with_all_seeds(runs):
     assert len(pooled) == 2 and pooled.run.iloc[0] == f"{runs['b']}; {runs['a']}"
     pd.testing.assert_frame_equal(pooled[SAME], whole[SAME])
     assert pooled.seeds.tolist() == [3, 3] and pooled.pairs.iloc[0] == 3
+    compared = pooled.verdict.notna()  # the same words, and the caveat the one run made whole does not need
+    assert (pooled.verdict[compared] == whole.verdict[compared] + f"; {POOLED}").all()
+    assert pooled.notes.str.endswith(f"; {POOLED}").all() and whole.notes.isna().all()
 
 
 def without_digests(run_dir):
@@ -81,11 +87,11 @@ def test_a_seed_in_two_runs_is_taken_from_the_newest_and_said(runs, tmp_path):
         f"pooled 2 runs of one config, device, engine and software (differing only in seeds): seeds 1, 2 from "
         f"{b.name}; seed 0 from {a.name}; seed 1 of {a.name} also in a newer run: taken from the newest"
     )
-    assert table.notes.iloc[0] == note
+    assert table.notes.iloc[0] == f"{note}; {POOLED}"
     for fmt in ("table", "markdown", "latex"):
         text = invoke("compare", out, "--format", fmt).stdout
         assert f"seed 1 of {a.name} also in a newer run" in text, fmt
-    assert json.loads(invoke("compare", out, "--format", "json").stdout)[0]["notes"] == note
+    assert json.loads(invoke("compare", out, "--format", "json").stdout)[0]["notes"] == f"{note}; {POOLED}"
     assert invoke("compare", out, "--windows", "--format", "csv").stdout.count(note) > 1
 
 

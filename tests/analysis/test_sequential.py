@@ -6,6 +6,7 @@ normal, Student t(3) and Laplace nulls, several comparisons, equivalence, true e
 must stay below alpha is allowed alpha + 3 binomial standard errors."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,21 +89,44 @@ def test_boundaries_are_the_same_every_call():
     assert first == sq.boundaries(LOOKS, 20, ALPHA, "obf", True)
 
 
+def _first_crossings(d: np.ndarray, bounds: tuple) -> np.ndarray:
+    """Per sequence, the first look (index into LOOKS) whose Student t-statistic reaches its boundary; -1: none."""
+    first = np.full(len(d), -1)
+    for k, (n, b) in enumerate(zip(LOOKS, bounds)):
+        x = d[:, :n]
+        t = x.mean(axis=1) / (x.std(axis=1, ddof=1) / math.sqrt(n))
+        first[(first < 0) & (np.abs(t) >= b)] = k
+    return first
+
+
 @pytest.mark.parametrize(("kind", "seed"), [("pocock", 301), ("obf", 302)])
 def test_boundaries_spend_what_is_allotted(kind, seed):
-    """200,000 null normal sequences: the share first deciding at each look is the spending function's increment,
-    within 4 SE (the test's binomial SE and the calibration's, which drew 2**20 sequences)."""
+    """200,000 null normal sequences: the share of Student t-statistics first crossing at each look is the spending
+    function's increment, within 4 SE (the test's binomial SE and the calibration's, which drew 2**20 sequences)."""
     sequences = 200_000
-    design = sq.Design(LOOKS, spending=kind)
-    looks = sq.decide(np.random.default_rng(seed).standard_normal((sequences, 20)), design)
-    wrong = _wrong(looks)
+    d = np.random.default_rng(seed).standard_normal((sequences, 20))
+    first = _first_crossings(d, sq.boundaries(LOOKS, 20, ALPHA, kind, True))
     increments = np.diff(np.concatenate([[0.0], sq.spent(np.array(LOOKS) / 20, ALPHA, kind)]))
     for k, allotted in enumerate(increments):
-        first = np.mean(wrong & (looks.decided_at == k))
+        share = np.mean(first == k)
         se = math.sqrt(allotted * (1 - allotted) * (1 / sequences + 1 / sq.CALIBRATION))
-        assert abs(first - allotted) <= 4 * se, (k, first, allotted, se)
+        assert abs(share - allotted) <= 4 * se, (k, share, allotted, se)
     se = math.sqrt(ALPHA * (1 - ALPHA) * (1 / sequences + 1 / sq.CALIBRATION))
-    assert abs(wrong.mean() - ALPHA) <= 4 * se, (wrong.mean(), se)
+    assert abs(np.mean(first >= 0) - ALPHA) <= 4 * se
+
+
+@pytest.mark.parametrize("kind", sq.SPENDING)
+def test_decide_spends_at_most_the_allotted_and_nothing_before_fewest(kind):
+    """decide asks the skew-corrected interval to agree and takes no decision below inference.FEWEST pairs: on
+    normal nulls it spends less than alpha (measured 0.042 Pocock, 0.044 O'Brien–Fleming), none at the first look,
+    and the share it does not spend there moves to the next look."""
+    sequences = 100_000
+    d = np.random.default_rng(303).standard_normal((sequences, 20))
+    looks = sq.decide(d, sq.Design(LOOKS, spending=kind))
+    wrong = _wrong(looks)
+    assert not (wrong & (looks.decided_at == 0)).any() and np.all(np.isinf(looks.bound[:, 0]))
+    assert 0.035 <= wrong.mean() <= _ceiling(ALPHA, sequences)
+    assert looks.bound[0, 1:].tolist() == list(sq.boundaries((10, 15, 20), 20, ALPHA, kind, True))
 
 
 # ---- error rates under the null ----------------------------------------------------------------------------------
@@ -123,6 +147,19 @@ def test_type_one_error(law, seed, schedule, kind):
     d = 3.7 * NULLS[law](np.random.default_rng(seed), (sequences, 20))
     rate = _wrong(sq.decide(d, design)).mean()
     assert rate <= _ceiling(ALPHA, sequences), (law, schedule, kind, rate)
+
+
+NULL_SETS = sorted((Path(__file__).parents[2] / "benchmarks" / "nulls").glob("*.txt"))
+
+
+@pytest.mark.parametrize("path", NULL_SETS, ids=lambda p: p.stem)
+def test_type_one_error_on_real_skewed_seeds(path):
+    """This project's own per-seed differences (benchmarks/nulls: skew -0.97 to +0.96, one set two clusters of
+    seeds), centred to mean 0 and resampled: at most 0.06 with Pocock spending (Student's t alone, before the skew
+    correction and the 8-pair floor: up to 0.118, benchmarks/sequential.py)."""
+    values = np.loadtxt(path, comments="#")
+    d = np.random.default_rng(405).choice(values - values.mean(), size=(20_000, 20))
+    assert _wrong(sq.decide(d, sq.Design(LOOKS))).mean() <= 0.06
 
 
 def test_decisions_do_not_depend_on_scale():
@@ -186,19 +223,20 @@ def test_pocock_stops_early_on_a_true_effect(effect, seed):
 # ---- edge cases through decide -----------------------------------------------------------------------------------
 
 
-def test_constant_differences_decide_at_the_first_look():
+def test_constant_differences_decide_at_the_first_look_with_fewest_pairs():
     design = sq.Design(LOOKS)
     looks = sq.decide(np.array([np.full(20, 2.0), np.full(20, -0.5)]), design)
     assert list(looks.decision) == [sq.BETTER, sq.WORSE]
-    assert list(looks.decided_at) == [0, 0]
-    assert np.array_equal(looks.low, looks.high)  # zero width
+    assert list(looks.decided_at) == [1, 1]  # 10 pairs: the first look with at least inf.FEWEST
+    assert np.array_equal(looks.low[:, 1:], looks.high[:, 1:])  # zero width
+    assert np.all(looks.low[:, 0] == -math.inf) and np.all(looks.high[:, 0] == math.inf)
     assert np.all(looks.mean[0] == 2.0)
 
 
 def test_zero_differences():
     zero = np.zeros((1, 20))
     with_margin = sq.decide(zero, sq.Design(LOOKS, effect=0.1))
-    assert with_margin.decision[0] == sq.EQUIVALENT and with_margin.decided_at[0] == 0
+    assert with_margin.decision[0] == sq.EQUIVALENT and with_margin.decided_at[0] == 1
     without = sq.decide(zero, sq.Design(LOOKS))
     assert without.decision[0] == sq.UNDECIDED and without.decided_at[0] == -1
     assert np.all(without.status == sq.UNDECIDED)
@@ -212,26 +250,26 @@ def test_missing_pairs_count_as_no_pair():
     looks = sq.decide(d, design)
     assert looks.n.tolist() == [[4, 8, 11, 16], [5, 5, 10, 15]]
     assert looks.mean[0, 3] == pytest.approx(np.nanmean(d[0]), rel=1e-12)
-    assert looks.bound[0].tolist() == list(sq.boundaries((4, 8, 11, 16), 20, ALPHA, "pocock", True))
-    assert looks.bound[1, 1] == math.inf
-    assert looks.bound[1, [0, 2, 3]].tolist() == list(sq.boundaries((5, 10, 15), 20, ALPHA, "pocock", True))
+    assert looks.bound[0].tolist() == [math.inf, *sq.boundaries((8, 11, 16), 20, ALPHA, "pocock", True)]
+    assert looks.bound[1, :2].tolist() == [math.inf, math.inf]  # 5 pairs, then no new pair
+    assert looks.bound[1, 2:].tolist() == list(sq.boundaries((10, 15), 20, ALPHA, "pocock", True))
 
 
 def test_a_look_without_a_new_pair_does_not_decide_anew():
-    """t = 3.2 after 5 pairs: below Pocock's first boundary, above its second, which a look that adds no pair must
-    not use."""
+    """t = 2.5 after 10 pairs: below Pocock's boundary at 10 pairs, above the one at 15, which the look at 15 seeds
+    must not use when it adds no pair (n history 5, 10, 10, 15)."""
     design = sq.Design(LOOKS)
-    b1, b2 = sq.boundaries((5, 10, 15, 20), 20, ALPHA, "pocock", True)[:2]
-    assert b2 < 3.2 < b1
-    base = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
-    first = base + 3.2 * base.std(ddof=1) / math.sqrt(5)  # t-statistic 3.2
-    row = np.concatenate([first, np.full(5, np.nan), base * 100, base * 100])
+    b10, b15 = sq.boundaries((10, 15), 20, ALPHA, "pocock", True)
+    assert b15 < 2.5 < b10
+    base = np.linspace(-2.0, 2.0, 10)
+    first = base + 2.5 * base.std(ddof=1) / math.sqrt(10)  # t-statistic 2.5, no skew
+    row = np.concatenate([first, np.full(5, np.nan), base[:5] * 100])
     looks = sq.decide(row, design)
-    assert looks.n[0].tolist() == [5, 5, 10, 15]
-    assert looks.status[0, :2].tolist() == [sq.UNDECIDED, sq.UNDECIDED]
+    assert looks.n[0].tolist() == [5, 10, 10, 15]
+    assert looks.status[0, :3].tolist() == [sq.UNDECIDED] * 3
     assert looks.decision[0] == sq.UNDECIDED
-    assert looks.bound[0, 1] == math.inf and looks.low[0, 1] == -math.inf
-    assert first.mean() - b2 * first.std(ddof=1) / math.sqrt(5) > 0  # which the second boundary would decide
+    assert looks.bound[0, 2] == math.inf and looks.low[0, 2] == -math.inf
+    assert first.mean() - b15 * first.std(ddof=1) / math.sqrt(10) > 0  # which the later boundary would decide
 
 
 def test_higher_false_swaps_better_and_worse():
@@ -241,13 +279,13 @@ def test_higher_false_swaps_better_and_worse():
 
 
 def test_a_decision_is_frozen():
-    early = np.array([10.0, 10.5, 9.5, 10.2, 9.8])
-    row = np.concatenate([early, np.full(15, -10.0) + np.arange(15) % 3])
+    early = np.array([10.0, 10.5, 9.5, 10.2, 9.8, 10.1, 9.9, 10.3, 9.7, 10.0])
+    row = np.concatenate([early, np.full(10, -10.0) + np.arange(10) % 3])
     looks = sq.decide(row, sq.Design(LOOKS))
-    assert looks.status[0, 0] == sq.BETTER
+    assert looks.status[0, 1] == sq.BETTER
     assert looks.low[0, 3] < 0 < looks.high[0, 3]  # the last interval contains 0
     assert looks.status[0, 3] == sq.UNDECIDED
-    assert looks.decision[0] == sq.BETTER and looks.decided_at[0] == 0
+    assert looks.decision[0] == sq.BETTER and looks.decided_at[0] == 1
 
 
 def test_fewer_than_two_pairs_is_undecided():
