@@ -22,6 +22,7 @@ from bnbench.analysis.inference import FEWEST, POWER, detectable, format_p, form
 from bnbench.analysis.measures import point_measures
 from bnbench.analysis.reading import Results, TrialIndex
 from bnbench.analysis.row_checks import spans
+from bnbench.analysis.stopped import median_unbiased
 from bnbench.analysis.sequential import (
     BETTER,
     EQUIVALENT,
@@ -225,7 +226,7 @@ def record(results: Results, plan: dict) -> dict:
     if taken:
         d = _differences(results, plan, names, base)
         looks = exact_when_constant(d, decide(d, design(plan), len(taken)), design(plan))
-        rows = [_row(looks, i, name) for i, name in enumerate(names)]
+        rows = [_row(looks, i, name) | _adjusted(d[i], looks, i, design(plan)) for i, name in enumerate(names)]
     done = bool(taken) and (len(taken) == len(plan["looks"]) or all(r["decision"] != UNDECIDED for r in rows))
     since = plan["looks"][taken[-1]] if taken else 0
     return {
@@ -290,6 +291,15 @@ def _row(looks, i: int, name: tuple) -> dict:
     }
 
 
+def _adjusted(d: np.ndarray, looks, i: int, plan_design: Design) -> dict:
+    """A better/worse decision's estimate adjusted for where it stopped (stopped.median_unbiased), JSON-ready:
+    {"adjusted": [estimate, low, high]}; None for other decisions and for a difference without spread."""
+    found = None
+    if looks.decision[i] in (BETTER, WORSE):
+        found = median_unbiased(d, plan_design, int(looks.decided_at[i]))
+    return {"adjusted": None if found is None else [float(x) for x in found]}
+
+
 def _json(values: np.ndarray) -> list:
     return [None if not math.isfinite(x) else float(x) for x in values]
 
@@ -330,7 +340,7 @@ def _line(c: dict, plan: dict, rec: dict, baseline: str) -> str:
     if c["decision"] in (BETTER, WORSE):
         small = plan["effect"] is not None and -plan["effect"] < c["low"][k] and c["high"][k] < plan["effect"]
         within = f" (within ±{plan['effect']:g}{unit}: smaller than the margin)" if small else ""
-        return f"{head} {c['decision']} {name}, {numbers}{within}, decided after {seeds}{pairs}"
+        return f"{head} {c['decision']} {name}, {numbers}{within}, decided after {seeds}{pairs}{_stop(c, plan)}"
     if c["decision"] == EQUIVALENT:
         return f"{head} equivalent {name} within ±{plan['effect']:g}{unit}, {numbers}, decided after {seeds}{pairs}"
     text = f"{head} undecided after {seeds}{pairs}: {name} {numbers}"
@@ -338,6 +348,19 @@ def _line(c: dict, plan: dict, rec: dict, baseline: str) -> str:
         found = detectable(c["n"][k], c["sd"][k], _nominal(c["bound"][k], c["n"][k]))
         text += f"; could detect ≥ {format_size(found, digits)}{unit} ({POWER:.0%} power at its last look)"
     return text
+
+
+def _stop(c: dict, plan: dict) -> str:
+    """The estimate adjusted for the stop (a mean where a run stopped because it looked large overstates the
+    effect): '; adjusted for the stop: +6.31 pts [+3.40, +9.10] (median-unbiased, 95% CI)'."""
+    if not c.get("adjusted"):
+        return ""
+    metric = METRICS[plan["metric"]]
+    estimate, low, high = c["adjusted"]
+    unit = f" {metric.unit}" if metric.unit else ""
+    level = _level(plan).removeprefix("repeated ")
+    interval = _interval(low, high, metric.digits)
+    return f"; adjusted for the stop: {_signed(estimate, metric.digits)}{unit} {interval} (median-unbiased, {level})"
 
 
 def _numbers(c: dict, k: int, plan: dict, digits: int, unit: str) -> str:

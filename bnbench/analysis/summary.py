@@ -12,12 +12,12 @@ difference shown".
 
 Divergence is an outcome of its own: k of n seeds per variant, the baseline included, tested against the
 baseline's by McNemar's exact test on the pairs; where some pair has a diverged trial, the primary measure is
-decided on every pair by rank, a diverged trial the worst (see `outcomes`). Steps to a target (see `measures`) give per seed a speedup
-T_baseline / T_variant, known exactly or within bounds (an evaluation grid, a crossing at a curve's first point):
-when every pair reached the target, the geometric mean with a t-interval on log speedups, a range when crossings
-are bounded, tested on the end least favourable to the claim; when a trial of some pair (the variant's or the
-baseline's) never reached it within its own steps (censored), the median, which the bounds may leave known between
-two values, with a distribution-free interval and the sign test.
+decided on every pair by rank, a diverged trial the worst (see `outcomes`). Steps to a target (see `measures`)
+give per seed a speedup T_baseline / T_variant, known exactly or within bounds (an evaluation grid, a crossing at a
+curve's first point): when every pair reached the target, the geometric mean with a t-interval on log speedups, a
+range when crossings are bounded, tested on the end least favourable to the claim; when a trial of some pair (the
+variant's or the baseline's) never reached it within its own steps (censored), the median, which the bounds may
+leave known between two values, with a distribution-free interval and the sign test.
 Steps are counted in examples seen when the batch sizes of the two differ.
 
 Families: the tests a verdict line uses (test accuracy, the two speedups, divergence) form one Holm family over

@@ -125,10 +125,13 @@ def _variant_cell(row: dict) -> list[str]:
 
 
 def _p_line(row: dict, measure: str) -> list[str]:
-    """'t p=0.0012, exact 0.031, Holm 0.0048 (8)': both tests' p, the adjusted p the decision uses, its family."""
+    """'t p=0.0012, skew 0.0019, exact 0.031, Holm 0.0076 (8)': each test's p (Student's t, the skew-corrected t,
+    the exact one), the adjusted p the decision uses, its family."""
     if pd.isna(row[col(measure, "p")]):
         return []
     t = "" if pd.isna(row[col(measure, "p_t")]) else f"t p{p_is(row[col(measure, 'p_t')])}, "
+    if not pd.isna(row.get(col(measure, "p_skew"), np.nan)):
+        t += f"skew {format_p(row[col(measure, 'p_skew')])}, "
     return [
         f"{t}exact p{p_is(row[col(measure, 'p_exact')])}, Holm {format_p(row[col(measure, 'p_holm')])} "
         f"({row[col(measure, 'tests')]})"

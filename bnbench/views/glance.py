@@ -58,8 +58,8 @@ def _block(c: Comparison, extra: str, width: int) -> str:
 
 
 def _legend(c: Comparison, shown: list[str], table: list[str]) -> str:
-    """What the speedup columns shown mean, and which columns were left out for the width: it names no column it
-    does not show (test acc, the mean final test accuracy over seeds, needs no words)."""
+    """What the interval and speedup columns shown mean, and which columns were left out for the width: it names no
+    column it does not show (test acc, the mean final test accuracy over seeds, needs no words)."""
     speeds = [name for name in SPEED_COLUMNS if name in shown]
     parts = _unadjusted(c)
     if speeds:
@@ -74,8 +74,6 @@ def _legend(c: Comparison, shown: list[str], table: list[str]) -> str:
     return "; ".join(parts) + (". " if parts else "") + "Every statistic: --full or --format csv."
 
 
-# ---- the table ---------------------------------------------------------------------------------------------------
-
 def _unadjusted(c: Comparison) -> list[str]:
     """The Δ column's interval is for test acc alone, the Holm p beside it adjusted over the verdict family: said
     where the family has more than one test, so that an interval excluding 0 beside a Holm p above 0.05 reads as
@@ -85,6 +83,8 @@ def _unadjusted(c: Comparison) -> list[str]:
         return []
     return [f"95% CI unadjusted, Holm p adjusted over {c.table[col('test_acc', 'tests')].max()} tests"]
 
+
+# ---- the table ---------------------------------------------------------------------------------------------------
 
 COLUMNS = ["variant", "test acc", "Δ pts [95% CI]", "Holm p", "wins", "to loss", "to acc", "diverged"]
 RIGHT = {"test acc", "Holm p", "wins", "to loss", "to acc", "diverged"}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Optional
 
 from bnbench.analysis import Comparison
 from bnbench.analysis.columns import SPEEDS, col
+from bnbench.analysis.outcomes import by_rank
 from bnbench.analysis.sentences import speed_value
 from bnbench.errors import BnbenchError
 from bnbench.views.glance import separating
@@ -120,13 +121,17 @@ def _verdicts(comparison: Comparison) -> str:
     parts = []
     fixed = " fixed-n CI" if comparison.sequential is not None else ""  # else labelled as the verdicts label it
     for row in comparison.table.to_dict("records"):
-        if row["baseline"] or not row["pairs"]:
+        ranked = by_rank(row, "test_acc")
+        if row["baseline"] or not (row["pairs"] or ranked):
             continue
         point = "".join(f" {p}={row[p]}" for p in comparison.points)
         delta = f"Δ test acc {row[col('test_acc', 'delta')]:+.2f}"
         if row[col("test_acc", "ci_low")] == row[col("test_acc", "ci_low")]:
             label = fixed or " unadjusted CI" * (row[col("test_acc", "ci_unadjusted")] is True)
             delta += f"{label} [{row[col('test_acc', 'ci_low')]:+.2f}, {row[col('test_acc', 'ci_high')]:+.2f}]"
+        if ranked:  # the pairs where neither diverged are not the comparison
+            wins, n = row[col("test_acc", "ranked_wins")], row[col("test_acc", "ranked")]
+            delta = f"test acc {wins}/{n} seeds better (a diverged trial the worst)"
         speeds = [
             f"to {'loss' if m == 'steps' else 'acc'} "
             + speed_value(row[col(m, "speedup")], row[col(m, "speedup_high")], row[col(m, "estimator")])

@@ -13,7 +13,7 @@ import yaml
 from support.configs import tiny_config
 from typer.testing import CliRunner
 
-from bnbench.analysis import compare_runs
+from bnbench.analysis import compare_runs, inference
 from bnbench.cli import app
 from bnbench.views.compare_text import SHOWN, _comparison_grid, comparison_output
 from bnbench.views.layout import natural_width, tokens
@@ -114,10 +114,14 @@ def test_means_and_paired_difference_with_t_interval_by_hand(synthetic):
     d = np.array(BN_FINAL) - np.array(PLAIN_FINAL)
     mean, se = d.mean(), d.std(ddof=1) / math.sqrt(3)
     assert t.loc["bn", "train_loss_delta"] == pytest.approx(mean)
-    assert t.loc["bn", "train_loss_ci_low"] == pytest.approx(mean - T_975_DF2 * se)
-    assert t.loc["bn", "train_loss_ci_high"] == pytest.approx(mean + T_975_DF2 * se)
     t_stat = mean / se
-    assert t.loc["bn", "train_loss_p"] == pytest.approx(1 - abs(t_stat) / math.sqrt(2 + t_stat**2))  # df = 2
+    assert t.loc["bn", "train_loss_p_t"] == pytest.approx(1 - abs(t_stat) / math.sqrt(2 + t_stat**2))  # df = 2
+    # the decision asks the skew-corrected test too: the larger p, the hull of the two intervals
+    hall = inference.mean_tests(d[None, :])
+    assert t.loc["bn", "train_loss_p_skew"] == pytest.approx(hall["p_skew"][0])
+    assert t.loc["bn", "train_loss_p"] == max(t.loc["bn", "train_loss_p_t"], t.loc["bn", "train_loss_p_skew"])
+    assert t.loc["bn", "train_loss_ci_low"] == pytest.approx(min(mean - T_975_DF2 * se, hall["ci_low"][0]))
+    assert t.loc["bn", "train_loss_ci_high"] == pytest.approx(max(mean + T_975_DF2 * se, hall["ci_high"][0]))
     assert t.loc["bn", "train_loss_wins"] == 3 and t.loc["bn", "pairs"] == 3 and t.loc["bn", "seeds"] == 3
     # accuracy in percent, higher is better; best accuracy and its epoch
     assert t.loc["bn", "test_acc_mean"] == pytest.approx(89.0)
@@ -156,7 +160,7 @@ def test_a_constant_difference_has_no_t_interval_but_an_exact_p(tmp_path, shift)
     assert "constant difference: no t-interval" in comparison_output([comparison], "markdown", ["train_loss"])
 
 
-def test_two_pairs_are_flagged_and_the_verdict_asks_for_five_seeds(tmp_path):
+def test_two_pairs_are_flagged_and_the_verdict_asks_for_eight_seeds(tmp_path):
     trials = {
         (v, s): {"losses": [[1.0] * 4], "acc": [0.80 + 0.05 * (v == "bn") + 0.01 * s * (v == "bn")]}
         for v in ("bn", "plain")
@@ -169,10 +173,11 @@ def test_two_pairs_are_flagged_and_the_verdict_asks_for_five_seeds(tmp_path):
     assert t.loc["bn", "test_acc_ci_low"] == pytest.approx(5.5 - half)
     assert (
         f"no difference shown in test acc: +5.50 pts, unadjusted 95% CI [{5.5 - half:+.2f}, {5.5 + half:+.2f}], 2/2 "
-        f"seeds better"
-        in t.loc["bn", "verdict"]
+        f"seeds better" in t.loc["bn", "verdict"]
     )
-    assert t.loc["bn", "verdict"].endswith("only 2 pairs: run ≥ 5 seeds")
+    assert t.loc["bn", "verdict"].endswith(
+        "only 2 pairs: too few to check that the differences are near-symmetric, as the tests assume; run ≥ 8 seeds"
+    )
 
 
 def curve(drop_at: int, steps: int = 20, high: float = 1.0, low: float = 0.5) -> dict:
@@ -220,9 +225,11 @@ def test_steps_to_target_judges_both_curves_the_same_way(tmp_path):
     assert t.loc["bn", "steps_estimator"] == "geometric mean"
     assert t.loc["bn", "steps_speedup"] == pytest.approx(np.exp(mean))  # geometric mean
     assert t.loc["bn", "steps_speedup_high"] == pytest.approx(np.exp(mean))  # exact: no range
-    assert t.loc["bn", "steps_ci_low"] == pytest.approx(np.exp(mean - T_975_DF2 * se))
-    assert t.loc["bn", "steps_ci_high"] == pytest.approx(np.exp(mean + T_975_DF2 * se))
-    assert t.loc["bn", "steps_p_t"] == pytest.approx(t_p_df2(mean, se)) == t.loc["bn", "steps_p"]
+    skewed = inference.mean_tests(logs[None, :])  # log 2.5, log 0.6, 0: skewed, so the hull is the wider
+    assert t.loc["bn", "steps_ci_low"] == pytest.approx(np.exp(min(mean - T_975_DF2 * se, skewed["ci_low"][0])))
+    assert t.loc["bn", "steps_ci_high"] == pytest.approx(np.exp(max(mean + T_975_DF2 * se, skewed["ci_high"][0])))
+    assert t.loc["bn", "steps_p_t"] == pytest.approx(t_p_df2(mean, se))
+    assert t.loc["bn", "steps_p"] == pytest.approx(max(t_p_df2(mean, se), skewed["p_skew"][0]))
     # sign flips of (log 2.5, log 0.6, 0): |±0.92 ± 0.51| is 1.43 or 0.41, never below the observed 0.41
     assert t.loc["bn", "steps_p_exact"] == pytest.approx(1.0)
     # one Holm family of 4 with test acc (no difference: p 1), steps to the accuracy target (every seed at its
@@ -230,7 +237,7 @@ def test_steps_to_target_judges_both_curves_the_same_way(tmp_path):
     # the smallest p times 4
     assert (t.loc["bn", "test_acc_p"], t.loc["bn", "steps_acc_p"], t.loc["bn", "diverged_p"]) == (1.0, 1.0, 1.0)
     assert t.loc["bn", "steps_tests"] == 4
-    assert t.loc["bn", "steps_p_holm"] == pytest.approx(min(1, 4 * t_p_df2(mean, se)))
+    assert t.loc["bn", "steps_p_holm"] == pytest.approx(min(1, 4 * t.loc["bn", "steps_p"]))
     assert (t.loc["bn", "steps_pairs"], t.loc["bn", "steps_reached"], t.loc["bn", "steps_censored"]) == (3, 3, 0)
     assert t.loc["bn", "steps_unit"] == "steps" and t.loc["bn", "steps_note"] == ""
     assert t.loc["bn", "steps_target"] == 0.5 and t.loc["bn", "steps_at"] == pytest.approx((4 + 10 + 9) / 3)
@@ -253,19 +260,25 @@ def test_a_slower_variant_shows_a_speedup_below_one(tmp_path):
     p = 2 * min(cdf, 1 - cdf)
     alpha = 4 * 0.975 * 0.025  # its 97.5% quantile: 2 sqrt(q - 1), q = cos(arccos(sqrt(alpha)) / 3) / sqrt(alpha)
     quantile = 2 * math.sqrt(math.cos(math.acos(math.sqrt(alpha)) / 3) / math.sqrt(alpha) - 1)
-    low, high = np.exp(mean - quantile * se), np.exp(mean + quantile * se)
+    skewed = inference.mean_tests(logs[None, :])  # the decision's: the hull with the skew-corrected interval
+    low = np.exp(min(mean - quantile * se, skewed["ci_low"][0]))
+    high = np.exp(max(mean + quantile * se, skewed["ci_high"][0]))
     assert t.loc["bn", "steps_speedup"] == pytest.approx(np.exp(mean)) and t.loc["bn", "steps_speedup"] < 1
     assert (t.loc["bn", "steps_ci_low"], t.loc["bn", "steps_ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert t.loc["bn", "steps_p_t"] == pytest.approx(p)
+    p = max(p, skewed["p_skew"][0])
     assert t.loc["bn", "steps_p"] == pytest.approx(p) and t.loc["bn", "steps_p_holm"] == pytest.approx(4 * p)
     assert 4 * p < 0.05 and t.loc["bn", "steps_p_exact"] == pytest.approx(2 / 2**5)
     assert (
-        f"; reaches plain's half-run loss {np.exp(mean):.2f}× [{low:.2f}, {high:.2f}] later (Holm p={4 * p:.2g});"
+        f"; reaches plain's half-run loss {np.exp(mean):.2f}× later, unadjusted 95% CI [{low:.2f}, {high:.2f}] "
+        f"(Holm p={4 * p:.2g});"
         in t.loc["bn", "verdict"]
     )
-    assert "; t-tests, Holm over 4 tests (exact for test acc" in t.loc["bn", "verdict"]  # equal: no t-test there
-    assert t.loc["bn", "verdict"].endswith(
-        "; the exact test would not decide speed to half-run loss (p=0.062): rests on normality"
-    )  # 2/2^5 = 0.0625
+    assert "; t-tests with skew correction, Holm over 4 tests (exact for test acc" in t.loc["bn", "verdict"]
+    assert (  # 2/2^5 = 0.0625
+        "; the exact test would not decide speed to half-run loss (p=0.062): rests on normality; only 5 pairs"
+        in t.loc["bn", "verdict"]
+    )
     assert f"{np.exp(mean):.2f}×<br>[{low:.2f}, {high:.2f}]" in comparison_output([comparison], "markdown", ["steps"])
 
 
@@ -569,7 +582,7 @@ def test_every_format_carries_the_same_numbers(synthetic, tmp_path):
         bn.train_loss_delta,
         bn.train_loss_ci_low,
         bn.train_loss_ci_high,
-        bn.train_loss_p,
+        bn.train_loss_p_t,  # each test's p follows, Student's first
     ]
     markdown = comparison_output(comparisons, "markdown", ["train_loss"])
     cell = next(line for line in markdown.splitlines() if line.startswith("| bn ")).split(" | ")[2]
@@ -737,7 +750,7 @@ def test_p_values_are_adjusted_across_variants_and_sweep_points(tmp_path):
     assert (t.steps_tests == 16).all() and (t.diverged_tests == 16).all() and (t.train_loss_tests == 4).all()
     for v, holm in zip(t.verdict.to_numpy()[order], expected):  # the adjusted p computed here, in each verdict
         assert holm >= 0.05 and v.split(": ", 1)[1].startswith("no difference shown in test acc: ")
-        assert f"seeds better (Holm p={holm:.2g});" in v and "t-tests, Holm over 16 tests" in v
+        assert f"seeds better (Holm p={holm:.2g});" in v and "t-tests with skew correction, Holm over 16 tests" in v
 
 
 # ---- layout ------------------------------------------------------------------------------------------------------

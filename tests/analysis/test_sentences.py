@@ -56,7 +56,9 @@ def test_the_exact_test_names_the_level_it_was_held_to():
         test_acc_detectable=np.inf,
     )
     text = _metric_claim(claim, "test_acc")
-    assert "the exact test cannot decide with 6 pairs (its smallest p, 0.031, is above the level it is held to, " in text
+    assert (
+        "the exact test cannot decide with 6 pairs (its smallest p, 0.031, is above the level it is held to, " in text
+    )
     assert text.endswith("0.00625 = 0.05 / 8 Holm tests)")
     one = _metric_claim(claim | {"pairs": 5, "test_acc_tests": 1}, "test_acc")
     assert one.endswith("(its smallest p, 0.062, is above the level it is held to, 0.05)")

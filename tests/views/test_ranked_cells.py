@@ -6,6 +6,9 @@ import pytest
 from analysis.test_summary import NAN, curve, write_run
 from support.cli_calls import ok
 
+from bnbench.analysis import compare_runs
+from bnbench.views import plots
+
 DIVERGED = {"losses": [[2.0, 1.9, NAN]], "acc": [NAN]}
 
 
@@ -47,3 +50,9 @@ def test_the_full_table_never_prints_a_detectable_effect_beyond_100_points(tmp_p
     out = " ".join(ok("compare", write_run(tmp_path, trials), "--full").split())
     assert "detects no difference within 0–100" in out
     assert "could detect ≥ 5" not in out
+
+
+def test_the_plot_title_names_the_rank_comparison_not_the_survivors(survivor):
+    """Old code: "bn: Δ test acc +10.00 · to loss 1.37×" (the 2 survivors' difference as the comparison)."""
+    (comparison,), _ = compare_runs([survivor])
+    assert plots._verdicts(comparison) == "bn: test acc 10/10 seeds better (a diverged trial the worst) · to loss 1.37×"
