@@ -22,7 +22,6 @@ from bnbench.analysis.inference import FEWEST, POWER, detectable, format_p, form
 from bnbench.analysis.measures import point_measures
 from bnbench.analysis.reading import Results, TrialIndex
 from bnbench.analysis.row_checks import spans
-from bnbench.analysis.stopped import median_unbiased
 from bnbench.analysis.sequential import (
     BETTER,
     EQUIVALENT,
@@ -30,10 +29,10 @@ from bnbench.analysis.sequential import (
     UNDECIDED,
     WORSE,
     Design,
-    boundaries,
     decide,
     exact_when_constant,
 )
+from bnbench.analysis.stopped import median_unbiased
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import MAX_TRIALS, Config
 from bnbench.experiment.fields import brief
@@ -377,33 +376,38 @@ def _numbers(c: dict, k: int, plan: dict, digits: int, unit: str) -> str:
 def design_line(plan: dict, rec: dict) -> str:
     """How it was decided: the looks, the spending function, alpha and its split, the boundaries used."""
     m = plan["comparisons"]
-    taken = plan["looks"][: max(rec["looks_taken"], 1)]
-    bounds = boundaries(
-        tuple(taken), plan["looks"][-1], plan["alpha"] / m, plan["spending"], len(taken) == len(plan["looks"])
-    )
+    taken = max(rec["looks_taken"], 1)
+    bounds = _json(decide(np.zeros((1, plan["looks"][-1])), design(plan), taken).bound[0])  # no pair missing
     split = f" over {m} comparisons (Bonferroni: {plan['alpha'] / m:.3g} each)" if m > 1 else ""
     margin = f", equivalence margin ±{plan['effect']:g}" if plan["effect"] is not None else ""
     return (
         f"sequential design: looks after {', '.join(map(str, plan['looks']))} seeds (at most {plan['looks'][-1]}), "
         f"{SPENDING_NAMES[plan['spending']]} alpha spending, alpha {plan['alpha']:g}{split}{margin}; "
         f"{_level(plan)}s, boundaries |t| ≥ "
-        f"{', '.join(f'{b:.2f}' for b in bounds[: rec['looks_taken'] or 1])} at the looks taken{_used(rec, bounds)}; "
+        f"{_bounds_text(bounds)} at the looks taken{_used(rec, bounds)}; "
         f"assumes roughly "
         f"normal differences across seeds"
     )
 
 
-def _used(rec: dict, planned: tuple[float, ...]) -> str:
-    """The boundaries a comparison used where they are not the planned ones: a missing pair (a diverged trial)
-    changes a look's n and so its boundary (5.05 in place of 3.87 at 4 pairs of 5); "none" at a look that added
-    no pair, which decides nothing anew."""
+def _used(rec: dict, planned: list) -> str:
+    """The boundaries a comparison used where they are not the planned ones (those of a comparison with no pair
+    missing): a missing pair (a diverged trial) changes a look's n and so its boundary (5.05 in place of 3.87 at 4
+    pairs of 5)."""
     changed = [
-        f"{c['variant']}{' @ ' + c['where'] if c['where'] else ''} "
-        + ", ".join("none" if b is None else f"{b:.2f}" for b in c["bound"][: rec["looks_taken"]])
+        f"{c['variant']}{' @ ' + c['where'] if c['where'] else ''} {_bounds_text(c['bound'][: len(planned)])}"
         for c in rec["comparisons"]
-        if any(b is None or not math.isclose(b, p) for b, p in zip(c["bound"][: rec["looks_taken"]], planned))
+        if any(
+            (b is None) != (p is None) or (b is not None and not math.isclose(b, p))
+            for b, p in zip(c["bound"], planned)
+        )
     ]
     return f" (planned; used, the pairs lost changing them: {'; '.join(changed)})" if changed else ""
+
+
+def _bounds_text(bounds: list) -> str:
+    """'3.87, 2.97'; "none" at a look that decides nothing (no new pair, or too few)."""
+    return ", ".join("none" if b is None else f"{b:.2f}" for b in bounds)
 
 
 def _level(plan: dict) -> str:

@@ -9,7 +9,6 @@ from bnbench.analysis.sequential import (
     EQUIVALENT,
     UNDECIDED,
     Design,
-    boundaries,
     decide,
     exact_when_constant,
 )
@@ -156,15 +155,19 @@ def test_a_detectable_effect_that_rounds_to_zero_keeps_its_digits():
 
 
 def test_the_design_line_names_the_boundaries_a_missing_pair_changed():
-    """Old code: "boundaries |t| ≥ 3.25, 2.69 at the looks taken" though bn_after, with 4 pairs at its first look,
-    used another boundary there."""
-    planned = boundaries((5, 10), 10, 0.05, "pocock", True)
-    rec = record("undecided", -1.0, 1.0, n=(4, 9), decided_at=None)
-    used = boundaries((4, 9), 10, 0.05, "pocock", True)
+    """Old code: "boundaries |t| ≥ 3.25, 2.69 at the looks taken" (the planned ones) though bn_after, with a pair
+    missing at its first look, used others."""
+    plan = PLAN | {"effect": None, "max_seeds": 24, "seeds": list(range(24)), "looks": [12, 24]}
+    row = np.zeros((1, 24))
+    planned = decide(row, Design((12, 24)), 2).bound[0]
+    row[0, 3] = np.nan
+    used = decide(row, Design((12, 24)), 2).bound[0]
+    assert np.all(np.isfinite(used)) and not np.allclose(used, planned)
+    rec = record("undecided", -1.0, 1.0, n=(11, 23), decided_at=None)
     rec["comparisons"][0]["bound"] = list(used)
-    (_, design) = lines(PLAN, rec, "plain")
+    (_, design) = lines(plan, rec, "plain")
     shown = f"{planned[0]:.2f}, {planned[1]:.2f} at the looks taken"
     assert f"{shown} (planned; used, the pairs lost changing them: bn_after {used[0]:.2f}, {used[1]:.2f})" in design
     rec["comparisons"][0]["bound"] = list(planned)
-    (_, design) = lines(PLAN, rec, "plain")
+    (_, design) = lines(plan, rec, "plain")
     assert f"{shown}; assumes" in design

@@ -9,6 +9,7 @@ from test_summary import accuracies, table, write_run
 
 from bnbench.analysis import inference
 from bnbench.analysis.columns import COLUMNS
+from bnbench.analysis.paired import speed
 from bnbench.analysis.sentences import _metric_claim, _speed_claim
 
 
@@ -98,3 +99,23 @@ def test_effect_on_a_constant_zero_difference_needs_what_the_exact_test_needs(tm
     assert bn.test_acc_tests == 4 and bn.test_acc_needed == 8
     assert "the --effect difference would need ~8 seeds" in bn.verdict
     assert "could detect" not in bn.verdict and math.isnan(bn.test_acc_detectable)
+
+
+def test_a_censored_speedup_carries_the_sign_tests_counts_to_the_verdict():
+    """paired.speed on 17 pairs: 8 where the variant reached the target sooner, 9 where it never did within its
+    200 steps while the baseline took 300 (undetermined); the verdict's claim reads those counts."""
+    seeds = 17
+    sooner = np.arange(seeds) < 8
+    m = {
+        "steps_target": np.full((seeds, 2), 1.0),
+        "steps_at": np.column_stack([np.where(sooner, 50.0, np.nan), np.where(sooner, 100.0, 300.0)]),
+        "steps_after": np.column_stack([np.where(sooner, 49.0, np.nan), np.where(sooner, 99.0, 299.0)]),
+        "steps": np.full((seeds, 2), 200.0),
+        "batch_size": np.full((seeds, 2), 10.0),
+        "steps_why": np.full((seeds, 2), ""),
+    }
+    out = speed("steps", m, 0, 1, np.ones(seeds, dtype=bool), "t")
+    assert out["steps_estimator"] == "median" and out["_steps_counts"] == (8, 0, 9)
+    assert out["steps_p"] == inference.sign_test_p(8, 0)
+    claim = row(pairs=seeds, steps_p_holm=4 * out["steps_p"], steps_unit="steps", steps_baseline_censored=0) | out
+    assert "reaches plain's half-run loss sooner on 8 seeds, later on 0" in _speed_claim(claim, "steps", "plain")

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from bnbench.analysis import sequential as sq
 from bnbench.analysis.decisions import lines
@@ -24,11 +25,13 @@ def test_decides_intervals_shift_and_scale_with_the_differences():
 
 
 def test_one_look_gives_back_the_mean():
-    """Without a look to stop at before, nothing is selected: the estimate is the mean."""
+    """Without a look to stop at before, nothing is selected: the estimate is the mean, the interval the t one."""
     d = np.random.default_rng(9).normal(0.7, 2.0, 12)
     estimate, low, high = median_unbiased(d, sq.Design((12,)), 0)
-    assert estimate == pytest.approx(d.mean(), abs=0.03 * d.std(ddof=1))
-    assert low < estimate < high
+    sd = d.std(ddof=1)
+    half = stats.t.ppf(0.975, 11) * sd / np.sqrt(12)  # the spread's own uncertainty included: the t-interval
+    assert estimate == pytest.approx(d.mean(), abs=0.03 * sd)
+    assert (low, high) == pytest.approx((d.mean() - half, d.mean() + half), abs=0.03 * sd)
 
 
 def test_the_adjusted_estimate_is_median_unbiased_and_its_interval_covers():
