@@ -366,7 +366,9 @@ def _numbers(c: dict, k: int, plan: dict, digits: int, unit: str) -> str:
     """The estimate at look k and its repeated CI; for a constant difference (sd 0: no t-interval) the exact
     sign-flip p against the look's level instead, which is what decides it (sequential.exact_when_constant)."""
     mean, n = f"{_signed(c['mean'][k], digits)}{unit}", c["n"][k]
-    if n < 2 or c["sd"][k] != 0 or c["bound"][k] is None:  # no bound: the look decides nothing, "[no interval]"
+    if n < FEWEST:
+        return f"{mean} (no decision before {FEWEST} pairs)"
+    if c["sd"][k] != 0 or c["bound"][k] is None:  # no bound: no new pair, the look decides nothing
         return f"{mean}, {_level(plan)} {_interval(c['low'][k], c['high'][k], digits)}"
     level, p = _nominal(c["bound"][k], n), 1.0 if c["mean"][k] == 0 else 2.0 / 2**n  # every sign agrees
     held = f"{'≤' if p <= level else '>'} {level:.3g}, this look's level"
@@ -383,10 +385,9 @@ def design_line(plan: dict, rec: dict) -> str:
     return (
         f"sequential design: looks after {', '.join(map(str, plan['looks']))} seeds (at most {plan['looks'][-1]}), "
         f"{SPENDING_NAMES[plan['spending']]} alpha spending, alpha {plan['alpha']:g}{split}{margin}; "
-        f"{_level(plan)}s, boundaries |t| ≥ "
-        f"{_bounds_text(bounds)} at the looks taken{_used(rec, bounds)}; "
-        f"assumes roughly "
-        f"normal differences across seeds"
+        f"{_level(plan)}s of Student's and the skew-corrected t together, boundaries |t| ≥ "
+        f"{_bounds_text(bounds)} at the looks taken{_used(rec, bounds)}; no decision before {FEWEST} pairs "
+        f"(fewer cannot show skewed or clustered seeds)"
     )
 
 
@@ -406,8 +407,8 @@ def _used(rec: dict, planned: list) -> str:
 
 
 def _bounds_text(bounds: list) -> str:
-    """'3.87, 2.97'; "none" at a look that decides nothing (no new pair, or too few)."""
-    return ", ".join("none" if b is None else f"{b:.2f}" for b in bounds)
+    """'3.87, 2.97'; ∞ at a look that decides nothing (no new pair, or fewer than FEWEST pairs)."""
+    return ", ".join("∞" if b is None else f"{b:.2f}" for b in bounds)
 
 
 def _level(plan: dict) -> str:

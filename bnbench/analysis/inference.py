@@ -82,7 +82,8 @@ def paired_t(d: np.ndarray) -> dict:
 
 def mean_tests(d: np.ndarray, crit: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
     """The t-test and the skewness-corrected t-test of mean 0 on each row of d [k, n] (n >= 2, no NaN; a row
-    without spread gets NaN p-values), at the two-sided CONFIDENCE level, or at the t-scale boundaries `crit` [k] when given.
+    without spread gets NaN p-values), at the two-sided CONFIDENCE level, or at the t-scale boundaries `crit` [k]
+    when given.
 
     Returns arrays [k]: mean, sd, skew; t_low, t_high, p_t: Student's; s_low, s_high, p_skew: Hall's (1992)
     transformation of the studentized mean, whose t reference is right to second order when the differences are

@@ -271,8 +271,7 @@ def test_a_slower_variant_shows_a_speedup_below_one(tmp_path):
     assert 4 * p < 0.05 and t.loc["bn", "steps_p_exact"] == pytest.approx(2 / 2**5)
     assert (
         f"; reaches plain's half-run loss {np.exp(mean):.2f}× later, unadjusted 95% CI [{low:.2f}, {high:.2f}] "
-        f"(Holm p={4 * p:.2g});"
-        in t.loc["bn", "verdict"]
+        f"(Holm p={4 * p:.2g});" in t.loc["bn", "verdict"]
     )
     assert "; t-tests with skew correction, Holm over 4 tests (exact for test acc" in t.loc["bn", "verdict"]
     assert (  # 2/2^5 = 0.0625

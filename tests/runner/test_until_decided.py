@@ -56,12 +56,13 @@ def through(config_file, tmp_path_factory):
 def test_a_large_effect_is_decided_before_the_cap(tmp_path):
     output = ok("run", "quick", "--until-decided", "--set", "training.epochs=1", "--max-seeds", "15", "--out", tmp_path)
     run_dir = run_of(tmp_path, "quick-digits")
-    assert "batchnorm vs plain: better test acc" in output and "decided after 5 seeds" in output
-    assert seeds(run_dir) == [0, 1, 2, 3, 4]  # the config's 5 seeds: one round, no more
+    assert "batchnorm vs plain: better test acc" in output and "decided after 10 seeds" in output
+    assert seeds(run_dir) == list(range(10))  # the first look (5 pairs, below 8) decides nothing: two rounds
     record = decisions(run_dir)
-    assert record["finished"] and record["looks_taken"] == 1
+    assert record["finished"] and record["looks_taken"] == 2
     (c,) = record["comparisons"]
-    assert c["decision"] == "better" and c["decided_at"] == 0 and c["low"][0] > 0
+    assert c["decision"] == "better" and c["decided_at"] == 1 and c["low"][1] > 0
+    assert c["status"][0] == "undecided" and c["bound"][0] is None
     assert meta(run_dir)["sequential"]["plan"]["looks"] == [5, 10, 15]
 
 
@@ -69,11 +70,11 @@ def test_rounds_grow_one_run_until_every_comparison_is_decided_or_the_cap(throug
     run_dir, output = through
     plan, record = meta(run_dir)["sequential"]["plan"], decisions(run_dir)
     assert plan["seeds"] == list(range(10)) and plan["looks"] == [5, 10] and plan["comparisons"] == 2
-    assert "look 1 (5 seeds): plain vs bn_before: worse test acc" in output
+    assert "look 1 (5 seeds): plain vs bn_before: undecided after 5 seeds" in output  # fewer than 8 pairs
     assert "the next round trains seeds 5, 6, 7, 8, 9" in output
     plain = next(c for c in record["comparisons"] if c["variant"] == "plain")
     after = next(c for c in record["comparisons"] if c["variant"] == "bn_after")
-    assert plain["decision"] == "worse" and plain["decided_at"] == 0
+    assert plain["decision"] == "worse" and plain["decided_at"] == 1
     # bn_after: within a point or so of bn_before, not shown equivalent within ±2 by 10 seeds
     assert after["decision"] == "undecided" and after["n"] == [5, 10] and abs(after["mean"][1]) < 2
     assert record["finished"] and record["looks_taken"] == 2 and seeds(run_dir) == list(range(10))
@@ -132,7 +133,7 @@ def test_show_and_compare_say_how_it_was_decided(through):
     narrow = CliRunner().invoke(app, ["compare", str(run_dir)], env={"COLUMNS": "80"})
     assert narrow.exit_code == 0 and max(len(line) for line in narrow.stdout.splitlines()) <= 80
     full = ok("compare", run_dir, "--full")
-    assert "decided after 5 seeds" in full
+    assert "decided after 10 seeds" in full
 
 
 def test_a_sequential_run_is_not_pooled_with_a_run_of_fixed_seeds(config_file, through, tmp_path):
@@ -149,7 +150,8 @@ def test_a_sequential_run_is_not_pooled_with_a_run_of_fixed_seeds(config_file, t
         (("--until-decided", "--alpha", "0"), "--alpha 0: must lie in (0, 0.5]"),
         (("--until-decided", "--effect", "-1"), "--effect -1: the equivalence margin must be a finite number above 0"),
         (("--until-decided", "--spending", "linear"), "--spending linear: choose pocock or obf"),
-        (("--until-decided", "--seeds", "0-5", "--max-seeds", "4"), "--max-seeds 4: below the 6 seeds"),
+        (("--until-decided", "--seeds", "0-9", "--max-seeds", "8"), "--max-seeds 8: below the 10 seeds"),
+        (("--until-decided", "--max-seeds", "5"), "--max-seeds 5: a decision needs at least 8 seeds"),
     ],
 )
 def test_bad_options_are_refused_in_one_line_before_a_run_folder(config_file, tmp_path, args, said):
