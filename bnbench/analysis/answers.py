@@ -3,8 +3,8 @@ uses (`Comparison.headline` of the run compared on its own), and remembered in t
 
 Comparing a small run takes some 20-40 ms (reading its CSVs, then the statistics), so listing a folder of 300 runs
 would take seconds every time. The answers are kept in RESULTS/.bnbench-answers.json, each with the size and
-modification time of the files it was worked out from and bnbench's version: a run whose files changed (grown,
-resumed, edited, damaged) or an upgrade works it out again. The file is a cache: unreadable, it is rebuilt;
+modification time of the files it was worked out from, bnbench's version and RULES: a run whose files changed
+(grown, resumed, edited, damaged), an upgrade or new decision rules work it out again. The file is a cache: unreadable, it is rebuilt;
 unwritable (a read-only folder), answers are worked out each time; never written into a run folder (`list
 --results RUN`), whose files are the run's.
 """
@@ -26,12 +26,13 @@ from bnbench.rundir.schema import BATCHES, EPOCHS, EVALS
 CACHE = ".bnbench-answers.json"
 READ = (META, CONFIG, BATCHES.file, EPOCHS.file, EVALS.file)  # what an answer is worked out from
 NONE = "—"  # no answer: the run is not complete, or cannot be compared (`compare` says why)
+RULES = 2  # the decision rules' revision (2: skew-corrected t-tests, divergence by rank): a new one forgets answers
 
 
 def answers(results: Path, run_dirs: list[Path]) -> list[str]:
     """The answer of each complete run in `run_dirs` (folders under `results`): remembered where its files are
     unchanged, else worked out (shared out over the CPUs as `compare` shares out runs) and remembered."""
-    path, current = results / CACHE, version("bnbench")
+    path, current = results / CACHE, f"{version('bnbench')} rules {RULES}"
     known = _read(path, current)
     names = [run_dir.relative_to(results).as_posix() for run_dir in run_dirs]
     stamps = [_stamp(run_dir) for run_dir in run_dirs]

@@ -96,13 +96,13 @@ def _short(x: float) -> str:
 def _comparison_grid(c: Comparison, shown: list[str]) -> Grid:
     """Every statistic of the `shown` measures, under the notes, decisions and verdict lines, above the caption."""
     header = ["variant", *c.points, "seeds", *(_header(c, m) for m in shown)]
-    rows = []
-    for row in c.table.to_dict("records"):
+    rows, records = [], c.table.to_dict("records")  # slow on a wide table: once
+    for row in records:
         cells = [_variant_cell(row), *([row[p]] for p in c.points), [str(row["seeds"])]]
         rows.append(cells + [_steps_cell(row, m) if m in SPEEDS else _metric_cell(row, m) for m in shown])
     lead = _notes(c) + c.decided + [f"note: {caveat()}"] * bool(c.decided)
     lead += [v for v in c.table.verdict if isinstance(v, str)]
-    return Grid(c.title, header, rows, _caption(c, shown), lead)
+    return Grid(c.title, header, rows, _caption(c, shown, records), lead)
 
 
 def _notes(c: Comparison) -> list[str]:
@@ -209,21 +209,22 @@ def _steps_cell(row: dict, measure: str) -> list[str]:
     return lines + at + note
 
 
-def _caption(c: Comparison, shown: list[str]) -> str:
+def _caption(c: Comparison, shown: list[str], records: list[dict]) -> str:
     t, base = c.table, c.baseline
     epochs = ", ".join(dict.fromkeys(f"{e} of {n}" for e, n in zip(t.epoch, t.epochs)))
     window = ", ".join(dict.fromkeys(str(w) for w in t.smoothing))
     every = c.results.config.training.eval_every
     text = (
         f"Mean ± std over seeds at epoch {epochs}. Δ = variant − {base} on the same seed (n pairs: seeds where "
-        f"neither diverged), its 95% t-interval, the paired t-test p (assumes normal differences), the exact "
-        f"sign-flip p (assumes symmetric differences; above 16 pairs estimated from 2¹⁶ random sign flips), and "
-        f"the Holm-adjusted p the decision uses (family size in brackets: "
+        f"neither diverged), its 95% interval (the hull of the t-interval and the skew-corrected one), the paired "
+        f"t-test p (assumes normal differences), the skew-corrected t-test p (Hall 1992), the exact sign-flip p "
+        f"(assumes symmetric differences; above 16 pairs estimated from 2¹⁶ random sign flips), and the "
+        f"Holm-adjusted p the decision uses (under --test t the larger of the two t-tests'; family size in brackets: "
         f"test acc, both speedups and divergence form one family over the run's comparisons, each other "
         f"metric its own), seeds won; where no difference is shown, the difference these pairs could detect "
         f"with 80% power."
     )
-    if "test_acc" in shown and any(by_rank(row, "test_acc") for row in t.to_dict("records")):
+    if "test_acc" in shown and any(by_rank(row, "test_acc") for row in records):
         text += (
             " Test acc where a seed diverged: decided over every pair where both trials ended by the sign test, a "
             "diverged trial ranking below every finished one and two diverged trials tying (wins over those pairs)."

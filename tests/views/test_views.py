@@ -204,6 +204,13 @@ def test_lists_verdicts_are_remembered_until_a_run_changes(home, tmp_path, monke
         worked_out.clear()
         ok("list", "--results", results)
         assert len(worked_out) == 2
+    cache = json.loads((results / remembered.CACHE).read_text())
+    (results / remembered.CACHE).write_text(json.dumps(cache | {"version": version("bnbench")}))  # older rules
+    worked_out.clear()
+    ok("list", "--results", results)
+    assert len(worked_out) == 2 and json.loads((results / remembered.CACHE).read_text())["version"].endswith(
+        f" rules {remembered.RULES}"
+    )
     inside = sorted(p.name for p in newest.iterdir())
     ok("list", "--results", newest)  # a run folder as the results folder: its files are the run's
     assert sorted(p.name for p in newest.iterdir()) == inside
