@@ -6,6 +6,9 @@ normal, Student t(3) and Laplace nulls, several comparisons, equivalence, true e
 must stay below alpha is allowed alpha + 3 binomial standard errors."""
 
 import math
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -338,3 +341,34 @@ def test_design_refuses_bad_looks(looks):
 def test_design_refuses_bad_settings(kwargs):
     with pytest.raises(ValueError):
         sq.Design(LOOKS, **kwargs)
+
+
+# ---- the benchmark others run ------------------------------------------------------------------------------------
+
+
+def _benchmark(*args: str) -> subprocess.CompletedProcess:
+    script = Path(__file__).parents[2] / "benchmarks" / "sequential.py"
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("fixed", [(), ("--fixed", "10")])
+def test_the_benchmark_measures_a_file_of_differences(tmp_path, fixed):
+    """`benchmarks/sequential.py --null-from FILE` prints the rate of any decision on the file's differences,
+    centred, through the real decision code; with --fixed N, compare's verdict at N seeds."""
+    file = tmp_path / "d.txt"
+    file.write_text("# per-seed differences\n" + "\n".join(str(x) for x in np.linspace(1.0, 3.0, 12)) + "\n")
+    done = _benchmark("--null-from", str(file), "--sequences", "4000", *fixed)
+    assert done.returncode == 0, done.stderr
+    assert "12 differences, skew +0.00, centred (mean +2)" in done.stdout
+    rate, se = map(float, re.search(r"^type I error: (\S+) ± (\S+) ", done.stdout, re.M).groups())
+    assert 0.01 < rate < 0.08 and se == pytest.approx(math.sqrt(rate * (1 - rate) / 4000), abs=1e-4)
+
+
+def test_the_benchmark_refuses_a_short_file_in_one_line(tmp_path):
+    file = tmp_path / "d.txt"
+    file.write_text("1.0\n2.0\n")
+    done = _benchmark("--null-from", str(file))
+    assert (
+        done.returncode == 1
+        and done.stderr.strip() == f"{file}: needs at least 10 finite differences, one a line (has 2)"
+    )
