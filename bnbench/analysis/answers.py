@@ -4,9 +4,9 @@ uses (`Comparison.headline` of the run compared on its own), and remembered in t
 Comparing a small run takes some 20-40 ms (reading its CSVs, then the statistics), so listing a folder of 300 runs
 would take seconds every time. The answers are kept in RESULTS/.bnbench-answers.json, each with the size and
 modification time of the files it was worked out from, bnbench's version and RULES: a run whose files changed
-(grown, resumed, edited, damaged), an upgrade or new decision rules work it out again. The file is a cache: unreadable, it is rebuilt;
-unwritable (a read-only folder), answers are worked out each time; never written into a run folder (`list
---results RUN`), whose files are the run's.
+(grown, resumed, edited, damaged), an upgrade or new decision rules work it out again. The file is a cache:
+unreadable, it is rebuilt; unwritable (a read-only folder), answers are worked out each time; never written into a
+run folder (`list --results RUN`), whose files are the run's.
 """
 
 import contextlib
