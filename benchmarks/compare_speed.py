@@ -37,6 +37,17 @@ the new one back to back on the same VM (load average about 1-2 from other sessi
   command: table (a pipe)     old 7.59 s, new 6.88 s
   command: csv --plot         old 13.12 s, new 12.02 s
 
+With the skew-corrected decisions (a third p-value, intervals' level and adjustment columns, the rank rule's
+columns: a wider table), 300 x 7,200 on the 2-core Intel Xeon VM, 2026-12-06, the old commit (bcbf97d) and the new
+one in turn, twice, with other work beside them:
+  compare (in this process)   old 3.87, 2.94 s; new 3.51, 3.50 s
+  command: csv                old 4.34, 4.50 s; new 4.62, 5.02 s
+  command: table (a pipe)     old 4.00, 4.16 s; new 4.27, 4.73 s
+and `python -m bnbench compare FOLDER --no-pool --format csv` by hand, alternating: old 4.67, 4.93, 4.88 s, new
+5.42, 4.91, 4.68 s: the same within the VM's drift. Rendering every format got slower with the wider table
+(markdown and latex turned it into rows twice, csv and json copied it to drop no column): both fixed; 40 runs,
+old -> new, markdown 0.19 -> 0.21 s, latex 0.19 -> 0.24 s, csv 0.04 -> 0.03 s, json 0.05 -> 0.04 s.
+
 Run: python benchmarks/compare_speed.py [--runs 10] [--rows 25000] [--repeat 3]
      python benchmarks/compare_speed.py --runs 300 --rows 7200 --repeat 1
 """

@@ -385,9 +385,8 @@ def design_line(plan: dict, rec: dict) -> str:
     return (
         f"sequential design: looks after {', '.join(map(str, plan['looks']))} seeds (at most {plan['looks'][-1]}), "
         f"{SPENDING_NAMES[plan['spending']]} alpha spending, alpha {plan['alpha']:g}{split}{margin}; "
-        f"{_level(plan)}s of Student's and the skew-corrected t together, boundaries |t| ≥ "
-        f"{_bounds_text(bounds)} at the looks taken{_used(rec, bounds)}; no decision before {FEWEST} pairs "
-        f"(fewer cannot show skewed or clustered seeds)"
+        f"{_level(plan)}s (Student's and skew-corrected t), boundaries |t| ≥ "
+        f"{_bounds_text(bounds)} at the looks taken{_used(rec, bounds)}; no decision before {FEWEST} pairs"
     )
 
 

@@ -1,7 +1,7 @@
 """`bnbench compare --probes`: what probes.csv (engines.probes) says, per sweep point, layer and measure, at a few
 points of training (the first probe step, the middle one and the last): each variant's mean over seeds, and each
-variant's paired difference from the baseline over the seeds both have, with the t-interval `compare` gives
-every other measure (`inference.paired_t`)."""
+variant's paired difference from the baseline over the seeds both have, with Student's t-interval
+(`inference.paired_t`): a description beside no decision, so not widened for skew as a decision's interval is."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +82,6 @@ def _summaries(keys: dict, group: pd.DataFrame, variants: list[str], baseline: s
                 keys
                 | {"step": int(step), "variant": variant, "seeds": len(values)}
                 | {"mean": float(values.mean()), "pairs": len(d), "diff": t["mean"]}
-                | {"ci_low": t["ci_low"], "ci_high": t["ci_high"]}
+                | {"ci_low": t["t_low"], "ci_high": t["t_high"]}  # a description, no decision: Student's
             )
     return rows

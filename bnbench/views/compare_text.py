@@ -75,7 +75,8 @@ def comparison_output(
 def _columns(table: pd.DataFrame, shown: list[str]) -> pd.DataFrame:
     """The table without the columns of the --metric choices not asked for."""
     hidden = {c for m in SHOWN if m not in shown for c in of_measure(m)}
-    return table.drop(columns=[c for c in table.columns if c in hidden])
+    dropped = [c for c in table.columns if c in hidden]
+    return table.drop(columns=dropped) if dropped else table  # a drop copies every column of a wide table
 
 
 def _windows_frame(c: Comparison) -> pd.DataFrame:

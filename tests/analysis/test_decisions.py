@@ -170,4 +170,4 @@ def test_the_design_line_names_the_boundaries_a_missing_pair_changed():
     assert f"{shown} (planned; used, the pairs lost changing them: bn_after {used[0]:.2f}, {used[1]:.2f})" in design
     rec["comparisons"][0]["bound"] = list(planned)
     (_, design) = lines(plan, rec, "plain")
-    assert f"{shown}; assumes" in design
+    assert f"{shown}; no decision before 8 pairs" in design

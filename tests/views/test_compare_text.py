@@ -132,22 +132,24 @@ batchnorm
     t p=0.01, exact p=0.25, Holm 0.02 (2) · reached 3/3 · step 121
 
 Mean ± std over seeds at epoch 1 of 1. Δ = variant − plain on the same seed (n
-pairs: seeds where neither diverged), its 95% t-interval, the paired t-test p
-(assumes normal differences), the exact sign-flip p (assumes symmetric
-differences; above 16 pairs estimated from 2¹⁶ random sign flips), and the
-Holm-adjusted p the decision uses (family size in brackets: test acc, both
-speedups and divergence form one family over the run's comparisons, each other
-metric its own), seeds won; where no difference is shown, the difference these
-pairs could detect with 80% power. Steps to target: the target is the mean level
-of plain's curves at half their run (training loss: mean of the last 10 batches;
-test acc: evaluated every 50 steps in eval mode); speedup = plain's steps ÷ the
-variant's. When every seed reached it: the geometric mean with a t-interval on
-log ratios (a range where crossings are known only between two evaluations,
-tested on the end least favourable to the claim); when some did not within their
-own run: the median with a distribution-free interval and the sign test; step =
-mean step of the seeds that reached it. A speedup the measured points bound only
-within more than 10× is written by its end that holds (≥, ≤), or as not
-measurable, and its interval is left out, as is one spanning more than 100×.
+pairs: seeds where neither diverged), its 95% interval (the hull of the
+t-interval and the skew-corrected one), the paired t-test p
+(assumes normal differences), the skew-corrected t-test p (Hall 1992), the exact
+sign-flip p (assumes symmetric differences; above 16 pairs estimated from 2¹⁶
+random sign flips), and the Holm-adjusted p the decision uses (under --test t
+the larger of the two t-tests'; family size in brackets: test acc, both speedups
+and divergence form one family over the run's comparisons, each other metric its
+own), seeds won; where no difference is shown, the difference these pairs could
+detect with 80% power. Steps to target: the target is the mean level of plain's
+curves at half their run (training loss: mean of the last 10 batches; test acc:
+evaluated every 50 steps in eval mode); speedup = plain's steps ÷ the variant's.
+When every seed reached it: the geometric mean with a t-interval on log ratios
+(a range where crossings are known only between two evaluations, tested on the
+end least favourable to the claim); when some did not within their own run: the
+median with a distribution-free interval and the sign test; step = mean step of
+the seeds that reached it. A speedup the measured points bound only within more
+than 10× is written by its end that holds (≥, ≤), or as not measurable, and its
+interval is left out, as is one spanning more than 100×.
 """
 SIXTY_RECORDS = """\
 batchnorm

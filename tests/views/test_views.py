@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import time
 from importlib.metadata import version
 from io import StringIO
 from pathlib import Path
@@ -31,10 +32,12 @@ INTERVAL = re.compile(r"\[(\d+\.\d+), (\d+\.\d+)\]")
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    """A folder holding results/: a fixed 5-seed run of quick (1 epoch), then a newer --until-decided run of it."""
+    """A folder holding results/: a fixed 5-seed run of quick (1 epoch), then a newer --until-decided run of it
+    (decided at its second look, 10 seeds)."""
     folder = tmp_path_factory.mktemp("home")
     for extra in ([], ["--until-decided"]):
         ok("run", "quick", "--set", "training.epochs=1", "--seeds", "0-4", "--out", folder / "results", "-q", *extra)
+        time.sleep(1.0)  # a run id is its start second: two in one second would give the second a longer id, "-1"
     return folder
 
 
@@ -177,7 +180,7 @@ def test_list_has_a_column_for_epochs_and_for_the_verdict(home, tmp_path):
     assert lines[at + 1].split() == ["run", "status", "trials", "seeds", "epochs", "verdict"]
     rows = {line.split()[0]: line.split() for line in lines[at + 2 : at + 4]}
     newest, older = runs(tmp_path)
-    assert rows[f"quick-digits/{newest.name}"][1:] == ["partial", "10/10", "0-4", "1", "—"]
+    assert rows[f"quick-digits/{newest.name}"][1:] == ["partial", "20/20", "0-9", "1", "—"]  # decided at 10 seeds
     assert rows[f"quick-digits/{older.name}"][1:] == ["complete", "10/10", "0-4", "1", "batchnorm", "better"]
     assert lines[at + 4] == "Left out at this width: started, device, options (see bnbench show RUN)."
     assert not any("…" in line for line in lines[at:])
