@@ -56,20 +56,26 @@ def comparison_output(
             f"--format json without --windows"
         )
     if fmt in ("csv", "json"):
-        frame = pd.concat(
-            [
-                per_seed_rows(c, shown) if per_seed else _windows_frame(c) if windows else _columns(c.table, shown)
-                for c in comparisons
-            ],
-            ignore_index=True,
-        )
-        return data(frame, fmt)
+        return data(frame(comparisons, shown, per_seed, windows), fmt)
     if fmt == "table" and not (full or windows or metrics):
         return glance(comparisons, width, every)
     grids = [_windows_grid(c) if windows else _comparison_grid(c, shown) for c in comparisons]
     if fmt == "table":
         return "\n".join(render(g, width) for g in grids)
     return "\n".join(markdown(g) if fmt == "markdown" else latex(g) for g in grids)
+
+
+def frame(comparisons: list[Comparison], shown: list[str], per_seed: bool = False, windows: bool = False):
+    """The rows csv and json export (and the Python API returns): a row per run x sweep point x variant with the
+    columns of the `shown` measures, or with `per_seed` a row per trial and measure, or with `windows` a row per
+    loss window."""
+    return pd.concat(
+        [
+            per_seed_rows(c, shown) if per_seed else _windows_frame(c) if windows else _columns(c.table, shown)
+            for c in comparisons
+        ],
+        ignore_index=True,
+    )
 
 
 def _columns(table: pd.DataFrame, shown: list[str]) -> pd.DataFrame:

@@ -58,18 +58,18 @@ def save_plot(comparisons: list[Comparison], path: Path, title: Optional[str] = 
     try:
         if path.suffix.lower() == ".pdf":
             with PdfPages(path) as pdf:
-                for page in pages:
-                    pdf.savefig(_page(page, title))
+                for group in pages:
+                    pdf.savefig(page(group, title))
             return [path]
         files = [path.with_name(f"{path.stem}-{i + 1}{path.suffix}") if i else path for i in range(len(pages))]
-        for page, file in zip(pages, files):
-            _page(page, title).savefig(file, dpi=dpi)
+        for group, file in zip(pages, files):
+            page(group, title).savefig(file, dpi=dpi)
         return files
     except OSError as e:
         raise BnbenchError(f"--plot {path}: cannot save ({e.strerror or e}); choose a writable path") from None
 
 
-def _page(comparisons: list[Comparison], title: Optional[str]) -> "Figure":
+def page(comparisons: list[Comparison], title: Optional[str] = None) -> "Figure":
     """One row of panels per comparison, under its title; `title` replaces a lone run's, and heads a page of
     several. Each row is as tall as its verdict lines and legend need, its panels AXES_INCHES whatever they are:
     a sweep's lines (lr: 4 points) ran into the panels' titles, and its legend, inside a panel, hid the curves."""

@@ -336,7 +336,7 @@ def test_the_lr_plot_keeps_its_verdicts_off_the_panel_titles_and_its_legend_off_
     panel hid the curves. Now the row grows for them, and one legend sits under both panels."""
     ok("run", "lr", "--set", "dataset.name=digits", "--set", "training.epochs=1", "--seeds", "0,1", "--out", tmp_path)
     comparisons, _ = compare_runs([tmp_path / "lr-digits"])
-    figure = plots._page(comparisons, None)
+    figure = plots.page(comparisons, None)
     figure.canvas.draw()
     (row,) = figure.subfigs
     panels = row.axes

@@ -6,7 +6,7 @@ from matplotlib.colors import to_hex
 from support.cli_calls import invoke
 
 from bnbench.analysis import compare_runs
-from bnbench.views.plots import BASELINE_COLOUR, COLOURS, _page
+from bnbench.views.plots import BASELINE_COLOUR, COLOURS, page
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_title_replaces_the_run_title(run_dir, tmp_path):
 @pytest.mark.parametrize("baseline", ["plain", "batchnorm"])
 def test_the_baseline_is_always_black_and_other_variants_keep_their_order(run_dir, baseline):
     (comparison,), _ = compare_runs([run_dir], baseline=baseline)
-    loss = _page([comparison], None).subfigs[0].axes[0]
+    loss = page([comparison], None).subfigs[0].axes[0]
     colours = {
         line.get_label().removesuffix(" (baseline)"): to_hex(line.get_color())
         for line in loss.get_lines()
@@ -60,7 +60,7 @@ def test_the_baseline_is_always_black_and_other_variants_keep_their_order(run_di
 
 def test_a_one_epoch_run_has_round_step_ticks_from_zero(run_dir):
     (comparison,), _ = compare_runs([run_dir])
-    for ax in _page([comparison], None).subfigs[0].axes:
+    for ax in page([comparison], None).subfigs[0].axes:
         low, high = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if low <= t <= high]
         assert (low, high) == (0, 144)  # 1 epoch of 144 steps
@@ -79,4 +79,4 @@ def test_a_run_where_every_trial_diverged_is_drawn_empty(tmp_path):
     result = invoke("compare", run_dir, "--plot", tmp_path / "diverged.png", "-f", "csv")
     assert result.exit_code == 0 and f"plot: {tmp_path / 'diverged.png'}\n" in result.stderr
     (comparison,), _ = compare_runs([run_dir])
-    assert [ax.get_xlim() for ax in _page([comparison], None).subfigs[0].axes[:2]] == [(0, 1), (0, 1)]
+    assert [ax.get_xlim() for ax in page([comparison], None).subfigs[0].axes[:2]] == [(0, 1), (0, 1)]

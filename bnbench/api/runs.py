@@ -1,0 +1,93 @@
+"""A run folder as an object: its config, meta.json and rows as read-only DataFrames, read when first asked for."""
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Union
+
+import pandas as pd
+import yaml
+
+from bnbench.analysis.catalog import run_rows
+from bnbench.analysis.reading import Results, load_run, read_probes
+from bnbench.errors import BnbenchError
+from bnbench.rundir import search
+from bnbench.rundir.folder import RunFolder
+
+PathLike = Union[str, Path]
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """One run folder (results/<name>/<run id>). Nothing is read until asked for, and each file once; the
+    DataFrames are the run's rows as `compare` reads them (checked: a damaged file raises BnbenchError)."""
+
+    path: Path
+
+    @cached_property
+    def config(self) -> dict:
+        """The resolved config the run trains (config.yaml), as a dict."""
+        return yaml.safe_load(RunFolder(self.path).config_file.read_text())
+
+    @cached_property
+    def meta(self) -> dict:
+        """meta.json as a dict: status, environment, seeds grown, the sequential plan."""
+        return json.loads(RunFolder(self.path).meta_file.read_text())
+
+    @cached_property
+    def _results(self) -> Results:
+        return load_run(self.path)
+
+    @property
+    def status(self) -> str:
+        """complete, running or partial."""
+        return self._results.status
+
+    @cached_property
+    def trials(self) -> pd.DataFrame:
+        """One row per trial: its number, sweep point values, variant and seed."""
+        index = self._results.trials
+        rows = []
+        for point, values in enumerate(index.points):
+            config = index.resolved[point]
+            for seed in config.seeds:
+                rows += [{**values, "variant": v.name, "seed": seed} for v in config.variants]
+        return pd.DataFrame(rows).rename_axis("trial").reset_index()
+
+    @property
+    def batches(self) -> pd.DataFrame:
+        """batches.csv: the mini-batch losses."""
+        return self._results.batches.copy()
+
+    @property
+    def epochs(self) -> pd.DataFrame:
+        """epochs.csv: per trial and epoch, train loss, test loss and accuracy, seconds."""
+        return self._results.epochs.copy()
+
+    @property
+    def evals(self) -> pd.DataFrame:
+        """evals.csv: test loss and accuracy at each evaluation."""
+        return self._results.evals.copy()
+
+    @cached_property
+    def probes(self) -> pd.DataFrame:
+        """probes.csv (a run without probes raises BnbenchError saying how to make them)."""
+        return read_probes(self.path)
+
+    def __repr__(self) -> str:
+        return f"Run('{self.path}')"
+
+
+def load(path: PathLike) -> Run:
+    """The run in folder `path` (a run folder, e.g. results/quick-digits/20261206-232516)."""
+    path = Path(path)
+    if not search.holds_run(path):
+        raise BnbenchError(f"{path}: not a run folder (no config.yaml or meta.json); pass results/<name>/<run id>")
+    return Run(path)
+
+
+def runs(results: PathLike = "results") -> pd.DataFrame:
+    """`bnbench list`'s runs under `results`, newest first: name, run, path, started, status, trials, seeds, epochs,
+    overrides, device, tags, note; a run that cannot be read has its `error`."""
+    return pd.DataFrame(run_rows(Path(results)))
