@@ -1,9 +1,10 @@
 """bnbench: does Batch Normalization help this network, how much, how surely, and how fast?
 
-From Python (a notebook): `bnbench.load(path)`, `bnbench.runs(results)`, `bnbench.compare(*paths)`; see
-bnbench.api and docs/api.md. They are imported when first used, so that the CLI starts without pandas."""
+From Python (a notebook): `bnbench.run(config)`, `bnbench.load(path)`, `bnbench.runs(results)`,
+`bnbench.compare(*paths)`; see bnbench.api and docs/api.md. They are imported when first used, so that the CLI
+starts without pandas."""
 
-_API = ("Comparison", "Run", "compare", "load", "runs")
+_API = ("Comparison", "Run", "compare", "load", "run", "runs")
 
 
 def __getattr__(name: str):

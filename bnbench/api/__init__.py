@@ -1,9 +1,10 @@
-"""bnbench from Python, for notebooks: `load` a run folder, list the `runs` of a results folder, `compare` runs;
-each returns objects that hold DataFrames and print nothing. The same library functions as the CLI's, so the
-numbers are the CLI's (tests/api checks them against `bnbench compare --format json`). A mistake the user can make
-raises `BnbenchError` with the CLI's one line."""
+"""bnbench from Python, for notebooks: `run` an experiment, `load` a run folder, list the `runs` of a results
+folder, `compare` runs; each returns objects that hold DataFrames and print nothing (`run` shows progress if
+asked). The same library functions as the CLI's, so the numbers are the CLI's (tests/api checks them against
+`bnbench compare --format json`). A mistake the user can make raises `BnbenchError` with the CLI's one line."""
 
 from bnbench.api.comparing import Comparison, compare
 from bnbench.api.runs import Run, load, runs
+from bnbench.api.training import run
 
-__all__ = ["Comparison", "Run", "compare", "load", "runs"]
+__all__ = ["Comparison", "Run", "compare", "load", "run", "runs"]

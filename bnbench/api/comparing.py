@@ -46,7 +46,7 @@ class Comparison:
 
     def text(self, fmt: str = "table", width: Optional[int] = 80, full: bool = False) -> str:
         """What the CLI prints: the glance, or `full` every statistic, or an export format (markdown, csv, json,
-        latex)."""
+        latex, html)."""
         return comparison_output(self.runs, fmt, self.measures if full else (), width=width, full=full)
 
     def plot(self, title: Optional[str] = None):
@@ -54,6 +54,14 @@ class Comparison:
         from bnbench.views import plots
 
         return plots.page(self.runs[: plots.PER_PAGE], title)
+
+    def report(self, path: Optional[PathLike] = None) -> str:
+        """The comparison as one self-contained HTML page to share (`bnbench compare --format html`): run facts,
+        verdict, table, curves, per-seed values; also written to `path` (UTF-8) where given."""
+        page = comparison_output(self.runs, "html", self.measures)
+        if path is not None:
+            Path(path).write_text(page, encoding="utf-8")
+        return page
 
     def _repr_html_(self) -> str:
         """Jupyter's view: each run's title, its verdict lines, and the main columns of its table."""

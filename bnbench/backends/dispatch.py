@@ -56,6 +56,8 @@ class Dispatch:
     def __post_init__(self):
         if self.backend not in ("local", "ray"):
             raise BnbenchError(f"--backend {self.backend}: expected local or ray")
+        if not isinstance(self.jobs, int) or self.jobs < 1:  # the CLI's parser refuses it first; bnbench.run here
+            raise BnbenchError(f"--jobs {self.jobs}: expected a number of worker processes, 1 or more")
         if self.backend == "local":
             for option, value in (("--address", self.address), ("--gpus-per-trial", self.gpus_per_trial)):
                 if value is not None:

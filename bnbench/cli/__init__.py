@@ -147,8 +147,8 @@ def run(
 @app.command(
     short_help="Compare each variant with the baseline across seeds: verdict, intervals, p-values.",
     epilog="\b\nExamples:\n  bnbench compare\n  bnbench compare --latest\n  bnbench compare results/mlp-cifar10 --all\n"
-    "  bnbench compare results/mlp-cifar10 --format markdown --plot mlp.png\n  bnbench compare RUN_B --baseline "
-    "plain@RUN_A",
+    "  bnbench compare results/mlp-cifar10 --format markdown --plot mlp.png\n  bnbench compare results/mlp-cifar10 "
+    "--format html --output report.html\n  bnbench compare RUN_B --baseline plain@RUN_A",
 )
 def compare(
     paths: o.Paths = None,

@@ -57,7 +57,7 @@ def _choices(name: str, *values: str) -> type[Enum]:
 Backend = _choices("Backend", "local", "ray")
 Tested = _choices("Tested", "train_loss", "test_loss", "test_acc", "best_acc")  # what a sequential run decides on
 Spending = _choices("Spending", "pocock", "obf")
-Format = _choices("Format", "table", "markdown", "csv", "json", "latex")
+Format = _choices("Format", "table", "markdown", "csv", "json", "latex", "html")
 ListFormat = _choices("ListFormat", "table", "json")  # list's and show's
 Test = _choices("Test", "t", "exact")
 Keep = _choices("Keep", "final", "none")
@@ -251,7 +251,7 @@ FormatOption = Annotated[
         Format,
         "FORMAT",
         "--format {}: unknown format; choose one of " + _listed(Format),
-        "table, markdown, csv, json or latex.",
+        "table, markdown, csv, json, latex or html (one self-contained page).",
         "--format",
         "-f",
     ),

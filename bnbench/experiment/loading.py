@@ -1,11 +1,11 @@
-"""Loading an experiment: a config file (or a shipped config's name) read safely, `--set` overrides applied along
-dotted paths, seeds and device set, and the result validated down to its trials. It sits above the schema
-(`config`) and the trial list (`trials`), so that neither imports the other."""
+"""Loading an experiment: a config file (or a shipped config's name; or its fields as a dict) read safely,
+`--set` overrides applied along dotted paths, seeds and device set, and the result validated down to its trials.
+It sits above the schema (`config`) and the trial list (`trials`), so that neither imports the other."""
 
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -107,17 +107,22 @@ def factories_beside(config_file: Path) -> None:
         FACTORY_FOLDERS.append(folder)
 
 
+DICT_SOURCE = "config"  # how a message names a config given as a dict (bnbench.run's argument), as a file's path
+
+
 def load_config(
-    ref: str,
+    ref: Union[str, dict],
     overrides: tuple[str, ...] = (),
     seeds: Optional[list[int]] = None,
     device: Optional[str] = None,
     sweeps: tuple[str, ...] = (),
-) -> tuple[Config, Path]:
-    """Read, override and validate a config; returns it with the file it came from. `sweeps` ('PATH=V1,V2') each
-    add a sweep axis, or replace the file's axis of that path (in its place: the trials keep the file's order)."""
-    path = resolve(ref)
-    raw = copy.deepcopy(read_yaml(path))
+) -> tuple[Config, Optional[Path]]:
+    """Read, override and validate a config; returns it with the file it came from (None for a dict: `ref` may be
+    a config's fields as a YAML file holds them, checked the same way). `sweeps` ('PATH=V1,V2') each add a sweep
+    axis, or replace the file's axis of that path (in its place: the trials keep the file's order)."""
+    path = None if isinstance(ref, dict) else resolve(ref)
+    raw = copy.deepcopy(ref if path is None else read_yaml(path))
+    source = DICT_SOURCE if path is None else str(path)
     named = raw.get("name"), data_name(raw)
     if any(o.startswith("variants.") for o in overrides):  # `--set variants.1.name=x` edits the default list too
         raw.setdefault("variants", [v.model_dump() for v in DEFAULT_VARIANTS])
@@ -126,7 +131,7 @@ def load_config(
             parts, value = parse_override(text)
             set_path(raw, parts, value)
     except (ValueError, IndexError, TypeError, AttributeError) as e:
-        raise BnbenchError(f"--set: cannot apply to {path}: {e}") from None
+        raise BnbenchError(f"--set: cannot apply to {source}: {e}") from None
     renamed = named_for_data(*named, data_name(raw))
     if renamed != named[0] and raw.get("name") == named[0]:  # not named by --set name=...
         raw["name"] = renamed
@@ -138,12 +143,12 @@ def load_config(
     if axes and isinstance(raw.get("sweep", {}), dict):
         raw["sweep"] = {**raw.get("sweep", {}), **{key: values for key, (_, values) in axes.items()}}
     try:
-        config = validate(raw, str(path), new=True)
-        if config.model.kind == "factory":
+        config = validate(raw, source, new=True)
+        if config.model.kind == "factory" and path is not None:
             factories_beside(path)
         return config, path
     except BnbenchError:
-        _blame_sweeps(raw, axes, str(path))
+        _blame_sweeps(raw, axes, source)
         raise
 
 

@@ -72,7 +72,7 @@ class Plan:
 
 
 def plan(
-    config: str,
+    config: "str | dict",
     run_folder: Optional[Path] = None,
     *,
     resume: bool = False,
@@ -86,11 +86,12 @@ def plan(
 ) -> Plan:
     """What `bnbench run CONFIG [RUN_DIR]` does: a new run of CONFIG (a file or a shipped name); with --resume, the
     run folder CONFIG (or RUN_DIR, a run of CONFIG) continued or grown, or CONFIG's newest partial run continued.
-    An option that cannot apply is refused here, with one line."""
+    CONFIG may be a dict of config fields (bnbench.run's). An option that cannot apply is refused here, with one
+    line."""
     if run_folder is not None:
         config = _run_folder_of(config, run_folder, resume)
-    folder = Path(config)
-    if not RunFolder(folder).meta_file.exists():
+    folder = None if isinstance(config, dict) else Path(config)
+    if folder is None or not RunFolder(folder).meta_file.exists():
         cfg, source = load_config(config, tuple(set_), seeds, device, tuple(sweeps))
         if resume:
             run_dir = latest_partial_run(out, cfg)
@@ -186,7 +187,7 @@ def _growth(run_dir: Path, set_: tuple[str, ...], device: Optional[str], sweeps:
 
 def run_experiment(
     config: Config,
-    source: Path,
+    source: Optional[Path],
     out: Path,
     *,
     overrides: dict,
@@ -195,8 +196,8 @@ def run_experiment(
     argv: Optional[list[str]] = None,
     reporter: Reporter = Silent(),
 ) -> Path:
-    """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder. `extra`:
-    further meta.json fields."""
+    """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder. `source`: the
+    file it was read from (None: given as a dict); `extra`: further meta.json fields."""
     with _preparing(None):
         device = resolve_device(config.device)
         data = load_dataset(config.dataset, reporter.loading)
@@ -206,7 +207,7 @@ def run_experiment(
         meta = Meta(
             environment(device)
             | {
-                "source": str(source.resolve()),
+                "source": str(source.resolve()) if source is not None else None,
                 "overrides": overrides,
                 "command": argv or [],
                 "config": config.model_dump(mode="json"),

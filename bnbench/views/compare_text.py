@@ -20,8 +20,9 @@ from bnbench.views.cells import number
 from bnbench.views.exports import data, latex, markdown
 from bnbench.views.glance import glance
 from bnbench.views.layout import Grid, render
+from bnbench.views.report_html import report
 
-FORMATS = ["table", "markdown", "csv", "json", "latex"]
+FORMATS = ["table", "markdown", "csv", "json", "latex", "html"]
 SHOWN = ["train_loss", "test_loss", "test_acc", "best_acc", "steps", "steps_acc", "seconds"]  # --metric choices
 
 
@@ -38,8 +39,9 @@ def comparison_output(
     """What `bnbench compare` shows, as text: for "table", the answer at a glance (see `glance`: the newest run
     in full and a line per other run, or with `every` each run in full) or with `full` every statistic of every
     run, laid out for a terminal `width` columns wide (None: not a terminal, the glance at 80 columns, the full
-    table unwrapped); else the text of that export format; `per_seed` (csv, json): the numbers the summary is
-    made from, a row per trial and measure (see `analysis.per_seed`).
+    table unwrapped); else the text of that export format (html: one self-contained page, `report_html`);
+    `per_seed` (csv, json): the numbers the summary is made from, a row per trial and measure (see
+    `analysis.per_seed`).
 
     Every format shows the same numbers: csv and json at full precision, one row per variant (or per window
     with `windows`); the others rounded, with the same rows and columns, and the verdict lines on top.
@@ -57,6 +59,10 @@ def comparison_output(
         )
     if fmt in ("csv", "json"):
         return data(frame(comparisons, shown, per_seed, windows), fmt)
+    if fmt == "html":
+        if windows:
+            raise BnbenchError("--windows: --format html has no windows table; use --format table or markdown")
+        return report(comparisons, [_comparison_grid(c, shown) for c in comparisons], shown)
     if fmt == "table" and not (full or windows or metrics):
         return glance(comparisons, width, every)
     grids = [_windows_grid(c) if windows else _comparison_grid(c, shown) for c in comparisons]

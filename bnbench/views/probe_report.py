@@ -17,27 +17,45 @@ def probes_output(summaries: list[ProbeSummary], width: Optional[int]) -> str:
 
 
 def _block(s: ProbeSummary, width: Optional[int]) -> str:
-    others = [v for v in s.variants if v != s.baseline]
-    lines = wrap(
-        f"{s.run_dir}: probes (bnbench.engines.probes) at the first, middle and last probe step; mean over {s.seeds} "
-        f"seeds; Δ: {' or '.join(others) or s.baseline} - {s.baseline}, paired by seed, with its {CONFIDENCE:.0%} "
-        f"t-interval (CI)",
-        width,
-    )
-    table = s.table
-    points = table[s.sweep].drop_duplicates().to_dict("records") if s.sweep else [{}]
-    for point in points:
-        rows = table[(table[list(point)] == pd.Series(point)).all(axis=1)] if point else table
+    lines = wrap(f"{s.run_dir}: {caption(s)}", width)
+    for point, header, rows in tables(s):
         if point:
-            lines += [""] + wrap(", ".join(f"{k}={v}" for k, v in point.items()), width)
-        deltas = [f"Δ {v}" if len(others) > 1 else "Δ" for v in others]
-        intervals = [f"CI {v}" if len(others) > 1 else "CI" for v in others]
-        header = ["layer / measure", "step", *s.variants, *deltas, *intervals]
-        laid, _ = laid_out(
-            header, _rows(rows, s.variants, others), width, [intervals, deltas], {"step", *s.variants, *deltas}
-        )
+            lines += [""] + wrap(point, width)
+        start, n = 2 + len(s.variants), len(_others(s))  # after layer, step and the means
+        deltas, intervals = header[start : start + n], header[start + n :]
+        laid, _ = laid_out(header, rows, width, [intervals, deltas], {"step", *s.variants, *deltas})
         lines += ["", *laid]
     return "\n".join(lines) + "\n"
+
+
+def caption(s: ProbeSummary) -> str:
+    """What the probe tables hold (the terminal's first line and the HTML report's caption)."""
+    others = _others(s)
+    return (
+        f"probes (bnbench.engines.probes) at the first, middle and last probe step; mean over {s.seeds} seeds; "
+        f"Δ: {' or '.join(others) or s.baseline} - {s.baseline}, paired by seed, with its {CONFIDENCE:.0%} "
+        f"t-interval (CI)"
+    )
+
+
+def tables(s: ProbeSummary) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Per sweep point ('lr=0.1', '' without a sweep): the header and rows of its probe table, cells as text (shared
+    by the terminal and the HTML report, so the two show the same numbers)."""
+    others = _others(s)
+    deltas = [f"Δ {v}" if len(others) > 1 else "Δ" for v in others]
+    intervals = [f"CI {v}" if len(others) > 1 else "CI" for v in others]
+    header = ["layer / measure", "step", *s.variants, *deltas, *intervals]
+    table = s.table
+    points = table[s.sweep].drop_duplicates().to_dict("records") if s.sweep else [{}]
+    out = []
+    for point in points:
+        rows = table[(table[list(point)] == pd.Series(point)).all(axis=1)] if point else table
+        out.append((", ".join(f"{k}={v}" for k, v in point.items()), header, _rows(rows, s.variants, others)))
+    return out
+
+
+def _others(s: ProbeSummary) -> list[str]:
+    return [v for v in s.variants if v != s.baseline]
 
 
 def _rows(table: pd.DataFrame, variants: list[str], others: list[str]) -> list[list[str]]:

@@ -133,4 +133,4 @@ def test_importing_bnbench_leaves_the_api_for_first_use():
     code = "import sys, bnbench; print('pandas' in sys.modules, 'bnbench.api' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
-    assert np.array_equal(bnbench.__all__, ["Comparison", "Run", "compare", "load", "runs", "BnbenchError"])
+    assert np.array_equal(bnbench.__all__, ["Comparison", "Run", "compare", "load", "run", "runs", "BnbenchError"])

@@ -44,7 +44,7 @@ def test_a_choice_parses_to_its_member_and_refuses_others_in_one_line():
         (["run", "quick", "--backend", "slurm"], "error: --backend slurm: expected local or ray"),
         (
             ["compare", "--format", "xml"],
-            "error: --format xml: unknown format; choose one of table, markdown, csv, json, latex",
+            "error: --format xml: unknown format; choose one of table, markdown, csv, json, latex, html",
         ),
         (["compare", "--test", "z"], "error: --test z: unknown test; choose t or exact"),
         (["list", "-f", "csv"], "error: --format csv: unknown format; choose table or json"),

@@ -315,7 +315,13 @@ def test_csv_keeps_the_chosen_metrics_columns_only():
 @pytest.mark.parametrize(
     "fmt, metrics, windows, per_seed, message",
     [
-        ("yaml", [], False, False, "--format yaml: unknown format; choose one of table, markdown, csv, json, latex"),
+        (
+            "yaml",
+            [],
+            False,
+            False,
+            "--format yaml: unknown format; choose one of table, markdown, csv, json, latex, html",
+        ),
         (
             "table",
             ["speed"],
