@@ -29,7 +29,7 @@ MARKERS = ["o", "s", "^", "v", "D"]  # layers past the first len(DASHES): dashes
 
 def save_probe_plot(summary: ProbeSummary, path: Path, title: Optional[str] = None, dpi: int = 110) -> Path:
     path = check_path(path)
-    figure = _figure(summary, title)
+    figure = probe_figure(summary, title)
     try:
         figure.savefig(path, dpi=dpi)
     except OSError as e:
@@ -37,7 +37,7 @@ def save_probe_plot(summary: ProbeSummary, path: Path, title: Optional[str] = No
     return path
 
 
-def _figure(s: ProbeSummary, title: Optional[str]) -> "Figure":
+def probe_figure(s: ProbeSummary, title: Optional[str] = None) -> "Figure":
     from matplotlib.figure import Figure
 
     means, colours = _means(s), _colours(s)

@@ -15,15 +15,19 @@ import pandas as pd
 
 from bnbench.analysis import Comparison
 from bnbench.analysis.per_seed import per_seed
+from bnbench.analysis.probes import probe_summary
 from bnbench.analysis.summary import describe
 from bnbench.errors import BnbenchError
 from bnbench.rundir import meta as run_meta
+from bnbench.rundir.schema import PROBES
+from bnbench.views import probe_report
 from bnbench.views.layout import Grid
 from bnbench.views.plots import MAX_RUNS
 
 BAND_DPI = 150  # the bands' pixels, sharp enough on a phone and in print
 UNDRAWN = f"No figure: a page draws the curves of its first {MAX_RUNS} runs; compare this run alone for its own."
 NO_PLOT = "Figures need matplotlib: pip install 'bnbench[plot]'."
+NO_SPEED = "No speedup to draw for {}: no variant has a number (none reached the target, or it is undefined)."
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1b1b1b;
   line-height:1.45;margin:0 auto;max-width:1100px;padding:1rem;overflow-wrap:anywhere}
@@ -75,8 +79,9 @@ def _e(text) -> str:
 
 
 def _section(c: Comparison, grid: Grid, shown: list[str], drawn: bool) -> str:
-    """One run: facts, verdict, table, curves (`drawn`: a page of many runs draws only the first MAX_RUNS, as
-    --plot does; each figure is ~0.5 MB and seconds to draw), per-seed values."""
+    """One run: facts, verdict, table, curves and speed (`drawn`: a page of many runs draws only the first
+    MAX_RUNS, as --plot does; each figure is ~0.5 MB and seconds to draw), probes where the run has them, per-seed
+    values."""
     return "\n".join(
         [
             f"<section>\n<h2>{_e(grid.title)}</h2>",
@@ -88,6 +93,8 @@ def _section(c: Comparison, grid: Grid, shown: list[str], drawn: bool) -> str:
             f'<p class="caption">{_e(grid.caption)}</p>',
             "<h3>Curves</h3>",
             _figure(c) if drawn else f'<p class="note">{_e(UNDRAWN)}</p>',
+            _speed(c) if drawn and _can_draw() else "",
+            _probes(c, drawn),
             _seeds(c, shown),
             "</section>",
         ]
@@ -142,22 +149,71 @@ def _table(header: list[str], rows: list[list[str]], numeric: frozenset = frozen
 
 
 def _figure(c: Comparison) -> str:
-    """The run's curves with their bands as inline SVG (text kept as text: small, searchable, sharp in print)."""
-    try:
-        import matplotlib
-    except ImportError:
+    """The run's curves with their bands (`--plot`'s figure)."""
+    if not _can_draw():
         return f'<p class="note">{_e(NO_PLOT)}</p>'
     from bnbench.views.plots import page
 
-    figure = page([c])
-    for ax in figure.get_axes():  # a band's outline is a point per step (MBs of SVG): drawn as an inline PNG
+    return _svg(page([c]), c.title)
+
+
+def _can_draw() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _svg(figure, salt: str) -> str:
+    """`figure` as inline SVG (text kept as text: small, searchable, sharp in print); its bands (a point per step
+    in their outline: MBs of SVG) drawn as an inline PNG; `salt` keeps its ids apart from the page's other
+    figures."""
+    import matplotlib
+
+    for ax in figure.get_axes():
         for band in ax.collections:
             band.set_rasterized(True)
     svg = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": c.title}):
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
         figure.savefig(svg, format="svg", dpi=BAND_DPI, metadata={"Date": None})
     text = svg.getvalue()
     return f"<figure>{text[text.index('<svg') :]}</figure>"  # without the XML declaration and DOCTYPE
+
+
+def _speed(c: Comparison) -> str:
+    """Steps to target as speedups with their intervals (`speed_plot`); the measures without a number named."""
+    from bnbench.analysis.columns import SPEEDS
+    from bnbench.views.speed_plot import speed_figure, speeds
+
+    drawn = speeds(c)
+    missing = [s.label for s in SPEEDS.values() if s.label not in drawn]
+    note = f'<p class="note">{_e(NO_SPEED.format(", ".join(missing)))}</p>' if missing else ""
+    figure = _svg(speed_figure(c, drawn), f"{c.title} speed") if drawn else ""
+    return f"<h3>Speed</h3>\n{figure}{note}"
+
+
+def _probes(c: Comparison, drawn: bool) -> str:
+    """A run made with probes (training.probe_every): `compare --probes`'s tables, cell for cell, and its figure;
+    '' for a run without probes.csv."""
+    if not (c.results.dir / PROBES.file).is_file():
+        return ""
+    own = c.baseline in [v.name for v in c.results.config.variants]  # not a baseline of another run
+    try:
+        summary = probe_summary(c.results.dir, c.baseline if own else None)
+    except BnbenchError as e:  # probes.csv with no rows: the page says why, as `compare --probes` does
+        return f'<h3>Probes</h3>\n<p class="note">{_e(e)}</p>'
+    parts = ["<h3>Probes</h3>", f'<p class="caption">{_e(probe_report.caption(summary))}</p>']
+    for point, header, rows in probe_report.tables(summary):
+        if point:
+            parts.append(f'<p class="note">{_e(point)}</p>')
+        numeric = frozenset(range(1, len(header)))
+        parts.append(_table(header, [[_e(cell.strip()) for cell in row] for row in rows], numeric))
+    if drawn and _can_draw():
+        from bnbench.views.probe_plots import probe_figure
+
+        parts.append(_svg(probe_figure(summary), f"{c.title} probes"))
+    return "\n".join(parts)
 
 
 def _seeds(c: Comparison, shown: list[str]) -> str:

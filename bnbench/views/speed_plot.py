@@ -27,9 +27,7 @@ def speeds(c: Comparison) -> dict[str, pd.DataFrame]:
     """Per SPEEDS measure (keyed by its label): the rows of the variants other than the baseline, 'row' (variant
     and sweep point) and the STATS columns; a measure whose speedups are all NaN is left out."""
     t = c.table[~c.table.baseline.astype(bool)]
-    labels = [
-        ", ".join([str(row["variant"]), *(f"{p}={row[p]}" for p in c.points)]) for row in t.to_dict("records")
-    ]
+    labels = [", ".join([str(row["variant"]), *(f"{p}={row[p]}" for p in c.points)]) for row in t.to_dict("records")]
     out = {}
     for name, speed in SPEEDS.items():
         if col(name, "speedup") not in t.columns:
@@ -52,9 +50,7 @@ def speed_figure(c: Comparison, drawn: dict[str, pd.DataFrame]) -> "Figure":
     from matplotlib.figure import Figure
 
     rows = max(len(f) for f in drawn.values())
-    figure = Figure(
-        figsize=(PANEL_INCHES[0] * len(drawn), 1.2 + PANEL_INCHES[1] * rows), layout="constrained", dpi=100
-    )
+    figure = Figure(figsize=(PANEL_INCHES[0] * len(drawn), 1.2 + PANEL_INCHES[1] * rows), layout="constrained", dpi=100)
     axes = figure.subplots(1, len(drawn), squeeze=False)[0]
     for ax, (label, frame) in zip(axes, drawn.items()):
         _panel(ax, label, frame)
@@ -63,6 +59,8 @@ def speed_figure(c: Comparison, drawn: dict[str, pd.DataFrame]) -> "Figure":
 
 
 def _panel(ax, label: str, frame: pd.DataFrame) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     y = list(range(len(frame)))[::-1]  # the first row on top
     for i, row in zip(y, frame.to_dict("records")):
         colour = COLOURS[(len(frame) - 1 - i) % len(COLOURS)]
@@ -75,6 +73,9 @@ def _panel(ax, label: str, frame: pd.DataFrame) -> None:
             ax.plot([row["speedup"]], [i], "o", color=colour, markersize=5)
     ax.axvline(1.0, color="0.3", linewidth=0.8, linestyle="--")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.5, 1, 2, 5: read without exponents
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(y, frame.row.tolist(), fontsize=8)
     ax.set_ylim(-0.7, len(frame) - 0.3)
     ax.set_title(f"{label} (1: as fast as the baseline)", fontsize=9)

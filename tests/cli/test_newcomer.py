@@ -368,7 +368,7 @@ def test_in_the_probe_plot_a_colour_is_a_variant_in_every_panel(tmp_path):
         tmp_path,
     )
     (summary,) = probe_summaries([tmp_path])
-    figure = probe_plots._figure(summary, None)
+    figure = probe_plots.probe_figure(summary)
     colour_of = {}
     for ax in figure.axes:
         title = ax.get_title()
