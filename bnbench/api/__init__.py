@@ -4,7 +4,7 @@ asked). The same library functions as the CLI's, so the numbers are the CLI's (t
 `bnbench compare --format json`). A mistake the user can make raises `BnbenchError` with the CLI's one line."""
 
 from bnbench.api.comparing import Comparison, compare
-from bnbench.api.runs import Run, load, runs
+from bnbench.api.runs import Run, init, load, runs
 from bnbench.api.training import run
 
-__all__ = ["Comparison", "Run", "compare", "load", "run", "runs"]
+__all__ = ["Comparison", "Run", "compare", "init", "load", "run", "runs"]

@@ -27,6 +27,8 @@ class Comparison:
     runs: list[analysed.Comparison]
     measures: list[str]
     skipped: list[str]
+    paths: list[Path]
+    baseline: Optional[str] = None
 
     @property
     def table(self) -> pd.DataFrame:
@@ -38,6 +40,20 @@ class Comparison:
     def per_seed(self) -> pd.DataFrame:
         """A row per trial and measure: the numbers the table is made from (`--per-seed`)."""
         return frame(self.runs, self.measures, per_seed=True)
+
+    @property
+    def windows(self) -> pd.DataFrame:
+        """The tutorial's "Loss after mini-batch N" lines: a row per run x variant x window (`--windows`)."""
+        return frame(self.runs, self.measures, windows=True)
+
+    @property
+    def probes(self) -> pd.DataFrame:
+        """`compare --probes`: per run with probes, sweep point, layer, measure, step and variant, the mean over
+        seeds and the paired difference from the baseline with its t-interval."""
+        from bnbench.analysis.probes import probe_summaries
+
+        summaries = probe_summaries(self.paths, self.baseline)
+        return pd.concat([s.table.assign(run=str(s.run_dir)) for s in summaries], ignore_index=True)
 
     @property
     def verdict(self) -> list[str]:
@@ -98,4 +114,4 @@ def compare(
         raise BnbenchError(f"metric {unknown[0]}: unknown metric; choose from {', '.join(SHOWN)}")
     paths = [r.path if isinstance(r, Run) else Path(r) for r in runs] or [Path("results")]
     compared, skipped = compare_runs(paths, baseline, epoch=epoch, pool=pool, test=test, effect=effect)
-    return Comparison(compared, [m for m in SHOWN if m in metric] or list(SHOWN), skipped)
+    return Comparison(compared, [m for m in SHOWN if m in metric] or list(SHOWN), skipped, paths, baseline)

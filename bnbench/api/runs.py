@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import pandas as pd
 import yaml
@@ -75,6 +75,33 @@ class Run:
         """probes.csv (a run without probes raises BnbenchError saying how to make them)."""
         return read_probes(self.path)
 
+    def show(self, fmt: str = "table", width: Optional[int] = 80) -> str:
+        """What `bnbench show` prints: status, settings, each trial, the verdict (`fmt` table or json)."""
+        from bnbench.analysis.show import summary
+        from bnbench.views.show_text import show_output
+
+        return show_output(summary(self.path), fmt, width)
+
+    def export_tensorboard(self, logdir: PathLike) -> Path:
+        """`bnbench export RUN --tensorboard LOGDIR`: every trial's curves as TensorBoard scalars (the
+        `tensorboard` extra); returns the folder written."""
+        from bnbench.views.tensorboard import export
+
+        return export(self.path, Path(logdir))
+
+    def prune(self, keep: str = "final") -> str:
+        """`bnbench prune RUN --keep KEEP` (final or none): frees the disk its finished trials' checkpoints hold;
+        returns what it freed, as the CLI prints it."""
+        from bnbench.rundir.checkpoints import prune_run
+
+        return prune_run(self.path, keep).text()
+
+    def remove(self) -> str:
+        """`bnbench rm RUN --yes`: deletes the run folder (refused while a run holds it); returns what it removed."""
+        from bnbench.rundir.removal import remove_run
+
+        return remove_run(self.path, lambda run_dir, holds: True)
+
     def __repr__(self) -> str:
         return f"Run('{self.path}')"
 
@@ -85,6 +112,13 @@ def load(path: PathLike) -> Run:
     if not search.holds_run(path):
         raise BnbenchError(f"{path}: not a run folder (no config.yaml or meta.json); pass results/<name>/<run id>")
     return Run(path)
+
+
+def init(folder: PathLike = ".") -> tuple[Path, Path]:
+    """`bnbench init FOLDER`: writes my_net.yaml and my_net.py there (never over a file); returns their paths."""
+    from bnbench.experiment.scaffold import init as write
+
+    return write(Path(folder))
 
 
 def runs(results: PathLike = "results") -> pd.DataFrame:

@@ -133,4 +133,45 @@ def test_importing_bnbench_leaves_the_api_for_first_use():
     code = "import sys, bnbench; print('pandas' in sys.modules, 'bnbench.api' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
-    assert np.array_equal(bnbench.__all__, ["Comparison", "Run", "compare", "load", "run", "runs", "BnbenchError"])
+    assert np.array_equal(
+        bnbench.__all__, ["Comparison", "Run", "compare", "init", "load", "run", "runs", "BnbenchError"]
+    )
+
+
+def test_the_other_commands_from_python_print_what_the_cli_prints(results, tmp_path):
+    """show, --windows, --probes' absence, prune, rm and init: each the CLI's text or rows."""
+    swept = only_run(results, "swept")
+    run = bnbench.load(swept)
+    shown = CliRunner().invoke(app, ["show", str(swept)], env={"COLUMNS": "100"})
+    assert shown.exit_code == 0 and run.show(width=100) == shown.stdout
+    assert json.loads(run.show("json"))["status"] == "complete"
+    windows = json.loads(ok("compare", swept, "--windows", "--format", "json"))
+    rows = records(bnbench.compare(swept).windows)
+    assert len(rows) == len(windows) > 0 and same([r["loss_mean"] for r in rows], [w["loss_mean"] for w in windows])
+    with pytest.raises(bnbench.BnbenchError, match="probes"):
+        bnbench.compare(swept).probes  # no run made with probes: the CLI's line
+    copies = [tmp_path / which / "swept" / swept.name for which in ("api", "cli")]
+    for copy in copies:
+        copy.parent.mkdir(parents=True)
+        subprocess.run(["cp", "-r", str(swept), str(copy)], check=True)
+    copy = copies[0]
+    freed = bnbench.load(copy).prune(keep="none")
+    assert freed + "\n" == ok("prune", copies[1], "--keep", "none") and freed.startswith("freed ")
+    assert not list((copy / "checkpoints").glob("*.pt"))
+    assert "removed" in bnbench.load(copy).remove() and not copy.exists()
+    config, module = bnbench.init(tmp_path / "mine")
+    assert config.name == "my_net.yaml" and module.name == "my_net.py" and config.is_file()
+    with pytest.raises(bnbench.BnbenchError):
+        bnbench.init(tmp_path / "mine")  # never over a file
+
+
+def test_probes_of_a_probed_run_are_the_summary_compare_prints(tmp_path):
+    config = tmp_path / "probed.yaml"
+    training = {"epochs": 1, "batch_size": 32, "log_every": 10, "probe_every": 20}
+    config.write_text(yaml.safe_dump(tiny_config("probed", [0, 1, 2], training=training)))
+    ok("run", config, "--out", tmp_path / "results", "-q")
+    probes = bnbench.compare(tmp_path / "results").probes
+    assert {"layer", "measure", "step", "variant", "mean", "diff", "ci_low", "ci_high", "run"} <= set(probes.columns)
+    text = ok("compare", tmp_path / "results", "--probes")
+    model = probes[(probes.layer == "model") & (probes.measure == "loss") & (probes.variant == "batchnorm")]
+    assert f"{model['mean'].iloc[0]:.3g}" in text
