@@ -70,7 +70,7 @@ def summary(run_dir: Path) -> dict:
     out |= _next(out, _missing(out["trials"], recorded.trials) or _unread_damage(run_dir, meta))
     try:
         c = compare_run(results)
-        out["verdicts"], out["problem"] = c.decided or [v for v in c.table.verdict if isinstance(v, str)], None
+        out["verdicts"], out["problem"] = c.decided or c.verdicts, None
     except BnbenchError as e:
         out["verdicts"], out["problem"] = [], str(e)
         return out

@@ -62,6 +62,16 @@ class Comparison:
         return [] if self.sequential is None else decisions.lines(*self.sequential, self.results.config.baseline)
 
     @property
+    def verdicts(self) -> list[str]:
+        """The table's verdict lines, a line per compared variant (the baseline's row has none)."""
+        return [v for v in self.table.verdict if isinstance(v, str)]
+
+    @property
+    def epochs_compared(self) -> str:
+        """'5 of 5': the epoch compared of the epochs configured, once per distinct pair ('1 of 1, 3 of 3')."""
+        return ", ".join(dict.fromkeys(f"{e} of {n}" for e, n in zip(self.table.epoch, self.table.epochs)))
+
+    @property
     def headline(self) -> str:
         """The run's answer in a few words (see `sentences.headline`): a sequential run's decisions, else each
         verdict line's conclusion on the primary measure."""

@@ -58,7 +58,7 @@ class Comparison:
     @property
     def verdict(self) -> list[str]:
         """The verdict lines, run by run: a sequential run's decisions and design first, then a line per variant."""
-        return [line for c in self.runs for line in [*c.decided, *(v for v in c.table.verdict if isinstance(v, str))]]
+        return [line for c in self.runs for line in [*c.decided, *c.verdicts]]
 
     def text(self, fmt: str = "table", width: Optional[int] = 80, full: bool = False) -> str:
         """What the CLI prints: the glance, or `full` every statistic, or an export format (markdown, csv, json,
@@ -83,7 +83,7 @@ class Comparison:
         """Jupyter's view: each run's title, its verdict lines, and the main columns of its table."""
         parts = []
         for c in self.runs:
-            lines = [*c.decided, *(v for v in c.table.verdict if isinstance(v, str))]
+            lines = [*c.decided, *c.verdicts]
             shown = c.table[[col for col in GLANCE if col in c.table.columns]]
             parts.append(
                 f"<h4>{html.escape(c.title)}</h4>"

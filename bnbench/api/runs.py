@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 from bnbench.analysis.catalog import run_rows
-from bnbench.analysis.reading import Results, load_run, read_probes
+from bnbench.analysis.reading import Results, index_of, load_run, read_probes
 from bnbench.errors import BnbenchError
 from bnbench.rundir import search
 from bnbench.rundir.folder import RunFolder
@@ -41,13 +41,14 @@ class Run:
 
     @property
     def status(self) -> str:
-        """complete, running or partial."""
-        return self._results.status
+        """complete, running or partial, as meta.json and the lock say (no row is read for it)."""
+        folder = RunFolder(self.path)
+        return folder.status(folder.meta())
 
     @cached_property
     def trials(self) -> pd.DataFrame:
         """One row per trial: its number, sweep point values, variant and seed."""
-        index = self._results.trials
+        index = index_of(self.path)  # the config's trials: no row need be read
         rows = []
         for point, values in enumerate(index.points):
             config = index.resolved[point]

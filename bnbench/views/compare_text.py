@@ -114,7 +114,7 @@ def _comparison_grid(c: Comparison, shown: list[str]) -> Grid:
         cells = [_variant_cell(row), *([row[p]] for p in c.points), [str(row["seeds"])]]
         rows.append(cells + [_steps_cell(row, m) if m in SPEEDS else _metric_cell(row, m) for m in shown])
     lead = _notes(c) + c.decided + [f"note: {caveat()}"] * bool(c.decided)
-    lead += [v for v in c.table.verdict if isinstance(v, str)]
+    lead += c.verdicts
     return Grid(c.title, header, rows, _caption(c, shown, records), lead)
 
 
@@ -224,7 +224,7 @@ def _steps_cell(row: dict, measure: str) -> list[str]:
 
 def _caption(c: Comparison, shown: list[str], records: list[dict]) -> str:
     t, base = c.table, c.baseline
-    epochs = ", ".join(dict.fromkeys(f"{e} of {n}" for e, n in zip(t.epoch, t.epochs)))
+    epochs = c.epochs_compared
     window = ", ".join(dict.fromkeys(str(w) for w in t.smoothing))
     every = c.results.config.training.eval_every
     text = (

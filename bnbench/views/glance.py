@@ -48,7 +48,7 @@ def _title(c: Comparison, extra: str) -> str:
 
 def _block(c: Comparison, extra: str, width: int) -> str:
     lines = wrap(_title(c, extra), width)
-    for verdict in c.decided or (v for v in c.table.verdict if isinstance(v, str)):
+    for verdict in c.decided or c.verdicts:
         lines += wrap(verdict, width, "", "  ", "; ")
     table, shown = _table(c, width)
     lines += [""] + table + wrap(_legend(c, shown, table), width)

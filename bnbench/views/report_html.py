@@ -103,12 +103,12 @@ def _section(c: Comparison, grid: Grid, shown: list[str], drawn: bool) -> str:
 
 def _facts(c: Comparison) -> str:
     """What was run, where, on what: enough to find the run folder and judge the numbers."""
-    config, t = c.results.config, c.table
+    config = c.results.config
     facts = {
         "experiment": c.name,
         "data, model": describe(config),
         "seeds": ", ".join(str(s) for s in config.seeds),
-        "epoch compared": ", ".join(dict.fromkeys(f"{e} of {n}" for e, n in zip(t.epoch, t.epochs))),
+        "epoch compared": c.epochs_compared,
         "run folder": ", ".join(str(p) for p in c.results.sources) or str(c.results.dir),
         "status": c.results.status,
     }

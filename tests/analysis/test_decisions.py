@@ -2,6 +2,7 @@
 
 import numpy as np
 from scipy.special import stdtr
+from support.plans import plan
 
 from bnbench.analysis.decisions import lines
 from bnbench.analysis.sequential import (
@@ -13,17 +14,7 @@ from bnbench.analysis.sequential import (
     exact_when_constant,
 )
 
-PLAN = {
-    "metric": "test_acc",
-    "alpha": 0.05,
-    "effect": 2.0,
-    "spending": "pocock",
-    "max_seeds": 10,
-    "round": 5,
-    "seeds": list(range(10)),
-    "looks": [5, 10],
-    "comparisons": 1,
-}
+PLAN = plan(effect=2.0)
 
 
 def record(decision, low, high, n=(5, 10), decided_at=1):

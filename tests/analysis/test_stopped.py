@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy import stats
+from support.plans import plan as sequential_plan
 
 from bnbench.analysis import sequential as sq
 from bnbench.analysis.decisions import lines
@@ -66,17 +67,7 @@ def test_no_spread_no_adjustment():
 
 
 def test_a_decision_line_gives_the_adjusted_estimate():
-    plan = {
-        "metric": "test_acc",
-        "alpha": 0.05,
-        "effect": None,
-        "spending": "pocock",
-        "max_seeds": 10,
-        "round": 5,
-        "seeds": list(range(10)),
-        "looks": [5, 10],
-        "comparisons": 1,
-    }
+    plan = sequential_plan()
     comparison = {
         "variant": "bn",
         "where": "",

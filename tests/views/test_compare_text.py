@@ -90,6 +90,8 @@ def toy(*rows: dict) -> SimpleNamespace:
         baseline="plain",
         decided=[],
         table=table,
+        verdicts=[v for v in table.verdict if isinstance(v, str)],
+        epochs_compared=", ".join(dict.fromkeys(f"{e} of {n}" for e, n in zip(table.epoch, table.epochs))),
         results=results,
         windows=WINDOWS,
     )
