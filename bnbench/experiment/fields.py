@@ -4,9 +4,9 @@ that refuse booleans, the strict base model (unknown keys refused), and `brief` 
 
 import re
 import reprlib
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, model_serializer
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 MAX_NAME_CHARS = 100  # names become folder and file names (255 bytes at most on common file systems)
@@ -41,6 +41,17 @@ Count = Annotated[PositiveInt, Number]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Fields added after run folders were first written: a dump leaves each out while it holds its default, so a
+    # config that does not use it keeps its config.yaml, meta.json and pooling keys byte for byte.
+    LATER: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_later_defaults(self, handler):
+        data = handler(self)
+        for name in self.LATER:
+            if name in data and getattr(self, name) == type(self).model_fields[name].get_default():
+                del data[name]
+        return data
 
 
 _BRIEF = reprlib.Repr()
