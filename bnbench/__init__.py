@@ -4,7 +4,7 @@ From Python (a notebook): `bnbench.run(config)`, `bnbench.load(path)`, `bnbench.
 `bnbench.compare(*paths)`; see bnbench.api and docs/api.md. They are imported when first used, so that the CLI
 starts without pandas."""
 
-_API = ("Comparison", "Run", "compare", "init", "load", "run", "runs")
+_API = ("Comparison", "Run", "Tuned", "compare", "init", "load", "run", "runs", "tune")
 
 
 def __getattr__(name: str):

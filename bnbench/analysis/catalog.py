@@ -76,9 +76,19 @@ def run_rows(results: Path, tags: tuple[str, ...] = ()) -> list[dict]:
                 "device": f"{_or(meta, 'device', '?')} ({_or(meta, 'device_name', '')})",
                 "tags": tags_of(meta),
                 "note": note_of(meta),
+                **held_out(meta),
             }
         )
     return rows
+
+
+def held_out(meta) -> dict:
+    """{"validation": the examples held out of training} for a run with a validation split (dataset.validation,
+    as meta.json's `data` records it); {} for any other, whose row stays as it was."""
+    data = meta.fields.data
+    drawn = data.get("validation") if isinstance(data, dict) else None
+    count = drawn.get("count") if isinstance(drawn, dict) else None
+    return {"validation": count} if isinstance(count, int) else {}
 
 
 def _or(meta, name: str, missing: str):

@@ -33,9 +33,12 @@ METRICS = {
     "train_loss": Metric("final train loss", "", 4, False, True),
     "test_loss": Metric("final test loss", "", 4, False, True),
     "test_acc": Metric("final test acc %", "pts", 2, True, True, 100.0),
+    "val_loss": Metric("final val loss", "", 4, False, True),
+    "val_acc": Metric("final val acc %", "pts", 2, True, True, 100.0),
     "best_acc": Metric("best test acc % (optimistic)", "pts", 2, True, True, 100.0),
     "seconds": Metric("seconds per trial", "", 2, False, False),
 }
+VALIDATION = ("val_loss", "val_acc")  # metrics of runs with a validation split (dataset.validation) alone
 SPEEDS = {
     "steps": Speed("half-run loss", "training loss, smoothed"),  # the level its curve has at half its run
     "steps_acc": Speed("half-run test acc", "test accuracy at each evaluation"),
@@ -169,6 +172,11 @@ def col(measure: str, stat: str) -> str:
     if name not in COLUMNS:
         raise KeyError(f"no column {name!r}")
     return name
+
+
+def of_validation(column: str) -> bool:
+    """Whether a table column is one of the validation metrics', which only a run with the split has."""
+    return column.startswith(tuple(f"{name}_" for name in VALIDATION))
 
 
 def of_measure(measure: str) -> list[str]:

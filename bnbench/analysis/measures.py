@@ -4,6 +4,7 @@ At the compared epoch E (the last epoch every trial of the point that did not di
 run is compared on an equal budget; `epoch=N` picks another):
   train_loss   mean per-batch training loss over epoch E (the tutorial's number)
   test_loss, test_acc   epochs.csv at epoch E; accuracies in percent
+  val_loss, val_acc     the same on the validation split, in a run that holds one (dataset.validation)
   best_acc     the highest test accuracy over epochs 1..E (chosen on the test set itself: optimistic)
   seconds      wall seconds of the trial's epochs 1..E
   diverged     the step at which the loss became NaN/inf (NaN: never); `ok` = finished epoch E without diverging
@@ -23,6 +24,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from bnbench.analysis.columns import VALIDATION
 from bnbench.analysis.curves import NEVER, UNDEFINED, first_crossing, level_at, trailing_mean
 from bnbench.analysis.reading import Results, diverged_at
 from bnbench.errors import BnbenchError
@@ -38,7 +40,8 @@ def point_measures(results: Results, point: int, spans: dict, baseline: str, epo
     shape = (len(config.seeds), len(config.variants))
     names = [v.name for v in config.variants]
     b = _rows(results.batches, spans["batches"], first, count, ["epoch", "batch", "step", "loss"])
-    e = _rows(results.epochs, spans["epochs"], first, count, ["epoch", "test_loss", "test_acc", "seconds"])
+    val = [c for c in VALIDATION if c in results.epochs]  # a run with a validation split
+    e = _rows(results.epochs, spans["epochs"], first, count, ["epoch", "test_loss", "test_acc", "seconds", *val])
     v = _rows(results.evals, spans["evals"], first, count, ["epoch", "step", "test_acc"])
     last = _compared_epoch(results, b, e, first, epoch)
     b, e, v = _until(b, last), _until(e, last), _until(v, last)
@@ -138,7 +141,8 @@ def _own_numbers(b: dict, e: dict, last: int, count: int, window: int) -> dict:
         "diverged_step": diverged_at(b, count),
     }
     at_last = e["epoch"] == last
-    for column, scale in (("test_loss", 1), ("test_acc", 100)):
+    for column in ("test_loss", "test_acc", *(c for c in VALIDATION if c in e)):
+        scale = 100 if column.endswith("_acc") else 1
         t[column] = np.full(count, np.nan)
         t[column][e["trial"][at_last]] = scale * e[column][at_last]
     best = np.lexsort((e["epoch"], -e["test_acc"], e["trial"]))  # per trial: highest accuracy, earliest epoch

@@ -23,6 +23,7 @@ def per_seed(c: Comparison, measures: list[str]) -> pd.DataFrame:
     trials = c.trials.assign(_order=np.arange(len(c.trials)))
     keys = [*c.points, "seed"]
     values = {m: f"{m}_at" if m in SPEEDS else m for m in measures}
+    values = {m: column for m, column in values.items() if column in trials}  # no val_* without the split
     base = trials.loc[trials.variant == c.baseline, [*keys, "ok", *values.values()]]
     paired = trials.merge(base, on=keys, how="left", suffixes=("", "_base"))
     frames = []

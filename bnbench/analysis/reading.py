@@ -276,7 +276,7 @@ def _read_bytes(folder: RunFolder, name: str) -> Optional[bytes]:
 def _parse(path: Path, data: bytes, trials: TrialIndex, live: bool) -> pd.DataFrame:
     """One CSV's rows in file order, typed and checked, with each row's trial number in `trial`. In a live run
     a last line without its newline is one still being written, and is left out."""
-    columns = CUT_FILES[path.name]
+    columns = CUT_FILES[path.name].of(trials.config)
     ints, floats = columns.ints, columns.floats
     labels = trials.labels
     expected = labels + columns.names

@@ -8,6 +8,7 @@ from typing import Optional
 from bnbench.errors import BnbenchError
 from bnbench.rundir import search
 from bnbench.rundir.folder import RunFolder
+from bnbench.rundir.tunes import COMPARED, is_tune
 
 
 def compared(paths: list[Path], results: Path, latest: bool) -> list[Path]:
@@ -17,13 +18,22 @@ def compared(paths: list[Path], results: Path, latest: bool) -> list[Path]:
             f"--results {results}: no such folder; pass a results folder or run folder, or train a run first: "
             f"bnbench run quick"
         )
-    paths = paths or [results]
+    paths = [stage for path in paths or [results] for stage in _tuned(path)]
     if not latest:
         return paths
     found = search.find_runs(paths)
     if not found:
         raise BnbenchError(f"--latest: no runs under {', '.join(map(str, paths))}; train one: bnbench run quick")
     return found[:1]
+
+
+def _tuned(path: Path) -> list[Path]:
+    """A `bnbench tune` folder is compared by its final and shared stages (each variant at its own setting, and
+    all at the config's), on test; its tuning stage chose on validation, and its test numbers are not the answer.
+    Any other path is itself."""
+    if not is_tune(path):
+        return [path]
+    return [path / stage for stage in COMPARED if (path / stage).is_dir()] or [path / "tuning"]
 
 
 def reference(baseline: Optional[str], paths: list[Path], results: Path) -> Optional[str]:

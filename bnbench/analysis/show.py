@@ -22,6 +22,7 @@ from bnbench.rundir.folder import RunFolder
 from bnbench.rundir.meta import Meta
 from bnbench.rundir.tags import note_of, tags_of
 from bnbench.rundir.trial_state import trial_status
+from bnbench.rundir.tunes import is_tune
 
 TRIAL_NUMBERS = ["train_loss", "test_loss", "test_acc"]
 
@@ -31,6 +32,11 @@ def find(ref: str, results: Path) -> Path:
     path = Path(ref)
     if RunFolder(path).has_meta():
         return path
+    if is_tune(path):
+        raise BnbenchError(
+            f"{ref}: a tune folder, which holds three runs; show one of them ({ref}/tuned, shared or tuning), or "
+            f"the tune's answer: bnbench tune --resume {ref}"
+        )
     if path.is_dir():
         raise BnbenchError(f"{ref}: not a run folder (no meta.json); pass RESULTS/<name>/<run id> or a run id")
     if not results.is_dir():
@@ -58,6 +64,7 @@ def summary(run_dir: Path) -> dict:
         "tags": tags_of(meta),
         "note": note_of(meta),
         "checkpoints": checkpoints.ALLOWS[checkpoints.kept(config, meta)],
+        **_data(config, meta),
         **_config_changes(run_dir, meta, config),
     }
     out |= as_typed(meta)  # a sequential run: as the user ran it
@@ -78,6 +85,23 @@ def summary(run_dir: Path) -> dict:
     if rounds_left and out["status"] == "complete" and not out["next"]:  # stopped between two rounds
         out["next"] = f"bnbench run --resume {out['run']}"
     return out
+
+
+def _data(config: Config, meta: Meta) -> dict:
+    """{"data": what the run trains and evaluates on beyond the whole data set (dataset.limit, validation,
+    test_limit, augment; as meta.json's `data` records the subsets)}, or {} for a run that uses none of them."""
+    d, drawn = config.dataset, meta.fields.data if isinstance(meta.fields.data, dict) else {}
+
+    def count(name: str) -> str:
+        entry = drawn.get(name)
+        return str(entry.get("count", "?")) if isinstance(entry, dict) else "?"
+
+    parts = [f"{count('limit')} training examples kept (dataset.limit)"] * (d.limit is not None)
+    if d.validation is not None:
+        parts.append(f"{count('validation')} held out of training for validation (dataset.validation: {d.validation})")
+    parts += [f"{count('test_limit')} test examples kept (dataset.test_limit)"] * (d.test_limit is not None)
+    parts += [f"augmented by {', '.join(d.augment)} (dataset.augment)"] * bool(d.augment)
+    return {"data": "; ".join(parts)} if parts else {}
 
 
 def _missing(trials: list[dict], recorded) -> Optional[str]:
@@ -131,6 +155,7 @@ def _trials(results) -> list[dict]:
     diverged = ~np.isnan(diverged_at({c: b[c].to_numpy() for c in ("trial", "step", "loss")}, trials.size))
     labels = {number: key for key, number in trials.numbers.items()}
     needed = trials.epochs_needed
+    val = ["val_acc"] * ("val_acc" in e)  # a run with a validation split
     rows = []
     for k in range(trials.size):
         own_b, own_e = b.iloc[spans_b[k] : spans_b[k + 1]], e.iloc[spans_e[k] : spans_e[k + 1]]
@@ -149,8 +174,8 @@ def _trials(results) -> list[dict]:
                 "steps": int(own_b.step.max()) if len(own_b) else 0,
                 "seconds": float(own_e.seconds.sum()) if len(own_e) else 0.0,
                 **{
-                    n: None if last is None or np.isnan(last[n]) else float(last[n]) * (100 if n == "test_acc" else 1)
-                    for n in TRIAL_NUMBERS
+                    n: None if last is None or np.isnan(last[n]) else float(last[n]) * (100 if n.endswith("acc") else 1)
+                    for n in TRIAL_NUMBERS + val
                 },
             }
         )

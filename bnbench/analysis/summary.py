@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bnbench.analysis import decisions, inference, outcomes
-from bnbench.analysis.columns import COLUMNS, COUNTS, METRICS, PRIMARY, SPEEDS, VERDICT, col
+from bnbench.analysis.columns import COLUMNS, COUNTS, METRICS, PRIMARY, SPEEDS, VERDICT, col, of_validation
 from bnbench.analysis.measures import point_measures
 from bnbench.analysis.paired import mean, paired, speed
 from bnbench.analysis.reading import KEYS, Results
@@ -242,6 +242,8 @@ def _row(m: dict, v: int, b: int, results: Results, point: int, test: str) -> di
         "best_epoch": mean(m["best_epoch"][ok[:, v], v]),
     }
     for name, metric in METRICS.items():
+        if name not in m:  # a validation metric of a run without the split
+            continue
         own = m[name][ok[:, v], v]
         row[col(name, "mean")], row[col(name, "std")] = mean(own), (own.std(ddof=1) if len(own) > 1 else np.nan)
         if not is_base:
@@ -270,7 +272,8 @@ def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[f
     family's level, the verdicts (each with `caveat`, also a note, where seeds were added after the run was made),
     counts as nullable integers."""
     compared = [i for i, row in enumerate(rows) if not row["baseline"]]
-    families = [VERDICT] + [[name] for name, metric in METRICS.items() if metric.tested and name not in VERDICT]
+    measured = [name for name in METRICS if any(col(name, "mean") in row for row in rows)]
+    families = [VERDICT] + [[name] for name in measured if METRICS[name].tested and name not in VERDICT]
     for family in families:
         members = [(name, i) for name in family for i in compared]
         adjusted = inference.holm(np.array([rows[i].get(col(name, "p"), np.nan) for name, i in members], dtype=float))
@@ -281,8 +284,8 @@ def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[f
             rows[i] |= _level(rows[i], name, len(members))
     for i in compared:
         row = rows[i]
-        for name, metric in METRICS.items():
-            if metric.tested:
+        for name in measured:
+            if METRICS[name].tested:
                 level = inference.ALPHA / row[col(name, "tests")]
                 sd = row.pop(f"_{name}_sd")
                 ranked = name == PRIMARY and outcomes.by_rank(row, PRIMARY)  # no effect size: a rank rule decided
@@ -294,7 +297,8 @@ def _table(results: Results, rows: list[dict], baseline: str, effect: Optional[f
                 )
     per_point, base = len(results.config.variants), [v.name for v in results.config.variants].index(baseline)
     points = list(results.config.sweep)
-    names = [c for c in [*points, *COLUMNS] if c not in _FRAME and c != "verdict"]
+    val = "val_acc" in measured  # a run without a validation split has no columns of it
+    names = [c for c in [*points, *COLUMNS] if c not in _FRAME and c != "verdict" and (val or not of_validation(c))]
     rows = [
         {c: row.get(c, _EMPTY.get(c, np.nan)) for c in names} | {k: v for k, v in row.items() if k[0] == "_"}
         for row in rows

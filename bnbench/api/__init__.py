@@ -6,5 +6,6 @@ asked). The same library functions as the CLI's, so the numbers are the CLI's (t
 from bnbench.api.comparing import Comparison, compare
 from bnbench.api.runs import Run, init, load, runs
 from bnbench.api.training import run
+from bnbench.api.tuning import Tuned, tune
 
-__all__ = ["Comparison", "Run", "compare", "init", "load", "run", "runs"]
+__all__ = ["Comparison", "Run", "Tuned", "compare", "init", "load", "run", "runs", "tune"]

@@ -193,6 +193,68 @@ def compare(
 
 
 @app.command(
+    short_help="Each variant at its own best setting (chosen on validation), then compared on test.",
+    epilog="\b\nExamples:\n  bnbench tune quick --set dataset.validation=0.1 --grid optimizer.lr=1e-4,1e-3,1e-2 "
+    "--seeds 100-104\n  bnbench tune --resume results/quick-digits/20261207-120150",
+)
+def tune(
+    config: o.TuneConfig,
+    grid: o.Grid = [],
+    tune_seeds: o.TuneSeeds = None,
+    seeds: o.FinalSeeds = None,
+    metric: o.TuneMetricOption = o.TuneMetric.val_acc,
+    margin: o.TuneMargin = None,
+    set_: o.Set = [],
+    device: o.Device = None,
+    out: o.Out = o.RESULTS,
+    jobs: o.Jobs = 1,
+    backend: o.BackendOption = o.Backend.local,
+    address: o.Address = None,
+    gpus_per_trial: o.GpusPerTrial = None,
+    resume: o.TuneResume = False,
+    plot: o.TunePlot = None,
+    quiet: o.Quiet = False,
+    verbose: o.Verbose = 0,
+    until_decided: o.UntilDecided = False,
+    max_seeds: o.MaxSeeds = None,
+    alpha: o.Alpha = None,
+    effect: o.Margin = None,
+    spending: o.SpendingOption = None,
+):
+    """Choose each variant's own optimizer setting from --grid on the validation split (tuning seeds), train each
+    at its choice and all at the config's own setting on fresh seeds, and compare both on test: the tuned and the
+    equal-setting verdicts side by side, and how wide each variant's range of good settings is."""
+    from bnbench.backends.dispatch import Dispatch
+    from bnbench.rundir.log import NOTE, TRIAL
+    from bnbench.runner import tune as tuning
+    from bnbench.runner.seeds import seed_list
+    from bnbench.runner.session import asked_settings
+    from bnbench.views.plot_file import check_path
+    from bnbench.views.progress import RichReporter
+    from bnbench.views.tune_text import tune_output
+
+    plot = None if plot is None else check_path(plot)
+    dispatch = Dispatch(backend.value, jobs, address, gpus_per_trial, quiet)
+    asked = asked_settings(until_decided, max_seeds, None, alpha, effect, o.value(spending))
+    if resume:
+        made = {"--grid": grid, "--tune-seeds": tune_seeds, "--seeds": seeds, "--margin": margin, "--set": set_}
+        made |= {"--device": device, "--until-decided": until_decided}
+        started = tuning.reopen(Path(config).expanduser(), made)
+    else:
+        made = dict(tune_seeds=seed_list(tune_seeds), seeds=seed_list(seeds), metric=metric.value, margin=margin)
+        made["until_decided"] = asked if until_decided else None
+        started = tuning.start(config, tuple(grid), set_=tuple(set_), device=device, out=out, argv=sys.argv, **made)
+    level = NOTE if quiet else TRIAL + verbose
+    done = tuning.train(started, dispatch, sys.argv, lambda: RichReporter(console, level))
+    typer.echo(tune_output(done, console.width if console.is_terminal else None), nl=False)
+    if plot is not None:
+        from bnbench.views.tune_plot import save_sensitivity
+
+        _note(f"wrote: {save_sensitivity(done, plot)}")
+    _say(f"done: {done.dir}")
+
+
+@app.command(
     "list",
     short_help="List the configs and the runs under the results folder.",
     epilog="\b\nExamples:\n  bnbench list\n  bnbench list --format json",

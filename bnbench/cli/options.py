@@ -55,7 +55,7 @@ def _choices(name: str, *values: str) -> type[Enum]:
 
 
 Backend = _choices("Backend", "local", "ray")
-Tested = _choices("Tested", "train_loss", "test_loss", "test_acc", "best_acc")  # what a sequential run decides on
+Tested = _choices("Tested", "train_loss", "test_loss", "test_acc", "val_loss", "val_acc", "best_acc")  # decided on
 Spending = _choices("Spending", "pocock", "obf")
 Format = _choices("Format", "table", "markdown", "csv", "json", "latex", "html")
 ListFormat = _choices("ListFormat", "table", "json")  # list's and show's
@@ -208,7 +208,8 @@ MaxSeeds = _until(
 UntilMetric = _until(
     Tested,
     "METRIC",
-    "what is decided on: test_acc, best_acc, test_loss or train_loss [default: test_acc].",
+    "what is decided on: test_acc, best_acc, test_loss, train_loss, or with dataset.validation val_acc or "
+    "val_loss [default: test_acc].",
     parser=_choice(Tested, "--metric {}: not a tested metric; choose one of " + _listed(Tested)),
 )
 Alpha = _until(float, "A", "the family-wise error rate [default: 0.05].")
@@ -302,7 +303,8 @@ Metrics = Annotated[
         "--metric",
         "-m",
         metavar="NAME",
-        help="Show only these (repeatable): train_loss, test_loss, test_acc, best_acc, steps, steps_acc, seconds.",
+        help="Show only these (repeatable): train_loss, test_loss, test_acc, best_acc, steps, steps_acc, seconds; "
+        "val_loss, val_acc for runs with a validation split.",
     ),
 ]
 Full = Annotated[
@@ -389,3 +391,63 @@ KeepOption = Annotated[
 ]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")]
 Folder = Annotated[Path, _path(typer.Argument, "[FOLDER]", "Where to write them.")]
+
+# ---- tune ----------------------------------------------------------------------------------------------------------
+
+TuneMetric = _choices("TuneMetric", "val_acc", "val_loss")
+TuneConfig = Annotated[
+    str,
+    typer.Argument(
+        metavar="CONFIG",
+        autocompletion=_config_names,
+        help="Config file or shipped config name (with dataset.validation); with --resume a tune folder.",
+    ),
+]
+Grid = Annotated[
+    list[str],
+    typer.Option(
+        metavar="PATH=V1,V2",
+        help="The optimizer setting to choose per variant, values as --sweep takes them: --grid "
+        "optimizer.lr=1e-4,3e-4,1e-3,3e-3,1e-2 (repeatable: the product of the axes).",
+    ),
+]
+TuneSeeds = Annotated[
+    Optional[str],
+    typer.Option(metavar="SEEDS", help="Seeds the settings are chosen on, as --seeds [default: 0-2]."),
+]
+FinalSeeds = Annotated[
+    Optional[str],
+    typer.Option(
+        metavar="SEEDS",
+        help="Seeds of the final comparison, none of them a tuning seed, as --seeds 100-104 [default: the config's].",
+    ),
+]
+TuneMetricOption = Annotated[
+    TuneMetric,
+    _pick(
+        TuneMetric,
+        "val_acc|val_loss",
+        "--metric {}: tune chooses on the validation split; choose val_acc or val_loss",
+        "The validation metric at the last epoch that chooses each variant's setting.",
+    ),
+]
+TuneMargin = Annotated[
+    Optional[float],
+    typer.Option(
+        metavar="X",
+        help="Sensitivity: the grid values whose mean lies within X of a variant's best [default: 1.0 points of "
+        "accuracy, 0.05 of loss].",
+    ),
+]
+TunePlot = Annotated[
+    Optional[Path],
+    _path(
+        typer.Option,
+        "FILE",
+        "Also draw the sensitivity (validation metric per variant across the grid): FILE.png, .pdf or .svg.",
+        "--plot",
+    ),
+]
+TuneResume = Annotated[
+    bool, typer.Option(help="Continue a stopped tune (CONFIG is its folder), or show a complete one's answer.")
+]

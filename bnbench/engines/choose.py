@@ -8,6 +8,7 @@ from typing import Callable
 
 import torch
 
+from bnbench.engines import schedule
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config
 from bnbench.experiment.data import Dataset
@@ -46,6 +47,8 @@ def unsupported(config: Config, engine: str) -> str | None:
 
     graph: a CUDA graph replays fixed kernels, so a model whose forward branches on its data (`if x.sum() > 0`,
     `.item()`) cannot be captured; the built-ins and bnbench's torchvision models never do, a factory's model may.
+    Its captured steps also hold one learning rate (a Python float baked into each replayed step), so a schedule
+    or warmup (`engines.schedule`) is trained by eager.
 
     stacked: the stacked forward walks the built-in Sequential with BatchNorm handled per trial slice; other module
     trees would need torch.func's vmap, whose batched kernels sum in other orders than eager's (no bitwise equality)
@@ -60,12 +63,22 @@ def unsupported(config: Config, engine: str) -> str | None:
         return "training.probe_every: probes are taken by the eager engine"
     if engine == "graph" and config.model.kind == "factory":
         return "a factory's model may branch on its data, which a CUDA graph cannot capture"
+    if engine == "graph" and config.dataset.augment:
+        return "dataset.augment: the graph engine's captured steps gather batches without augmentation"
+    if engine == "graph" and _lr_changes(config):
+        return "optimizer.schedule: the graph engine's captured steps keep one learning rate"
     if engine != "stacked":
         return None
     if config.model.kind not in ("mlp", "cnn"):
         return f"stacked trains the built-in mlp and cnn, not a {config.model.kind} model"
     other = sorted({v.norm for v in config.variants} - {"none", "batchnorm"})
     return f"stacked trains norm: batchnorm and none, not {', '.join(other)}" if other else None
+
+
+def _lr_changes(config: Config) -> bool:
+    """Whether a trial's lr may change during its run (a schedule or warmup, in the config or its sweep)."""
+    paths = ("optimizer", "optimizer.schedule", "optimizer.warmup_epochs")
+    return schedule.scheduled(config.optimizer) or any(path in paths for path in config.sweep)
 
 
 def note(config: Config, engine: str) -> str | None:

@@ -12,13 +12,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bnbench.engines import probes
+from bnbench.engines import probes, schedule
 from bnbench.engines.direct import DirectGradients, supported
 from bnbench.engines.epoch import LossLog, run_epoch
 from bnbench.engines.events import EpochResult, Progress
 from bnbench.engines.fast_optim import fast_step, make_optimizer
 from bnbench.errors import BnbenchError
-from bnbench.experiment.data import Dataset, batch_order
+from bnbench.experiment import augment
+from bnbench.experiment.data import Dataset, Split, batch_order
 from bnbench.experiment.seeding import kept_globals, seed_globals
 from bnbench.experiment.trials import Trial
 from bnbench.nets.models import build_model
@@ -36,10 +37,12 @@ class Trainer:
         self.params = list(self.model.parameters())
         self.optimizer = make_optimizer(cfg.optimizer, self.params, capturable=self.capturable)
         self.optimizer_step = fast_step(self.optimizer)
+        self.lrs = schedule.trial_lrs(cfg, len(data.train.y))  # step -> lr (engines.schedule); None: constant
         self.gradients = DirectGradients(self.model) if supported(self.model, device) else self._autograd
         self.epoch = 0  # epochs finished
         self.step = 0  # optimizer steps taken
         self.correct_count = torch.zeros((), dtype=torch.long, device=device)  # this epoch's correct predictions
+        self.draws = None  # this epoch's augmentation draws, by example (`begin`; bnbench.experiment.augment)
         self.trials, self.trainers, self.live = [trial], [self], [0]  # `epoch.Engine`: one trial, this one
         self.probe_every = cfg.training.probe_every
         if self.probe_every:  # the fixed probe batch (bnbench.engines.probes), and the weights before the probed step
@@ -91,6 +94,7 @@ class Trainer:
     def begin(self, epoch: int) -> None:
         cfg = self.trial.config.training
         order = batch_order(len(self.data.train.y), self.trial.seed, epoch, cfg.shuffle).to(self.device)
+        self.draws = augment.draws(self.trial.config.dataset.augment, order, self.trial.seed, epoch)
         self.epoch_order, self.epoch_labels = order, self.data.train.y.index_select(0, order)  # labels in that order
         seed_globals(self.trial.seed, "train", epoch)  # dropout and the like: the same draws in any process
         self.model.train()
@@ -103,6 +107,8 @@ class Trainer:
         for i in range(first, last):
             if probed and i == last - 1:
                 self.before = probes.weights(self.model)
+            if self.lrs:  # self.step: the steps taken before this epoch
+                schedule.set_lr(self.optimizer, self.lrs(self.step + i))
             loss, out = self._step(order[i * size : (i + 1) * size], labels[i * size : (i + 1) * size])
             losses.append(loss)
             logits.append(out)
@@ -116,14 +122,14 @@ class Trainer:
     def drop(self, keep: list[int]) -> None:
         self.live = keep
 
-    def finish_epoch(self, log: LossLog, correct: int, evals: list[tuple[int, float, float]]) -> EpochResult:
+    def finish_epoch(self, log: LossLog, correct: int, evals: list[tuple]) -> EpochResult:
         """The epoch's result once its batches are trained: the counters move on, then the test split is
-        evaluated. Evaluations made past a divergence (the loss is checked a tick at a time) are dropped; the
-        epoch's last step is always evaluated. (`seconds` is the caller's.)"""
+        evaluated (and the validation split). Evaluations made past a divergence (the loss is checked a tick at a
+        time) are dropped; the epoch's last step is always evaluated. (`seconds` is the caller's.)"""
         trained = log.losses()
         self.epoch, self.step = log.epoch, self.step + len(trained)
-        test_loss, test_acc = self.evaluate()
-        evals = [e for e in evals if e[0] < self.step] + [(self.step, test_loss, test_acc)]
+        scores = self.evaluate()
+        evals = [e for e in evals if e[0] < self.step] + [(self.step, *scores)]
         seen = min(len(trained) * self.trial.config.training.batch_size, len(self.data.train.y))
         # on a diverged epoch predictions were counted through the end of the tick, past the rows kept: no number
         accuracy = correct / seen if log.diverged is None else float("nan")
@@ -132,25 +138,32 @@ class Trainer:
             trained,
             float(np.mean(trained)),
             accuracy,
-            test_loss,
-            test_acc,
+            scores[0],
+            scores[1],
             0.0,
             None if log.diverged is None else self.step,
             evals,
+            val=scores[2:] or None,
         )
 
     def probe(self, step: int) -> list[tuple[int, str, str, float]]:
         """The probes (engines.probes) after step `step`, as (step, layer, measure, value); training is unchanged."""
         rows = probes.update_ratios(self.model, self.before)
-        rows += probes.measure(self.model, *self.probe_batch, self.trial.config.optimizer.lr, self.trial.seed, step)
+        lr = self.optimizer.param_groups[0]["lr"]  # the probed step's (optimizer.lr unless scheduled)
+        rows += probes.measure(self.model, *self.probe_batch, lr, self.trial.seed, step)
         return [(step, *row) for row in rows]
 
     def _step(self, idx: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on the training examples `idx` (labels `y`); returns the loss and the logits."""
         # index_select: several times faster than advanced indexing for a CIFAR batch (docs/performance.md)
-        loss, out = self.gradients(self.data.inputs(self.data.train.x.index_select(0, idx)), y)
+        loss, out = self.gradients(self.data.inputs(self._images(idx)), y)
         self.optimizer_step()
         return loss, out
+
+    def _images(self, idx: torch.Tensor) -> torch.Tensor:
+        """The uint8 training images `idx`, augmented as this epoch's draws say (bnbench.experiment.augment)."""
+        x = self.data.train.x.index_select(0, idx)
+        return x if self.draws is None else augment.apply(x, self.draws.index_select(0, idx))
 
     def _autograd(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Set every parameter's .grad for the batch (x, y); returns the loss and the logits."""
@@ -162,19 +175,25 @@ class Trainer:
         return loss.detach(), out.detach()  # kept for a tick: without its graph (a CNN's would hold MBs per step)
 
     @torch.inference_mode()
-    def evaluate(self) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy on the test split, in eval mode (BN uses its running statistics); the
-        model's mode is restored, and nothing training uses (weights, BN statistics, random streams) changes: a model
-        that draws in eval mode draws from the global RNGs as training left them, which are then put back, so an
+    def evaluate(self) -> tuple[float, ...]:
+        """Mean cross-entropy and accuracy on the test split, then on the validation split where the run holds one
+        (test loss, test acc[, val loss, val acc]), in eval mode (BN uses its running statistics); the model's mode
+        is restored, and nothing training uses (weights, BN statistics, random streams) changes: a model that
+        draws in eval mode draws from the global RNGs as training left them, which are then put back, so an
         evaluation (`training.eval_every`) shifts no draw of the epoch around it."""
         training = self.model.training
         self.model.eval()
-        x, y = self.data.test.x, self.data.test.y
-        total, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
         with kept_globals(self.device):
-            for s in range(0, len(y), EVAL_CHUNK):
-                out = self.model(self.data.inputs(x[s : s + EVAL_CHUNK]))
-                total += F.cross_entropy(out, y[s : s + EVAL_CHUNK], reduction="sum")
-                correct += (out.argmax(1) == y[s : s + EVAL_CHUNK]).sum()
+            scores = self._scores(self.data.test) + (() if self.data.val is None else self._scores(self.data.val))
         self.model.train(training)
+        return scores
+
+    def _scores(self, split: Split) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy of the model as it is on `split`, in chunks."""
+        x, y = split.x, split.y
+        total, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
+        for s in range(0, len(y), EVAL_CHUNK):
+            out = self.model(self.data.inputs(x[s : s + EVAL_CHUNK]))
+            total += F.cross_entropy(out, y[s : s + EVAL_CHUNK], reduction="sum")
+            correct += (out.argmax(1) == y[s : s + EVAL_CHUNK]).sum()
         return total.item() / len(y), correct.item() / len(y)

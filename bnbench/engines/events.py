@@ -27,9 +27,10 @@ class EpochResult:
     test_acc: float
     seconds: float
     diverged_step: Optional[int] = None  # global 1-based step of the first non-finite loss
-    evals: list[tuple[int, float, float]] = field(default_factory=list)  # (step, test loss, test acc), in order
+    evals: list[tuple] = field(default_factory=list)  # (step, test loss, test acc[, val loss, val acc]), in order
     fallback: Optional[str] = None  # why this epoch was trained again with eager (its engine failed), for meta.json
     probes: list[tuple[int, str, str, float]] = field(default_factory=list)  # (step, layer, measure, value)
+    val: Optional[tuple[float, float]] = None  # (val loss, val acc) where the run holds a validation split
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:

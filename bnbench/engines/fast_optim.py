@@ -31,19 +31,32 @@ def _skip_dynamo_import() -> None:
 
 def make_optimizer(cfg: OptimizerConfig, params, capturable: bool = False) -> torch.optim.Optimizer:
     _skip_dynamo_import()
-    params = list(params)
+    params = param_groups(cfg, list(params))
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[cfg.name]
     kwargs = {"lr": cfg.lr}
     if cfg.weight_decay is not None:
         kwargs["weight_decay"] = cfg.weight_decay
     if cfg.name == "sgd":
         kwargs["momentum"] = cfg.momentum
+        kwargs["nesterov"] = cfg.nesterov
     elif capturable:
         kwargs["capturable"] = True
     try:  # fused: the whole update in one kernel; foreach where the device has no fused kernel
         return cls(params, fused=True, **kwargs)
     except (RuntimeError, TypeError):
         return cls(params, foreach=True, **kwargs)
+
+
+def param_groups(cfg: OptimizerConfig, params: list[torch.nn.Parameter]) -> list:
+    """`params` as one group, or with `optimizer.norm_decay: false` as two: the weights of convolutions and linear
+    layers, decayed, then every 1-d parameter (norm layers' scales and shifts, biases) with weight_decay 0, the rule
+    of timm's `param_groups_weight_decay` (torchvision's reference recipe leaves out norm layers and, optionally,
+    biases). Views of stacked parameters keep their trial's shape, so the stacked engine groups alike."""
+    if cfg.norm_decay:
+        return params
+    groups = [{"params": [p for p in params if p.ndim > 1]}, {"params": [p for p in params if p.ndim <= 1]}]
+    groups[1]["weight_decay"] = 0.0
+    return [g for g in groups if g["params"]]
 
 
 def plain_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
@@ -68,19 +81,16 @@ def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     it saves the Python of the wrappers, a fair part of a tutorial-MLP step (benchmarks/cpu.py). The parameters'
     step counters become views of one tensor, so that one add_ counts a step for all of them (`_foreach_add_` on
     ten 0-d tensors is slower: docs/performance.md); they are re-made whenever the state holds other tensors (a
-    loaded state dict). Any other optimizer or setting calls `plain_step`.
+    loaded state dict). Each parameter group (two with `optimizer.norm_decay: false`) is one kernel call with its
+    own hyperparameters, as torch's step makes it. Any other optimizer or setting calls `plain_step`.
     """
-    group = optimizer.param_groups[0]
-    if not (
-        isinstance(optimizer, torch.optim.Adam)
-        and len(optimizer.param_groups) == 1
-        and group.get("fused")
-        and not (group["amsgrad"] or group["maximize"] or group["capturable"] or group["differentiable"])
-        and not isinstance(group["lr"], torch.Tensor)
-    ):
+    if not (isinstance(optimizer, torch.optim.Adam) and all(_fusable(g) for g in optimizer.param_groups)):
         return plain_step(optimizer)
-    params = group["params"]
-    kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") else torch._fused_adam_
+    params, spans = [], []  # spans: per group, (its kernel, its first and last+1 index into params)
+    for group in optimizer.param_groups:
+        kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") else torch._fused_adam_
+        spans.append((kernel, len(params), len(params) + len(group["params"])))
+        params += group["params"]
 
     counter, views = None, []  # one tensor, and its views: the states' step counters
     first_step = plain_step(optimizer)
@@ -97,23 +107,36 @@ def fast_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
             for state, view in zip(states, views):
                 state["step"] = view
         counter.add_(1)
-        beta1, beta2 = group["betas"]
-        kernel(
-            params,
-            [p.grad for p in params],
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
-            [],
-            views,
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
-        )
+        # the groups as they are now: a schedule sets their lr, and load_state_dict replaces their dicts
+        for group, (kernel, first, end) in zip(optimizer.param_groups, spans):
+            beta1, beta2 = group["betas"]
+            kernel(
+                group["params"],
+                [p.grad for p in group["params"]],
+                [s["exp_avg"] for s in states[first:end]],
+                [s["exp_avg_sq"] for s in states[first:end]],
+                [],
+                views[first:end],
+                amsgrad=False,
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
 
     return step
+
+
+def _fusable(group: dict) -> bool:
+    """A fused Adam/AdamW group whose step is `_fused_adam`'s plain case (a float lr, no amsgrad and the like)."""
+    return bool(group.get("fused")) and not (
+        group["amsgrad"]
+        or group["maximize"]
+        or group["capturable"]
+        or group["differentiable"]
+        or isinstance(group["lr"], torch.Tensor)
+    )

@@ -10,6 +10,7 @@ The arithmetic is the eager engine's (tests/engines/test_graph.py compares them 
 
 import torch
 
+from bnbench.engines import schedule
 from bnbench.engines.eager import Trainer
 from bnbench.engines.epoch import tick
 from bnbench.engines.events import batches_per_epoch
@@ -25,8 +26,10 @@ class GraphTrainer(Trainer):
     capturable = True
 
     def __init__(self, trial: Trial, data: Dataset, device: torch.device):
-        if device.type != "cuda" or trial.config.optimizer.name == "sgd":
-            raise ValueError("GraphTrainer: needs a CUDA device and adam or adamw (engines.choose checks)")
+        if device.type != "cuda" or trial.config.optimizer.name == "sgd" or schedule.scheduled(trial.config.optimizer):
+            raise ValueError(
+                "GraphTrainer: needs a CUDA device, adam or adamw, and a constant lr (engines.choose checks)"
+            )
         super().__init__(trial, data, device)
         size = trial.config.training.batch_size
         n = len(data.train.y)

@@ -28,10 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bnbench.engines import schedule
 from bnbench.engines.eager import Trainer
 from bnbench.engines.epoch import run_epoch
 from bnbench.engines.events import EpochResult, Progress
 from bnbench.engines.fast_optim import fast_step, make_optimizer
+from bnbench.experiment import augment
 from bnbench.experiment.data import Dataset, batch_order
 from bnbench.experiment.trials import Trial
 
@@ -122,11 +124,19 @@ class StackedTrainer:
         n, shuffle = len(self.data.train.y), self.training.shuffle
         orders = torch.stack([batch_order(n, self.trials[k].seed, epoch, shuffle) for k in self._stack])
         self._orders = orders.to(self.device)
+        kinds = self.trials[0].config.dataset.augment
+        draws = [augment.draws(kinds, o, self.trials[k].seed, epoch) for o, k in zip(self._orders, self._stack)]
+        self._draws = torch.stack(draws) if kinds else None  # [K, examples, 3]
         self._counts = torch.zeros(len(orders), dtype=torch.long, device=self.device)
 
     def train(self, first: int, last: int) -> torch.Tensor:
         size = self.training.batch_size
-        losses = [self._step(self._orders[:, i * size : (i + 1) * size], self._counts) for i in range(first, last)]
+        before = self._trainers[self._stack[0]].step  # the steps every live trial took before this epoch
+        losses = []
+        for i in range(first, last):
+            for optimizer, lrs in self._schedules:
+                schedule.set_lr(optimizer, lrs(before + i))
+            losses.append(self._step(self._orders[:, i * size : (i + 1) * size], self._counts))
         return torch.stack(losses, 1)
 
     def correct(self) -> list[int]:
@@ -135,11 +145,12 @@ class StackedTrainer:
     def drop(self, keep: list[int]) -> None:
         rows = [self._stack.index(k) for k in keep]
         self._orders, self._counts = self._orders[rows], self._counts[rows]
+        self._draws = None if self._draws is None else self._draws[rows]
         self._assemble(keep)
 
     def _step(self, idx: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
         """One optimizer step of every stacked trial on its own batch idx[k]; returns the K losses."""
-        x = self.data.inputs(self.data.train.x.index_select(0, idx.flatten()))  # [K*B, C, H, W]
+        x = self.data.inputs(self._images(idx))  # [K*B, C, H, W]
         y = self.data.train.y.index_select(0, idx.T.flatten()).view(idx.T.shape)  # [B, K]
         out = self._forward(x.view(*idx.shape, *x.shape[1:]))  # [B, K, classes]
         # each trial's mean over its own contiguous row: summed in an order that does not depend on how many
@@ -158,6 +169,16 @@ class StackedTrainer:
             step()
         correct += (out.argmax(-1) == y).sum(0)
         return losses.detach()
+
+    def _images(self, idx: torch.Tensor) -> torch.Tensor:
+        """The uint8 training images of every stacked trial's batch idx[k], each augmented as its trial's draws
+        of this epoch say (bnbench.experiment.augment), as [K*B, C, H, W]."""
+        x = self.data.train.x.index_select(0, idx.flatten())
+        if self._draws is None:
+            return x
+        trials, n = self._draws.shape[:2]
+        rows = idx + n * torch.arange(trials, device=idx.device)[:, None]  # into the [K * examples, 3] draws
+        return augment.apply(x, self._draws.flatten(0, 1).index_select(0, rows.flatten()))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """[K, B, C, H, W] inputs -> [B, K, classes] logits, walking the eager module list with trials along dim 1."""
@@ -215,7 +236,7 @@ class StackedTrainer:
         become views of [K, ...] tensors, and each set of hyperparameters gets one optimizer over their views.
         Called again without a diverged trial, whose tensors then keep their last values."""
         self._publish()
-        self._stack, self._groups, self._steps = stack, [], []
+        self._stack, self._groups, self._steps, self._schedules = stack, [], [], []
         if not stack:
             return
         trainers = [self._trainers[k] for k in stack]
@@ -230,11 +251,15 @@ class StackedTrainer:
             self._layers.append(layer)
         for group in _by_optimizer(trainers).values():
             optimizer = make_optimizer(group[0].trial.config.optimizer, [p for t in group for p in t.params])
+            schedule.set_lr(optimizer, group[0].optimizer.param_groups[0]["lr"])  # a resumed trial's last lr
             for trainer in group:  # resume from the trial's own (loaded or published) optimizer state
                 for p in trainer.params:
                     if p in trainer.optimizer.state:
                         optimizer.state[p] = trainer.optimizer.state[p]
             self._groups.append((optimizer, group))
+            lrs = schedule.trial_lrs(group[0].trial.config, len(self.data.train.y))
+            if lrs:  # step -> lr, from this group's own optimizer.lr
+                self._schedules.append((optimizer, lrs))
         self._steps = [fast_step(optimizer) for optimizer, _ in self._groups]
 
     def _stacked(self, tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -252,6 +277,7 @@ class StackedTrainer:
                 for p in trainer.params:
                     if p in optimizer.state:
                         trainer.optimizer.state[p] = optimizer.state[p]
+                schedule.set_lr(trainer.optimizer, optimizer.param_groups[0]["lr"])  # the last step's, as eager's
 
 
 def _stack_order(trials: list[Trial]) -> list[int]:

@@ -9,12 +9,12 @@ import itertools
 import math
 import os
 import shlex
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, Field, NonNegativeInt, field_validator, model_validator
+from pydantic import BaseModel, Field, NonNegativeInt, ValidationError, field_validator, model_validator
 
-from bnbench.experiment.fields import Count, FiniteFloat, Name, Number, Strict
+from bnbench.experiment.fields import Count, FiniteFloat, Name, Number, Strict, brief
 from bnbench.experiment.model_variants import GROUPS, ModelConfig, VariantConfig
 
 MAX_TRIALS = 10_000  # variants x seeds x sweep points of one run
@@ -24,7 +24,12 @@ class DatasetConfig(Strict):
     name: Literal["cifar10", "cifar100", "mnist", "fashion_mnist", "imagefolder", "digits"] = "cifar10"
     root: str = "./data"
     download: bool = True
-    normalize: bool = False  # per-channel standardisation with the train split's mean/std
+    normalize: bool = False  # per-channel standardisation with the train split's mean/std (after the held-out part)
+    limit: Optional[Count] = None  # training examples kept, stratified (bnbench.experiment.subsets)
+    test_limit: Optional[Count] = None  # test examples kept, stratified
+    validation: Optional[Union[int, float]] = None  # held out of train: a fraction in (0, 1) or a count
+    augment: list[Literal["crop", "flip"]] = []  # per-batch augmentation of the training split (.augment)
+    LATER = ("limit", "test_limit", "validation", "augment")
 
     @field_validator("root")
     @classmethod
@@ -32,12 +37,63 @@ class DatasetConfig(Strict):
         """`~/data` as a shell would read it (a value from --set or a YAML file never passes through one)."""
         return os.path.expanduser(root)
 
+    @field_validator("validation", mode="before")
+    @classmethod
+    def _held_out(cls, value: Any) -> Any:
+        """A float is a fraction of the training split, an integer a count of its examples (0.5 and 50 are both
+        meaningful, so neither is read as the other); '1e-1' (YAML reads it as text) is a float, as elsewhere."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = next((kind(value) for kind in (int, float) if _parses(kind, value)), value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{brief(value)} is not a number; use a fraction such as 0.1 or a count such as 200")
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError(f"{value} is no fraction in (0, 1); use e.g. 0.1 (10 %), or a count such as 200")
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"{value} holds out no example; use a count >= 1, a fraction such as 0.1, or remove it")
+        return value
+
+    @field_validator("augment")
+    @classmethod
+    def _once_each(cls, kinds: list[str]) -> list[str]:
+        """Each kind once, in one order (crop, then flip: what is applied), so that equal recipes compare equal."""
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"{kinds} names a kind twice; list each of crop, flip at most once")
+        return sorted(kinds)
+
+
+def _parses(kind: type, text: str) -> bool:
+    try:
+        kind(text)
+        return True
+    except ValueError:
+        return False
+
 
 class OptimizerConfig(Strict):
     name: Literal["adam", "sgd", "adamw"] = "adam"
     lr: FiniteFloat = Field(1.0e-4, gt=0)
     momentum: FiniteFloat = Field(0.9, ge=0, lt=1)  # sgd only
     weight_decay: Optional[FiniteFloat] = Field(None, ge=0)  # None: the optimizer's own default
+    nesterov: bool = False  # sgd only: Nesterov momentum
+    norm_decay: bool = True  # false: no weight decay on 1-d parameters (norm layers' scales and shifts, biases)
+    schedule: Literal["constant", "cosine", "step", "linear"] = "constant"  # the lr per step (engines.schedule)
+    warmup_epochs: FiniteFloat = Field(0.0, ge=0)  # linear warmup from ~0 to lr, in epochs (fractions allowed)
+    milestones: list[Annotated[int, Field(ge=1), Number]] = []  # step: the epochs after which lr is x gamma
+    gamma: FiniteFloat = Field(0.1, gt=0, le=1)  # step: the factor at each milestone
+    LATER = ("nesterov", "norm_decay", "schedule", "warmup_epochs", "milestones", "gamma")
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, milestones: list[int]) -> list[int]:
+        if any(a >= b for a, b in zip(milestones, milestones[1:])):
+            raise ValueError("list the epochs in increasing order, each once, e.g. [30, 60]")
+        return milestones
+
+    def decays(self) -> bool:
+        """Whether weight decay is applied at all (adamw's default is 0.01; adam's and sgd's is 0)."""
+        return bool(self.weight_decay) or (self.weight_decay is None and self.name == "adamw")
 
 
 class TrainingConfig(Strict):
@@ -203,6 +259,71 @@ class Config(Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _variant_overrides(self):
+        """A variant's own settings (`overrides`: each variant at its own tuned learning rate) are optimizer fields
+        only, so that what compare reads per sweep point (batch size, epochs, seeds) stays one config; a swept
+        path would be set twice, and is refused."""
+        for v in self.variants:
+            typed = {}
+            for path, value in v.overrides.items():
+                section, _, name = path.partition(".")
+                if section != "optimizer" or name not in OptimizerConfig.model_fields:
+                    raise ValueError(
+                        f"variant '{v.name}': overrides {brief(path)}: only optimizer fields may differ per variant "
+                        f"({', '.join('optimizer.' + f for f in OptimizerConfig.model_fields)})"
+                    )
+                if path in self.sweep:
+                    raise ValueError(f"variant '{v.name}': overrides {path}, which the sweep sets; remove one of them")
+                try:
+                    optimizer = OptimizerConfig.model_validate({**self.optimizer.model_dump(), name: value})
+                except ValidationError as e:
+                    problem = e.errors()[0]["msg"].removeprefix("Value error, ")
+                    raise ValueError(f"variant '{v.name}': overrides {path}: {problem} (got {brief(value)})") from None
+                typed[path] = getattr(optimizer, name)  # as the field reads it ('1e-3', YAML's string, is 0.001)
+            if typed:
+                v.__dict__["overrides"] = typed
+        return self
+
+    @model_validator(mode="after")
+    def _nesterov(self):
+        """torch's SGD takes nesterov only with momentum; adam and adamw have no such switch."""
+        opt = self.optimizer
+        if opt.nesterov and opt.name != "sgd":
+            raise ValueError(
+                f"optimizer.nesterov: true is sgd's (Nesterov momentum), optimizer.name {opt.name} has none; "
+                f"use optimizer.name: sgd, or remove nesterov"
+            )
+        if opt.nesterov and opt.momentum == 0:
+            raise ValueError(
+                "optimizer.nesterov: true needs optimizer.momentum above 0 (without momentum it is plain SGD, "
+                "which torch refuses to call Nesterov); set momentum (e.g. 0.9) or remove nesterov"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_in_run(self):
+        """A warmup as long as the run never reaches optimizer.lr; a milestone at or past the last epoch never
+        changes it; a step schedule without milestones is the constant one."""
+        opt, epochs = self.optimizer, self.training.epochs
+        if opt.warmup_epochs >= epochs:
+            raise ValueError(
+                f"optimizer.warmup_epochs: {opt.warmup_epochs:g} is the whole run of training.epochs {epochs} "
+                f"or more, so the lr would never reach optimizer.lr; warm up for fewer epochs (e.g. {epochs / 10:g})"
+            )
+        if opt.schedule == "step" and not opt.milestones:
+            raise ValueError(
+                "optimizer.schedule: step needs optimizer.milestones, the epochs after which the lr is multiplied "
+                "by optimizer.gamma (e.g. milestones: [30, 60])"
+            )
+        late = [m for m in opt.milestones if m >= epochs]
+        if opt.schedule == "step" and late:
+            raise ValueError(
+                f"optimizer.milestones: epoch {late[0]} is not before the end of the run (training.epochs "
+                f"{epochs}), so it never changes the lr; use milestones below {epochs}"
+            )
+        return self
+
     def sweep_points(self) -> list[dict[str, Any]]:
         """The cartesian product of the sweep, one dict {dotted path: value} per point ([{}] without a sweep)."""
         keys = list(self.sweep)
@@ -225,6 +346,11 @@ class Config(Strict):
             out["model.channels"] = "model.kind mlp does not use model.channels"
         if self.optimizer.name != "sgd":
             out["optimizer.momentum"] = f"optimizer.name {self.optimizer.name} does not use optimizer.momentum"
+        if self.optimizer.schedule != "step":
+            for name in ("milestones", "gamma"):
+                out[f"optimizer.{name}"] = f"optimizer.schedule {self.optimizer.schedule} does not use optimizer.{name}"
+        if not self.optimizer.decays():
+            out["optimizer.norm_decay"] = "without weight decay optimizer.norm_decay has nothing to leave out"
         return out
 
     def get(self, path: str) -> Any:

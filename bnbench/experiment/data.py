@@ -8,7 +8,7 @@ the digits come with the package (digits.npz, see digits-provenance.txt).
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bnbench.errors import BnbenchError
+from bnbench.experiment import augment, subsets
 from bnbench.experiment.config import DatasetConfig
 from bnbench.experiment.seeding import generator
 
@@ -42,6 +43,8 @@ class Dataset:
     classes: list[str]
     mean: Optional[torch.Tensor] = None  # [C], set when the config asks for normalisation
     std: Optional[torch.Tensor] = None
+    val: Optional[Split] = None  # held out of train (dataset.validation; bnbench.experiment.subsets)
+    drawn: dict = field(default_factory=dict)  # meta.json's record of the subsets drawn: limit, validation, ...
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -53,13 +56,16 @@ class Dataset:
 
     def to(self, device: torch.device) -> "Dataset":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        split = lambda s: None if s is None else Split(move(s.x), move(s.y))  # noqa: E731
         return Dataset(
             self.name,
-            Split(move(self.train.x), move(self.train.y)),
-            Split(move(self.test.x), move(self.test.y)),
+            split(self.train),
+            split(self.test),
             self.classes,
             move(self.mean),
             move(self.std),
+            split(self.val),
+            self.drawn,
         )
 
     def save(self, path: Path) -> Path:
@@ -71,6 +77,8 @@ class Dataset:
                 "std": self.std,
                 "train": (self.train.x, self.train.y),
                 "test": (self.test.x, self.test.y),
+                "val": None if self.val is None else (self.val.x, self.val.y),
+                "drawn": self.drawn,
             },
             path,
         )
@@ -80,7 +88,10 @@ class Dataset:
     def load(path: Path) -> "Dataset":
         """Memory-map a saved data set: processes that load one file share its pages."""
         d = torch.load(path, mmap=True, weights_only=True)
-        return Dataset(d["name"], Split(*d["train"]), Split(*d["test"]), d["classes"], d["mean"], d["std"])
+        val = None if d["val"] is None else Split(*d["val"])
+        return Dataset(
+            d["name"], Split(*d["train"]), Split(*d["test"]), d["classes"], d["mean"], d["std"], val, d["drawn"]
+        )
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images -> float model inputs, exactly as ToTensor() (and Normalize, when configured)."""
@@ -103,10 +114,34 @@ def load_dataset(cfg: DatasetConfig, loading: Optional[Loading] = None) -> Datas
         data = _imagefolder(cfg, loading or (lambda *_: None))
     else:
         data = (_digits if cfg.name == "digits" else _torchvision)(cfg)
+    augment.check(cfg.augment, data.input_shape)
+    _draw_subsets(cfg, data)
     if cfg.normalize:
         x = data.train.x.float().div_(255)
         data.mean, data.std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-6)
     return data
+
+
+def _draw_subsets(cfg: DatasetConfig, data: Dataset) -> None:
+    """The training examples `dataset.limit` keeps, then the validation split held out of them, and the test
+    examples `dataset.test_limit` keeps (bnbench.experiment.subsets); `data.drawn` records each, with indices into
+    the split as loaded. Before normalisation: its mean and std are the remaining training examples'."""
+    classes = data.num_classes
+    kept = subsets.limited("limit", data.train.y, cfg.limit, classes, "training")
+    if kept is not None:
+        data.train, data.drawn["limit"] = _rows(data.train, kept.picked), kept.record()
+    origin = kept.picked if kept is not None else torch.arange(len(data.train.y))  # into the split as loaded
+    val = subsets.held_out(cfg.validation, data.train.y, classes)
+    if val is not None:
+        data.val, data.train = _rows(data.train, val.picked), _rows(data.train, subsets.rest(len(data.train.y), val))
+        data.drawn["validation"] = subsets.Drawn(origin[val.picked], val.per_class).record()
+    test = subsets.limited("test_limit", data.test.y, cfg.test_limit, classes, "test")
+    if test is not None:
+        data.test, data.drawn["test_limit"] = _rows(data.test, test.picked), test.record()
+
+
+def _rows(split: Split, rows: torch.Tensor) -> Split:
+    return Split(split.x.index_select(0, rows), split.y.index_select(0, rows))
 
 
 # ---- loaders -----------------------------------------------------------------------------------------------------

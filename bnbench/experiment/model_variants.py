@@ -106,11 +106,16 @@ class ModelConfig(Strict):
 
 
 class VariantConfig(Strict):
+    LATER = ("overrides",)
+
     name: Name
     norm: Literal[NORMS] = "batchnorm"
     placement: Literal["before_activation", "after_activation"] = "before_activation"
     # groupnorm: groups (default GROUPS), clipped to a divisor of each width; strict, so `groups: true` is refused
     groups: Annotated[StrictInt, Field(gt=0)] | None = None
+    # this variant's own optimizer settings, {dotted path: value} over the config's (and its sweep point's): each
+    # variant at its own chosen learning rate (`bnbench tune`'s final stage); checked in config.Config
+    overrides: dict[str, Any] = {}
 
     @model_validator(mode="after")
     def _groups_for_groupnorm(self):

@@ -18,7 +18,7 @@ class Trial:
     variant: VariantConfig
     seed: int
     point: dict[str, Any]  # sweep values, {dotted path: value}; {} without a sweep
-    config: Config  # the experiment config with this sweep point applied
+    config: Config  # the experiment config with this sweep point (then the variant's overrides) applied
 
     @property
     def key(self) -> str:
@@ -48,9 +48,10 @@ def expand(config: Config) -> list[Trial]:
     for point in config.sweep_points():
         resolved = config.with_values(point)
         typed = {path: resolved.get(path) for path in point}
+        own = {v.name: resolved.with_values(v.overrides) if v.overrides else resolved for v in config.variants}
         for seed in config.seeds:
             for variant in config.variants:
-                trials.append(Trial(len(trials), variant, seed, typed, resolved))
+                trials.append(Trial(len(trials), variant, seed, typed, own[variant.name]))
                 _refuse_long_key(trials[-1])
     return trials
 
@@ -79,7 +80,8 @@ def refuse_same_trials(trials: list[Trial]) -> None:
     train the same trials twice under two keys, counted as two results: refused for a new run (a stored run is
     read as it was made)."""
     seen: dict[str, Trial] = {}
-    for trial in {id(t.config): t for t in trials}.values():  # one trial per sweep point
+    first_variant = trials[0].variant if trials else None  # variants' own overrides differ within a point
+    for trial in {id(t.config): t for t in trials if t.variant is first_variant}.values():  # one per sweep point
         first = seen.setdefault(_what_trains(trial.config), trial)
         if first is not trial:
             ignored = trial.config.ignored().items()
@@ -99,7 +101,7 @@ def _what_trains(config: Config) -> str:
         node = raw
         for part in parents:
             node = node[part]
-        node.pop(last)
+        node.pop(last, None)  # a field of Strict.LATER at its default is not in the dump
     return json.dumps(_without_negative_zero(raw), sort_keys=True)
 
 

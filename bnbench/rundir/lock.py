@@ -51,6 +51,28 @@ def stage_run_dir(out: Path, name: str) -> tuple[Path, Path, "RunLock"]:
     raise BnbenchError(f"--out: too many runs started this second in '{parent}'")
 
 
+def stage_run_dir_at(run_dir: Path) -> tuple[Path, Path, "RunLock"]:
+    """As `stage_run_dir`, for a run folder at a path chosen by the caller (a stage of `bnbench tune`, in the tune
+    folder): refused where it exists."""
+    remove_stale_staging(run_dir.parent)
+    staging = run_dir.with_name(f".{run_dir.name}.new")
+    try:
+        if run_dir.exists():
+            raise FileExistsError(run_dir)
+        staging.mkdir()
+    except FileExistsError:
+        raise BnbenchError(f"{run_dir}: exists already, or is being made by another process") from None
+    except OSError as e:
+        raise BnbenchError(
+            f"--out: cannot write in '{run_dir.parent}' ({e.strerror or e}); choose a writable folder"
+        ) from None
+    try:
+        return staging, run_dir, RunLock(staging).acquire()
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 STALE_SECONDS = 60  # a staging folder without its lock file yet is another process's for at most this long
 
 

@@ -29,8 +29,9 @@ def epoch_line(trial: Trial, result: EpochResult) -> str:
     diverged = f"  diverged at step {result.diverged_step}" if result.diverged_step is not None else ""
     return (
         f"{trial.key} epoch {result.epoch}/{trial.config.training.epochs}: train loss {result.train_loss:.4f}, "
-        f"test loss {result.test_loss:.4f}, test acc {100 * result.test_acc:.2f}% ({result.seconds:.1f} s)"
-        f"{diverged}"
+        f"test loss {result.test_loss:.4f}, test acc {100 * result.test_acc:.2f}%"
+        + (f", val loss {result.val[0]:.4f}, val acc {100 * result.val[1]:.2f}%" if result.val else "")
+        + f" ({result.seconds:.1f} s){diverged}"
     )
 
 

@@ -63,6 +63,7 @@ class Fields(BaseModel):
     ended: Recorded = None
     status: Recorded = None  # running, partial, failed, complete (see `folder.RunFolder.status`)
     engine_note: Optional[str] = None  # why the engine asked for gave way to eager
+    data: Recorded = None  # the subsets drawn (limit, validation, test_limit: bnbench.experiment.subsets), if any
     tags: list[str] = []  # bnbench.rundir.tags
     note: Optional[str] = None
     sequential: Recorded = None  # a --until-decided run's plan and record (bnbench.analysis.decisions)

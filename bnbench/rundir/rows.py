@@ -16,12 +16,12 @@ from bnbench.experiment.trials import Trial
 from bnbench.rundir import store
 from bnbench.rundir.schema import (
     CUT_FILES,
+    EPOCHS,
+    EVALS,
     PROBES,
     ROW_FILES,
     BatchRow,
     Columns,
-    EpochRow,
-    EvalRow,
     ProbeRow,
     csv_fields,
 )
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # torch is imported only where checkpoints are touched, so `c
 
 def header(trials: list[Trial], columns: Columns) -> str:
     """A row file's header line (`columns`: one of ROW_FILES, see bnbench.rundir.schema)."""
-    return columns.header(list(trials[0].labels))
+    return columns.of(trials[0].config).header(list(trials[0].labels))
 
 
 def append_epoch(run_dir: Path, trial: Trial, result: "EpochResult", first_step: int) -> None:
@@ -46,15 +46,22 @@ def append_epoch(run_dir: Path, trial: Trial, result: "EpochResult", first_step:
             for b, (s, loss) in enumerate(zip(steps, result.losses.tolist()), start=1)
         ],
         "epochs.csv": [
-            EpochRow(
-                result.epoch, result.train_loss, result.train_acc, result.test_loss, result.test_acc, result.seconds
+            EPOCHS.of(trial.config).row(
+                epoch=result.epoch,
+                train_loss=result.train_loss,
+                train_acc=result.train_acc,
+                test_loss=result.test_loss,
+                test_acc=result.test_acc,
+                seconds=result.seconds,
+                **(dict(zip(("val_loss", "val_acc"), result.val)) if result.val else {}),
             )
         ],
-        "evals.csv": [EvalRow(result.epoch, step, loss, acc) for step, loss, acc in result.evals],
+        "evals.csv": [EVALS.of(trial.config).row(result.epoch, *scores) for scores in result.evals],
     }
     for name, columns in ROW_FILES.items():
         if columns.optional and not (run_dir / name).exists():
             continue
+        columns = columns.of(trial.config)
         with open(run_dir / name, "a") as f:
             f.write(columns.text(prefix, rows[name]))
             f.flush()
@@ -99,6 +106,7 @@ def kept_rows(run_dir: Path, trials: list[Trial], keep_epochs: dict[int, int]) -
         path = run_dir / name
         if columns.optional and not path.exists():
             continue
+        columns = columns.of(trials[0].config)
         lines = read_regular(path).decode(errors="replace").split("\n") if path.exists() else [""]
         groups: dict[int, list[str]] = {t.index: [] for t in trials}
         kept[name], groups_of[name] = {t.index: [] for t in trials}, groups

@@ -9,7 +9,7 @@ to 0.1 ms.
 
 import csv
 import io
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any, Iterable
 
@@ -44,6 +44,21 @@ class EpochRow:
 
 
 @dataclass(frozen=True)
+class ValEpochRow:
+    """epochs.csv of a run with a validation split (dataset.validation): its numbers after test's, wall seconds
+    still last."""
+
+    epoch: int
+    train_loss: float = column(".9g")
+    train_acc: float = column(".9g")
+    test_loss: float = column(".9g")
+    test_acc: float = column(".9g")
+    val_loss: float = column(".9g")
+    val_acc: float = column(".9g")
+    seconds: float = column(".4f")
+
+
+@dataclass(frozen=True)
 class _AtStep:
     """The columns a row taken at a training step begins with."""
 
@@ -57,6 +72,14 @@ class EvalRow(_AtStep):
 
     test_loss: float = column(".9g")
     test_acc: float = column(".9g")
+
+
+@dataclass(frozen=True)
+class ValEvalRow(EvalRow):
+    """evals.csv of a run with a validation split (dataset.validation)."""
+
+    val_loss: float = column(".9g")
+    val_acc: float = column(".9g")
 
 
 @dataclass(frozen=True)
@@ -77,12 +100,20 @@ def csv_fields(values: list[Any]) -> str:
 
 @dataclass(frozen=True)
 class Columns:
-    """A row file: its name, its row (the columns after the trial's labels, in file order), and whether a run may
-    lack it."""
+    """A row file: its name, its row (the columns after the trial's labels, in file order), whether a run may
+    lack it, and the row of a run with a validation split (None: the same row)."""
 
     file: str
     row: type
     optional: bool = False
+    validated: type | None = None
+
+    def of(self, config: Any) -> "Columns":
+        """This file's columns in the run of `config`: with the validation split's where the run holds one, so
+        that a run without it writes the files it always did."""
+        if self.validated is None or config.dataset.validation is None:
+            return self
+        return replace(self, row=self.validated, validated=None)
 
     @cached_property
     def _specs(self) -> tuple[tuple[str, type, str], ...]:
@@ -122,8 +153,8 @@ class Columns:
 
 # In the order the runner appends an epoch's rows (compare's reading of a live run relies on it).
 BATCHES = Columns("batches.csv", BatchRow)
-EPOCHS = Columns("epochs.csv", EpochRow)
-EVALS = Columns("evals.csv", EvalRow, optional=True)  # runs made before evals.csv lack it
+EPOCHS = Columns("epochs.csv", EpochRow, validated=ValEpochRow)
+EVALS = Columns("evals.csv", EvalRow, optional=True, validated=ValEvalRow)  # runs made before evals.csv lack it
 ROW_FILES = {c.file: c for c in (BATCHES, EPOCHS, EVALS)}
 PROBES = Columns("probes.csv", ProbeRow, optional=True)  # written from the first probe on (training.probe_every)
 CUT_FILES = ROW_FILES | {PROBES.file: PROBES}  # the row files that resuming cuts back to each trial's checkpoint

@@ -33,7 +33,7 @@ from bnbench.nets.models import build_model
 from bnbench.rundir import checkpoint_files, checkpoints, digests, rows
 from bnbench.rundir.environment import environment
 from bnbench.rundir.folder import RunFolder
-from bnbench.rundir.lock import RunLock, stage_run_dir
+from bnbench.rundir.lock import RunLock, stage_run_dir, stage_run_dir_at
 from bnbench.rundir.log import RunLog
 from bnbench.rundir.meta import Meta, now
 from bnbench.rundir.schema import ROW_FILES
@@ -61,7 +61,7 @@ class Plan:
 
     kind: Literal["new", "resume", "grow", "nothing"]
     reason: str
-    run_dir: Optional[Path] = None
+    run_dir: Optional[Path] = None  # a new run's: the folder to make (None: a fresh run id under out/<name>/)
     config: Optional[Config] = None
     source: Optional[Path] = None
     out: Optional[Path] = None
@@ -69,6 +69,7 @@ class Plan:
     seeds: Optional[list[int]] = None
     epochs: Optional[int] = None
     meta: dict = field(default_factory=dict)  # a new run's further meta.json fields (tags, note, a sequential plan)
+    avoid: tuple[int, ...] = ()  # seeds a new sequential run may not add (a tune's tuning seeds)
 
 
 def plan(
@@ -135,6 +136,7 @@ def execute(
             dispatch=dispatch,
             argv=argv,
             reporter=reporter,
+            at=plan.run_dir,
         )
     if plan.kind in ("resume", "grow"):
         return resume_experiment(
@@ -195,9 +197,10 @@ def run_experiment(
     dispatch: Dispatch = Dispatch(),
     argv: Optional[list[str]] = None,
     reporter: Reporter = Silent(),
+    at: Optional[Path] = None,
 ) -> Path:
-    """Train every trial of `config` into a new run folder under `out/<name>/`; returns the folder. `source`: the
-    file it was read from (None: given as a dict); `extra`: further meta.json fields."""
+    """Train every trial of `config` into a new run folder under `out/<name>/` (or at `at`); returns the folder.
+    `source`: the file it was read from (None: given as a dict); `extra`: further meta.json fields."""
     with _preparing(None):
         device = resolve_device(config.device)
         data = load_dataset(config.dataset, reporter.loading)
@@ -216,9 +219,10 @@ def run_experiment(
                 "status": "running",
                 "engine_note": note,
             }
+            | ({"data": data.drawn} if data.drawn else {})
             | (extra or {})
         )
-        run_dir, lock = _create_run_dir(out, config, trials, meta)
+        run_dir, lock = _create_run_dir(out, config, trials, meta, at)
     log = RunLog(run_dir, reporter)
     if note:
         log.note(note)
@@ -231,10 +235,12 @@ def run_experiment(
     return run_dir
 
 
-def _create_run_dir(out: Path, config: Config, trials: list[Trial], meta: Meta) -> tuple[Path, RunLock]:
+def _create_run_dir(
+    out: Path, config: Config, trials: list[Trial], meta: Meta, at: Optional[Path] = None
+) -> tuple[Path, RunLock]:
     """The run folder, locked, with config.yaml, meta.json and the CSV headers: written in a hidden sibling and
     renamed into place, so that a folder under its run id is always complete (an early Ctrl-C leaves none)."""
-    staging, run_dir, lock = stage_run_dir(out, config.name)
+    staging, run_dir, lock = stage_run_dir(out, config.name) if at is None else stage_run_dir_at(at)
     try:
         RunFolder(staging).write_config(config)
         RunFolder(staging).write_meta(meta.with_(trials_done=0, trials_total=len(trials)))
@@ -291,6 +297,7 @@ def resume_experiment(
         with _preparing(run_dir):
             run = reopen(run_dir, meta, config, grown, log)
             data = load_dataset(run.config.dataset, reporter.loading)
+            _refuse_other_subsets(run_dir, meta, data)
         device = resolve_device(run.config.device)
         _execute(run, data, device, choose.choose(run.config, device), dispatch, log)
     finally:
@@ -298,6 +305,16 @@ def resume_experiment(
             log.close()
         lock.release()
     return run_dir
+
+
+def _refuse_other_subsets(run_dir: Path, meta: Meta, data: Dataset) -> None:
+    """A run resumes or grows on the examples it began with: the subsets drawn now (dataset.limit, validation,
+    test_limit) must be those meta.json's `data` records, or the data set under them changed."""
+    if data.drawn != (meta.fields.data or {}):
+        raise BnbenchError(
+            f"{run_dir}: the data set's subsets (dataset.limit, validation, test_limit) differ from those the run "
+            f"began with (meta.json's data): the data set changed since; restore it, or start a new run"
+        )
 
 
 @contextmanager

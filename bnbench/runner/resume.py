@@ -58,6 +58,13 @@ def grown_config(run_dir: Path, config: Config, seeds: list[int], epochs: Option
         )
     if not added and epochs in (None, current):
         return None
+    decaying = {c.optimizer.schedule for c in map(config.with_values, config.sweep_points())} & {"cosine", "linear"}
+    if epochs not in (None, current) and decaying:
+        raise BnbenchError(
+            f"--set training.epochs={epochs}: {run_dir} decays its lr ({decaying.pop()} schedule) to 0 over "
+            f"its {current} epochs, and its trained epochs followed that decay; more epochs would not be the "
+            f"run a new one makes: start a new run with --set training.epochs={epochs}"
+        )
     raw = config.model_dump(mode="json")
     raw["seeds"] = config.seeds + added
     raw["training"]["epochs"] = epochs or current

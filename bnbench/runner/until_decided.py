@@ -34,13 +34,21 @@ from bnbench.runner.state import Reporter, Silent
 ROUND = 5  # seeds a round, and the fewest the first look has
 
 
-def new_plan(config: Config, settings: Settings, typed_seeds: Optional[list[int]] = None) -> dict:
-    """The plan a new run is started with (meta.json's `sequential.plan`); `typed_seeds`: --seeds as typed."""
+def new_plan(
+    config: Config, settings: Settings, typed_seeds: Optional[list[int]] = None, avoid: tuple[int, ...] = ()
+) -> dict:
+    """The plan a new run is started with (meta.json's `sequential.plan`); `typed_seeds`: --seeds as typed; `avoid`:
+    seeds it may not add (those that chose a tune's settings)."""
     s = checked(settings)
     if len(config.variants) < 2:
         raise BnbenchError(
             f"--until-decided: the config has one variant ({config.variants[0].name}), and a decision compares a "
             f"variant with the baseline; give the config (its `variants`) a second variant"
+        )
+    if s.metric.startswith("val_") and config.dataset.validation is None:
+        raise BnbenchError(
+            f"--metric {s.metric}: the config has no validation split; hold one out with dataset.validation "
+            f"(e.g. --set dataset.validation=0.1), or decide on test_acc"
         )
     if len(config.seeds) > s.max_seeds:
         raise BnbenchError(
@@ -54,7 +62,7 @@ def new_plan(config: Config, settings: Settings, typed_seeds: Optional[list[int]
             f"--max-seeds {s.max_seeds:,}: {s.max_seeds:,} seeds x {per_seed} trials a seed, more than the "
             f"{MAX_TRIALS:,} trials one run may hold; use --max-seeds {MAX_TRIALS // per_seed} or fewer"
         )
-    started = set(config.seeds)
+    started = set(config.seeds) | set(avoid)
     extra = (seed for seed in range(MAX_TRIALS + len(started)) if seed not in started)
     seeds = list(config.seeds) + [next(extra) for _ in range(s.max_seeds - len(config.seeds))]
     return {
@@ -82,7 +90,7 @@ def run(
     run folder. `settings` for a new run (a run keeps the plan it started with)."""
     if todo.kind == "new":
         settings = settings if isinstance(settings, Settings) else Settings()
-        plan = new_plan(todo.config, settings, todo.overrides.get("seeds"))
+        plan = new_plan(todo.config, settings, todo.overrides.get("seeds"), todo.avoid)
         first = plan["seeds"][: plan["looks"][0]]
         config = validate(todo.config.model_dump(mode="json") | {"seeds": first}, str(todo.source))
         meta = todo.meta | {KEY: {"plan": plan, "record": None}}

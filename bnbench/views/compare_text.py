@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bnbench.analysis import Comparison
-from bnbench.analysis.columns import METRICS, SPEEDS, col, of_measure
+from bnbench.analysis.columns import METRICS, SPEEDS, VALIDATION, col, of_measure
 from bnbench.analysis.decisions import caveat
 from bnbench.analysis.inference import ALPHA, format_p, format_size, p_is
 from bnbench.analysis.outcomes import by_rank
@@ -23,7 +23,8 @@ from bnbench.views.layout import Grid, render
 from bnbench.views.report_html import report
 
 FORMATS = ["table", "markdown", "csv", "json", "latex", "html"]
-SHOWN = ["train_loss", "test_loss", "test_acc", "best_acc", "steps", "steps_acc", "seconds"]  # --metric choices
+SHOWN = ["train_loss", "test_loss", "test_acc", *VALIDATION, "best_acc", "steps", "steps_acc", "seconds"]  # --metric
+# choices; VALIDATION's are shown for runs with a validation split (dataset.validation) alone
 
 
 def comparison_output(
@@ -52,6 +53,11 @@ def comparison_output(
         if metric not in SHOWN:
             raise BnbenchError(f"--metric {metric}: unknown metric; choose from {', '.join(SHOWN)}")
     shown = [m for m in SHOWN if m in metrics] or SHOWN
+    if metrics and comparisons and not any(measured(c, list(metrics)) for c in comparisons):  # val_* alone
+        raise BnbenchError(
+            f"--metric {metrics[0]}: no run compared has a validation split; make one with dataset.validation "
+            f"(e.g. --set dataset.validation=0.1)"
+        )
     if per_seed and (fmt not in ("csv", "json") or windows):
         raise BnbenchError(
             f"--per-seed: {'--windows' if windows else f'--format {fmt}'} has no rows per seed; use --format csv or "
@@ -106,8 +112,14 @@ def _short(x: float) -> str:
     return f"{x:.1f}".removesuffix(".0")
 
 
+def measured(c: Comparison, shown: list[str]) -> list[str]:
+    """The `shown` measures `c` has: a run without a validation split has no val_loss, val_acc."""
+    return [m for m in shown if m not in VALIDATION or col(m, "mean") in c.table]
+
+
 def _comparison_grid(c: Comparison, shown: list[str]) -> Grid:
     """Every statistic of the `shown` measures, under the notes, decisions and verdict lines, above the caption."""
+    shown = measured(c, shown)
     header = ["variant", *c.points, "seeds", *(_header(c, m) for m in shown)]
     rows, records = [], c.table.to_dict("records")  # slow on a wide table: once
     for row in records:

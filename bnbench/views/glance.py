@@ -175,6 +175,8 @@ def separating(configs: list[Config]) -> list[str]:
 
 
 def _flat(value, path: str = "") -> dict:
+    if path == "variants" and all(isinstance(v, dict) and "name" in v for v in value):  # each variant by name
+        value = {v["name"]: {key: item for key, item in v.items() if key != "name"} for v in value}
     if isinstance(value, dict):
         return {k: v for key, item in value.items() for k, v in _flat(item, f"{path}.{key}" if path else key).items()}
     return {path: value}

@@ -30,6 +30,7 @@ RUN_COLUMNS = {
     "trials": "trials",
     "seeds": "seeds",
     "epochs": "epochs",
+    "val": "validation",  # examples held out (dataset.validation): a column only where some run has them
     "verdict": "verdict",
     "started": "started",
     "device": "device",
@@ -77,9 +78,9 @@ def _table(
     found: list[dict], columns: dict[str, str], width: int, drop: list[list[str]], right: set[str], none: str
 ) -> tuple[list[str], list[str]]:
     """The readable rows a line each, every cell as `_cell` writes it, and the columns left out for the width;
-    a column every row leaves empty (tags, where no run has any) is no column; `none` where no row is readable."""
+    a column every row leaves empty (tags, val, where no run has any) is no column; `none` where no row is readable."""
     rows = [[_cell(field, row) for field in columns.values()] for row in found if "error" not in row]
-    header = [name for i, name in enumerate(columns) if any(row[i] for row in rows) or name != "tags"]
+    header = [name for i, name in enumerate(columns) if any(row[i] for row in rows) or name not in ("tags", "val")]
     rows = [[cell for name, cell in zip(columns, row) if name in header] for row in rows]
     if not rows:
         return [none], []
@@ -90,7 +91,7 @@ def _table(
 def _cell(field: str, row: dict) -> str:
     """A field of a catalog row as its list shows it: seeds as ranges, the start to the minute, the device without
     its name, the tags comma-separated, a run as experiment/run id."""
-    value = row[field]
+    value = row.get(field, "")  # validation: only a run with the split has it
     if field == "run":
         return f"{row['name']}/{value}"
     formats = {

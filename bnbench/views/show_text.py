@@ -32,6 +32,7 @@ def _lead(s: dict) -> list[str]:
         f"status: {s['status']}{damage} (started {s['started']}{ended}{resumed})",
         f"engine: {s['engine'] or '?'} · device: {s['device'] or '?'} ({s['device_name'] or '?'})",
         f"checkpoints: {s['checkpoints']}",
+        *([f"data: {s['data']}"] if "data" in s else []),
         f"config: {s['source'] or '(not recorded)'}: {s['source_state']}",
         f"overrides: {s['overrides'] or '(none)'}",
         "differs from the config file: " + ("; ".join(s["from_source"]) or "nowhere"),
@@ -59,6 +60,7 @@ def _trials(trials: list[dict], width: int) -> list[str]:
         "train loss",
         "test loss",
         "test acc %",
+        *(["val acc %"] if "val_acc" in trials[0] else []),
     ]
     rows = [
         [
@@ -72,10 +74,11 @@ def _trials(trials: list[dict], width: int) -> list[str]:
             number(t["train_loss"], 4),
             number(t["test_loss"], 4),
             number(t["test_acc"], 2),
+            *([number(t["val_acc"], 2)] if "val_acc" in t else []),
         ]
         for t in trials
     ]
-    right = {"seed", "epochs", "steps", "seconds", "train loss", "test loss", "test acc %"}
+    right = {"seed", "epochs", "steps", "seconds", "train loss", "test loss", "test acc %", "val acc %"}
     drop = [["steps"], ["steps", "seconds"], ["steps", "seconds", "test loss"]]
     table, shown = laid_out(header, rows, width, drop, right)
     return table + wrap(_trials_caption(header, shown), width)
@@ -88,6 +91,6 @@ def _trials_caption(header: list[str], shown: list[str]) -> str:
     left = [name for name in header if name not in shown]
     return (
         f"Per trial: {', '.join(said)}, and the numbers of its last finished epoch (train loss: mean mini-batch "
-        f"loss of that epoch; test: in eval mode)."
+        f"loss of that epoch; test{', val' * ('val acc %' in shown)}: in eval mode)."
         + (f" Left out at this width: {', '.join(left)} (--format json has them)." if left else "")
     )

@@ -2,9 +2,9 @@
 
 One TensorBoard run per trial, DIR/<name>/<run id>/[<sweep point>/]<variant>/seed<seed>, so that TensorBoard's run
 filter selects a variant, a seed or a sweep point by its path. Tags by section: `train/loss` (each batch of
-batches.csv), `test/loss` and `test/acc` (each evaluation of evals.csv), `epoch/<column>` (each row of epochs.csv,
-at the epoch's last step, so that every curve shares the step axis). Values are the CSVs' own: accuracies as
-fractions, not percent.
+batches.csv), `test/loss` and `test/acc` (each evaluation of evals.csv; `val/loss` and `val/acc` too in a run with a
+validation split), `epoch/<column>` (each row of epochs.csv, at the epoch's last step, so that every curve shares
+the step axis). Values are the CSVs' own: accuracies as fractions, not percent.
 
 The events are written here, synchronously, with TensorBoard's protobufs and record writer: torch's SummaryWriter
 and TensorBoard's EventFileWriter hand each scalar to a thread, which costs several times the writing itself.
@@ -104,12 +104,14 @@ def _trial_scalars(results: Results):
     e = e.join(ends, on=["trial", "epoch"])
     sb, se, sv = (spans(frame, trials.size) for frame in (b, e, v))
     labels = {number: key for key, number in trials.numbers.items()}
+    val = [c for c in ("val_loss", "val_acc") if c in v]  # a run with a validation split (dataset.validation)
+    evaluated = ["test_loss", "test_acc", *val]
     for k in range(trials.size):
         variant, seed, *values = labels[k]
         own_b, own_e, own_v = b.iloc[sb[k] : sb[k + 1]], e.iloc[se[k] : se[k + 1]], v.iloc[sv[k] : sv[k + 1]]
         scalars = [("train/loss", own_b.step.to_numpy(), own_b.loss.to_numpy())]
-        scalars += [(f"test/{c[5:]}", own_v.step.to_numpy(), own_v[c].to_numpy()) for c in ("test_loss", "test_acc")]
-        scalars += [(f"epoch/{c}", own_e.end.to_numpy(), own_e[c].to_numpy()) for c in EPOCH_COLUMNS]
+        scalars += [(c.replace("_", "/"), own_v.step.to_numpy(), own_v[c].to_numpy()) for c in evaluated]
+        scalars += [(f"epoch/{c}", own_e.end.to_numpy(), own_e[c].to_numpy()) for c in EPOCH_COLUMNS + val]
         yield trial_folder(variant, int(seed), dict(zip(trials.config.sweep, values))), scalars
 
 

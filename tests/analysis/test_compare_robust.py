@@ -53,6 +53,7 @@ def epoch_result(trial, epoch: int):
         seconds=1.0 + trial.index,
         evals=evals,
         probes=[],
+        val=None,
     )
 
 

@@ -134,7 +134,8 @@ def test_importing_bnbench_leaves_the_api_for_first_use():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
     assert np.array_equal(
-        bnbench.__all__, ["Comparison", "Run", "compare", "init", "load", "run", "runs", "BnbenchError"]
+        bnbench.__all__,
+        ["Comparison", "Run", "Tuned", "compare", "init", "load", "run", "runs", "tune", "BnbenchError"],
     )
 
 

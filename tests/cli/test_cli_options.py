@@ -52,7 +52,8 @@ def test_a_choice_parses_to_its_member_and_refuses_others_in_one_line():
         (["prune", "x", "--keep", "resume"], "error: --keep resume: choose final (the weights only) or none"),
         (
             ["run", "quick", "--until-decided", "--metric", "seconds"],
-            "error: --metric seconds: not a tested metric; choose one of train_loss, test_loss, test_acc, best_acc",
+            "error: --metric seconds: not a tested metric; choose one of train_loss, test_loss, test_acc, val_loss, "
+            "val_acc, best_acc",
         ),
         (["run", "quick", "--until-decided", "--spending", "x"], "error: --spending x: choose pocock or obf"),
     ],

@@ -117,3 +117,24 @@ def test_trials_are_variants_x_seeds_x_sweep_points(write_config):
     assert all(t.config.optimizer.lr == t.point["optimizer.lr"] for t in trials)
     assert all(t.config.training.epochs == t.point["training.epochs"] for t in trials)
     assert len({t.key for t in trials}) == len(trials)
+
+
+def test_nesterov_and_norm_decay_refusals_are_one_line(write_config):
+    """nesterov is sgd's and needs momentum, as torch's SGD says; norm_decay without weight decay changes nothing,
+    so two sweep points that differ only in it are one set of trials."""
+    raw = {"name": "r", "optimizer": {"name": "adam", "nesterov": True}}
+    assert error_of(write_config, raw).endswith(
+        "optimizer.nesterov: true is sgd's (Nesterov momentum), optimizer.name adam has none; "
+        "use optimizer.name: sgd, or remove nesterov"
+    )
+    raw["optimizer"] |= {"name": "sgd", "momentum": 0}
+    assert "optimizer.nesterov: true needs optimizer.momentum above 0" in error_of(write_config, raw)
+    raw = {
+        "name": "r",
+        "optimizer": {"name": "sgd", "weight_decay": 0},
+        "sweep": {"optimizer.norm_decay": [True, False]},
+    }
+    assert "(without weight decay optimizer.norm_decay has nothing to leave out)" in error_of(write_config, raw)
+    raw["optimizer"]["weight_decay"] = 5e-4
+    config, _ = load_config(str(write_config(raw)))
+    assert [t.config.optimizer.norm_decay for t in expand(config)] == [True, True, False, False]

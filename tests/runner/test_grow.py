@@ -263,3 +263,21 @@ def test_a_grown_run_lists_its_epochs_once(tmp_path, two_epoch_run):
     meta = json.loads((run_dir / "meta.json").read_text())
     assert [t for t in meta["overrides"]["set"] if "epochs" in t] == ["training.epochs=4"]
     assert "--set training.epochs=4" in ok("list", "--results", tmp_path, "--format", "json")
+
+
+def test_a_decaying_schedule_refuses_more_epochs_and_a_stepped_one_grows_exactly(tmp_path, write_config):
+    """cosine and linear spread their decay over training.epochs, which the trained epochs followed; warmup and
+    step milestones are counted in epochs from the start, so more epochs continue them exactly."""
+    training = {"epochs": 2, "batch_size": 32, "log_every": 0}
+    sgd = {"name": "sgd", "lr": 0.05, "nesterov": True, "warmup_epochs": 0.5}
+    cosine = write_config(tiny_config("cos", [0], optimizer=sgd | {"schedule": "cosine"}, training=training), "c.yaml")
+    ok("run", cosine, "--out", tmp_path / "c", "-q")
+    result = invoke("run", "--resume", run_of(tmp_path / "c", "cos"), "--set", "training.epochs=3")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "decays its lr (cosine schedule) to 0 over its 2 epochs" in result.output
+    stepped = tiny_config("st", [0], optimizer=sgd | {"schedule": "step", "milestones": [1]}, training=training)
+    ok("run", write_config(stepped, "s.yaml"), "--out", tmp_path / "grown", "-q")
+    ok("run", "--resume", run_of(tmp_path / "grown", "st"), "--set", "training.epochs=3", "-q")
+    ok("run", write_config(stepped, "s.yaml"), "--out", tmp_path / "whole", "-q", "--set", "training.epochs=3")
+    for name in ROW_FILES:
+        assert rows(run_of(tmp_path / "grown", "st"), name) == rows(run_of(tmp_path / "whole", "st"), name), name

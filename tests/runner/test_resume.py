@@ -638,3 +638,20 @@ def test_a_full_disk_while_a_run_folder_is_made_or_repaired_is_one_line(
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "running"  # partial: no process holds it
     ok("run", run_dir, "--resume", "-q")
     assert same_files(run_dir, reference)
+
+
+def test_a_scheduled_recipe_stopped_mid_run_resumes_to_the_uninterrupted_run(tmp_path, write_config):
+    """The lr of each step is a function of the step count a checkpoint holds (engines.schedule): a resumed
+    cosine-with-warmup run, SGD with Nesterov momentum and no norm decay, continues its schedule exactly, also
+    with --jobs 2."""
+    recipe = {"name": "sgd", "lr": 0.05, "nesterov": True, "weight_decay": 5e-4, "norm_decay": False}
+    recipe |= {"schedule": "cosine", "warmup_epochs": 0.5}
+    config = tiny_config("crash", optimizer=recipe, training={"epochs": 3, "batch_size": 32, "log_every": 0})
+    config_file = write_config(config, "crash.yaml")
+    ok("run", config_file, "--out", tmp_path / "whole", "-q")
+    whole = run_dir_of(tmp_path / "whole")
+    reference = {name: (whole / name).read_text() for name in ("batches.csv", "epochs.csv", "evals.csv")}
+    run_dir = stopped_here(config_file, tmp_path / "stopped", lambda d: rows(d / "epochs.csv") >= 3)
+    assert rows(run_dir / "epochs.csv") < 12
+    ok("run", run_dir, "--resume", "--jobs", "2", "-q")
+    assert same_files(run_dir, reference)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnbench.analysis.columns import COLUMNS, COUNTS
+from bnbench.analysis.columns import COLUMNS, COUNTS, of_validation
 from bnbench.errors import BnbenchError
 from bnbench.views import compare_text
 from bnbench.views.compare_text import _metric_cell, _steps_cell, _variant_cell, comparison_output
@@ -18,8 +18,10 @@ VERDICT = "batchnorm vs plain: better test acc +6.17 pts [+4.84, +7.49], 3/3 see
 
 
 def row(variant: str, baseline: bool, **values) -> dict:
-    """A table row: every declared column empty (NaN, or '' for text), then what the test gives."""
-    blank = {c: np.nan for c in COLUMNS} | {c: "" for c in COLUMNS if c.endswith(("_note", "_estimator", "_unit"))}
+    """A table row: every declared column of a run without a validation split empty (NaN, or '' for text), then
+    what the test gives."""
+    blank = {c: np.nan for c in COLUMNS if not of_validation(c)}
+    blank |= {c: "" for c in COLUMNS if c.endswith(("_note", "_estimator", "_unit")) and not of_validation(c)}
     common = {
         "variant": variant,
         "baseline": baseline,
@@ -330,7 +332,7 @@ def test_csv_keeps_the_chosen_metrics_columns_only():
             False,
             False,
             "--metric speed: unknown metric; choose from train_loss, test_loss, "
-            "test_acc, best_acc, steps, steps_acc, seconds",
+            "test_acc, val_loss, val_acc, best_acc, steps, steps_acc, seconds",
         ),
         (
             "table",
@@ -364,7 +366,7 @@ def test_the_exact_test_is_said_to_assume_symmetric_differences():
     from bnbench.cli import app
 
     flips = [meaning for meaning in COLUMNS.values() if "sign-flip (permutation) p" in meaning]
-    assert len(flips) == 4 and all(meaning.endswith("(assumes symmetric differences)") for meaning in flips)
+    assert len(flips) == 6 and all(meaning.endswith("(assumes symmetric differences)") for meaning in flips)
     helped = CliRunner().invoke(app, ["compare", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert helped.exit_code == 0
     assert "sign-flip: assumes symmetric differences" in " ".join(helped.output.split())
