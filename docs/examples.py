@@ -122,6 +122,13 @@ SESSIONS = {
             tail(4),
         ),
     ],
+    "tune": [
+        Step(
+            "bnbench tune quick --set dataset.validation=0.2 --set training.epochs=3 \\\n"
+            "    --grid optimizer.lr=1e-3,1e-2 --seeds 100-104 -q",
+            "tune",
+        ),
+    ],
     "timm": [
         Step("bnbench run timm-resnet.yaml --set model.name=dla34 --set 'model.kwargs={}'", "timm-refused", False),
         Step("bnbench run timm-resnet.yaml -q"),

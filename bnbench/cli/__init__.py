@@ -246,7 +246,7 @@ def tune(
         started = tuning.start(config, tuple(grid), set_=tuple(set_), device=device, out=out, argv=sys.argv, **made)
     level = NOTE if quiet else TRIAL + verbose
     done = tuning.train(started, dispatch, sys.argv, lambda: RichReporter(console, level))
-    typer.echo(tune_output(done, console.width if console.is_terminal else None), nl=False)
+    typer.echo(tune_output(done, console.width), nl=False)
     if plot is not None:
         from bnbench.views.tune_plot import save_sensitivity
 

@@ -8,8 +8,14 @@ from typing import Optional
 import pandas as pd
 
 from bnbench.analysis import tuning
+from bnbench.analysis.columns import METRICS, PRIMARY, col
+from bnbench.analysis.compare import compare_runs
+from bnbench.analysis.inference import format_p
+from bnbench.analysis.sentences import outcome
+from bnbench.analysis.summary import Comparison
 from bnbench.analysis.tuning import describe, tune_scores
-from bnbench.rundir.tunes import Tune, final_seeds
+from bnbench.rundir.folder import RunFolder
+from bnbench.rundir.tunes import COMPARED, Tune, final_seeds
 from bnbench.views.layout import Grid, render
 
 LABEL = {"val_acc": "val acc", "val_loss": "val loss"}
@@ -26,7 +32,8 @@ def tune_output(tune: Tune, width: Optional[int]) -> str:
     if tune.choices is None:
         return render(Grid(title, [], [], lead=[f"tuning stage: not complete; continue with: {_resume(tune)}"]), width)
     scored = tune_scores(tune)
-    lead = [_choices_line(tune, scored)] + _verdicts(tune) + _ranges(tune, scored)
+    compared = {stage: _comparison(tune.stage_dir(stage)) for stage in COMPARED}
+    lead = [_choices_line(tune, scored), *_answers(tune, compared), *_verdicts(tune, compared), *_ranges(tune, scored)]
     grid = Grid(title, *_table(tune, scored), caption=_caption(tune), lead=lead)
     return render(grid, width)
 
@@ -56,14 +63,46 @@ def _choices_line(tune: Tune, scored: pd.DataFrame) -> str:
     return "chosen: " + "; ".join(parts)
 
 
-def _verdicts(tune: Tune) -> list[str]:
-    """A line per compared variant and stage: the tuned stage's (each at its own setting), then the shared's."""
+def _stages(tune: Tune) -> list[tuple[str, str]]:
+    """The compared stages, each with how its variants were set."""
     own = ", ".join(f"{variant} {describe(values)}" for variant, values in tune.choices.items())
+    return [("tuned", f"at each variant's own best ({own})"), ("shared", f"at the shared {_shared(tune)}")]
+
+
+def _answers(tune: Tune, compared: dict[str, Optional[Comparison]]) -> list[str]:
+    """The answer in two lines, the tuned and the shared verdict on the primary measure side by side: 'at each
+    variant's own best: batchnorm +3.11 pts [-0.30, +6.34] (Holm p=0.25), no difference shown'."""
     lines = []
-    for stage, how in (("tuned", f"at each variant's own best ({own})"), ("shared", f"at the shared {_shared(tune)}")):
-        lines += [f"{how}: {line}" for line in _compared(tune.stage_dir(stage))] or [
-            f"{how}: the {stage} stage is not complete; continue with: {_resume(tune)}"
+    for stage, how in _stages(tune):
+        if compared[stage] is None:
+            continue
+        table, baseline = compared[stage].table, compared[stage].baseline
+        parts = [
+            f"{row['variant']} {_delta(row)} (Holm p={format_p(row[col(PRIMARY, 'p_holm')])}), {outcome(row)}"
+            for row in table[~table.baseline.astype(bool)].to_dict("records")
         ]
+        lines.append(f"{how}, {PRIMARY.replace('_', ' ')} vs {baseline}: " + "; ".join(parts))
+    return lines
+
+
+def _delta(row: dict) -> str:
+    """'+3.11 pts [-0.30, +6.34]': the mean paired difference and its 95% interval (unadjusted)."""
+    unit = METRICS[PRIMARY].unit
+    delta, low, high = (row[col(PRIMARY, s)] for s in ("delta", "ci_low", "ci_high"))
+    return f"{delta:+.2f} {unit} [{low:+.2f}, {high:+.2f}]".replace("  ", " ")
+
+
+def _verdicts(tune: Tune, compared: dict[str, Optional[Comparison]]) -> list[str]:
+    """compare's verdict lines per compared variant and stage: the tuned stage's (each at its own setting), then
+    the shared's."""
+    lines = []
+    for stage, how in _stages(tune):
+        one = compared[stage]
+        lines += (
+            [f"{how}: {line}" for line in [*one.decided, *one.verdicts]]
+            if one
+            else [f"{how}: the {stage} stage is not complete; continue with: {_resume(tune)}"]
+        )
     return lines
 
 
@@ -72,17 +111,13 @@ def _shared(tune: Tune) -> str:
     return describe({path: config.get(path) for path in tune.grid})
 
 
-def _compared(run_dir: Path) -> list[str]:
-    """compare's verdict lines of a complete stage run, a sequential run's decisions first (none for a run not
-    complete)."""
-    from bnbench.analysis.compare import compare_runs
-    from bnbench.rundir.folder import RunFolder
-
+def _comparison(run_dir: Path) -> Optional[Comparison]:
+    """compare's comparison of a complete stage run (None for a run not complete)."""
     folder = RunFolder(run_dir)
     if not folder.meta_file.exists() or folder.status(folder.meta()) != "complete":
-        return []
-    compared, _ = compare_runs([run_dir], pool=False)
-    return [line for c in compared for line in [*c.decided, *c.verdicts]]
+        return None
+    (compared,), _ = compare_runs([run_dir], pool=False)
+    return compared
 
 
 def _ranges(tune: Tune, scored: pd.DataFrame) -> list[str]:
@@ -125,7 +160,8 @@ def _cell(row, metric: str) -> list[str]:
     """'97.22 [96.10, 98.34] best', '95.01 [..] good', '0.00 diverged 2/3'."""
     text = _value(row.mean, metric)
     if pd.notna(row.ci_low):
-        text += f" [{_value(row.ci_low, metric)}, {_value(row.ci_high, metric)}]"
+        low, high = (max(0.0, row.ci_low), min(1.0, row.ci_high)) if metric == "val_acc" else (row.ci_low, row.ci_high)
+        text += f" [{_value(low, metric)}, {_value(high, metric)}]"
     mark = "best" if row.best else "good" if row.good else ""
     if row.diverged:
         mark = f"diverged {row.diverged}/{row.seeds}" + (" best" if row.best else "")
@@ -138,11 +174,12 @@ def _unit(metric: str) -> str:
 
 def _caption(tune: Tune) -> str:
     spec = tune.spec
+    accuracy = spec["metric"] == "val_acc"
     return (
         f"{LABEL[spec['metric']]}: mean over {len(spec['tune_seeds'])} tuning seeds on the validation split, 95% "
-        f"t-interval over seeds (independent seeds, values near normal: with few seeds a wide interval that rests "
-        f"on normality); best: chosen (ties to the value listed first; a point where a seed diverged ranks below "
-        f"any where none did, a diverged seed counted at "
-        f"{'0 accuracy' if spec['metric'] == 'val_acc' else 'an infinite loss'}); good: within {spec['margin']:g} "
+        f"t-interval over seeds{', cut at 0 and 100' if accuracy else ''} (independent seeds, values near normal: "
+        f"with few seeds a wide interval that rests on normality); best: chosen (ties to the value listed first; a "
+        f"point where a seed diverged ranks below any where none did, a diverged seed counted at "
+        f"{'0 accuracy' if accuracy else 'an infinite loss'}); good: within {spec['margin']:g} "
         f"{_unit(spec['metric'])} of the variant's best mean."
     )

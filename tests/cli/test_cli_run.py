@@ -96,7 +96,7 @@ def test_shipped_config_runs_by_name_from_any_folder(tmp_path, monkeypatch):
     listing = invoke("list")
     assert listing.exit_code == 0
     lines = listing.output.splitlines()
-    assert [line.split()[0] for line in lines[2:10]] == [
+    assert [line.split()[0] for line in lines[2:11]] == [
         "batchsize",
         "cnn",
         "lr",
@@ -104,6 +104,7 @@ def test_shipped_config_runs_by_name_from_any_folder(tmp_path, monkeypatch):
         "norms",
         "placement",
         "quick",
+        "recipe",
         "resnet",
     ]  # the names `bnbench run` takes
     for text in ("mlp-cifar10", "placement-cifar10", f"quick-digits/{run_dir.name}", "complete", "2/2"):
