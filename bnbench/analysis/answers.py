@@ -22,11 +22,13 @@ from bnbench.errors import BnbenchError
 from bnbench.rundir import search
 from bnbench.rundir.folder import CONFIG, META, RunFolder
 from bnbench.rundir.schema import BATCHES, EPOCHS, EVALS
+from bnbench.rundir.tunes import is_tuning_stage
 
 CACHE = ".bnbench-answers.json"
 READ = (META, CONFIG, BATCHES.file, EPOCHS.file, EVALS.file)  # what an answer is worked out from
 NONE = "—"  # no answer: the run is not complete, or cannot be compared (`compare` says why)
-RULES = 2  # the decision rules' revision (2: skew-corrected t-tests, divergence by rank): a new one forgets answers
+TUNING = "chose on validation"  # a tune's tuning stage
+RULES = 3  # the rules' revision (2: skew-corrected t-tests, divergence by rank; 3: no answer of a tuning stage)
 
 
 def answers(results: Path, run_dirs: list[Path]) -> list[str]:
@@ -45,7 +47,10 @@ def answers(results: Path, run_dirs: list[Path]) -> list[str]:
 
 
 def answer(run_dir: Path) -> str:
-    """The run's answer as `compare` of it alone words it, or NONE where it cannot be compared."""
+    """The run's answer as `compare` of it alone words it, or NONE where it cannot be compared; a tune's tuning
+    stage has none on test (its choice, on validation, is the tune's: `bnbench tune --resume`)."""
+    if is_tuning_stage(run_dir):
+        return TUNING
     try:
         return compare_run(load_run(run_dir)).headline
     except BnbenchError:

@@ -11,6 +11,7 @@ from bnbench.experiment.trials import expand
 from bnbench.rundir import search
 from bnbench.rundir.folder import RunFolder
 from bnbench.rundir.tags import has_tags, note_of, tags_of
+from bnbench.rundir.tunes import is_tune
 
 
 def config_rows(folder: Optional[Path]) -> list[dict]:
@@ -62,10 +63,11 @@ def run_rows(results: Path, tags: tuple[str, ...] = ()) -> list[dict]:
         except BnbenchError:
             config = meta.fields.config if isinstance(meta.fields.config, dict) else {}
         seeds, training = config.get("seeds"), config.get("training")
+        staged = is_tune(run_dir.parent)  # a stage of a tune: <name>/<tune id>/<stage>
         rows.append(
             {
-                "name": run_dir.parent.name,
-                "run": run_dir.name,
+                "name": (run_dir.parent.parent if staged else run_dir.parent).name,
+                "run": f"{run_dir.parent.name}/{run_dir.name}" if staged else run_dir.name,
                 "path": str(run_dir),
                 "started": meta.fields.started if isinstance(meta.fields.started, str) else "?",
                 "status": folder.status(meta),

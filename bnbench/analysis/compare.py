@@ -19,6 +19,7 @@ from bnbench.analysis.summary import Comparison, compare_run
 from bnbench.errors import BnbenchError
 from bnbench.rundir import search
 from bnbench.rundir.lock import RunLock
+from bnbench.rundir.tunes import is_tuning_stage
 
 POOL_FROM = 16  # runs; fewer are compared in this process (starting workers would cost more than it saves)
 
@@ -47,7 +48,8 @@ def compare_runs(
                     else "a results folder (e.g. results) or a run folder (results/<name>/<run id>)"
                 )
             )
-    run_dirs = search.find_runs(paths)
+    named = {p.resolve() for p in paths}
+    run_dirs = [d for d in search.find_runs(paths) if not is_tuning_stage(d) or d.resolve() in named]
     if not run_dirs:
         raise BnbenchError(
             f"{', '.join(map(str, paths))}: no bnbench runs found (no folder holds config.yaml "

@@ -20,6 +20,12 @@ def is_tune(path: Path) -> bool:
     return (path / TUNE_FILE).is_file()
 
 
+def is_tuning_stage(run_dir: Path) -> bool:
+    """Whether `run_dir` is a tune's tuning stage: it chose on validation, so its test numbers are no answer, and
+    compare reads it only when named itself."""
+    return run_dir.name == STAGES[0] and is_tune(run_dir.parent)
+
+
 @dataclass(frozen=True)
 class Tune:
     """A tune folder and its tune.json: `spec` what was asked (config, grid, seeds, metric, margin), `stage` the

@@ -10,7 +10,7 @@ import pandas as pd
 from bnbench.analysis import tuning
 from bnbench.analysis.columns import METRICS, PRIMARY, col
 from bnbench.analysis.compare import compare_runs
-from bnbench.analysis.inference import format_p
+from bnbench.analysis.inference import p_is
 from bnbench.analysis.sentences import outcome
 from bnbench.analysis.summary import Comparison
 from bnbench.analysis.tuning import describe, tune_scores
@@ -78,7 +78,7 @@ def _answers(tune: Tune, compared: dict[str, Optional[Comparison]]) -> list[str]
             continue
         table, baseline = compared[stage].table, compared[stage].baseline
         parts = [
-            f"{row['variant']} {_delta(row)} (Holm p={format_p(row[col(PRIMARY, 'p_holm')])}), {outcome(row)}"
+            f"{row['variant']} {_delta(row)} (Holm p{p_is(row[col(PRIMARY, 'p_holm')])}), {outcome(row)}"
             for row in table[~table.baseline.astype(bool)].to_dict("records")
         ]
         lines.append(f"{how}, {PRIMARY.replace('_', ' ')} vs {baseline}: " + "; ".join(parts))

@@ -284,3 +284,22 @@ def test_until_decided_takes_its_rounds_on_the_cluster(cluster, config_file, tmp
     same_files(theirs, {name: (mine / name).read_text() for name in FILES})
     records = [json.loads((d / "meta.json").read_text())["sequential"]["record"] for d in (mine, theirs)]
     assert records[0] == records[1] and records[0]["finished"]
+
+
+@pytest.mark.slow
+def test_a_tune_trains_its_three_stages_on_the_cluster(cluster, config_file, tmp_path):
+    """`bnbench tune --backend ray`: each stage trained on the cluster holds the files of a tune trained in this
+    process, and the choices are the same."""
+    args = ["tune", str(config_file), "--grid", "optimizer.lr=1e-3,1e-2", "--tune-seeds", "0-1", "--seeds", "5,6"]
+    args += ["--set", "dataset.validation=0.2", "--set", "training.epochs=1", "-q"]
+    here = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "here")])
+    assert here.exit_code == 0, here.output
+    address, env = cluster
+    command = [sys.executable, "-m", "bnbench", *args, "--out", str(tmp_path / "ray"), "--backend", "ray"]
+    process = subprocess.run([*command, "--address", address], env=env, capture_output=True, text=True)
+    assert process.returncode == 0, process.stdout + process.stderr
+    (mine,), (theirs,) = (tmp_path / "here" / "onray").iterdir(), (tmp_path / "ray" / "onray").iterdir()
+    for stage in ("tuning", "tuned", "shared"):
+        same_files(theirs / stage, {name: (mine / stage / name).read_text() for name in FILES})
+    choices = [json.loads((d / "tune.json").read_text())["choices"] for d in (mine, theirs)]
+    assert choices[0] == choices[1] and set(choices[0]) == {"batchnorm", "plain"}

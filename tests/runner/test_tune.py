@@ -108,6 +108,8 @@ def test_compare_of_a_tune_folder_compares_its_tuned_and_shared_runs(reference):
     tune_dir, _ = reference
     titles = re.findall(r" · run (\w+) · ", ok("compare", tune_dir, "--all"))
     assert titles == ["tuned", "shared"]  # not the tuning stage: its test numbers chose nothing, and answer nothing
+    assert re.findall(r" · run (\w+) · ", ok("compare", tune_dir.parent.parent, "--all")) == titles  # a results folder
+    assert re.findall(r" · run (\w+) · ", ok("compare", tune_dir / "tuning")) == ["tuning"]  # named: compared
 
 
 def stopped(config_file, tmp_path, stage, rows):
@@ -246,3 +248,12 @@ def test_show_of_a_tune_folder_names_its_runs(reference):
         f"error: {tune_dir}: a tune folder, which holds three runs; show one of them ({tune_dir}/tuned, shared or "
         f"tuning), or the tune's answer: bnbench tune --resume {tune_dir}"
     )
+
+
+def test_list_names_each_stage_under_its_experiment_and_gives_the_tuning_stage_no_test_verdict(reference):
+    tune_dir, _ = reference
+    listing = ok("list", "--results", tune_dir.parent.parent, "--format", "json")
+    runs = {(run["name"], run["run"]): run for run in json.loads(listing)["runs"]}
+    assert set(runs) == {("tune-digits", f"{tune_dir.name}/{stage}") for stage in STAGES}
+    assert runs[("tune-digits", f"{tune_dir.name}/tuning")]["verdict"] == "chose on validation"
+    assert runs[("tune-digits", f"{tune_dir.name}/tuned")]["verdict"] != "chose on validation"
