@@ -167,8 +167,15 @@ def test_on_digits_tuning_each_variant_changes_the_verdict(tmp_path):
         "plain": {"optimizer.lr": 0.01},
     }
     lines = printed.splitlines()
-    tuned = next(line for line in lines if line.startswith("at each variant's own best"))
-    shared = next(line for line in lines if line.startswith("at the shared optimizer.lr=0.001"))
+    answers = [line for line in lines if ", test acc vs plain: " in line]
+    assert answers == [
+        "at each variant's own best (batchnorm optimizer.lr=0.001, plain optimizer.lr=0.01), test acc vs plain: "
+        "batchnorm +3.11 pts [-0.30, +6.34] (Holm p=0.25), no difference shown",
+        "at the shared optimizer.lr=0.001, test acc vs plain: batchnorm +6.00 pts [+3.68, +8.44] (Holm p=0.006), "
+        "better",
+    ]
+    tuned = next(line for line in lines if line.startswith("at each variant's own best") and "): batchnorm" in line)
+    shared = next(line for line in lines if line.startswith("at the shared optimizer.lr=0.001: "))
     assert "batchnorm vs plain: no difference shown in test acc: +3.11 pts" in tuned
     assert "batchnorm vs plain: better test acc +6.00 pts" in shared
     chosen = next(line for line in lines if line.startswith("chosen: "))

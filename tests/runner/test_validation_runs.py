@@ -206,9 +206,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_one(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
-    while time.time() < deadline and not list((tmp_path / "killed").glob("val/*/epochs.csv")):
+    while time.time() < deadline and not list((tmp_path / "killed").glob("val/[!.]*/epochs.csv")):
         time.sleep(0.005)
-    epochs = next((tmp_path / "killed").glob("val/*/epochs.csv"))
+    epochs = next((tmp_path / "killed").glob("val/[!.]*/epochs.csv"))
     while time.time() < deadline and epochs.read_text().count("\n") < 5:
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
