@@ -11,7 +11,7 @@ import pandas as pd
 
 from bnbench.api.comparing import Comparison, compare
 from bnbench.api.runs import PathLike, Run
-from bnbench.api.training import Options, _console, _json, _options, _reporter, _seeds
+from bnbench.api.training import Options, _config, _console, _json, _options, _reporter, _seeds
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,9 +91,10 @@ def tune(
 ) -> Tuned:
     """`bnbench tune CONFIG --grid ...` from Python; returns the tune folder as a `Tuned`.
 
-    `grid`: 'PATH=V1,V2' texts as --grid takes them, or a dict ({"optimizer.lr": [1e-4, 1e-3, 1e-2]}); `set` as
-    `bnbench.run`'s; `tune_seeds`, `seeds`: as --seeds takes them, or integers. With `resume=True`, `config` is a
-    tune folder to continue (a complete one is returned as it is)."""
+    `config`: as `bnbench.run`'s (a file, a shipped name or a dict of fields); `grid`: 'PATH=V1,V2' texts as
+    --grid takes them, or a dict ({"optimizer.lr": [1e-4, 1e-3, 1e-2]}); `set` as `bnbench.run`'s; `tune_seeds`,
+    `seeds`: as --seeds takes them, or integers. With `resume=True`, `config` is a tune folder to continue (a
+    complete one is returned as it is)."""
     from bnbench.backends.dispatch import Dispatch
     from bnbench.runner import tune as tuning
 
@@ -102,7 +103,7 @@ def tune(
         started = tuning.read(Path(config))
     else:
         started = tuning.start(
-            str(config),
+            _config(config),
             _options(grid, lambda values: _json(list(values))[1:-1]),
             tune_seeds=_seeds(tune_seeds),
             seeds=_seeds(seeds),

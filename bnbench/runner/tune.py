@@ -19,14 +19,14 @@ import json
 import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from bnbench.analysis.decisions import Settings
 from bnbench.analysis.tuning import chosen
 from bnbench.backends.dispatch import Dispatch
 from bnbench.errors import BnbenchError
 from bnbench.experiment.config import Config
-from bnbench.experiment.loading import load_config, parse_sweep, validate
+from bnbench.experiment.loading import DICT_SOURCE, load_config, parse_sweep, validate
 from bnbench.rundir.folder import RunFolder
 from bnbench.rundir.lock import stage_run_dir
 from bnbench.rundir.meta import now
@@ -58,7 +58,7 @@ def reopen(tune_dir: Path, given: dict[str, Any]) -> Tune:
 
 
 def start(
-    config: str,
+    config: Union[str, dict],
     grid: tuple[str, ...],
     *,
     tune_seeds: Optional[list[int]] = None,
@@ -80,15 +80,16 @@ def start(
     if not margin >= 0:
         raise BnbenchError(f"--margin {margin}: expected 0 or more ({_margin_unit(metric)})")
     base, source = load_config(config, tuple(set_), None, device)
+    where = config if isinstance(config, str) else DICT_SOURCE  # how a message names the config
     axes = _grid(grid, base)
     if base.dataset.validation is None:
         raise BnbenchError(
-            f"{config}: has no validation split, and tuning must not read the test set; add dataset.validation: "
+            f"{where}: has no validation split, and tuning must not read the test set; add dataset.validation: "
             f"0.1 to the config, or --set dataset.validation=0.1"
         )
     if base.sweep:
         raise BnbenchError(
-            f"{config}: sweeps {', '.join(base.sweep)}; tune sweeps its --grid itself: remove the config's sweep "
+            f"{where}: sweeps {', '.join(base.sweep)}; tune sweeps its --grid itself: remove the config's sweep "
             f"(or tune each of its values in a run of its own, --set)"
         )
     tune_seeds = TUNE_SEEDS if tune_seeds is None else tune_seeds
