@@ -95,13 +95,20 @@ def _ci(row: dict, measure: str, interval: str) -> str:
     return f" {interval.strip()}"
 
 
+def difference(row: dict, measure: str) -> str:
+    """'+3.11 pts, unadjusted 95% CI [-0.30, +6.34]': a measure's mean paired difference and its interval, as the
+    verdict words them (`bnbench tune`'s answer lines too)."""
+    unit = f" {METRICS[measure].unit}" if METRICS[measure].unit else ""
+    interval = _ci(row, measure, _interval(row[col(measure, "ci_low")], row[col(measure, "ci_high")], True))
+    return f"{row[col(measure, 'delta')]:+.2f}{unit}{interval}"
+
+
 def _metric_claim(row: dict, measure: str) -> str:
     metric = METRICS[measure]
     delta = row[col(measure, "delta")]
     unit = f" {metric.unit}" if metric.unit else ""
     name = _name(measure)
-    interval = _ci(row, measure, _interval(row[col(measure, "ci_low")], row[col(measure, "ci_high")], True))
-    number = f"{delta:+.2f}{unit}{interval}, {row[col(measure, 'wins')]}/{row['pairs']} seeds"
+    number = f"{difference(row, measure)}, {row[col(measure, 'wins')]}/{row['pairs']} seeds"
     if _decided(row, measure):
         word = "better" if (delta > 0) == metric.higher else "worse"
         return f"{word} {name} {number} {_holm(row, measure)}"

@@ -25,13 +25,19 @@ def loss_line(trial: Trial, p: Progress) -> str:
     return f"{trial.key} epoch {p.epoch}: Loss after mini-batch {p.batch:5d}: {p.window_loss:.3f}"
 
 
+def held_out(result: EpochResult) -> tuple[str, float, float]:
+    """What a progress line reports besides the training loss: the validation split where the run holds one (a run
+    that keeps a validation split is watched on it, and a tune's tuning stage must show no test number), else the
+    test split; as (name, loss, accuracy)."""
+    return ("val", *result.val) if result.val else ("test", result.test_loss, result.test_acc)
+
+
 def epoch_line(trial: Trial, result: EpochResult) -> str:
     diverged = f"  diverged at step {result.diverged_step}" if result.diverged_step is not None else ""
+    split, loss, acc = held_out(result)
     return (
         f"{trial.key} epoch {result.epoch}/{trial.config.training.epochs}: train loss {result.train_loss:.4f}, "
-        f"test loss {result.test_loss:.4f}, test acc {100 * result.test_acc:.2f}%"
-        + (f", val loss {result.val[0]:.4f}, val acc {100 * result.val[1]:.2f}%" if result.val else "")
-        + f" ({result.seconds:.1f} s){diverged}"
+        f"{split} loss {loss:.4f}, {split} acc {100 * acc:.2f}% ({result.seconds:.1f} s){diverged}"
     )
 
 
@@ -40,7 +46,8 @@ def trial_line(trial: Trial, result: EpochResult) -> str:
     if result.diverged_step is not None:
         return f"{trial.key}: diverged at step {result.diverged_step} (epoch {result.epoch}), stopped"
     epochs = f"{result.epoch} epoch{'s' * (result.epoch != 1)}"
-    return f"{trial.key}: done, {epochs}, train loss {result.train_loss:.4f}, test acc {100 * result.test_acc:.2f}%"
+    split, _, acc = held_out(result)
+    return f"{trial.key}: done, {epochs}, train loss {result.train_loss:.4f}, {split} acc {100 * acc:.2f}%"
 
 
 def finishes(trial: Trial, result: EpochResult) -> bool:

@@ -8,10 +8,10 @@ from typing import Optional
 import pandas as pd
 
 from bnbench.analysis import tuning
-from bnbench.analysis.columns import METRICS, PRIMARY, col
+from bnbench.analysis.columns import PRIMARY, col
 from bnbench.analysis.compare import compare_runs
 from bnbench.analysis.inference import p_is
-from bnbench.analysis.sentences import outcome
+from bnbench.analysis.sentences import difference, outcome
 from bnbench.analysis.summary import Comparison
 from bnbench.analysis.tuning import describe, tune_scores
 from bnbench.rundir.folder import RunFolder
@@ -78,18 +78,11 @@ def _answers(tune: Tune, compared: dict[str, Optional[Comparison]]) -> list[str]
             continue
         table, baseline = compared[stage].table, compared[stage].baseline
         parts = [
-            f"{row['variant']} {_delta(row)} (Holm p{p_is(row[col(PRIMARY, 'p_holm')])}), {outcome(row)}"
+            f"{row['variant']} {difference(row, PRIMARY)} (Holm p{p_is(row[col(PRIMARY, 'p_holm')])}), {outcome(row)}"
             for row in table[~table.baseline.astype(bool)].to_dict("records")
         ]
         lines.append(f"{how}, {PRIMARY.replace('_', ' ')} vs {baseline}: " + "; ".join(parts))
     return lines
-
-
-def _delta(row: dict) -> str:
-    """'+3.11 pts [-0.30, +6.34]': the mean paired difference and its 95% interval (unadjusted)."""
-    unit = METRICS[PRIMARY].unit
-    delta, low, high = (row[col(PRIMARY, s)] for s in ("delta", "ci_low", "ci_high"))
-    return f"{delta:+.2f} {unit} [{low:+.2f}, {high:+.2f}]".replace("  ", " ")
 
 
 def _verdicts(tune: Tune, compared: dict[str, Optional[Comparison]]) -> list[str]:

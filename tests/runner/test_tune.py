@@ -170,9 +170,9 @@ def test_on_digits_tuning_each_variant_changes_the_verdict(tmp_path):
     answers = [line for line in lines if ", test acc vs plain: " in line]
     assert answers == [
         "at each variant's own best (batchnorm optimizer.lr=0.001, plain optimizer.lr=0.01), test acc vs plain: "
-        "batchnorm +3.11 pts [-0.30, +6.34] (Holm p=0.25), no difference shown",
-        "at the shared optimizer.lr=0.001, test acc vs plain: batchnorm +6.00 pts [+3.68, +8.44] (Holm p=0.006), "
-        "better",
+        "batchnorm +3.11 pts, unadjusted 95% CI [-0.30, +6.34] (Holm p=0.25), no difference shown",
+        "at the shared optimizer.lr=0.001, test acc vs plain: batchnorm +6.00 pts, unadjusted 95% CI [+3.68, +8.44] "
+        "(Holm p=0.006), better",
     ]
     tuned = next(line for line in lines if line.startswith("at each variant's own best") and "): batchnorm" in line)
     shared = next(line for line in lines if line.startswith("at the shared optimizer.lr=0.001: "))
@@ -264,3 +264,13 @@ def test_list_names_each_stage_under_its_experiment_and_gives_the_tuning_stage_n
     assert set(runs) == {("tune-digits", f"{tune_dir.name}/{stage}") for stage in STAGES}
     assert runs[("tune-digits", f"{tune_dir.name}/tuning")]["verdict"] == "chose on validation"
     assert runs[("tune-digits", f"{tune_dir.name}/tuned")]["verdict"] != "chose on validation"
+
+
+def test_the_tuning_stage_prints_and_logs_no_test_number(reference):
+    """Its progress lines (run.log holds every one, whatever -q showed) report the validation split."""
+    tune_dir, _ = reference
+    log = (tune_dir / "tuning" / "run.log").read_text()
+    assert "test acc" not in log and "test loss" not in log
+    done = r"batchnorm-s0-optimizer\.lr=0\.001: done, 2 epochs, train loss \d\.\d{4}, val acc \d+\.\d\d%"
+    assert re.search(done, log)
+    assert re.search(r"epoch 1/2: train loss \d\.\d{4}, val loss \d\.\d{4}, val acc \d+\.\d\d% \(", log)
